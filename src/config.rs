@@ -1,0 +1,550 @@
+//! Configuration (SPEC §4): typed serde structs with `deny_unknown_fields`, built-in
+//! defaults so `rebound serve` runs with no file, durations and sizes as strings,
+//! secrets masked when printed, and one `validate` run at startup and by `check-config`.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::time::{format_duration, parse_duration};
+
+/// A configuration problem, with enough context to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid { path: String, key: String, message: String },
+}
+
+/// A duration written as `"30s"`, `"5m"`, `"72h"`, `"30d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+/// A size in bytes, written as an integer or `"25MB"`, `"512KB"`, `"1GiB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Size(n)),
+            Raw::S(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+/// Parses `"25MB"`, `"512KB"`, `"1GiB"`, `"1000"` (bytes). KB/MB/GB are decimal, KiB/MiB/GiB binary.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..split].parse().map_err(|_| format!("bad size {s:?}: expected a number like \"25MB\""))?;
+    let mult: u64 = match t[split..].trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" => 1000,
+        "M" | "MB" => 1000 * 1000,
+        "G" | "GB" => 1000 * 1000 * 1000,
+        "KIB" => 1 << 10,
+        "MIB" => 1 << 20,
+        "GIB" => 1 << 30,
+        other => return Err(format!("bad size {s:?}: unknown unit {other:?} (B, KB, MB, GB, KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("bad size {s:?}: too large"))
+}
+
+/// A secret: never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("********")
+    }
+}
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub smtp: SmtpConfig,
+    pub delivery: DeliveryConfig,
+    pub bounces: BouncesConfig,
+    pub suppression: SuppressionConfig,
+    pub api: ApiConfig,
+    pub webhooks: WebhooksConfig,
+    pub retention: RetentionConfig,
+    pub unsubscribe: UnsubscribeConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// EHLO name and `Received:` host.
+    pub hostname: String,
+    /// The sled database directory.
+    pub data_dir: PathBuf,
+    /// How long SIGTERM waits for in-flight sessions and attempts.
+    pub shutdown_timeout: Dur,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: default_hostname(),
+            data_dir: PathBuf::from("./rebound-data"),
+            shutdown_timeout: Dur(Duration::from_secs(20)),
+        }
+    }
+}
+
+fn default_hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.contains('.'))
+        .unwrap_or_else(|| "localhost.localdomain".to_string())
+}
+
+/// One AUTH user (`[[smtp.users]]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpUser {
+    pub name: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub listen: Vec<SocketAddr>,
+    /// Clients allowed to relay without AUTH.
+    pub relay_networks: Vec<IpNet>,
+    pub max_message_size: Size,
+    pub max_recipients: usize,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub users: Vec<SmtpUser>,
+    /// Simultaneous SMTP connections in all; more get `421 4.7.0`.
+    pub max_connections: usize,
+    /// Closing an idle session (`421 4.4.2`).
+    pub idle_timeout: Dur,
+    /// Upper bound on a whole session.
+    pub session_timeout: Dur,
+    /// Free space on the data_dir filesystem below which MAIL gets `452 4.3.1`.
+    pub min_free_space: Size,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: vec!["127.0.0.1:2525".parse().unwrap()],
+            relay_networks: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            max_message_size: Size(25 * 1000 * 1000),
+            max_recipients: 100,
+            tls_cert: None,
+            tls_key: None,
+            users: vec![],
+            max_connections: 1000,
+            idle_timeout: Dur(Duration::from_secs(300)),
+            session_timeout: Dur(Duration::from_secs(1800)),
+            min_free_space: Size(64 * 1000 * 1000),
+        }
+    }
+}
+
+/// Outbound TLS policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPolicy {
+    Opportunistic,
+    Required,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    pub max_age: Dur,
+    /// Delays between attempts; the last one repeats.
+    pub retry: Vec<Dur>,
+    pub concurrency: usize,
+    pub per_domain_concurrency: usize,
+    pub tls: TlsPolicy,
+    pub nameservers: Vec<SocketAddr>,
+    pub relayhost: Option<String>,
+    pub relayhost_user: Option<String>,
+    pub relayhost_password: Option<Secret>,
+    /// Static next hop per recipient domain (`"*"` matches every domain).
+    pub routes: BTreeMap<String, String>,
+    /// Timeout for connect, greeting and each command.
+    pub command_timeout: Dur,
+    /// Timeout for sending the body and reading the final reply.
+    pub data_timeout: Dur,
+    /// Port used for MX hosts (25; tests may point elsewhere).
+    pub mx_port: u16,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let m = |s: u64| Dur(Duration::from_secs(s * 60));
+        DeliveryConfig {
+            max_age: Dur(Duration::from_secs(72 * 3600)),
+            retry: vec![m(5), m(10), m(30), m(60), m(120), m(240)],
+            concurrency: 100,
+            per_domain_concurrency: 10,
+            tls: TlsPolicy::Opportunistic,
+            nameservers: vec![],
+            relayhost: None,
+            relayhost_user: None,
+            relayhost_password: None,
+            routes: BTreeMap::new(),
+            command_timeout: Dur(Duration::from_secs(60)),
+            data_timeout: Dur(Duration::from_secs(600)),
+            mx_port: 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BouncesConfig {
+    /// Envelope senders become signed VERP addresses at this domain; mail to it is bounce intake.
+    pub domain: String,
+    /// HMAC key for VERP tags (generated and kept in data_dir if unset).
+    pub secret: Option<Secret>,
+    /// Send an RFC 3464 DSN to the original envelope sender on failure/expiry.
+    pub notify_sender: bool,
+    /// How long a VERP tag stays valid.
+    pub tag_validity: Dur,
+}
+
+impl Default for BouncesConfig {
+    fn default() -> Self {
+        BouncesConfig {
+            domain: format!("bounces.{}", default_hostname()),
+            secret: None,
+            notify_sender: false,
+            tag_validity: Dur(Duration::from_secs(90 * 86400)),
+        }
+    }
+}
+
+/// What happens to mail for a suppressed address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSuppressed {
+    /// Accept, do not send, record `dropped`.
+    Drop,
+    /// `550 5.1.1` at RCPT.
+    Reject,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SuppressionConfig {
+    pub on_suppressed: OnSuppressed,
+}
+
+impl Default for SuppressionConfig {
+    fn default() -> Self {
+        SuppressionConfig { on_suppressed: OnSuppressed::Drop }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Bearer token (generated and kept in data_dir, mode 0600, if unset).
+    pub token: Option<Secret>,
+    /// Base URL the CLI uses to reach the daemon (default: derived from `listen`).
+    pub url: Option<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: "127.0.0.1:8025".parse().unwrap(), token: None, url: None }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    pub url: Option<String>,
+    pub secret: Option<Secret>,
+    /// Most events per POST.
+    pub batch_size: usize,
+    /// How long to wait to fill a batch.
+    pub batch_wait: Dur,
+    /// Give up on a batch after this long.
+    pub max_age: Dur,
+    /// Only these statuses are sent (empty = all).
+    pub statuses: Vec<String>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            url: None,
+            secret: None,
+            batch_size: 100,
+            batch_wait: Dur(Duration::from_millis(500)),
+            max_age: Dur(Duration::from_secs(24 * 3600)),
+            statuses: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    pub events: Dur,
+    pub bodies: Dur,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { events: Dur(Duration::from_secs(90 * 86400)), bodies: Dur(Duration::from_secs(30 * 86400)) }
+    }
+}
+
+/// RFC 8058 one-click unsubscribe.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnsubscribeConfig {
+    /// Add `List-Unsubscribe` / `List-Unsubscribe-Post` headers to relayed mail.
+    pub enabled: bool,
+    /// Public HTTP listener for the one-click POST (off when unset).
+    pub listen: Option<SocketAddr>,
+    /// Public base URL of that listener, e.g. `https://relay.example.com`.
+    pub base_url: Option<String>,
+}
+
+impl Config {
+    /// Parses TOML text; `path` only labels errors.
+    pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_string(), message: one_line(&e, text) })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        Config::from_str(&text, &p)
+    }
+
+    /// Resolves SPEC §3: `--config`, else `$REBOUND_CONFIG`, else `/etc/rebound/rebound.toml`
+    /// if it exists, else built-in defaults. Returns the config and the file used.
+    pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let chosen = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("REBOUND_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("/etc/rebound/rebound.toml")).filter(|p| p.exists()));
+        match chosen {
+            Some(p) => Ok((Config::from_file(&p)?, Some(p))),
+            None => {
+                let c = Config::default();
+                c.validate("<built-in defaults>")?;
+                Ok((c, None))
+            }
+        }
+    }
+
+    /// Checks what serde cannot: cross-field rules and value ranges.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| Err(ConfigError::Invalid { path: path.to_string(), key: key.to_string(), message });
+        if self.smtp.listen.is_empty() {
+            return bad("smtp.listen", "at least one address is needed".into());
+        }
+        if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
+            return bad("smtp.tls_cert", "tls_cert and tls_key must be set together".into());
+        }
+        if self.smtp.max_recipients == 0 {
+            return bad("smtp.max_recipients", "must be at least 1".into());
+        }
+        if self.smtp.max_message_size.0 < 1024 {
+            return bad("smtp.max_message_size", "must be at least 1KB".into());
+        }
+        if self.delivery.retry.is_empty() {
+            return bad("delivery.retry", "needs at least one delay".into());
+        }
+        if self.delivery.retry.iter().any(|d| d.0.is_zero()) {
+            return bad("delivery.retry", "delays must be greater than zero".into());
+        }
+        if self.delivery.max_age.0.is_zero() {
+            return bad("delivery.max_age", "must be greater than zero".into());
+        }
+        if self.delivery.concurrency == 0 || self.delivery.per_domain_concurrency == 0 {
+            return bad("delivery.concurrency", "concurrency limits must be at least 1".into());
+        }
+        for (domain, hop) in &self.delivery.routes {
+            if parse_host_port(hop, 25).is_none() {
+                return bad(&format!("delivery.routes.\"{domain}\""), format!("{hop:?} is not host:port"));
+            }
+        }
+        if let Some(r) = &self.delivery.relayhost {
+            if parse_host_port(r, 25).is_none() {
+                return bad("delivery.relayhost", format!("{r:?} is not host:port"));
+            }
+        }
+        if self.bounces.domain.is_empty() || self.bounces.domain.contains(['@', ' ']) {
+            return bad("bounces.domain", format!("{:?} is not a domain", self.bounces.domain));
+        }
+        if let Some(u) = &self.webhooks.url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return bad("webhooks.url", format!("{u:?} must start with http:// or https://"));
+            }
+        }
+        if self.webhooks.batch_size == 0 {
+            return bad("webhooks.batch_size", "must be at least 1".into());
+        }
+        for s in &self.webhooks.statuses {
+            if !crate::model::Status::ALL.iter().any(|st| st.as_str() == s) && !["resent", "autoreply", "unverified", "suppression_added", "suppression_removed"].contains(&s.as_str()) {
+                return bad("webhooks.statuses", format!("unknown status {s:?}"));
+            }
+        }
+        if self.unsubscribe.listen.is_some() && self.unsubscribe.base_url.is_none() {
+            return bad("unsubscribe.base_url", "needed when unsubscribe.listen is set".into());
+        }
+        for u in &self.smtp.users {
+            if u.name.is_empty() || u.password.0.is_empty() {
+                return bad("smtp.users", "every user needs a name and a password".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML, secrets masked (`rebound check-config`).
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+}
+
+/// Renders a toml error as one line: `line 3, column 1: unknown field ...`.
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let upto = &text[..span.start.min(text.len())];
+            let line = upto.matches('\n').count() + 1;
+            let col = upto.len() - upto.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+/// Splits `host:port` / `[v6]:port` / `host` (with `default_port`).
+pub fn parse_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some((h.to_string(), p.parse().ok()?)),
+        Some(_) => None,
+        None => Some((s.to_string(), default_port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_loopback_only() {
+        let c = Config::default();
+        c.validate("defaults").unwrap();
+        assert!(c.smtp.listen.iter().all(|a| a.ip().is_loopback()));
+        assert!(c.api.listen.ip().is_loopback());
+        assert_eq!(c.delivery.max_age.0, Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::from_str("[smtp]\nmax_recipients = 5\nbogus = 1\n", "x.toml").unwrap_err().to_string();
+        assert!(err.contains("x.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        let c = Config::from_str("[smtp]\nmax_message_size = \"10MB\"\n[delivery]\nretry = [\"1s\", \"2s\"]\nmax_age = \"6s\"\n", "t").unwrap();
+        assert_eq!(c.smtp.max_message_size.0, 10_000_000);
+        assert_eq!(c.delivery.retry, vec![Dur(Duration::from_secs(1)), Dur(Duration::from_secs(2))]);
+        let err = Config::from_str("[delivery]\nmax_age = \"6 parsecs\"\n", "t").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = Config::from_str("[api]\ntoken = \"hunter2\"\n[[smtp.users]]\nname = \"app\"\npassword = \"pw-secret\"\n", "t").unwrap();
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("hunter2") && !shown.contains("pw-secret"), "{shown}");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(parse_host_port("127.0.0.1:2526", 25), Some(("127.0.0.1".into(), 2526)));
+        assert_eq!(parse_host_port("mx.example", 25), Some(("mx.example".into(), 25)));
+        assert_eq!(parse_host_port("[::1]:26", 25), Some(("::1".into(), 26)));
+        assert_eq!(parse_host_port("a:b:c", 25), None);
+    }
+}

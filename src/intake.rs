@@ -1,0 +1,117 @@
+//! The boundary between the SMTP listener and the rest of the daemon: what a
+//! session asks of the queue (may I accept? is this recipient for the bounce
+//! domain or suppressed? store this message durably) and the answers it turns
+//! into SMTP replies. The listener never sees sled; the queue never sees sockets.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use crate::address::Address;
+use crate::model::SuppressionReason;
+
+/// What the SMTP session knows about its client when it asks the intake.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub peer: SocketAddr,
+    /// The EHLO/HELO argument.
+    pub helo: String,
+    pub tls: bool,
+    /// The AUTH identity, if the client authenticated.
+    pub auth_user: Option<String>,
+    /// True when the client may relay (relay_networks or authenticated).
+    pub relay_allowed: bool,
+}
+
+/// RFC 3461 NOTIFY flags of one recipient.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notify {
+    pub never: bool,
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+/// One accepted `RCPT TO`.
+#[derive(Debug, Clone)]
+pub struct RecipientSpec {
+    pub address: Address,
+    /// RFC 3461 ORCPT (`rfc822;a@b`), as given.
+    pub orcpt: Option<String>,
+    /// `None` when the client gave no NOTIFY (default behaviour: failures only).
+    pub notify: Option<Notify>,
+}
+
+/// RFC 3461 RET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Ret {
+    Full,
+    Headers,
+}
+
+/// A complete message handed over at the end of DATA/BDAT.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub session: SessionInfo,
+    /// Reverse path; `None` for the null sender `<>`.
+    pub sender: Option<Address>,
+    pub recipients: Vec<RecipientSpec>,
+    pub env_id: Option<String>,
+    pub ret: Option<Ret>,
+    /// The message with CRLF line ends, dot-unstuffed, `Received:` already prepended.
+    pub body: Vec<u8>,
+}
+
+/// The decision on one recipient at RCPT time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptDecision {
+    /// An address to relay to (the session still enforces relay permission).
+    Relay,
+    /// An address at the bounce domain: accepted from any client, never relayed.
+    BounceIntake,
+    /// Suppressed and `suppression.on_suppressed = "reject"`: `550 5.1.1` naming the reason.
+    RejectSuppressed(SuppressionReason),
+}
+
+/// Where a submission went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The queue id shown in `250 2.0.0 queued as <id>` (for bounce intake, an intake id).
+    pub queue_id: String,
+}
+
+/// Why the intake could not take a message; each maps to one SMTP reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    /// Not enough free space: `452 4.3.1`.
+    #[error("insufficient system storage")]
+    InsufficientStorage,
+    /// The write or the flush failed: `451 4.3.0`; nothing was acknowledged.
+    #[error("local error in processing: {0}")]
+    StorageFailed(String),
+    /// The daemon is shutting down: `421 4.3.0`.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl IntakeError {
+    /// The SMTP reply `(code, enhanced, text)` for this error.
+    pub fn smtp_reply(&self) -> (u16, &'static str, &'static str) {
+        match self {
+            IntakeError::InsufficientStorage => (452, "4.3.1", "Insufficient system storage, try again later"),
+            IntakeError::StorageFailed(_) => (451, "4.3.0", "Local error in processing, message not accepted, try again later"),
+            IntakeError::ShuttingDown => (421, "4.3.0", "Service shutting down, try again later"),
+        }
+    }
+}
+
+/// Implemented by the queue; used by SMTP sessions.
+pub trait Intake: Send + Sync + 'static {
+    /// Checked at MAIL FROM: is there room and is the store healthy?
+    fn accepting(&self) -> Result<(), IntakeError>;
+
+    /// Classifies a recipient at RCPT time.
+    fn check_recipient(&self, rcpt: &Address) -> RcptDecision;
+
+    /// Stores the message durably; resolves only after the data is on disk (fsync).
+    fn submit(&self, sub: Submission) -> impl Future<Output = Result<Receipt, IntakeError>> + Send;
+}

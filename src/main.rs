@@ -1,0 +1,2 @@
+//! The `rebound` binary: a thin wrapper around the library's CLI.
+fn main() {}
