@@ -28,3 +28,4 @@ pub mod intake;
 pub mod model;
 pub mod outbound;
 pub mod time;
+pub mod store;

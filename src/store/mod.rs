@@ -1,0 +1,239 @@
+//! The durable store: one sled database, its trees and key layouts, atomic
+//! multi-tree write sets, and the group-commit flush that makes a write durable
+//! before anything is acknowledged. Only this module and its children name sled.
+//!
+//! Trees and keys (all integers big-endian so range scans follow numeric order):
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `messages` | queue id (u64) | [`MessageRecord`] (version byte + bincode) |
+//! | `bodies` | queue id | raw message (kept `retention.bodies` for resend) |
+//! | `schedule` | due ms (u64) ‖ queue id | empty: the time-ordered delivery index |
+//! | `events` | time ms ‖ seq | [`Event`](crate::model::Event) as JSON |
+//! | `ev_rcpt` | recipient key ‖ 0 ‖ event key | empty |
+//! | `ev_msg` | queue id ‖ event key | empty |
+//! | `ev_status` | status name ‖ 0 ‖ event key | empty |
+//! | `suppressions` | address key | [`Suppression`](crate::model::Suppression) as JSON |
+//! | `msgids` | Message-ID | queue id (to match bounces without a VERP tag) |
+//! | `outbox` | event key | empty: events not yet delivered to the webhook |
+//! | `quarantine` | tree name ‖ 0 ‖ key | the undecodable value |
+
+mod commit;
+pub mod events;
+pub mod queue;
+pub mod suppression;
+
+pub use commit::Committer;
+pub use queue::{MessageRecord, RcptRecord};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::path::Path;
+
+/// A storage failure. Callers branch on it to choose an SMTP reply or HTTP status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("flush to disk failed: {0}")]
+    Flush(String),
+    #[error("corrupt record in {tree}: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+    #[error("the store stopped accepting writes after a failed flush")]
+    Poisoned,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// Names the trees so write sets can address them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeId {
+    Messages,
+    Bodies,
+    Schedule,
+    Events,
+    EvRcpt,
+    EvMsg,
+    EvStatus,
+    Suppressions,
+    MsgIds,
+    Outbox,
+    Quarantine,
+}
+
+const TREE_NAMES: [(TreeId, &str); 11] = [
+    (TreeId::Messages, "messages"),
+    (TreeId::Bodies, "bodies"),
+    (TreeId::Schedule, "schedule"),
+    (TreeId::Events, "events"),
+    (TreeId::EvRcpt, "ev_rcpt"),
+    (TreeId::EvMsg, "ev_msg"),
+    (TreeId::EvStatus, "ev_status"),
+    (TreeId::Suppressions, "suppressions"),
+    (TreeId::MsgIds, "msgids"),
+    (TreeId::Outbox, "outbox"),
+    (TreeId::Quarantine, "quarantine"),
+];
+
+/// A set of inserts and removals applied atomically across trees.
+#[derive(Debug, Default, Clone)]
+pub struct WriteSet {
+    ops: Vec<(TreeId, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteSet {
+    pub fn new() -> Self {
+        WriteSet::default()
+    }
+
+    pub fn insert(&mut self, tree: TreeId, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((tree, key.into(), Some(value.into())));
+    }
+
+    pub fn remove(&mut self, tree: TreeId, key: impl Into<Vec<u8>>) {
+        self.ops.push((tree, key.into(), None));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn extend(&mut self, other: WriteSet) {
+        self.ops.extend(other.ops);
+    }
+}
+
+/// The open database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (creating) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(32 * 1024 * 1024)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
+        let trees = TREE_NAMES.iter().map(|(_, n)| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Store { db, trees })
+    }
+
+    pub fn tree(&self, id: TreeId) -> &sled::Tree {
+        &self.trees[id as usize]
+    }
+
+    /// A new unique, increasing id (persisted by sled across restarts).
+    pub fn generate_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Applies a write set atomically (one sled transaction over the trees it touches).
+    /// Not durable until a [`Committer`] flush covers it.
+    pub fn apply(&self, ws: &WriteSet) -> Result<(), StoreError> {
+        if ws.ops.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<TreeId> = Vec::new();
+        for (t, _, _) in &ws.ops {
+            if !ids.contains(t) {
+                ids.push(*t);
+            }
+        }
+        if ids.len() == 1 {
+            return self.apply_batch(ids[0], ws);
+        }
+        let trees: Vec<&sled::Tree> = ids.iter().map(|t| self.tree(*t)).collect();
+        let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
+            for (t, k, v) in &ws.ops {
+                let i = ids.iter().position(|x| x == t).unwrap_or(0);
+                match v {
+                    Some(v) => tx[i].insert(k.as_slice(), v.as_slice())?,
+                    None => tx[i].remove(k.as_slice())?,
+                };
+            }
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        res.map_err(|e| match e {
+            TransactionError::Storage(e) => StoreError::from(e),
+            TransactionError::Abort(()) => StoreError::Db("transaction aborted".into()),
+        })
+    }
+
+    fn apply_batch(&self, id: TreeId, ws: &WriteSet) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (_, k, v) in &ws.ops {
+            match v {
+                Some(v) => b.insert(k.as_slice(), v.as_slice()),
+                None => b.remove(k.as_slice()),
+            }
+        }
+        Ok(self.tree(id).apply_batch(b)?)
+    }
+
+    /// Blocking fsync of everything written so far. Only the [`Committer`] calls it.
+    pub(crate) fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(|e| StoreError::Flush(e.to_string()))
+    }
+
+    /// Size of the database on disk, in bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Moves an undecodable value aside so the rest of the queue keeps working.
+    pub fn quarantine(&self, tree: TreeId, key: &[u8]) -> Result<(), StoreError> {
+        let name = TREE_NAMES[tree as usize].1;
+        let value = self.tree(tree).get(key)?.map(|v| v.to_vec()).unwrap_or_default();
+        let mut qk = name.as_bytes().to_vec();
+        qk.push(0);
+        qk.extend_from_slice(key);
+        let mut ws = WriteSet::new();
+        ws.insert(TreeId::Quarantine, qk, value);
+        ws.remove(tree, key.to_vec());
+        tracing::error!(tree = name, key = %hex(key), "quarantined an undecodable record");
+        self.apply(&ws)
+    }
+
+    /// Number of quarantined records.
+    pub fn quarantined(&self) -> usize {
+        self.tree(TreeId::Quarantine).len()
+    }
+}
+
+use sled::Transactional;
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Parses lower- or upper-case hex.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
