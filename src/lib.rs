@@ -28,4 +28,6 @@ pub mod intake;
 pub mod model;
 pub mod outbound;
 pub mod time;
+pub mod retry;
 pub mod store;
+pub mod verp;
