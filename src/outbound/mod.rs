@@ -29,3 +29,10 @@ pub struct RcptOutcome {
     /// The host that gave the reply (MX name or route), if a connection was made.
     pub remote_host: Option<String>,
 }
+
+/// Anything that can run transactions for one recipient domain (the real
+/// [`Deliverer`]-style SMTP client, or a test transport).
+pub trait Deliver: Send + Sync + 'static {
+    /// Runs `txs` for recipients of `domain`; one outcome per recipient, in order.
+    fn deliver(&self, domain: &str, txs: Vec<Transaction>) -> impl std::future::Future<Output = Vec<Vec<RcptOutcome>>> + Send;
+}

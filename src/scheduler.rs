@@ -1,0 +1,193 @@
+//! The delivery loop: takes due messages from the time-ordered schedule index
+//! (cost proportional to what is due), runs one attempt per message (its
+//! pending recipients grouped by domain, one VERP-signed transaction per
+//! recipient), and hands the replies to [`crate::disposition`]. In-flight
+//! messages are tracked in memory; after a crash their schedule entries are
+//! still due, so delivery is at-least-once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::address::Address;
+use crate::disposition::{Outcome, apply_attempt, expire_pending};
+use crate::model::{EnhancedCode, Reply, Status};
+use crate::outbound::{Deliver, Transaction};
+use crate::relay::Relay;
+use crate::store::queue::{MessageRecord, schedule_key};
+use crate::store::{StoreError, TreeId, WriteSet};
+use crate::time::Timestamp;
+use crate::verp::VerpTag;
+
+/// Most messages taken from the index per wake-up.
+const BATCH: usize = 512;
+
+/// Runs until `shutdown`; in-flight attempts are tracked by `tracker`.
+pub async fn run<D: Deliver>(relay: Arc<Relay>, transport: Arc<D>, shutdown: CancellationToken, tracker: TaskTracker) {
+    let inflight: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let slots = Arc::new(Semaphore::new(relay.cfg.delivery.concurrency.max(1) * 4));
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let started = match take_due(&relay, &inflight) {
+            Ok(due) => {
+                let n = due.len();
+                for (at, id) in due {
+                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                    let (relay, transport, inflight) = (relay.clone(), transport.clone(), inflight.clone());
+                    tracker.spawn(async move {
+                        if let Err(e) = attempt(&relay, transport.as_ref(), id, at).await {
+                            tracing::error!(queue_id = %format!("{id:X}"), error = %e, "attempt could not be recorded");
+                        }
+                        inflight.lock().map(|mut s| s.remove(&id)).ok();
+                        drop(permit);
+                    });
+                }
+                n
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scheduler cannot read the queue");
+                0
+            }
+        };
+        if started < BATCH {
+            let pause = sleep_time(&relay);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = relay.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// Due entries not already in flight; marks them in flight.
+fn take_due(relay: &Relay, inflight: &Mutex<HashSet<u64>>) -> Result<Vec<(Timestamp, u64)>, StoreError> {
+    let mut set = inflight.lock().map_err(|_| StoreError::Db("scheduler lock poisoned".into()))?;
+    let due = relay.store.due(relay.now(), set.len() + BATCH)?;
+    let fresh: Vec<_> = due.into_iter().filter(|(_, id)| !set.contains(id)).take(BATCH).collect();
+    for (_, id) in &fresh {
+        set.insert(*id);
+    }
+    Ok(fresh)
+}
+
+/// How long to sleep: until the next due entry, at most one second (the clock may be a test clock).
+fn sleep_time(relay: &Relay) -> Duration {
+    let now = relay.now();
+    match relay.store.next_due() {
+        Ok(Some(t)) if t > now => t.since(now).min(Duration::from_secs(1)),
+        Ok(Some(_)) => Duration::from_millis(50),
+        _ => Duration::from_secs(1),
+    }
+}
+
+/// One attempt for one message.
+async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestamp) -> Result<(), StoreError> {
+    let Some(mut rec) = relay.store.message(id)? else {
+        relay.store.tree(TreeId::Schedule).remove(schedule_key(at, id))?;
+        return Ok(());
+    };
+    if rec.next_attempt != Some(at) {
+        relay.store.tree(TreeId::Schedule).remove(schedule_key(at, id))?;
+        return Ok(());
+    }
+    let now = relay.now();
+    let body = match relay.store.body(id)? {
+        Some(b) => Arc::new(b),
+        None => return expire_without_body(relay, &mut rec, now).await,
+    };
+    let groups = pending_by_domain(relay, &rec);
+    let started = Instant::now();
+    let outcomes = deliver_groups(relay, transport, &rec, groups, body).await;
+    relay.counters.observe_attempt(started.elapsed().as_millis() as u64);
+    let now = relay.now();
+    let (ws, events) = apply_attempt(relay, &mut rec, &outcomes, now)?;
+    relay.commit(ws, &events).await?;
+    if let Some(dsn) = crate::dsn::maybe_notify(relay, &rec, &events)? {
+        let _ = dsn;
+    }
+    Ok(())
+}
+
+async fn expire_without_body(relay: &Relay, rec: &mut MessageRecord, now: Timestamp) -> Result<(), StoreError> {
+    tracing::error!(queue_id = %rec.queue_id(), "message body missing; expiring its recipients");
+    let (mut ws, mut events) = (WriteSet::new(), Vec::new());
+    let old = rec.next_attempt;
+    expire_pending(relay, rec, now, &mut ws, &mut events)?;
+    ws.put_message(rec, old);
+    relay.commit(ws, &events).await
+}
+
+/// Pending recipients (queued or deferred) grouped by normalised domain: (index, address).
+fn pending_by_domain(relay: &Relay, rec: &MessageRecord) -> BTreeMap<String, Vec<(usize, Address)>> {
+    let _ = relay;
+    let mut groups: BTreeMap<String, Vec<(usize, Address)>> = BTreeMap::new();
+    for (i, r) in rec.recipients.iter().enumerate() {
+        if matches!(r.status, Status::Queued | Status::Deferred) {
+            if let Ok(a) = Address::parse(&r.address) {
+                groups.entry(a.domain_key()).or_default().push((i, a));
+            }
+        }
+    }
+    groups
+}
+
+/// Runs every domain group concurrently; returns one outcome per pending recipient.
+async fn deliver_groups<D: Deliver>(relay: &Relay, transport: &D, rec: &MessageRecord, groups: BTreeMap<String, Vec<(usize, Address)>>, body: Arc<Vec<u8>>) -> Vec<Outcome> {
+    let now = relay.now();
+    let futures = groups.into_iter().map(|(domain, rcpts)| {
+        let txs: Vec<Transaction> = rcpts
+            .iter()
+            .map(|(i, a)| Transaction { mail_from: envelope_sender(relay, rec, *i, now), recipients: vec![a.clone()], body: body.clone() })
+            .collect();
+        async move {
+            let results = transport.deliver(&domain, txs).await;
+            rcpts.iter().zip(results).map(|((i, _), mut res)| outcome_of(*i, res.pop())).collect::<Vec<_>>()
+        }
+    });
+    let mut out = Vec::new();
+    for group in join_all(futures).await {
+        out.extend(group);
+    }
+    out
+}
+
+fn outcome_of(index: usize, res: Option<crate::outbound::RcptOutcome>) -> Outcome {
+    match res {
+        Some(o) => Outcome { index, reply: o.reply, remote_host: o.remote_host },
+        None => Outcome { index, reply: Reply::local(451, EnhancedCode::new(4, 3, 0), "internal error: no outcome for recipient"), remote_host: None },
+    }
+}
+
+/// The VERP-signed envelope sender for recipient `index`; `<>` stays `<>`.
+pub fn envelope_sender(relay: &Relay, rec: &MessageRecord, index: usize, now: Timestamp) -> String {
+    if rec.sender.is_empty() {
+        return String::new();
+    }
+    relay.verp.address(&VerpTag { queue_id: rec.id, rcpt_index: index as u16, issued: now })
+}
+
+/// Awaits futures concurrently on the current task.
+async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..futs.len()).map(|_| None).collect();
+    let mut pending: Vec<_> = futs.into_iter().enumerate().collect();
+    std::future::poll_fn(|cx| {
+        pending.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
+            std::task::Poll::Ready(v) => {
+                outputs[*i] = Some(v);
+                false
+            }
+            std::task::Poll::Pending => true,
+        });
+        if pending.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
