@@ -41,3 +41,6 @@ pub mod scheduler;
 pub mod api;
 pub mod bounce;
 pub mod daemon;
+pub mod http_client;
+pub mod metrics;
+pub mod webhooks;
