@@ -1,17 +1,162 @@
-//! `rebound serve`: wiring of the running daemon (placeholder signature).
+//! `rebound serve`: opens the store, recovers the queue, binds the listeners,
+//! starts the SMTP server, the scheduler, the admin API, the webhook sender and
+//! the retention task, tells systemd it is ready, and on SIGTERM/SIGINT drains:
+//! sessions get `421`, in-flight attempts finish or time out, everything is flushed.
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accept::QueueIntake;
 use crate::config::Config;
+use crate::outbound::Deliverer;
+use crate::relay::{Relay, load_or_create_secret};
+use crate::smtp::{SmtpServer, SmtpStats};
+use crate::time::{SharedClock, SystemClock};
 
-/// Why the daemon could not start or stopped with an error.
+/// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("{0}")]
     Startup(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running daemon (in-process), with the addresses it actually bound.
+pub struct Running {
+    pub smtp_addrs: Vec<SocketAddr>,
+    pub api_addr: SocketAddr,
+    pub relay: Arc<Relay>,
+    pub smtp_stats: Arc<SmtpStats>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    attempts: TaskTracker,
+}
+
+impl Running {
+    /// Drains and stops: sessions get 421, attempts finish (bounded by `server.shutdown_timeout`).
+    pub async fn stop(self) {
+        let relay = self.relay.clone();
+        relay.shutting_down.store(true, Ordering::SeqCst);
+        self.shutdown.cancel();
+        self.attempts.close();
+        let deadline = relay.cfg.server.shutdown_timeout.0;
+        let drain = async {
+            for t in self.tasks {
+                let _ = t.await;
+            }
+            self.attempts.wait().await;
+        };
+        if tokio::time::timeout(deadline, drain).await.is_err() {
+            tracing::warn!("shutdown deadline passed with work still running; it resumes after restart");
+        }
+        if let Err(e) = relay.committer.durable().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+}
+
+/// Starts every part of the daemon on the current runtime.
+pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonError> {
+    let cfg = Arc::new(cfg);
+    let relay = Relay::open(cfg.clone(), clock).map_err(|e| DaemonError::Startup(e.to_string()))?;
+    let (n, bad, fixed) = relay.store.recover(relay.now()).map_err(|e| DaemonError::Startup(e.to_string()))?;
+    tracing::info!(messages = n, quarantined = bad, rescheduled = fixed, "queue recovered");
+    let mut smtp_listeners = Vec::new();
+    for addr in &cfg.smtp.listen {
+        smtp_listeners.push(TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr: *addr, source })?);
+    }
+    let smtp_addrs: Vec<SocketAddr> = smtp_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let api_listener = TcpListener::bind(cfg.api.listen).await.map_err(|source| DaemonError::Bind { addr: cfg.api.listen, source })?;
+    let api_addr = api_listener.local_addr().map_err(|e| DaemonError::Startup(e.to_string()))?;
+    let smtp = Arc::new(SmtpServer::new(cfg.clone(), Arc::new(QueueIntake { relay: relay.clone() })).map_err(|e| DaemonError::Startup(e.to_string()))?);
+    let smtp_stats = smtp.stats();
+    let deliverer = Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| DaemonError::Startup(e.to_string()))?);
+    let shutdown = CancellationToken::new();
+    let attempts = TaskTracker::new();
+    let mut tasks = vec![
+        tokio::spawn(smtp.serve(smtp_listeners, shutdown.clone())),
+        tokio::spawn(crate::scheduler::run(relay.clone(), deliverer, shutdown.clone(), attempts.clone())),
+        tokio::spawn(serve_api(relay.clone(), smtp_stats.clone(), api_listener, shutdown.clone())),
+        tokio::spawn(retention_loop(relay.clone(), shutdown.clone())),
+    ];
+    if cfg.webhooks.url.is_some() {
+        let secret = match &cfg.webhooks.secret {
+            Some(s) => s.expose().as_bytes().to_vec(),
+            None => load_or_create_secret(&cfg.server.data_dir.join("webhook.key")).map_err(|e| DaemonError::Startup(e.to_string()))?.into_bytes(),
+        };
+        tasks.push(tokio::spawn(crate::webhooks::run(relay.clone(), secret, shutdown.clone())));
+    }
+    relay.ready.store(true, Ordering::SeqCst);
+    Ok(Running { smtp_addrs, api_addr, relay, smtp_stats, shutdown, tasks, attempts })
+}
+
+async fn serve_api(relay: Arc<Relay>, stats: Arc<SmtpStats>, listener: TcpListener, shutdown: CancellationToken) {
+    let _ = stats;
+    if let Err(e) = crate::api::serve(relay, listener, shutdown).await {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+}
+
+/// Purges old events and bodies every hour (and once shortly after start).
+async fn retention_loop(relay: Arc<Relay>, shutdown: CancellationToken) {
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        crate::retention::purge_logged(&relay).await;
+        wait = Duration::from_secs(3600);
+    }
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (blocking; builds its own runtime).
 pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
-    let _ = (cfg, config_path);
-    Err(DaemonError::Startup("not wired yet".into()))
+    init_logging();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rebound").build().map_err(|e| DaemonError::Startup(e.to_string()))?;
+    rt.block_on(async move {
+        let source = config_path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
+        let running = start(cfg, Arc::new(SystemClock)).await?;
+        for a in &running.smtp_addrs {
+            tracing::info!("smtp listening on {a}");
+        }
+        tracing::info!(config = %source, data_dir = %running.relay.cfg.server.data_dir.display(), "api listening on {}", running.api_addr);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        running.stop().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`), `REBOUND_LOG_FORMAT=json` for JSON lines.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::env::var("REBOUND_LOG_FORMAT").is_ok_and(|v| v == "json") { builder.json().try_init() } else { builder.try_init() };
 }

@@ -44,3 +44,4 @@ pub mod daemon;
 pub mod http_client;
 pub mod metrics;
 pub mod webhooks;
+pub mod retention;
