@@ -27,4 +27,5 @@ pub mod config;
 pub mod intake;
 pub mod model;
 pub mod outbound;
+pub mod smtp;
 pub mod time;
