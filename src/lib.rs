@@ -27,6 +27,7 @@ pub mod config;
 pub mod intake;
 pub mod model;
 pub mod outbound;
+pub mod smtp;
 pub mod time;
 pub mod retry;
 pub mod store;
