@@ -29,3 +29,14 @@ pub struct RcptOutcome {
     /// The host that gave the reply (MX name or route), if a connection was made.
     pub remote_host: Option<String>,
 }
+
+pub mod body;
+mod client;
+mod deliver;
+mod mx;
+mod pool;
+pub mod reply;
+pub mod route;
+mod session;
+
+pub use deliver::{Deliverer, OutboundError};
