@@ -30,9 +30,26 @@ pub struct RcptOutcome {
     pub remote_host: Option<String>,
 }
 
+pub mod body;
+mod client;
+mod deliver;
+mod mx;
+mod pool;
+pub mod reply;
+pub mod route;
+mod session;
+
+pub use deliver::{Deliverer, OutboundError};
+
 /// Anything that can run transactions for one recipient domain (the real
 /// [`Deliverer`]-style SMTP client, or a test transport).
 pub trait Deliver: Send + Sync + 'static {
     /// Runs `txs` for recipients of `domain`; one outcome per recipient, in order.
     fn deliver(&self, domain: &str, txs: Vec<Transaction>) -> impl std::future::Future<Output = Vec<Vec<RcptOutcome>>> + Send;
+}
+
+impl Deliver for Deliverer {
+    async fn deliver(&self, domain: &str, txs: Vec<Transaction>) -> Vec<Vec<RcptOutcome>> {
+        Deliverer::deliver(self, domain, txs).await
+    }
 }
