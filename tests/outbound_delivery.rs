@@ -168,3 +168,36 @@ async fn greeting_4xx_is_reported_per_recipient_with_the_host() {
     assert_eq!(codes(&out[0]), ["421 4.3.2 too busy", "421 4.3.2 too busy"]);
     assert_eq!(out[0][0].remote_host.as_deref(), Some("127.0.0.1"));
 }
+
+#[tokio::test]
+async fn relayhost_authenticates_only_after_starttls() {
+    let mx = ScriptedMx::start(Script { tls: Some(tls_acceptor()), ..Script::default() }).await;
+    let mut cfg = support_outbound::config();
+    cfg.relayhost = Some(mx.addr.to_string());
+    cfg.relayhost_user = Some("relayuser".into());
+    cfg.relayhost_password = Some(rebound::config::Secret("relaypass".into()));
+    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("far.test", vec![tx("s@app.test", &["ok@far.test"], b"x\r\n")]).await;
+    assert_eq!(out[0][0].reply.code, 250, "{:?}", out[0][0].reply);
+    let cmds: Vec<String> = mx.record().commands.iter().map(|c| c.split(' ').next().unwrap_or("").to_string()).collect();
+    assert_eq!(&cmds[..5], ["EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL"]);
+
+    let plain = ScriptedMx::start(Script::default()).await;
+    cfg.relayhost = Some(plain.addr.to_string());
+    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("far.test", vec![tx("s@app.test", &["ok@far.test"], b"x\r\n")]).await;
+    let r = &out[0][0].reply;
+    assert_eq!((r.code, r.enhanced.unwrap().to_string()), (451, "4.7.5".to_string()));
+    assert!(!plain.record().commands.iter().any(|c| c.starts_with("AUTH") || c.starts_with("MAIL")), "no credentials in clear");
+}
+
+#[tokio::test]
+async fn relayhost_auth_failure_defers() {
+    let mx = ScriptedMx::start(Script { tls: Some(tls_acceptor()), ..Script::default() }).await;
+    let mut cfg = support_outbound::config();
+    cfg.relayhost = Some(mx.addr.to_string());
+    cfg.relayhost_user = Some("relayuser".into());
+    cfg.relayhost_password = Some(rebound::config::Secret("wrong".into()));
+    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("far.test", vec![tx("s@app.test", &["ok@far.test"], b"x\r\n")]).await;
+    let r = &out[0][0].reply;
+    assert_eq!((r.code, r.enhanced.unwrap().to_string(), r.synthetic), (451, "4.7.8".to_string(), true));
+    assert!(r.text.contains("535"), "{}", r.text);
+}

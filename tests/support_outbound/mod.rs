@@ -135,6 +135,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(stream: S, script: &Script,
             "RCPT" => rcpt_reply(&text),
             "DATA" => data(&mut io, script, rec).await?,
             "RSET" | "NOOP" => b"250 2.0.0 Ok\r\n".to_vec(),
+            "AUTH" if text == format!("AUTH PLAIN {}", auth_plain("relayuser", "relaypass")) => b"235 2.7.0 Authentication successful\r\n".to_vec(),
+            "AUTH" => b"535 5.7.8 Authentication credentials invalid\r\n".to_vec(),
             "QUIT" => {
                 let _ = io.get_mut().write_all(b"221 2.0.0 Bye\r\n").await;
                 return None;
@@ -155,7 +157,7 @@ fn ehlo_reply(script: &Script, in_tls: bool) -> String {
     if script.tls.is_some() && !in_tls {
         r.push_str("250-STARTTLS\r\n");
     }
-    r.push_str("250 ENHANCEDSTATUSCODES\r\n");
+    r.push_str("250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n");
     r
 }
 
@@ -311,4 +313,10 @@ pub fn a(name: &str, ip: &str) -> hickory_server::proto::rr::Record {
     use hickory_server::proto::rr::{Name, RData, Record as Rr};
     let IpAddr::V4(v4) = ip.parse::<IpAddr>().unwrap() else { panic!("IPv4 only") };
     Rr::from_rdata(Name::from_ascii(name).unwrap(), 60, RData::A(A(v4)))
+}
+
+/// The AUTH PLAIN initial response for `user` / `pass`.
+pub fn auth_plain(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
 }
