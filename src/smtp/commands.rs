@@ -24,6 +24,9 @@ impl<I: Intake> Session<I> {
         if let Some(verb) = bare_verb_with_argument(line) {
             return self.error(501, "5.5.4", format!("Syntax error: {verb} takes no arguments"));
         }
+        if has_source_route(line) {
+            return self.error(553, "5.1.3", "Source routes are not accepted");
+        }
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r.into_owned(),
             Err(e) => return self.parse_error(e),
@@ -220,7 +223,8 @@ fn recipient_spec(to: RcptTo<String>, smtputf8: bool) -> Result<RecipientSpec, R
         Some(o) if o.len() > 500 || o.chars().any(|c| c.is_control()) => {
             return Err((501, "5.5.4", "Invalid ORCPT parameter".into()));
         }
-        other => other,
+        // smtp-proto keeps only the address; the type it accepts is always rfc822.
+        other => other.map(|o| format!("rfc822;{o}")),
     };
     let notify_bits = to.flags & (RCPT_NOTIFY_NEVER | RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY);
     if notify_bits & RCPT_NOTIFY_NEVER != 0 && notify_bits != RCPT_NOTIFY_NEVER {
@@ -243,6 +247,19 @@ fn bare_verb_with_argument(line: &[u8]) -> Option<&'static str> {
         return None;
     }
     BARE_VERBS.into_iter().find(|v| v.eq_ignore_ascii_case(verb))
+}
+
+/// `MAIL FROM:<@hop:a@b>` / `RCPT TO:<@hop:a@b>`: smtp-proto drops the route silently;
+/// a relay must not let a hidden hop through, so the command is refused.
+fn has_source_route(line: &[u8]) -> bool {
+    let verb = line.get(..4).unwrap_or_default();
+    if !verb.eq_ignore_ascii_case(b"MAIL") && !verb.eq_ignore_ascii_case(b"RCPT") {
+        return false;
+    }
+    match memchr::memchr(b'<', line) {
+        Some(i) => line.get(i + 1) == Some(&b'@'),
+        None => false,
+    }
 }
 
 /// Client-supplied text made safe for replies, headers and logs: printable ASCII only, bounded.

@@ -129,6 +129,7 @@ impl<I: Intake> Session<I> {
 
     async fn converse(&mut self) -> Result<(), End> {
         self.greet().await?;
+        self.flush().await?;
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
             let n = self.read(&mut buf).await?;
