@@ -132,7 +132,10 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(stream: S, script: &Script,
             "HELO" => b"250 scripted.test\r\n".to_vec(),
             "STARTTLS" if script.tls.is_some() && !in_tls => return starttls(io, script).await,
             "MAIL" => b"250 2.1.0 Ok\r\n".to_vec(),
-            "RCPT" => rcpt_reply(&text),
+            "RCPT" => {
+                let seen = rec.lock().unwrap().commands.iter().filter(|c| c.eq_ignore_ascii_case(&text)).count();
+                rcpt_reply(&text, seen)
+            }
             "DATA" => data(&mut io, script, rec).await?,
             "RSET" | "NOOP" => b"250 2.0.0 Ok\r\n".to_vec(),
             "AUTH" if text == format!("AUTH PLAIN {}", auth_plain("relayuser", "relaypass")) => b"235 2.7.0 Authentication successful\r\n".to_vec(),
@@ -161,14 +164,17 @@ fn ehlo_reply(script: &Script, in_tls: bool) -> String {
     r
 }
 
-/// The reply to `RCPT TO:<local@domain>`, chosen by the local part.
-fn rcpt_reply(cmd: &str) -> Vec<u8> {
+/// The reply to `RCPT TO:<local@domain>`, chosen by the local part; `seen` counts
+/// this exact command so far (including this one), for recipients that recover.
+fn rcpt_reply(cmd: &str, seen: usize) -> Vec<u8> {
     let addr = cmd.split_once('<').and_then(|(_, r)| r.split_once('>')).map(|(a, _)| a).unwrap_or("");
     let local = addr.split('@').next().unwrap_or("");
     match local {
         "unknown" => b"550 5.1.1 User unknown\r\n".to_vec(),
         "spam" => b"550 5.7.1 Message rejected as spam\r\n".to_vec(),
         "full" => b"452 4.2.2 Mailbox full\r\n".to_vec(),
+        "fulltwice" if seen <= 2 => b"452 4.2.2 Mailbox full\r\n".to_vec(),
+        "greyonce" if seen <= 1 => b"451 4.7.1 Greylisted, try again later\r\n".to_vec(),
         "grey" => b"451 4.7.1 Greylisted, try again later\r\n".to_vec(),
         "denied509" => b"550-5.7.509 Access denied, sending domain\r\n550 5.7.509 does not pass DMARC\r\n".to_vec(),
         "endless" => b"250-still going\r\n".repeat(20_000),

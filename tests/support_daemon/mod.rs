@@ -1,0 +1,76 @@
+//! Test harness for whole-daemon tests: a config on a temp dir with every
+//! listener on port 0, the daemon started in-process, mail submitted with
+//! Python's smtplib (a client nobody here wrote), and helpers that read the
+//! communications log.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rebound::config::{Config, Dur};
+use rebound::daemon::{Running, start};
+use rebound::model::EventKind;
+use rebound::store::events::EventQuery;
+use rebound::time::SystemClock;
+
+/// A config for tests: loopback port 0 everywhere, second-scale retries.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.server.hostname = "relay.test".into();
+    c.server.data_dir = dir.join("data");
+    c.server.shutdown_timeout = Dur(Duration::from_secs(5));
+    c.smtp.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    c.api.listen = "127.0.0.1:0".parse().unwrap();
+    c.api.token = Some(rebound::config::Secret("test-token".into()));
+    c.bounces.domain = "bounces.relay.test".into();
+    c.bounces.secret = Some(rebound::config::Secret("verp-test-key".into()));
+    c.delivery.retry = vec![Dur(Duration::from_millis(700))];
+    c.delivery.max_age = Dur(Duration::from_secs(30));
+    c.delivery.command_timeout = Dur(Duration::from_secs(3));
+    c.delivery.data_timeout = Dur(Duration::from_secs(5));
+    c.smtp.min_free_space = rebound::config::Size(0);
+    c
+}
+
+pub fn route_all(c: &mut Config, to: SocketAddr) {
+    c.delivery.routes.insert("*".into(), to.to_string());
+}
+
+pub async fn start_daemon(cfg: Config) -> Running {
+    start(cfg, Arc::new(SystemClock)).await.expect("daemon starts")
+}
+
+/// Sends one message with Python's smtplib; returns smtplib's exit status and output.
+pub fn python_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> (bool, String) {
+    let script = format!(
+        "import smtplib,sys\ns=smtplib.SMTP('{}',{},timeout=20)\ns.ehlo('app.test')\nr=s.sendmail({:?},{:?},{:?})\nprint('refused',r)\ns.quit()\n",
+        addr.ip(),
+        addr.port(),
+        from,
+        to,
+        body
+    );
+    let out = std::process::Command::new("python3").arg("-c").arg(&script).output().expect("python3 runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// The event kinds of one recipient, oldest first.
+pub fn history(r: &Running, rcpt: &str) -> Vec<String> {
+    let q = EventQuery { recipient: Some(rcpt.into()), limit: 1000, ascending: true, ..Default::default() };
+    r.relay.store.query_events(&q).unwrap().events.iter().map(|e| e.status.as_str().to_string()).collect()
+}
+
+/// Waits (bounded) until `rcpt` has an event of one of `kinds`; returns its history.
+pub async fn wait_for(r: &Running, rcpt: &str, kinds: &[EventKind], within: Duration) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let h = history(r, rcpt);
+        if h.iter().any(|k| kinds.iter().any(|w| w.as_str() == k)) || tokio::time::Instant::now() > deadline {
+            return h;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
