@@ -23,6 +23,8 @@
 //! - [`classify`], [`bounce`]: pure classification of replies and returned messages.
 
 pub mod address;
+pub mod bounce;
+pub mod classify;
 pub mod config;
 pub mod intake;
 pub mod model;
