@@ -99,6 +99,9 @@ fn from_message(msg: &Message<'_>) -> Context {
     if ctx.body.trim().is_empty() && !html.is_empty() {
         ctx.body = strip_tags(&html);
     }
+    if ctx.body.trim().is_empty() && !ctx.dsn.is_empty() {
+        ctx.body = ctx.dsn.join("\n");
+    }
     ctx
 }
 

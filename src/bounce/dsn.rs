@@ -71,7 +71,10 @@ fn apply_recipient_field(r: &mut RecipientReport, name: &str, value: &str) {
         "action" => r.action = value.split_whitespace().next().map(|s| s.to_ascii_lowercase()),
         "status" => r.status = value.split_whitespace().next().and_then(EnhancedCode::parse),
         "remote-mta" => r.remote_mta = text(),
-        "diagnostic-code" => r.diagnostic = text(),
+        "diagnostic-code" => {
+            r.diagnostic = text();
+            r.diagnostic_type = value.split_once(';').map(|(t, _)| t.trim().to_ascii_lowercase()).filter(|t| t.len() < 16);
+        }
         "last-attempt-date" => r.last_attempt = text(),
         "will-retry-until" => r.will_retry_until = text(),
         _ => {}

@@ -68,6 +68,12 @@ pub struct RecipientReport {
     pub feedback_type: Option<String>,
     /// The classification rule (or recogniser rule) that decided the reason.
     pub rule: &'static str,
+    /// The RFC 3464 diagnostic type (`smtp`, `x-unix` ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostic_type: Option<String>,
+    /// The SMTP command the failure answered (`MAIL`, `RCPT`, `DATA`), when the report says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_command: Option<&'static str>,
 }
 
 impl RecipientReport {
@@ -87,6 +93,8 @@ impl RecipientReport {
             will_retry_until: None,
             feedback_type: None,
             rule: "",
+            smtp_command: None,
+            diagnostic_type: None,
         }
     }
 
@@ -110,6 +118,7 @@ pub fn parse(raw: &[u8]) -> BounceReport {
     let ctx = Context::build(raw);
     let mut report = BounceReport { degraded: ctx.degraded, ..BounceReport::default() };
     report.format = recognise(&ctx, &mut report);
+    find_commands(&ctx, &mut report.recipients);
     fill_original(&ctx, &mut report);
     for r in &mut report.recipients {
         finalise(r);
@@ -138,7 +147,7 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
         report.recipients = recipients;
         return name;
     }
-    if autoreply::is_autoreply(ctx) {
+    if autoreply::is_autoreply(ctx) && !recognisers::looks_like_bounce(ctx) {
         report.recipients = vec![autoreply::record(ctx)];
         return "autoreply";
     }
@@ -147,6 +156,21 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
         return "generic";
     }
     "none"
+}
+
+/// Which SMTP command each failure answered: from its diagnostic, the text about it, or the
+/// whole notification when that names only one.
+fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
+    let text = recognisers::notification(&ctx.body);
+    let whole = recognisers::smtp_command(text);
+    for r in recipients.iter_mut() {
+        r.smtp_command = r
+            .diagnostic
+            .as_deref()
+            .and_then(recognisers::smtp_command)
+            .or_else(|| recognisers::text_near(text, r.recipient.as_deref()).as_deref().and_then(recognisers::smtp_command))
+            .or(whole);
+    }
 }
 
 fn fill_original(ctx: &Context, report: &mut BounceReport) {
@@ -196,10 +220,30 @@ fn finalise(r: &mut RecipientReport) {
     let delivered = matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded"));
     if delivered {
         (r.reason, r.rule) = (Reason::Delivered, "action.delivered");
+    } else if r.diagnostic_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("x-unix")) {
+        (r.reason, r.rule) = (Reason::MailerError, "dsn.x-unix");
     } else if r.rule.is_empty() {
-        (r.reason, r.rule) = find_reason(r.reply_code, r.status, diag);
+        let code = specific.filter(|d| r.status.is_none_or(|s| s.class == d.class)).or(r.status);
+        (r.reason, r.rule) = find_reason(r.reply_code, code, diag);
+        if r.action.as_deref() == Some("failed") && r.status.is_some_and(|s| s.class == 4) && r.reason.class(false) == Class::Soft {
+            (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");
+        }
+        (r.reason, r.rule) = by_stage(r.smtp_command, r.reason, r.rule);
     }
     r.class = class_of(r);
+}
+
+/// A recipient refused only after DATA was accepted at RCPT: the refusal is a filter. A failure
+/// at MAIL FROM is about the sender.
+fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reason, &'static str) {
+    use Reason::*;
+    match (command, reason) {
+        (Some("DATA"), UserUnknown) => (Filtered, "stage.data"),
+        (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined) => {
+            (Rejected, "stage.mail")
+        }
+        _ => (reason, rule),
+    }
 }
 
 fn class_of(r: &RecipientReport) -> Class {

@@ -5,6 +5,7 @@ mod dragonfly;
 mod exchange;
 mod exim;
 mod gmail;
+mod googlegroups;
 mod qmail;
 mod sendmail;
 mod yahoo;
@@ -26,6 +27,7 @@ pub struct Recogniser {
 
 /// Tried in order; the first recogniser that detects the message and finds recipients wins.
 pub static TABLE: &[&Recogniser] = &[
+    &googlegroups::RECOGNISER,
     &qmail::RECOGNISER,
     &dragonfly::RECOGNISER,
     &gmail::RECOGNISER,
@@ -62,7 +64,6 @@ pub const ORIGINAL_MARKERS: &[&str] = &[
     "original message follows",
     "----- original message -----",
     "message headers follow",
-    "the original message was received",
     "--- original message ---",
     "original message headers",
     "unsent message below",
@@ -121,7 +122,7 @@ fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
 static ANGLE_COLON: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*<([^<>\s]+@[^<>\s]+)>:?\s*(.*)$").expect("static regex"));
 static BARE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*<?([^<>\s@]+@[^<>\s:]+?)>?:?\s*(\(.*\)|on .*|\S{0,2})?\s*$").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"^\s*<?([^<>\s@]+@[^<>\s:]+?)>?:?(?:\s+(?:\(.*\)|on .*))?\s*$").expect("static regex"));
 
 /// `<addr>: text` at the start of a line (qmail, Postfix, Yahoo).
 pub fn angle_colon(line: &str) -> Option<(String, String)> {
@@ -187,7 +188,7 @@ static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
 pub fn looks_like_bounce(ctx: &Context) -> bool {
     let from = ctx.from();
     BOUNCE_SUBJECT.is_match(&ctx.subject)
-        || ["mailer-daemon", "postmaster", "mail delivery", "mail-daemon", "maildaemon", "mail administrator"]
+        || ["mailer-daemon", "postmaster", "post_master", "mail delivery", "mail-daemon", "maildaemon", "mail administrator"]
             .iter()
             .any(|m| contains_ci(from, m))
         || ctx.header("x-failed-recipients").is_some()
@@ -264,4 +265,21 @@ pub fn is_system_address(a: &str) -> bool {
     ["mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "noreply", "no-reply", "root", "abuse"]
         .iter()
         .any(|s| local.eq_ignore_ascii_case(s))
+}
+
+static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:>>>\s*|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo)\b")
+        .expect("static regex")
+});
+
+/// The SMTP command a failure answered (`DATA`, `RCPT`, `MAIL`, `HELO`), when the text says so.
+pub fn smtp_command(text: &str) -> Option<&'static str> {
+    let c = COMMAND.captures(text)?;
+    let word = c.get(1)?.as_str().to_ascii_lowercase();
+    Some(match word.as_str() {
+        "data" | "end of data" => "DATA",
+        "rcpt" | "rcpt to" => "RCPT",
+        "mail" | "mail from" => "MAIL",
+        _ => "HELO",
+    })
 }
