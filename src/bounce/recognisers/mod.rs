@@ -1,10 +1,12 @@
 //! The table of plain-text bounce recognisers, one per MTA/provider family, and the small
 //! line-scanning engine they share.
 
+mod amazonses;
 mod dragonfly;
 mod exchange;
 mod exim;
 mod gmail;
+mod kddi;
 mod googlegroups;
 mod qmail;
 mod sendmail;
@@ -27,7 +29,9 @@ pub struct Recogniser {
 
 /// Tried in order; the first recogniser that detects the message and finds recipients wins.
 pub static TABLE: &[&Recogniser] = &[
+    &amazonses::RECOGNISER,
     &googlegroups::RECOGNISER,
+    &kddi::RECOGNISER,
     &qmail::RECOGNISER,
     &dragonfly::RECOGNISER,
     &gmail::RECOGNISER,
