@@ -221,11 +221,15 @@ fn finalise(r: &mut RecipientReport) {
     if delivered {
         (r.reason, r.rule) = (Reason::Delivered, "action.delivered");
     } else if r.diagnostic_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("x-unix")) {
-        (r.reason, r.rule) = (Reason::MailerError, "dsn.x-unix");
+        (r.reason, r.rule) = match crate::classify::match_text(diag) {
+            Some((Reason::MailboxFull, rule)) => (Reason::MailboxFull, rule),
+            _ => (Reason::MailerError, "dsn.x-unix"),
+        };
     } else if r.rule.is_empty() {
         let code = specific.filter(|d| r.status.is_none_or(|s| s.class == d.class)).or(r.status);
         (r.reason, r.rule) = find_reason(r.reply_code, code, diag);
-        if r.action.as_deref() == Some("failed") && r.status.is_some_and(|s| s.class == 4) && r.reason.class(false) == Class::Soft {
+        let timed_out = fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
+        if r.action.as_deref() == Some("failed") && r.status.is_some_and(|s| s.class == 4) && timed_out {
             (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");
         }
         (r.reason, r.rule) = by_stage(r.smtp_command, r.reason, r.rule);
@@ -237,7 +241,11 @@ fn finalise(r: &mut RecipientReport) {
 /// at MAIL FROM is about the sender.
 fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reason, &'static str) {
     use Reason::*;
+    if !rule.starts_with("text.") && !rule.starts_with("reply.") && rule != "none" {
+        return (reason, rule);
+    }
     match (command, reason) {
+        (Some("CONN"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError) => (Blocked, "stage.connect"),
         (Some("DATA"), UserUnknown) => (Filtered, "stage.data"),
         (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined) => {
             (Rejected, "stage.mail")

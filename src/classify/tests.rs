@@ -50,7 +50,8 @@ const CASES: &[(&str, Class, Reason)] = &[
     ("550 5.1.8 Sender address rejected: Domain not found", Block, Rejected),
     ("450 4.1.1 <nobody@example.org>: Recipient address rejected: User unknown", Soft, UserUnknown),
     ("500 5.5.1 Command unrecognized", Block, SyntaxError),
-    ("550 5.7.1 Delivery not authorized, message refused", Block, Filtered),
+    ("550 5.7.1 Delivery not authorized, message refused", Block, SecurityError),
+    ("550 5.7.1 Message refused by recipient's filter", Block, Filtered),
     ("556 5.1.10 Recipient address has null MX", Hard, HostUnknown),
 ];
 

@@ -205,7 +205,24 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
         return None;
     }
     let region = notification(&ctx.body);
+    let quoted;
+    let original: &[Field] = match &ctx.original {
+        Some(o) => o,
+        None => {
+            quoted = original_in_text(&ctx.body);
+            &quoted
+        }
+    };
+    let original_to: Vec<String> = ["to", "cc"]
+        .iter()
+        .filter_map(|h| super::fields::field(original, h))
+        .flat_map(all_addresses)
+        .collect();
     let mut rcpts: Vec<String> = ctx.headers_named("x-failed-recipients").flat_map(all_addresses).collect();
+    if rcpts.is_empty() {
+        rcpts = all_addresses(region).filter(|a| original_to.contains(a)).collect();
+        rcpts.dedup();
+    }
     if rcpts.is_empty() {
         let skip: Vec<String> = ["from", "to", "reply-to", "sender"]
             .iter()
@@ -218,8 +235,7 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
         rcpts.truncate(50);
     }
     if rcpts.is_empty() {
-        let to = ctx.original.as_deref().and_then(|o| super::fields::field(o, "to")).and_then(find_address);
-        rcpts.extend(to);
+        rcpts.extend(original_to.into_iter().take(1));
     }
     if rcpts.is_empty() {
         return None;
@@ -230,7 +246,11 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
             .into_iter()
             .map(|a| {
                 let diag = text_near(region, Some(&a)).filter(|d| has_code_or_words(d)).unwrap_or_else(|| truncated(&all, 600));
-                RecipientReport::failed(Some(a), diag)
+                let mut r = RecipientReport::failed(Some(a), diag);
+                if let Some((crate::model::Reason::Expired, rule)) = crate::classify::match_text(&ctx.subject) {
+                    (r.reason, r.rule) = (crate::model::Reason::Expired, rule);
+                }
+                r
             })
             .collect(),
     )
@@ -272,7 +292,7 @@ pub fn is_system_address(a: &str) -> bool {
 }
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:>>>\s*|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo)\b")
+    Regex::new(r"(?i)(?:>>>\s*|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)\b")
         .expect("static regex")
 });
 
@@ -284,6 +304,7 @@ pub fn smtp_command(text: &str) -> Option<&'static str> {
         "data" | "end of data" => "DATA",
         "rcpt" | "rcpt to" => "RCPT",
         "mail" | "mail from" => "MAIL",
+        "initial connection" => "CONN",
         _ => "HELO",
     })
 }
