@@ -115,6 +115,20 @@ fn serialize_code<S: Serializer>(code: &Option<EnhancedCode>, s: S) -> Result<S:
 /// Parses one returned message. Never panics; a message that is not a bounce gives one record of
 /// class `none` with no recipient.
 pub fn parse(raw: &[u8]) -> BounceReport {
+    match std::panic::catch_unwind(|| parse_unguarded(raw)) {
+        Ok(report) => report,
+        Err(_) => BounceReport { format: "none", degraded: true, recipients: vec![not_a_bounce()], ..BounceReport::default() },
+    }
+}
+
+fn not_a_bounce() -> RecipientReport {
+    RecipientReport { reason: Reason::Undefined, class: Class::None, rule: "none", ..RecipientReport::blank() }
+}
+
+/// [`parse`] without the last-resort panic guard (mail-parser itself is still guarded), so that
+/// fuzzing finds our own panics. Not for the daemon path.
+#[doc(hidden)]
+pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     let ctx = Context::build(raw);
     let mut report = BounceReport { degraded: ctx.degraded, ..BounceReport::default() };
     report.format = recognise(&ctx, &mut report);
@@ -125,7 +139,7 @@ pub fn parse(raw: &[u8]) -> BounceReport {
     }
     if report.recipients.is_empty() {
         report.format = "none";
-        report.recipients.push(RecipientReport { reason: Reason::Undefined, class: Class::None, rule: "none", ..RecipientReport::blank() });
+        report.recipients.push(not_a_bounce());
     }
     report
 }
@@ -191,7 +205,7 @@ fn fill_original(ctx: &Context, report: &mut BounceReport) {
         return_path: get("return-path"),
         rebound_headers: fields
             .iter()
-            .filter(|f| f.name.len() > 10 && f.name[..10].eq_ignore_ascii_case("x-rebound-"))
+            .filter(|f| f.name.len() > 10 && f.name.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-")))
             .map(|f| (f.name.clone(), f.value.clone()))
             .collect(),
     };
@@ -246,7 +260,7 @@ fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reaso
     }
     match (command, reason) {
         (Some("CONN"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError) => (Blocked, "stage.connect"),
-        (Some("DATA"), UserUnknown) => (Filtered, "stage.data"),
+        (Some("DATA"), UserUnknown) if rule == "text.userunknown.unknown-user" => (Filtered, "stage.data"),
         (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined) => {
             (Rejected, "stage.mail")
         }

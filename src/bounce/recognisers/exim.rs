@@ -10,9 +10,17 @@ pub static RECOGNISER: Recogniser = Recogniser { name: "exim", detect, parse };
 const LAYOUT: Layout = Layout {
     start: &["address(es) failed", "addresses failed", "address failed", "has not yet been delivered", "could not be delivered to one or more", "following address(es)", "following recipients"],
     end: &["------ this is a copy of the message", "------ the body of the message", "reporting-mta:"],
-    rcpt: bare,
+    rcpt,
     stop_at_blank: true,
 };
+
+/// An address alone on its line; a trailing colon means it is part of an error text.
+fn rcpt(line: &str) -> Option<(String, String)> {
+    if line.trim_end().ends_with(':') {
+        return None;
+    }
+    bare(line)
+}
 
 fn detect(ctx: &Context) -> bool {
     ctx.header("x-failed-recipients").is_some()

@@ -100,7 +100,7 @@ pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
         }
         let Some((_, diag, closed)) = out.last_mut() else { continue };
         if line.trim().is_empty() {
-            *closed |= layout.stop_at_blank && !diag.trim().is_empty();
+            *closed |= layout.stop_at_blank && !diag.trim().is_empty() && !diag.trim_end().ends_with(':');
         } else if !*closed {
             diag.push(' ');
             diag.push_str(line.trim());
@@ -224,11 +224,15 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
         rcpts.dedup();
     }
     if rcpts.is_empty() {
-        let skip: Vec<String> = ["from", "to", "reply-to", "sender"]
+        let mut skip: Vec<String> = ["from", "to", "reply-to", "sender", "return-path"]
             .iter()
             .filter_map(|h| ctx.header(h).and_then(find_address))
             .collect();
-        rcpts = all_addresses(region)
+        skip.extend(["from", "reply-to", "sender", "return-path"].iter().filter_map(|h| super::fields::field(original, h)).flat_map(all_addresses));
+        rcpts = region
+            .lines()
+            .filter(|l| !is_header_line(l))
+            .flat_map(all_addresses)
             .filter(|a| !skip.contains(a) && !is_system_address(a))
             .collect();
         rcpts.dedup();
@@ -281,6 +285,15 @@ pub fn notification(body: &str) -> &str {
         }
     }
     body
+}
+
+/// A quoted header line naming the sender or the message, not a recipient.
+fn is_header_line(line: &str) -> bool {
+    let l = line.trim_start();
+    ["from:", "sender:", "reply-to:", "return-path:", "message-id:", "references:", "in-reply-to:", "received:", "x-", "envelope-from", "(envelope-from"]
+        .iter()
+        .any(|p| l.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+        || contains_ci(line, "message-id")
 }
 
 /// Mailer-daemon and similar system senders, never a failed recipient.
