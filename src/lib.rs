@@ -22,27 +22,27 @@
 //! - [`outbound`]: delivery to remote servers.
 //! - [`classify`], [`bounce`]: pure classification of replies and returned messages.
 
-pub mod address;
-pub mod config;
-pub mod intake;
-pub mod model;
-pub mod outbound;
-pub mod smtp;
-pub mod time;
-pub mod retry;
-pub mod store;
-pub mod verp;
 pub mod accept;
-pub mod classify;
-pub mod disposition;
-pub mod dsn;
-pub mod relay;
-pub mod returned;
-pub mod scheduler;
+pub mod address;
 pub mod api;
 pub mod bounce;
+pub mod classify;
+pub mod config;
 pub mod daemon;
+pub mod disposition;
+pub mod dsn;
 pub mod http_client;
+pub mod intake;
 pub mod metrics;
-pub mod webhooks;
+pub mod model;
+pub mod outbound;
+pub mod relay;
 pub mod retention;
+pub mod retry;
+pub mod returned;
+pub mod scheduler;
+pub mod smtp;
+pub mod store;
+pub mod time;
+pub mod verp;
+pub mod webhooks;

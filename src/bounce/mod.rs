@@ -1,9 +1,281 @@
-//! Bounce parser placeholder (replaced by the `bounce` branch).
-use std::io::{Read, Write};
+//! The bounce parser: a returned message (RFC 3464 DSN, a provider's plain-text NDR, an ARF
+//! complaint, an auto-reply, or ordinary mail) in, one classified record per recipient out.
+//! Pure: bytes in, [`BounceReport`] out, no I/O, never panics.
 
-/// `rebound parse FILE... | -`.
-pub fn run_parse_command(paths: &[String], stdin: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let _ = (paths, stdin, out);
-    let _ = writeln!(err, "parse: not built yet");
-    2
+pub mod arf;
+pub mod autoreply;
+pub mod command;
+pub mod context;
+pub mod dsn;
+pub mod fields;
+pub mod mbox;
+pub mod recognisers;
+
+use serde::{Serialize, Serializer};
+
+use crate::classify::find_reason;
+use crate::model::{Class, EnhancedCode, Reason};
+pub use command::run_parse_command;
+pub use context::Context;
+use fields::{Field, field, find_address, find_enhanced, find_reply_code, squeeze};
+pub use mbox::split_mbox;
+
+/// Everything learnt from one returned message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BounceReport {
+    /// Which recogniser understood the message (`"dsn"`, `"arf"`, `"qmail"`, `"autoreply"`, `"none"` ...).
+    pub format: &'static str,
+    pub reporting_mta: Option<String>,
+    /// Message-ID of the returned original, if it is attached or quoted.
+    pub original_message_id: Option<String>,
+    pub original_envelope_id: Option<String>,
+    /// Headers of the embedded original message, for matching it to what was sent.
+    pub original: OriginalHeaders,
+    pub recipients: Vec<RecipientReport>,
+    /// True when the MIME structure could not be parsed and the message was read as plain text.
+    pub degraded: bool,
 }
+
+/// The headers of the returned original that identify it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OriginalHeaders {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    /// Return-Path of the original: the envelope sender (a VERP address when rebound sent it).
+    pub return_path: Option<String>,
+    /// Every `X-Rebound-*` header, name as written.
+    pub rebound_headers: Vec<(String, String)>,
+}
+
+/// What happened to one recipient, as the report says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecipientReport {
+    pub recipient: Option<String>,
+    pub original_recipient: Option<String>,
+    /// RFC 3464 action (`failed`, `delayed`, `delivered`, `relayed`, `expanded`), lower case.
+    pub action: Option<String>,
+    #[serde(serialize_with = "serialize_code")]
+    pub status: Option<EnhancedCode>,
+    pub reply_code: Option<u16>,
+    pub reason: Reason,
+    pub class: Class,
+    pub diagnostic: Option<String>,
+    pub remote_mta: Option<String>,
+    pub last_attempt: Option<String>,
+    pub will_retry_until: Option<String>,
+    pub feedback_type: Option<String>,
+    /// The classification rule (or recogniser rule) that decided the reason.
+    pub rule: &'static str,
+    /// The RFC 3464 diagnostic type (`smtp`, `x-unix` ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostic_type: Option<String>,
+    /// The SMTP command the failure answered (`MAIL`, `RCPT`, `DATA`), when the report says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_command: Option<&'static str>,
+}
+
+impl RecipientReport {
+    /// An empty, unclassified record.
+    pub fn blank() -> Self {
+        RecipientReport {
+            recipient: None,
+            original_recipient: None,
+            action: None,
+            status: None,
+            reply_code: None,
+            reason: Reason::Undefined,
+            class: Class::None,
+            diagnostic: None,
+            remote_mta: None,
+            last_attempt: None,
+            will_retry_until: None,
+            feedback_type: None,
+            rule: "",
+            smtp_command: None,
+            diagnostic_type: None,
+        }
+    }
+
+    /// A failed recipient with a diagnostic text, to be classified.
+    pub fn failed(recipient: Option<String>, diagnostic: impl Into<String>) -> Self {
+        let d = squeeze(&diagnostic.into());
+        RecipientReport { recipient, diagnostic: Some(d).filter(|d| !d.is_empty()), ..RecipientReport::blank() }
+    }
+}
+
+fn serialize_code<S: Serializer>(code: &Option<EnhancedCode>, s: S) -> Result<S::Ok, S::Error> {
+    match code {
+        Some(c) => s.collect_str(c),
+        None => s.serialize_none(),
+    }
+}
+
+/// Parses one returned message. Never panics; a message that is not a bounce gives one record of
+/// class `none` with no recipient.
+pub fn parse(raw: &[u8]) -> BounceReport {
+    match std::panic::catch_unwind(|| parse_unguarded(raw)) {
+        Ok(report) => report,
+        Err(_) => BounceReport { format: "none", degraded: true, recipients: vec![not_a_bounce()], ..BounceReport::default() },
+    }
+}
+
+fn not_a_bounce() -> RecipientReport {
+    RecipientReport { reason: Reason::Undefined, class: Class::None, rule: "none", ..RecipientReport::blank() }
+}
+
+/// [`parse`] without the last-resort panic guard (mail-parser itself is still guarded), so that
+/// fuzzing finds our own panics. Not for the daemon path.
+#[doc(hidden)]
+pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
+    let ctx = Context::build(raw);
+    let mut report = BounceReport { degraded: ctx.degraded, ..BounceReport::default() };
+    report.format = recognise(&ctx, &mut report);
+    find_commands(&ctx, &mut report.recipients);
+    fill_original(&ctx, &mut report);
+    for r in &mut report.recipients {
+        finalise(r);
+    }
+    if report.recipients.is_empty() {
+        report.format = "none";
+        report.recipients.push(not_a_bounce());
+    }
+    report
+}
+
+/// Runs the recognisers in order; returns the name of the one that understood the message.
+fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
+    if arf::recognise(ctx, report) {
+        return "arf";
+    }
+    if !ctx.dsn.is_empty() && dsn::recognise(&ctx.dsn, report) {
+        for r in &mut report.recipients {
+            if r.diagnostic.as_deref().is_none_or(|d| d.trim().is_empty()) {
+                r.diagnostic = recognisers::text_near(&ctx.body, r.recipient.as_deref());
+            }
+        }
+        return "dsn";
+    }
+    if let Some((name, recipients)) = recognisers::run(ctx) {
+        report.recipients = recipients;
+        return name;
+    }
+    if autoreply::is_autoreply(ctx) && !recognisers::looks_like_bounce(ctx) {
+        report.recipients = vec![autoreply::record(ctx)];
+        return "autoreply";
+    }
+    if let Some(recipients) = recognisers::generic(ctx) {
+        report.recipients = recipients;
+        return "generic";
+    }
+    "none"
+}
+
+/// Which SMTP command each failure answered: from its diagnostic, the text about it, or the
+/// whole notification when that names only one.
+fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
+    let text = recognisers::notification(&ctx.body);
+    let whole = recognisers::smtp_command(text);
+    for r in recipients.iter_mut() {
+        r.smtp_command = r
+            .diagnostic
+            .as_deref()
+            .and_then(recognisers::smtp_command)
+            .or_else(|| recognisers::text_near(text, r.recipient.as_deref()).as_deref().and_then(recognisers::smtp_command))
+            .or(whole);
+    }
+}
+
+fn fill_original(ctx: &Context, report: &mut BounceReport) {
+    let text_fields;
+    let fields: &[Field] = match &ctx.original {
+        Some(f) => f,
+        None => {
+            text_fields = recognisers::original_in_text(&ctx.body);
+            &text_fields
+        }
+    };
+    let get = |n: &str| field(fields, n).map(str::to_string);
+    report.original = OriginalHeaders {
+        from: get("from"),
+        to: get("to"),
+        subject: get("subject"),
+        message_id: get("message-id"),
+        return_path: get("return-path"),
+        rebound_headers: fields
+            .iter()
+            .filter(|f| f.name.len() > 10 && f.name.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-")))
+            .map(|f| (f.name.clone(), f.value.clone()))
+            .collect(),
+    };
+    report.original_message_id = report.original.message_id.clone();
+}
+
+/// Fills in codes from the diagnostic and classifies a record a recogniser left unclassified.
+fn finalise(r: &mut RecipientReport) {
+    r.recipient = r.recipient.as_deref().and_then(find_address);
+    if let Some(d) = r.diagnostic.as_mut() {
+        *d = squeeze(d);
+    }
+    if matches!(r.class, Class::Complaint | Class::Autoreply) {
+        return;
+    }
+    let diag = r.diagnostic.as_deref().unwrap_or("");
+    if r.reply_code.is_none() {
+        r.reply_code = find_reply_code(diag);
+    }
+    let specific = find_enhanced(diag).filter(|e| e.subject != 0 || e.detail != 0);
+    match (r.status, specific) {
+        (None, found) => r.status = found.or_else(|| find_enhanced(diag)),
+        (Some(s), Some(found)) if s.subject == 0 && s.detail == 0 && s.class == found.class => r.status = Some(found),
+        _ => {}
+    }
+    let delivered = matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded"));
+    if delivered {
+        (r.reason, r.rule) = (Reason::Delivered, "action.delivered");
+    } else if r.diagnostic_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("x-unix")) {
+        (r.reason, r.rule) = match crate::classify::match_text(diag) {
+            Some((Reason::MailboxFull, rule)) => (Reason::MailboxFull, rule),
+            _ => (Reason::MailerError, "dsn.x-unix"),
+        };
+    } else if r.rule.is_empty() {
+        let code = specific.filter(|d| r.status.is_none_or(|s| s.class == d.class)).or(r.status);
+        (r.reason, r.rule) = find_reason(r.reply_code, code, diag);
+        let timed_out = fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
+        if r.action.as_deref() == Some("failed") && r.status.is_some_and(|s| s.class == 4) && timed_out {
+            (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");
+        }
+        (r.reason, r.rule) = by_stage(r.smtp_command, r.reason, r.rule);
+    }
+    r.class = class_of(r);
+}
+
+/// A recipient refused only after DATA was accepted at RCPT: the refusal is a filter. A failure
+/// at MAIL FROM is about the sender.
+fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reason, &'static str) {
+    use Reason::*;
+    if !rule.starts_with("text.") && !rule.starts_with("reply.") && rule != "none" {
+        return (reason, rule);
+    }
+    match (command, reason) {
+        (Some("CONN"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError) => (Blocked, "stage.connect"),
+        (Some("DATA"), UserUnknown) if rule == "text.userunknown.unknown-user" => (Filtered, "stage.data"),
+        (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined) => {
+            (Rejected, "stage.mail")
+        }
+        _ => (reason, rule),
+    }
+}
+
+fn class_of(r: &RecipientReport) -> Class {
+    let transient = r.status.map(|s| s.class == 4).or(r.reply_code.map(|c| c < 500)).unwrap_or(false);
+    match r.reason {
+        Reason::Delivered => Class::Delivered,
+        _ if r.action.as_deref() == Some("delayed") => Class::Soft,
+        reason => reason.class(!transient),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,21 +1,99 @@
-//! Placeholder classifier (replaced by the rules table on the `bounce` branch).
-use crate::model::{Class, EnhancedCode, Reason, Reply, Verdict};
+//! Reply classification: an SMTP reply (code, enhanced status, text) to a class and a reason,
+//! driven by the rule tables in [`rules`].
 
+pub mod rules;
+
+use std::sync::LazyLock;
+
+use regex::RegexSet;
+
+use crate::model::{Class, EnhancedCode, Reason, Reply, Verdict};
+use rules::{CODE_RULES, CodeRule, REPLY_RULES, Strength, TEXT_RULES};
+
+/// All text patterns compiled once, case-insensitively, in table order.
+static TEXT_SET: LazyLock<RegexSet> = LazyLock::new(|| {
+    regex::RegexSetBuilder::new(TEXT_RULES.iter().map(|r| r.pattern))
+        .case_insensitive(true)
+        .size_limit(64 << 20)
+        .build()
+        .unwrap_or_else(|_| RegexSet::empty())
+});
+
+/// Longest diagnostic text that is scanned; the reason is always near the start.
+const MAX_TEXT: usize = 4096;
+
+/// Classifies a reply as received from a server or made up for a local failure.
 pub fn classify_reply(reply: &Reply) -> Verdict {
     classify(Some(reply.code), reply.enhanced, &reply.text)
 }
 
+/// Classifies from whatever is known: a basic reply code, an enhanced status, and free text.
+///
+/// Class follows the reason (SPEC §2), except that a 4xx reply is always `Soft`.
 pub fn classify(code: Option<u16>, enhanced: Option<EnhancedCode>, text: &str) -> Verdict {
-    let _ = text;
-    let c = code.unwrap_or(0);
-    if (200..300).contains(&c) {
-        return Verdict { class: Class::Delivered, reason: Reason::Delivered, rule: "stub" };
-    }
-    let reason = match enhanced.map(|e| (e.subject, e.detail)) {
-        Some((1, 1)) => Reason::UserUnknown,
-        Some((2, 2)) => Reason::MailboxFull,
-        _ => Reason::Undefined,
+    let (reason, rule) = find_reason(code, enhanced, text);
+    let transient = code.map_or(enhanced.is_some_and(|e| e.class == 4), |c| (400..500).contains(&c));
+    let class = match reason {
+        Reason::Delivered => Class::Delivered,
+        _ if transient => Class::Soft,
+        r => r.class(true),
     };
-    let class = if c < 500 { Class::Soft } else { reason.class(true) };
-    Verdict { class, reason, rule: "stub" }
+    Verdict { class, reason, rule }
 }
+
+/// The reason alone, and the id of the rule that gave it.
+pub fn find_reason(code: Option<u16>, enhanced: Option<EnhancedCode>, text: &str) -> (Reason, &'static str) {
+    if code.is_some_and(|c| (200..300).contains(&c)) || enhanced.is_some_and(|e| e.class == 2) {
+        return (Reason::Delivered, "code.2xx");
+    }
+    let code_rule = enhanced.and_then(match_code);
+    if let Some(r) = code_rule.filter(|r| r.strength == Strength::Strong) {
+        return (r.reason, r.id);
+    }
+    if let Some(found) = match_text(text) {
+        return found;
+    }
+    if let Some(r) = code_rule {
+        return (r.reason, r.id);
+    }
+    match code.and_then(|c| REPLY_RULES.iter().find(|(rc, _, _)| *rc == c)) {
+        Some((_, reason, id)) => (*reason, id),
+        None => (Reason::Undefined, "none"),
+    }
+}
+
+/// The first text rule matching `text`, if any.
+pub fn match_text(text: &str) -> Option<(Reason, &'static str)> {
+    if text.is_empty() {
+        return None;
+    }
+    let text = truncate(text, MAX_TEXT);
+    let idx = TEXT_SET.matches(text).iter().next()?;
+    let rule = TEXT_RULES.get(idx)?;
+    Some((rule.reason, rule.id))
+}
+
+fn match_code(e: EnhancedCode) -> Option<&'static CodeRule> {
+    if e.subject == 0 && e.detail == 0 {
+        return None;
+    }
+    CODE_RULES.iter().find(|r| {
+        (r.class == 0 || r.class == e.class)
+            && r.subject.is_none_or(|s| s == e.subject)
+            && r.detail.is_none_or(|d| d == e.detail)
+    })
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests;

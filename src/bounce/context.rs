@@ -1,0 +1,211 @@
+//! What the recognisers look at: a returned message taken apart once (headers, notification text,
+//! delivery-status and feedback parts, the embedded original), with a degraded fallback.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::LazyLock;
+
+use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
+
+use super::fields::{Field, contains_ci, field, parse_fields};
+
+/// Largest input handed to mail-parser; anything beyond is ignored (a bounce needs the head only).
+pub const MAX_INPUT: usize = 8 << 20;
+/// Longest notification text kept.
+const MAX_BODY: usize = 256 << 10;
+
+static PARSER: LazyLock<MessageParser> =
+    LazyLock::new(|| MessageParser::new().with_mime_headers().header_text(HeaderName::Subject));
+
+/// A returned message, taken apart.
+#[derive(Debug, Default, Clone)]
+pub struct Context {
+    /// Top-level header fields, unfolded, undecoded.
+    pub headers: Vec<Field>,
+    /// Decoded Subject.
+    pub subject: String,
+    /// The notification text: text parts outside any embedded message, LF line ends.
+    pub body: String,
+    /// Each `message/delivery-status` part, as text.
+    pub dsn: Vec<String>,
+    /// The `message/feedback-report` part, as text.
+    pub feedback: Option<String>,
+    /// Header fields of the embedded original message, when one is attached.
+    pub original: Option<Vec<Field>>,
+    /// The `report-type` of a top-level `multipart/report`.
+    pub report_type: Option<String>,
+    /// True when mail-parser failed or panicked and the message was split by hand.
+    pub degraded: bool,
+}
+
+impl Context {
+    /// Takes `raw` apart. Never panics.
+    pub fn build(raw: &[u8]) -> Context {
+        let raw = &raw[..raw.len().min(MAX_INPUT)];
+        let converted;
+        let raw = if memchr::memchr(b'\n', raw).is_none() && memchr::memchr(b'\r', raw).is_some() {
+            converted = raw.iter().map(|&b| if b == b'\r' { b'\n' } else { b }).collect::<Vec<u8>>();
+            converted.as_slice()
+        } else {
+            raw
+        };
+        let parsed = catch_unwind(AssertUnwindSafe(|| PARSER.parse(raw).map(|m| from_message(&m))));
+        match parsed {
+            Ok(Some(ctx)) if !ctx.headers.is_empty() || !ctx.body.is_empty() => ctx,
+            _ => degraded(raw),
+        }
+    }
+
+    /// The first top-level header named `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        field(&self.headers, name)
+    }
+
+    /// All top-level headers named `name`.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers.iter().filter(move |f| f.name.eq_ignore_ascii_case(name)).map(|f| f.value.as_str())
+    }
+
+    /// True when header `name` contains `needle` (case-insensitive).
+    pub fn header_has(&self, name: &str, needle: &str) -> bool {
+        self.headers_named(name).any(|v| contains_ci(v, needle))
+    }
+
+    /// The From header value.
+    pub fn from(&self) -> &str {
+        self.header("from").unwrap_or("")
+    }
+
+    /// True when the notification text contains `needle` (case-insensitive).
+    pub fn body_has(&self, needle: &str) -> bool {
+        contains_ci(&self.body, needle)
+    }
+}
+
+fn from_message(msg: &Message<'_>) -> Context {
+    let mut ctx = Context {
+        headers: msg.headers_raw().map(|(n, v)| Field { name: n.to_string(), value: unfold(v) }).collect(),
+        subject: msg.subject().unwrap_or("").to_string(),
+        ..Context::default()
+    };
+    ctx.report_type = msg
+        .content_type()
+        .filter(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+        .and_then(|ct| ct.attribute("report-type"))
+        .map(|s| s.to_ascii_lowercase());
+    let mut html = String::new();
+    for part in &msg.parts {
+        collect_part(&mut ctx, &mut html, part);
+    }
+    if ctx.body.trim().is_empty() && !html.is_empty() {
+        ctx.body = strip_tags(&html);
+    }
+    if ctx.body.trim().is_empty() && !ctx.dsn.is_empty() {
+        ctx.body = ctx.dsn.join("\n");
+    }
+    ctx
+}
+
+fn collect_part(ctx: &mut Context, html: &mut String, part: &mail_parser::MessagePart<'_>) {
+    let ct = part.content_type();
+    let is = |t: &str, s: &str| part.is_content_type(t, s);
+    match &part.body {
+        PartType::Text(t) if is("text", "rfc822-headers") => set_original(ctx, parse_fields(t, true)),
+        PartType::Text(t) if is("message", "delivery-status") || is("message", "global-delivery-status") => {
+            ctx.dsn.push(t.replace('\r', ""))
+        }
+        PartType::Text(t) if is("message", "feedback-report") => ctx.feedback = Some(t.replace('\r', "")),
+        PartType::Text(t) => push_body(&mut ctx.body, t),
+        PartType::Html(t) => push_body(html, t),
+        PartType::Binary(b) | PartType::InlineBinary(b) => {
+            let sub = ct.and_then(|c| c.subtype()).unwrap_or("").to_ascii_lowercase();
+            let main = ct.map(|c| c.ctype()).unwrap_or("").to_ascii_lowercase();
+            let text = || String::from_utf8_lossy(b).replace('\r', "");
+            match (main.as_str(), sub.as_str()) {
+                (_, "delivery-status" | "global-delivery-status") => ctx.dsn.push(text()),
+                (_, "feedback-report") => ctx.feedback = Some(text()),
+                (_, "rfc822-headers" | "global-headers") => set_original(ctx, parse_fields(&text(), true)),
+                ("message", "rfc822" | "global") => set_original(ctx, parse_fields(&text(), true)),
+                ("text", _) | ("", _) => push_body(&mut ctx.body, &text()),
+                _ => {}
+            }
+        }
+        PartType::Message(m) => {
+            let fields = m.headers_raw().map(|(n, v)| Field { name: n.to_string(), value: unfold(v) }).collect();
+            set_original(ctx, fields);
+        }
+        PartType::Multipart(_) => {}
+    }
+}
+
+fn set_original(ctx: &mut Context, fields: Vec<Field>) {
+    if ctx.original.is_none() && !fields.is_empty() {
+        ctx.original = Some(fields);
+    }
+}
+
+fn push_body(body: &mut String, text: &str) {
+    if body.len() >= MAX_BODY {
+        return;
+    }
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    let room = MAX_BODY - body.len();
+    let mut end = text.len().min(room);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    body.extend(text[..end].chars().filter(|c| *c != '\r'));
+}
+
+/// Unfolds a raw header value: line breaks and the white space after them become one space.
+pub fn unfold(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for (i, line) in v.split('\n').enumerate() {
+        let line = line.trim_end_matches('\r');
+        if i > 0 {
+            let t = line.trim_start();
+            if t.is_empty() {
+                continue;
+            }
+            out.push(' ');
+            out.push_str(t);
+        } else {
+            out.push_str(line.trim_start());
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Very small HTML-to-text: drops tags, turns block ends into new lines, decodes a few entities.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push('\n');
+            }
+            _ if !in_tag && c != '\r' => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&amp;", "&")
+}
+
+/// Hand split for messages mail-parser could not take: headers up to the first blank line, the rest as text.
+fn degraded(raw: &[u8]) -> Context {
+    let text = String::from_utf8_lossy(raw);
+    let text = if text.contains('\n') { text.replace('\r', "") } else { text.replace('\r', "\n") };
+    let (head, body) = match text.find("\n\n") {
+        Some(i) => (&text[..i], &text[i + 2..]),
+        None => ("", text.as_str()),
+    };
+    let headers = parse_fields(head, false);
+    let subject = field(&headers, "subject").unwrap_or("").to_string();
+    let mut ctx = Context { headers, subject, degraded: true, ..Context::default() };
+    push_body(&mut ctx.body, body);
+    ctx
+}

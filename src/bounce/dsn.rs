@@ -1,0 +1,118 @@
+//! RFC 3464 `message/delivery-status` bodies: the per-message group and one record per recipient.
+
+use super::fields::{Field, clean_address, parse_fields, strip_type};
+use super::{BounceReport, RecipientReport};
+use crate::model::EnhancedCode;
+
+/// Per-message fields of a delivery-status body.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PerMessage {
+    pub reporting_mta: Option<String>,
+    pub original_envelope_id: Option<String>,
+    pub arrival_date: Option<String>,
+}
+
+/// Parses one delivery-status body into its per-message fields and recipient records
+/// (not yet classified). Tolerates missing blank lines between groups.
+pub fn parse_dsn(text: &str) -> (PerMessage, Vec<RecipientReport>) {
+    let mut msg = PerMessage::default();
+    let mut out: Vec<RecipientReport> = Vec::new();
+    let mut cur: Option<RecipientReport> = None;
+    for f in parse_fields(text, false) {
+        let name = f.name.to_ascii_lowercase();
+        if apply_message_field(&mut msg, &name, &f) {
+            continue;
+        }
+        let starts_new = match (&cur, name.as_str()) {
+            (Some(r), "final-recipient") => r.recipient.is_some(),
+            (Some(r), "original-recipient") => r.original_recipient.is_some() || r.recipient.is_some() && r.action.is_some(),
+            (None, "final-recipient" | "original-recipient" | "x-actual-recipient") => true,
+            _ => false,
+        };
+        if starts_new {
+            out.extend(cur.take());
+            cur = Some(RecipientReport::blank());
+        }
+        if let Some(r) = cur.as_mut() {
+            apply_recipient_field(r, &name, &f.value);
+        }
+    }
+    out.extend(cur);
+    out.retain(|r| r.recipient.is_some() || r.original_recipient.is_some());
+    for r in &mut out {
+        if r.recipient.is_none() {
+            r.recipient = r.original_recipient.clone();
+        }
+    }
+    (msg, out)
+}
+
+fn apply_message_field(msg: &mut PerMessage, name: &str, f: &Field) -> bool {
+    let slot = match name {
+        "reporting-mta" => &mut msg.reporting_mta,
+        "original-envelope-id" => &mut msg.original_envelope_id,
+        "arrival-date" => &mut msg.arrival_date,
+        _ => return false,
+    };
+    if slot.is_none() {
+        *slot = Some(strip_type(&f.value).to_string());
+    }
+    true
+}
+
+fn apply_recipient_field(r: &mut RecipientReport, name: &str, value: &str) {
+    let text = || Some(strip_type(value).to_string()).filter(|s| !s.is_empty());
+    match name {
+        "final-recipient" => r.recipient = Some(clean_address(value)).filter(|a| !a.is_empty()),
+        "original-recipient" => r.original_recipient = Some(clean_address(value)).filter(|a| !a.is_empty()),
+        "x-actual-recipient" if r.recipient.is_none() => {
+            r.recipient = Some(clean_address(value)).filter(|a| !a.is_empty())
+        }
+        "action" => r.action = value.split_whitespace().next().map(|s| s.to_ascii_lowercase()),
+        "status" => r.status = value.split_whitespace().next().and_then(EnhancedCode::parse),
+        "remote-mta" => r.remote_mta = text(),
+        "diagnostic-code" => {
+            r.diagnostic = text();
+            r.diagnostic_type = value.split_once(';').map(|(t, _)| t.trim().to_ascii_lowercase()).filter(|t| t.len() < 16);
+        }
+        "last-attempt-date" => r.last_attempt = text(),
+        "will-retry-until" => r.will_retry_until = text(),
+        _ => {}
+    }
+}
+
+/// Fills the report from every delivery-status part; returns false when none had a recipient.
+pub fn recognise(dsn_parts: &[String], report: &mut BounceReport) -> bool {
+    for part in dsn_parts {
+        let (msg, recipients) = parse_dsn(part);
+        report.reporting_mta = report.reporting_mta.take().or(msg.reporting_mta);
+        report.original_envelope_id = report.original_envelope_id.take().or(msg.original_envelope_id);
+        report.recipients.extend(recipients);
+    }
+    !report.recipients.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_groups_and_a_folded_diagnostic() {
+        let text = "Reporting-MTA: dns; mx.example.org\nOriginal-Envelope-Id: abc\n\n\
+            Final-Recipient: rfc822; a@example.jp\nAction: failed\nStatus: 5.1.1\n\
+            Diagnostic-Code: smtp; 550 5.1.1 <a@example.jp>...\n  User Unknown\n\n\
+            Original-Recipient: rfc822;B@example.jp\nFinal-Recipient: rfc822; b@example.jp\nAction: delayed\nStatus: 4.4.7\n";
+        let (msg, r) = parse_dsn(text);
+        assert_eq!(msg.reporting_mta.as_deref(), Some("mx.example.org"));
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].diagnostic.as_deref(), Some("550 5.1.1 <a@example.jp>... User Unknown"));
+        assert_eq!(r[1].original_recipient.as_deref(), Some("b@example.jp"));
+        assert_eq!(r[1].status.map(|s| s.to_string()).as_deref(), Some("4.4.7"));
+    }
+
+    #[test]
+    fn groups_without_blank_lines_still_split() {
+        let text = "Final-Recipient: rfc822; a@x.test\nAction: failed\nStatus: 5.0.0\nFinal-Recipient: rfc822; b@x.test\nAction: failed\n";
+        assert_eq!(parse_dsn(text).1.len(), 2);
+    }
+}

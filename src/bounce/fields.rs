@@ -1,0 +1,159 @@
+//! Small text tools shared by the bounce parser: header-field groups, addresses, SMTP codes in text.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::model::EnhancedCode;
+
+/// One `Name: value` field, name as written, value unfolded and trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    pub value: String,
+}
+
+/// Parses a block of header-style lines (RFC 5322 fields, DSN groups). Continuation lines
+/// (leading white space) are unfolded into the previous field; lines without a colon are skipped.
+/// Stops at the first blank line when `stop_at_blank`.
+pub fn parse_fields(text: &str, stop_at_blank: bool) -> Vec<Field> {
+    let mut out: Vec<Field> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            if stop_at_blank && !out.is_empty() {
+                break;
+            }
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                if !last.value.is_empty() {
+                    last.value.push(' ');
+                }
+                last.value.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim();
+            if !name.is_empty() && name.len() < 80 && !name.contains(' ') {
+                out.push(Field { name: name.to_string(), value: value.trim().to_string() });
+            }
+        }
+    }
+    out
+}
+
+/// The value of the first field named `name` (case-insensitive).
+pub fn field<'a>(fields: &'a [Field], name: &str) -> Option<&'a str> {
+    fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| f.value.as_str())
+}
+
+static ADDR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)[a-z0-9!#$%&'*+/=?^_`{|}~.\-"]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*"#).expect("static regex")
+});
+
+/// The first e-mail address in `text`, without angle brackets or a trailing dot.
+pub fn find_address(text: &str) -> Option<String> {
+    ADDR.find_iter(text).map(|m| clean_address(m.as_str())).find(|a| !a.is_empty())
+}
+
+/// All e-mail addresses in `text`, cleaned, in order.
+pub fn all_addresses(text: &str) -> impl Iterator<Item = String> + '_ {
+    ADDR.find_iter(text).map(|m| clean_address(m.as_str())).filter(|a| !a.is_empty())
+}
+
+/// Strips brackets, quotes, a `rfc822;` type prefix and trailing punctuation from an address.
+pub fn clean_address(s: &str) -> String {
+    let s = strip_type(s);
+    let s = s.trim().trim_start_matches(['<', '"', '\'', '(', '[']);
+    let s = s.trim_end_matches(['>', '"', '\'', ')', ']', '.', ',', ';', ':']);
+    let s = s.trim_start_matches('.');
+    if s.contains('@') && !s.starts_with('@') && !s.ends_with('@') {
+        s.to_ascii_lowercase()
+    } else {
+        String::new()
+    }
+}
+
+/// Removes an RFC 3464 address/diagnostic type prefix (`rfc822;`, `smtp;`, `dns;`, `x-unix;`).
+pub fn strip_type(s: &str) -> &str {
+    match s.split_once(';') {
+        Some((kind, rest)) if is_type_token(kind.trim()) => rest.trim(),
+        _ => s.trim(),
+    }
+}
+
+fn is_type_token(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+static REPLY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[\s:;(\[<>#'=])([245][0-5][0-9])(?:[ \-]|$)").expect("static regex")
+});
+static ENHANCED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[^0-9.])([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:[^0-9.]|\.(?:[^0-9]|$)|$)").expect("static regex")
+});
+
+/// The first basic SMTP reply code (`550`) in `text`.
+pub fn find_reply_code(text: &str) -> Option<u16> {
+    REPLY.captures_iter(text).find_map(|c| c.get(1)?.as_str().parse().ok())
+}
+
+/// The first enhanced status code (`5.1.1`) in `text`, preferring a specific one over `x.0.0`.
+pub fn find_enhanced(text: &str) -> Option<EnhancedCode> {
+    let mut generic = None;
+    for c in ENHANCED.captures_iter(text) {
+        let Some(code) = c.get(1).and_then(|m| EnhancedCode::parse(m.as_str())) else { continue };
+        if code.subject == 0 && code.detail == 0 {
+            generic.get_or_insert(code);
+        } else {
+            return Some(code);
+        }
+    }
+    generic
+}
+
+/// Collapses runs of white space into one space and trims.
+pub fn squeeze(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// Case-insensitive ASCII substring test.
+pub fn contains_ci(haystack: &str, needle: &str) -> bool {
+    let n = needle.as_bytes();
+    if n.is_empty() {
+        return true;
+    }
+    haystack.as_bytes().windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfolds_fields_and_strips_types() {
+        let f = parse_fields("Final-Recipient: rfc822; <A@Example.org>\nDiagnostic-Code: smtp; 550 5.1.1\n  user unknown\n\nX: y", true);
+        assert_eq!(f.len(), 2);
+        assert_eq!(clean_address(field(&f, "final-recipient").unwrap()), "a@example.org");
+        assert_eq!(strip_type(field(&f, "Diagnostic-Code").unwrap()), "550 5.1.1 user unknown");
+    }
+
+    #[test]
+    fn finds_codes_in_text() {
+        assert_eq!(find_reply_code("Remote host said: 550 5.1.1 no"), Some(550));
+        assert_eq!(find_reply_code("port 25000 then 4.4.1"), None);
+        assert_eq!(find_enhanced("550 5.0.0 <a@b>... 5.1.1 unknown").map(|e| e.to_string()), Some("5.1.1".into()));
+        assert_eq!(find_enhanced("version 1.5.1.2"), None);
+        assert_eq!(find_address("to <Kiji.Tora@Example.JP>."), Some("kiji.tora@example.jp".into()));
+    }
+}

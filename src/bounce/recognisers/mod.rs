@@ -1,0 +1,323 @@
+//! The table of plain-text bounce recognisers, one per MTA/provider family, and the small
+//! line-scanning engine they share.
+
+mod amazonses;
+mod dragonfly;
+mod exchange;
+mod exim;
+mod gmail;
+mod kddi;
+mod googlegroups;
+mod qmail;
+mod sendmail;
+mod yahoo;
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::context::Context;
+use super::fields::{Field, all_addresses, clean_address, contains_ci, find_address, parse_fields, squeeze};
+use super::RecipientReport;
+
+/// One MTA/provider family: a cheap detection predicate and a parser.
+pub struct Recogniser {
+    pub name: &'static str,
+    pub detect: fn(&Context) -> bool,
+    pub parse: fn(&Context) -> Option<Vec<RecipientReport>>,
+}
+
+/// Tried in order; the first recogniser that detects the message and finds recipients wins.
+pub static TABLE: &[&Recogniser] = &[
+    &amazonses::RECOGNISER,
+    &googlegroups::RECOGNISER,
+    &kddi::RECOGNISER,
+    &qmail::RECOGNISER,
+    &dragonfly::RECOGNISER,
+    &gmail::RECOGNISER,
+    &yahoo::RECOGNISER,
+    &exchange::RECOGNISER,
+    &sendmail::RECOGNISER,
+    &exim::RECOGNISER,
+];
+
+/// Runs the table.
+pub fn run(ctx: &Context) -> Option<(&'static str, Vec<RecipientReport>)> {
+    TABLE.iter().filter(|r| (r.detect)(ctx)).find_map(|r| {
+        let found = (r.parse)(ctx)?;
+        (!found.is_empty()).then_some((r.name, found))
+    })
+}
+
+/// How a family lays out its notification text.
+pub struct Layout {
+    /// Recipient blocks start after the first line containing one of these (lower case); empty: at the top.
+    pub start: &'static [&'static str],
+    /// The notification ends at the first line containing one of these (lower case).
+    pub end: &'static [&'static str],
+    /// Recognises a line that names a failed recipient; returns the address and the rest of the line.
+    pub rcpt: fn(&str) -> Option<(String, String)>,
+    /// A blank line ends a recipient's diagnostic (otherwise it runs to the next recipient).
+    pub stop_at_blank: bool,
+}
+
+/// Markers after which the returned original (or its headers) is quoted.
+pub const ORIGINAL_MARKERS: &[&str] = &[
+    "below this line is a copy of the message",
+    "this is a copy of the message",
+    "original message follows",
+    "----- original message -----",
+    "message headers follow",
+    "--- original message ---",
+    "original message headers",
+    "unsent message below",
+    "-- the header and top 20 lines of the message follows --",
+    "the header of the original message",
+    "------ original message ------",
+    "----- message header follows -----",
+    "headers of the original message",
+    "--- original message header ---",
+    "copy of the original message",
+    "unsent message follows",
+];
+
+/// Scans `body` with a family layout into unclassified recipient records.
+pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
+    let mut out: Vec<(String, String, bool)> = Vec::new();
+    let mut active = layout.start.is_empty();
+    for line in body.lines() {
+        let lower = line.to_ascii_lowercase();
+        if !active {
+            active = layout.start.iter().any(|m| lower.contains(m));
+            continue;
+        }
+        if layout.end.iter().chain(ORIGINAL_MARKERS).any(|m| lower.contains(m)) {
+            break;
+        }
+        if let Some((addr, rest)) = (layout.rcpt)(line) {
+            out.push((addr, rest, false));
+            continue;
+        }
+        let Some((_, diag, closed)) = out.last_mut() else { continue };
+        if line.trim().is_empty() {
+            *closed |= layout.stop_at_blank && !diag.trim().is_empty() && !diag.trim_end().ends_with(':');
+        } else if !*closed {
+            diag.push(' ');
+            diag.push_str(line.trim());
+        }
+    }
+    merge(out)
+}
+
+/// One record per address, keeping the first non-empty diagnostic.
+fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
+    let mut out: Vec<RecipientReport> = Vec::new();
+    for (addr, diag, _) in found {
+        let diag = squeeze(&diag);
+        match out.iter_mut().find(|r| r.recipient.as_deref() == Some(addr.as_str())) {
+            Some(r) if r.diagnostic.is_none() && !diag.is_empty() => r.diagnostic = Some(diag),
+            Some(_) => {}
+            None => out.push(RecipientReport::failed(Some(addr), diag)),
+        }
+    }
+    out
+}
+
+static ANGLE_COLON: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*<([^<>\s]+@[^<>\s]+)>:?\s*(.*)$").expect("static regex"));
+static BARE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*<?([^<>\s@]+@[^<>\s:]+?)>?:?(?:\s+(?:\(.*\)|on .*))?\s*$").expect("static regex"));
+
+/// `<addr>: text` at the start of a line (qmail, Postfix, Yahoo).
+pub fn angle_colon(line: &str) -> Option<(String, String)> {
+    let c = ANGLE_COLON.captures(line)?;
+    let addr = clean_address(c.get(1)?.as_str());
+    (!addr.is_empty()).then(|| (addr, c.get(2).map_or("", |m| m.as_str()).to_string()))
+}
+
+/// A line that is just an address (possibly in brackets, possibly with a short trailer).
+pub fn bare(line: &str) -> Option<(String, String)> {
+    let c = BARE.captures(line)?;
+    let addr = clean_address(c.get(1)?.as_str());
+    (!addr.is_empty()).then(|| (addr, String::new()))
+}
+
+/// The text about `addr` in `body`: its line and the lines after it up to a blank line.
+pub fn text_near(body: &str, addr: Option<&str>) -> Option<String> {
+    let addr = addr?;
+    let mut lines = body.lines().skip_while(|l| !contains_ci(l, addr));
+    let first = lines.next()?;
+    let mut out = first.trim().to_string();
+    for l in lines.take(8).take_while(|l| !l.trim().is_empty()) {
+        if ORIGINAL_MARKERS.iter().any(|m| contains_ci(l, m)) {
+            break;
+        }
+        out.push(' ');
+        out.push_str(l.trim());
+    }
+    let out = squeeze(&out);
+    (out.len() > addr.len() + 4).then_some(out)
+}
+
+/// Header fields of an original message quoted in the text after a marker, if any.
+pub fn original_in_text(body: &str) -> Vec<Field> {
+    let start = body
+        .lines()
+        .scan(0usize, |pos, l| {
+            let at = *pos;
+            *pos += l.len() + 1;
+            Some((at, l))
+        })
+        .find(|(_, l)| ORIGINAL_MARKERS.iter().any(|m| contains_ci(l, m)))
+        .map(|(at, l)| at + l.len() + 1);
+    let Some(start) = start.filter(|s| *s <= body.len()) else { return Vec::new() };
+    let rest = &body[start..];
+    let from_field = rest.lines().position(looks_like_field).unwrap_or(0);
+    let text: String = rest.lines().skip(from_field).collect::<Vec<_>>().join("\n");
+    parse_fields(&text, true)
+}
+
+fn looks_like_field(line: &str) -> bool {
+    match line.split_once(':') {
+        Some((name, _)) => !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        None => false,
+    }
+}
+
+static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)undeliver|undelivered|delivery (status|failure|has failed|notification|problem)|returned mail|return(ed)? to sender|failure notice|mail delivery|could not be delivered|non[- ]?delivery|not delivered|delivery failed|mail system error|rejected|nondeliverable|fehlgeschlagen|unzustellbar|no entregado|non recapitabile|non remis|échec|配信|エラー|不達").expect("static regex")
+});
+
+/// True when the message presents itself as a delivery failure report.
+pub fn looks_like_bounce(ctx: &Context) -> bool {
+    let from = ctx.from();
+    BOUNCE_SUBJECT.is_match(&ctx.subject)
+        || ["mailer-daemon", "postmaster", "post_master", "mail delivery", "mail-daemon", "maildaemon", "mail administrator"]
+            .iter()
+            .any(|m| contains_ci(from, m))
+        || ctx.header("x-failed-recipients").is_some()
+}
+
+/// Last resort for a message that looks like a bounce but matched no family: the recipients
+/// named in the notification (or the original's To) with the text around them.
+pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
+    if !looks_like_bounce(ctx) {
+        return None;
+    }
+    let region = notification(&ctx.body);
+    let quoted;
+    let original: &[Field] = match &ctx.original {
+        Some(o) => o,
+        None => {
+            quoted = original_in_text(&ctx.body);
+            &quoted
+        }
+    };
+    let original_to: Vec<String> = ["to", "cc"]
+        .iter()
+        .filter_map(|h| super::fields::field(original, h))
+        .flat_map(all_addresses)
+        .collect();
+    let mut rcpts: Vec<String> = ctx.headers_named("x-failed-recipients").flat_map(all_addresses).collect();
+    if rcpts.is_empty() {
+        rcpts = all_addresses(region).filter(|a| original_to.contains(a)).collect();
+        rcpts.dedup();
+    }
+    if rcpts.is_empty() {
+        let mut skip: Vec<String> = ["from", "to", "reply-to", "sender", "return-path"]
+            .iter()
+            .filter_map(|h| ctx.header(h).and_then(find_address))
+            .collect();
+        skip.extend(["from", "reply-to", "sender", "return-path"].iter().filter_map(|h| super::fields::field(original, h)).flat_map(all_addresses));
+        rcpts = region
+            .lines()
+            .filter(|l| !is_header_line(l))
+            .flat_map(all_addresses)
+            .filter(|a| !skip.contains(a) && !is_system_address(a))
+            .collect();
+        rcpts.dedup();
+        rcpts.truncate(50);
+    }
+    if rcpts.is_empty() {
+        rcpts.extend(original_to.into_iter().take(1));
+    }
+    if rcpts.is_empty() {
+        return None;
+    }
+    let all = squeeze(region);
+    Some(
+        rcpts
+            .into_iter()
+            .map(|a| {
+                let diag = text_near(region, Some(&a)).filter(|d| has_code_or_words(d)).unwrap_or_else(|| truncated(&all, 600));
+                let mut r = RecipientReport::failed(Some(a), diag);
+                if let Some((crate::model::Reason::Expired, rule)) = crate::classify::match_text(&ctx.subject) {
+                    (r.reason, r.rule) = (crate::model::Reason::Expired, rule);
+                }
+                r
+            })
+            .collect(),
+    )
+}
+
+fn has_code_or_words(d: &str) -> bool {
+    super::fields::find_reply_code(d).is_some() || d.split_whitespace().count() > 4
+}
+
+fn truncated(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// The notification part of a text body: everything before the quoted original.
+pub fn notification(body: &str) -> &str {
+    let mut pos = 0;
+    for line in body.lines() {
+        if ORIGINAL_MARKERS.iter().any(|m| contains_ci(line, m)) {
+            return &body[..pos];
+        }
+        pos += line.len() + 1;
+        if pos > body.len() {
+            break;
+        }
+    }
+    body
+}
+
+/// A quoted header line naming the sender or the message, not a recipient.
+fn is_header_line(line: &str) -> bool {
+    let l = line.trim_start();
+    ["from:", "sender:", "reply-to:", "return-path:", "message-id:", "references:", "in-reply-to:", "received:", "x-", "envelope-from", "(envelope-from"]
+        .iter()
+        .any(|p| l.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+        || contains_ci(line, "message-id")
+}
+
+/// Mailer-daemon and similar system senders, never a failed recipient.
+pub fn is_system_address(a: &str) -> bool {
+    let local = a.split('@').next().unwrap_or("");
+    ["mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "noreply", "no-reply", "root", "abuse"]
+        .iter()
+        .any(|s| local.eq_ignore_ascii_case(s))
+}
+
+static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:>>>\s*|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)\b")
+        .expect("static regex")
+});
+
+/// The SMTP command a failure answered (`DATA`, `RCPT`, `MAIL`, `HELO`), when the text says so.
+pub fn smtp_command(text: &str) -> Option<&'static str> {
+    let c = COMMAND.captures(text)?;
+    let word = c.get(1)?.as_str().to_ascii_lowercase();
+    Some(match word.as_str() {
+        "data" | "end of data" => "DATA",
+        "rcpt" | "rcpt to" => "RCPT",
+        "mail" | "mail from" => "MAIL",
+        "initial connection" => "CONN",
+        _ => "HELO",
+    })
+}

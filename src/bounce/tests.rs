@@ -1,0 +1,61 @@
+//! Unit tests for the bounce parser as a whole: DSN, ARF, auto-reply, ordinary mail, hostile input.
+
+use super::*;
+
+const DSN: &[u8] = b"From: MAILER-DAEMON@mx.example.org\nTo: app@example.com\nSubject: Undelivered Mail Returned to Sender\n\
+MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\n\
+I'm sorry.\n\n--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n\
+Final-Recipient: rfc822; user@example.net\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; mx.example.net\n\
+Diagnostic-Code: smtp; 550 5.1.1 <user@example.net>: Recipient address rejected: User unknown\n\n\
+--B\nContent-Type: message/rfc822\n\nFrom: app@example.com\nTo: user@example.net\nSubject: hi\nMessage-ID: <m1@example.com>\n\
+X-Rebound-Id: q123\n\nbody\n--B--\n";
+
+#[test]
+fn standard_dsn() {
+    let r = parse(DSN);
+    assert_eq!(r.format, "dsn");
+    assert_eq!(r.reporting_mta.as_deref(), Some("mx.example.org"));
+    assert_eq!(r.original_message_id.as_deref(), Some("<m1@example.com>"));
+    assert_eq!(r.original.rebound_headers, vec![("X-Rebound-Id".to_string(), "q123".to_string())]);
+    let rc = &r.recipients[0];
+    assert_eq!(rc.recipient.as_deref(), Some("user@example.net"));
+    assert_eq!((rc.class, rc.reason, rc.reply_code), (Class::Hard, Reason::UserUnknown, Some(550)));
+    assert_eq!(rc.remote_mta.as_deref(), Some("mx.example.net"));
+}
+
+#[test]
+fn ordinary_mail_is_none() {
+    let r = parse(b"From: a@example.com\nTo: b@example.net\nSubject: lunch?\n\nAt noon.\n");
+    assert_eq!(r.recipients.len(), 1);
+    assert_eq!(r.recipients[0].class, Class::None);
+    assert_eq!(r.recipients[0].recipient, None);
+}
+
+#[test]
+fn vacation_reply() {
+    let r = parse(b"From: Bob <bob@example.net>\nTo: a@example.com\nAuto-Submitted: auto-replied\nSubject: Out of Office: hello\n\nAway.\n");
+    assert_eq!(r.format, "autoreply");
+    assert_eq!((r.recipients[0].class, r.recipients[0].reason), (Class::Autoreply, Reason::Vacation));
+    assert_eq!(r.recipients[0].recipient.as_deref(), Some("bob@example.net"));
+}
+
+#[test]
+fn hostile_inputs_do_not_panic() {
+    let mut deep = Vec::new();
+    for i in 0..300 {
+        deep.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n").as_bytes());
+    }
+    let inputs: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"\n\n\n".to_vec(),
+        vec![0xff; 5000],
+        deep,
+        b"Content-Type: multipart/report; boundary=\"x\"\n\n--x\nContent-Type: message/delivery-status\n\n--x".to_vec(),
+        b"Subject: a\rFrom: MAILER-DAEMON@x\r\rThis is the qmail-send program\r".to_vec(),
+        format!("Subject: {}\n\n", "x".repeat(200_000)).into_bytes(),
+    ];
+    for raw in &inputs {
+        let r = parse(raw);
+        assert!(!r.recipients.is_empty());
+    }
+}
