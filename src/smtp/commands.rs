@@ -230,7 +230,7 @@ fn recipient_spec(to: RcptTo<String>, smtputf8: bool) -> Result<RecipientSpec, R
     if notify_bits & RCPT_NOTIFY_NEVER != 0 && notify_bits != RCPT_NOTIFY_NEVER {
         return Err((501, "5.5.4", "NOTIFY=NEVER cannot be combined".into()));
     }
-    let notify = (notify_bits != 0).then(|| Notify {
+    let notify = (notify_bits != 0).then_some(Notify {
         never: notify_bits & RCPT_NOTIFY_NEVER != 0,
         success: notify_bits & RCPT_NOTIFY_SUCCESS != 0,
         failure: notify_bits & RCPT_NOTIFY_FAILURE != 0,

@@ -73,10 +73,10 @@ impl<I: Intake> Session<I> {
         let (chunk, rest) = input.split_at(take);
         *left -= take;
         let left_now = *left;
-        if refusal.is_none() {
-            if let Some(rx) = self.envelope.as_mut().and_then(|e| e.chunked.as_mut()) {
-                rx.ingest(chunk);
-            }
+        if refusal.is_none()
+            && let Some(rx) = self.envelope.as_mut().and_then(|e| e.chunked.as_mut())
+        {
+            rx.ingest(chunk);
         }
         *input = rest;
         if left_now == 0 {

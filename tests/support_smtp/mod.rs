@@ -115,7 +115,7 @@ pub async fn start_with(cfg: Config, greeting_delay: Duration) -> TestServer {
 /// Starts a server with a fresh self-signed certificate for `localhost` and one AUTH user.
 pub async fn start_tls(mut cfg: Config) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("rcgen");
     let cert_path: PathBuf = dir.path().join("cert.pem");
     let key_path: PathBuf = dir.path().join("key.pem");
     std::fs::write(&cert_path, ck.cert.pem()).expect("write cert");
@@ -161,6 +161,24 @@ impl Client<TcpStream> {
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let tls = connector.connect(name, self.io.into_inner()).await.expect("tls handshake");
         Client { io: BufReader::new(tls) }
+    }
+}
+
+impl<S: AsyncRead + Unpin> Client<S> {
+    /// Reads one reply on a read-only half.
+    pub async fn reply_only(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(READ_GUARD, self.io.read_line(&mut line)).await.expect("reply guard").expect("read");
+            assert!(n > 0, "connection closed while waiting for a reply");
+            let line = line.trim_end_matches(['\r', '\n']).to_string();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return lines;
+            }
+        }
     }
 }
 
