@@ -41,3 +41,4 @@ pub mod scheduler;
 pub mod api;
 pub mod bounce;
 pub mod daemon;
+pub mod admin;
