@@ -88,13 +88,14 @@ pub fn list_queue(relay: &Relay, all: bool, cursor: Option<&str>, limit: usize) 
         let done = batch.len() < 256;
         for rec in batch {
             after = Some(rec.id);
-            if all || !rec.is_finished() {
-                items.push(MessageView::of(relay, &rec));
-                if items.len() >= limit {
-                    let more = !relay.store.messages_after(after, 1)?.is_empty();
-                    return Ok(QueuePage { items, next_cursor: more.then(|| after.map(format_queue_id)).flatten() });
-                }
+            if !(all || !rec.is_finished()) {
+                continue;
             }
+            if items.len() == limit {
+                let next = items.last().map(|m: &MessageView| m.queue_id.clone());
+                return Ok(QueuePage { items, next_cursor: next });
+            }
+            items.push(MessageView::of(relay, &rec));
         }
         if done {
             return Ok(QueuePage { items, next_cursor: None });
