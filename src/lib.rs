@@ -42,3 +42,4 @@ pub mod api;
 pub mod bounce;
 pub mod daemon;
 pub mod admin;
+pub mod cli;

@@ -1,2 +1,4 @@
 //! The `rebound` binary: a thin wrapper around the library's CLI.
-fn main() {}
+fn main() {
+    std::process::exit(rebound::cli::main());
+}
