@@ -88,7 +88,7 @@ pub fn list_queue(relay: &Relay, all: bool, cursor: Option<&str>, limit: usize) 
         let done = batch.len() < 256;
         for rec in batch {
             after = Some(rec.id);
-            if !(all || !rec.is_finished()) {
+            if !all && rec.is_finished() {
                 continue;
             }
             if items.len() == limit {

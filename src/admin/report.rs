@@ -79,17 +79,13 @@ impl EventFilter {
         if let Some(r) = &recipient {
             suppression_key(r).ok_or_else(|| AdminError::bad("recipient", format!("{r:?} is not an address")))?;
         }
-        if let Some(c) = &self.cursor {
-            if c.len() != 32 || crate::store::unhex(c).is_none() {
-                return Err(AdminError::bad("cursor", format!("{c:?} is not a cursor from this list")));
-            }
+        if let Some(c) = self.cursor.as_ref().filter(|c| c.len() != 32 || crate::store::unhex(c).is_none()) {
+            return Err(AdminError::bad("cursor", format!("{c:?} is not a cursor from this list")));
         }
         let since = time_param("since", &self.since, now)?;
         let until = time_param("until", &self.until, now)?;
-        if let (Some(a), Some(b)) = (since, until) {
-            if a > b {
-                return Err(AdminError::bad("since", "since is after until"));
-            }
+        if since.zip(until).is_some_and(|(a, b)| a > b) {
+            return Err(AdminError::bad("since", "since is after until"));
         }
         Ok(EventQuery {
             recipient,

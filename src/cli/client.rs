@@ -34,7 +34,7 @@ impl ClientError {
     /// 2 for bad usage or input, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Api { status, .. } if matches!(status, 400 | 404 | 409 | 413 | 415 | 422) => 2,
+            ClientError::Api { status: 400 | 404 | 409 | 413 | 415 | 422, .. } => 2,
             _ => 1,
         }
     }
