@@ -24,9 +24,11 @@
 
 pub mod accept;
 pub mod address;
+pub mod admin;
 pub mod api;
 pub mod bounce;
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod disposition;

@@ -1,11 +1,92 @@
-//! The admin API (SPEC §6) over axum; placeholder until the admin branch lands.
+//! The admin API (SPEC §6) over axum: routes, the bearer-token and Host guards,
+//! and the server loop. Handlers live in [`handlers`]; every route but
+//! `/healthz` needs `Authorization: Bearer <token>` (from `api.token`, or
+//! generated in `data_dir/api.token`); requests whose `Host` is not the
+//! configured address or loopback are refused (DNS rebinding).
+
+mod error;
+mod guard;
+mod handlers;
+
 use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post, put};
 use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use guard::{Guard, api_token};
 
 use crate::relay::Relay;
 
+/// The OpenAPI 3.1 description of this API, served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Most bytes accepted in a suppression import.
+const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The authenticated admin routes, without guards or state. Add routes to this (or pass
+/// them to [`router_with`]) to put them behind the same token check.
+pub fn routes() -> Router<Arc<Relay>> {
+    Router::new()
+        .route("/v1/openapi.json", get(handlers::openapi))
+        .route("/v1/queue", get(handlers::queue_list))
+        .route("/v1/messages/{id}", get(handlers::message_show).delete(handlers::message_delete))
+        .route("/v1/messages/{id}/retry", post(handlers::message_retry))
+        .route("/v1/messages/{id}/resend", post(handlers::message_resend))
+        .route("/v1/events", get(handlers::events))
+        .route("/v1/reports/undelivered", get(handlers::undelivered))
+        .route("/v1/suppressions", get(handlers::suppressions_list))
+        .route("/v1/suppressions/{address}", put(handlers::suppression_put).delete(handlers::suppression_delete))
+        .route("/v1/suppressions/import", post(handlers::suppressions_import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)))
+        .route("/v1/suppressions/export", get(handlers::suppressions_export))
+        .route("/v1/erase", post(handlers::erase))
+}
+
+/// The whole API for `relay`: [`routes`] behind the token, `/healthz` open, all behind the Host check.
+pub fn router(relay: Arc<Relay>) -> Router {
+    router_with(relay, Router::new())
+}
+
+/// Like [`router`], with `extra` routes (e.g. `/v1/ingest`, `/metrics`) behind the same token check.
+pub fn router_with(relay: Arc<Relay>, extra: Router<Arc<Relay>>) -> Router {
+    let guard = Guard::new(&relay.cfg);
+    routes()
+        .merge(extra)
+        .route_layer(axum::middleware::from_fn_with_state(guard.clone(), guard::require_token))
+        .route("/healthz", get(handlers::healthz))
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(guard, guard::require_host))
+        .with_state(relay)
+}
+
 /// Serves the admin API on `listener` until `shutdown`.
 pub async fn serve(relay: Arc<Relay>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-    let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })).with_state(relay);
+    api_token(&relay.cfg).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let app = router(relay);
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every route registered in [`super::routes`] is described in the OpenAPI document.
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+        let paths = doc["paths"].as_object().expect("paths");
+        let src = include_str!("mod.rs");
+        let mut seen = 0;
+        for line in src.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
+            let path = line.trim_start_matches(".route(\"").split('"').next().unwrap_or_default();
+            let entry = paths.get(path).unwrap_or_else(|| panic!("{path} is missing from openapi.json"));
+            for method in ["get", "post", "put", "delete"] {
+                let used = line.contains(&format!(" {method}(handlers::")) || line.contains(&format!("({method}(handlers::")) || line.contains(&format!(".{method}(handlers::"));
+                assert_eq!(used, entry.get(method).is_some(), "{method} {path}: router and openapi.json disagree");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 13, "found only {seen} routes");
+        assert_eq!(paths.len(), seen, "openapi.json describes routes the router does not have");
+    }
 }

@@ -21,6 +21,7 @@
 mod commit;
 pub mod events;
 pub mod queue;
+pub mod scan;
 pub mod suppression;
 
 pub use commit::Committer;

@@ -1,0 +1,208 @@
+//! Retention and erasure. `purge` deletes events older than `retention.events`
+//! and bodies (with finished message records) older than `retention.bodies`, in
+//! bounded batches; `erase` removes every event, queue record and stored body
+//! that names one address (right to erasure). The suppression entry stays, so
+//! the person is still never mailed, but loses its diagnostic and event link.
+
+use serde::Serialize;
+
+use super::AdminError;
+use crate::accept::base_event;
+use crate::address::Address;
+use crate::model::{Event, EventKind, Source};
+use crate::relay::Relay;
+use crate::store::events::EventQuery;
+use crate::store::queue::MessageRecord;
+use crate::store::scan::contains_ci;
+use crate::store::{StoreError, TreeId, WriteSet};
+use crate::time::Timestamp;
+
+/// Records deleted per write set.
+const BATCH: usize = 1000;
+/// Batches of each kind per purge run (the next run continues).
+const MAX_ROUNDS: usize = 100;
+
+/// What a purge run removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeStats {
+    pub events: usize,
+    pub bodies: usize,
+    pub messages: usize,
+    /// The first storage error, if the run stopped early.
+    pub error: Option<String>,
+}
+
+/// The first queue id received at or after `t` (ids carry their receipt second in the high bits).
+fn first_id_at(t: Timestamp) -> u64 {
+    ((t.millis().max(0) / 1000) as u64) << 24
+}
+
+/// Deletes what retention no longer allows. Never fails: errors end the run and are reported.
+pub async fn purge(relay: &Relay, now: Timestamp) -> PurgeStats {
+    let mut stats = PurgeStats::default();
+    let ev_cut = now.minus(relay.cfg.retention.events.0);
+    let body_cut = first_id_at(now.minus(relay.cfg.retention.bodies.0));
+    let res = async {
+        purge_events(relay, ev_cut, &mut stats).await?;
+        purge_messages(relay, body_cut, &mut stats).await?;
+        purge_bodies(relay, body_cut, &mut stats).await
+    }
+    .await;
+    if let Err(e) = res {
+        tracing::error!(error = %e, "retention purge stopped");
+        stats.error = Some(e.to_string());
+    }
+    stats
+}
+
+async fn purge_events(relay: &Relay, cutoff: Timestamp, stats: &mut PurgeStats) -> Result<(), StoreError> {
+    for _ in 0..MAX_ROUNDS {
+        let old = relay.store.events_before(cutoff, BATCH)?;
+        let mut ws = WriteSet::new();
+        for e in &old {
+            ws.delete_event(e);
+        }
+        relay.commit(ws, &[]).await?;
+        stats.events += old.len();
+        if old.len() < BATCH {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Finished records received before `cutoff_id`, with their bodies.
+async fn purge_messages(relay: &Relay, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
+    let mut after = None;
+    for _ in 0..MAX_ROUNDS {
+        let recs: Vec<MessageRecord> = relay.store.messages_after(after, BATCH)?.into_iter().take_while(|r| r.id < cutoff_id).collect();
+        let Some(last) = recs.last() else { break };
+        after = Some(last.id);
+        let mut ws = WriteSet::new();
+        for r in recs.iter().filter(|r| r.is_finished()) {
+            stats.bodies += usize::from(relay.store.has_body(r.id)?);
+            remove_message(&mut ws, r);
+            stats.messages += 1;
+        }
+        relay.commit(ws, &[]).await?;
+    }
+    Ok(())
+}
+
+/// Bodies received before `cutoff_id` whose record is gone (never those of unfinished messages).
+async fn purge_bodies(relay: &Relay, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
+    let mut after = None;
+    for _ in 0..MAX_ROUNDS {
+        let ids = relay.store.body_ids(after, cutoff_id, BATCH)?;
+        let Some(&last) = ids.last() else { break };
+        after = Some(last);
+        let mut ws = WriteSet::new();
+        for id in ids {
+            if relay.store.message(id)?.is_none() {
+                ws.remove(TreeId::Bodies, id.to_be_bytes().to_vec());
+                stats.bodies += 1;
+            }
+        }
+        relay.commit(ws, &[]).await?;
+    }
+    Ok(())
+}
+
+fn remove_message(ws: &mut WriteSet, r: &MessageRecord) {
+    ws.delete_message(r, false);
+    if let Some(mid) = &r.message_id {
+        ws.remove(TreeId::MsgIds, mid.as_bytes().to_vec());
+    }
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EraseStats {
+    pub address: String,
+    pub events: usize,
+    pub messages: usize,
+    pub bodies: usize,
+    /// The suppression entry is kept (reason and time only) so the address stays blocked.
+    pub suppression_kept: bool,
+}
+
+/// Removes every event, queue record and stored body that names `address`.
+/// Other pending recipients of an erased message get a `dropped` event.
+pub async fn erase(relay: &Relay, address: &Address) -> Result<EraseStats, AdminError> {
+    let mut stats = EraseStats { address: address.to_string(), ..Default::default() };
+    let key = address.key();
+    erase_messages(relay, &key, &mut stats).await?;
+    erase_bodies(relay, &[key.clone(), address.as_str().to_ascii_lowercase()], &mut stats).await?;
+    erase_events(relay, &key, &mut stats).await?;
+    if let Some(mut s) = relay.store.suppression(address.as_str())? {
+        s.diagnostic = None;
+        s.event_id = None;
+        let mut ws = WriteSet::new();
+        ws.put_suppression(&s);
+        relay.commit(ws, &[]).await?;
+        stats.suppression_kept = true;
+    }
+    tracing::info!(events = stats.events, messages = stats.messages, bodies = stats.bodies, "erased an address on request");
+    Ok(stats)
+}
+
+async fn erase_events(relay: &Relay, key: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
+    loop {
+        let q = EventQuery { recipient: Some(key.to_string()), limit: BATCH, ascending: true, ..Default::default() };
+        let page = relay.store.query_events(&q)?;
+        if page.events.is_empty() {
+            return Ok(());
+        }
+        let mut ws = WriteSet::new();
+        for e in &page.events {
+            ws.delete_event(e);
+        }
+        relay.commit(ws, &[]).await?;
+        stats.events += page.events.len();
+    }
+}
+
+
+async fn erase_messages(relay: &Relay, key: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
+    let mut after = None;
+    loop {
+        let recs = relay.store.messages_after(after, BATCH)?;
+        let Some(last) = recs.last() else { return Ok(()) };
+        after = Some(last.id);
+        let (mut ws, mut events) = (WriteSet::new(), Vec::new());
+        let now = relay.now();
+        for r in recs.iter().filter(|r| r.recipients.iter().any(|x| names(&x.address, key))) {
+            for other in r.recipients.iter().filter(|x| !x.status.is_final() && !names(&x.address, key)) {
+                let mut ev: Event = base_event(EventKind::Dropped, now, r, &other.address);
+                ev.source = Some(Source::Admin);
+                ev.diagnostic = Some("message erased on request of another recipient".into());
+                events.push(relay.record(&mut ws, ev)?);
+            }
+            stats.bodies += usize::from(relay.store.has_body(r.id)?);
+            remove_message(&mut ws, r);
+            stats.messages += 1;
+        }
+        relay.commit(ws, &events).await?;
+    }
+}
+
+fn names(address: &str, key: &str) -> bool {
+    crate::address::suppression_key(address).as_deref() == Some(key)
+}
+
+async fn erase_bodies(relay: &Relay, needles: &[String], stats: &mut EraseStats) -> Result<(), StoreError> {
+    let mut after = None;
+    loop {
+        let bodies = relay.store.bodies_after(after, 64)?;
+        let Some((last, _)) = bodies.last() else { return Ok(()) };
+        after = Some(*last);
+        let mut ws = WriteSet::new();
+        for (id, body) in &bodies {
+            if needles.iter().any(|n| contains_ci(body, n.as_bytes())) {
+                ws.remove(TreeId::Bodies, id.to_be_bytes().to_vec());
+                stats.bodies += 1;
+            }
+        }
+        relay.commit(ws, &[]).await?;
+    }
+}

@@ -1,0 +1,222 @@
+//! Route handlers: parse and check parameters (a bad one is a 400 naming it),
+//! call [`crate::admin`], answer JSON. Lists answer `{"items", "next_cursor"}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::ApiError;
+use crate::admin::{self, EventFilter, ExportFormat, limit_param, parse_address};
+use crate::model::SuppressionReason;
+use crate::relay::Relay;
+
+type Rel = State<Arc<Relay>>;
+type Raw = Result<Query<Vec<(String, String)>>, QueryRejection>;
+type ApiResult = Result<Response, ApiError>;
+
+/// Query parameters, checked against the names a route accepts.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn parse(raw: Raw, allowed: &[&str]) -> Result<Params, ApiError> {
+        let Query(pairs) = raw.map_err(|e| ApiError::bad("query", e.body_text()))?;
+        let mut map = HashMap::new();
+        for (k, v) in pairs {
+            if !allowed.contains(&k.as_str()) {
+                return Err(ApiError::bad(&k, format!("unknown parameter (accepted: {})", allowed.join(", "))));
+            }
+            if map.insert(k.clone(), v).is_some() {
+                return Err(ApiError::bad(&k, "given more than once"));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    fn owned(&self, k: &str) -> Option<String> {
+        self.get(k).map(str::to_string)
+    }
+
+    fn flag(&self, k: &str) -> Result<bool, ApiError> {
+        match self.get(k) {
+            None | Some("false" | "0" | "no") => Ok(false),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some(v) => Err(ApiError::bad(k, format!("{v:?} is not true or false"))),
+        }
+    }
+}
+
+/// Parses an optional JSON body; a body must come as `application/json` (415 otherwise).
+fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "a request body must be sent as Content-Type: application/json"));
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| ApiError::bad("body", e))
+}
+
+fn ok(v: impl serde::Serialize) -> ApiResult {
+    Ok(Json(v).into_response())
+}
+
+pub async fn healthz(State(relay): Rel) -> Response {
+    if relay.shutting_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "shutting_down"}))).into_response();
+    }
+    if !relay.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"}))).into_response();
+    }
+    Json(json!({"status": "ok"})).into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI).into_response()
+}
+
+pub async fn queue_list(State(relay): Rel, q: Raw) -> ApiResult {
+    let p = Params::parse(q, &["all", "limit", "cursor"])?;
+    let limit = limit_param(p.get("limit"), 100, 1000)?;
+    ok(admin::list_queue(&relay, p.flag("all")?, p.get("cursor"), limit)?)
+}
+
+pub async fn message_show(State(relay): Rel, Path(id): Path<String>) -> ApiResult {
+    ok(admin::show(&relay, &id)?)
+}
+
+pub async fn message_retry(State(relay): Rel, Path(id): Path<String>) -> ApiResult {
+    ok(admin::retry(&relay, &id).await?)
+}
+
+pub async fn message_delete(State(relay): Rel, Path(id): Path<String>) -> ApiResult {
+    let events = admin::delete(&relay, &id).await?;
+    ok(json!({"deleted": id.to_ascii_uppercase(), "events": events}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResendBody {
+    to: Option<String>,
+}
+
+pub async fn message_resend(State(relay): Rel, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let b: Option<ResendBody> = json_body(&headers, &body)?;
+    let to = match b.and_then(|b| b.to).filter(|s| !s.is_empty()) {
+        Some(t) => Some(parse_address("to", &t)?),
+        None => None,
+    };
+    let r = admin::resend(&relay, &id, to).await?;
+    Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+pub async fn events(State(relay): Rel, q: Raw) -> ApiResult {
+    let p = Params::parse(q, &["recipient", "status", "message", "since", "until", "limit", "cursor"])?;
+    let f = EventFilter {
+        recipient: p.owned("recipient"),
+        status: p.owned("status"),
+        message: p.owned("message"),
+        since: p.owned("since"),
+        until: p.owned("until"),
+        limit: p.owned("limit"),
+        cursor: p.owned("cursor"),
+    };
+    let page = admin::events(&relay, &f)?;
+    ok(json!({"items": page.events, "next_cursor": page.next_cursor}))
+}
+
+pub async fn undelivered(State(relay): Rel, q: Raw) -> ApiResult {
+    let p = Params::parse(q, &["days", "status", "since", "until"])?;
+    ok(admin::undelivered(&relay, p.get("days"), p.get("since"), p.get("until"), p.get("status"))?)
+}
+
+fn reason_param(v: Option<&str>, param: &str) -> Result<Option<SuppressionReason>, ApiError> {
+    v.map(|r| r.parse::<SuppressionReason>().map_err(|e| ApiError::bad(param, e))).transpose()
+}
+
+pub async fn suppressions_list(State(relay): Rel, q: Raw) -> ApiResult {
+    let p = Params::parse(q, &["reason", "limit", "cursor"])?;
+    let reason = reason_param(p.get("reason"), "reason")?;
+    let limit = limit_param(p.get("limit"), 100, 1000)?;
+    ok(admin::list_suppressions(&relay, reason, p.get("cursor"), limit)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutBody {
+    reason: Option<String>,
+    diagnostic: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn suppression_put(State(relay): Rel, Path(address): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let address = parse_address("address", &address)?;
+    let b: PutBody = json_body(&headers, &body)?.unwrap_or(PutBody { reason: None, diagnostic: None, force: false });
+    let reason = reason_param(b.reason.as_deref(), "reason")?.unwrap_or(SuppressionReason::Manual);
+    let (entry, changed) = admin::add_suppression(&relay, &address, reason, b.diagnostic, b.force).await?;
+    let status = if changed { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(entry)).into_response())
+}
+
+pub async fn suppression_delete(State(relay): Rel, Path(address): Path<String>, q: Raw) -> ApiResult {
+    let p = Params::parse(q, &["force"])?;
+    let address = parse_address("address", &address)?;
+    let removed = admin::remove_suppression(&relay, &address, p.flag("force")?).await?;
+    ok(json!({"removed": removed}))
+}
+
+pub async fn suppressions_import(State(relay): Rel, q: Raw, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let p = Params::parse(q, &["format"])?;
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let from_type = match ct.as_str() {
+        "text/csv" => ExportFormat::Csv,
+        "application/x-ndjson" | "application/jsonl" | "application/json" => ExportFormat::JsonLines,
+        _ => return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send text/csv or application/x-ndjson")),
+    };
+    let format = match p.get("format") {
+        Some(f) => ExportFormat::parse(f)?,
+        None => from_type,
+    };
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad("body", "not UTF-8"))?;
+    ok(admin::import_suppressions(&relay, format, text).await?)
+}
+
+pub async fn suppressions_export(State(relay): Rel, q: Raw) -> ApiResult {
+    let p = Params::parse(q, &["format"])?;
+    let format = ExportFormat::parse(p.get("format").unwrap_or("csv"))?;
+    let text = admin::export_suppressions(&relay, format)?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EraseBody {
+    address: String,
+}
+
+pub async fn erase(State(relay): Rel, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let b: EraseBody = json_body(&headers, &body)?.ok_or_else(|| ApiError::bad("address", "a JSON body {\"address\": ...} is required"))?;
+    let address = parse_address("address", &b.address)?;
+    let stats = admin::erase(&relay, &address).await?;
+    ok(stats)
+}
+

@@ -1,0 +1,201 @@
+//! The `rebound` command line (SPEC §3): `serve`, `check-config`, `parse`, and
+//! the admin commands, which talk to the running daemon through its API (sled
+//! allows one process per database). Exit codes: 0 ok, 2 bad usage or input,
+//! 1 when the daemon cannot be reached or fails.
+
+mod admin;
+pub mod client;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+/// A mail relay that knows what became of every recipient.
+#[derive(Debug, Parser)]
+#[command(name = "rebound", version, about)]
+pub struct Cli {
+    /// Config file (default: $REBOUND_CONFIG, else /etc/rebound/rebound.toml if it exists, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object per line instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the daemon.
+    Serve,
+    /// Validate the config and print the effective settings (secrets masked).
+    CheckConfig,
+    /// Offline: parse bounce/complaint messages (`-` = stdin), one JSON line per recipient.
+    Parse {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<String>,
+    },
+    /// Hand bounce/complaint messages to the daemon as if they had arrived by SMTP.
+    Ingest {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Inspect and manage the queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// The communications log, newest first.
+    Events(EventsArgs),
+    /// Reports.
+    #[command(subcommand)]
+    Report(ReportCmd),
+    /// The suppression list.
+    #[command(subcommand)]
+    Suppressions(SuppressionsCmd),
+    /// Send a stored message again (a new queue entry linked to the old one).
+    Resend {
+        id: String,
+        /// A corrected recipient (default: the original recipients).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Erase every event and stored message naming an address (right to erasure).
+    Erase { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// Messages waiting for delivery (`--all`: also finished ones kept for resend).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// A message, its recipients and its events.
+    Show { id: String },
+    /// Attempt delivery now.
+    Retry { id: String },
+    /// Remove a message from the queue.
+    Delete { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[arg(long)]
+    pub recipient: Option<String>,
+    /// Comma-separated statuses (queued, deferred, delivered, bounced ...).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Queue id.
+    #[arg(long)]
+    pub message: Option<String>,
+    /// How far back (7d, 12h) or an RFC 3339 time.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub since: Option<String>,
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    #[arg(long)]
+    pub limit: Option<u32>,
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Recipients not delivered in the window, with a count per status.
+    Undelivered {
+        #[arg(long)]
+        days: Option<u32>,
+        /// Comma-separated statuses to keep.
+        #[arg(long)]
+        status: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressionsCmd {
+    /// List entries (optionally of one reason).
+    List {
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Add an address (reason: hard_bounce, complaint, unsubscribe or manual).
+    Add {
+        address: String,
+        #[arg(long, default_value = "manual")]
+        reason: String,
+        #[arg(long)]
+        diagnostic: Option<String>,
+    },
+    /// Remove an address; complaint and unsubscribe entries need --force (consent must exist).
+    Remove {
+        address: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Import a CSV (address,reason,time,diagnostic) or JSON-lines file.
+    Import {
+        file: PathBuf,
+        /// csv or jsonl (default: from the file name, else csv).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Export the whole list to stdout.
+    Export {
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    run(cli)
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> i32 {
+    if let Cmd::Parse { files } = &cli.cmd {
+        let (mut i, mut o, mut e) = (std::io::stdin().lock(), std::io::stdout().lock(), std::io::stderr().lock());
+        return crate::bounce::run_parse_command(files, &mut i, &mut o, &mut e);
+    }
+    let (cfg, path) = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rebound: {e}");
+            return 2;
+        }
+    };
+    match cli.cmd {
+        Cmd::Serve => match crate::daemon::serve(cfg, path) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("rebound: {e}");
+                1
+            }
+        },
+        Cmd::CheckConfig => {
+            println!("# {}: OK", path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()));
+            print!("{}", cfg.to_masked_toml());
+            0
+        }
+        cmd => admin::run(&cfg, cli.json, cmd),
+    }
+}
