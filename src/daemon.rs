@@ -79,6 +79,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     let api_addr = api_listener.local_addr().map_err(|e| DaemonError::Startup(e.to_string()))?;
     let smtp = Arc::new(SmtpServer::new(cfg.clone(), Arc::new(QueueIntake { relay: relay.clone() })).map_err(|e| DaemonError::Startup(e.to_string()))?);
     let smtp_stats = smtp.stats();
+    let _ = relay.smtp_stats.set(smtp_stats.clone());
     let deliverer = Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| DaemonError::Startup(e.to_string()))?);
     let shutdown = CancellationToken::new();
     let attempts = TaskTracker::new();

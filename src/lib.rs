@@ -48,3 +48,4 @@ pub mod store;
 pub mod time;
 pub mod verp;
 pub mod webhooks;
+pub mod unsubscribe;

@@ -79,6 +79,8 @@ pub struct Relay {
     pub shutting_down: AtomicBool,
     /// Set once startup recovery finished and listeners are bound.
     pub ready: AtomicBool,
+    /// The SMTP listener's counters, once it runs (for `/metrics`).
+    pub smtp_stats: std::sync::OnceLock<Arc<crate::smtp::SmtpStats>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -110,6 +112,7 @@ impl Relay {
             counters: Counters::default(),
             shutting_down: AtomicBool::new(false),
             ready: AtomicBool::new(false),
+            smtp_stats: std::sync::OnceLock::new(),
         }))
     }
 

@@ -19,6 +19,7 @@ use super::ApiError;
 use crate::admin::{self, EventFilter, ExportFormat, limit_param, parse_address};
 use crate::model::SuppressionReason;
 use crate::relay::Relay;
+pub use super::intake::{ingest, metrics};
 
 type Rel = State<Arc<Relay>>;
 type Raw = Result<Query<Vec<(String, String)>>, QueryRejection>;

@@ -7,6 +7,7 @@
 mod error;
 mod guard;
 mod handlers;
+mod intake;
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub fn routes() -> Router<Arc<Relay>> {
         .route("/v1/suppressions/import", post(handlers::suppressions_import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)))
         .route("/v1/suppressions/export", get(handlers::suppressions_export))
         .route("/v1/erase", post(handlers::erase))
+        .route("/v1/ingest", post(handlers::ingest).layer(axum::extract::DefaultBodyLimit::max(intake::INGEST_LIMIT)))
+        .route("/metrics", get(handlers::metrics))
 }
 
 /// The whole API for `relay`: [`routes`] behind the token, `/healthz` open, all behind the Host check.

@@ -1,0 +1,43 @@
+//! Routes the daemon adds to the admin API: `POST /v1/ingest` (a raw returned
+//! message, processed exactly like one arriving by SMTP at the bounce domain)
+//! and `GET /metrics` (Prometheus text).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::ApiError;
+use crate::metrics::{SmtpGauges, render};
+use crate::relay::Relay;
+use crate::store::WriteSet;
+
+/// Largest returned message accepted by `/v1/ingest`.
+pub const INGEST_LIMIT: usize = 10 * 1024 * 1024;
+
+pub async fn ingest(State(relay): State<Arc<Relay>>, body: Bytes) -> Result<Response, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body: expected a raw RFC 5322 message"));
+    }
+    let mut ws = WriteSet::new();
+    let events = crate::returned::ingest(&relay, &body, None, &mut ws).map_err(internal)?;
+    relay.commit(ws, &events).await.map_err(internal)?;
+    Ok((StatusCode::OK, axum::Json(json!({ "events": events }))).into_response())
+}
+
+pub async fn metrics(State(relay): State<Arc<Relay>>) -> Response {
+    let gauges = relay
+        .smtp_stats
+        .get()
+        .map(|s| SmtpGauges { sessions_total: s.sessions_total.load(Ordering::Relaxed), sessions_active: s.sessions_active.load(Ordering::Relaxed) })
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&relay, gauges)).into_response()
+}
+
+fn internal(e: crate::store::StoreError) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string())
+}
