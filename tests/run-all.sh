@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, integration and whole-daemon tests, then the
+# systemd unit check and a short fuzz smoke run of every target (skipped, loudly,
+# when systemd-analyze or cargo-fuzz/nightly are missing).
+# FUZZ_SECONDS (default 20) sets the time per fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test --locked --all-targets
+
+if [ -x tests/systemd_unit.sh ]; then
+    tests/systemd_unit.sh
+fi
+
+if [ -x fuzz/run-all.sh ]; then
+    if command -v cargo-fuzz >/dev/null 2>&1 && rustup toolchain list | grep -q nightly; then
+        fuzz/run-all.sh "${FUZZ_SECONDS:-20}"
+    else
+        echo "SKIPPED: fuzz smoke run (needs cargo-fuzz and the nightly toolchain; see .ci/run)" >&2
+    fi
+fi
+echo "all tests passed"
