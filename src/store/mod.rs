@@ -128,12 +128,7 @@ impl Store {
     /// Opens (creating) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(32 * 1024 * 1024)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
+        let db = open_db(dir)?;
         let trees = TREE_NAMES.iter().map(|(_, n)| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
         Ok(Store { db, trees })
     }
@@ -221,6 +216,23 @@ impl Store {
 }
 
 use sled::Transactional;
+
+/// Opens sled, waiting up to 5 s for the file lock: a previous instance in this
+/// process (or one still exiting) releases it once its background flusher stops.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let res = sled::Config::new().path(dir.join("db")).cache_capacity(32 * 1024 * 1024).flush_every_ms(Some(1000)).open();
+        match res {
+            Ok(db) => return Ok(db),
+            // sled reports the lock conflict only as text inside an io::Error.
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(StoreError::Db(format!("{}: {e}", dir.display()))),
+        }
+    }
+}
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
