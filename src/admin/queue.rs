@@ -186,11 +186,15 @@ pub async fn resend(relay: &Relay, id: &str, to: Option<Address>) -> Result<Rese
     };
     let mut ws = WriteSet::new();
     let mut events = Vec::new();
-    for a in &targets {
-        let mut gone = base_event(EventKind::Resent, now, &old, a);
+    // The original recipients' log says where their mail went again.
+    for r in &old.recipients {
+        let mut gone = base_event(EventKind::Resent, now, &old, &r.address);
         gone.source = Some(Source::Admin);
         gone.linked_queue_id = Some(rec.queue_id());
+        gone.diagnostic = Some(format!("resent to {} as {}", targets.join(", "), rec.queue_id()));
         events.push(relay.record(&mut ws, gone)?);
+    }
+    for a in &targets {
         let mut queued = base_event(EventKind::Queued, now, &rec, a);
         queued.source = Some(Source::Admin);
         queued.linked_queue_id = Some(old.queue_id());
