@@ -102,17 +102,48 @@ async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestam
         Some(b) => Arc::new(b),
         None => return expire_without_body(relay, &mut rec, now).await,
     };
+    let (dropped_ws, mut dropped) = drop_newly_suppressed(relay, &mut rec, now)?;
     let groups = pending_by_domain(relay, &rec);
     let started = Instant::now();
     let outcomes = deliver_groups(relay, transport, &rec, groups, body).await;
     relay.counters.observe_attempt(started.elapsed().as_millis() as u64);
     let now = relay.now();
-    let (ws, events) = apply_attempt(relay, &mut rec, &outcomes, now)?;
+    let (mut ws, events) = apply_attempt(relay, &mut rec, &outcomes, now)?;
+    ws.extend(dropped_ws);
+    dropped.extend(events);
+    let events = dropped;
     relay.commit(ws, &events).await?;
+    log_outcomes(&events);
     if let Some(dsn) = crate::dsn::maybe_notify(relay, &rec, &events)? {
         let _ = dsn;
     }
     Ok(())
+}
+
+/// Recipients suppressed since the message was queued are not attempted: `dropped`.
+fn drop_newly_suppressed(relay: &Relay, rec: &mut MessageRecord, now: Timestamp) -> Result<(WriteSet, Vec<crate::model::Event>), StoreError> {
+    let (mut ws, mut events) = (WriteSet::new(), Vec::new());
+    for i in 0..rec.recipients.len() {
+        if rec.recipients[i].status.is_final() {
+            continue;
+        }
+        let Some(s) = relay.store.suppression(&rec.recipients[i].address)? else { continue };
+        rec.recipients[i].status = Status::Dropped;
+        let mut ev = crate::model::Event::new(crate::model::EventKind::Dropped, now);
+        crate::disposition::fill(&mut ev, rec, i);
+        ev.source = Some(crate::model::Source::Scheduler);
+        ev.diagnostic = Some(format!("suppressed ({}) since {} while queued", s.reason, s.time));
+        events.push(relay.record(&mut ws, ev)?);
+    }
+    Ok((ws, events))
+}
+
+/// One log line per recipient outcome, for operators (the event log is the product's record).
+fn log_outcomes(events: &[crate::model::Event]) {
+    for e in events {
+        let (q, r, d) = (e.queue_id.as_deref().unwrap_or("-"), e.recipient.as_deref().unwrap_or("-"), e.diagnostic.as_deref().unwrap_or(""));
+        tracing::info!(queue_id = q, recipient = r, status = e.status.as_str(), relay = e.remote_host.as_deref().unwrap_or("-"), "{d}");
+    }
 }
 
 async fn expire_without_body(relay: &Relay, rec: &mut MessageRecord, now: Timestamp) -> Result<(), StoreError> {

@@ -1,0 +1,49 @@
+//! Suppression while a message waits: an address suppressed after its message was
+//! queued is not attempted again; the recipient ends `dropped`. Case and IDN
+//! forms of an address match the same entry.
+
+mod support_daemon;
+
+use std::time::Duration;
+
+use rebound::config::Dur;
+use rebound::model::EventKind;
+use support_daemon::*;
+
+async fn api(d: &rebound::daemon::Running, method: &str, path: &str, body: &str) -> u16 {
+    let mut s = tokio::net::TcpStream::connect(d.api_addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer test-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppressed_while_queued_is_dropped_not_attempted() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    route_all(&mut cfg, closed);
+    cfg.delivery.retry = vec![Dur(Duration::from_secs(3600))];
+    cfg.delivery.max_age = Dur(Duration::from_secs(72 * 3600));
+    let d = start_daemon(cfg).await;
+    let smtp = d.smtp_addrs[0];
+    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "crm@school.test", &["Wait@Example.net"], "Subject: x\r\n\r\nx\r\n")).await.unwrap();
+    assert!(ok, "{out}");
+    wait_for(&d, "wait@example.net", &[EventKind::Deferred], Duration::from_secs(10)).await;
+    assert_eq!(api(&d, "PUT", "/v1/suppressions/WAIT@EXAMPLE.NET", r#"{"reason":"manual"}"#).await, 201, "created");
+    let rec = d.relay.store.messages_after(None, 10).unwrap().into_iter().find(|r| r.recipients[0].address == "Wait@Example.net").unwrap();
+    assert_eq!(api(&d, "POST", &format!("/v1/messages/{}/retry", rec.queue_id()), "").await, 200);
+    let h = wait_for(&d, "wait@example.net", &[EventKind::Dropped], Duration::from_secs(10)).await;
+    assert_eq!(h, ["queued", "deferred", "suppression_added", "dropped"]);
+    let after = d.relay.store.message(rec.id).unwrap().unwrap();
+    assert_eq!(after.attempts, 2);
+    assert_eq!(after.recipients[0].attempts, 1, "no delivery attempt after the suppression");
+    assert!(after.next_attempt.is_none(), "finished");
+    // IDN: the U-label and A-label forms are one entry.
+    assert_eq!(api(&d, "PUT", "/v1/suppressions/hans@xn--bcher-kva.example", r#"{"reason":"manual"}"#).await, 201);
+    assert!(d.relay.store.suppression("HANS@bücher.example").unwrap().is_some());
+    d.stop().await;
+}
