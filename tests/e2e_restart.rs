@@ -6,18 +6,13 @@ mod support_daemon;
 
 use std::time::Duration;
 
-use rebound::config::Dur;
 use rebound::model::EventKind;
 use support_daemon::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_survives_restart_and_retry_forces_an_attempt() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, closed);
-    cfg.delivery.retry = vec![Dur(Duration::from_secs(3600))];
-    cfg.delivery.max_age = Dur(Duration::from_secs(72 * 3600));
+    let cfg = hourly_retries_to_nowhere(dir.path());
     let d = start_daemon(cfg.clone()).await;
     let smtp = d.smtp_addrs[0];
     let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "crm@school.test", &["late@example.net"], "Subject: x\r\n\r\nx\r\n")).await.unwrap();

@@ -38,6 +38,17 @@ pub fn route_all(c: &mut Config, to: SocketAddr) {
     c.delivery.routes.insert("*".into(), to.to_string());
 }
 
+/// Every domain routed to a closed port, retries an hour apart within 72 h:
+/// a message stays deferred and waiting while the test looks at it.
+pub fn hourly_retries_to_nowhere(dir: &std::path::Path) -> Config {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut c = test_config(dir);
+    route_all(&mut c, closed);
+    c.delivery.retry = vec![Dur(Duration::from_secs(3600))];
+    c.delivery.max_age = Dur(Duration::from_secs(72 * 3600));
+    c
+}
+
 pub async fn start_daemon(cfg: Config) -> Running {
     start(cfg, Arc::new(SystemClock)).await.expect("daemon starts")
 }
