@@ -41,11 +41,10 @@ impl Intake for QueueIntake {
         if is_bounce_domain(r, rcpt) {
             return RcptDecision::BounceIntake;
         }
-        if r.cfg.suppression.on_suppressed == OnSuppressed::Reject {
-            if let Ok(Some(s)) = r.store.suppression(rcpt.as_str()) {
+        if r.cfg.suppression.on_suppressed == OnSuppressed::Reject
+            && let Ok(Some(s)) = r.store.suppression(rcpt.as_str()) {
                 return RcptDecision::RejectSuppressed(s.reason);
             }
-        }
         RcptDecision::Relay
     }
 

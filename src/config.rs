@@ -428,19 +428,17 @@ impl Config {
                 return bad(&format!("delivery.routes.\"{domain}\""), format!("{hop:?} is not host:port"));
             }
         }
-        if let Some(r) = &self.delivery.relayhost {
-            if parse_host_port(r, 25).is_none() {
+        if let Some(r) = &self.delivery.relayhost
+            && parse_host_port(r, 25).is_none() {
                 return bad("delivery.relayhost", format!("{r:?} is not host:port"));
             }
-        }
         if self.bounces.domain.is_empty() || self.bounces.domain.contains(['@', ' ']) {
             return bad("bounces.domain", format!("{:?} is not a domain", self.bounces.domain));
         }
-        if let Some(u) = &self.webhooks.url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
+        if let Some(u) = &self.webhooks.url
+            && !(u.starts_with("http://") || u.starts_with("https://")) {
                 return bad("webhooks.url", format!("{u:?} must start with http:// or https://"));
             }
-        }
         if self.webhooks.batch_size == 0 {
             return bad("webhooks.batch_size", "must be at least 1".into());
         }

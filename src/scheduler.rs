@@ -160,11 +160,10 @@ fn pending_by_domain(relay: &Relay, rec: &MessageRecord) -> BTreeMap<String, Vec
     let _ = relay;
     let mut groups: BTreeMap<String, Vec<(usize, Address)>> = BTreeMap::new();
     for (i, r) in rec.recipients.iter().enumerate() {
-        if matches!(r.status, Status::Queued | Status::Deferred) {
-            if let Ok(a) = Address::parse(&r.address) {
+        if matches!(r.status, Status::Queued | Status::Deferred)
+            && let Ok(a) = Address::parse(&r.address) {
                 groups.entry(a.domain_key()).or_default().push((i, a));
             }
-        }
     }
     groups
 }

@@ -39,5 +39,5 @@ pub async fn metrics(State(relay): State<Arc<Relay>>) -> Response {
 }
 
 fn internal(e: crate::store::StoreError) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string())
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string())
 }

@@ -249,11 +249,10 @@ fn matches(ev: &Event, q: &EventQuery) -> bool {
             return false;
         }
     }
-    if let Some(id) = q.queue_id {
-        if ev.queue_id.as_deref().and_then(super::queue::parse_queue_id) != Some(id) {
+    if let Some(id) = q.queue_id
+        && ev.queue_id.as_deref().and_then(super::queue::parse_queue_id) != Some(id) {
             return false;
         }
-    }
     q.since.is_none_or(|t| ev.time >= t) && q.until.is_none_or(|t| ev.time <= t)
 }
 

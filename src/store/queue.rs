@@ -129,11 +129,10 @@ fn decode_schedule_key(k: &[u8]) -> Option<(Timestamp, u64)> {
 impl WriteSet {
     /// Stores (or updates) a message record and moves its schedule entry from `old_due` to its `next_attempt`.
     pub fn put_message(&mut self, rec: &MessageRecord, old_due: Option<Timestamp>) {
-        if let Some(old) = old_due {
-            if Some(old) != rec.next_attempt {
+        if let Some(old) = old_due
+            && Some(old) != rec.next_attempt {
                 self.remove(TreeId::Schedule, schedule_key(old, rec.id).to_vec());
             }
-        }
         if let Some(due) = rec.next_attempt {
             self.insert(TreeId::Schedule, schedule_key(due, rec.id).to_vec(), Vec::new());
         }
