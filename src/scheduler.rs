@@ -109,10 +109,18 @@ async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestam
     let now = relay.now();
     let (ws, events) = apply_attempt(relay, &mut rec, &outcomes, now)?;
     relay.commit(ws, &events).await?;
-    if let Some(dsn) = crate::dsn::maybe_notify(relay, &rec, &events)? {
-        let _ = dsn;
-    }
+    notify_sender(relay, &rec, &events).await;
     Ok(())
+}
+
+/// Queues a DSN to the sender for this attempt's failures, if one is due (logged on failure:
+/// the attempt itself is already recorded).
+async fn notify_sender(relay: &Relay, rec: &MessageRecord, events: &[crate::model::Event]) {
+    match crate::dsn::maybe_notify(relay, rec, events).await {
+        Ok(Some(id)) => tracing::info!(queue_id = %rec.queue_id(), dsn = %format!("{id:X}"), "DSN queued for the sender"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(queue_id = %rec.queue_id(), error = %e, "could not queue a DSN for the sender"),
+    }
 }
 
 async fn expire_without_body(relay: &Relay, rec: &mut MessageRecord, now: Timestamp) -> Result<(), StoreError> {
@@ -121,7 +129,9 @@ async fn expire_without_body(relay: &Relay, rec: &mut MessageRecord, now: Timest
     let old = rec.next_attempt;
     expire_pending(relay, rec, now, &mut ws, &mut events)?;
     ws.put_message(rec, old);
-    relay.commit(ws, &events).await
+    relay.commit(ws, &events).await?;
+    notify_sender(relay, rec, &events).await;
+    Ok(())
 }
 
 /// Pending recipients (queued or deferred) grouped by normalised domain: (index, address).
@@ -144,7 +154,11 @@ async fn deliver_groups<D: Deliver>(relay: &Relay, transport: &D, rec: &MessageR
     let futures = groups.into_iter().map(|(domain, rcpts)| {
         let txs: Vec<Transaction> = rcpts
             .iter()
-            .map(|(i, a)| Transaction { mail_from: envelope_sender(relay, rec, *i, now), recipients: vec![a.clone()], body: body.clone() })
+            .map(|(i, a)| Transaction {
+                mail_from: envelope_sender(relay, rec, *i, now),
+                recipients: vec![a.clone()],
+                body: crate::unsubscribe::personalise(relay, rec, *i, &body, now),
+            })
             .collect();
         async move {
             let results = transport.deliver(&domain, txs).await;
