@@ -57,10 +57,11 @@ fn dsns_to(rec: &Record, rcpt: &str) -> Vec<Vec<u8>> {
         } else if up.starts_with("RCPT TO:") && c.contains(&format!("<{rcpt}>")) {
             to_rcpt = true;
         } else if up == "DATA" {
-            if null_sender && to_rcpt {
-                if let Some(m) = rec.messages.get(n) {
-                    out.push(m.clone());
-                }
+            if null_sender
+                && to_rcpt
+                && let Some(m) = rec.messages.get(n)
+            {
+                out.push(m.clone());
             }
             n += 1;
         }

@@ -123,3 +123,17 @@ fn expiry_reports_4_4_7_and_cleaning_is_bounded() {
     assert_eq!(clean("a\r\n\tb  é\u{0}c", 100), "a b ? c");
     assert_eq!(clean(&"y".repeat(50), 10).len(), 10);
 }
+
+#[test]
+fn a_thousand_failures_make_one_report_with_bounded_lines() {
+    let mut rec = record(None);
+    rec.recipients = (0..1000).map(|i| rcpt(&format!("u{i}@example.net"), None)).collect();
+    rec.recipients[7].orcpt = Some("rfc822;x\r\nBcc: victim@example.org".into());
+    let events: Vec<Event> = (0..1000).map(|i| event(EventKind::Bounced, &format!("u{i}@example.net"), "550 5.1.1 User unknown", Some("5.1.1"))).collect();
+    let f = failures(&rec, &events);
+    assert_eq!(f.len(), 1000);
+    let raw = compose("relay.test", &rec, &f, Some(ORIGINAL), 1 << 20, Timestamp::now());
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(text.matches("Final-Recipient: rfc822; u").count(), 1000);
+    assert!(text.lines().all(|l| l.len() <= 998 && !l.starts_with("Bcc:")));
+}

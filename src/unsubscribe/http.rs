@@ -39,17 +39,22 @@ pub async fn serve(relay: Arc<Relay>, listener: tokio::net::TcpListener, shutdow
     axum::serve(listener, router(relay)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
-fn check(relay: &Relay, token: &str) -> Result<UnsubToken, Response> {
-    verify_token(&relay.verp, token, relay.now(), relay.cfg.bounces.tag_validity.0).map_err(|e| match e {
+fn check(relay: &Relay, token: &str) -> Result<UnsubToken, TokenError> {
+    verify_token(&relay.verp, token, relay.now(), relay.cfg.bounces.tag_validity.0)
+}
+
+/// The page for a refused token: 404 when expired, 400 when malformed or forged.
+fn refused(e: TokenError) -> Response {
+    match e {
         TokenError::Expired => page(StatusCode::NOT_FOUND, "Link expired", "This unsubscribe link has expired."),
         TokenError::Malformed | TokenError::BadMac => page(StatusCode::BAD_REQUEST, "Invalid link", "This unsubscribe link is not valid."),
-    })
+    }
 }
 
 async fn confirm_page(State(relay): State<Arc<Relay>>, Path(token): Path<String>) -> Response {
     let tok = match check(&relay, &token) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(e) => return refused(e),
     };
     let who = match relay.store.message(tok.queue_id) {
         Ok(Some(rec)) => rec.recipients.get(tok.rcpt_index as usize).map(|r| mask(&r.address)),
@@ -75,7 +80,7 @@ async fn one_click(State(relay): State<Arc<Relay>>, Path(token): Path<String>, b
     }
     let tok = match check(&relay, &token) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(e) => return refused(e),
     };
     let _serial = APPLY.lock().await;
     let mut ws = WriteSet::new();
