@@ -34,6 +34,8 @@ pub enum DaemonError {
 pub struct Running {
     pub smtp_addrs: Vec<SocketAddr>,
     pub api_addr: SocketAddr,
+    /// The public one-click unsubscribe listener, when `unsubscribe.listen` is set.
+    pub unsubscribe_addr: Option<SocketAddr>,
     pub relay: Arc<Relay>,
     pub smtp_stats: Arc<SmtpStats>,
     shutdown: CancellationToken,
@@ -77,6 +79,11 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     let smtp_addrs: Vec<SocketAddr> = smtp_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let api_listener = TcpListener::bind(cfg.api.listen).await.map_err(|source| DaemonError::Bind { addr: cfg.api.listen, source })?;
     let api_addr = api_listener.local_addr().map_err(|e| DaemonError::Startup(e.to_string()))?;
+    let unsub_listener = match cfg.unsubscribe.listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?),
+        None => None,
+    };
+    let unsubscribe_addr = unsub_listener.as_ref().and_then(|l| l.local_addr().ok());
     let smtp = Arc::new(SmtpServer::new(cfg.clone(), Arc::new(QueueIntake { relay: relay.clone() })).map_err(|e| DaemonError::Startup(e.to_string()))?);
     let smtp_stats = smtp.stats();
     let _ = relay.smtp_stats.set(smtp_stats.clone());
@@ -89,6 +96,9 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
         tokio::spawn(serve_api(relay.clone(), smtp_stats.clone(), api_listener, shutdown.clone())),
         tokio::spawn(retention_loop(relay.clone(), shutdown.clone())),
     ];
+    if let Some(listener) = unsub_listener {
+        tasks.push(tokio::spawn(serve_unsubscribe(relay.clone(), listener, shutdown.clone())));
+    }
     if cfg.webhooks.url.is_some() {
         let secret = match &cfg.webhooks.secret {
             Some(s) => s.expose().as_bytes().to_vec(),
@@ -97,13 +107,19 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
         tasks.push(tokio::spawn(crate::webhooks::run(relay.clone(), secret, shutdown.clone())));
     }
     relay.ready.store(true, Ordering::SeqCst);
-    Ok(Running { smtp_addrs, api_addr, relay, smtp_stats, shutdown, tasks, attempts })
+    Ok(Running { smtp_addrs, api_addr, unsubscribe_addr, relay, smtp_stats, shutdown, tasks, attempts })
 }
 
 async fn serve_api(relay: Arc<Relay>, stats: Arc<SmtpStats>, listener: TcpListener, shutdown: CancellationToken) {
     let _ = stats;
     if let Err(e) = crate::api::serve(relay, listener, shutdown).await {
         tracing::error!(error = %e, "admin API stopped");
+    }
+}
+
+async fn serve_unsubscribe(relay: Arc<Relay>, listener: TcpListener, shutdown: CancellationToken) {
+    if let Err(e) = crate::unsubscribe::http::serve(relay, listener, shutdown).await {
+        tracing::error!(error = %e, "unsubscribe listener stopped");
     }
 }
 
@@ -129,6 +145,9 @@ pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonErro
         let running = start(cfg, Arc::new(SystemClock)).await?;
         for a in &running.smtp_addrs {
             tracing::info!("smtp listening on {a}");
+        }
+        if let Some(a) = running.unsubscribe_addr {
+            tracing::info!("unsubscribe listening on {a}");
         }
         tracing::info!(config = %source, data_dir = %running.relay.cfg.server.data_dir.display(), "api listening on {}", running.api_addr);
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);

@@ -108,16 +108,36 @@ async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestam
     let outcomes = deliver_groups(relay, transport, &rec, groups, body).await;
     relay.counters.observe_attempt(started.elapsed().as_millis() as u64);
     let now = relay.now();
+    // A returned DSN, an unsubscribe or an operator may have changed the message while
+    // it was being delivered: apply this attempt to the stored copy, not to ours.
+    let Some(outcomes) = merge_concurrent(relay, &mut rec, outcomes)? else {
+        tracing::info!(queue_id = %format!("{id:X}"), "message deleted during its delivery attempt");
+        return Ok(());
+    };
     let (mut ws, events) = apply_attempt(relay, &mut rec, &outcomes, now)?;
     ws.extend(dropped_ws);
     dropped.extend(events);
     let events = dropped;
     relay.commit(ws, &events).await?;
     log_outcomes(&events);
-    if let Some(dsn) = crate::dsn::maybe_notify(relay, &rec, &events)? {
-        let _ = dsn;
-    }
+    notify_sender(relay, &rec, &events).await;
     Ok(())
+}
+
+/// Re-reads the record: recipients finished by someone else meanwhile keep that status and
+/// lose this attempt's outcome; the stored schedule time is the one to move. `None` when the
+/// message was deleted.
+fn merge_concurrent(relay: &Relay, rec: &mut MessageRecord, outcomes: Vec<Outcome>) -> Result<Option<Vec<Outcome>>, StoreError> {
+    let Some(fresh) = relay.store.message(rec.id)? else { return Ok(None) };
+    let mut changed = Vec::new();
+    for (i, (mine, theirs)) in rec.recipients.iter_mut().zip(&fresh.recipients).enumerate() {
+        if theirs.status.is_final() && theirs.status != mine.status {
+            *mine = theirs.clone();
+            changed.push(i);
+        }
+    }
+    rec.next_attempt = fresh.next_attempt;
+    Ok(Some(outcomes.into_iter().filter(|o| !changed.contains(&o.index)).collect()))
 }
 
 /// Recipients suppressed since the message was queued are not attempted: `dropped`.
@@ -146,13 +166,25 @@ fn log_outcomes(events: &[crate::model::Event]) {
     }
 }
 
+/// Queues a DSN to the sender for this attempt's failures, if one is due (logged on failure:
+/// the attempt itself is already recorded).
+async fn notify_sender(relay: &Relay, rec: &MessageRecord, events: &[crate::model::Event]) {
+    match crate::dsn::maybe_notify(relay, rec, events).await {
+        Ok(Some(id)) => tracing::info!(queue_id = %rec.queue_id(), dsn = %format!("{id:X}"), "DSN queued for the sender"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(queue_id = %rec.queue_id(), error = %e, "could not queue a DSN for the sender"),
+    }
+}
+
 async fn expire_without_body(relay: &Relay, rec: &mut MessageRecord, now: Timestamp) -> Result<(), StoreError> {
     tracing::error!(queue_id = %rec.queue_id(), "message body missing; expiring its recipients");
     let (mut ws, mut events) = (WriteSet::new(), Vec::new());
     let old = rec.next_attempt;
     expire_pending(relay, rec, now, &mut ws, &mut events)?;
     ws.put_message(rec, old);
-    relay.commit(ws, &events).await
+    relay.commit(ws, &events).await?;
+    notify_sender(relay, rec, &events).await;
+    Ok(())
 }
 
 /// Pending recipients (queued or deferred) grouped by normalised domain: (index, address).
@@ -174,7 +206,11 @@ async fn deliver_groups<D: Deliver>(relay: &Relay, transport: &D, rec: &MessageR
     let futures = groups.into_iter().map(|(domain, rcpts)| {
         let txs: Vec<Transaction> = rcpts
             .iter()
-            .map(|(i, a)| Transaction { mail_from: envelope_sender(relay, rec, *i, now), recipients: vec![a.clone()], body: body.clone() })
+            .map(|(i, a)| Transaction {
+                mail_from: envelope_sender(relay, rec, *i, now),
+                recipients: vec![a.clone()],
+                body: crate::unsubscribe::personalise(relay, rec, *i, &body, now),
+            })
             .collect();
         async move {
             let results = transport.deliver(&domain, txs).await;

@@ -10,7 +10,8 @@ use crate::time::Timestamp;
 /// Days are counted from 2020-01-01 so they fit in 16 bits until 2199.
 const EPOCH_2020_MS: i64 = 1_577_836_800_000;
 const DAY_MS: i64 = 86_400_000;
-const MAC_LEN: usize = 10;
+/// Length of the truncated MAC in tags and tokens (80 bits).
+pub const MAC_LEN: usize = 10;
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// What a valid tag says.
@@ -69,6 +70,19 @@ impl Verp {
         format!("bounces+{}@{}", base32(&payload), self.domain)
     }
 
+    /// A truncated HMAC over `context ‖ payload` with the VERP key, for other signed
+    /// tokens (unsubscribe links). `context` is a distinct prefix per use, so a token
+    /// made for one purpose never verifies for another.
+    pub fn mac(&self, context: &[u8], payload: &[u8]) -> [u8; MAC_LEN] {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(context);
+        ctx.update(payload);
+        let tag = ctx.sign();
+        let mut out = [0u8; MAC_LEN];
+        out.copy_from_slice(&tag.as_ref()[..MAC_LEN]);
+        out
+    }
+
     /// Verifies a VERP address (any case); `max_age` bounds how old a tag may be.
     pub fn verify(&self, address: &str, now: Timestamp, max_age: std::time::Duration) -> Result<VerpTag, VerpError> {
         let (local, domain) = address.rsplit_once('@').ok_or(VerpError::NotOurs)?;
@@ -103,7 +117,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn base32(data: &[u8]) -> String {
+/// The day number (since 2020-01-01) a tag or token records for `t`.
+pub fn day_of(t: Timestamp) -> u16 {
+    ((t.millis() - EPOCH_2020_MS).max(0) / DAY_MS).min(u16::MAX as i64) as u16
+}
+
+/// The start of day number `day`.
+pub fn day_start(day: u16) -> Timestamp {
+    Timestamp(EPOCH_2020_MS + day as i64 * DAY_MS)
+}
+
+/// Lower-case RFC 4648 base32 without padding (safe in local parts and URL paths).
+pub fn base32(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len() * 8 / 5 + 1);
     let (mut buf, mut bits) = (0u32, 0u32);
     for &b in data {
@@ -120,7 +145,8 @@ fn base32(data: &[u8]) -> String {
     out
 }
 
-fn unbase32(s: &str) -> Option<Vec<u8>> {
+/// Decodes [`base32`] (lower case only); `None` on any other character.
+pub fn unbase32(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 5 / 8);
     let (mut buf, mut bits) = (0u32, 0u32);
     for c in s.bytes() {
