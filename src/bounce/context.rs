@@ -25,6 +25,8 @@ pub struct Context {
     pub subject: String,
     /// The notification text: text parts outside any embedded message, LF line ends.
     pub body: String,
+    /// `body` with ASCII letters lower-cased (same byte offsets), for fast substring tests.
+    pub body_lower: String,
     /// Each `message/delivery-status` part, as text.
     pub dsn: Vec<String>,
     /// The `message/feedback-report` part, as text.
@@ -49,10 +51,12 @@ impl Context {
             raw
         };
         let parsed = catch_unwind(AssertUnwindSafe(|| PARSER.parse(raw).map(|m| from_message(&m))));
-        match parsed {
+        let mut ctx = match parsed {
             Ok(Some(ctx)) if !ctx.headers.is_empty() || !ctx.body.is_empty() => ctx,
             _ => degraded(raw),
-        }
+        };
+        ctx.body_lower = ctx.body.to_ascii_lowercase();
+        ctx
     }
 
     /// The first top-level header named `name`.
@@ -77,7 +81,10 @@ impl Context {
 
     /// True when the notification text contains `needle` (case-insensitive).
     pub fn body_has(&self, needle: &str) -> bool {
-        contains_ci(&self.body, needle)
+        if self.body_lower.len() != self.body.len() {
+            return contains_ci(&self.body, needle);
+        }
+        memchr::memmem::find(self.body_lower.as_bytes(), needle.to_ascii_lowercase().as_bytes()).is_some()
     }
 }
 

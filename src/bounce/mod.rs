@@ -175,7 +175,7 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
 /// Which SMTP command each failure answered: from its diagnostic, the text about it, or the
 /// whole notification when that names only one.
 fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
-    let text = recognisers::notification(&ctx.body);
+    let text = recognisers::notification_in(&ctx.body, &ctx.body_lower);
     let whole = recognisers::smtp_command(text);
     for r in recipients.iter_mut() {
         r.smtp_command = r

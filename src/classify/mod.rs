@@ -5,18 +5,19 @@ pub mod rules;
 
 use std::sync::LazyLock;
 
-use regex::RegexSet;
+use regex::{Regex, RegexBuilder};
 
 use crate::model::{Class, EnhancedCode, Reason, Reply, Verdict};
 use rules::{CODE_RULES, CodeRule, REPLY_RULES, Strength, TEXT_RULES};
 
-/// All text patterns compiled once, case-insensitively, in table order.
-static TEXT_SET: LazyLock<RegexSet> = LazyLock::new(|| {
-    regex::RegexSetBuilder::new(TEXT_RULES.iter().map(|r| r.pattern))
-        .case_insensitive(true)
-        .size_limit(64 << 20)
-        .build()
-        .unwrap_or_else(|_| RegexSet::empty())
+/// All text patterns compiled once, case-insensitively, in table order. One small automaton per
+/// rule (tried in order, first match wins) keeps the lazy DFAs small and warm; word boundaries are
+/// ASCII-only so that the DFA, not the slower PikeVM, runs them.
+static TEXT_REGEXES: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {
+    TEXT_RULES
+        .iter()
+        .map(|r| RegexBuilder::new(&r.pattern.replace(r"\b", r"(?-u:\b)")).case_insensitive(true).build().ok())
+        .collect()
 });
 
 /// Longest diagnostic text that is scanned; the reason is always near the start.
@@ -68,9 +69,11 @@ pub fn match_text(text: &str) -> Option<(Reason, &'static str)> {
         return None;
     }
     let text = truncate(text, MAX_TEXT);
-    let idx = TEXT_SET.matches(text).iter().next()?;
-    let rule = TEXT_RULES.get(idx)?;
-    Some((rule.reason, rule.id))
+    TEXT_RULES
+        .iter()
+        .zip(TEXT_REGEXES.iter())
+        .find(|(_, re)| re.as_ref().is_some_and(|re| re.is_match(text)))
+        .map(|(rule, _)| (rule.reason, rule.id))
 }
 
 fn match_code(e: EnhancedCode) -> Option<&'static CodeRule> {

@@ -96,7 +96,8 @@ fn every_4xx_is_soft() {
 
 #[test]
 fn all_text_patterns_compile() {
-    assert_eq!(TEXT_SET.len(), rules::TEXT_RULES.len());
+    assert_eq!(TEXT_REGEXES.len(), rules::TEXT_RULES.len());
+    assert!(TEXT_REGEXES.iter().all(Option::is_some));
     for r in rules::TEXT_RULES {
         assert!(regex::Regex::new(r.pattern).is_ok(), "{}", r.id);
     }

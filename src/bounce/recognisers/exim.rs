@@ -32,7 +32,7 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let mut found = scan(&ctx.body, &LAYOUT);
     if found.is_empty() {
         let failed: Vec<String> = ctx.headers_named("x-failed-recipients").flat_map(all_addresses).collect();
-        let text = super::notification(&ctx.body);
+        let text = super::notification_in(&ctx.body, &ctx.body_lower);
         found = failed
             .into_iter()
             .map(|a| {

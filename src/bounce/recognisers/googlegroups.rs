@@ -12,7 +12,7 @@ fn detect(ctx: &Context) -> bool {
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    let text = super::notification(&ctx.body);
+    let text = super::notification_in(&ctx.body, &ctx.body_lower);
     let diag: String = text.lines().find(|l| l.contains("group you tried to")).unwrap_or("").trim().to_string();
     let found = ctx
         .headers_named("x-failed-recipients")

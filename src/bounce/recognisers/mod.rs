@@ -161,17 +161,10 @@ pub fn text_near(body: &str, addr: Option<&str>) -> Option<String> {
 
 /// Header fields of an original message quoted in the text after a marker, if any.
 pub fn original_in_text(body: &str) -> Vec<Field> {
-    let start = body
-        .lines()
-        .scan(0usize, |pos, l| {
-            let at = *pos;
-            *pos += l.len() + 1;
-            Some((at, l))
-        })
-        .find(|(_, l)| ORIGINAL_MARKERS.iter().any(|m| contains_ci(l, m)))
-        .map(|(at, l)| at + l.len() + 1);
-    let Some(start) = start.filter(|s| *s <= body.len()) else { return Vec::new() };
+    let lower = body.to_ascii_lowercase();
+    let Some(start) = marker_line(body, &lower) else { return Vec::new() };
     let rest = &body[start..];
+    let rest = rest.split_once('\n').map_or("", |(_, r)| r);
     let from_field = rest.lines().position(looks_like_field).unwrap_or(0);
     let text: String = rest.lines().skip(from_field).collect::<Vec<_>>().join("\n");
     parse_fields(&text, true)
@@ -204,7 +197,7 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
     if !looks_like_bounce(ctx) {
         return None;
     }
-    let region = notification(&ctx.body);
+    let region = notification_in(&ctx.body, &ctx.body_lower);
     let quoted;
     let original: &[Field] = match &ctx.original {
         Some(o) => o,
@@ -272,19 +265,27 @@ fn truncated(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
+static MARKER_FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> =
+    LazyLock::new(|| ORIGINAL_MARKERS.iter().map(|m| memchr::memmem::Finder::new(m.as_bytes())).collect());
+
+/// Byte offset of the start of the first line carrying an original-message marker, given the
+/// ASCII-lower-cased text.
+fn marker_line(text: &str, lower: &str) -> Option<usize> {
+    let at = MARKER_FINDERS.iter().filter_map(|f| f.find(lower.as_bytes())).min()?;
+    Some(text.get(..at)?.rfind('\n').map_or(0, |i| i + 1))
+}
+
 /// The notification part of a text body: everything before the quoted original.
 pub fn notification(body: &str) -> &str {
-    let mut pos = 0;
-    for line in body.lines() {
-        if ORIGINAL_MARKERS.iter().any(|m| contains_ci(line, m)) {
-            return &body[..pos];
-        }
-        pos += line.len() + 1;
-        if pos > body.len() {
-            break;
-        }
+    notification_in(body, &body.to_ascii_lowercase())
+}
+
+/// [`notification`] with the lower-cased body already at hand.
+pub fn notification_in<'a>(body: &'a str, lower: &str) -> &'a str {
+    match marker_line(body, lower) {
+        Some(start) => &body[..start],
+        None => body,
     }
-    body
 }
 
 /// A quoted header line naming the sender or the message, not a recipient.
@@ -305,7 +306,7 @@ pub fn is_system_address(a: &str) -> bool {
 }
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:>>>\s*|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)\b")
+    Regex::new(r"(?i)(?:>>>\s*|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)")
         .expect("static regex")
 });
 
