@@ -33,6 +33,7 @@ struct Tally {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verbose = args.iter().any(|a| a == "--verbose" || a == "-v");
+    let rules = args.iter().any(|a| a == "--rules");
     let Some(dir) = args.iter().find(|a| !a.starts_with('-')) else {
         eprintln!("usage: score_corpus CORPUS_DIR [--verbose]");
         std::process::exit(2);
@@ -47,7 +48,7 @@ fn main() {
     let mut tally = Tally::default();
     for (file, rows) in read_manifest(&manifest) {
         match std::fs::read(Path::new(dir).join("samples").join(&file)) {
-            Ok(raw) => score_message(&file, &rows, &raw, &mut tally),
+            Ok(raw) => score_message(&file, &rows, &raw, &mut tally, rules),
             Err(e) => {
                 tally.unreadable += 1;
                 tally.notes.push(format!("{file}: unreadable: {e}"));
@@ -79,7 +80,7 @@ fn read_manifest(text: &str) -> BTreeMap<String, Vec<Row>> {
     out
 }
 
-fn score_message(file: &str, rows: &[Row], raw: &[u8], t: &mut Tally) {
+fn score_message(file: &str, rows: &[Row], raw: &[u8], t: &mut Tally, rules: bool) {
     let report = parse(raw);
     let ours: Vec<&RecipientReport> = report.recipients.iter().filter(|r| r.class != Class::None).collect();
     let expected = rows.iter().filter(|r| r.reason != "notbounce").count();
@@ -95,6 +96,9 @@ fn score_message(file: &str, rows: &[Row], raw: &[u8], t: &mut Tally) {
         let hard = got.is_some_and(|g| g.class == Class::Hard);
         let reason = got.map_or("notbounce", |g| g.reason.as_str());
         let status = got.and_then(|g| g.status).map(|s| s.to_string()).unwrap_or_default();
+        if rules {
+            println!("RULE\t{file}\t{}\t{}\t{}\t{status}", row.reason, reason, got.map_or("-", |g| g.rule));
+        }
         let what = |field: &str, want: &str, have: &str| {
             let (rule, diag) = got.map_or(("-", String::new()), |g| (g.rule, g.diagnostic.clone().unwrap_or_default()));
             let diag: String = diag.chars().take(110).collect();

@@ -226,9 +226,10 @@ fn finalise(r: &mut RecipientReport) {
         r.reply_code = find_reply_code(diag);
     }
     let specific = find_enhanced(diag).filter(|e| e.subject != 0 || e.detail != 0);
+    // The remote server's own enhanced code is more precise than the reporting MTA's summary.
     match (r.status, specific) {
         (None, found) => r.status = found.or_else(|| find_enhanced(diag)),
-        (Some(s), Some(found)) if s.subject == 0 && s.detail == 0 && s.class == found.class => r.status = Some(found),
+        (Some(_), Some(found)) => r.status = Some(found),
         _ => {}
     }
     let delivered = matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded"));
@@ -240,8 +241,7 @@ fn finalise(r: &mut RecipientReport) {
             _ => (Reason::MailerError, "dsn.x-unix"),
         };
     } else if r.rule.is_empty() {
-        let code = specific.filter(|d| r.status.is_none_or(|s| s.class == d.class)).or(r.status);
-        (r.reason, r.rule) = find_reason(r.reply_code, code, diag);
+        (r.reason, r.rule) = find_reason(r.reply_code, r.status, diag);
         let timed_out = fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
         if r.action.as_deref() == Some("failed") && r.status.is_some_and(|s| s.class == 4) && timed_out {
             (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");

@@ -8,6 +8,7 @@ mod exim;
 mod gmail;
 mod kddi;
 mod googlegroups;
+mod inline_dsn;
 mod qmail;
 mod sendmail;
 mod yahoo;
@@ -39,6 +40,7 @@ pub static TABLE: &[&Recogniser] = &[
     &exchange::RECOGNISER,
     &sendmail::RECOGNISER,
     &exim::RECOGNISER,
+    &inline_dsn::RECOGNISER,
 ];
 
 /// Runs the table.
