@@ -259,9 +259,9 @@ fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reaso
         return (reason, rule);
     }
     match (command, reason) {
-        (Some("CONN"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError) => (Blocked, "stage.connect"),
+        (Some("CONN"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError | Rejected) => (Blocked, "stage.connect"),
         (Some("DATA"), UserUnknown) if rule == "text.userunknown.unknown-user" => (Filtered, "stage.data"),
-        (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined) => {
+        (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull) => {
             (Rejected, "stage.mail")
         }
         _ => (reason, rule),

@@ -14,9 +14,11 @@ const LAYOUT: Layout = Layout {
     stop_at_blank: true,
 };
 
-/// An address alone on its line; a trailing colon means it is part of an error text.
+/// An address alone on a line indented by at most three spaces; deeper lines are the error text
+/// (which may quote the address again).
 fn rcpt(line: &str) -> Option<(String, String)> {
-    if line.trim_end().ends_with(':') {
+    let indent = line.len() - line.trim_start().len();
+    if indent > 3 {
         return None;
     }
     bare(line)
