@@ -112,6 +112,12 @@ fn serialize_code<S: Serializer>(code: &Option<EnhancedCode>, s: S) -> Result<S:
     }
 }
 
+/// Most recipient records kept from one message; the rest of a giant report is dropped.
+pub const MAX_RECIPIENTS: usize = 1000;
+/// Above this many recipients the text around each one is not searched (that search is linear in
+/// the body per recipient).
+const MAX_TEXT_LOOKUPS: usize = 64;
+
 /// Parses one returned message. Never panics; a message that is not a bounce gives one record of
 /// class `none` with no recipient.
 pub fn parse(raw: &[u8]) -> BounceReport {
@@ -132,6 +138,7 @@ pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     let ctx = Context::build(raw);
     let mut report = BounceReport { degraded: ctx.degraded, ..BounceReport::default() };
     report.format = recognise(&ctx, &mut report);
+    report.recipients.truncate(MAX_RECIPIENTS);
     find_commands(&ctx, &mut report.recipients);
     fill_original(&ctx, &mut report);
     for r in &mut report.recipients {
@@ -150,7 +157,8 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
         return "arf";
     }
     if !ctx.dsn.is_empty() && dsn::recognise(&ctx.dsn, report) {
-        for r in &mut report.recipients {
+        let lookups = if report.recipients.len() <= MAX_TEXT_LOOKUPS { report.recipients.len() } else { 0 };
+        for r in report.recipients.iter_mut().take(lookups) {
             if r.diagnostic.as_deref().is_none_or(|d| d.trim().is_empty()) {
                 r.diagnostic = recognisers::text_near(&ctx.body, r.recipient.as_deref());
             }
@@ -177,12 +185,14 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
 fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
     let text = recognisers::notification_in(&ctx.body, &ctx.body_lower);
     let whole = recognisers::smtp_command(text);
+    let look_near = recipients.len() <= MAX_TEXT_LOOKUPS;
     for r in recipients.iter_mut() {
+        let near = || recognisers::text_near(text, r.recipient.as_deref());
         r.smtp_command = r
             .diagnostic
             .as_deref()
             .and_then(recognisers::smtp_command)
-            .or_else(|| recognisers::text_near(text, r.recipient.as_deref()).as_deref().and_then(recognisers::smtp_command))
+            .or_else(|| if look_near { near().as_deref().and_then(recognisers::smtp_command) } else { None })
             .or(whole);
     }
 }

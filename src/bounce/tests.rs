@@ -59,3 +59,15 @@ fn hostile_inputs_do_not_panic() {
         assert!(!r.recipients.is_empty());
     }
 }
+
+#[test]
+fn giant_reports_are_capped() {
+    let mut raw = String::from("From: MAILER-DAEMON@x.test\nSubject: Undelivered\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x.test\n\n");
+    for i in 0..3000 {
+        raw.push_str(&format!("Final-Recipient: rfc822; u{i}@example.net\nAction: failed\nStatus: 5.1.1\n\n"));
+    }
+    raw.push_str("--B--\n");
+    let r = parse(raw.as_bytes());
+    assert_eq!(r.recipients.len(), MAX_RECIPIENTS);
+    assert!(r.recipients.iter().all(|x| x.class == Class::Hard));
+}

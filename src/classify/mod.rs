@@ -10,13 +10,14 @@ use regex::{Regex, RegexBuilder};
 use crate::model::{Class, EnhancedCode, Reason, Reply, Verdict};
 use rules::{CODE_RULES, CodeRule, REPLY_RULES, Strength, TEXT_RULES};
 
-/// All text patterns compiled once, case-insensitively, in table order. One small automaton per
+/// All text patterns (written in lower case) compiled once, in table order, and run over the
+/// ASCII-lower-cased text. One small automaton per
 /// rule (tried in order, first match wins) keeps the lazy DFAs small and warm; word boundaries are
 /// ASCII-only so that the DFA, not the slower PikeVM, runs them.
 static TEXT_REGEXES: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {
     TEXT_RULES
         .iter()
-        .map(|r| RegexBuilder::new(&r.pattern.replace(r"\b", r"(?-u:\b)")).case_insensitive(true).build().ok())
+        .map(|r| RegexBuilder::new(&r.pattern.replace(r"\b", r"(?-u:\b)")).build().ok())
         .collect()
 });
 
@@ -68,7 +69,8 @@ pub fn match_text(text: &str) -> Option<(Reason, &'static str)> {
     if text.is_empty() {
         return None;
     }
-    let text = truncate(text, MAX_TEXT);
+    let text = truncate(text, MAX_TEXT).to_ascii_lowercase();
+    let text = text.as_str();
     TEXT_RULES
         .iter()
         .zip(TEXT_REGEXES.iter())

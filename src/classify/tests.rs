@@ -104,6 +104,13 @@ fn all_text_patterns_compile() {
 }
 
 #[test]
+fn patterns_are_lower_case() {
+    for r in rules::TEXT_RULES {
+        assert!(!r.pattern.replace(r"\S", "").replace(r"\d", "").replace(r"\w", "").chars().any(|c| c.is_ascii_uppercase()), "{}", r.id);
+    }
+}
+
+#[test]
 fn rule_ids_are_unique() {
     let mut ids: Vec<&str> = rules::TEXT_RULES.iter().map(|r| r.id).chain(rules::CODE_RULES.iter().map(|r| r.id)).collect();
     let n = ids.len();

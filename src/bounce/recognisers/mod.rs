@@ -239,12 +239,14 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
     if rcpts.is_empty() {
         return None;
     }
+    rcpts.truncate(50);
     let all = squeeze(region);
     Some(
         rcpts
             .into_iter()
             .map(|a| {
                 let diag = text_near(region, Some(&a)).filter(|d| has_code_or_words(d)).unwrap_or_else(|| truncated(&all, 600));
+                // `rcpts` is capped at 50, so this per-recipient search stays bounded.
                 let mut r = RecipientReport::failed(Some(a), diag);
                 if let Some((crate::model::Reason::Expired, rule)) = crate::classify::match_text(&ctx.subject) {
                     (r.reason, r.rule) = (crate::model::Reason::Expired, rule);
