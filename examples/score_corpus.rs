@@ -97,7 +97,7 @@ fn score_message(file: &str, rows: &[Row], raw: &[u8], t: &mut Tally, rules: boo
         let reason = got.map_or("notbounce", |g| g.reason.as_str());
         let status = got.and_then(|g| g.status).map(|s| s.to_string()).unwrap_or_default();
         if rules {
-            println!("RULE\t{file}\t{}\t{}\t{}\t{status}", row.reason, reason, got.map_or("-", |g| g.rule));
+            println!("RULE\t{file}\t{}\t{}\t{}\t{status}\t{}", row.reason, reason, got.map_or("-", |g| g.rule), got.and_then(|g| g.smtp_command).unwrap_or("-"));
         }
         let what = |field: &str, want: &str, have: &str| {
             let (rule, diag) = got.map_or(("-", String::new()), |g| (g.rule, g.diagnostic.clone().unwrap_or_default()));

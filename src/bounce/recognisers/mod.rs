@@ -5,6 +5,7 @@ mod amazonses;
 mod dragonfly;
 mod exchange;
 mod exim;
+pub mod generic;
 mod gmail;
 mod kddi;
 mod googlegroups;
@@ -18,7 +19,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::context::Context;
-use super::fields::{Field, all_addresses, clean_address, contains_ci, find_address, parse_fields, squeeze};
+use super::fields::{Field, clean_address, contains_ci, parse_fields, squeeze};
 use super::RecipientReport;
 
 /// One MTA/provider family: a cheap detection predicate and a parser.
@@ -42,6 +43,8 @@ pub static TABLE: &[&Recogniser] = &[
     &exim::RECOGNISER,
     &inline_dsn::RECOGNISER,
 ];
+
+pub use generic::generic;
 
 /// Runs the table.
 pub fn run(ctx: &Context) -> Option<(&'static str, Vec<RecipientReport>)> {
@@ -193,81 +196,6 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
         || ctx.header("x-failed-recipients").is_some()
 }
 
-/// Last resort for a message that looks like a bounce but matched no family: the recipients
-/// named in the notification (or the original's To) with the text around them.
-pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    if !looks_like_bounce(ctx) {
-        return None;
-    }
-    let region = notification_in(&ctx.body, &ctx.body_lower);
-    let quoted;
-    let original: &[Field] = match &ctx.original {
-        Some(o) => o,
-        None => {
-            quoted = original_in_text(&ctx.body);
-            &quoted
-        }
-    };
-    let original_to: Vec<String> = ["to", "cc"]
-        .iter()
-        .filter_map(|h| super::fields::field(original, h))
-        .flat_map(all_addresses)
-        .collect();
-    let mut rcpts: Vec<String> = ctx.headers_named("x-failed-recipients").flat_map(all_addresses).collect();
-    if rcpts.is_empty() {
-        rcpts = all_addresses(region).filter(|a| original_to.contains(a)).collect();
-        rcpts.dedup();
-    }
-    if rcpts.is_empty() {
-        let mut skip: Vec<String> = ["from", "to", "reply-to", "sender", "return-path"]
-            .iter()
-            .filter_map(|h| ctx.header(h).and_then(find_address))
-            .collect();
-        skip.extend(["from", "reply-to", "sender", "return-path"].iter().filter_map(|h| super::fields::field(original, h)).flat_map(all_addresses));
-        rcpts = region
-            .lines()
-            .filter(|l| !is_header_line(l))
-            .flat_map(all_addresses)
-            .filter(|a| !skip.contains(a) && !is_system_address(a))
-            .collect();
-        rcpts.dedup();
-        rcpts.truncate(50);
-    }
-    if rcpts.is_empty() {
-        rcpts.extend(original_to.into_iter().take(1));
-    }
-    if rcpts.is_empty() {
-        return None;
-    }
-    rcpts.truncate(50);
-    let all = squeeze(region);
-    Some(
-        rcpts
-            .into_iter()
-            .map(|a| {
-                let diag = text_near(region, Some(&a)).filter(|d| has_code_or_words(d)).unwrap_or_else(|| truncated(&all, 600));
-                // `rcpts` is capped at 50, so this per-recipient search stays bounded.
-                let mut r = RecipientReport::failed(Some(a), diag);
-                if let Some((crate::model::Reason::Expired, rule)) = crate::classify::match_text(&ctx.subject) {
-                    (r.reason, r.rule) = (crate::model::Reason::Expired, rule);
-                }
-                r
-            })
-            .collect(),
-    )
-}
-
-fn has_code_or_words(d: &str) -> bool {
-    super::fields::find_reply_code(d).is_some() || d.split_whitespace().count() > 4
-}
-
-fn truncated(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
-}
 
 static MARKER_FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> =
     LazyLock::new(|| ORIGINAL_MARKERS.iter().map(|m| memchr::memmem::Finder::new(m.as_bytes())).collect());
@@ -293,7 +221,7 @@ pub fn notification_in<'a>(body: &'a str, lower: &str) -> &'a str {
 }
 
 /// A quoted header line naming the sender or the message, not a recipient.
-fn is_header_line(line: &str) -> bool {
+pub(crate) fn is_header_line(line: &str) -> bool {
     let l = line.trim_start();
     ["from:", "sender:", "reply-to:", "return-path:", "message-id:", "references:", "in-reply-to:", "received:", "x-", "envelope-from", "(envelope-from"]
         .iter()
