@@ -162,7 +162,12 @@ fn push_body(body: &mut String, text: &str) {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    body.extend(text[..end].chars().filter(|c| *c != '\r'));
+    let text = &text[..end];
+    if memchr::memchr(b'\r', text.as_bytes()).is_some() {
+        body.extend(text.chars().filter(|c| *c != '\r'));
+    } else {
+        body.push_str(text);
+    }
 }
 
 /// Unfolds a raw header value: line breaks and the white space after them become one space.
