@@ -164,7 +164,7 @@ fn push_body(body: &mut String, text: &str) {
     }
     let text = &text[..end];
     if memchr::memchr(b'\r', text.as_bytes()).is_some() {
-        body.extend(text.chars().filter(|c| *c != '\r'));
+        body.push_str(&text.replace('\r', ""));
     } else {
         body.push_str(text);
     }
