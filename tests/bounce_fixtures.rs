@@ -86,6 +86,7 @@ fn fixtures_mean_what_they_say() {
     assert_eq!(dsn.original_message_id.as_deref(), Some("<booking-4711@app.example.com>"));
     assert_eq!(dsn.original.return_path.as_deref(), Some("<b+q4711.abc123@bounces.relay.example.com>"));
     assert_eq!(dsn.original_envelope_id.as_deref(), Some("q4711"));
+    assert_eq!(one("arf.eml").original.envelope_sender.as_deref(), Some("b+q4711.abc123@bounces.relay.example.com"));
     let none = one("not-bounce.eml");
     assert_eq!((none.recipients.len(), none.recipients[0].class), (1, Class::None));
 }

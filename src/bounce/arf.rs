@@ -25,6 +25,7 @@ fn from_arf(ctx: &Context, text: &str, report: &mut BounceReport) -> Option<Vec<
     let fields = parse_fields(text, false);
     let ftype = field(&fields, "feedback-type").map(|s| s.trim().to_ascii_lowercase()).unwrap_or_else(|| "abuse".into());
     report.reporting_mta = field(&fields, "reporting-mta").map(|s| super::fields::strip_type(s).to_string());
+    report.original.envelope_sender = field(&fields, "original-mail-from").map(clean_address).filter(|s| !s.is_empty());
     let mut rcpts: Vec<String> = fields
         .iter()
         .filter(|f| f.name.eq_ignore_ascii_case("original-rcpt-to") || f.name.eq_ignore_ascii_case("removal-recipient"))

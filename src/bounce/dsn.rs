@@ -10,6 +10,8 @@ pub struct PerMessage {
     pub reporting_mta: Option<String>,
     pub original_envelope_id: Option<String>,
     pub arrival_date: Option<String>,
+    /// `X-Postfix-Sender` and similar: the envelope sender of the returned message.
+    pub sender: Option<String>,
 }
 
 /// Parses one delivery-status body into its per-message fields and recipient records
@@ -79,6 +81,7 @@ fn apply_message_field(msg: &mut PerMessage, name: &str, f: &Field) -> bool {
         "reporting-mta" => &mut msg.reporting_mta,
         "original-envelope-id" => &mut msg.original_envelope_id,
         "arrival-date" => &mut msg.arrival_date,
+        "x-postfix-sender" | "x-original-envelope-from" | "x-envelope-from" => &mut msg.sender,
         _ => return false,
     };
     if slot.is_none() {
@@ -114,6 +117,7 @@ pub fn recognise(dsn_parts: &[String], report: &mut BounceReport) -> bool {
         let (msg, recipients) = parse_dsn(part);
         report.reporting_mta = report.reporting_mta.take().or(msg.reporting_mta);
         report.original_envelope_id = report.original_envelope_id.take().or(msg.original_envelope_id);
+        report.original.envelope_sender = report.original.envelope_sender.take().or(msg.sender.map(|s| clean_address(&s)).filter(|s| !s.is_empty()));
         report.recipients.extend(recipients);
     }
     !report.recipients.is_empty()

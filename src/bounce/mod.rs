@@ -45,6 +45,9 @@ pub struct OriginalHeaders {
     pub message_id: Option<String>,
     /// Return-Path of the original: the envelope sender (a VERP address when rebound sent it).
     pub return_path: Option<String>,
+    /// The envelope sender as the report states it (ARF `Original-Mail-From`, Postfix
+    /// `X-Postfix-Sender`), without brackets.
+    pub envelope_sender: Option<String>,
     /// Every `X-Rebound-*` header, name as written.
     pub rebound_headers: Vec<(String, String)>,
 }
@@ -207,7 +210,9 @@ fn fill_original(ctx: &Context, report: &mut BounceReport) {
         }
     };
     let get = |n: &str| field(fields, n).map(str::to_string);
+    let envelope_sender = report.original.envelope_sender.take();
     report.original = OriginalHeaders {
+        envelope_sender,
         from: get("from"),
         to: get("to"),
         subject: get("subject"),
