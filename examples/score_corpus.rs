@@ -1,7 +1,7 @@
 //! Scores the bounce parser against a labelled corpus (`manifest.tsv` + `samples/`, see the
 //! corpus README): hard/soft, reason, status and recipient-count agreement with Sisimai's labels.
 //!
-//! `cargo run --release --example score_corpus -- /work/shared/bounce-corpus [--verbose]`
+//! `cargo run --release --example score_corpus -- /work/shared/bounce-corpus [--verbose] [--rules] [--crlf|--cr]`
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +34,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verbose = args.iter().any(|a| a == "--verbose" || a == "-v");
     let rules = args.iter().any(|a| a == "--rules");
+    // `--crlf` / `--cr` re-encode every message's line ends first (the parser must not care).
+    let ends = args.iter().find_map(|a| match a.as_str() {
+        "--crlf" => Some("\r\n"),
+        "--cr" => Some("\r"),
+        _ => None,
+    });
     let Some(dir) = args.iter().find(|a| !a.starts_with('-')) else {
         eprintln!("usage: score_corpus CORPUS_DIR [--verbose]");
         std::process::exit(2);
@@ -48,7 +54,7 @@ fn main() {
     let mut tally = Tally::default();
     for (file, rows) in read_manifest(&manifest) {
         match std::fs::read(Path::new(dir).join("samples").join(&file)) {
-            Ok(raw) => score_message(&file, &rows, &raw, &mut tally, rules),
+            Ok(raw) => score_message(&file, &rows, &reencode(raw, ends), &mut tally, rules),
             Err(e) => {
                 tally.unreadable += 1;
                 tally.notes.push(format!("{file}: unreadable: {e}"));
@@ -56,6 +62,18 @@ fn main() {
         }
     }
     print_summary(&tally, verbose);
+}
+
+/// The message with every line end replaced by `ends`, or unchanged.
+fn reencode(raw: Vec<u8>, ends: Option<&str>) -> Vec<u8> {
+    let Some(ends) = ends else { return raw };
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 20);
+    for line in raw.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        out.extend_from_slice(line);
+        out.extend_from_slice(ends.as_bytes());
+    }
+    out
 }
 
 fn read_manifest(text: &str) -> BTreeMap<String, Vec<Row>> {
