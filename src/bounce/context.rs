@@ -55,6 +55,10 @@ impl Context {
             Ok(Some(ctx)) if !ctx.headers.is_empty() || !ctx.body.is_empty() => ctx,
             _ => degraded(raw),
         };
+        if ctx.body.trim().is_empty() && ctx.dsn.is_empty() && ctx.feedback.is_none() {
+            // Broken MIME (a boundary mail-parser could not see): read the raw body as text.
+            ctx.body = degraded(raw).body;
+        }
         ctx.body_lower = ctx.body.to_ascii_lowercase();
         ctx
     }
