@@ -7,7 +7,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// Every `*.eml` under `dir`, recursively.
 fn load(dir: &Path, out: &mut Vec<Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -23,7 +25,10 @@ fn load(dir: &Path, out: &mut Vec<Vec<u8>>) {
 fn bench(c: &mut Criterion) {
     let mut sets: Vec<(&str, Vec<Vec<u8>>)> = Vec::new();
     let mut fixtures = Vec::new();
-    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bounce"), &mut fixtures);
+    load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bounce"),
+        &mut fixtures,
+    );
     fixtures.retain(|m| m.len() < 100_000); // the huge-header fixture measures something else
     sets.push(("fixtures", fixtures));
     if let Some(dir) = std::env::var_os("REBOUND_CORPUS") {

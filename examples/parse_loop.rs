@@ -1,7 +1,9 @@
 //! Parses every `*.eml` under a directory repeatedly and prints messages per second (for profiling).
 
 fn main() {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "tests/fixtures/bounce".into());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tests/fixtures/bounce".into());
     let mut msgs = Vec::new();
     let mut stack = vec![std::path::PathBuf::from(dir)];
     while let Some(d) = stack.pop() {

@@ -100,32 +100,55 @@ fn read_manifest(text: &str) -> BTreeMap<String, Vec<Row>> {
 
 fn score_message(file: &str, rows: &[Row], raw: &[u8], t: &mut Tally, rules: bool) {
     let report = parse(raw);
-    let ours: Vec<&RecipientReport> = report.recipients.iter().filter(|r| r.class != Class::None).collect();
+    let ours: Vec<&RecipientReport> = report
+        .recipients
+        .iter()
+        .filter(|r| r.class != Class::None)
+        .collect();
     let expected = rows.iter().filter(|r| r.reason != "notbounce").count();
     t.messages += 1;
     if expected == ours.len() {
         t.count += 1;
     } else {
-        t.notes.push(format!("{file}: recipients: expected {expected}, got {} ({})", ours.len(), report.format));
+        t.notes.push(format!(
+            "{file}: recipients: expected {expected}, got {} ({})",
+            ours.len(),
+            report.format
+        ));
     }
     for (i, row) in rows.iter().enumerate() {
         t.rows += 1;
         let got = ours.get(i).copied();
         let hard = got.is_some_and(|g| g.class == Class::Hard);
         let reason = got.map_or("notbounce", |g| g.reason.as_str());
-        let status = got.and_then(|g| g.status).map(|s| s.to_string()).unwrap_or_default();
+        let status = got
+            .and_then(|g| g.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         if rules {
-            println!("RULE\t{file}\t{}\t{}\t{}\t{status}\t{}", row.reason, reason, got.map_or("-", |g| g.rule), got.and_then(|g| g.smtp_command).unwrap_or("-"));
+            println!(
+                "RULE\t{file}\t{}\t{}\t{}\t{status}\t{}",
+                row.reason,
+                reason,
+                got.map_or("-", |g| g.rule),
+                got.and_then(|g| g.smtp_command).unwrap_or("-")
+            );
         }
         let what = |field: &str, want: &str, have: &str| {
-            let (rule, diag) = got.map_or(("-", String::new()), |g| (g.rule, g.diagnostic.clone().unwrap_or_default()));
+            let (rule, diag) = got.map_or(("-", String::new()), |g| {
+                (g.rule, g.diagnostic.clone().unwrap_or_default())
+            });
             let diag: String = diag.chars().take(110).collect();
-            format!("{file}#{}: {field}: expected {want:?}, got {have:?} [{} {rule}] reply={} {diag}", row.rcpt, report.format, row.reply)
+            format!(
+                "{file}#{}: {field}: expected {want:?}, got {have:?} [{} {rule}] reply={} {diag}",
+                row.rcpt, report.format, row.reply
+            )
         };
         if hard == row.hard {
             t.hard += 1;
         } else {
-            t.notes.push(what("hard", &row.hard.to_string(), &hard.to_string()));
+            t.notes
+                .push(what("hard", &row.hard.to_string(), &hard.to_string()));
         }
         if reason == row.reason {
             t.reason += 1;
@@ -147,12 +170,17 @@ fn status_agrees(want: &str, have: &str) -> bool {
         return true;
     }
     let parts: Vec<&str> = want.split('.').collect();
-    let pseudo = parts.len() == 3 && parts[1] == "0" && parts[2].len() == 3 && parts[2].starts_with('9');
+    let pseudo =
+        parts.len() == 3 && parts[1] == "0" && parts[2].len() == 3 && parts[2].starts_with('9');
     pseudo && (have.is_empty() || have.starts_with(parts[0]))
 }
 
 fn pct(n: usize, d: usize) -> f64 {
-    if d == 0 { 0.0 } else { 100.0 * n as f64 / d as f64 }
+    if d == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / d as f64
+    }
 }
 
 fn print_summary(t: &Tally, verbose: bool) {
@@ -162,9 +190,32 @@ fn print_summary(t: &Tally, verbose: bool) {
         }
         println!();
     }
-    println!("messages: {}  rows: {}  unreadable: {}", t.messages, t.rows, t.unreadable);
-    println!("hard/soft agreement:       {:6.2} % ({}/{})", pct(t.hard, t.rows), t.hard, t.rows);
-    println!("reason agreement:          {:6.2} % ({}/{})", pct(t.reason, t.rows), t.reason, t.rows);
-    println!("status agreement:          {:6.2} % ({}/{})", pct(t.status, t.rows), t.status, t.rows);
-    println!("recipient-count agreement: {:6.2} % ({}/{})", pct(t.count, t.messages), t.count, t.messages);
+    println!(
+        "messages: {}  rows: {}  unreadable: {}",
+        t.messages, t.rows, t.unreadable
+    );
+    println!(
+        "hard/soft agreement:       {:6.2} % ({}/{})",
+        pct(t.hard, t.rows),
+        t.hard,
+        t.rows
+    );
+    println!(
+        "reason agreement:          {:6.2} % ({}/{})",
+        pct(t.reason, t.rows),
+        t.reason,
+        t.rows
+    );
+    println!(
+        "status agreement:          {:6.2} % ({}/{})",
+        pct(t.status, t.rows),
+        t.status,
+        t.rows
+    );
+    println!(
+        "recipient-count agreement: {:6.2} % ({}/{})",
+        pct(t.count, t.messages),
+        t.count,
+        t.messages
+    );
 }

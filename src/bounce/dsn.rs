@@ -94,16 +94,31 @@ fn apply_recipient_field(r: &mut RecipientReport, name: &str, value: &str) {
     let text = || Some(strip_type(value).to_string()).filter(|s| !s.is_empty());
     match name {
         "final-recipient" => r.recipient = Some(clean_address(value)).filter(|a| !a.is_empty()),
-        "original-recipient" => r.original_recipient = Some(clean_address(value)).filter(|a| !a.is_empty()),
+        "original-recipient" => {
+            r.original_recipient = Some(clean_address(value)).filter(|a| !a.is_empty())
+        }
         "x-actual-recipient" if r.recipient.is_none() => {
             r.recipient = Some(clean_address(value)).filter(|a| !a.is_empty())
         }
-        "action" => r.action = value.split_whitespace().next().map(|s| s.to_ascii_lowercase()),
-        "status" => r.status = value.split_whitespace().next().and_then(EnhancedCode::parse),
+        "action" => {
+            r.action = value
+                .split_whitespace()
+                .next()
+                .map(|s| s.to_ascii_lowercase())
+        }
+        "status" => {
+            r.status = value
+                .split_whitespace()
+                .next()
+                .and_then(EnhancedCode::parse)
+        }
         "remote-mta" => r.remote_mta = text(),
         "diagnostic-code" => {
             r.diagnostic = text();
-            r.diagnostic_type = value.split_once(';').map(|(t, _)| t.trim().to_ascii_lowercase()).filter(|t| t.len() < 16);
+            r.diagnostic_type = value
+                .split_once(';')
+                .map(|(t, _)| t.trim().to_ascii_lowercase())
+                .filter(|t| t.len() < 16);
         }
         "last-attempt-date" => r.last_attempt = text(),
         "will-retry-until" => r.will_retry_until = text(),
@@ -116,8 +131,14 @@ pub fn recognise(dsn_parts: &[String], report: &mut BounceReport) -> bool {
     for part in dsn_parts {
         let (msg, recipients) = parse_dsn(part);
         report.reporting_mta = report.reporting_mta.take().or(msg.reporting_mta);
-        report.original_envelope_id = report.original_envelope_id.take().or(msg.original_envelope_id);
-        report.original.envelope_sender = report.original.envelope_sender.take().or(msg.sender.map(|s| clean_address(&s)).filter(|s| !s.is_empty()));
+        report.original_envelope_id = report
+            .original_envelope_id
+            .take()
+            .or(msg.original_envelope_id);
+        report.original.envelope_sender = report.original.envelope_sender.take().or(msg
+            .sender
+            .map(|s| clean_address(&s))
+            .filter(|s| !s.is_empty()));
         report.recipients.extend(recipients);
     }
     !report.recipients.is_empty()
@@ -136,7 +157,10 @@ mod tests {
         let (msg, r) = parse_dsn(text);
         assert_eq!(msg.reporting_mta.as_deref(), Some("mx.example.org"));
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].diagnostic.as_deref(), Some("550 5.1.1 <a@example.jp>... User Unknown"));
+        assert_eq!(
+            r[0].diagnostic.as_deref(),
+            Some("550 5.1.1 <a@example.jp>... User Unknown")
+        );
         assert_eq!(r[1].original_recipient.as_deref(), Some("b@example.jp"));
         assert_eq!(r[1].status.map(|s| s.to_string()).as_deref(), Some("4.4.7"));
     }

@@ -104,7 +104,11 @@ impl RecipientReport {
     /// A failed recipient with a diagnostic text, to be classified.
     pub fn failed(recipient: Option<String>, diagnostic: impl Into<String>) -> Self {
         let d = squeeze(&diagnostic.into());
-        RecipientReport { recipient, diagnostic: Some(d).filter(|d| !d.is_empty()), ..RecipientReport::blank() }
+        RecipientReport {
+            recipient,
+            diagnostic: Some(d).filter(|d| !d.is_empty()),
+            ..RecipientReport::blank()
+        }
     }
 }
 
@@ -126,12 +130,22 @@ const MAX_TEXT_LOOKUPS: usize = 64;
 pub fn parse(raw: &[u8]) -> BounceReport {
     match std::panic::catch_unwind(|| parse_unguarded(raw)) {
         Ok(report) => report,
-        Err(_) => BounceReport { format: "none", degraded: true, recipients: vec![not_a_bounce()], ..BounceReport::default() },
+        Err(_) => BounceReport {
+            format: "none",
+            degraded: true,
+            recipients: vec![not_a_bounce()],
+            ..BounceReport::default()
+        },
     }
 }
 
 fn not_a_bounce() -> RecipientReport {
-    RecipientReport { reason: Reason::Undefined, class: Class::None, rule: "none", ..RecipientReport::blank() }
+    RecipientReport {
+        reason: Reason::Undefined,
+        class: Class::None,
+        rule: "none",
+        ..RecipientReport::blank()
+    }
 }
 
 /// [`parse`] without the last-resort panic guard (mail-parser itself is still guarded), so that
@@ -139,7 +153,10 @@ fn not_a_bounce() -> RecipientReport {
 #[doc(hidden)]
 pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     let ctx = Context::build(raw);
-    let mut report = BounceReport { degraded: ctx.degraded, ..BounceReport::default() };
+    let mut report = BounceReport {
+        degraded: ctx.degraded,
+        ..BounceReport::default()
+    };
     report.format = recognise(&ctx, &mut report);
     report.recipients.truncate(MAX_RECIPIENTS);
     find_commands(&ctx, &mut report.recipients);
@@ -160,7 +177,11 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
         return "arf";
     }
     if !ctx.dsn.is_empty() && dsn::recognise(&ctx.dsn, report) {
-        let lookups = if report.recipients.len() <= MAX_TEXT_LOOKUPS { report.recipients.len() } else { 0 };
+        let lookups = if report.recipients.len() <= MAX_TEXT_LOOKUPS {
+            report.recipients.len()
+        } else {
+            0
+        };
         for r in report.recipients.iter_mut().take(lookups) {
             if r.diagnostic.as_deref().is_none_or(|d| d.trim().is_empty()) {
                 r.diagnostic = recognisers::text_near(&ctx.body, r.recipient.as_deref());
@@ -195,7 +216,13 @@ fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
             .diagnostic
             .as_deref()
             .and_then(recognisers::smtp_command)
-            .or_else(|| if look_near { near().as_deref().and_then(recognisers::smtp_command) } else { None })
+            .or_else(|| {
+                if look_near {
+                    near().as_deref().and_then(recognisers::smtp_command)
+                } else {
+                    None
+                }
+            })
             .or(whole);
     }
 }
@@ -220,7 +247,12 @@ fn fill_original(ctx: &Context, report: &mut BounceReport) {
         return_path: get("return-path"),
         rebound_headers: fields
             .iter()
-            .filter(|f| f.name.len() > 10 && f.name.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-")))
+            .filter(|f| {
+                f.name.len() > 10
+                    && f.name
+                        .get(..10)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-"))
+            })
             .map(|f| (f.name.clone(), f.value.clone()))
             .collect(),
     };
@@ -247,18 +279,29 @@ fn finalise(r: &mut RecipientReport) {
         (Some(_), Some(found)) => r.status = Some(found),
         _ => {}
     }
-    let delivered = matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded"));
+    let delivered = matches!(
+        r.action.as_deref(),
+        Some("delivered" | "relayed" | "expanded")
+    );
     if delivered {
         (r.reason, r.rule) = (Reason::Delivered, "action.delivered");
-    } else if r.diagnostic_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("x-unix")) {
+    } else if r
+        .diagnostic_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("x-unix"))
+    {
         (r.reason, r.rule) = match crate::classify::match_text(diag) {
             Some((Reason::MailboxFull, rule)) => (Reason::MailboxFull, rule),
             _ => (Reason::MailerError, "dsn.x-unix"),
         };
     } else if r.rule.is_empty() {
         (r.reason, r.rule) = find_reason(r.reply_code, r.status, diag);
-        let timed_out = fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
-        if r.action.as_deref() == Some("failed") && r.status.is_some_and(|s| s.class == 4) && timed_out {
+        let timed_out =
+            fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
+        if r.action.as_deref() == Some("failed")
+            && r.status.is_some_and(|s| s.class == 4)
+            && timed_out
+        {
             (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");
         }
         (r.reason, r.rule) = by_stage(r.smtp_command, r.reason, r.rule);
@@ -274,17 +317,24 @@ fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reaso
         return (reason, rule);
     }
     match (command, reason) {
-        (Some("CONN"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError | Rejected) => (Blocked, "stage.connect"),
-        (Some("DATA"), UserUnknown) if rule == "text.userunknown.unknown-user" => (Filtered, "stage.data"),
-        (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull) => {
-            (Rejected, "stage.mail")
+        (
+            Some("CONN"),
+            UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError | Rejected,
+        ) => (Blocked, "stage.connect"),
+        (Some("DATA"), UserUnknown) if rule == "text.userunknown.unknown-user" => {
+            (Filtered, "stage.data")
         }
+        (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull) => (Rejected, "stage.mail"),
         _ => (reason, rule),
     }
 }
 
 fn class_of(r: &RecipientReport) -> Class {
-    let transient = r.status.map(|s| s.class == 4).or(r.reply_code.map(|c| c < 500)).unwrap_or(false);
+    let transient = r
+        .status
+        .map(|s| s.class == 4)
+        .or(r.reply_code.map(|c| c < 500))
+        .unwrap_or(false);
     match r.reason {
         Reason::Delivered => Class::Delivered,
         _ if r.action.as_deref() == Some("delayed") => Class::Soft,

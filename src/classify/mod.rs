@@ -17,7 +17,11 @@ use rules::{CODE_RULES, CodeRule, REPLY_RULES, Strength, TEXT_RULES};
 static TEXT_REGEXES: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {
     TEXT_RULES
         .iter()
-        .map(|r| RegexBuilder::new(&r.pattern.replace(r"\b", r"(?-u:\b)")).build().ok())
+        .map(|r| {
+            RegexBuilder::new(&r.pattern.replace(r"\b", r"(?-u:\b)"))
+                .build()
+                .ok()
+        })
         .collect()
 });
 
@@ -34,17 +38,27 @@ pub fn classify_reply(reply: &Reply) -> Verdict {
 /// Class follows the reason (SPEC §2), except that a 4xx reply is always `Soft`.
 pub fn classify(code: Option<u16>, enhanced: Option<EnhancedCode>, text: &str) -> Verdict {
     let (reason, rule) = find_reason(code, enhanced, text);
-    let transient = code.map_or(enhanced.is_some_and(|e| e.class == 4), |c| (400..500).contains(&c));
+    let transient = code.map_or(enhanced.is_some_and(|e| e.class == 4), |c| {
+        (400..500).contains(&c)
+    });
     let class = match reason {
         Reason::Delivered => Class::Delivered,
         _ if transient => Class::Soft,
         r => r.class(true),
     };
-    Verdict { class, reason, rule }
+    Verdict {
+        class,
+        reason,
+        rule,
+    }
 }
 
 /// The reason alone, and the id of the rule that gave it.
-pub fn find_reason(code: Option<u16>, enhanced: Option<EnhancedCode>, text: &str) -> (Reason, &'static str) {
+pub fn find_reason(
+    code: Option<u16>,
+    enhanced: Option<EnhancedCode>,
+    text: &str,
+) -> (Reason, &'static str) {
     if code.is_some_and(|c| (200..300).contains(&c)) || enhanced.is_some_and(|e| e.class == 2) {
         return (Reason::Delivered, "code.2xx");
     }

@@ -5,11 +5,27 @@ use super::{Layout, Recogniser, bare, scan};
 use crate::bounce::fields::all_addresses;
 use crate::bounce::{Context, RecipientReport};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "exim", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "exim",
+    detect,
+    parse,
+};
 
 const LAYOUT: Layout = Layout {
-    start: &["address(es) failed", "addresses failed", "address failed", "has not yet been delivered", "could not be delivered to one or more", "following address(es)", "following recipients"],
-    end: &["------ this is a copy of the message", "------ the body of the message", "reporting-mta:"],
+    start: &[
+        "address(es) failed",
+        "addresses failed",
+        "address failed",
+        "has not yet been delivered",
+        "could not be delivered to one or more",
+        "following address(es)",
+        "following recipients",
+    ],
+    end: &[
+        "------ this is a copy of the message",
+        "------ the body of the message",
+        "reporting-mta:",
+    ],
     rcpt,
     stop_at_blank: true,
 };
@@ -33,7 +49,10 @@ fn detect(ctx: &Context) -> bool {
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let mut found = scan(&ctx.body, &LAYOUT);
     if found.is_empty() {
-        let failed: Vec<String> = ctx.headers_named("x-failed-recipients").flat_map(all_addresses).collect();
+        let failed: Vec<String> = ctx
+            .headers_named("x-failed-recipients")
+            .flat_map(all_addresses)
+            .collect();
         let text = super::notification_in(&ctx.body, &ctx.body_lower);
         found = failed
             .into_iter()
@@ -59,6 +78,11 @@ mod tests {
             ------ This is a copy of the message, including all the headers. ------\n";
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 1);
-        assert!(r[0].diagnostic.as_deref().unwrap().ends_with("550 5.1.1 unknown user"));
+        assert!(
+            r[0].diagnostic
+                .as_deref()
+                .unwrap()
+                .ends_with("550 5.1.1 unknown user")
+        );
     }
 }

@@ -2,7 +2,10 @@
 //! recipients are taken from `X-Failed-Recipients`, the quoted original's To/Cc, or the addresses
 //! named in the notification, each with the text around it.
 
-use super::{is_header_line, is_system_address, notification_in, original_in_text, text_near, looks_like_bounce};
+use super::{
+    is_header_line, is_system_address, looks_like_bounce, notification_in, original_in_text,
+    text_near,
+};
 use crate::bounce::fields::{Field, all_addresses, field, find_address, find_reply_code, squeeze};
 use crate::bounce::{Context, RecipientReport};
 use crate::classify::match_text;
@@ -35,7 +38,9 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let found = rcpts
         .into_iter()
         .map(|a| {
-            let diag = text_near(region, Some(&a)).filter(|d| has_code_or_words(d)).unwrap_or_else(|| truncated(&all, 600));
+            let diag = text_near(region, Some(&a))
+                .filter(|d| has_code_or_words(d))
+                .unwrap_or_else(|| truncated(&all, 600));
             let mut r = RecipientReport::failed(Some(a), diag);
             if let Some((reason, rule)) = expired {
                 (r.reason, r.rule) = (reason, rule);
@@ -48,15 +53,31 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
 
 /// Who failed, most trustworthy source first.
 fn recipients(ctx: &Context, region: &str, original: &[Field]) -> Vec<String> {
-    let original_to: Vec<String> = ["to", "cc"].iter().filter_map(|h| field(original, h)).flat_map(all_addresses).collect();
-    let mut rcpts: Vec<String> = ctx.headers_named("x-failed-recipients").flat_map(all_addresses).collect();
+    let original_to: Vec<String> = ["to", "cc"]
+        .iter()
+        .filter_map(|h| field(original, h))
+        .flat_map(all_addresses)
+        .collect();
+    let mut rcpts: Vec<String> = ctx
+        .headers_named("x-failed-recipients")
+        .flat_map(all_addresses)
+        .collect();
     if rcpts.is_empty() {
-        rcpts = all_addresses(region).filter(|a| original_to.contains(a)).collect();
+        rcpts = all_addresses(region)
+            .filter(|a| original_to.contains(a))
+            .collect();
     }
     if rcpts.is_empty() {
-        let mut skip: Vec<String> =
-            ["from", "to", "reply-to", "sender", "return-path"].iter().filter_map(|h| ctx.header(h).and_then(find_address)).collect();
-        skip.extend(["from", "reply-to", "sender", "return-path"].iter().filter_map(|h| field(original, h)).flat_map(all_addresses));
+        let mut skip: Vec<String> = ["from", "to", "reply-to", "sender", "return-path"]
+            .iter()
+            .filter_map(|h| ctx.header(h).and_then(find_address))
+            .collect();
+        skip.extend(
+            ["from", "reply-to", "sender", "return-path"]
+                .iter()
+                .filter_map(|h| field(original, h))
+                .flat_map(all_addresses),
+        );
         rcpts = region
             .lines()
             .filter(|l| !is_header_line(l))
@@ -97,11 +118,21 @@ mod tests {
         let r = generic(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].recipient.as_deref(), Some("m@odd.test"));
-        assert!(r[0].diagnostic.as_deref().unwrap().contains("550 mailbox unavailable"));
+        assert!(
+            r[0].diagnostic
+                .as_deref()
+                .unwrap()
+                .contains("550 mailbox unavailable")
+        );
     }
 
     #[test]
     fn ordinary_mail_is_not_taken() {
-        assert!(generic(&Context::build(b"From: a@b.test\nSubject: hello\n\nhi c@d.test\n")).is_none());
+        assert!(
+            generic(&Context::build(
+                b"From: a@b.test\nSubject: hello\n\nhi c@d.test\n"
+            ))
+            .is_none()
+        );
     }
 }

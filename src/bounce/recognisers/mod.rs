@@ -7,9 +7,9 @@ mod exchange;
 mod exim;
 pub mod generic;
 mod gmail;
-mod kddi;
 mod googlegroups;
 mod inline_dsn;
+mod kddi;
 mod qmail;
 mod sendmail;
 mod yahoo;
@@ -18,9 +18,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::RecipientReport;
 use super::context::Context;
 use super::fields::{Field, clean_address, contains_ci, parse_fields, squeeze};
-use super::RecipientReport;
 
 /// One MTA/provider family: a cheap detection predicate and a parser.
 pub struct Recogniser {
@@ -96,16 +96,24 @@ pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
             active = layout.start.iter().any(|m| lower.contains(m));
             continue;
         }
-        if layout.end.iter().chain(ORIGINAL_MARKERS).any(|m| lower.contains(m)) {
+        if layout
+            .end
+            .iter()
+            .chain(ORIGINAL_MARKERS)
+            .any(|m| lower.contains(m))
+        {
             break;
         }
         if let Some((addr, rest)) = (layout.rcpt)(line) {
             out.push((addr, rest, false));
             continue;
         }
-        let Some((_, diag, closed)) = out.last_mut() else { continue };
+        let Some((_, diag, closed)) = out.last_mut() else {
+            continue;
+        };
         if line.trim().is_empty() {
-            *closed |= layout.stop_at_blank && !diag.trim().is_empty() && !diag.trim_end().ends_with(':');
+            *closed |=
+                layout.stop_at_blank && !diag.trim().is_empty() && !diag.trim_end().ends_with(':');
         } else if !*closed {
             diag.push(' ');
             diag.push_str(line.trim());
@@ -119,7 +127,10 @@ fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
     let mut out: Vec<RecipientReport> = Vec::new();
     for (addr, diag, _) in found {
         let diag = squeeze(&diag);
-        match out.iter_mut().find(|r| r.recipient.as_deref() == Some(addr.as_str())) {
+        match out
+            .iter_mut()
+            .find(|r| r.recipient.as_deref() == Some(addr.as_str()))
+        {
             Some(r) if r.diagnostic.is_none() && !diag.is_empty() => r.diagnostic = Some(diag),
             Some(_) => {}
             None => out.push(RecipientReport::failed(Some(addr), diag)),
@@ -130,8 +141,10 @@ fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
 
 static ANGLE_COLON: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*<([^<>\s]+@[^<>\s]+)>:?\s*(.*)$").expect("static regex"));
-static BARE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*<?([^<>\s@]+@[^<>\s:]+?)>?:?(?:\s+(?:\(.*\)|on .*))?\s*$").expect("static regex"));
+static BARE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*<?([^<>\s@]+@[^<>\s:]+?)>?:?(?:\s+(?:\(.*\)|on .*))?\s*$")
+        .expect("static regex")
+});
 
 /// `<addr>: text` at the start of a line (qmail, Postfix, Yahoo).
 pub fn angle_colon(line: &str) -> Option<(String, String)> {
@@ -167,7 +180,9 @@ pub fn text_near(body: &str, addr: Option<&str>) -> Option<String> {
 /// Header fields of an original message quoted in the text after a marker, if any.
 pub fn original_in_text(body: &str) -> Vec<Field> {
     let lower = body.to_ascii_lowercase();
-    let Some(start) = marker_line(body, &lower) else { return Vec::new() };
+    let Some(start) = marker_line(body, &lower) else {
+        return Vec::new();
+    };
     let rest = &body[start..];
     let rest = rest.split_once('\n').map_or("", |(_, r)| r);
     let from_field = rest.lines().position(looks_like_field).unwrap_or(0);
@@ -177,7 +192,9 @@ pub fn original_in_text(body: &str) -> Vec<Field> {
 
 fn looks_like_field(line: &str) -> bool {
     match line.split_once(':') {
-        Some((name, _)) => !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        Some((name, _)) => {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        }
         None => false,
     }
 }
@@ -190,20 +207,34 @@ static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
 pub fn looks_like_bounce(ctx: &Context) -> bool {
     let from = ctx.from();
     BOUNCE_SUBJECT.is_match(&ctx.subject)
-        || ["mailer-daemon", "postmaster", "post_master", "mail delivery", "mail-daemon", "maildaemon", "mail administrator"]
-            .iter()
-            .any(|m| contains_ci(from, m))
+        || [
+            "mailer-daemon",
+            "postmaster",
+            "post_master",
+            "mail delivery",
+            "mail-daemon",
+            "maildaemon",
+            "mail administrator",
+        ]
+        .iter()
+        .any(|m| contains_ci(from, m))
         || ctx.header("x-failed-recipients").is_some()
 }
 
-
-static MARKER_FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> =
-    LazyLock::new(|| ORIGINAL_MARKERS.iter().map(|m| memchr::memmem::Finder::new(m.as_bytes())).collect());
+static MARKER_FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> = LazyLock::new(|| {
+    ORIGINAL_MARKERS
+        .iter()
+        .map(|m| memchr::memmem::Finder::new(m.as_bytes()))
+        .collect()
+});
 
 /// Byte offset of the start of the first line carrying an original-message marker, given the
 /// ASCII-lower-cased text.
 fn marker_line(text: &str, lower: &str) -> Option<usize> {
-    let at = MARKER_FINDERS.iter().filter_map(|f| f.find(lower.as_bytes())).min()?;
+    let at = MARKER_FINDERS
+        .iter()
+        .filter_map(|f| f.find(lower.as_bytes()))
+        .min()?;
     Some(text.get(..at)?.rfind('\n').map_or(0, |i| i + 1))
 }
 
@@ -223,18 +254,39 @@ pub fn notification_in<'a>(body: &'a str, lower: &str) -> &'a str {
 /// A quoted header line naming the sender or the message, not a recipient.
 pub(crate) fn is_header_line(line: &str) -> bool {
     let l = line.trim_start();
-    ["from:", "sender:", "reply-to:", "return-path:", "message-id:", "references:", "in-reply-to:", "received:", "x-", "envelope-from", "(envelope-from"]
-        .iter()
-        .any(|p| l.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+    [
+        "from:",
+        "sender:",
+        "reply-to:",
+        "return-path:",
+        "message-id:",
+        "references:",
+        "in-reply-to:",
+        "received:",
+        "x-",
+        "envelope-from",
+        "(envelope-from",
+    ]
+    .iter()
+    .any(|p| l.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
         || contains_ci(line, "message-id")
 }
 
 /// Mailer-daemon and similar system senders, never a failed recipient.
 pub fn is_system_address(a: &str) -> bool {
     let local = a.split('@').next().unwrap_or("");
-    ["mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "noreply", "no-reply", "root", "abuse"]
-        .iter()
-        .any(|s| local.eq_ignore_ascii_case(s))
+    [
+        "mailer-daemon",
+        "postmaster",
+        "mail-daemon",
+        "maildaemon",
+        "noreply",
+        "no-reply",
+        "root",
+        "abuse",
+    ]
+    .iter()
+    .any(|s| local.eq_ignore_ascii_case(s))
 }
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
