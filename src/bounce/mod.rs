@@ -279,6 +279,10 @@ fn finalise(r: &mut RecipientReport) {
         (Some(_), Some(found)) => r.status = Some(found),
         _ => {}
     }
+    // A success code quoted in a failure text (a version number, a relayed reply) is not a status.
+    if r.status.is_some_and(|s| s.class == 2) && r.reply_code.is_some_and(|c| c >= 400) {
+        r.status = None;
+    }
     let delivered = matches!(
         r.action.as_deref(),
         Some("delivered" | "relayed" | "expanded")

@@ -59,7 +59,11 @@ pub fn find_reason(
     enhanced: Option<EnhancedCode>,
     text: &str,
 ) -> (Reason, &'static str) {
-    if code.is_some_and(|c| (200..300).contains(&c)) || enhanced.is_some_and(|e| e.class == 2) {
+    let positive = match code {
+        Some(c) => (200..300).contains(&c),
+        None => enhanced.is_some_and(|e| e.class == 2),
+    };
+    if positive {
         return (Reason::Delivered, "code.2xx");
     }
     let code_rule = enhanced.and_then(match_code);
