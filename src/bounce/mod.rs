@@ -14,7 +14,7 @@ pub mod recognisers;
 use serde::{Serialize, Serializer};
 
 use crate::classify::find_reason;
-use crate::model::{Class, EnhancedCode, Reason};
+use crate::model::{Class, EnhancedCode, Reason, Verdict};
 pub use command::run_parse_command;
 pub use context::Context;
 use fields::{Field, field, find_address, find_enhanced, find_reply_code, squeeze};
@@ -99,6 +99,11 @@ impl RecipientReport {
             smtp_command: None,
             diagnostic_type: None,
         }
+    }
+
+    /// The classification as a [`Verdict`], for recording on events.
+    pub fn verdict(&self) -> Verdict {
+        Verdict { class: self.class, reason: self.reason, rule: self.rule }
     }
 
     /// A failed recipient with a diagnostic text, to be classified.
