@@ -118,6 +118,14 @@ pub fn find_reply_code(text: &str) -> Option<u16> {
         .find_map(|c| c.get(1)?.as_str().parse().ok())
 }
 
+/// The first 4xx or 5xx reply code in `text`.
+pub fn find_failure_code(text: &str) -> Option<u16> {
+    REPLY
+        .captures_iter(text)
+        .filter_map(|c| c.get(1)?.as_str().parse().ok())
+        .find(|c: &u16| *c >= 400)
+}
+
 /// The first enhanced status code (`5.1.1`) in `text`, preferring a specific one over `x.0.0`.
 pub fn find_enhanced(text: &str) -> Option<EnhancedCode> {
     let mut generic = None;

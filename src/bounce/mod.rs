@@ -103,7 +103,11 @@ impl RecipientReport {
 
     /// The classification as a [`Verdict`], for recording on events.
     pub fn verdict(&self) -> Verdict {
-        Verdict { class: self.class, reason: self.reason, rule: self.rule }
+        Verdict {
+            class: self.class,
+            reason: self.reason,
+            rule: self.rule,
+        }
     }
 
     /// A failed recipient with a diagnostic text, to be classified.
@@ -274,8 +278,17 @@ fn finalise(r: &mut RecipientReport) {
         return;
     }
     let diag = r.diagnostic.as_deref().unwrap_or("");
+    let success = matches!(
+        r.action.as_deref(),
+        Some("delivered" | "relayed" | "expanded" | "deliverable")
+    );
     if r.reply_code.is_none() {
-        r.reply_code = find_reply_code(diag);
+        // In a failure report a quoted 2xx (an earlier step of the transcript) is not the answer.
+        r.reply_code = if success {
+            find_reply_code(diag)
+        } else {
+            fields::find_failure_code(diag)
+        };
     }
     let specific = find_enhanced(diag).filter(|e| e.subject != 0 || e.detail != 0);
     // The remote server's own enhanced code is more precise than the reporting MTA's summary.
@@ -285,12 +298,12 @@ fn finalise(r: &mut RecipientReport) {
         _ => {}
     }
     // A success code quoted in a failure text (a version number, a relayed reply) is not a status.
-    if r.status.is_some_and(|s| s.class == 2) && r.reply_code.is_some_and(|c| c >= 400) {
+    if r.status.is_some_and(|s| s.class == 2) && !success && r.reply_code.is_none_or(|c| c >= 300) {
         r.status = None;
     }
     let delivered = matches!(
         r.action.as_deref(),
-        Some("delivered" | "relayed" | "expanded")
+        Some("delivered" | "relayed" | "expanded" | "deliverable")
     );
     if delivered {
         (r.reason, r.rule) = (Reason::Delivered, "action.delivered");

@@ -268,7 +268,14 @@ fn rule_ids_are_unique() {
 
 #[test]
 fn a_success_code_in_a_failure_reply_does_not_mean_delivered() {
-    let v = classify(Some(550), EnhancedCode::parse("2.0.0"), "mailbox unavailable");
+    let v = classify(
+        Some(550),
+        EnhancedCode::parse("2.0.0"),
+        "mailbox unavailable",
+    );
     assert_ne!(v.class, Class::Delivered);
-    assert_eq!(classify(None, EnhancedCode::parse("2.1.5"), "").reason, Reason::Delivered);
+    assert_eq!(
+        classify(None, EnhancedCode::parse("2.1.5"), "").reason,
+        Reason::Delivered
+    );
 }

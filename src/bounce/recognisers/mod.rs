@@ -9,6 +9,7 @@ pub mod generic;
 mod gmail;
 mod googlegroups;
 mod inline_dsn;
+mod james;
 mod kddi;
 mod qmail;
 mod sendmail;
@@ -34,6 +35,7 @@ pub static TABLE: &[&Recogniser] = &[
     &amazonses::RECOGNISER,
     &googlegroups::RECOGNISER,
     &kddi::RECOGNISER,
+    &james::RECOGNISER,
     &qmail::RECOGNISER,
     &dragonfly::RECOGNISER,
     &gmail::RECOGNISER,
