@@ -41,7 +41,9 @@ fn every_fixture_matches_its_golden_report() {
 }
 
 fn one(name: &str) -> rebound::bounce::BounceReport {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bounce").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bounce")
+        .join(name);
     parse(&std::fs::read(path).expect("fixture"))
 }
 
@@ -49,30 +51,116 @@ fn one(name: &str) -> rebound::bounce::BounceReport {
 #[test]
 fn fixtures_mean_what_they_say() {
     let cases: &[(&str, &str, Class, Reason)] = &[
-        ("dsn-postfix.eml", "alice@example.net", Class::Hard, Reason::UserUnknown),
-        ("arf.eml", "frank@isp.example", Class::Complaint, Reason::Feedback),
-        ("autoreply.eml", "grace@example.org", Class::Autoreply, Reason::Vacation),
-        ("qmail.eml", "ivan@example.jp", Class::Hard, Reason::UserUnknown),
-        ("exim.eml", "mallory@example.net", Class::Soft, Reason::MailboxFull),
-        ("dragonfly.eml", "niaj@example.com", Class::Block, Reason::AuthFailure),
-        ("gmail.eml", "olivia@example.jp", Class::Soft, Reason::Suspend),
-        ("yahoo.eml", "peggy@example.com", Class::Block, Reason::SpamDetected),
-        ("exchange.eml", "rupert@corp.example", Class::Hard, Reason::UserUnknown),
-        ("sendmail.eml", "sybil@example.org", Class::Hard, Reason::UserUnknown),
-        ("googlegroups.eml", "staff-list@googlegroups.com", Class::Block, Reason::Rejected),
-        ("amazonses.eml", "trent@example.com", Class::Hard, Reason::UserUnknown),
-        ("kddi.eml", "victor@ezweb.example", Class::Soft, Reason::MailboxFull),
-        ("generic.eml", "walter@unknown-mta.example", Class::Soft, Reason::Suspend),
-        ("hostile-cr-only.eml", "zoe@example.com", Class::Hard, Reason::UserUnknown),
+        (
+            "dsn-postfix.eml",
+            "alice@example.net",
+            Class::Hard,
+            Reason::UserUnknown,
+        ),
+        (
+            "arf.eml",
+            "frank@isp.example",
+            Class::Complaint,
+            Reason::Feedback,
+        ),
+        (
+            "autoreply.eml",
+            "grace@example.org",
+            Class::Autoreply,
+            Reason::Vacation,
+        ),
+        (
+            "qmail.eml",
+            "ivan@example.jp",
+            Class::Hard,
+            Reason::UserUnknown,
+        ),
+        (
+            "exim.eml",
+            "mallory@example.net",
+            Class::Soft,
+            Reason::MailboxFull,
+        ),
+        (
+            "dragonfly.eml",
+            "niaj@example.com",
+            Class::Block,
+            Reason::AuthFailure,
+        ),
+        (
+            "gmail.eml",
+            "olivia@example.jp",
+            Class::Soft,
+            Reason::Suspend,
+        ),
+        (
+            "yahoo.eml",
+            "peggy@example.com",
+            Class::Block,
+            Reason::SpamDetected,
+        ),
+        (
+            "exchange.eml",
+            "rupert@corp.example",
+            Class::Hard,
+            Reason::UserUnknown,
+        ),
+        (
+            "sendmail.eml",
+            "sybil@example.org",
+            Class::Hard,
+            Reason::UserUnknown,
+        ),
+        (
+            "googlegroups.eml",
+            "staff-list@googlegroups.com",
+            Class::Block,
+            Reason::Rejected,
+        ),
+        (
+            "amazonses.eml",
+            "trent@example.com",
+            Class::Hard,
+            Reason::UserUnknown,
+        ),
+        (
+            "kddi.eml",
+            "victor@ezweb.example",
+            Class::Soft,
+            Reason::MailboxFull,
+        ),
+        (
+            "generic.eml",
+            "walter@unknown-mta.example",
+            Class::Soft,
+            Reason::Suspend,
+        ),
+        (
+            "hostile-cr-only.eml",
+            "zoe@example.com",
+            Class::Hard,
+            Reason::UserUnknown,
+        ),
+        ("james.eml", "5550100@sms.example.net", Class::Hard, Reason::UserUnknown),
+        ("inline-dsn.eml", "quentin@example.org", Class::Block, Reason::MesgTooBig),
     ];
     for (file, rcpt, class, reason) in cases {
         let r = one(file);
         let first = &r.recipients[0];
         assert_eq!(first.recipient.as_deref(), Some(*rcpt), "{file}");
-        assert_eq!((first.class, first.reason), (*class, *reason), "{file}: rule {}", first.rule);
+        assert_eq!(
+            (first.class, first.reason),
+            (*class, *reason),
+            "{file}: rule {}",
+            first.rule
+        );
     }
     let multi = one("dsn-multi.eml");
-    let got: Vec<(Option<&str>, Class)> = multi.recipients.iter().map(|r| (r.recipient.as_deref(), r.class)).collect();
+    let got: Vec<(Option<&str>, Class)> = multi
+        .recipients
+        .iter()
+        .map(|r| (r.recipient.as_deref(), r.class))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -83,16 +171,34 @@ fn fixtures_mean_what_they_say() {
         ]
     );
     let dsn = one("dsn-postfix.eml");
-    assert_eq!(dsn.original_message_id.as_deref(), Some("<booking-4711@app.example.com>"));
-    assert_eq!(dsn.original.return_path.as_deref(), Some("<b+q4711.abc123@bounces.relay.example.com>"));
+    assert_eq!(
+        dsn.original_message_id.as_deref(),
+        Some("<booking-4711@app.example.com>")
+    );
+    assert_eq!(
+        dsn.original.return_path.as_deref(),
+        Some("<b+q4711.abc123@bounces.relay.example.com>")
+    );
     assert_eq!(dsn.original_envelope_id.as_deref(), Some("q4711"));
+    assert_eq!(
+        one("arf.eml").original.envelope_sender.as_deref(),
+        Some("b+q4711.abc123@bounces.relay.example.com")
+    );
     let none = one("not-bounce.eml");
-    assert_eq!((none.recipients.len(), none.recipients[0].class), (1, Class::None));
+    assert_eq!(
+        (none.recipients.len(), none.recipients[0].class),
+        (1, Class::None)
+    );
 }
 
 #[test]
 fn hostile_fixtures_give_a_report() {
-    for name in ["hostile-deep-nesting.eml", "hostile-huge-headers.eml", "hostile-malformed-multipart.eml", "hostile-binary-junk.eml"] {
+    for name in [
+        "hostile-deep-nesting.eml",
+        "hostile-huge-headers.eml",
+        "hostile-malformed-multipart.eml",
+        "hostile-binary-junk.eml",
+    ] {
         let r = one(name);
         assert!(!r.recipients.is_empty(), "{name}");
     }
@@ -103,7 +209,9 @@ fn parse_command_over_an_mbox_of_fixtures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut mbox = Vec::new();
     for name in ["dsn-multi.eml", "not-bounce.eml", "qmail.eml"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bounce").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/bounce")
+            .join(name);
         mbox.extend_from_slice(b"From MAILER-DAEMON Mon Nov  2 10:00:00 2026\n");
         mbox.extend_from_slice(&std::fs::read(path).expect("fixture"));
         mbox.extend_from_slice(b"\n");
@@ -111,14 +219,25 @@ fn parse_command_over_an_mbox_of_fixtures() {
     let path = dir.path().join("bounces.mbox");
     std::fs::write(&path, &mbox).expect("write mbox");
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run_parse_command(&[path.display().to_string()], &mut std::io::empty(), &mut out, &mut err);
+    let code = run_parse_command(
+        &[path.display().to_string()],
+        &mut std::io::empty(),
+        &mut out,
+        &mut err,
+    );
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
-    let lines: Vec<serde_json::Value> =
-        out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).expect("json line")).collect();
+    let lines: Vec<serde_json::Value> = out
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("json line"))
+        .collect();
     // 4 DSN recipients, 1 non-bounce line, 2 qmail recipients.
     assert_eq!(lines.len(), 7);
     assert_eq!(lines[4]["class"], "none");
     assert!(lines[4]["recipient"].is_null());
     assert_eq!(lines[5]["recipient"], "ivan@example.jp");
-    assert_eq!(lines[5]["original_message_id"], "<booking-4711@app.example.com>");
+    assert_eq!(
+        lines[5]["original_message_id"],
+        "<booking-4711@app.example.com>"
+    );
 }

@@ -23,11 +23,20 @@ pub fn recognise(ctx: &Context, report: &mut BounceReport) -> bool {
 
 fn from_arf(ctx: &Context, text: &str, report: &mut BounceReport) -> Option<Vec<RecipientReport>> {
     let fields = parse_fields(text, false);
-    let ftype = field(&fields, "feedback-type").map(|s| s.trim().to_ascii_lowercase()).unwrap_or_else(|| "abuse".into());
-    report.reporting_mta = field(&fields, "reporting-mta").map(|s| super::fields::strip_type(s).to_string());
+    let ftype = field(&fields, "feedback-type")
+        .map(|s| s.trim().to_ascii_lowercase())
+        .unwrap_or_else(|| "abuse".into());
+    report.reporting_mta =
+        field(&fields, "reporting-mta").map(|s| super::fields::strip_type(s).to_string());
+    report.original.envelope_sender = field(&fields, "original-mail-from")
+        .map(clean_address)
+        .filter(|s| !s.is_empty());
     let mut rcpts: Vec<String> = fields
         .iter()
-        .filter(|f| f.name.eq_ignore_ascii_case("original-rcpt-to") || f.name.eq_ignore_ascii_case("removal-recipient"))
+        .filter(|f| {
+            f.name.eq_ignore_ascii_case("original-rcpt-to")
+                || f.name.eq_ignore_ascii_case("removal-recipient")
+        })
         .map(|f| clean_address(&f.value))
         .filter(|a| !a.is_empty())
         .collect();
@@ -37,15 +46,25 @@ fn from_arf(ctx: &Context, text: &str, report: &mut BounceReport) -> Option<Vec<
     if rcpts.is_empty() {
         rcpts.push(String::new());
     }
-    Some(rcpts.into_iter().map(|r| complaint(r, &ftype, "arf")).collect())
+    Some(
+        rcpts
+            .into_iter()
+            .map(|r| complaint(r, &ftype, "arf"))
+            .collect(),
+    )
 }
 
 /// The recipient an embedded original was addressed to.
 fn original_recipient(original: Option<&[Field]>) -> Option<String> {
     let o = original?;
-    ["x-hmxmroriginalrecipient", "x-original-to", "delivered-to", "to"]
-        .iter()
-        .find_map(|n| field(o, n).and_then(find_address))
+    [
+        "x-hmxmroriginalrecipient",
+        "x-original-to",
+        "delivered-to",
+        "to",
+    ]
+    .iter()
+    .find_map(|n| field(o, n).and_then(find_address))
 }
 
 /// Complaint formats without a feedback-report part: Hotmail/Outlook.com JMRP and Apple Mail

@@ -4,9 +4,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::RecipientReport;
 use super::context::Context;
 use super::fields::{contains_ci, find_address};
-use super::RecipientReport;
 use crate::model::{Class, Reason};
 
 static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {

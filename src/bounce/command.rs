@@ -44,9 +44,17 @@ impl<'a> Line<'a> {
 /// Parses every file (`-` is standard input; mbox files are split) and writes the JSON lines to
 /// `out`. Returns the exit code: 0 when every file was read, 2 when one could not be (after the
 /// others were still processed) or when no file was named.
-pub fn run_parse_command(paths: &[String], stdin: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn run_parse_command(
+    paths: &[String],
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     if paths.is_empty() {
-        let _ = writeln!(err, "rebound parse: no input (name files, or - for standard input)");
+        let _ = writeln!(
+            err,
+            "rebound parse: no input (name files, or - for standard input)"
+        );
         return 2;
     }
     let mut code = 0;
@@ -97,14 +105,19 @@ mod tests {
     fn unreadable_file_is_reported_and_others_still_processed() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("plain.eml");
-        std::fs::write(&good, b"From: a@b.test\nTo: c@d.test\nSubject: hello\n\nhi\n").unwrap();
+        std::fs::write(
+            &good,
+            b"From: a@b.test\nTo: c@d.test\nSubject: hello\n\nhi\n",
+        )
+        .unwrap();
         let missing = dir.path().join("missing.eml");
         let paths = vec![missing.display().to_string(), good.display().to_string()];
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = run_parse_command(&paths, &mut std::io::empty(), &mut out, &mut err);
         assert_eq!(code, 2);
         assert!(String::from_utf8_lossy(&err).contains("missing.eml"));
-        let v: serde_json::Value = serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
         assert_eq!(v["class"], "none");
         assert!(v["recipient"].is_null());
         assert_eq!(v["file"], paths[1]);

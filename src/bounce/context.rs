@@ -13,8 +13,11 @@ pub const MAX_INPUT: usize = 8 << 20;
 /// Longest notification text kept.
 const MAX_BODY: usize = 256 << 10;
 
-static PARSER: LazyLock<MessageParser> =
-    LazyLock::new(|| MessageParser::new().with_mime_headers().header_text(HeaderName::Subject));
+static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .with_mime_headers()
+        .header_text(HeaderName::Subject)
+});
 
 /// A returned message, taken apart.
 #[derive(Debug, Default, Clone)]
@@ -25,6 +28,8 @@ pub struct Context {
     pub subject: String,
     /// The notification text: text parts outside any embedded message, LF line ends.
     pub body: String,
+    /// `body` with ASCII letters lower-cased (same byte offsets), for fast substring tests.
+    pub body_lower: String,
     /// Each `message/delivery-status` part, as text.
     pub dsn: Vec<String>,
     /// The `message/feedback-report` part, as text.
@@ -43,16 +48,27 @@ impl Context {
         let raw = &raw[..raw.len().min(MAX_INPUT)];
         let converted;
         let raw = if memchr::memchr(b'\n', raw).is_none() && memchr::memchr(b'\r', raw).is_some() {
-            converted = raw.iter().map(|&b| if b == b'\r' { b'\n' } else { b }).collect::<Vec<u8>>();
+            converted = raw
+                .iter()
+                .map(|&b| if b == b'\r' { b'\n' } else { b })
+                .collect::<Vec<u8>>();
             converted.as_slice()
         } else {
             raw
         };
-        let parsed = catch_unwind(AssertUnwindSafe(|| PARSER.parse(raw).map(|m| from_message(&m))));
-        match parsed {
+        let parsed = catch_unwind(AssertUnwindSafe(|| {
+            PARSER.parse(raw).map(|m| from_message(&m))
+        }));
+        let mut ctx = match parsed {
             Ok(Some(ctx)) if !ctx.headers.is_empty() || !ctx.body.is_empty() => ctx,
             _ => degraded(raw),
+        };
+        if ctx.body.trim().is_empty() && ctx.dsn.is_empty() && ctx.feedback.is_none() {
+            // Broken MIME (a boundary mail-parser could not see): read the raw body as text.
+            ctx.body = degraded(raw).body;
         }
+        ctx.body_lower = ctx.body.to_ascii_lowercase();
+        ctx
     }
 
     /// The first top-level header named `name`.
@@ -62,7 +78,10 @@ impl Context {
 
     /// All top-level headers named `name`.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |f| f.name.eq_ignore_ascii_case(name)).map(|f| f.value.as_str())
+        self.headers
+            .iter()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.value.as_str())
     }
 
     /// True when header `name` contains `needle` (case-insensitive).
@@ -77,13 +96,26 @@ impl Context {
 
     /// True when the notification text contains `needle` (case-insensitive).
     pub fn body_has(&self, needle: &str) -> bool {
-        contains_ci(&self.body, needle)
+        if self.body_lower.len() != self.body.len() {
+            return contains_ci(&self.body, needle);
+        }
+        memchr::memmem::find(
+            self.body_lower.as_bytes(),
+            needle.to_ascii_lowercase().as_bytes(),
+        )
+        .is_some()
     }
 }
 
 fn from_message(msg: &Message<'_>) -> Context {
     let mut ctx = Context {
-        headers: msg.headers_raw().map(|(n, v)| Field { name: n.to_string(), value: unfold(v) }).collect(),
+        headers: msg
+            .headers_raw()
+            .map(|(n, v)| Field {
+                name: n.to_string(),
+                value: unfold(v),
+            })
+            .collect(),
         subject: msg.subject().unwrap_or("").to_string(),
         ..Context::default()
     };
@@ -109,28 +141,45 @@ fn collect_part(ctx: &mut Context, html: &mut String, part: &mail_parser::Messag
     let ct = part.content_type();
     let is = |t: &str, s: &str| part.is_content_type(t, s);
     match &part.body {
-        PartType::Text(t) if is("text", "rfc822-headers") => set_original(ctx, parse_fields(t, true)),
-        PartType::Text(t) if is("message", "delivery-status") || is("message", "global-delivery-status") => {
+        PartType::Text(t) if is("text", "rfc822-headers") => {
+            set_original(ctx, parse_fields(t, true))
+        }
+        PartType::Text(t)
+            if is("message", "delivery-status") || is("message", "global-delivery-status") =>
+        {
             ctx.dsn.push(t.replace('\r', ""))
         }
-        PartType::Text(t) if is("message", "feedback-report") => ctx.feedback = Some(t.replace('\r', "")),
+        PartType::Text(t) if is("message", "feedback-report") => {
+            ctx.feedback = Some(t.replace('\r', ""))
+        }
         PartType::Text(t) => push_body(&mut ctx.body, t),
         PartType::Html(t) => push_body(html, t),
         PartType::Binary(b) | PartType::InlineBinary(b) => {
-            let sub = ct.and_then(|c| c.subtype()).unwrap_or("").to_ascii_lowercase();
+            let sub = ct
+                .and_then(|c| c.subtype())
+                .unwrap_or("")
+                .to_ascii_lowercase();
             let main = ct.map(|c| c.ctype()).unwrap_or("").to_ascii_lowercase();
             let text = || String::from_utf8_lossy(b).replace('\r', "");
             match (main.as_str(), sub.as_str()) {
                 (_, "delivery-status" | "global-delivery-status") => ctx.dsn.push(text()),
                 (_, "feedback-report") => ctx.feedback = Some(text()),
-                (_, "rfc822-headers" | "global-headers") => set_original(ctx, parse_fields(&text(), true)),
+                (_, "rfc822-headers" | "global-headers") => {
+                    set_original(ctx, parse_fields(&text(), true))
+                }
                 ("message", "rfc822" | "global") => set_original(ctx, parse_fields(&text(), true)),
                 ("text", _) | ("", _) => push_body(&mut ctx.body, &text()),
                 _ => {}
             }
         }
         PartType::Message(m) => {
-            let fields = m.headers_raw().map(|(n, v)| Field { name: n.to_string(), value: unfold(v) }).collect();
+            let fields = m
+                .headers_raw()
+                .map(|(n, v)| Field {
+                    name: n.to_string(),
+                    value: unfold(v),
+                })
+                .collect();
             set_original(ctx, fields);
         }
         PartType::Multipart(_) => {}
@@ -155,7 +204,12 @@ fn push_body(body: &mut String, text: &str) {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    body.extend(text[..end].chars().filter(|c| *c != '\r'));
+    let text = &text[..end];
+    if memchr::memchr(b'\r', text.as_bytes()).is_some() {
+        body.push_str(&text.replace('\r', ""));
+    } else {
+        body.push_str(text);
+    }
 }
 
 /// Unfolds a raw header value: line breaks and the white space after them become one space.
@@ -192,20 +246,32 @@ fn strip_tags(html: &str) -> String {
             _ => {}
         }
     }
-    out.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&amp;", "&")
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
 }
 
 /// Hand split for messages mail-parser could not take: headers up to the first blank line, the rest as text.
 fn degraded(raw: &[u8]) -> Context {
     let text = String::from_utf8_lossy(raw);
-    let text = if text.contains('\n') { text.replace('\r', "") } else { text.replace('\r', "\n") };
+    let text = if text.contains('\n') {
+        text.replace('\r', "")
+    } else {
+        text.replace('\r', "\n")
+    };
     let (head, body) = match text.find("\n\n") {
         Some(i) => (&text[..i], &text[i + 2..]),
         None => ("", text.as_str()),
     };
     let headers = parse_fields(head, false);
     let subject = field(&headers, "subject").unwrap_or("").to_string();
-    let mut ctx = Context { headers, subject, degraded: true, ..Context::default() };
+    let mut ctx = Context {
+        headers,
+        subject,
+        degraded: true,
+        ..Context::default()
+    };
     push_body(&mut ctx.body, body);
     ctx
 }

@@ -10,34 +10,36 @@ pub struct PerMessage {
     pub reporting_mta: Option<String>,
     pub original_envelope_id: Option<String>,
     pub arrival_date: Option<String>,
+    /// `X-Postfix-Sender` and similar: the envelope sender of the returned message.
+    pub sender: Option<String>,
 }
 
 /// Parses one delivery-status body into its per-message fields and recipient records
-/// (not yet classified). Tolerates missing blank lines between groups.
+/// (not yet classified). Groups are separated by blank lines; a group naming several recipients is
+/// split at each new `Final-Recipient`, and fields before a group's first recipient field belong
+/// to that recipient.
 pub fn parse_dsn(text: &str) -> (PerMessage, Vec<RecipientReport>) {
     let mut msg = PerMessage::default();
     let mut out: Vec<RecipientReport> = Vec::new();
-    let mut cur: Option<RecipientReport> = None;
-    for f in parse_fields(text, false) {
-        let name = f.name.to_ascii_lowercase();
-        if apply_message_field(&mut msg, &name, &f) {
-            continue;
+    for group in groups(text) {
+        let mut cur = RecipientReport::blank();
+        for f in parse_fields(group, false) {
+            let name = f.name.to_ascii_lowercase();
+            if apply_message_field(&mut msg, &name, &f) {
+                continue;
+            }
+            let starts_new = match name.as_str() {
+                "final-recipient" => cur.recipient.is_some(),
+                "original-recipient" => cur.original_recipient.is_some(),
+                _ => false,
+            };
+            if starts_new {
+                out.push(std::mem::replace(&mut cur, RecipientReport::blank()));
+            }
+            apply_recipient_field(&mut cur, &name, &f.value);
         }
-        let starts_new = match (&cur, name.as_str()) {
-            (Some(r), "final-recipient") => r.recipient.is_some(),
-            (Some(r), "original-recipient") => r.original_recipient.is_some() || r.recipient.is_some() && r.action.is_some(),
-            (None, "final-recipient" | "original-recipient" | "x-actual-recipient") => true,
-            _ => false,
-        };
-        if starts_new {
-            out.extend(cur.take());
-            cur = Some(RecipientReport::blank());
-        }
-        if let Some(r) = cur.as_mut() {
-            apply_recipient_field(r, &name, &f.value);
-        }
+        out.push(cur);
     }
-    out.extend(cur);
     out.retain(|r| r.recipient.is_some() || r.original_recipient.is_some());
     for r in &mut out {
         if r.recipient.is_none() {
@@ -47,11 +49,39 @@ pub fn parse_dsn(text: &str) -> (PerMessage, Vec<RecipientReport>) {
     (msg, out)
 }
 
+/// The blank-line separated groups of a delivery-status body.
+fn groups(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let trimmed = rest.trim_start_matches(['\n', '\r', ' ', '\t']);
+        if trimmed.is_empty() {
+            return None;
+        }
+        let end = blank_line(trimmed).unwrap_or(trimmed.len());
+        let (group, tail) = trimmed.split_at(end);
+        rest = tail;
+        Some(group)
+    })
+}
+
+/// Offset of the first blank (or white-space only) line.
+fn blank_line(text: &str) -> Option<usize> {
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        if pos > 0 && line.trim().is_empty() {
+            return Some(pos);
+        }
+        pos += line.len();
+    }
+    None
+}
+
 fn apply_message_field(msg: &mut PerMessage, name: &str, f: &Field) -> bool {
     let slot = match name {
         "reporting-mta" => &mut msg.reporting_mta,
         "original-envelope-id" => &mut msg.original_envelope_id,
         "arrival-date" => &mut msg.arrival_date,
+        "x-postfix-sender" | "x-original-envelope-from" | "x-envelope-from" => &mut msg.sender,
         _ => return false,
     };
     if slot.is_none() {
@@ -64,16 +94,31 @@ fn apply_recipient_field(r: &mut RecipientReport, name: &str, value: &str) {
     let text = || Some(strip_type(value).to_string()).filter(|s| !s.is_empty());
     match name {
         "final-recipient" => r.recipient = Some(clean_address(value)).filter(|a| !a.is_empty()),
-        "original-recipient" => r.original_recipient = Some(clean_address(value)).filter(|a| !a.is_empty()),
+        "original-recipient" => {
+            r.original_recipient = Some(clean_address(value)).filter(|a| !a.is_empty())
+        }
         "x-actual-recipient" if r.recipient.is_none() => {
             r.recipient = Some(clean_address(value)).filter(|a| !a.is_empty())
         }
-        "action" => r.action = value.split_whitespace().next().map(|s| s.to_ascii_lowercase()),
-        "status" => r.status = value.split_whitespace().next().and_then(EnhancedCode::parse),
+        "action" => {
+            r.action = value
+                .split_whitespace()
+                .next()
+                .map(|s| s.to_ascii_lowercase())
+        }
+        "status" => {
+            r.status = value
+                .split_whitespace()
+                .next()
+                .and_then(EnhancedCode::parse)
+        }
         "remote-mta" => r.remote_mta = text(),
         "diagnostic-code" => {
             r.diagnostic = text();
-            r.diagnostic_type = value.split_once(';').map(|(t, _)| t.trim().to_ascii_lowercase()).filter(|t| t.len() < 16);
+            r.diagnostic_type = value
+                .split_once(';')
+                .map(|(t, _)| t.trim().to_ascii_lowercase())
+                .filter(|t| t.len() < 16);
         }
         "last-attempt-date" => r.last_attempt = text(),
         "will-retry-until" => r.will_retry_until = text(),
@@ -86,7 +131,14 @@ pub fn recognise(dsn_parts: &[String], report: &mut BounceReport) -> bool {
     for part in dsn_parts {
         let (msg, recipients) = parse_dsn(part);
         report.reporting_mta = report.reporting_mta.take().or(msg.reporting_mta);
-        report.original_envelope_id = report.original_envelope_id.take().or(msg.original_envelope_id);
+        report.original_envelope_id = report
+            .original_envelope_id
+            .take()
+            .or(msg.original_envelope_id);
+        report.original.envelope_sender = report.original.envelope_sender.take().or(msg
+            .sender
+            .map(|s| clean_address(&s))
+            .filter(|s| !s.is_empty()));
         report.recipients.extend(recipients);
     }
     !report.recipients.is_empty()
@@ -105,9 +157,21 @@ mod tests {
         let (msg, r) = parse_dsn(text);
         assert_eq!(msg.reporting_mta.as_deref(), Some("mx.example.org"));
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].diagnostic.as_deref(), Some("550 5.1.1 <a@example.jp>... User Unknown"));
+        assert_eq!(
+            r[0].diagnostic.as_deref(),
+            Some("550 5.1.1 <a@example.jp>... User Unknown")
+        );
         assert_eq!(r[1].original_recipient.as_deref(), Some("b@example.jp"));
         assert_eq!(r[1].status.map(|s| s.to_string()).as_deref(), Some("4.4.7"));
+    }
+
+    #[test]
+    fn recipient_field_last_in_its_group() {
+        let text = "Reporting-MTA: dns; m.test\n\nAction: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 no such user\nFinal-Recipient: rfc822; z@x.test\n";
+        let r = parse_dsn(text).1;
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].action.as_deref(), Some("failed"));
+        assert_eq!(r[0].diagnostic.as_deref(), Some("550 no such user"));
     }
 
     #[test]

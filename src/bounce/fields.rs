@@ -38,7 +38,10 @@ pub fn parse_fields(text: &str, stop_at_blank: bool) -> Vec<Field> {
         if let Some((name, value)) = line.split_once(':') {
             let name = name.trim();
             if !name.is_empty() && name.len() < 80 && !name.contains(' ') {
-                out.push(Field { name: name.to_string(), value: value.trim().to_string() });
+                out.push(Field {
+                    name: name.to_string(),
+                    value: value.trim().to_string(),
+                });
             }
         }
     }
@@ -47,21 +50,29 @@ pub fn parse_fields(text: &str, stop_at_blank: bool) -> Vec<Field> {
 
 /// The value of the first field named `name` (case-insensitive).
 pub fn field<'a>(fields: &'a [Field], name: &str) -> Option<&'a str> {
-    fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| f.value.as_str())
+    fields
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case(name))
+        .map(|f| f.value.as_str())
 }
 
 static ADDR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)[a-z0-9!#$%&'*+/=?^_`{|}~.\-"]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*"#).expect("static regex")
+    Regex::new(r#"(?i)[a-z0-9!#$%&'*+/=?^_`{|}~.\-"]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*"#)
+        .expect("static regex")
 });
 
 /// The first e-mail address in `text`, without angle brackets or a trailing dot.
 pub fn find_address(text: &str) -> Option<String> {
-    ADDR.find_iter(text).map(|m| clean_address(m.as_str())).find(|a| !a.is_empty())
+    ADDR.find_iter(text)
+        .map(|m| clean_address(m.as_str()))
+        .find(|a| !a.is_empty())
 }
 
 /// All e-mail addresses in `text`, cleaned, in order.
 pub fn all_addresses(text: &str) -> impl Iterator<Item = String> + '_ {
-    ADDR.find_iter(text).map(|m| clean_address(m.as_str())).filter(|a| !a.is_empty())
+    ADDR.find_iter(text)
+        .map(|m| clean_address(m.as_str()))
+        .filter(|a| !a.is_empty())
 }
 
 /// Strips brackets, quotes, a `rfc822;` type prefix and trailing punctuation from an address.
@@ -86,26 +97,42 @@ pub fn strip_type(s: &str) -> &str {
 }
 
 fn is_type_token(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 16
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 static REPLY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:^|[\s:;(\[<>#'=])([245][0-5][0-9])(?:[ \-]|$)").expect("static regex")
 });
 static ENHANCED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[^0-9.])([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:[^0-9.]|\.(?:[^0-9]|$)|$)").expect("static regex")
+    Regex::new(r"(?:^|[^0-9.])([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:[^0-9.]|\.(?:[^0-9]|$)|$)")
+        .expect("static regex")
 });
 
 /// The first basic SMTP reply code (`550`) in `text`.
 pub fn find_reply_code(text: &str) -> Option<u16> {
-    REPLY.captures_iter(text).find_map(|c| c.get(1)?.as_str().parse().ok())
+    REPLY
+        .captures_iter(text)
+        .find_map(|c| c.get(1)?.as_str().parse().ok())
+}
+
+/// The first 4xx or 5xx reply code in `text`.
+pub fn find_failure_code(text: &str) -> Option<u16> {
+    REPLY
+        .captures_iter(text)
+        .filter_map(|c| c.get(1)?.as_str().parse().ok())
+        .find(|c: &u16| *c >= 400)
 }
 
 /// The first enhanced status code (`5.1.1`) in `text`, preferring a specific one over `x.0.0`.
 pub fn find_enhanced(text: &str) -> Option<EnhancedCode> {
     let mut generic = None;
     for c in ENHANCED.captures_iter(text) {
-        let Some(code) = c.get(1).and_then(|m| EnhancedCode::parse(m.as_str())) else { continue };
+        let Some(code) = c.get(1).and_then(|m| EnhancedCode::parse(m.as_str())) else {
+            continue;
+        };
         if code.subject == 0 && code.detail == 0 {
             generic.get_or_insert(code);
         } else {
@@ -133,7 +160,10 @@ pub fn contains_ci(haystack: &str, needle: &str) -> bool {
     if n.is_empty() {
         return true;
     }
-    haystack.as_bytes().windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    haystack
+        .as_bytes()
+        .windows(n.len())
+        .any(|w| w.eq_ignore_ascii_case(n))
 }
 
 #[cfg(test)]
@@ -142,18 +172,33 @@ mod tests {
 
     #[test]
     fn unfolds_fields_and_strips_types() {
-        let f = parse_fields("Final-Recipient: rfc822; <A@Example.org>\nDiagnostic-Code: smtp; 550 5.1.1\n  user unknown\n\nX: y", true);
+        let f = parse_fields(
+            "Final-Recipient: rfc822; <A@Example.org>\nDiagnostic-Code: smtp; 550 5.1.1\n  user unknown\n\nX: y",
+            true,
+        );
         assert_eq!(f.len(), 2);
-        assert_eq!(clean_address(field(&f, "final-recipient").unwrap()), "a@example.org");
-        assert_eq!(strip_type(field(&f, "Diagnostic-Code").unwrap()), "550 5.1.1 user unknown");
+        assert_eq!(
+            clean_address(field(&f, "final-recipient").unwrap()),
+            "a@example.org"
+        );
+        assert_eq!(
+            strip_type(field(&f, "Diagnostic-Code").unwrap()),
+            "550 5.1.1 user unknown"
+        );
     }
 
     #[test]
     fn finds_codes_in_text() {
         assert_eq!(find_reply_code("Remote host said: 550 5.1.1 no"), Some(550));
         assert_eq!(find_reply_code("port 25000 then 4.4.1"), None);
-        assert_eq!(find_enhanced("550 5.0.0 <a@b>... 5.1.1 unknown").map(|e| e.to_string()), Some("5.1.1".into()));
+        assert_eq!(
+            find_enhanced("550 5.0.0 <a@b>... 5.1.1 unknown").map(|e| e.to_string()),
+            Some("5.1.1".into())
+        );
         assert_eq!(find_enhanced("version 1.5.1.2"), None);
-        assert_eq!(find_address("to <Kiji.Tora@Example.JP>."), Some("kiji.tora@example.jp".into()));
+        assert_eq!(
+            find_address("to <Kiji.Tora@Example.JP>."),
+            Some("kiji.tora@example.jp".into())
+        );
     }
 }

@@ -12,7 +12,10 @@ pub fn split_mbox(raw: &[u8]) -> Vec<&[u8]> {
     while pos < raw.len() {
         let end = memchr::memchr(b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i + 1);
         let at_line_start = pos == 0 || raw[pos - 1] == b'\n';
-        if at_line_start && raw[pos..].starts_with(b"From ") && (pos == 0 || preceded_by_blank(raw, pos)) {
+        if at_line_start
+            && raw[pos..].starts_with(b"From ")
+            && (pos == 0 || preceded_by_blank(raw, pos))
+        {
             if let Some(s) = start {
                 out.push(trim_trailing_newline(&raw[s..pos]));
             }

@@ -14,7 +14,7 @@ pub mod recognisers;
 use serde::{Serialize, Serializer};
 
 use crate::classify::find_reason;
-use crate::model::{Class, EnhancedCode, Reason};
+use crate::model::{Class, EnhancedCode, Reason, Verdict};
 pub use command::run_parse_command;
 pub use context::Context;
 use fields::{Field, field, find_address, find_enhanced, find_reply_code, squeeze};
@@ -45,6 +45,9 @@ pub struct OriginalHeaders {
     pub message_id: Option<String>,
     /// Return-Path of the original: the envelope sender (a VERP address when rebound sent it).
     pub return_path: Option<String>,
+    /// The envelope sender as the report states it (ARF `Original-Mail-From`, Postfix
+    /// `X-Postfix-Sender`), without brackets.
+    pub envelope_sender: Option<String>,
     /// Every `X-Rebound-*` header, name as written.
     pub rebound_headers: Vec<(String, String)>,
 }
@@ -98,10 +101,23 @@ impl RecipientReport {
         }
     }
 
+    /// The classification as a [`Verdict`], for recording on events.
+    pub fn verdict(&self) -> Verdict {
+        Verdict {
+            class: self.class,
+            reason: self.reason,
+            rule: self.rule,
+        }
+    }
+
     /// A failed recipient with a diagnostic text, to be classified.
     pub fn failed(recipient: Option<String>, diagnostic: impl Into<String>) -> Self {
         let d = squeeze(&diagnostic.into());
-        RecipientReport { recipient, diagnostic: Some(d).filter(|d| !d.is_empty()), ..RecipientReport::blank() }
+        RecipientReport {
+            recipient,
+            diagnostic: Some(d).filter(|d| !d.is_empty()),
+            ..RecipientReport::blank()
+        }
     }
 }
 
@@ -112,17 +128,33 @@ fn serialize_code<S: Serializer>(code: &Option<EnhancedCode>, s: S) -> Result<S:
     }
 }
 
+/// Most recipient records kept from one message; the rest of a giant report is dropped.
+pub const MAX_RECIPIENTS: usize = 1000;
+/// Above this many recipients the text around each one is not searched (that search is linear in
+/// the body per recipient).
+const MAX_TEXT_LOOKUPS: usize = 64;
+
 /// Parses one returned message. Never panics; a message that is not a bounce gives one record of
 /// class `none` with no recipient.
 pub fn parse(raw: &[u8]) -> BounceReport {
     match std::panic::catch_unwind(|| parse_unguarded(raw)) {
         Ok(report) => report,
-        Err(_) => BounceReport { format: "none", degraded: true, recipients: vec![not_a_bounce()], ..BounceReport::default() },
+        Err(_) => BounceReport {
+            format: "none",
+            degraded: true,
+            recipients: vec![not_a_bounce()],
+            ..BounceReport::default()
+        },
     }
 }
 
 fn not_a_bounce() -> RecipientReport {
-    RecipientReport { reason: Reason::Undefined, class: Class::None, rule: "none", ..RecipientReport::blank() }
+    RecipientReport {
+        reason: Reason::Undefined,
+        class: Class::None,
+        rule: "none",
+        ..RecipientReport::blank()
+    }
 }
 
 /// [`parse`] without the last-resort panic guard (mail-parser itself is still guarded), so that
@@ -130,8 +162,12 @@ fn not_a_bounce() -> RecipientReport {
 #[doc(hidden)]
 pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     let ctx = Context::build(raw);
-    let mut report = BounceReport { degraded: ctx.degraded, ..BounceReport::default() };
+    let mut report = BounceReport {
+        degraded: ctx.degraded,
+        ..BounceReport::default()
+    };
     report.format = recognise(&ctx, &mut report);
+    report.recipients.truncate(MAX_RECIPIENTS);
     find_commands(&ctx, &mut report.recipients);
     fill_original(&ctx, &mut report);
     for r in &mut report.recipients {
@@ -150,7 +186,12 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
         return "arf";
     }
     if !ctx.dsn.is_empty() && dsn::recognise(&ctx.dsn, report) {
-        for r in &mut report.recipients {
+        let lookups = if report.recipients.len() <= MAX_TEXT_LOOKUPS {
+            report.recipients.len()
+        } else {
+            0
+        };
+        for r in report.recipients.iter_mut().take(lookups) {
             if r.diagnostic.as_deref().is_none_or(|d| d.trim().is_empty()) {
                 r.diagnostic = recognisers::text_near(&ctx.body, r.recipient.as_deref());
             }
@@ -175,14 +216,22 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
 /// Which SMTP command each failure answered: from its diagnostic, the text about it, or the
 /// whole notification when that names only one.
 fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
-    let text = recognisers::notification(&ctx.body);
+    let text = recognisers::notification_in(&ctx.body, &ctx.body_lower);
     let whole = recognisers::smtp_command(text);
+    let look_near = recipients.len() <= MAX_TEXT_LOOKUPS;
     for r in recipients.iter_mut() {
+        let near = || recognisers::text_near(text, r.recipient.as_deref());
         r.smtp_command = r
             .diagnostic
             .as_deref()
             .and_then(recognisers::smtp_command)
-            .or_else(|| recognisers::text_near(text, r.recipient.as_deref()).as_deref().and_then(recognisers::smtp_command))
+            .or_else(|| {
+                if look_near {
+                    near().as_deref().and_then(recognisers::smtp_command)
+                } else {
+                    None
+                }
+            })
             .or(whole);
     }
 }
@@ -197,7 +246,9 @@ fn fill_original(ctx: &Context, report: &mut BounceReport) {
         }
     };
     let get = |n: &str| field(fields, n).map(str::to_string);
+    let envelope_sender = report.original.envelope_sender.take();
     report.original = OriginalHeaders {
+        envelope_sender,
         from: get("from"),
         to: get("to"),
         subject: get("subject"),
@@ -205,7 +256,12 @@ fn fill_original(ctx: &Context, report: &mut BounceReport) {
         return_path: get("return-path"),
         rebound_headers: fields
             .iter()
-            .filter(|f| f.name.len() > 10 && f.name.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-")))
+            .filter(|f| {
+                f.name.len() > 10
+                    && f.name
+                        .get(..10)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-"))
+            })
             .map(|f| (f.name.clone(), f.value.clone()))
             .collect(),
     };
@@ -222,28 +278,52 @@ fn finalise(r: &mut RecipientReport) {
         return;
     }
     let diag = r.diagnostic.as_deref().unwrap_or("");
+    let success = matches!(
+        r.action.as_deref(),
+        Some("delivered" | "relayed" | "expanded" | "deliverable")
+    );
     if r.reply_code.is_none() {
-        r.reply_code = find_reply_code(diag);
+        // In a failure report a quoted 2xx (an earlier step of the transcript) is not the answer.
+        r.reply_code = if success {
+            find_reply_code(diag)
+        } else {
+            fields::find_failure_code(diag)
+        };
     }
     let specific = find_enhanced(diag).filter(|e| e.subject != 0 || e.detail != 0);
+    // The remote server's own enhanced code is more precise than the reporting MTA's summary.
     match (r.status, specific) {
         (None, found) => r.status = found.or_else(|| find_enhanced(diag)),
-        (Some(s), Some(found)) if s.subject == 0 && s.detail == 0 && s.class == found.class => r.status = Some(found),
+        (Some(_), Some(found)) => r.status = Some(found),
         _ => {}
     }
-    let delivered = matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded"));
+    // A success code quoted in a failure text (a version number, a relayed reply) is not a status.
+    if r.status.is_some_and(|s| s.class == 2) && !success && r.reply_code.is_none_or(|c| c >= 300) {
+        r.status = None;
+    }
+    let delivered = matches!(
+        r.action.as_deref(),
+        Some("delivered" | "relayed" | "expanded" | "deliverable")
+    );
     if delivered {
         (r.reason, r.rule) = (Reason::Delivered, "action.delivered");
-    } else if r.diagnostic_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("x-unix")) {
+    } else if r
+        .diagnostic_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("x-unix"))
+    {
         (r.reason, r.rule) = match crate::classify::match_text(diag) {
             Some((Reason::MailboxFull, rule)) => (Reason::MailboxFull, rule),
             _ => (Reason::MailerError, "dsn.x-unix"),
         };
     } else if r.rule.is_empty() {
-        let code = specific.filter(|d| r.status.is_none_or(|s| s.class == d.class)).or(r.status);
-        (r.reason, r.rule) = find_reason(r.reply_code, code, diag);
-        let timed_out = fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
-        if r.action.as_deref() == Some("failed") && r.status.is_some_and(|s| s.class == 4) && timed_out {
+        (r.reason, r.rule) = find_reason(r.reply_code, r.status, diag);
+        let timed_out =
+            fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
+        if r.action.as_deref() == Some("failed")
+            && r.status.is_some_and(|s| s.class == 4)
+            && timed_out
+        {
             (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");
         }
         (r.reason, r.rule) = by_stage(r.smtp_command, r.reason, r.rule);
@@ -259,17 +339,24 @@ fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reaso
         return (reason, rule);
     }
     match (command, reason) {
-        (Some("CONN"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError) => (Blocked, "stage.connect"),
-        (Some("DATA"), UserUnknown) if rule == "text.userunknown.unknown-user" => (Filtered, "stage.data"),
-        (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined) => {
-            (Rejected, "stage.mail")
+        (
+            Some("CONN"),
+            UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError | Rejected,
+        ) => (Blocked, "stage.connect"),
+        (Some("DATA"), UserUnknown) if rule == "text.userunknown.unknown-user" => {
+            (Filtered, "stage.data")
         }
+        (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull) => (Rejected, "stage.mail"),
         _ => (reason, rule),
     }
 }
 
 fn class_of(r: &RecipientReport) -> Class {
-    let transient = r.status.map(|s| s.class == 4).or(r.reply_code.map(|c| c < 500)).unwrap_or(false);
+    let transient = r
+        .status
+        .map(|s| s.class == 4)
+        .or(r.reply_code.map(|c| c < 500))
+        .unwrap_or(false);
     match r.reason {
         Reason::Delivered => Class::Delivered,
         _ if r.action.as_deref() == Some("delayed") => Class::Soft,

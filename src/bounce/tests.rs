@@ -16,10 +16,16 @@ fn standard_dsn() {
     assert_eq!(r.format, "dsn");
     assert_eq!(r.reporting_mta.as_deref(), Some("mx.example.org"));
     assert_eq!(r.original_message_id.as_deref(), Some("<m1@example.com>"));
-    assert_eq!(r.original.rebound_headers, vec![("X-Rebound-Id".to_string(), "q123".to_string())]);
+    assert_eq!(
+        r.original.rebound_headers,
+        vec![("X-Rebound-Id".to_string(), "q123".to_string())]
+    );
     let rc = &r.recipients[0];
     assert_eq!(rc.recipient.as_deref(), Some("user@example.net"));
-    assert_eq!((rc.class, rc.reason, rc.reply_code), (Class::Hard, Reason::UserUnknown, Some(550)));
+    assert_eq!(
+        (rc.class, rc.reason, rc.reply_code),
+        (Class::Hard, Reason::UserUnknown, Some(550))
+    );
     assert_eq!(rc.remote_mta.as_deref(), Some("mx.example.net"));
 }
 
@@ -35,15 +41,23 @@ fn ordinary_mail_is_none() {
 fn vacation_reply() {
     let r = parse(b"From: Bob <bob@example.net>\nTo: a@example.com\nAuto-Submitted: auto-replied\nSubject: Out of Office: hello\n\nAway.\n");
     assert_eq!(r.format, "autoreply");
-    assert_eq!((r.recipients[0].class, r.recipients[0].reason), (Class::Autoreply, Reason::Vacation));
-    assert_eq!(r.recipients[0].recipient.as_deref(), Some("bob@example.net"));
+    assert_eq!(
+        (r.recipients[0].class, r.recipients[0].reason),
+        (Class::Autoreply, Reason::Vacation)
+    );
+    assert_eq!(
+        r.recipients[0].recipient.as_deref(),
+        Some("bob@example.net")
+    );
 }
 
 #[test]
 fn hostile_inputs_do_not_panic() {
     let mut deep = Vec::new();
     for i in 0..300 {
-        deep.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n").as_bytes());
+        deep.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n").as_bytes(),
+        );
     }
     let inputs: Vec<Vec<u8>> = vec![
         Vec::new(),
@@ -58,4 +72,20 @@ fn hostile_inputs_do_not_panic() {
         let r = parse(raw);
         assert!(!r.recipients.is_empty());
     }
+}
+
+#[test]
+fn giant_reports_are_capped() {
+    let mut raw = String::from(
+        "From: MAILER-DAEMON@x.test\nSubject: Undelivered\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x.test\n\n",
+    );
+    for i in 0..3000 {
+        raw.push_str(&format!(
+            "Final-Recipient: rfc822; u{i}@example.net\nAction: failed\nStatus: 5.1.1\n\n"
+        ));
+    }
+    raw.push_str("--B--\n");
+    let r = parse(raw.as_bytes());
+    assert_eq!(r.recipients.len(), MAX_RECIPIENTS);
+    assert!(r.recipients.iter().all(|x| x.class == Class::Hard));
 }

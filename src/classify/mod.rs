@@ -5,18 +5,24 @@ pub mod rules;
 
 use std::sync::LazyLock;
 
-use regex::RegexSet;
+use regex::{Regex, RegexBuilder};
 
 use crate::model::{Class, EnhancedCode, Reason, Reply, Verdict};
 use rules::{CODE_RULES, CodeRule, REPLY_RULES, Strength, TEXT_RULES};
 
-/// All text patterns compiled once, case-insensitively, in table order.
-static TEXT_SET: LazyLock<RegexSet> = LazyLock::new(|| {
-    regex::RegexSetBuilder::new(TEXT_RULES.iter().map(|r| r.pattern))
-        .case_insensitive(true)
-        .size_limit(64 << 20)
-        .build()
-        .unwrap_or_else(|_| RegexSet::empty())
+/// All text patterns (written in lower case) compiled once, in table order, and run over the
+/// ASCII-lower-cased text. One small automaton per
+/// rule (tried in order, first match wins) keeps the lazy DFAs small and warm; word boundaries are
+/// ASCII-only so that the DFA, not the slower PikeVM, runs them.
+static TEXT_REGEXES: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {
+    TEXT_RULES
+        .iter()
+        .map(|r| {
+            RegexBuilder::new(&r.pattern.replace(r"\b", r"(?-u:\b)"))
+                .build()
+                .ok()
+        })
+        .collect()
 });
 
 /// Longest diagnostic text that is scanned; the reason is always near the start.
@@ -32,18 +38,32 @@ pub fn classify_reply(reply: &Reply) -> Verdict {
 /// Class follows the reason (SPEC §2), except that a 4xx reply is always `Soft`.
 pub fn classify(code: Option<u16>, enhanced: Option<EnhancedCode>, text: &str) -> Verdict {
     let (reason, rule) = find_reason(code, enhanced, text);
-    let transient = code.map_or(enhanced.is_some_and(|e| e.class == 4), |c| (400..500).contains(&c));
+    let transient = code.map_or(enhanced.is_some_and(|e| e.class == 4), |c| {
+        (400..500).contains(&c)
+    });
     let class = match reason {
         Reason::Delivered => Class::Delivered,
         _ if transient => Class::Soft,
         r => r.class(true),
     };
-    Verdict { class, reason, rule }
+    Verdict {
+        class,
+        reason,
+        rule,
+    }
 }
 
 /// The reason alone, and the id of the rule that gave it.
-pub fn find_reason(code: Option<u16>, enhanced: Option<EnhancedCode>, text: &str) -> (Reason, &'static str) {
-    if code.is_some_and(|c| (200..300).contains(&c)) || enhanced.is_some_and(|e| e.class == 2) {
+pub fn find_reason(
+    code: Option<u16>,
+    enhanced: Option<EnhancedCode>,
+    text: &str,
+) -> (Reason, &'static str) {
+    let positive = match code {
+        Some(c) => (200..300).contains(&c),
+        None => enhanced.is_some_and(|e| e.class == 2),
+    };
+    if positive {
         return (Reason::Delivered, "code.2xx");
     }
     let code_rule = enhanced.and_then(match_code);
@@ -67,10 +87,13 @@ pub fn match_text(text: &str) -> Option<(Reason, &'static str)> {
     if text.is_empty() {
         return None;
     }
-    let text = truncate(text, MAX_TEXT);
-    let idx = TEXT_SET.matches(text).iter().next()?;
-    let rule = TEXT_RULES.get(idx)?;
-    Some((rule.reason, rule.id))
+    let text = truncate(text, MAX_TEXT).to_ascii_lowercase();
+    let text = text.as_str();
+    TEXT_RULES
+        .iter()
+        .zip(TEXT_REGEXES.iter())
+        .find(|(_, re)| re.as_ref().is_some_and(|re| re.is_match(text)))
+        .map(|(rule, _)| (rule.reason, rule.id))
 }
 
 fn match_code(e: EnhancedCode) -> Option<&'static CodeRule> {

@@ -9,60 +9,187 @@ fn reply(line: &str, synthetic: bool) -> Reply {
     let code: u16 = code.parse().expect("test line starts with a code");
     let rest = rest.trim_start();
     let (enhanced, text) = match rest.split_once(' ') {
-        Some((first, text)) if EnhancedCode::parse(first).is_some() => (EnhancedCode::parse(first), text),
+        Some((first, text)) if EnhancedCode::parse(first).is_some() => {
+            (EnhancedCode::parse(first), text)
+        }
         _ => (Option::None, rest),
     };
-    Reply { code, enhanced, text: text.to_string(), synthetic }
+    Reply {
+        code,
+        enhanced,
+        text: text.to_string(),
+        synthetic,
+    }
 }
 
 const CASES: &[(&str, Class, Reason)] = &[
-    ("250 2.0.0 OK queued as 12345", Class::Delivered, Reason::Delivered),
-    ("550 5.1.1 <kijitora@example.jp>... User Unknown", Hard, UserUnknown),
-    ("550 5.1.1 The email account that you tried to reach does not exist.", Hard, UserUnknown),
+    (
+        "250 2.0.0 OK queued as 12345",
+        Class::Delivered,
+        Reason::Delivered,
+    ),
+    (
+        "550 5.1.1 <kijitora@example.jp>... User Unknown",
+        Hard,
+        UserUnknown,
+    ),
+    (
+        "550 5.1.1 The email account that you tried to reach does not exist.",
+        Hard,
+        UserUnknown,
+    ),
     ("550 No such user here", Hard, UserUnknown),
-    ("553 5.3.0 <x@example.org>... Recipient address rejected: User unknown in local recipient table", Hard, UserUnknown),
+    (
+        "553 5.3.0 <x@example.org>... Recipient address rejected: User unknown in local recipient table",
+        Hard,
+        UserUnknown,
+    ),
     ("552 5.2.2 Mailbox full", Soft, MailboxFull),
-    ("452 4.2.2 The email account that you tried to reach is over quota.", Soft, MailboxFull),
-    ("550 5.7.1 Message rejected as spam by Content Filtering.", Block, SpamDetected),
+    (
+        "452 4.2.2 The email account that you tried to reach is over quota.",
+        Soft,
+        MailboxFull,
+    ),
+    (
+        "550 5.7.1 Message rejected as spam by Content Filtering.",
+        Block,
+        SpamDetected,
+    ),
     ("550 5.7.1 SPF check failed for sender", Block, AuthFailure),
-    ("550 5.7.1 Email rejected per DMARC policy", Block, AuthFailure),
-    ("550 5.7.26 This mail has been blocked because the sender is unauthenticated.", Block, AuthFailure),
-    ("554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", Block, Blocked),
+    (
+        "550 5.7.1 Email rejected per DMARC policy",
+        Block,
+        AuthFailure,
+    ),
+    (
+        "550 5.7.26 This mail has been blocked because the sender is unauthenticated.",
+        Block,
+        AuthFailure,
+    ),
+    (
+        "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+        Block,
+        Blocked,
+    ),
     ("550 5.7.1 Your IP is listed on RBL", Block, Blocked),
-    ("421 4.7.0 Too many messages, rate limit exceeded, try again later", Soft, RateLimited),
+    (
+        "421 4.7.0 Too many messages, rate limit exceeded, try again later",
+        Soft,
+        RateLimited,
+    ),
     ("450 4.7.1 Message rate limit exceeded", Soft, RateLimited),
-    ("451 4.7.1 Greylisted, please try again in 5 minutes", Soft, RateLimited),
+    (
+        "451 4.7.1 Greylisted, please try again in 5 minutes",
+        Soft,
+        RateLimited,
+    ),
     ("550 5.1.2 Host unknown", Hard, HostUnknown),
-    ("554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain", Hard, HostUnknown),
+    (
+        "554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
+        Hard,
+        HostUnknown,
+    ),
     ("550 Domain does not exist (NXDOMAIN)", Hard, HostUnknown),
-    ("550 5.2.1 The email account that you tried to reach is disabled.", Soft, Suspend),
-    ("550 5.0.0 Mailbox disabled for this recipient", Soft, Suspend),
+    (
+        "550 5.2.1 The email account that you tried to reach is disabled.",
+        Soft,
+        Suspend,
+    ),
+    (
+        "550 5.0.0 Mailbox disabled for this recipient",
+        Soft,
+        Suspend,
+    ),
     ("550 user account is inactive", Soft, Suspend),
-    ("554 5.4.7 Delivery expired (message too old)", Soft, Expired),
-    ("552 5.3.4 Message size exceeds fixed maximum message size", Block, MesgTooBig),
+    (
+        "554 5.4.7 Delivery expired (message too old)",
+        Soft,
+        Expired,
+    ),
+    (
+        "552 5.3.4 Message size exceeds fixed maximum message size",
+        Block,
+        MesgTooBig,
+    ),
     ("552 Message is too big for this system", Block, MesgTooBig),
-    ("554 5.7.1 <a@example.org>: Relay access denied", Block, NoRelaying),
+    (
+        "554 5.7.1 <a@example.org>: Relay access denied",
+        Block,
+        NoRelaying,
+    ),
     ("550 5.1.6 Recipient has moved", Hard, HasMoved),
-    ("550 5.7.1 Connection refused: reverse DNS lookup failed for 192.0.2.1", Block, RequirePtr),
-    ("554 5.7.0 Message rejected: virus found", Block, VirusDetected),
-    ("530 5.7.0 Must issue a STARTTLS command first", Block, SecurityError),
-    ("421 4.7.0 Too many concurrent SMTP connections", Soft, TooManyConn),
-    ("550 5.1.8 Sender address rejected: Domain not found", Block, Rejected),
-    ("450 4.1.1 <nobody@example.org>: Recipient address rejected: User unknown", Soft, UserUnknown),
+    (
+        "550 5.7.1 Connection refused: reverse DNS lookup failed for 192.0.2.1",
+        Block,
+        RequirePtr,
+    ),
+    (
+        "554 5.7.0 Message rejected: virus found",
+        Block,
+        VirusDetected,
+    ),
+    (
+        "530 5.7.0 Must issue a STARTTLS command first",
+        Block,
+        SecurityError,
+    ),
+    (
+        "421 4.7.0 Too many concurrent SMTP connections",
+        Soft,
+        TooManyConn,
+    ),
+    (
+        "550 5.1.8 Sender address rejected: Domain not found",
+        Block,
+        Rejected,
+    ),
+    (
+        "450 4.1.1 <nobody@example.org>: Recipient address rejected: User unknown",
+        Soft,
+        UserUnknown,
+    ),
     ("500 5.5.1 Command unrecognized", Block, SyntaxError),
-    ("550 5.7.1 Delivery not authorized, message refused", Block, SecurityError),
-    ("550 5.7.1 Message refused by recipient's filter", Block, Filtered),
-    ("556 5.1.10 Recipient address has null MX", Hard, HostUnknown),
+    (
+        "550 5.7.1 Delivery not authorized, message refused",
+        Block,
+        SecurityError,
+    ),
+    (
+        "550 5.7.1 Message refused by recipient's filter",
+        Block,
+        Filtered,
+    ),
+    (
+        "556 5.1.10 Recipient address has null MX",
+        Hard,
+        HostUnknown,
+    ),
 ];
 
 /// Local (synthetic) replies made up by the outbound code.
 const LOCAL_CASES: &[(&str, Class, Reason)] = &[
-    ("451 4.4.1 connection refused by 192.0.2.7:25", Soft, NetworkError),
+    (
+        "451 4.4.1 connection refused by 192.0.2.7:25",
+        Soft,
+        NetworkError,
+    ),
     ("451 4.4.2 connection timed out", Soft, NetworkError),
-    ("550 5.1.2 host not found: example.invalid", Hard, HostUnknown),
+    (
+        "550 5.1.2 host not found: example.invalid",
+        Hard,
+        HostUnknown,
+    ),
     ("556 5.1.10 domain has a null MX", Hard, HostUnknown),
-    ("451 4.7.5 TLS handshake failed: unknown certificate issuer", Soft, FailedStartTls),
-    ("421 4.7.0 STARTTLS required by policy but not offered", Soft, SecurityError),
+    (
+        "451 4.7.5 TLS handshake failed: unknown certificate issuer",
+        Soft,
+        FailedStartTls,
+    ),
+    (
+        "421 4.7.0 STARTTLS required by policy but not offered",
+        Soft,
+        SecurityError,
+    ),
 ];
 
 fn run(cases: &[(&str, Class, Reason)], synthetic: bool) {
@@ -71,7 +198,10 @@ fn run(cases: &[(&str, Class, Reason)], synthetic: bool) {
     for (line, class, reason) in cases {
         let v = classify_reply(&reply(line, synthetic));
         if (v.class, v.reason) != (*class, *reason) {
-            failures.push(format!("{line:?}: got {:?}/{:?} by {}, want {class:?}/{reason:?}", v.class, v.reason, v.rule));
+            failures.push(format!(
+                "{line:?}: got {:?}/{:?} by {}, want {class:?}/{reason:?}",
+                v.class, v.reason, v.rule
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -89,24 +219,63 @@ fn local_replies_classify_as_expected() {
 
 #[test]
 fn every_4xx_is_soft() {
-    for line in ["450 4.1.1 user unknown", "451 4.7.1 blocked using spamhaus", "452 4.5.3 relay access denied"] {
+    for line in [
+        "450 4.1.1 user unknown",
+        "451 4.7.1 blocked using spamhaus",
+        "452 4.5.3 relay access denied",
+    ] {
         assert_eq!(classify_reply(&reply(line, false)).class, Soft, "{line}");
     }
 }
 
 #[test]
 fn all_text_patterns_compile() {
-    assert_eq!(TEXT_SET.len(), rules::TEXT_RULES.len());
+    assert_eq!(TEXT_REGEXES.len(), rules::TEXT_RULES.len());
+    assert!(TEXT_REGEXES.iter().all(Option::is_some));
     for r in rules::TEXT_RULES {
         assert!(regex::Regex::new(r.pattern).is_ok(), "{}", r.id);
     }
 }
 
 #[test]
+fn patterns_are_lower_case() {
+    for r in rules::TEXT_RULES {
+        assert!(
+            !r.pattern
+                .replace(r"\S", "")
+                .replace(r"\d", "")
+                .replace(r"\w", "")
+                .chars()
+                .any(|c| c.is_ascii_uppercase()),
+            "{}",
+            r.id
+        );
+    }
+}
+
+#[test]
 fn rule_ids_are_unique() {
-    let mut ids: Vec<&str> = rules::TEXT_RULES.iter().map(|r| r.id).chain(rules::CODE_RULES.iter().map(|r| r.id)).collect();
+    let mut ids: Vec<&str> = rules::TEXT_RULES
+        .iter()
+        .map(|r| r.id)
+        .chain(rules::CODE_RULES.iter().map(|r| r.id))
+        .collect();
     let n = ids.len();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), n);
+}
+
+#[test]
+fn a_success_code_in_a_failure_reply_does_not_mean_delivered() {
+    let v = classify(
+        Some(550),
+        EnhancedCode::parse("2.0.0"),
+        "mailbox unavailable",
+    );
+    assert_ne!(v.class, Class::Delivered);
+    assert_eq!(
+        classify(None, EnhancedCode::parse("2.1.5"), "").reason,
+        Reason::Delivered
+    );
 }

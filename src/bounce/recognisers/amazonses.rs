@@ -8,7 +8,11 @@ use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
 use crate::model::{Class, EnhancedCode, Reason};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "amazonses", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "amazonses",
+    detect,
+    parse,
+};
 
 fn detect(ctx: &Context) -> bool {
     ctx.body.trim_start().starts_with('{') && ctx.body_has("\"notificationType\"")
@@ -41,10 +45,16 @@ fn text(v: &Value, key: &str) -> Option<String> {
 
 fn bounces(b: &Value) -> Vec<RecipientReport> {
     let mta = text(b, "reportingMTA").map(|s| crate::bounce::fields::strip_type(&s).to_string());
-    let list = b.get("bouncedRecipients").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = b
+        .get("bouncedRecipients")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     list.iter()
         .map(|r| {
-            let diag = text(r, "diagnosticCode").map(|d| crate::bounce::fields::strip_type(&d).to_string()).unwrap_or_default();
+            let diag = text(r, "diagnosticCode")
+                .map(|d| crate::bounce::fields::strip_type(&d).to_string())
+                .unwrap_or_default();
             RecipientReport {
                 action: text(r, "action"),
                 status: text(r, "status").as_deref().and_then(EnhancedCode::parse),
@@ -57,7 +67,11 @@ fn bounces(b: &Value) -> Vec<RecipientReport> {
 
 fn complaints(c: &Value) -> Vec<RecipientReport> {
     let ftype = text(c, "complaintFeedbackType").unwrap_or_else(|| "abuse".into());
-    let list = c.get("complainedRecipients").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = c
+        .get("complainedRecipients")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     list.iter()
         .map(|r| RecipientReport {
             recipient: text(r, "emailAddress").map(|a| clean_address(&a)),
@@ -73,7 +87,11 @@ fn complaints(c: &Value) -> Vec<RecipientReport> {
 fn deliveries(d: &Value) -> Vec<RecipientReport> {
     let reply = text(d, "smtpResponse").unwrap_or_default();
     let mta = text(d, "reportingMTA");
-    let list = d.get("recipients").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = d
+        .get("recipients")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     list.iter()
         .filter_map(Value::as_str)
         .map(|a| RecipientReport {

@@ -8,20 +8,32 @@ use super::{Layout, Recogniser, scan};
 use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "dragonfly", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "dragonfly",
+    detect,
+    parse,
+};
 
-static RCPT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)error delivering your mail to <?([^<>\s]+@[^<>\s]+?)>?\.?\s*$").expect("static regex"));
+static RCPT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)error delivering your mail to <?([^<>\s]+@[^<>\s]+?)>?\.?\s*$")
+        .expect("static regex")
+});
 
 fn rcpt(line: &str) -> Option<(String, String)> {
     let addr = clean_address(RCPT.captures(line)?.get(1)?.as_str());
     (!addr.is_empty()).then(|| (addr, String::new()))
 }
 
-const LAYOUT: Layout = Layout { start: &[], end: &["message headers follow"], rcpt, stop_at_blank: false };
+const LAYOUT: Layout = Layout {
+    start: &[],
+    end: &["message headers follow"],
+    rcpt,
+    stop_at_blank: false,
+};
 
 fn detect(ctx: &Context) -> bool {
-    ctx.body_has("DragonFly Mail Agent") || ctx.body_has("There was an error delivering your mail to")
+    ctx.body_has("DragonFly Mail Agent")
+        || ctx.body_has("There was an error delivering your mail to")
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
@@ -40,6 +52,11 @@ mod tests {
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].recipient.as_deref(), Some("c@z.test"));
-        assert!(r[0].diagnostic.as_deref().unwrap().ends_with("550 5.1.1 unknown"));
+        assert!(
+            r[0].diagnostic
+                .as_deref()
+                .unwrap()
+                .ends_with("550 5.1.1 unknown")
+        );
     }
 }

@@ -4,10 +4,18 @@
 use super::{Layout, Recogniser, bare, scan};
 use crate::bounce::{Context, RecipientReport};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "exchange", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "exchange",
+    detect,
+    parse,
+};
 
 const LAYOUT: Layout = Layout {
-    start: &["did not reach the following recipient", "could not be delivered to the following recipient", "following recipient(s) could not be reached"],
+    start: &[
+        "did not reach the following recipient",
+        "could not be delivered to the following recipient",
+        "following recipient(s) could not be reached",
+    ],
     end: &[],
     rcpt: bare,
     stop_at_blank: false,
@@ -35,6 +43,11 @@ mod tests {
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[1].recipient.as_deref(), Some("g@u.test"));
-        assert!(r[1].diagnostic.as_deref().unwrap().contains("does not exist"));
+        assert!(
+            r[1].diagnostic
+                .as_deref()
+                .unwrap()
+                .contains("does not exist")
+        );
     }
 }

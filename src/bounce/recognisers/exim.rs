@@ -5,18 +5,36 @@ use super::{Layout, Recogniser, bare, scan};
 use crate::bounce::fields::all_addresses;
 use crate::bounce::{Context, RecipientReport};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "exim", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "exim",
+    detect,
+    parse,
+};
 
 const LAYOUT: Layout = Layout {
-    start: &["address(es) failed", "addresses failed", "address failed", "has not yet been delivered", "could not be delivered to one or more", "following address(es)", "following recipients"],
-    end: &["------ this is a copy of the message", "------ the body of the message", "reporting-mta:"],
+    start: &[
+        "address(es) failed",
+        "addresses failed",
+        "address failed",
+        "has not yet been delivered",
+        "could not be delivered to one or more",
+        "following address(es)",
+        "following recipients",
+    ],
+    end: &[
+        "------ this is a copy of the message",
+        "------ the body of the message",
+        "reporting-mta:",
+    ],
     rcpt,
     stop_at_blank: true,
 };
 
-/// An address alone on its line; a trailing colon means it is part of an error text.
+/// An address alone on a line indented by at most three spaces; deeper lines are the error text
+/// (which may quote the address again).
 fn rcpt(line: &str) -> Option<(String, String)> {
-    if line.trim_end().ends_with(':') {
+    let indent = line.len() - line.trim_start().len();
+    if indent > 3 {
         return None;
     }
     bare(line)
@@ -31,8 +49,11 @@ fn detect(ctx: &Context) -> bool {
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let mut found = scan(&ctx.body, &LAYOUT);
     if found.is_empty() {
-        let failed: Vec<String> = ctx.headers_named("x-failed-recipients").flat_map(all_addresses).collect();
-        let text = super::notification(&ctx.body);
+        let failed: Vec<String> = ctx
+            .headers_named("x-failed-recipients")
+            .flat_map(all_addresses)
+            .collect();
+        let text = super::notification_in(&ctx.body, &ctx.body_lower);
         found = failed
             .into_iter()
             .map(|a| {
@@ -57,6 +78,11 @@ mod tests {
             ------ This is a copy of the message, including all the headers. ------\n";
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 1);
-        assert!(r[0].diagnostic.as_deref().unwrap().ends_with("550 5.1.1 unknown user"));
+        assert!(
+            r[0].diagnostic
+                .as_deref()
+                .unwrap()
+                .ends_with("550 5.1.1 unknown user")
+        );
     }
 }

@@ -3,17 +3,28 @@
 use super::{Layout, Recogniser, bare, scan};
 use crate::bounce::{Context, RecipientReport};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "gmail", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "gmail",
+    detect,
+    parse,
+};
 
 const LAYOUT: Layout = Layout {
-    start: &["delivery to the following recipient", "delivery to these recipients or groups"],
-    end: &["----- original message -----", "----- message header follows"],
+    start: &[
+        "delivery to the following recipient",
+        "delivery to these recipients or groups",
+    ],
+    end: &[
+        "----- original message -----",
+        "----- message header follows",
+    ],
     rcpt: bare,
     stop_at_blank: false,
 };
 
 fn detect(ctx: &Context) -> bool {
-    ctx.body_has("Delivery to the following recipient") || ctx.body_has("Google tried to deliver your message")
+    ctx.body_has("Delivery to the following recipient")
+        || ctx.body_has("Google tried to deliver your message")
 }
 
 const MARKER: &str = "The error that the other server returned was:";

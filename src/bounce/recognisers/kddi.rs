@@ -8,17 +8,28 @@ use super::{Layout, Recogniser, scan};
 use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "kddi", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "kddi",
+    detect,
+    parse,
+};
 
-static RCPT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)could not be delivered to:?\s*<?([^<>\s]+@[^<>\s]+?)>?\s*$").expect("static regex"));
+static RCPT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)could not be delivered to:?\s*<?([^<>\s]+@[^<>\s]+?)>?\s*$")
+        .expect("static regex")
+});
 
 fn rcpt(line: &str) -> Option<(String, String)> {
     let addr = clean_address(RCPT.captures(line)?.get(1)?.as_str());
     (!addr.is_empty()).then(|| (addr, String::new()))
 }
 
-const LAYOUT: Layout = Layout { start: &[], end: &[], rcpt, stop_at_blank: true };
+const LAYOUT: Layout = Layout {
+    start: &[],
+    end: &[],
+    rcpt,
+    stop_at_blank: true,
+};
 
 fn detect(ctx: &Context) -> bool {
     ctx.body_has("Could not be delivered to:")
@@ -37,6 +48,9 @@ mod tests {
         let raw = b"From: no-reply@k.test\nSubject: Mail\n\nYour mail sent on: Thu, 29 Apr 2013 00:00:00 +0900\n     Could not be delivered to: <k@k.test>\n     As their mailbox is full.\n";
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r[0].recipient.as_deref(), Some("k@k.test"));
-        assert_eq!(r[0].diagnostic.as_deref(), Some("As their mailbox is full."));
+        assert_eq!(
+            r[0].diagnostic.as_deref(),
+            Some("As their mailbox is full.")
+        );
     }
 }

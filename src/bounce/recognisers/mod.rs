@@ -5,9 +5,12 @@ mod amazonses;
 mod dragonfly;
 mod exchange;
 mod exim;
+pub mod generic;
 mod gmail;
-mod kddi;
 mod googlegroups;
+mod inline_dsn;
+mod james;
+mod kddi;
 mod qmail;
 mod sendmail;
 mod yahoo;
@@ -16,9 +19,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::context::Context;
-use super::fields::{Field, all_addresses, clean_address, contains_ci, find_address, parse_fields, squeeze};
 use super::RecipientReport;
+use super::context::Context;
+use super::fields::{Field, clean_address, contains_ci, parse_fields, squeeze};
 
 /// One MTA/provider family: a cheap detection predicate and a parser.
 pub struct Recogniser {
@@ -32,6 +35,7 @@ pub static TABLE: &[&Recogniser] = &[
     &amazonses::RECOGNISER,
     &googlegroups::RECOGNISER,
     &kddi::RECOGNISER,
+    &james::RECOGNISER,
     &qmail::RECOGNISER,
     &dragonfly::RECOGNISER,
     &gmail::RECOGNISER,
@@ -39,7 +43,10 @@ pub static TABLE: &[&Recogniser] = &[
     &exchange::RECOGNISER,
     &sendmail::RECOGNISER,
     &exim::RECOGNISER,
+    &inline_dsn::RECOGNISER,
 ];
+
+pub use generic::generic;
 
 /// Runs the table.
 pub fn run(ctx: &Context) -> Option<(&'static str, Vec<RecipientReport>)> {
@@ -91,16 +98,24 @@ pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
             active = layout.start.iter().any(|m| lower.contains(m));
             continue;
         }
-        if layout.end.iter().chain(ORIGINAL_MARKERS).any(|m| lower.contains(m)) {
+        if layout
+            .end
+            .iter()
+            .chain(ORIGINAL_MARKERS)
+            .any(|m| lower.contains(m))
+        {
             break;
         }
         if let Some((addr, rest)) = (layout.rcpt)(line) {
             out.push((addr, rest, false));
             continue;
         }
-        let Some((_, diag, closed)) = out.last_mut() else { continue };
+        let Some((_, diag, closed)) = out.last_mut() else {
+            continue;
+        };
         if line.trim().is_empty() {
-            *closed |= layout.stop_at_blank && !diag.trim().is_empty() && !diag.trim_end().ends_with(':');
+            *closed |=
+                layout.stop_at_blank && !diag.trim().is_empty() && !diag.trim_end().ends_with(':');
         } else if !*closed {
             diag.push(' ');
             diag.push_str(line.trim());
@@ -114,7 +129,10 @@ fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
     let mut out: Vec<RecipientReport> = Vec::new();
     for (addr, diag, _) in found {
         let diag = squeeze(&diag);
-        match out.iter_mut().find(|r| r.recipient.as_deref() == Some(addr.as_str())) {
+        match out
+            .iter_mut()
+            .find(|r| r.recipient.as_deref() == Some(addr.as_str()))
+        {
             Some(r) if r.diagnostic.is_none() && !diag.is_empty() => r.diagnostic = Some(diag),
             Some(_) => {}
             None => out.push(RecipientReport::failed(Some(addr), diag)),
@@ -125,8 +143,10 @@ fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
 
 static ANGLE_COLON: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*<([^<>\s]+@[^<>\s]+)>:?\s*(.*)$").expect("static regex"));
-static BARE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*<?([^<>\s@]+@[^<>\s:]+?)>?:?(?:\s+(?:\(.*\)|on .*))?\s*$").expect("static regex"));
+static BARE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*<?([^<>\s@]+@[^<>\s:]+?)>?:?(?:\s+(?:\(.*\)|on .*))?\s*$")
+        .expect("static regex")
+});
 
 /// `<addr>: text` at the start of a line (qmail, Postfix, Yahoo).
 pub fn angle_colon(line: &str) -> Option<(String, String)> {
@@ -161,17 +181,12 @@ pub fn text_near(body: &str, addr: Option<&str>) -> Option<String> {
 
 /// Header fields of an original message quoted in the text after a marker, if any.
 pub fn original_in_text(body: &str) -> Vec<Field> {
-    let start = body
-        .lines()
-        .scan(0usize, |pos, l| {
-            let at = *pos;
-            *pos += l.len() + 1;
-            Some((at, l))
-        })
-        .find(|(_, l)| ORIGINAL_MARKERS.iter().any(|m| contains_ci(l, m)))
-        .map(|(at, l)| at + l.len() + 1);
-    let Some(start) = start.filter(|s| *s <= body.len()) else { return Vec::new() };
+    let lower = body.to_ascii_lowercase();
+    let Some(start) = marker_line(body, &lower) else {
+        return Vec::new();
+    };
     let rest = &body[start..];
+    let rest = rest.split_once('\n').map_or("", |(_, r)| r);
     let from_field = rest.lines().position(looks_like_field).unwrap_or(0);
     let text: String = rest.lines().skip(from_field).collect::<Vec<_>>().join("\n");
     parse_fields(&text, true)
@@ -179,7 +194,9 @@ pub fn original_in_text(body: &str) -> Vec<Field> {
 
 fn looks_like_field(line: &str) -> bool {
     match line.split_once(':') {
-        Some((name, _)) => !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        Some((name, _)) => {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        }
         None => false,
     }
 }
@@ -192,120 +209,90 @@ static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
 pub fn looks_like_bounce(ctx: &Context) -> bool {
     let from = ctx.from();
     BOUNCE_SUBJECT.is_match(&ctx.subject)
-        || ["mailer-daemon", "postmaster", "post_master", "mail delivery", "mail-daemon", "maildaemon", "mail administrator"]
-            .iter()
-            .any(|m| contains_ci(from, m))
+        || [
+            "mailer-daemon",
+            "postmaster",
+            "post_master",
+            "mail delivery",
+            "mail-daemon",
+            "maildaemon",
+            "mail administrator",
+        ]
+        .iter()
+        .any(|m| contains_ci(from, m))
         || ctx.header("x-failed-recipients").is_some()
 }
 
-/// Last resort for a message that looks like a bounce but matched no family: the recipients
-/// named in the notification (or the original's To) with the text around them.
-pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    if !looks_like_bounce(ctx) {
-        return None;
-    }
-    let region = notification(&ctx.body);
-    let quoted;
-    let original: &[Field] = match &ctx.original {
-        Some(o) => o,
-        None => {
-            quoted = original_in_text(&ctx.body);
-            &quoted
-        }
-    };
-    let original_to: Vec<String> = ["to", "cc"]
+static MARKER_FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> = LazyLock::new(|| {
+    ORIGINAL_MARKERS
         .iter()
-        .filter_map(|h| super::fields::field(original, h))
-        .flat_map(all_addresses)
-        .collect();
-    let mut rcpts: Vec<String> = ctx.headers_named("x-failed-recipients").flat_map(all_addresses).collect();
-    if rcpts.is_empty() {
-        rcpts = all_addresses(region).filter(|a| original_to.contains(a)).collect();
-        rcpts.dedup();
-    }
-    if rcpts.is_empty() {
-        let mut skip: Vec<String> = ["from", "to", "reply-to", "sender", "return-path"]
-            .iter()
-            .filter_map(|h| ctx.header(h).and_then(find_address))
-            .collect();
-        skip.extend(["from", "reply-to", "sender", "return-path"].iter().filter_map(|h| super::fields::field(original, h)).flat_map(all_addresses));
-        rcpts = region
-            .lines()
-            .filter(|l| !is_header_line(l))
-            .flat_map(all_addresses)
-            .filter(|a| !skip.contains(a) && !is_system_address(a))
-            .collect();
-        rcpts.dedup();
-        rcpts.truncate(50);
-    }
-    if rcpts.is_empty() {
-        rcpts.extend(original_to.into_iter().take(1));
-    }
-    if rcpts.is_empty() {
-        return None;
-    }
-    let all = squeeze(region);
-    Some(
-        rcpts
-            .into_iter()
-            .map(|a| {
-                let diag = text_near(region, Some(&a)).filter(|d| has_code_or_words(d)).unwrap_or_else(|| truncated(&all, 600));
-                let mut r = RecipientReport::failed(Some(a), diag);
-                if let Some((crate::model::Reason::Expired, rule)) = crate::classify::match_text(&ctx.subject) {
-                    (r.reason, r.rule) = (crate::model::Reason::Expired, rule);
-                }
-                r
-            })
-            .collect(),
-    )
-}
+        .map(|m| memchr::memmem::Finder::new(m.as_bytes()))
+        .collect()
+});
 
-fn has_code_or_words(d: &str) -> bool {
-    super::fields::find_reply_code(d).is_some() || d.split_whitespace().count() > 4
-}
-
-fn truncated(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+/// Byte offset of the start of the first line carrying an original-message marker, given the
+/// ASCII-lower-cased text.
+fn marker_line(text: &str, lower: &str) -> Option<usize> {
+    let at = MARKER_FINDERS
+        .iter()
+        .filter_map(|f| f.find(lower.as_bytes()))
+        .min()?;
+    Some(text.get(..at)?.rfind('\n').map_or(0, |i| i + 1))
 }
 
 /// The notification part of a text body: everything before the quoted original.
 pub fn notification(body: &str) -> &str {
-    let mut pos = 0;
-    for line in body.lines() {
-        if ORIGINAL_MARKERS.iter().any(|m| contains_ci(line, m)) {
-            return &body[..pos];
-        }
-        pos += line.len() + 1;
-        if pos > body.len() {
-            break;
-        }
+    notification_in(body, &body.to_ascii_lowercase())
+}
+
+/// [`notification`] with the lower-cased body already at hand.
+pub fn notification_in<'a>(body: &'a str, lower: &str) -> &'a str {
+    match marker_line(body, lower) {
+        Some(start) => &body[..start],
+        None => body,
     }
-    body
 }
 
 /// A quoted header line naming the sender or the message, not a recipient.
-fn is_header_line(line: &str) -> bool {
+pub(crate) fn is_header_line(line: &str) -> bool {
     let l = line.trim_start();
-    ["from:", "sender:", "reply-to:", "return-path:", "message-id:", "references:", "in-reply-to:", "received:", "x-", "envelope-from", "(envelope-from"]
-        .iter()
-        .any(|p| l.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+    [
+        "from:",
+        "sender:",
+        "reply-to:",
+        "return-path:",
+        "message-id:",
+        "references:",
+        "in-reply-to:",
+        "received:",
+        "x-",
+        "envelope-from",
+        "(envelope-from",
+    ]
+    .iter()
+    .any(|p| l.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
         || contains_ci(line, "message-id")
 }
 
 /// Mailer-daemon and similar system senders, never a failed recipient.
 pub fn is_system_address(a: &str) -> bool {
     let local = a.split('@').next().unwrap_or("");
-    ["mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "noreply", "no-reply", "root", "abuse"]
-        .iter()
-        .any(|s| local.eq_ignore_ascii_case(s))
+    [
+        "mailer-daemon",
+        "postmaster",
+        "mail-daemon",
+        "maildaemon",
+        "noreply",
+        "no-reply",
+        "root",
+        "abuse",
+    ]
+    .iter()
+    .any(|s| local.eq_ignore_ascii_case(s))
 }
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:>>>\s*|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)\b")
+    Regex::new(r"(?i)(?:>>>\s*|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)")
         .expect("static regex")
 });
 

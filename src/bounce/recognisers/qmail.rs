@@ -3,17 +3,30 @@
 use super::{Layout, Recogniser, angle_colon, scan};
 use crate::bounce::{Context, RecipientReport};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "qmail", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "qmail",
+    detect,
+    parse,
+};
 
 const LAYOUT: Layout = Layout {
-    start: &["wasn't able to deliver", "was not able to deliver", "unable to deliver your message", "could not be delivered"],
-    end: &["--- below this line", "--- enclosed are the original headers"],
+    start: &[
+        "wasn't able to deliver",
+        "was not able to deliver",
+        "unable to deliver your message",
+        "could not be delivered",
+    ],
+    end: &[
+        "--- below this line",
+        "--- enclosed are the original headers",
+    ],
     rcpt: angle_colon,
     stop_at_blank: true,
 };
 
 fn detect(ctx: &Context) -> bool {
-    ctx.body_has("qmail-send program") || ctx.body_has("qmail") && ctx.body_has("wasn't able to deliver")
+    ctx.body_has("qmail-send program")
+        || ctx.body_has("qmail") && ctx.body_has("wasn't able to deliver")
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
@@ -35,7 +48,13 @@ mod tests {
         let r = parse(&ctx).unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].recipient.as_deref(), Some("a@x.test"));
-        assert_eq!(r[0].diagnostic.as_deref(), Some("Remote host said: 550 5.1.1 no mailbox here"));
-        assert_eq!(r[1].diagnostic.as_deref(), Some("192.0.2.9 does not like recipient."));
+        assert_eq!(
+            r[0].diagnostic.as_deref(),
+            Some("Remote host said: 550 5.1.1 no mailbox here")
+        );
+        assert_eq!(
+            r[1].diagnostic.as_deref(),
+            Some("192.0.2.9 does not like recipient.")
+        );
     }
 }

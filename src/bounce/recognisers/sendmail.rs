@@ -8,10 +8,16 @@ use super::{Layout, Recogniser, scan};
 use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "sendmail", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "sendmail",
+    detect,
+    parse,
+};
 
-static RCPT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?:[245]\d\d[ -])?\s*<?([^<>\s]+@[^<>\s]+?)>?\.\.\.\s*(.*)$").expect("static regex"));
+static RCPT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[245]\d\d[ -])?\s*<?([^<>\s]+@[^<>\s]+?)>?\.\.\.\s*(.*)$")
+        .expect("static regex")
+});
 
 fn rcpt(line: &str) -> Option<(String, String)> {
     let c = RCPT.captures(line.trim())?;
@@ -20,8 +26,15 @@ fn rcpt(line: &str) -> Option<(String, String)> {
 }
 
 const LAYOUT: Layout = Layout {
-    start: &["transcript of session follows", "the following addresses had permanent fatal errors"],
-    end: &["unsent message follows", "original message follows", "----- message header follows"],
+    start: &[
+        "transcript of session follows",
+        "the following addresses had permanent fatal errors",
+    ],
+    end: &[
+        "unsent message follows",
+        "original message follows",
+        "----- message header follows",
+    ],
     rcpt,
     stop_at_blank: false,
 };
@@ -45,6 +58,9 @@ mod tests {
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].recipient.as_deref(), Some("h@t.test"));
-        assert_eq!(r[0].diagnostic.as_deref(), Some("550 h@t.test... User unknown"));
+        assert_eq!(
+            r[0].diagnostic.as_deref(),
+            Some("550 h@t.test... User unknown")
+        );
     }
 }

@@ -3,7 +3,11 @@
 use super::{Layout, Recogniser, angle_colon, scan};
 use crate::bounce::{Context, RecipientReport};
 
-pub static RECOGNISER: Recogniser = Recogniser { name: "yahoo", detect, parse };
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "yahoo",
+    detect,
+    parse,
+};
 
 const LAYOUT: Layout = Layout {
     start: &["unable to deliver your message to the following address"],
@@ -30,6 +34,11 @@ mod tests {
             <e@v.test>:\nRemote host said: 554 delivery error: dd This user doesn't have an account [-5] - mta.v.test\n\n--- Below this line is a copy of the message.\n";
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 1);
-        assert!(r[0].diagnostic.as_deref().unwrap().starts_with("Remote host said: 554"));
+        assert!(
+            r[0].diagnostic
+                .as_deref()
+                .unwrap()
+                .starts_with("Remote host said: 554")
+        );
     }
 }
