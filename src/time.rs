@@ -37,13 +37,13 @@ impl Timestamp {
 
     /// RFC 3339 with second precision, UTC: `2026-11-22T10:00:00Z`.
     pub fn to_rfc3339(self) -> String {
-        humantime::format_rfc3339_seconds(self.to_system_time()).to_string()
+        humantime::format_rfc3339_seconds(self.formattable()).to_string()
     }
 
     /// RFC 5322 date for headers: `Sun, 22 Nov 2026 10:00:00 +0000`.
     pub fn to_rfc5322(self) -> String {
         // httpdate-style formatting from humantime gives "Sun, 22 Nov 2026 10:00:00 GMT".
-        let s = humantime::format_rfc3339_seconds(self.to_system_time()).to_string();
+        let s = humantime::format_rfc3339_seconds(self.formattable()).to_string();
         rfc5322_from_rfc3339(&s).unwrap_or(s)
     }
 
@@ -57,6 +57,12 @@ impl Timestamp {
             return Some(Timestamp::from(t));
         }
         parse_with_offset(s)
+    }
+
+    /// The time clamped to what RFC 3339 formatting supports (1970-01-01 .. 9999-12-31).
+    fn formattable(self) -> SystemTime {
+        const MAX_MS: i64 = 253_402_300_799_000;
+        Timestamp(self.0.clamp(0, MAX_MS)).to_system_time()
     }
 
     pub fn to_system_time(self) -> SystemTime {
@@ -246,6 +252,13 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert_eq!(format_duration(Duration::from_secs(300)), "5m");
         assert_eq!(format_duration(Duration::from_secs(72 * 3600)), "3d");
+    }
+
+    #[test]
+    fn out_of_range_times_format_without_panicking() {
+        assert_eq!(Timestamp(-2_592_000_000).to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp(i64::MAX).to_rfc3339(), "9999-12-31T23:59:59Z");
+        assert!(Timestamp(i64::MIN).to_rfc5322().starts_with("Thu, 01 Jan 1970"));
     }
 
     #[test]

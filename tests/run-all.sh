@@ -12,6 +12,12 @@ if [ -x tests/systemd_unit.sh ]; then
     tests/systemd_unit.sh
 fi
 
+if command -v schemathesis >/dev/null 2>&1; then
+    tests/schemathesis.sh 50
+else
+    echo "SKIPPED: schemathesis API test (pip install schemathesis; see .ci/run)" >&2
+fi
+
 if [ -x fuzz/run-all.sh ]; then
     if command -v cargo-fuzz >/dev/null 2>&1 && rustup toolchain list | grep -q nightly; then
         fuzz/run-all.sh "${FUZZ_SECONDS:-20}"

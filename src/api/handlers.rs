@@ -43,8 +43,10 @@ impl Params {
         Ok(Params(map))
     }
 
+    /// The value of `k`; an empty value (`?reason=`) is passed on, so it is refused as invalid
+    /// rather than silently meaning "no filter".
     fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str).filter(|s| !s.is_empty())
+        self.0.get(k).map(String::as_str)
     }
 
     fn owned(&self, k: &str) -> Option<String> {
