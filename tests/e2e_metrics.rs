@@ -1,0 +1,54 @@
+//! `/metrics` over HTTP: Prometheus text that moves when mail flows, and only
+//! with the bearer token.
+
+mod support_daemon;
+mod support_outbound;
+
+use std::time::Duration;
+
+use rebound::model::EventKind;
+use support_daemon::*;
+use support_outbound::{Script, ScriptedMx};
+
+async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code = out.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' ')).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_when_mail_flows() {
+    let mx = ScriptedMx::start(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    route_all(&mut cfg, mx.addr);
+    let d = start_daemon(cfg).await;
+    assert_eq!(get(d.api_addr, "/metrics", None).await.0, 401, "metrics need the token");
+    let (code, before) = get(d.api_addr, "/metrics", Some("test-token")).await;
+    assert_eq!(code, 200);
+    assert_eq!(value(&before, "rebound_recipients_total{status=\"delivered\"}"), 0.0);
+    let smtp = d.smtp_addrs[0];
+    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "crm@school.test", &["a@example.net", "unknown@example.net"], "Subject: m\r\n\r\nm\r\n")).await.unwrap();
+    assert!(ok, "{out}");
+    wait_for(&d, "unknown@example.net", &[EventKind::Bounced], Duration::from_secs(10)).await;
+    wait_for(&d, "a@example.net", &[EventKind::Delivered], Duration::from_secs(10)).await;
+    let (_, after) = get(d.api_addr, "/metrics", Some("test-token")).await;
+    assert_eq!(value(&after, "rebound_messages_received_total"), 2.0);
+    assert_eq!(value(&after, "rebound_recipients_total{status=\"delivered\"}"), 1.0);
+    assert_eq!(value(&after, "rebound_recipients_total{status=\"bounced\"}"), 1.0);
+    assert_eq!(value(&after, "rebound_suppressed_addresses"), 1.0);
+    assert!(value(&after, "rebound_delivery_attempt_duration_seconds_count") >= 1.0);
+    assert!(value(&after, "rebound_smtp_sessions_total") >= 1.0);
+    assert!(value(&after, "rebound_flushes_total") >= 1.0);
+    assert!(after.contains("# TYPE rebound_delivery_attempt_duration_seconds histogram"));
+    d.stop().await;
+}
