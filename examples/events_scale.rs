@@ -1,0 +1,51 @@
+//! Scale check for the communications log (issue #6): fills a fresh store with
+//! N events (default 1,000,000) over 20,000 recipients, then times the queries
+//! an operator runs: by recipient, by message, by status and by time window.
+//!
+//! `cargo run --release --example events_scale -- [N]`
+
+use std::time::Instant;
+
+use rebound::model::{Event, EventKind};
+use rebound::store::events::EventQuery;
+use rebound::store::{Store, WriteSet};
+use rebound::time::Timestamp;
+
+const KINDS: [EventKind; 4] = [EventKind::Queued, EventKind::Deferred, EventKind::Delivered, EventKind::Bounced];
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("store");
+    let t0 = Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap();
+    let fill = Instant::now();
+    let mut ws = WriteSet::new();
+    for i in 0..n {
+        let mut e = Event::new(KINDS[i % 4], Timestamp(t0.millis() + i as i64 * 100));
+        e.recipient = Some(format!("user{}@example{}.net", i % 20_000, i % 7));
+        e.queue_id = Some(format!("{:X}", i / 3));
+        e.diagnostic = Some("250 2.0.0 Ok: queued as ABC".into());
+        store.stamp_event(&mut e).unwrap();
+        ws.put_event(&e, false);
+        if ws.len() >= 4_000 {
+            store.apply(&std::mem::take(&mut ws)).unwrap();
+        }
+    }
+    store.apply(&ws).unwrap();
+    println!("filled {n} events in {:.1} s ({:.0} events/s), {} MB on disk", fill.elapsed().as_secs_f64(), n as f64 / fill.elapsed().as_secs_f64(), store.size_on_disk() / 1_000_000);
+    let queries = [
+        ("by recipient (newest 100)", EventQuery { recipient: Some("user1234@example2.net".into()), limit: 100, ..Default::default() }),
+        ("by message", EventQuery { queue_id: Some(0x1234), limit: 100, ..Default::default() }),
+        ("by status bounced (newest 100)", EventQuery { statuses: vec!["bounced".into()], limit: 100, ..Default::default() }),
+        ("time window of 1 minute", EventQuery { since: Some(t0.plus(std::time::Duration::from_secs(3600))), until: Some(t0.plus(std::time::Duration::from_secs(3660))), limit: 1000, ..Default::default() }),
+    ];
+    for (name, q) in queries {
+        let runs = 50;
+        let start = Instant::now();
+        let mut found = 0;
+        for _ in 0..runs {
+            found = store.query_events(&q).unwrap().events.len();
+        }
+        println!("{name:32} {found:5} events  {:8.3} ms per query", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+    }
+}
