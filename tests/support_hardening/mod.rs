@@ -116,6 +116,13 @@ impl Daemon {
     }
 }
 
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn read_log(stderr: std::process::ChildStderr, log: Arc<Mutex<String>>, tx: mpsc::Sender<(&'static str, SocketAddr)>) {
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { return };
@@ -232,6 +239,14 @@ pub fn stuffed(text: &str) -> Vec<u8> {
 
 /// `GET path` on the admin API with the bearer token; the response body on 200.
 pub fn api_get(api: SocketAddr, path: &str) -> Result<String, String> {
+    match api_status(api, path)? {
+        (200, body) => Ok(body),
+        (code, body) => Err(format!("{code}: {body}")),
+    }
+}
+
+/// `GET path` on the admin API with the bearer token; status code and body.
+pub fn api_status(api: SocketAddr, path: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect_timeout(&api, IO_GUARD).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(IO_GUARD)).map_err(|e| e.to_string())?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
@@ -239,10 +254,8 @@ pub fn api_get(api: SocketAddr, path: &str) -> Result<String, String> {
     let mut resp = String::new();
     s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
     let (head, body) = resp.split_once("\r\n\r\n").ok_or("no header end")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(head.to_string());
-    }
-    Ok(body.to_string())
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("no status")?;
+    Ok((code, body.to_string()))
 }
 
 /// Runs a `rebound` CLI command with `--config`; returns (exit code, stdout, stderr).
