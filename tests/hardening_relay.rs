@@ -88,7 +88,7 @@ async fn outside_relay_networks_every_form_is_refused() {
 /// nmap's smtp-open-relay script, when nmap is installed (skipped loudly otherwise).
 async fn nmap_open_relay(addr: SocketAddr) {
     let port = addr.port().to_string();
-    let args = ["-Pn", "-p", &port, "--script", "smtp-open-relay", "--script-args", "smtp-open-relay.domain=relay.test", "127.0.0.1"];
+    let args = ["-Pn", "-sV", "--version-intensity", "0", "-p", &port, "--script", "smtp-open-relay", "--script-args", "smtp-open-relay.domain=relay.test", "127.0.0.1"];
     match tokio::process::Command::new("nmap").args(args).output().await {
         Err(e) => eprintln!("SKIPPED nmap smtp-open-relay: nmap not runnable ({e}); apt-get install nmap to include it"),
         Ok(out) => {
@@ -96,6 +96,8 @@ async fn nmap_open_relay(addr: SocketAddr) {
             assert!(out.status.success(), "{text}");
             assert!(text.contains("smtp-open-relay"), "the script did not run: {text}");
             assert!(!text.contains("Server is an open relay"), "{text}");
+            let script: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
+            eprintln!("nmap smtp-open-relay: {}", script.join(" / "));
         }
     }
 }
