@@ -40,7 +40,14 @@ impl Intake for Counting {
 struct Server {
     addr: SocketAddr,
     intake: Arc<Counting>,
+    stats: Arc<rebound::smtp::SmtpStats>,
     _rt: tokio::runtime::Runtime,
+}
+
+impl Server {
+    fn active(&self) -> u64 {
+        self.stats.sessions_active.load(Ordering::SeqCst)
+    }
 }
 
 fn server() -> &'static Server {
@@ -54,10 +61,11 @@ fn server() -> &'static Server {
         cfg.smtp.idle_timeout = Dur(Duration::from_secs(2));
         let intake = Arc::new(Counting::default());
         let smtp = Arc::new(SmtpServer::new(Arc::new(cfg), intake.clone()).expect("server"));
+        let stats = smtp.stats();
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let addr = listener.local_addr().expect("addr");
         rt.spawn(smtp.serve(vec![listener], tokio_util::sync::CancellationToken::new()));
-        Server { addr, intake, _rt: rt }
+        Server { addr, intake, stats, _rt: rt }
     })
 }
 
@@ -71,8 +79,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut c) = TcpStream::connect(s.addr) else { return };
     let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
     let mut greeting = [0u8; 512];
-    let n = c.read(&mut greeting).unwrap_or(0);
-    assert!(greeting[..n].starts_with(b"220 "), "{:?}", String::from_utf8_lossy(&greeting[..n]));
+    // libFuzzer's timers interrupt syscalls: EINTR is retried, not a failure.
+    let n = loop {
+        match c.read(&mut greeting) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("no greeting: {e} (active sessions: {})", s.active()),
+        }
+    };
+    assert!(greeting[..n].starts_with(b"220 "), "{:?} (active sessions: {})", String::from_utf8_lossy(&greeting[..n]), s.active());
     let before = s.intake.queued.load(Ordering::SeqCst);
     let _ = c.write_all(data);
     let _ = c.shutdown(std::net::Shutdown::Write);
