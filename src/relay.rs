@@ -135,7 +135,10 @@ impl Relay {
     /// Applies a write set, waits until it is on disk, then counts its events and wakes
     /// the webhook sender.
     pub async fn commit(&self, ws: WriteSet, events: &[Event]) -> Result<(), StoreError> {
-        self.store.apply(&ws)?;
+        if let Err(e) = self.store.apply(&ws) {
+            self.committer.poison(&e);
+            return Err(e);
+        }
         self.committer.durable().await?;
         for e in events {
             self.counters.count(e.status);

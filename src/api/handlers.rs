@@ -85,6 +85,9 @@ pub async fn healthz(State(relay): Rel) -> Response {
     if !relay.ready.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"}))).into_response();
     }
+    if relay.committer.is_poisoned() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "storage_failed"}))).into_response();
+    }
     Json(json!({"status": "ok"})).into_response()
 }
 

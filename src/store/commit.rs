@@ -46,6 +46,14 @@ impl Committer {
         self.poisoned.load(Ordering::SeqCst)
     }
 
+    /// Marks the store failed after a write error outside a flush (sled reports
+    /// ENOSPC/EIO when it writes its log): like a failed flush, nothing is acknowledged again.
+    pub fn poison(&self, why: &StoreError) {
+        if !self.poisoned.swap(true, Ordering::SeqCst) {
+            tracing::error!(error = %why, "write failed: no further mail will be acknowledged");
+        }
+    }
+
     /// Number of flushes done (for metrics and the group-commit benchmark).
     pub fn flush_count(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)

@@ -1,0 +1,143 @@
+//! Limits and slow peers against the whole daemon (in-process, so its memory
+//! is this process's VmRSS): 1,000 idle connections and one real session that
+//! still completes; many clients trickling DATA a few bytes at a time keep RSS
+//! within a fixed bound.
+
+mod support_daemon;
+mod support_hardening;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use support_daemon::*;
+use support_hardening::{Smtp, stuffed};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const IDLE: usize = 1000;
+
+/// Raises the soft fd limit to `want` if needed; false when impossible.
+fn ensure_fds(want: u64) -> bool {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on a valid, initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return false;
+        }
+        if lim.rlim_cur >= want {
+            return true;
+        }
+        if lim.rlim_max < want {
+            return false;
+        }
+        lim.rlim_cur = want;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+    }
+}
+
+fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+/// Connects and reads the greeting line.
+async fn idle_client(addr: std::net::SocketAddr) -> BufReader<TcpStream> {
+    let mut c = BufReader::new(TcpStream::connect(addr).await.expect("connect"));
+    let mut line = String::new();
+    c.read_line(&mut line).await.expect("greeting");
+    assert!(line.starts_with("220 "), "{line}");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_idle_connections_and_one_real_session() {
+    if !ensure_fds(4 * IDLE as u64 + 256) {
+        eprintln!("SKIPPED: cannot raise RLIMIT_NOFILE to {}", 4 * IDLE + 256);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.smtp.max_connections = IDLE + 50;
+    route_all(&mut cfg, support_hardening::closed_port());
+    let d = start_daemon(cfg).await;
+    let addr = d.smtp_addrs[0];
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(idle_client(addr).await);
+    }
+    assert!(d.smtp_stats.sessions_active.load(Ordering::SeqCst) >= IDLE as u64, "the idle connections are live sessions");
+    let r = tokio::task::spawn_blocking(move || {
+        let mut s = Smtp::greeted(addr).expect("a real session gets in");
+        s.transaction("app@school.test", &["busy@example.net"], &stuffed("Subject: through\r\n\r\nx\r\n")).expect("transaction")
+    })
+    .await
+    .unwrap();
+    assert!(r.len() == 4 && r[3].starts_with("250 2.0.0"), "{r:?}");
+    // The idle sessions are still there and still answer.
+    let c = idle.last_mut().unwrap();
+    c.get_mut().write_all(b"NOOP\r\n").await.unwrap();
+    let mut line = String::new();
+    c.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("250"), "{line}");
+    drop(idle);
+    d.stop().await;
+}
+
+/// A client that enters DATA, then sends a long body a few bytes at a time and the terminator.
+async fn trickle(addr: std::net::SocketAddr, n: usize) -> String {
+    let mut c = idle_client(addr).await;
+    let mut line = String::new();
+    for cmd in ["EHLO t.test", "MAIL FROM:<app@school.test>", &format!("RCPT TO:<t{n}@example.net>"), "DATA"] {
+        c.get_mut().write_all(format!("{cmd}\r\n").as_bytes()).await.unwrap();
+        loop {
+            line.clear();
+            c.read_line(&mut line).await.unwrap();
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        }
+    }
+    assert!(line.starts_with("354"), "{line}");
+    c.get_mut().write_all(b"Subject: slow\r\n\r\n").await.unwrap();
+    for _ in 0..40 {
+        if c.get_mut().write_all(b"slow bytes ").await.is_err() {
+            return "closed".into();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = c.get_mut().write_all(b"\r\n.\r\n").await;
+    line.clear();
+    let _ = c.read_line(&mut line).await;
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_trickle_clients_keep_memory_bounded() {
+    const CLIENTS: usize = 300;
+    if !ensure_fds(4 * CLIENTS as u64 + 256) {
+        eprintln!("SKIPPED: cannot raise RLIMIT_NOFILE");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    route_all(&mut cfg, support_hardening::closed_port());
+    let d = start_daemon(cfg).await;
+    let addr = d.smtp_addrs[0];
+    let before = vm_rss_kib();
+    let clients: Vec<_> = (0..CLIENTS).map(|n| tokio::spawn(trickle(addr, n))).collect();
+    let mut peak = before;
+    while clients.iter().any(|c| !c.is_finished()) {
+        peak = peak.max(vm_rss_kib());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut accepted = 0;
+    for c in clients {
+        let end = c.await.unwrap();
+        assert!(end.starts_with("250") || end.starts_with("421") || end == "closed", "{end}");
+        accepted += usize::from(end.starts_with("250"));
+    }
+    eprintln!("{CLIENTS} trickling clients: VmRSS {before} KiB -> peak {peak} KiB, {accepted} accepted");
+    assert!(peak.saturating_sub(before) < 64 * 1024, "RSS grew by {} KiB", peak - before);
+    assert!(accepted > 0, "no trickling client got through");
+    d.stop().await;
+}
