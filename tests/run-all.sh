@@ -2,7 +2,7 @@
 # The whole test suite: unit, integration and whole-daemon tests, then the
 # systemd unit check and a short fuzz smoke run of every target (skipped, loudly,
 # when systemd-analyze or cargo-fuzz/nightly are missing).
-# FUZZ_SECONDS (default 20) sets the time per fuzz target.
+# FUZZ_SECONDS (default 30) sets the time per fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,7 @@ fi
 
 if [ -f fuzz/run-all.sh ]; then
     if command -v cargo-fuzz >/dev/null 2>&1 && rustup toolchain list | grep -q nightly; then
-        sh fuzz/run-all.sh "${FUZZ_SECONDS:-20}"
+        sh fuzz/run-all.sh "${FUZZ_SECONDS:-30}"
     else
         echo "SKIPPED: fuzz smoke run (needs cargo-fuzz and the nightly toolchain; see .ci/run)" >&2
     fi
