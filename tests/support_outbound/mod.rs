@@ -296,9 +296,14 @@ pub async fn dns_server(records: Vec<hickory_server::proto::rr::Record>) -> Sock
     let mut catalog = Catalog::new();
     catalog.upsert(origin.into(), vec![Arc::new(zone)]);
     let mut server = hickory_server::Server::new(catalog);
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // UDP and TCP on the same port: retry when the TCP side of a random UDP port is taken.
+    let (udp, tcp, addr) = loop {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            break (udp, tcp, addr);
+        }
+    };
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5), 4096);
     tokio::spawn(async move {
