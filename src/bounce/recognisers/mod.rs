@@ -125,7 +125,7 @@ pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
 }
 
 /// One record per address, keeping the first non-empty diagnostic.
-fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
+pub(super) fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
     let mut out: Vec<RecipientReport> = Vec::new();
     for (addr, diag, _) in found {
         let diag = squeeze(&diag);
