@@ -86,6 +86,7 @@ pub const ORIGINAL_MARKERS: &[&str] = &[
     "--- original message header ---",
     "copy of the original message",
     "unsent message follows",
+    "------- returned message",
 ];
 
 /// Scans `body` with a family layout into unclassified recipient records.
