@@ -11,6 +11,7 @@ mod googlegroups;
 mod inline_dsn;
 mod james;
 mod kddi;
+mod office365;
 mod qmail;
 mod sendmail;
 mod yahoo;
@@ -40,6 +41,7 @@ pub static TABLE: &[&Recogniser] = &[
     &dragonfly::RECOGNISER,
     &gmail::RECOGNISER,
     &yahoo::RECOGNISER,
+    &office365::RECOGNISER,
     &exchange::RECOGNISER,
     &sendmail::RECOGNISER,
     &exim::RECOGNISER,
