@@ -339,6 +339,14 @@ pub static TEXT_RULES: &[TextRule] = &[
     ),
 ];
 
+/// Wordings that say more than any enhanced code next to them (a provider that sends 5.1.1 for
+/// a recipient's own filter): checked before the strong code entries.
+pub static OVERRIDE_RULES: &[TextRule] = &[text(
+    "text.recipient-preferences",
+    Filtered,
+    r"due to (the )?recipient'?s? (privacy )?preferences",
+)];
+
 /// Fallback by the basic reply code when neither the enhanced code nor the text decided.
 pub static REPLY_RULES: &[(u16, Reason, &str)] = &[
     (421, SystemError, "reply.421"),

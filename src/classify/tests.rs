@@ -209,6 +209,11 @@ const CASES: &[(&str, Class, Reason)] = &[
         SecurityError,
     ),
     (
+        "550 5.1.1 RCP-X9 Refused due to recipient preferences",
+        Block,
+        Filtered,
+    ),
+    (
         "451 Delivery to this host was aborted after 2.5 hours",
         Soft,
         Expired,
