@@ -128,6 +128,9 @@ fn from_message(msg: &Message<'_>) -> Context {
     for part in &msg.parts {
         collect_part(&mut ctx, &mut html, part);
     }
+    if ctx.dsn.is_empty() {
+        take_nested_report(&mut ctx, msg);
+    }
     if ctx.body.trim().is_empty() && !html.is_empty() {
         ctx.body = strip_tags(&html);
     }
@@ -184,6 +187,36 @@ fn collect_part(ctx: &mut Context, html: &mut String, part: &mail_parser::Messag
         }
         PartType::Multipart(_) => {}
     }
+}
+
+/// A report forwarded as an attachment (a gateway wrapping the real DSN in its own notice): when
+/// the outer message has no delivery-status part, the first attached `multipart/report` with one
+/// supplies it, and its own returned message becomes the original.
+fn take_nested_report(ctx: &mut Context, msg: &Message<'_>) {
+    let nested = msg.parts.iter().find_map(|p| match &p.body {
+        PartType::Message(m) if is_delivery_report(m) => Some(m),
+        _ => None,
+    });
+    let Some(inner) = nested else { return };
+    let mut sub = Context::default();
+    let mut html = String::new();
+    for part in &inner.parts {
+        collect_part(&mut sub, &mut html, part);
+    }
+    ctx.dsn = sub.dsn;
+    if sub.original.is_some() {
+        ctx.original = sub.original;
+    }
+    push_body(&mut ctx.body, &sub.body);
+}
+
+fn is_delivery_report(m: &Message<'_>) -> bool {
+    m.content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct
+                .attribute("report-type")
+                .is_some_and(|t| t.to_ascii_lowercase().contains("delivery-status"))
+    })
 }
 
 fn set_original(ctx: &mut Context, fields: Vec<Field>) {

@@ -332,7 +332,7 @@ fn finalise(r: &mut RecipientReport) {
 }
 
 /// A recipient refused only after DATA was accepted at RCPT: the refusal is a filter. A failure
-/// at MAIL FROM is about the sender.
+/// at MAIL FROM is about the sender; one at connection or greeting time is about the client.
 fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reason, &'static str) {
     use Reason::*;
     if !rule.starts_with("text.") && !rule.starts_with("reply.") && rule != "none" {
@@ -343,6 +343,8 @@ fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reaso
             Some("CONN"),
             UserUnknown | HostUnknown | MailboxFull | OnHold | Undefined | SystemError | Rejected,
         ) => (Blocked, "stage.connect"),
+        // Refused at HELO/EHLO, before any address was named: the client itself was refused.
+        (Some("HELO"), OnHold | Undefined | SystemError | Rejected) => (Blocked, "stage.helo"),
         (Some("DATA"), UserUnknown) if rule == "text.userunknown.unknown-user" => {
             (Filtered, "stage.data")
         }

@@ -89,3 +89,18 @@ fn giant_reports_are_capped() {
     assert_eq!(r.recipients.len(), MAX_RECIPIENTS);
     assert!(r.recipients.iter().all(|x| x.class == Class::Hard));
 }
+
+#[test]
+fn a_refusal_at_the_greeting_is_a_block() {
+    let raw = b"From: Mail Delivery System <Mailer-Daemon@relay.test>\nTo: app@a.test\n\
+Subject: Mail delivery failed: returning message to sender\nX-Failed-Recipients: who@far.test\n\n\
+This message was created automatically by mail delivery software.\n\n\
+A message that you sent could not be delivered to one or more of its\n\
+recipients. This is a permanent error. The following address(es) failed:\n\n\
+  who@far.test\n    host mx.far.test [192.0.2.9]\n    SMTP error from remote mail server after EHLO relay.test:\n    550 Go away\n\n\
+------ This is a copy of the message, including all the headers. ------\n\nTo: who@far.test\nSubject: x\n\nbody\n";
+    let r = parse(raw);
+    let rc = &r.recipients[0];
+    assert_eq!(rc.smtp_command, Some("HELO"));
+    assert_eq!((rc.reason, rc.rule), (Reason::Blocked, "stage.helo"));
+}

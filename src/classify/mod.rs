@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexBuilder};
 
 use crate::model::{Class, EnhancedCode, Reason, Reply, Verdict};
-use rules::{CODE_RULES, CodeRule, REPLY_RULES, Strength, TEXT_RULES};
+use rules::{CODE_RULES, CodeRule, OVERRIDE_RULES, REPLY_RULES, Strength, TEXT_RULES};
 
 /// All text patterns (written in lower case) compiled once, in table order, and run over the
 /// ASCII-lower-cased text. One small automaton per
@@ -66,6 +66,9 @@ pub fn find_reason(
     if positive {
         return (Reason::Delivered, "code.2xx");
     }
+    if let Some(found) = match_override(text) {
+        return found;
+    }
     let code_rule = enhanced.and_then(match_code);
     if let Some(r) = code_rule.filter(|r| r.strength == Strength::Strong) {
         return (r.reason, r.id);
@@ -93,6 +96,19 @@ pub fn match_text(text: &str) -> Option<(Reason, &'static str)> {
         .iter()
         .zip(TEXT_REGEXES.iter())
         .find(|(_, re)| re.as_ref().is_some_and(|re| re.is_match(text)))
+        .map(|(rule, _)| (rule.reason, rule.id))
+}
+
+static OVERRIDE_REGEXES: LazyLock<Vec<Option<Regex>>> =
+    LazyLock::new(|| OVERRIDE_RULES.iter().map(|r| Regex::new(r.pattern).ok()).collect());
+
+/// The first override rule matching `text` (short texts only: these wordings open a reply).
+fn match_override(text: &str) -> Option<(Reason, &'static str)> {
+    let text = truncate(text, 512).to_ascii_lowercase();
+    OVERRIDE_RULES
+        .iter()
+        .zip(OVERRIDE_REGEXES.iter())
+        .find(|(_, re)| re.as_ref().is_some_and(|re| re.is_match(&text)))
         .map(|(rule, _)| (rule.reason, rule.id))
 }
 

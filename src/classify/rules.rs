@@ -85,7 +85,8 @@ pub static CODE_RULES: &[CodeRule] = &[
     code("code.x.7.1", 7, 1, Rejected, Weak),
     code("code.x.7.5", 7, 5, FailedStartTls, Weak),
     code("code.x.7.7", 7, 7, SecurityError, Weak),
-    code("code.x.7.9", 7, 9, PolicyViolation, Weak),
+    code("code.x.7.8", 7, 8, SecurityError, Weak),
+    code("code.x.7.9", 7, 9, SecurityError, Weak),
     code("code.x.7.10", 7, 10, SecurityError, Weak),
     code("code.x.7.11", 7, 11, SecurityError, Weak),
     code("code.x.7.13", 7, 13, Suspend, Strong),
@@ -137,9 +138,19 @@ pub static TEXT_RULES: &[TextRule] = &[
         r"spam classification|(classified|rejected|identified|detected) as spam|rejected due to spam",
     ),
     text(
+        "text.uri-blocklist",
+        SpamDetected,
+        r"black ?listed (url|link|uri|domain in (the )?message)|\buribl\b|\bsurbl\b|url (is )?(black ?listed|block ?listed)",
+    ),
+    text(
         "text.authfailure",
         AuthFailure,
         r"\b(spf|dkim|dmarc)\b|sender policy framework|unauthenticated (e-?mail|message)|authentication (check|checks) fail|not pass (spf|dkim|dmarc)|authentication information|fails to pass|failed (spf|dkim|dmarc)",
+    ),
+    text(
+        "text.orange-spam",
+        SpamDetected,
+        r"\b(ofr|lpn)\d*_506\b",
     ),
     text(
         "text.virus",
@@ -194,17 +205,27 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.norelaying",
         NoRelaying,
-        r"not configured to relay|relay(ing)? (access )?(is )?(denied|not permitted|not allowed|prohibited|refused)|not permitted to relay|unable to relay|relay not permitted|we do not relay|not a gateway|no relaying|open relay|relay access|cannot relay|not allowed to relay|relaying (is )?(denied|not)",
+        r"not configured to relay|insecure (mail )?relay|relay(ing)? (access )?(is )?(denied|not permitted|not allowed|prohibited|refused)|not permitted to relay|unable to relay|relay not permitted|we do not relay|not a gateway|no relaying|open relay|relay access|cannot relay|not allowed to relay|relaying (is )?(denied|not)",
     ),
     text(
         "text.no-mx",
         NotAccept,
-        r"no mx found|(doesn.t|does not) receive e?-?mail|find a mail exchanger|no mail exchanger|does not accept (any )?mail|not accept(ing)? (any )?(e-?)?mail|accepts no mail",
+        r"no mx found|(doesn.t|does not) receive e?-?mail|find a mail exchanger|no mail exchanger|does not accept (any )?mail|not accept(ing)? (any )?(e-?)?mail|accepts no mail|not accepting (network )?messages",
+    ),
+    text(
+        "text.invalid-from",
+        Rejected,
+        r"provide a valid from|\bfrom:? (header )?domain is invalid|invalid from (header|address|domain)",
     ),
     text(
         "text.hostunknown",
         HostUnknown,
         r"host unknown|unknown host|domain (name )?(not found|does not exist|unknown|doesn't exist|is not valid)|no such domain|nxdomain|host not found|host or domain name not found|name or service not known|unrouteable|unroutable|no (mx|a) record|null mx|domain has no|unknown domain|invalid domain|host \S+ not found|domain (is )?not reachable",
+    ),
+    text(
+        "text.recipient-access-denied",
+        UserUnknown,
+        r"recipient address rejected: access denied",
     ),
     text(
         "text.userunknown.unknown-user",
@@ -227,9 +248,14 @@ pub static TEXT_RULES: &[TextRule] = &[
         r"reputation|user complaints|sender score|ip (address )?is (on|in) .*(list)",
     ),
     text(
+        "text.address-blacklisted",
+        Rejected,
+        r"(an|e-?mail|sender|from) address (that )?(has been|is) (black ?listed|banned|blocked)",
+    ),
+    text(
         "text.blocked",
         Blocked,
-        r"blocked using|blocked by|\brbl\b|spamhaus|spamcop|dnsbl|black ?list|block ?list|listed (in|on|at|by)|\bbarracuda|sorbs|\b(ip|client host|client|your host|host)( address)?( \[?[\w.:\-]+\]?)? (is |was |has been )?(blocked|banned|blacklisted|refused|rejected|not allowed)|blacklisted|banned|not accepting connections|invalid ip|service refused|smtp server of your isp|your isp|service unavailable.*(client|host)|your (ip|network|server)|dynamic ip|dial-?up|residential",
+        r"blocked using|blocked by|\brbl\b|spamhaus|spamcop|dnsbl|black ?list|block ?list|listed (in|on|at|by)|\bbarracuda|sorbs|\b(ip|client host|client|your host|host)( address)?( \[?[\w.:\-]+\]?)? (is |was |has been )?(blocked|banned|blacklisted|refused|rejected|not allowed)|blacklisted|banned|not accepting connections|invalid ip|service refused|smtp server of your isp|your isp|service unavailable.*(client|host)|your (ip|network|server)|dynamic ip|dial-?up|residential|\bsc-00[1-4]\b|unwanted messages|messages from [\d.:a-f]+ weren.t sent|\(bl\)",
     ),
     text(
         "text.spam",
@@ -279,7 +305,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.expired",
         Expired,
-        r"retry timeout|delivery time expired|message expired|giving up|gave up|could not be delivered for|has been delayed|retry time|queue(d)? (too long|time|lifetime)|too long in (the )?queue|not delivered within|undeliverable within|maximum time|time limit|expired|retry period|could not deliver.*(days|hours)|will be retried|(cannot|could not|can.t) send message for|still undeliver|retried for|requests to connect|failed \d+ attempts",
+        r"retry timeout|delivery time expired|message expired|giving up|gave up|could not be delivered for|has been delayed|retry time|queue(d)? (too long|time|lifetime)|too long in (the )?queue|not delivered within|undeliverable within|maximum time|time limit|expired|retry period|could not deliver.*(days|hours)|will be retried|(cannot|could not|can.t) send message for|still undeliver|retried for|requests to connect|failed \d+ attempts|aborted after [\d.]+ ?(hour|day|minute)",
     ),
     text(
         "text.networkerror",
@@ -304,7 +330,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.systemerror",
         SystemError,
-        r"system (error|failure|problem)|internal (server )?error|server error|temporary (local )?(failure|problem|error)|local error|configuration error|server (is )?(busy|unavailable)|service (is )?(currently )?unavailable|try again later|out of memory|resources temporarily|i/o error|local problem|not available",
+        r"system (error|failure|problem)|internal (server )?error|server error|temporary (local )?(failure|problem|error)|local error|configuration error|server (is )?(busy|unavailable)|service (is )?(currently )?unavailable|try again later|out of memory|resources temporarily|i/o error|local problem|not available|transaction failed",
     ),
     text(
         "text.recipient-rejected",
@@ -312,6 +338,14 @@ pub static TEXT_RULES: &[TextRule] = &[
         r"(recipient )?address rejected",
     ),
 ];
+
+/// Wordings that say more than any enhanced code next to them (a provider that sends 5.1.1 for
+/// a recipient's own filter): checked before the strong code entries.
+pub static OVERRIDE_RULES: &[TextRule] = &[text(
+    "text.recipient-preferences",
+    Filtered,
+    r"due to (the )?recipient'?s? (privacy )?preferences",
+)];
 
 /// Fallback by the basic reply code when neither the enhanced code nor the text decided.
 pub static REPLY_RULES: &[(u16, Reason, &str)] = &[

@@ -164,6 +164,60 @@ const CASES: &[(&str, Class, Reason)] = &[
         Hard,
         HostUnknown,
     ),
+    (
+        "550 5.7.1 <a@example.org>: Recipient address rejected: Access denied. AS(1234)",
+        Hard,
+        UserUnknown,
+    ),
+    (
+        "521 5.3.2 Service closed: not accepting network messages",
+        Hard,
+        NotAccept,
+    ),
+    (
+        "550 5.7.1 Refused: blacklisted URL in message body, see uribl",
+        Block,
+        SpamDetected,
+    ),
+    ("550 5.2.0 Message refused. OFR_506 [506]", Block, SpamDetected),
+    (
+        "550 You are writing from an address that has been blacklisted here",
+        Block,
+        Rejected,
+    ),
+    (
+        "550 SC-002 Mail refused for the moment, ask your provider",
+        Block,
+        Blocked,
+    ),
+    (
+        "550 Too many unwanted messages came from your connection",
+        Block,
+        Blocked,
+    ),
+    ("554 Delivery refused here (BL)", Block, Blocked),
+    (
+        "550 5.2.0 From: domain is invalid, provide a valid From: header",
+        Block,
+        Rejected,
+    ),
+    ("550 Insecure mail relay refused", Block, NoRelaying),
+    ("554 Transaction failed", Soft, SystemError),
+    (
+        "535 5.7.9 Authentication mechanism is too weak",
+        Block,
+        SecurityError,
+    ),
+    (
+        "550 5.1.1 RCP-X9 Refused due to recipient preferences",
+        Block,
+        Filtered,
+    ),
+    (
+        "451 Delivery to this host was aborted after 2.5 hours",
+        Soft,
+        Expired,
+    ),
 ];
 
 /// Local (synthetic) replies made up by the outbound code.

@@ -39,7 +39,7 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
         .into_iter()
         .map(|a| {
             let diag = text_near(region, Some(&a))
-                .filter(|d| has_code_or_words(d))
+                .filter(|d| has_code_or_words(d) && !is_quoted_header(d))
                 .unwrap_or_else(|| truncated(&all, 600));
             let mut r = RecipientReport::failed(Some(a), diag);
             if let Some((reason, rule)) = expired {
@@ -99,6 +99,13 @@ fn has_code_or_words(d: &str) -> bool {
     find_reply_code(d).is_some() || d.split_whitespace().count() > 4
 }
 
+/// Text that starts like the quoted original's `To:`/`Cc:` header says nothing about the failure.
+fn is_quoted_header(d: &str) -> bool {
+    ["to:", "cc:"]
+        .iter()
+        .any(|p| d.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+}
+
 fn truncated(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
@@ -123,6 +130,20 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .contains("550 mailbox unavailable")
+        );
+    }
+
+    #[test]
+    fn a_quoted_to_line_is_not_the_diagnostic() {
+        let raw = b"From: NDR Administrator <sysadmin@gw.test>\nTo: app@a.test\nSubject: Undeliverable Message\n\n\
+            Message could not be delivered.\nError: No such mailbox at this gateway\n\n\nOriginal Message:\nFrom: app@a.test\n\
+            To: 5550100@gw.test\nSubject: hi\n";
+        let r = generic(&Context::build(raw)).unwrap();
+        assert_eq!(r[0].recipient.as_deref(), Some("5550100@gw.test"));
+        assert!(
+            r[0].diagnostic.as_deref().unwrap().contains("No such mailbox"),
+            "{:?}",
+            r[0].diagnostic
         );
     }
 

@@ -11,11 +11,11 @@ pub static RECOGNISER: Recogniser = Recogniser {
     parse,
 };
 
-fn detect(ctx: &Context) -> bool {
+pub(super) fn detect(ctx: &Context) -> bool {
     ctx.body_has("final-recipient:") && (ctx.body_has("status:") || ctx.body_has("action:"))
 }
 
-fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
+pub(super) fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let text = super::notification_in(&ctx.body, &ctx.body_lower);
     let lower = text.to_ascii_lowercase();
     // Start at the first DSN-looking field so the prose before it is not taken for a group.

@@ -11,6 +11,7 @@ mod googlegroups;
 mod inline_dsn;
 mod james;
 mod kddi;
+mod office365;
 mod qmail;
 mod sendmail;
 mod yahoo;
@@ -40,6 +41,7 @@ pub static TABLE: &[&Recogniser] = &[
     &dragonfly::RECOGNISER,
     &gmail::RECOGNISER,
     &yahoo::RECOGNISER,
+    &office365::RECOGNISER,
     &exchange::RECOGNISER,
     &sendmail::RECOGNISER,
     &exim::RECOGNISER,
@@ -86,6 +88,7 @@ pub const ORIGINAL_MARKERS: &[&str] = &[
     "--- original message header ---",
     "copy of the original message",
     "unsent message follows",
+    "------- returned message",
 ];
 
 /// Scans `body` with a family layout into unclassified recipient records.
@@ -125,7 +128,7 @@ pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
 }
 
 /// One record per address, keeping the first non-empty diagnostic.
-fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
+pub(super) fn merge(found: Vec<(String, String, bool)>) -> Vec<RecipientReport> {
     let mut out: Vec<RecipientReport> = Vec::new();
     for (addr, diag, _) in found {
         let diag = squeeze(&diag);

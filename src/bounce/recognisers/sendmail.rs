@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Layout, Recogniser, scan};
-use crate::bounce::fields::clean_address;
+use super::{ORIGINAL_MARKERS, Recogniser, inline_dsn, merge};
+use crate::bounce::fields::{clean_address, find_address};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
@@ -25,26 +25,81 @@ fn rcpt(line: &str) -> Option<(String, String)> {
     (!addr.is_empty()).then(|| (addr, line.trim().to_string()))
 }
 
-const LAYOUT: Layout = Layout {
-    start: &[
-        "transcript of session follows",
-        "the following addresses had permanent fatal errors",
-    ],
-    end: &[
-        "unsent message follows",
-        "original message follows",
-        "----- message header follows",
-    ],
-    rcpt,
-    stop_at_blank: false,
-};
+/// The transcript (or the list of failed addresses) starts after one of these lines.
+const START: &[&str] = &[
+    "transcript of session follows",
+    "the following addresses had permanent fatal errors",
+];
+/// The notification ends at one of these (a non-MIME DSN or the returned message).
+const END: &[&str] = &[
+    "unsent message follows",
+    "original message follows",
+    "----- message header follows",
+    "reporting-mta:",
+];
 
 fn detect(ctx: &Context) -> bool {
     ctx.body_has("Transcript of session follows")
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    Some(scan(&ctx.body, &LAYOUT))
+    let mut found = merge(transcript(&ctx.body));
+    if inline_dsn::detect(ctx) {
+        let fields = inline_dsn::parse(ctx).unwrap_or_default();
+        for r in &mut found {
+            let key = r.recipient.as_deref().and_then(find_address);
+            let same = fields
+                .iter()
+                .find(|f| key.is_some() && f.recipient.as_deref().and_then(find_address) == key);
+            if let Some(f) = same {
+                r.status = r.status.or(f.status);
+                r.action = r.action.take().or_else(|| f.action.clone());
+            }
+        }
+    }
+    Some(found)
+}
+
+/// Sendmail prints each recipient's SMTP exchange (`... while talking to`, `>>> RCPT`, `<<< 550
+/// ...`) and then its `addr... summary` line, so the lines since the previous summary are that
+/// recipient's; V5 sendmail's summary ("Remote protocol error") says nothing without them.
+/// Lines after the last summary ("Message could not be delivered for 5 days") belong to it.
+fn transcript(body: &str) -> Vec<(String, String, bool)> {
+    let mut out: Vec<(String, String, bool)> = Vec::new();
+    let mut pending: Vec<&str> = Vec::new();
+    let mut active = false;
+    for line in body.lines() {
+        let lower = line.to_ascii_lowercase();
+        if START.iter().any(|m| lower.contains(m)) {
+            active = true;
+            pending.clear();
+            continue;
+        }
+        if !active {
+            continue;
+        }
+        if END.iter().chain(ORIGINAL_MARKERS).any(|m| lower.contains(m)) {
+            break;
+        }
+        match rcpt(line) {
+            Some((addr, mut diag)) => {
+                for p in pending.drain(..) {
+                    diag.push(' ');
+                    diag.push_str(p);
+                }
+                out.push((addr, diag, false));
+            }
+            None if !line.trim().is_empty() => pending.push(line.trim()),
+            None => {}
+        }
+    }
+    if let Some((_, diag, _)) = out.last_mut() {
+        for p in pending {
+            diag.push(' ');
+            diag.push_str(p);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -62,5 +117,22 @@ mod tests {
             r[0].diagnostic.as_deref(),
             Some("550 h@t.test... User unknown")
         );
+    }
+
+    #[test]
+    fn each_summary_takes_the_exchange_before_it() {
+        let raw = b"From: Mail Delivery Subsystem <MAILER-DAEMON@s.test>\nSubject: Returned mail: see transcript\n\n\
+            ----- Transcript of session follows -----\nWhile talking to mx.one.test:\n>>> MAIL From:<me@s.test>\n\
+            <<< 550 Relaying from your host is not permitted\n554 <a@one.test>... Remote protocol error\n\
+            While talking to mx.two.test:\n>>> RCPT To:<b@two.test>\n<<< 550 No such mailbox\n\
+            550 <b@two.test>... User unknown\nQueue run took too long\n\n----- Unsent message follows -----\nTo: a@one.test\n";
+        let r = parse(&Context::build(raw)).unwrap();
+        assert_eq!(r.len(), 2);
+        let a = r[0].diagnostic.as_deref().unwrap();
+        assert!(a.contains("Relaying from your host") && !a.contains("No such mailbox"), "{a}");
+        let b = r[1].diagnostic.as_deref().unwrap();
+        assert!(b.starts_with("550 <b@two.test>... User unknown"), "{b}");
+        assert!(b.contains("<<< 550 No such mailbox") && b.contains("too long"), "{b}");
+        assert!(!b.contains("Relaying"), "{b}");
     }
 }
