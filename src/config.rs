@@ -304,11 +304,13 @@ pub struct ApiConfig {
     pub token: Option<Secret>,
     /// Base URL the CLI uses to reach the daemon (default: derived from `listen`).
     pub url: Option<String>,
+    /// Also serve the API on this unix socket (mode 0600): file permissions are its only auth.
+    pub socket: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: "127.0.0.1:8025".parse().unwrap(), token: None, url: None }
+        ApiConfig { listen: "127.0.0.1:8025".parse().unwrap(), token: None, url: None, socket: None }
     }
 }
 

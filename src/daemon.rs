@@ -99,6 +99,14 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     if let Some(listener) = unsub_listener {
         tasks.push(tokio::spawn(serve_unsubscribe(relay.clone(), listener, shutdown.clone())));
     }
+    if let Some(path) = cfg.api.socket.clone() {
+        let (r, sd) = (relay.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::api::serve_unix(r, path.clone(), sd).await {
+                tracing::error!(socket = %path.display(), error = %e, "admin API unix socket stopped");
+            }
+        }));
+    }
     if cfg.webhooks.url.is_some() {
         let secret = match &cfg.webhooks.secret {
             Some(s) => s.expose().as_bytes().to_vec(),

@@ -52,3 +52,31 @@ async fn metrics_move_when_mail_flows() {
     assert!(after.contains("# TYPE rebound_delivery_attempt_duration_seconds histogram"));
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_serves_the_api_to_its_owner_without_a_token() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    let sock = dir.path().join("api.sock");
+    cfg.api.socket = Some(sock.clone());
+    let d = start_daemon(cfg).await;
+    for _ in 0..50 {
+        if sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+    let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    s.write_all(b"GET /v1/suppressions HTTP/1.1\r\nHost: anything\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("\"items\""), "{out}");
+    // The TCP listener still wants the token.
+    assert_eq!(get(d.api_addr, "/v1/suppressions", None).await.0, 401);
+    d.stop().await;
+    assert!(!sock.exists(), "socket removed on shutdown");
+}

@@ -63,6 +63,26 @@ pub fn router_with(relay: Arc<Relay>, extra: Router<Arc<Relay>>) -> Router {
         .with_state(relay)
 }
 
+/// The API for the unix socket: the same routes without the token and Host checks (the
+/// socket's file permissions decide who may connect).
+pub fn unix_router(relay: Arc<Relay>) -> Router {
+    routes().route("/healthz", get(handlers::healthz)).fallback(handlers::not_found).with_state(relay)
+}
+
+/// Serves [`unix_router`] on a unix socket at `path` (replacing a stale one), mode 0600.
+pub async fn serve_unix(relay: Arc<Relay>, path: std::path::PathBuf, shutdown: CancellationToken) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        std::fs::remove_file(&path)?;
+    }
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let app = unix_router(relay);
+    let res = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+    let _ = std::fs::remove_file(&path);
+    res
+}
+
 /// Serves the admin API on `listener` until `shutdown`.
 pub async fn serve(relay: Arc<Relay>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
     api_token(&relay.cfg).map_err(|e| std::io::Error::other(e.to_string()))?;
