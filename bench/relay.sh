@@ -13,6 +13,8 @@
 #   -d  smtp-source -d: keep each session open for several messages (default: one per session)
 #   -p  also run Postfix with the same load     -P  run only Postfix
 #   -k  keep the work directory
+# Environment: PERF_OUT=FILE profiles rebound with `perf record -g` during the run;
+#   RB_CONCURRENCY / RB_PER_DOMAIN set delivery.concurrency / per_domain_concurrency (100 / 20).
 # Output: one line per system with acceptance and end-to-end messages/s, plus peak RSS.
 set -euo pipefail
 
@@ -73,11 +75,15 @@ drive() {
     sleep 0.05
   done
   t2=$(now)
-  local rss="n/a"
-  [ -n "$pid" ] && rss=$(awk '/VmHWM/ {print $2" "$3}' "/proc/$pid/status")
-  awk -v name="$name" -v n="$N" -v got="$n" -v c="$C" -v s="$SIZE" -v a="$t0" -v b="$t1" -v e="$t2" -v rss="$rss" 'BEGIN {
-    printf "%-8s N=%d C=%d size=%d  accept: %.2fs %.0f msg/s  end-to-end: %.2fs %.0f msg/s (sink got %d)  peak RSS: %s\n",
-      name, n, c, s, b-a, n/(b-a), e-a, got/(e-a), got, rss }'
+  local rss="n/a" cpu="n/a"
+  if [ -n "$pid" ]; then
+    rss=$(awk '/VmHWM/ {print $2" "$3}' "/proc/$pid/status")
+    # utime+stime of the whole process (fields 14, 15; the name has no spaces), per message
+    cpu=$(awk -v n="$N" -v hz="$(getconf CLK_TCK)" '{printf "%.3f ms", ($14+$15)*1000/hz/n}' "/proc/$pid/stat")
+  fi
+  awk -v name="$name" -v n="$N" -v got="$n" -v c="$C" -v s="$SIZE" -v a="$t0" -v b="$t1" -v e="$t2" -v rss="$rss" -v cpu="$cpu" 'BEGIN {
+    printf "%-8s N=%d C=%d size=%d  accept: %.2fs %.0f msg/s  end-to-end: %.2fs %.0f msg/s (sink got %d)  peak RSS: %s  CPU/msg: %s\n",
+      name, n, c, s, b-a, n/(b-a), e-a, got/(e-a), got, rss, cpu }'
 }
 
 run_rebound() {
@@ -107,7 +113,13 @@ TOML
   local pid=$!; PIDS+=("$pid")
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$RB_PORT) 2>/dev/null && break; sleep 0.1; done
   echo "$pid" > "$WORK/rebound.pid"
+  local perf_pid=""
+  if [ -n "${PERF_OUT:-}" ]; then
+    perf record -F 999 -g -p "$pid" -o "$PERF_OUT" >/dev/null 2>&1 & perf_pid=$!
+    sleep 0.5
+  fi
   drive rebound "$RB_PORT" "$pid"
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
   kill "$pid"; wait "$pid" 2>/dev/null || true
   stop_sink
 }
