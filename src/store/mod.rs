@@ -130,7 +130,7 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
         let db = sled::Config::new()
             .path(dir.join("db"))
-            .cache_capacity(32 * 1024 * 1024)
+            .cache_capacity(8 * 1024 * 1024)
             .flush_every_ms(Some(1000))
             .open()
             .map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
