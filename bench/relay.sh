@@ -14,6 +14,8 @@
 #   -p  also run Postfix with the same load     -P  run only Postfix
 #   -k  keep the work directory
 # Environment: PERF_OUT=FILE profiles rebound with `perf record -g` during the run;
+#   PREFILL=N starts rebound on a queue of N deferred messages (needs
+#     cargo build --release --example queue_scale);
 #   RB_CONCURRENCY / RB_PER_DOMAIN set delivery.concurrency / per_domain_concurrency (100 / 20).
 # Output: one line per system with acceptance and end-to-end messages/s, plus peak RSS.
 set -euo pipefail
@@ -108,14 +110,18 @@ domain = "bounces.bench.test"
 [api]
 listen = "127.0.0.1:$API_PORT"
 TOML
+  if [ -n "${PREFILL:-}" ]; then
+    # a queue of PREFILL deferred messages, all due in 10-70 minutes (bench/queue_scale.rs)
+    "$ROOT/target/release/examples/queue_scale" "$WORK/rebound/data" "$PREFILL" "${PREFILL_BODY:-$SIZE}" | sed 's/^/prefill: /'
+  fi
   start_sink
-  RUST_LOG=${RUST_LOG:-warn} "$BIN" serve --config "$WORK/rebound.toml" > "$WORK/rebound.log" 2>&1 &
+  RUST_LOG=${RUST_LOG:-warn} ${RB_ENV:-} "$BIN" serve --config "$WORK/rebound.toml" > "$WORK/rebound.log" 2>&1 &
   local pid=$!; PIDS+=("$pid")
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$RB_PORT) 2>/dev/null && break; sleep 0.1; done
   echo "$pid" > "$WORK/rebound.pid"
   local perf_pid=""
   if [ -n "${PERF_OUT:-}" ]; then
-    perf record -F 999 -g -p "$pid" -o "$PERF_OUT" >/dev/null 2>&1 & perf_pid=$!
+    perf record -F ${PERF_FREQ:-999} --call-graph ${PERF_CG:-fp} -p "$pid" -o "$PERF_OUT" >/dev/null 2>&1 & perf_pid=$!
     sleep 0.5
   fi
   drive rebound "$RB_PORT" "$pid"
