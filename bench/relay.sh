@@ -16,6 +16,8 @@
 # Environment: PERF_OUT=FILE profiles rebound with `perf record -g` during the run;
 #   PREFILL=N starts rebound on a queue of N deferred messages (needs
 #     cargo build --release --example queue_scale);
+#   LATENCY=1 then measures per-message intake latency with bench/smtp_latency.rs
+#     (cargo build --release --example smtp_latency);
 #   RB_CONCURRENCY / RB_PER_DOMAIN set delivery.concurrency / per_domain_concurrency (100 / 20).
 # Output: one line per system with acceptance and end-to-end messages/s, plus peak RSS.
 set -euo pipefail
@@ -126,6 +128,10 @@ TOML
   fi
   drive rebound "$RB_PORT" "$pid"
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
+  if [ -n "${LATENCY:-}" ]; then
+    # per-message intake latency (bench/smtp_latency.rs), same N, C and size, sink still running
+    "$ROOT/target/release/examples/smtp_latency" "127.0.0.1:$RB_PORT" "$N" "$C" "$SIZE" | sed 's/^/latency: /'
+  fi
   kill "$pid"; wait "$pid" 2>/dev/null || true
   stop_sink
 }
