@@ -74,7 +74,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     tracing::info!(messages = n, quarantined = bad, rescheduled = fixed, "queue recovered");
     let mut smtp_listeners = Vec::new();
     for addr in &cfg.smtp.listen {
-        smtp_listeners.push(TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr: *addr, source })?);
+        smtp_listeners.push(bind_smtp(*addr).map_err(|source| DaemonError::Bind { addr: *addr, source })?);
     }
     let smtp_addrs: Vec<SocketAddr> = smtp_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let api_listener = TcpListener::bind(cfg.api.listen).await.map_err(|source| DaemonError::Bind { addr: cfg.api.listen, source })?;
@@ -116,6 +116,17 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     }
     relay.ready.store(true, Ordering::SeqCst);
     Ok(Running { smtp_addrs, api_addr, unsubscribe_addr, relay, smtp_stats, shutdown, tasks, attempts })
+}
+
+/// Accept-queue length of the SMTP listeners. `TcpListener::bind` uses 128, which a
+/// burst of 200 connecting clients overflows: dropped SYNs come back a second later.
+const SMTP_BACKLOG: u32 = 4096;
+
+fn bind_smtp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(SMTP_BACKLOG)
 }
 
 async fn serve_api(relay: Arc<Relay>, stats: Arc<SmtpStats>, listener: TcpListener, shutdown: CancellationToken) {

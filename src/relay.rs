@@ -135,11 +135,7 @@ impl Relay {
     /// Applies a write set, waits until it is on disk, then counts its events and wakes
     /// the webhook sender.
     pub async fn commit(&self, ws: WriteSet, events: &[Event]) -> Result<(), StoreError> {
-        if let Err(e) = self.store.apply(&ws) {
-            self.committer.poison(&e);
-            return Err(e);
-        }
-        self.committer.durable().await?;
+        self.committer.commit(ws).await?;
         for e in events {
             self.counters.count(e.status);
         }

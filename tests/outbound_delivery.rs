@@ -201,3 +201,18 @@ async fn relayhost_auth_failure_defers() {
     assert_eq!((r.code, r.enhanced.unwrap().to_string(), r.synthetic), (451, "4.7.8".to_string(), true));
     assert!(r.text.contains("535"), "{}", r.text);
 }
+
+#[tokio::test]
+async fn completed_transactions_follow_each_other_without_rset() {
+    let mx = ScriptedMx::start(Script { pipelining: true, ..Script::default() }).await;
+    let d = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap();
+    let txs = vec![tx("s@app.test", &["ok@a.test"], b"one\r\n"), tx("s@app.test", &["ok@a.test"], b"two\r\n"), tx("s@app.test", &["ok@a.test"], b"three\r\n")];
+    let out = d.deliver("a.test", txs).await;
+    assert_eq!(out.iter().map(|o| o[0].reply.code).collect::<Vec<_>>(), [250, 250, 250]);
+    let rec = mx.record();
+    assert_eq!(rec.connections, 1);
+    assert_eq!(rec.messages.len(), 3);
+    let verbs: Vec<String> = rec.commands.iter().map(|c| c.split([' ', ':']).next().unwrap_or("").to_ascii_uppercase()).collect();
+    assert_eq!(verbs.iter().filter(|v| *v == "MAIL").count(), 3);
+    assert!(!verbs.iter().any(|v| v == "RSET"), "no RSET between completed transactions: {verbs:?}");
+}

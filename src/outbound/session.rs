@@ -1,7 +1,7 @@
 //! One SMTP transaction on an open [`Connection`]: MAIL FROM, one RCPT per
 //! recipient (pipelined when offered, each reply kept), DATA with our own body
-//! encoding, or RSET when every recipient was refused; then RSET so the
-//! connection can carry the next transaction.
+//! encoding, or RSET when every recipient was refused or the transaction was
+//! cut short; after a completed DATA the connection carries the next MAIL as is.
 
 use std::time::Duration;
 
@@ -70,11 +70,13 @@ impl Connection {
             let reusable = !rcpts.iter().any(|r| r.code == 421) && self.reset(s).await;
             return TxResult { replies: rcpts, reusable };
         }
-        let (data_reply, ok) = match self.data(tx, s).await {
-            Ok(r) => (r, true),
-            Err(r) => (r, false),
+        let (data_reply, ok, completed) = match self.data(tx, s).await {
+            Ok((r, completed)) => (r, true, completed),
+            Err(r) => (r, false, false),
         };
-        let reusable = ok && data_reply.code != 421 && self.reset(s).await;
+        // The reply after the body ends the transaction (RFC 5321 §4.1.1.4): the next MAIL
+        // needs no RSET, which saves a round trip per message on a reused connection.
+        let reusable = ok && data_reply.code != 421 && (completed || self.reset(s).await) && !self.reader.has_surplus();
         let replies = rcpts.into_iter().map(|r| if r.is_positive() { data_reply.clone() } else { r }).collect();
         TxResult { replies, reusable }
     }
@@ -111,18 +113,19 @@ impl Connection {
     }
 
     /// DATA, body, final reply. `Ok` is the server's reply (to DATA if not 354, else the
-    /// final one); `Err` a synthetic reply after a transport failure.
-    async fn data(&mut self, tx: &Transaction, s: &Settings) -> Result<Reply, Reply> {
+    /// final one) and whether the body was sent; `Err` a synthetic reply after a transport failure.
+    async fn data(&mut self, tx: &Transaction, s: &Settings) -> Result<(Reply, bool), Reply> {
         let go = self.command("DATA\r\n", s.command_timeout, "DATA").await?;
         if go.code != 354 {
-            return Ok(go);
+            return Ok((go, false));
         }
         let wire = encode_for_data(&tx.body);
         self.send(&wire, s.data_timeout, "the message body").await?;
-        self.reply(s.data_timeout, "end of data").await.map_err(|r| {
+        let done = self.reply(s.data_timeout, "end of data").await.map_err(|r| {
             let text = format!("{} (the message may have been delivered; it will be retried)", r.text);
             Reply { text, ..r }
-        })
+        })?;
+        Ok((done, true))
     }
 }
 

@@ -1,6 +1,8 @@
-//! Group commit: one task owns every flush of the database. Writers apply their
-//! write set, then wait on [`Committer::durable`]; the task drains all waiters,
-//! runs one blocking `flush()` and answers them all. Concurrent `flush_async`
+//! Group commit: one task owns every flush of the database. Writers hand their
+//! write set to [`Committer::commit`] (or apply it themselves and wait on
+//! [`Committer::durable`]); the task drains all waiters, applies their write
+//! sets as one sled transaction (one lock and commit for the whole group instead
+//! of one per message), runs one blocking `flush()` and answers them all. Concurrent `flush_async`
 //! calls deadlock sled 0.34, so nothing else flushes. After a failed flush the
 //! committer is poisoned: every later request fails and intake stops accepting
 //! (no "retry the fsync and pretend", see the fsyncgate lesson).
@@ -9,9 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, WriteSet};
 
-type Waiter = oneshot::Sender<Result<(), StoreError>>;
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+/// A writer waiting for the next flush, with the write set to apply first (if any).
+struct Waiter {
+    ws: Option<WriteSet>,
+    reply: Reply,
+}
 
 /// Handle to the group-commit task.
 #[derive(Clone, Debug)]
@@ -33,11 +41,21 @@ impl Committer {
 
     /// Resolves once everything applied before this call is on disk.
     pub async fn durable(&self) -> Result<(), StoreError> {
+        self.request(None).await
+    }
+
+    /// Applies `ws` atomically with the other write sets of the same group, and resolves
+    /// once it is on disk. An error means nothing of `ws` was acknowledged.
+    pub async fn commit(&self, ws: WriteSet) -> Result<(), StoreError> {
+        self.request(Some(ws)).await
+    }
+
+    async fn request(&self, ws: Option<WriteSet>) -> Result<(), StoreError> {
         if self.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(tx).map_err(|_| StoreError::Flush("commit task stopped".into()))?;
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Waiter { ws, reply }).map_err(|_| StoreError::Flush("commit task stopped".into()))?;
         rx.await.map_err(|_| StoreError::Flush("commit task stopped".into()))?
     }
 
@@ -67,30 +85,60 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Waiter>, poisoned: Ar
         while let Ok(w) = rx.try_recv() {
             batch.push(w);
         }
-        let result = if poisoned.load(Ordering::SeqCst) {
-            Err(StoreError::Poisoned)
+        let (replies, sets): (Vec<Reply>, Vec<Option<WriteSet>>) = batch.drain(..).map(|w| (w.reply, w.ws)).unzip();
+        let results = if poisoned.load(Ordering::SeqCst) {
+            vec![Err(StoreError::Poisoned); replies.len()]
         } else {
-            flush(&store).await
+            apply_and_flush(&store, sets, replies.len()).await
         };
         flushes.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "flush failed: no further mail will be acknowledged");
+        // A failed flush, or a write the disk refused (ENOSPC, EIO), stops all acknowledgements.
+        if let Some(Err(e)) = results.iter().find(|r| matches!(r, Err(StoreError::Flush(_) | StoreError::Db(_)))) {
+            tracing::error!(error = %e, "storage failed: no further mail will be acknowledged");
             poisoned.store(true, Ordering::SeqCst);
         }
-        for w in batch.drain(..) {
-            let _ = w.send(result.clone());
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
     }
 }
 
-async fn flush(store: &Store) -> Result<(), StoreError> {
-    if fail_point_active() {
-        return Err(StoreError::Flush("injected failure (REBOUND_FAIL_FLUSH)".into()));
-    }
+/// Applies the group's write sets (together; one by one if that fails, so one bad
+/// set cannot fail the others), then flushes. One result per waiter, in order.
+async fn apply_and_flush(store: &Store, sets: Vec<Option<WriteSet>>, n: usize) -> Vec<Result<(), StoreError>> {
     let s = store.clone();
-    tokio::task::spawn_blocking(move || s.flush_blocking())
-        .await
-        .map_err(|e| StoreError::Flush(format!("flush task panicked: {e}")))?
+    let fail = fail_point_active();
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut results = apply_group(&s, sets);
+        let flushed = if fail { Err(StoreError::Flush("injected failure (REBOUND_FAIL_FLUSH)".into())) } else { s.flush_blocking() };
+        if let Err(e) = flushed {
+            results.iter_mut().for_each(|r| *r = Err(e.clone()));
+        }
+        results
+    })
+    .await;
+    joined.unwrap_or_else(|e| vec![Err(StoreError::Flush(format!("flush task panicked: {e}"))); n])
+}
+
+fn apply_group(store: &Store, sets: Vec<Option<WriteSet>>) -> Vec<Result<(), StoreError>> {
+    let mut all = WriteSet::new();
+    let mut ends = Vec::with_capacity(sets.len());
+    for ws in sets {
+        all.ops.extend(ws.map(|w| w.ops).unwrap_or_default());
+        ends.push(all.ops.len());
+    }
+    if store.apply(&all).is_ok() {
+        return vec![Ok(()); ends.len()];
+    }
+    let mut rest = all.ops.into_iter();
+    let mut start = 0;
+    let mut results = Vec::with_capacity(ends.len());
+    for end in ends {
+        let one = WriteSet { ops: rest.by_ref().take(end - start).collect() };
+        start = end;
+        results.push(store.apply(&one));
+    }
+    results
 }
 
 /// Fault injection for the hardening tests: when the file named by
@@ -99,5 +147,37 @@ fn fail_point_active() -> bool {
     match std::env::var_os("REBOUND_FAIL_FLUSH") {
         Some(p) => std::path::Path::new(&p).exists(),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TreeId;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_are_applied_in_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let committer = Committer::start(store.clone());
+        let mut tasks = Vec::new();
+        for i in 0u64..200 {
+            let c = committer.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ws = WriteSet::new();
+                ws.insert(TreeId::Bodies, i.to_be_bytes().to_vec(), vec![b'x'; 100]);
+                ws.insert(TreeId::MsgIds, format!("<{i}@t>").into_bytes(), i.to_be_bytes().to_vec());
+                ws.remove(TreeId::Bodies, 1000u64.to_be_bytes().to_vec());
+                c.commit(ws).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        committer.durable().await.unwrap();
+        let flushes = committer.flush_count();
+        assert!((1..=201).contains(&flushes), "{flushes} flushes");
+        assert_eq!(store.tree(TreeId::Bodies).len(), 200);
+        assert_eq!(store.tree(TreeId::MsgIds).get(b"<199@t>").unwrap().as_deref(), Some(&199u64.to_be_bytes()[..]));
     }
 }

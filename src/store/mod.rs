@@ -222,7 +222,7 @@ use sled::Transactional;
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let res = sled::Config::new().path(dir.join("db")).cache_capacity(32 * 1024 * 1024).flush_every_ms(Some(1000)).open();
+        let res = sled::Config::new().path(dir.join("db")).cache_capacity(8 * 1024 * 1024).flush_every_ms(Some(1000)).open();
         match res {
             Ok(db) => return Ok(db),
             // sled reports the lock conflict only as text inside an io::Error.
