@@ -94,7 +94,7 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Waiter>, poisoned: Ar
         flushes.fetch_add(1, Ordering::Relaxed);
         // A failed flush, or a write the disk refused (ENOSPC, EIO), stops all acknowledgements.
         if let Some(Err(e)) = results.iter().find(|r| matches!(r, Err(StoreError::Flush(_) | StoreError::Db(_)))) {
-            tracing::error!(error = %e, "storage failed: no further mail will be acknowledged");
+            tracing::error!(error = %e, "storage failed (flush failed or a write was refused): no further mail will be acknowledged");
             poisoned.store(true, Ordering::SeqCst);
         }
         for (reply, result) in replies.into_iter().zip(results) {
@@ -110,6 +110,11 @@ async fn apply_and_flush(store: &Store, sets: Vec<Option<WriteSet>>, n: usize) -
     let fail = fail_point_active();
     let joined = tokio::task::spawn_blocking(move || {
         let mut results = apply_group(&s, sets);
+        // A write the disk refused means the store is failing (ENOSPC, EIO): do not try to
+        // flush (sled can stall on a full disk); nothing in this group is acknowledged.
+        if let Some(Err(e)) = results.iter().find(|r| r.is_err()).cloned() {
+            return results.iter().map(|_| Err(e.clone())).collect();
+        }
         let flushed = if fail { Err(StoreError::Flush("injected failure (REBOUND_FAIL_FLUSH)".into())) } else { s.flush_blocking() };
         if let Err(e) = flushed {
             results.iter_mut().for_each(|r| *r = Err(e.clone()));
