@@ -4,8 +4,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Layout, Recogniser, scan};
-use crate::bounce::fields::clean_address;
+use super::{Layout, Recogniser, captured_address, scan};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
@@ -20,8 +19,7 @@ static RCPT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn rcpt(line: &str) -> Option<(String, String)> {
-    let addr = clean_address(RCPT.captures(line)?.get(1)?.as_str());
-    (!addr.is_empty()).then(|| (addr, String::new()))
+    captured_address(&RCPT, line)
 }
 
 const LAYOUT: Layout = Layout {

@@ -311,3 +311,10 @@ pub fn smtp_command(text: &str) -> Option<&'static str> {
         _ => "HELO",
     })
 }
+
+/// The address in the first capture group of `re` on `line`, cleaned; for a
+/// [`Layout::rcpt`] whose line carries no diagnostic of its own.
+pub(super) fn captured_address(re: &regex::Regex, line: &str) -> Option<(String, String)> {
+    let addr = crate::bounce::fields::clean_address(re.captures(line)?.get(1)?.as_str());
+    (!addr.is_empty()).then(|| (addr, String::new()))
+}
