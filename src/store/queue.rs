@@ -275,6 +275,28 @@ mod tests {
     }
 
     #[test]
+    fn a_wake_up_over_100k_future_entries_returns_only_what_is_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Timestamp(1_000_000_000);
+        let mut ws = WriteSet::new();
+        for id in 0..100_000u64 {
+            ws.insert(TreeId::Schedule, schedule_key(now.plus(std::time::Duration::from_secs(60 + id)), id).to_vec(), Vec::new());
+            if ws.len() >= 10_000 {
+                store.apply(&std::mem::take(&mut ws)).unwrap();
+            }
+        }
+        for id in [200_001u64, 200_002, 200_003] {
+            ws.insert(TreeId::Schedule, schedule_key(now.minus(std::time::Duration::from_secs(id - 200_000)), id).to_vec(), Vec::new());
+        }
+        store.apply(&ws).unwrap();
+        let due: Vec<u64> = store.due(now, 512).unwrap().into_iter().map(|(_, id)| id).collect();
+        assert_eq!(due, vec![200_003, 200_002, 200_001], "oldest first, nothing from the future");
+        assert_eq!(store.next_due().unwrap(), Some(now.minus(std::time::Duration::from_secs(3))));
+        assert_eq!(store.due(now.plus(std::time::Duration::from_secs(61)), 512).unwrap().len(), 5);
+    }
+
+    #[test]
     fn records_round_trip_and_garbage_is_an_error() {
         let r = rec(7);
         assert_eq!(MessageRecord::decode(&r.encode()).unwrap(), r);
