@@ -78,3 +78,25 @@ async fn history_report_unblock_and_resend_to_a_corrected_address() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot reach"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_import_shows_progress_and_names_the_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(test_config(dir.path())).await;
+    let cli_cfg = dir.path().join("cli.toml");
+    std::fs::write(&cli_cfg, format!("[server]\ndata_dir = {:?}\n[api]\nurl = \"http://{}\"\ntoken = \"test-token\"\n", dir.path().join("data"), d.api_addr)).unwrap();
+    let mut csv = String::from("address,reason\n");
+    for i in 2..=12_001 {
+        csv.push_str(&if i == 7000 { "not-an-address,manual\n".to_string() } else { format!("old{i}@example.com,hard_bounce\n") });
+    }
+    let file = dir.path().join("legacy.csv");
+    std::fs::write(&file, csv).unwrap();
+    let (c, f) = (cli_cfg.clone(), file.clone());
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&c, &["suppressions", "import", f.to_str().unwrap()])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("added 11999"), "{out}");
+    assert!(err.contains("5001/12001 lines imported") && err.contains("12001/12001 lines imported"), "progress: {err}");
+    assert!(err.contains("legacy.csv: line 7000:"), "the bad record is named by file and line: {err}");
+    assert!(d.relay.store.suppression("old11999@example.com").unwrap().is_some());
+    d.stop().await;
+}

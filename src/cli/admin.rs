@@ -186,12 +186,68 @@ async fn import(api: &ApiClient, out: &mut Out<'_>, file: std::path::PathBuf, fo
         None => file.extension().is_some_and(|e| e == "jsonl" || e == "ndjson" || e == "json"),
     };
     let ct = if jsonl { "application/x-ndjson" } else { "text/csv" };
-    let v = api.send(Method::POST, "/v1/suppressions/import", Some((ct, data))).await?.json()?;
-    for e in v["errors"].as_array().into_iter().flatten() {
-        eprintln!("{}: {}", file.display(), cell(e));
+    let chunks = import_chunks(&data, jsonl);
+    let total_lines = data.iter().filter(|&&b| b == b'\n').count().max(1);
+    let (mut added, mut unchanged, mut errors) = (0u64, 0u64, Vec::new());
+    for chunk in &chunks {
+        let v = api.send(Method::POST, "/v1/suppressions/import", Some((ct, chunk.body.clone()))).await?.json()?;
+        added += v["added"].as_u64().unwrap_or(0);
+        unchanged += v["unchanged"].as_u64().unwrap_or(0);
+        errors.extend(v["errors"].as_array().into_iter().flatten().map(|e| chunk.file_line(&cell(e))));
+        if chunks.len() > 1 {
+            eprintln!("{}: {}/{} lines imported", file.display(), chunk.last_line.min(total_lines), total_lines);
+        }
     }
-    print_or(out, &v, || format!("added {}, unchanged {}, refused {}", v["added"], v["unchanged"], v["errors"].as_array().map(Vec::len).unwrap_or(0)));
+    for e in &errors {
+        eprintln!("{}: {e}", file.display());
+    }
+    let v = json!({"added": added, "unchanged": unchanged, "errors": errors});
+    print_or(out, &v, || format!("added {added}, unchanged {unchanged}, refused {}", errors.len()));
     Ok(())
+}
+
+/// One request's worth of an import file, and where it sits in the file.
+struct Chunk {
+    body: Vec<u8>,
+    /// File line of the chunk's first record, minus one; and whether a header line was repeated on top.
+    offset: usize,
+    header: bool,
+    last_line: usize,
+}
+
+impl Chunk {
+    /// Rewrites the server's `line N: ...` (counted in the chunk) to the file's line.
+    fn file_line(&self, e: &str) -> String {
+        let Some((n, rest)) = e.strip_prefix("line ").and_then(|r| r.split_once(':')) else { return e.to_string() };
+        match n.parse::<usize>() {
+            Ok(n) => format!("line {}:{rest}", self.offset + n - usize::from(self.header)),
+            Err(_) => e.to_string(),
+        }
+    }
+}
+
+/// Records per request when importing, so long imports show progress.
+const IMPORT_CHUNK_LINES: usize = 5_000;
+
+/// Splits an import file on line boundaries (JSON lines, or CSV without quoted cells, where a
+/// line is a record), repeating a CSV header line on every chunk; anything else is one chunk.
+fn import_chunks(data: &[u8], jsonl: bool) -> Vec<Chunk> {
+    let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
+    if lines.len() <= IMPORT_CHUNK_LINES || (!jsonl && data.contains(&b'"')) {
+        return vec![Chunk { body: data.to_vec(), offset: 0, header: false, last_line: lines.len() }];
+    }
+    let header = !jsonl && lines.first().is_some_and(|l| String::from_utf8_lossy(l).trim_start().to_ascii_lowercase().starts_with("address"));
+    let start = usize::from(header);
+    lines[start..]
+        .chunks(IMPORT_CHUNK_LINES)
+        .enumerate()
+        .map(|(i, part)| {
+            let mut body = if header { lines[0].to_vec() } else { Vec::new() };
+            part.iter().for_each(|l| body.extend_from_slice(l));
+            let offset = start + i * IMPORT_CHUNK_LINES;
+            Chunk { body, offset, header, last_line: offset + part.len() }
+        })
+        .collect()
 }
 
 async fn ingest(api: &ApiClient, out: &mut Out<'_>, files: Vec<std::path::PathBuf>) -> Res {
@@ -211,4 +267,26 @@ async fn ingest(api: &ApiClient, out: &mut Out<'_>, files: Vec<std::path::PathBu
         print_or(out, &v, || format!("{}: {}", f.display(), cell(&v["result"])));
     }
     failed.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+
+    #[test]
+    fn chunks_repeat_the_header_and_map_lines_back_to_the_file() {
+        let mut csv = String::from("address,reason\n");
+        for i in 0..12_000 {
+            csv.push_str(&format!("u{i}@example.com,manual\n"));
+        }
+        let chunks = import_chunks(csv.as_bytes(), false);
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks.iter().all(|c| c.body.starts_with(b"address,reason\n")));
+        // Chunk 2's line 2 (after its repeated header) is file line 2 + 5000.
+        assert_eq!(chunks[1].file_line("line 2: bad address"), "line 5002: bad address");
+        assert_eq!(chunks[0].file_line("line 2: x"), "line 2: x");
+        assert_eq!(chunks[2].last_line, 12_001);
+        // Quoted CSV (a cell may hold a newline) is never split.
+        assert_eq!(import_chunks(b"\"a\nb\"@x.com\n".repeat(6000).as_slice(), false).len(), 1);
+    }
 }
