@@ -11,7 +11,7 @@ use crate::disposition::{fill, suppress};
 use crate::model::{Class, Event, EventKind, Source, Status, SuppressionReason};
 use crate::relay::Relay;
 use crate::store::queue::MessageRecord;
-use crate::store::{StoreError, TreeId, WriteSet};
+use crate::store::{StoreError, WriteSet};
 use crate::verp::VerpError;
 
 /// At most this many recipients of one report are acted on (a report naming
@@ -65,8 +65,7 @@ fn find_target(relay: &Relay, raw: &[u8], report: &BounceReport, envelope_rcpt: 
     }
     let mid = report.original_message_id.clone().or_else(|| report.original.message_id.clone());
     if let Some(mid) = mid {
-        if let Some(id) = relay.store.tree(TreeId::MsgIds).get(mid.trim().as_bytes())? {
-            let id = u64::from_be_bytes(id.as_ref().try_into().unwrap_or([0; 8]));
+        if let Some(id) = relay.store.message_by_message_id(&mid)? {
             if let Some(rec) = relay.store.message(id)? {
                 return Ok(Target::ByMessageId(rec));
             }

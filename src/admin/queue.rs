@@ -107,9 +107,7 @@ pub fn list_queue(relay: &Relay, all: bool, cursor: Option<&str>, limit: usize) 
 fn load(relay: &Relay, id: &str) -> Result<MessageRecord, AdminError> {
     let id = id.trim();
     let n = if id.starts_with('<') && id.ends_with('>') {
-        let found = relay.store.tree(crate::store::TreeId::MsgIds).get(id.as_bytes()).map_err(crate::store::StoreError::from)?;
-        let bytes = found.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {id}")))?;
-        u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| AdminError::NotFound(format!("no message with Message-ID {id}")))?)
+        relay.store.message_by_message_id(id)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {id}")))?
     } else {
         parse_id(id)?
     };

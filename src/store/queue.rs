@@ -165,6 +165,12 @@ impl Store {
         }
     }
 
+    /// The queue id of the message with this `Message-ID` (as stored, angle brackets included).
+    pub fn message_by_message_id(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
+        let found = self.tree(TreeId::MsgIds).get(message_id.trim().as_bytes())?;
+        Ok(found.and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
     pub fn body(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree(TreeId::Bodies).get(id.to_be_bytes())?.map(|v| v.to_vec()))
     }
