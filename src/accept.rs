@@ -141,7 +141,7 @@ pub fn queue_message(relay: &Relay, new: NewMessage, ws: &mut WriteSet, events: 
             Some(s) => {
                 let mut ev = base_event(EventKind::Dropped, now, &rec, &address);
                 ev.source = Some(new.source);
-                ev.diagnostic = Some(format!("suppressed ({}) since {}", s.reason, s.time));
+                ev.diagnostic = Some(suppressed_since(&s));
                 events.push(relay.record(ws, ev)?);
                 Status::Dropped
             }
@@ -171,6 +171,11 @@ pub fn base_event(kind: EventKind, now: crate::time::Timestamp, rec: &MessageRec
     ev.recipient = Some(rcpt.to_string());
     ev.source = Some(Source::Smtp);
     ev
+}
+
+/// The diagnostic of a `dropped` event: why the address is suppressed, and since when.
+pub fn suppressed_since(s: &crate::model::Suppression) -> String {
+    format!("suppressed ({}) since {}", s.reason, s.time)
 }
 
 /// Returns the body with a `Message-ID` (added at the top when missing) and that id.

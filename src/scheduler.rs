@@ -149,10 +149,9 @@ fn drop_newly_suppressed(relay: &Relay, rec: &mut MessageRecord, now: Timestamp)
         }
         let Some(s) = relay.store.suppression(&rec.recipients[i].address)? else { continue };
         rec.recipients[i].status = Status::Dropped;
-        let mut ev = crate::model::Event::new(crate::model::EventKind::Dropped, now);
-        crate::disposition::fill(&mut ev, rec, i);
+        let mut ev = crate::accept::base_event(crate::model::EventKind::Dropped, now, rec, &rec.recipients[i].address);
         ev.source = Some(crate::model::Source::Scheduler);
-        ev.diagnostic = Some(format!("suppressed ({}) since {} while queued", s.reason, s.time));
+        ev.diagnostic = Some(format!("{} while queued", crate::accept::suppressed_since(&s)));
         events.push(relay.record(&mut ws, ev)?);
     }
     Ok((ws, events))
