@@ -24,8 +24,8 @@ pub async fn ingest(State(relay): State<Arc<Relay>>, body: Bytes) -> Result<Resp
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body: expected a raw RFC 5322 message"));
     }
     let mut ws = WriteSet::new();
-    let events = crate::returned::ingest(&relay, &body, None, &mut ws).map_err(internal)?;
-    relay.commit(ws, &events).await.map_err(internal)?;
+    let events = crate::returned::ingest(&relay, &body, None, &mut ws)?;
+    relay.commit(ws, &events).await?;
     Ok((StatusCode::OK, axum::Json(json!({ "events": events }))).into_response())
 }
 
@@ -36,8 +36,4 @@ pub async fn metrics(State(relay): State<Arc<Relay>>) -> Response {
         .map(|s| SmtpGauges { sessions_total: s.sessions_total.load(Ordering::Relaxed), sessions_active: s.sessions_active.load(Ordering::Relaxed) })
         .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&relay, gauges)).into_response()
-}
-
-fn internal(e: crate::store::StoreError) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string())
 }
