@@ -54,13 +54,13 @@ pub async fn run(relay: Arc<Relay>, secret: Vec<u8>, shutdown: CancellationToken
 /// `None` on shutdown.
 async fn next_batch(relay: &Relay, shutdown: &CancellationToken) -> Option<Vec<Event>> {
     let cfg = &relay.cfg.webhooks;
-    if relay.store.outbox_len() == 0 {
+    if !relay.store.outbox_holds(1) {
         tokio::select! {
             _ = shutdown.cancelled() => return None,
             _ = relay.webhook_wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
-        if relay.store.outbox_len() < cfg.batch_size {
+        if !relay.store.outbox_holds(cfg.batch_size) {
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(cfg.batch_wait.0) => {}

@@ -214,6 +214,12 @@ impl Store {
         Ok(out)
     }
 
+    /// True when the webhook outbox holds at least `n` events; reads at most `n` keys
+    /// (`outbox_len` counts the whole tree, which grows during a receiver outage).
+    pub fn outbox_holds(&self, n: usize) -> bool {
+        self.tree(TreeId::Outbox).iter().keys().take(n).count() >= n
+    }
+
     pub fn outbox_len(&self) -> usize {
         self.tree(TreeId::Outbox).len()
     }
