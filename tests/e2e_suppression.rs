@@ -10,13 +10,7 @@ use rebound::model::EventKind;
 use support_daemon::*;
 
 async fn api(d: &rebound::daemon::Running, method: &str, path: &str, body: &str) -> u16 {
-    let mut s = tokio::net::TcpStream::connect(d.api_addr).await.unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer test-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out.split(' ').nth(1).unwrap().parse().unwrap()
+    api_request(d.api_addr, method, path, Some("test-token"), body).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

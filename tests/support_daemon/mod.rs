@@ -85,3 +85,17 @@ pub async fn wait_for(r: &Running, rcpt: &str, kinds: &[EventKind], within: Dura
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// One HTTP/1.1 request to the admin API over a raw socket: `(status, body)`.
+/// `token` adds the bearer header; a non-empty `body` is sent as JSON.
+pub async fn api_request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code = out.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
