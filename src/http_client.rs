@@ -111,11 +111,11 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            .unwrap_or_else(|_| rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider())).with_protocol_versions(&[&rustls::version::TLS13]).expect("TLS 1.3 is supported by ring").with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
+            .expect("ring supports rustls' default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         Arc::new(cfg)
     })
     .clone()
