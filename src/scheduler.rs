@@ -217,7 +217,7 @@ async fn deliver_groups<D: Deliver>(relay: &Relay, transport: &D, rec: &MessageR
         }
     });
     let mut out = Vec::new();
-    for group in join_all(futures).await {
+    for group in futures_util::future::join_all(futures).await {
         out.extend(group);
     }
     out
@@ -236,23 +236,4 @@ pub fn envelope_sender(relay: &Relay, rec: &MessageRecord, index: usize, now: Ti
         return String::new();
     }
     relay.verp.address(&VerpTag { queue_id: rec.id, rcpt_index: index as u16, issued: now })
-}
-
-/// Awaits futures concurrently on the current task.
-async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = (0..futs.len()).map(|_| None).collect();
-    let mut pending: Vec<_> = futs.into_iter().enumerate().collect();
-    std::future::poll_fn(|cx| {
-        pending.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
-            std::task::Poll::Ready(v) => {
-                outputs[*i] = Some(v);
-                false
-            }
-            std::task::Poll::Pending => true,
-        });
-        if pending.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
