@@ -30,6 +30,7 @@ pub mod bounce;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod constant_time;
 pub mod daemon;
 pub mod disposition;
 pub mod dsn;

@@ -98,7 +98,7 @@ impl Verp {
         let (payload, mac) = bytes.split_at(12);
         let full = hmac::sign(&self.key, payload);
         // Constant-time comparison of the truncated MAC.
-        if !constant_time_eq(&full.as_ref()[..MAC_LEN], mac) {
+        if !crate::constant_time::eq(&full.as_ref()[..MAC_LEN], mac) {
             return Err(VerpError::BadMac);
         }
         let queue_id = u64::from_be_bytes(payload[..8].try_into().map_err(|_| VerpError::Malformed)?);
@@ -110,11 +110,6 @@ impl Verp {
         }
         Ok(VerpTag { queue_id, rcpt_index, issued })
     }
-}
-
-/// Compares without an early exit, so timing does not reveal how much of a MAC matched.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The day number (since 2020-01-01) a tag or token records for `t`.

@@ -23,7 +23,7 @@ pub fn api_token(cfg: &Config) -> Result<String, RelayError> {
 /// What the guards check against.
 #[derive(Clone)]
 pub struct Guard {
-    token_digest: Arc<[u8; 32]>,
+    token_digest: Arc<[u8]>,
     hosts: Arc<Vec<String>>,
 }
 
@@ -31,13 +31,6 @@ impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard").field("hosts", &self.hosts).finish_non_exhaustive()
     }
-}
-
-fn digest(b: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, b);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
 }
 
 impl Guard {
@@ -51,13 +44,12 @@ impl Guard {
         if let Some(h) = cfg.api.url.as_deref().and_then(url_host) {
             hosts.push(h);
         }
-        Guard { token_digest: Arc::new(digest(token.as_bytes())), hosts: Arc::new(hosts) }
+        Guard { token_digest: Arc::from(crate::constant_time::sha256(token.as_bytes()).as_ref()), hosts: Arc::new(hosts) }
     }
 
     /// Constant-time check of a presented token (both sides hashed to equal length first).
     pub fn token_ok(&self, presented: &str) -> bool {
-        let d = digest(presented.as_bytes());
-        d.iter().zip(self.token_digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        crate::constant_time::eq(crate::constant_time::sha256(presented.as_bytes()).as_ref(), &self.token_digest)
     }
 
     /// True for the configured address(es) and loopback names on any port.

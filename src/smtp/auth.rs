@@ -9,6 +9,7 @@ use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 use super::session::{End, Phase, Session};
 use crate::config::SmtpUser;
 use crate::intake::Intake;
+use crate::constant_time::secrets_eq;
 
 /// Failed attempts before the session is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
@@ -137,19 +138,13 @@ impl<I: Intake> Session<I> {
 pub fn credentials_match(users: &[SmtpUser], user: &str, pass: &[u8]) -> bool {
     let mut found = false;
     for u in users {
-        let name_ok = ct_eq(u.name.as_bytes(), user.as_bytes());
-        let pass_ok = ct_eq(u.password.expose().as_bytes(), pass);
+        let name_ok = secrets_eq(u.name.as_bytes(), user.as_bytes());
+        let pass_ok = secrets_eq(u.password.expose().as_bytes(), pass);
         found |= name_ok & pass_ok;
     }
     found
 }
 
-/// Constant-time equality over SHA-256 digests, so lengths leak nothing either.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let da = ring::digest::digest(&ring::digest::SHA256, a);
-    let db = ring::digest::digest(&ring::digest::SHA256, b);
-    da.as_ref().iter().zip(db.as_ref()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 #[cfg(test)]
 mod tests {

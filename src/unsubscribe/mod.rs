@@ -19,7 +19,8 @@ use crate::relay::Relay;
 use crate::store::queue::MessageRecord;
 use crate::store::{StoreError, WriteSet};
 use crate::time::Timestamp;
-use crate::verp::{MAC_LEN, Verp, base32, constant_time_eq, day_of, day_start, unbase32};
+use crate::constant_time;
+use crate::verp::{MAC_LEN, Verp, base32, day_of, day_start, unbase32};
 
 /// Domain separation: tokens are MACed as `CONTEXT ‖ payload`.
 const CONTEXT: &[u8] = b"rebound-unsubscribe-v1\0";
@@ -72,7 +73,7 @@ pub fn verify_token(verp: &Verp, token: &str, now: Timestamp, max_age: std::time
         return Err(TokenError::Malformed);
     }
     let (p, mac) = bytes.split_at(PAYLOAD_LEN);
-    if !constant_time_eq(&verp.mac(CONTEXT, p), mac) {
+    if !constant_time::eq(&verp.mac(CONTEXT, p), mac) {
         return Err(TokenError::BadMac);
     }
     let queue_id = u64::from_be_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
