@@ -93,7 +93,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     let mut tasks = vec![
         tokio::spawn(smtp.serve(smtp_listeners, shutdown.clone())),
         tokio::spawn(crate::scheduler::run(relay.clone(), deliverer, shutdown.clone(), attempts.clone())),
-        tokio::spawn(serve_api(relay.clone(), smtp_stats.clone(), api_listener, shutdown.clone())),
+        tokio::spawn(serve_api(relay.clone(), api_listener, shutdown.clone())),
         tokio::spawn(retention_loop(relay.clone(), shutdown.clone())),
     ];
     if let Some(listener) = unsub_listener {
@@ -129,8 +129,7 @@ fn bind_smtp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(SMTP_BACKLOG)
 }
 
-async fn serve_api(relay: Arc<Relay>, stats: Arc<SmtpStats>, listener: TcpListener, shutdown: CancellationToken) {
-    let _ = stats;
+async fn serve_api(relay: Arc<Relay>, listener: TcpListener, shutdown: CancellationToken) {
     if let Err(e) = crate::api::serve(relay, listener, shutdown).await {
         tracing::error!(error = %e, "admin API stopped");
     }

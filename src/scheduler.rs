@@ -103,7 +103,7 @@ async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestam
         None => return expire_without_body(relay, &mut rec, now).await,
     };
     let (dropped_ws, mut dropped) = drop_newly_suppressed(relay, &mut rec, now)?;
-    let groups = pending_by_domain(relay, &rec);
+    let groups = pending_by_domain(&rec);
     let started = Instant::now();
     let outcomes = deliver_groups(relay, transport, &rec, groups, body).await;
     relay.counters.observe_attempt(started.elapsed().as_millis() as u64);
@@ -187,8 +187,7 @@ async fn expire_without_body(relay: &Relay, rec: &mut MessageRecord, now: Timest
 }
 
 /// Pending recipients (queued or deferred) grouped by normalised domain: (index, address).
-fn pending_by_domain(relay: &Relay, rec: &MessageRecord) -> BTreeMap<String, Vec<(usize, Address)>> {
-    let _ = relay;
+fn pending_by_domain(rec: &MessageRecord) -> BTreeMap<String, Vec<(usize, Address)>> {
     let mut groups: BTreeMap<String, Vec<(usize, Address)>> = BTreeMap::new();
     for (i, r) in rec.recipients.iter().enumerate() {
         if matches!(r.status, Status::Queued | Status::Deferred)
