@@ -65,10 +65,10 @@ fn find_target(relay: &Relay, raw: &[u8], report: &BounceReport, envelope_rcpt: 
     }
     let mid = report.original_message_id.clone().or_else(|| report.original.message_id.clone());
     if let Some(mid) = mid {
-        if let Some(id) = relay.store.message_by_message_id(&mid)? {
-            if let Some(rec) = relay.store.message(id)? {
-                return Ok(Target::ByMessageId(rec));
-            }
+        if let Some(id) = relay.store.message_by_message_id(&mid)?
+            && let Some(rec) = relay.store.message(id)?
+        {
+            return Ok(Target::ByMessageId(rec));
         }
         return Ok(Target::Untrusted(format!("no message of ours has Message-ID {mid}")));
     }
