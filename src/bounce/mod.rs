@@ -326,14 +326,21 @@ fn finalise(r: &mut RecipientReport) {
         {
             (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");
         }
-        (r.reason, r.rule) = by_stage(r.smtp_command, r.reason, r.rule);
+        (r.reason, r.rule) = by_stage(r.smtp_command, r.status, r.reason, r.rule);
     }
     r.class = class_of(r);
 }
 
 /// A recipient refused only after DATA was accepted at RCPT: the refusal is a filter. A failure
 /// at MAIL FROM is about the sender; one at connection or greeting time is about the client.
-fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reason, &'static str) {
+/// A "user unknown" text under X.2.1 ("mailbox disabled", RFC 3463) names a mailbox that exists
+/// but is switched off, unless the server said it in answer to RCPT.
+fn by_stage(
+    command: Option<&str>,
+    status: Option<EnhancedCode>,
+    reason: Reason,
+    rule: &'static str,
+) -> (Reason, &'static str) {
     use Reason::*;
     if !rule.starts_with("text.") && !rule.starts_with("reply.") && rule != "none" {
         return (reason, rule);
@@ -349,6 +356,11 @@ fn by_stage(command: Option<&str>, reason: Reason, rule: &'static str) -> (Reaso
             (Filtered, "stage.data")
         }
         (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull) => (Rejected, "stage.mail"),
+        (cmd, UserUnknown)
+            if cmd != Some("RCPT") && status.is_some_and(|s| (s.subject, s.detail) == (2, 1)) =>
+        {
+            (Suspend, "code.x.2.1.disabled")
+        }
         _ => (reason, rule),
     }
 }

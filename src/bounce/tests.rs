@@ -104,3 +104,30 @@ recipients. This is a permanent error. The following address(es) failed:\n\n\
     assert_eq!(rc.smtp_command, Some("HELO"));
     assert_eq!((rc.reason, rc.rule), (Reason::Blocked, "stage.helo"));
 }
+
+/// A DSN for one recipient with `status` and a Postfix-style diagnostic ending in `tail`.
+fn dsn_with(status: &str, tail: &str) -> Vec<u8> {
+    format!(
+        "From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n--B\nContent-Type: message/delivery-status\n\n\
+Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; user@example.net\nAction: failed\nStatus: {status}\n\
+Diagnostic-Code: smtp; 550 {status} <user@example.net>... User Unknown{tail}\n\n--B--\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn user_unknown_under_mailbox_disabled_is_a_suspension_unless_refused_at_rcpt() {
+    let r = parse(&dsn_with("5.2.1", ""));
+    let rc = &r.recipients[0];
+    assert_eq!(
+        (rc.class, rc.reason, rc.rule),
+        (Class::Soft, Reason::Suspend, "code.x.2.1.disabled")
+    );
+    let r = parse(&dsn_with("5.2.1", " (in reply to RCPT TO command)"));
+    let rc = &r.recipients[0];
+    assert_eq!(rc.smtp_command, Some("RCPT"));
+    assert_eq!((rc.class, rc.reason), (Class::Hard, Reason::UserUnknown));
+    let r = parse(&dsn_with("5.1.1", ""));
+    assert_eq!(r.recipients[0].reason, Reason::UserUnknown);
+}

@@ -141,7 +141,10 @@ mod tests {
         let r = generic(&Context::build(raw)).unwrap();
         assert_eq!(r[0].recipient.as_deref(), Some("5550100@gw.test"));
         assert!(
-            r[0].diagnostic.as_deref().unwrap().contains("No such mailbox"),
+            r[0].diagnostic
+                .as_deref()
+                .unwrap()
+                .contains("No such mailbox"),
             "{:?}",
             r[0].diagnostic
         );
