@@ -333,8 +333,9 @@ fn finalise(r: &mut RecipientReport) {
 
 /// A recipient refused only after DATA was accepted at RCPT: the refusal is a filter. A failure
 /// at MAIL FROM is about the sender; one at connection or greeting time is about the client.
-/// A "user unknown" text under X.2.1 ("mailbox disabled", RFC 3463) names a mailbox that exists
-/// but is switched off, unless the server said it in answer to RCPT.
+/// A "user unknown" text under a code naming another cause, and not said in answer to RCPT, is
+/// not proof the mailbox is gone: under X.2.1 ("mailbox disabled", RFC 3463) the mailbox exists
+/// but is switched off; under X.3.x (mail system) or X.7.x (policy) a filter used the wording.
 fn by_stage(
     command: Option<&str>,
     status: Option<EnhancedCode>,
@@ -356,11 +357,11 @@ fn by_stage(
             (Filtered, "stage.data")
         }
         (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull) => (Rejected, "stage.mail"),
-        (cmd, UserUnknown)
-            if cmd != Some("RCPT") && status.is_some_and(|s| (s.subject, s.detail) == (2, 1)) =>
-        {
-            (Suspend, "code.x.2.1.disabled")
-        }
+        (cmd, UserUnknown) if cmd != Some("RCPT") => match status.map(|s| (s.subject, s.detail)) {
+            Some((2, 1)) => (Suspend, "code.x.2.1.disabled"),
+            Some((3 | 7, _)) => (Filtered, "code.x.3-7.filtered"),
+            _ => (reason, rule),
+        },
         _ => (reason, rule),
     }
 }

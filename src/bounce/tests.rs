@@ -117,7 +117,7 @@ Diagnostic-Code: smtp; 550 {status} <user@example.net>... User Unknown{tail}\n\n
 }
 
 #[test]
-fn user_unknown_under_mailbox_disabled_is_a_suspension_unless_refused_at_rcpt() {
+fn user_unknown_under_another_cause_code_is_not_hard_unless_refused_at_rcpt() {
     let r = parse(&dsn_with("5.2.1", ""));
     let rc = &r.recipients[0];
     assert_eq!(
@@ -130,4 +130,17 @@ fn user_unknown_under_mailbox_disabled_is_a_suspension_unless_refused_at_rcpt() 
     assert_eq!((rc.class, rc.reason), (Class::Hard, Reason::UserUnknown));
     let r = parse(&dsn_with("5.1.1", ""));
     assert_eq!(r.recipients[0].reason, Reason::UserUnknown);
+    let r = parse(&dsn_with("5.7.1", ""));
+    assert_eq!(
+        (r.recipients[0].class, r.recipients[0].reason),
+        (Class::Block, Reason::Filtered)
+    );
+}
+
+#[test]
+fn a_transcript_naming_smtp_rcpt_gives_the_stage() {
+    assert_eq!(
+        recognisers::smtp_command("SMTP:RCPT host 192.0.2.8: 553 5.3.0 No such user"),
+        Some("RCPT")
+    );
 }

@@ -295,7 +295,7 @@ pub fn is_system_address(a: &str) -> bool {
 }
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:>>>\s*|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)")
+    Regex::new(r"(?i)(?:>>>\s*|(?-u:\b)smtp:|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)")
         .expect("static regex")
 });
 
