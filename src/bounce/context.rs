@@ -30,6 +30,8 @@ pub struct Context {
     pub body: String,
     /// `body` with ASCII letters lower-cased (same byte offsets), for fast substring tests.
     pub body_lower: String,
+    /// Where the original-message marker line starts in `body`, if there is one.
+    pub marker: Option<usize>,
     /// Each `message/delivery-status` part, as text.
     pub dsn: Vec<String>,
     /// The `message/feedback-report` part, as text.
@@ -68,7 +70,15 @@ impl Context {
             ctx.body = degraded(raw).body;
         }
         ctx.body_lower = ctx.body.to_ascii_lowercase();
+        ctx.marker = super::recognisers::marker_line(&ctx.body, &ctx.body_lower);
         ctx
+    }
+
+    /// The notification part of the text: everything before the quoted original.
+    pub fn notification(&self) -> &str {
+        self.marker
+            .and_then(|end| self.body.get(..end))
+            .unwrap_or(&self.body)
     }
 
     /// The first top-level header named `name`.
@@ -261,7 +271,8 @@ pub fn unfold(v: &str) -> String {
             out.push_str(line.trim_start());
         }
     }
-    out.trim_end().to_string()
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// Very small HTML-to-text: drops tags, turns block ends into new lines, decodes a few entities.

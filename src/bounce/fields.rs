@@ -154,16 +154,22 @@ pub fn squeeze(s: &str) -> String {
     out
 }
 
-/// Case-insensitive ASCII substring test.
+/// True when `haystack` contains `needle`, ASCII case-insensitively.
 pub fn contains_ci(haystack: &str, needle: &str) -> bool {
-    let n = needle.as_bytes();
-    if n.is_empty() {
-        return true;
-    }
-    haystack
-        .as_bytes()
-        .windows(n.len())
-        .any(|w| w.eq_ignore_ascii_case(n))
+    find_ci(haystack, needle).is_some()
+}
+
+/// Byte offset of the first ASCII-case-insensitive occurrence of `needle` in `haystack`.
+pub fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else {
+        return Some(0);
+    };
+    let last_start = h.len().checked_sub(n.len())?;
+    // Only positions that start with the needle's first letter (either case) are compared.
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lower, upper, &h[..=last_start])
+        .find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 #[cfg(test)]

@@ -216,8 +216,8 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
 /// Which SMTP command each failure answered: from its diagnostic, the text about it, or the
 /// whole notification when that names only one.
 fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
-    let text = recognisers::notification_in(&ctx.body, &ctx.body_lower);
-    let whole = recognisers::smtp_command(text);
+    let text = ctx.notification();
+    let whole = std::cell::OnceCell::new();
     let look_near = recipients.len() <= MAX_TEXT_LOOKUPS;
     for r in recipients.iter_mut() {
         let near = || recognisers::text_near(text, r.recipient.as_deref());
@@ -232,7 +232,7 @@ fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
                     None
                 }
             })
-            .or(whole);
+            .or_else(|| *whole.get_or_init(|| recognisers::smtp_command(text)));
     }
 }
 
@@ -241,7 +241,7 @@ fn fill_original(ctx: &Context, report: &mut BounceReport) {
     let fields: &[Field] = match &ctx.original {
         Some(f) => f,
         None => {
-            text_fields = recognisers::original_in_text(&ctx.body);
+            text_fields = recognisers::original_in_text(&ctx.body, ctx.marker);
             &text_fields
         }
     };

@@ -53,7 +53,7 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
             .headers_named("x-failed-recipients")
             .flat_map(all_addresses)
             .collect();
-        let text = super::notification_in(&ctx.body, &ctx.body_lower);
+        let text = ctx.notification();
         found = failed
             .into_iter()
             .map(|a| {

@@ -2,10 +2,7 @@
 //! recipients are taken from `X-Failed-Recipients`, the quoted original's To/Cc, or the addresses
 //! named in the notification, each with the text around it.
 
-use super::{
-    is_header_line, is_system_address, looks_like_bounce, notification_in, original_in_text,
-    text_near,
-};
+use super::{is_header_line, is_system_address, looks_like_bounce, original_in_text, text_near};
 use crate::bounce::fields::{Field, all_addresses, field, find_address, find_reply_code, squeeze};
 use crate::bounce::{Context, RecipientReport};
 use crate::classify::match_text;
@@ -19,12 +16,12 @@ pub fn generic(ctx: &Context) -> Option<Vec<RecipientReport>> {
     if !looks_like_bounce(ctx) {
         return None;
     }
-    let region = notification_in(&ctx.body, &ctx.body_lower);
+    let region = ctx.notification();
     let quoted;
     let original: &[Field] = match &ctx.original {
         Some(o) => o,
         None => {
-            quoted = original_in_text(&ctx.body);
+            quoted = original_in_text(&ctx.body, ctx.marker);
             &quoted
         }
     };

@@ -16,7 +16,7 @@ fn detect(ctx: &Context) -> bool {
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    let text = super::notification_in(&ctx.body, &ctx.body_lower);
+    let text = ctx.notification();
     let diag: String = text
         .lines()
         .find(|l| l.contains("group you tried to"))

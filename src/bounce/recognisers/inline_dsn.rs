@@ -16,7 +16,7 @@ pub(super) fn detect(ctx: &Context) -> bool {
 }
 
 pub(super) fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    let text = super::notification_in(&ctx.body, &ctx.body_lower);
+    let text = ctx.notification();
     let lower = text.to_ascii_lowercase();
     // Start at the first DSN-looking field so the prose before it is not taken for a group.
     let start = [

@@ -168,7 +168,9 @@ pub fn bare(line: &str) -> Option<(String, String)> {
 /// The text about `addr` in `body`: its line and the lines after it up to a blank line.
 pub fn text_near(body: &str, addr: Option<&str>) -> Option<String> {
     let addr = addr?;
-    let mut lines = body.lines().skip_while(|l| !contains_ci(l, addr));
+    let at = crate::bounce::fields::find_ci(body, addr)?;
+    let start = body.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let mut lines = body.get(start..)?.lines();
     let first = lines.next()?;
     let mut out = first.trim().to_string();
     for l in lines.take(8).take_while(|l| !l.trim().is_empty()) {
@@ -182,10 +184,10 @@ pub fn text_near(body: &str, addr: Option<&str>) -> Option<String> {
     (out.len() > addr.len() + 4).then_some(out)
 }
 
-/// Header fields of an original message quoted in the text after a marker, if any.
-pub fn original_in_text(body: &str) -> Vec<Field> {
-    let lower = body.to_ascii_lowercase();
-    let Some(start) = marker_line(body, &lower) else {
+/// Header fields of an original message quoted in the text after the marker line starting at
+/// `marker` (see [`marker_line`]), if any.
+pub fn original_in_text(body: &str, marker: Option<usize>) -> Vec<Field> {
+    let Some(start) = marker else {
         return Vec::new();
     };
     let rest = &body[start..];
@@ -235,7 +237,7 @@ static MARKER_FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> = LazyLock
 
 /// Byte offset of the start of the first line carrying an original-message marker, given the
 /// ASCII-lower-cased text.
-fn marker_line(text: &str, lower: &str) -> Option<usize> {
+pub(crate) fn marker_line(text: &str, lower: &str) -> Option<usize> {
     let at = MARKER_FINDERS
         .iter()
         .filter_map(|f| f.find(lower.as_bytes()))

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Recogniser, bare, merge, notification_in};
+use super::{Recogniser, bare, merge};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
@@ -29,7 +29,7 @@ fn detect(ctx: &Context) -> bool {
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    let text = notification_in(&ctx.body, &ctx.body_lower);
+    let text = ctx.notification();
     let found = admin_pairs(text);
     (!found.is_empty()).then(|| merge(found))
 }
