@@ -119,13 +119,7 @@ impl Context {
 
 fn from_message(msg: &Message<'_>) -> Context {
     let mut ctx = Context {
-        headers: msg
-            .headers_raw()
-            .map(|(n, v)| Field {
-                name: n.to_string(),
-                value: unfold(v),
-            })
-            .collect(),
+        headers: fields_of(msg),
         subject: msg.subject().unwrap_or("").to_string(),
         ..Context::default()
     };
@@ -148,6 +142,27 @@ fn from_message(msg: &Message<'_>) -> Context {
         ctx.body = ctx.dsn.join("\n");
     }
     ctx
+}
+
+/// Trace and signature fields: long, numerous, and never read by a recogniser.
+const SKIPPED_FIELDS: [&str; 6] = [
+    "received",
+    "dkim-signature",
+    "arc-seal",
+    "arc-message-signature",
+    "arc-authentication-results",
+    "authentication-results",
+];
+
+/// A message's header fields, unfolded, without the trace and signature fields.
+fn fields_of(msg: &Message<'_>) -> Vec<Field> {
+    msg.headers_raw()
+        .filter(|(n, _)| !SKIPPED_FIELDS.iter().any(|s| n.eq_ignore_ascii_case(s)))
+        .map(|(n, v)| Field {
+            name: n.to_string(),
+            value: unfold(v),
+        })
+        .collect()
 }
 
 fn collect_part(ctx: &mut Context, html: &mut String, part: &mail_parser::MessagePart<'_>) {
@@ -186,14 +201,7 @@ fn collect_part(ctx: &mut Context, html: &mut String, part: &mail_parser::Messag
             }
         }
         PartType::Message(m) => {
-            let fields = m
-                .headers_raw()
-                .map(|(n, v)| Field {
-                    name: n.to_string(),
-                    value: unfold(v),
-                })
-                .collect();
-            set_original(ctx, fields);
+            set_original(ctx, fields_of(m));
         }
         PartType::Multipart(_) => {}
     }

@@ -94,21 +94,7 @@ pub const ORIGINAL_MARKERS: &[&str] = &[
 /// Scans `body` with a family layout into unclassified recipient records.
 pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
     let mut out: Vec<(String, String, bool)> = Vec::new();
-    let mut active = layout.start.is_empty();
-    for line in body.lines() {
-        let lower = line.to_ascii_lowercase();
-        if !active {
-            active = layout.start.iter().any(|m| lower.contains(m));
-            continue;
-        }
-        if layout
-            .end
-            .iter()
-            .chain(ORIGINAL_MARKERS)
-            .any(|m| lower.contains(m))
-        {
-            break;
-        }
+    for line in region(body, layout).lines() {
         if let Some((addr, rest)) = (layout.rcpt)(line) {
             out.push((addr, rest, false));
             continue;
@@ -125,6 +111,31 @@ pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
         }
     }
     merge(out)
+}
+
+/// The lines a layout reads: from the line after its first start marker (or the top) up to the
+/// line holding the first end or original-message marker after that.
+fn region<'a>(body: &'a str, layout: &Layout) -> &'a str {
+    let lower = body.to_ascii_lowercase();
+    let first = |markers: &mut dyn Iterator<Item = &&str>, from: usize| {
+        markers
+            .filter_map(|m| memchr::memmem::find(&lower.as_bytes()[from..], m.as_bytes()))
+            .min()
+            .map(|at| from + at)
+    };
+    let begin = if layout.start.is_empty() {
+        0
+    } else {
+        match first(&mut layout.start.iter(), 0) {
+            Some(at) => body[at..].find('\n').map_or(body.len(), |i| at + i + 1),
+            None => return "",
+        }
+    };
+    let end = first(&mut layout.end.iter().chain(ORIGINAL_MARKERS), begin)
+        .map_or(body.len(), |at| {
+            body[..at].rfind('\n').map_or(0, |i| i + 1).max(begin)
+        });
+    &body[begin..end]
 }
 
 /// One record per address, keeping the first non-empty diagnostic.
