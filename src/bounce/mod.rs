@@ -320,11 +320,20 @@ fn finalise(r: &mut RecipientReport) {
         (r.reason, r.rule) = find_reason(r.reply_code, r.status, diag);
         let timed_out =
             fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
-        if r.action.as_deref() == Some("failed")
-            && r.status.is_some_and(|s| s.class == 4)
-            && timed_out
+        // A report that gives up on a temporary failure: the retries ran out.
+        let final_report = matches!(r.action.as_deref(), Some("failed") | None);
+        let temporary_status = r.status.is_some_and(|s| s.class == 4);
+        let temporary_reply = r.reply_code.is_some_and(|c| (400..500).contains(&c));
+        if final_report
+            && ((temporary_status && timed_out)
+                || (temporary_reply && r.reason == Reason::NetworkError))
         {
             (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");
+        }
+        // A delay notice whose only cause is a code class: delivery is still being retried.
+        let vague = r.rule.starts_with("reply.") || r.rule.ends_with(".*");
+        if r.action.as_deref() == Some("delayed") && vague {
+            (r.reason, r.rule) = (Reason::Expired, "action.delayed");
         }
         (r.reason, r.rule) = by_stage(r.smtp_command, r.status, r.reason, r.rule);
     }

@@ -144,3 +144,16 @@ fn a_transcript_naming_smtp_rcpt_gives_the_stage() {
         Some("RCPT")
     );
 }
+
+#[test]
+fn a_delay_notice_with_only_a_code_class_is_expired_soft() {
+    let raw = b"From: MAILER-DAEMON@mx.example.org\nSubject: Delayed Mail (still being retried)\nMIME-Version: 1.0\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nStill trying.\n\n\
+--B\nContent-Type: message/delivery-status\n\n\
+Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; user@example.net\nAction: delayed\nStatus: 4.4.0\n\n--B--\n";
+    let rc = &parse(raw).recipients[0];
+    assert_eq!(
+        (rc.class, rc.reason, rc.rule),
+        (Class::Soft, Reason::Expired, "action.delayed")
+    );
+}
