@@ -11,18 +11,10 @@ use rebound::store::events::EventQuery;
 use rebound::store::{Store, WriteSet};
 use rebound::time::Timestamp;
 
-const KINDS: [EventKind; 4] = [
-    EventKind::Queued,
-    EventKind::Deferred,
-    EventKind::Delivered,
-    EventKind::Bounced,
-];
+const KINDS: [EventKind; 4] = [EventKind::Queued, EventKind::Deferred, EventKind::Delivered, EventKind::Bounced];
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("store");
     let t0 = Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap();
@@ -40,46 +32,12 @@ fn main() {
         }
     }
     store.apply(&ws).unwrap();
-    println!(
-        "filled {n} events in {:.1} s ({:.0} events/s), {} MB on disk",
-        fill.elapsed().as_secs_f64(),
-        n as f64 / fill.elapsed().as_secs_f64(),
-        store.size_on_disk() / 1_000_000
-    );
+    println!("filled {n} events in {:.1} s ({:.0} events/s), {} MB on disk", fill.elapsed().as_secs_f64(), n as f64 / fill.elapsed().as_secs_f64(), store.size_on_disk() / 1_000_000);
     let queries = [
-        (
-            "by recipient (newest 100)",
-            EventQuery {
-                recipient: Some("user1234@example2.net".into()),
-                limit: 100,
-                ..Default::default()
-            },
-        ),
-        (
-            "by message",
-            EventQuery {
-                queue_id: Some(0x1234),
-                limit: 100,
-                ..Default::default()
-            },
-        ),
-        (
-            "by status bounced (newest 100)",
-            EventQuery {
-                statuses: vec!["bounced".into()],
-                limit: 100,
-                ..Default::default()
-            },
-        ),
-        (
-            "time window of 1 minute",
-            EventQuery {
-                since: Some(t0.plus(std::time::Duration::from_secs(3600))),
-                until: Some(t0.plus(std::time::Duration::from_secs(3660))),
-                limit: 1000,
-                ..Default::default()
-            },
-        ),
+        ("by recipient (newest 100)", EventQuery { recipient: Some("user1234@example2.net".into()), limit: 100, ..Default::default() }),
+        ("by message", EventQuery { queue_id: Some(0x1234), limit: 100, ..Default::default() }),
+        ("by status bounced (newest 100)", EventQuery { statuses: vec!["bounced".into()], limit: 100, ..Default::default() }),
+        ("time window of 1 minute", EventQuery { since: Some(t0.plus(std::time::Duration::from_secs(3600))), until: Some(t0.plus(std::time::Duration::from_secs(3660))), limit: 1000, ..Default::default() }),
     ];
     for (name, q) in queries {
         let runs = 50;
@@ -88,9 +46,6 @@ fn main() {
         for _ in 0..runs {
             found = store.query_events(&q).unwrap().events.len();
         }
-        println!(
-            "{name:32} {found:5} events  {:8.3} ms per query",
-            start.elapsed().as_secs_f64() * 1000.0 / runs as f64
-        );
+        println!("{name:32} {found:5} events  {:8.3} ms per query", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
     }
 }

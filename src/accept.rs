@@ -28,14 +28,10 @@ impl Intake for QueueIntake {
             return Err(IntakeError::ShuttingDown);
         }
         if r.committer.is_poisoned() {
-            return Err(IntakeError::StorageFailed(
-                "store poisoned after a failed flush".into(),
-            ));
+            return Err(IntakeError::StorageFailed("store poisoned after a failed flush".into()));
         }
         match free_space(&r.cfg.server.data_dir) {
-            Some(free) if free < r.cfg.smtp.min_free_space.0 => {
-                Err(IntakeError::InsufficientStorage)
-            }
+            Some(free) if free < r.cfg.smtp.min_free_space.0 => Err(IntakeError::InsufficientStorage),
             _ => Ok(()),
         }
     }
@@ -46,10 +42,9 @@ impl Intake for QueueIntake {
             return RcptDecision::BounceIntake;
         }
         if r.cfg.suppression.on_suppressed == OnSuppressed::Reject
-            && let Ok(Some(s)) = r.store.suppression(rcpt.as_str())
-        {
-            return RcptDecision::RejectSuppressed(s.reason);
-        }
+            && let Ok(Some(s)) = r.store.suppression(rcpt.as_str()) {
+                return RcptDecision::RejectSuppressed(s.reason);
+            }
         RcptDecision::Relay
     }
 
@@ -74,24 +69,13 @@ pub fn is_bounce_domain(relay: &Relay, a: &Address) -> bool {
 }
 
 /// Builds the write set for one submission; returns it with its events and the reply id.
-fn build_submission(
-    relay: &Relay,
-    sub: Submission,
-) -> Result<(WriteSet, Vec<Event>, String), StoreError> {
+fn build_submission(relay: &Relay, sub: Submission) -> Result<(WriteSet, Vec<Event>, String), StoreError> {
     let now = relay.now();
     let mut ws = WriteSet::new();
     let mut events = Vec::new();
-    let (returned, outgoing): (Vec<_>, Vec<_>) = sub
-        .recipients
-        .iter()
-        .partition(|r| is_bounce_domain(relay, &r.address));
+    let (returned, outgoing): (Vec<_>, Vec<_>) = sub.recipients.iter().partition(|r| is_bounce_domain(relay, &r.address));
     for r in &returned {
-        events.extend(crate::returned::ingest(
-            relay,
-            &sub.body,
-            Some(r.address.as_str()),
-            &mut ws,
-        )?);
+        events.extend(crate::returned::ingest(relay, &sub.body, Some(r.address.as_str()), &mut ws)?);
     }
     if outgoing.is_empty() {
         let id = format!("R{}", now.millis());
@@ -99,10 +83,7 @@ fn build_submission(
     }
     let new = NewMessage {
         sender: sub.sender.map(|a| a.to_string()).unwrap_or_default(),
-        recipients: outgoing
-            .iter()
-            .map(|r| (r.address.to_string(), r.orcpt.clone(), r.notify))
-            .collect(),
+        recipients: outgoing.iter().map(|r| (r.address.to_string(), r.orcpt.clone(), r.notify)).collect(),
         env_id: sub.env_id,
         ret: sub.ret,
         client: sub.session.peer.ip().to_string(),
@@ -135,12 +116,7 @@ pub struct NewMessage {
 
 /// Adds a new queue entry to `ws`: record, body, Message-ID index, schedule entry and one
 /// `queued` (or `dropped`, when suppressed) event per recipient. Returns the queue id.
-pub fn queue_message(
-    relay: &Relay,
-    new: NewMessage,
-    ws: &mut WriteSet,
-    events: &mut Vec<Event>,
-) -> Result<u64, StoreError> {
+pub fn queue_message(relay: &Relay, new: NewMessage, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<u64, StoreError> {
     let now = relay.now();
     let id = new_queue_id(&relay.store, now)?;
     let (body, message_id) = ensure_message_id(new.body, id, now, &relay.cfg.server.hostname);
@@ -176,35 +152,19 @@ pub fn queue_message(
                 Status::Queued
             }
         };
-        rec.recipients.push(RcptRecord {
-            address,
-            orcpt,
-            notify,
-            status,
-            attempts: 0,
-            last_diagnostic: None,
-        });
+        rec.recipients.push(RcptRecord { address, orcpt, notify, status, attempts: 0, last_diagnostic: None });
     }
     if !rec.is_finished() {
         rec.next_attempt = Some(now);
     }
     ws.put_message(&rec, None);
     ws.insert(TreeId::Bodies, id.to_be_bytes().to_vec(), body);
-    ws.insert(
-        TreeId::MsgIds,
-        message_id.into_bytes(),
-        id.to_be_bytes().to_vec(),
-    );
+    ws.insert(TreeId::MsgIds, message_id.into_bytes(), id.to_be_bytes().to_vec());
     Ok(id)
 }
 
 /// An event about one recipient of a queued message.
-pub fn base_event(
-    kind: EventKind,
-    now: crate::time::Timestamp,
-    rec: &MessageRecord,
-    rcpt: &str,
-) -> Event {
+pub fn base_event(kind: EventKind, now: crate::time::Timestamp, rec: &MessageRecord, rcpt: &str) -> Event {
     let mut ev = Event::new(kind, now);
     ev.queue_id = Some(rec.queue_id());
     ev.message_id = rec.message_id.clone();
@@ -219,12 +179,7 @@ pub fn suppressed_since(s: &crate::model::Suppression) -> String {
 }
 
 /// Returns the body with a `Message-ID` (added at the top when missing) and that id.
-pub fn ensure_message_id(
-    body: Vec<u8>,
-    id: u64,
-    now: crate::time::Timestamp,
-    host: &str,
-) -> (Vec<u8>, String) {
+pub fn ensure_message_id(body: Vec<u8>, id: u64, now: crate::time::Timestamp, host: &str) -> (Vec<u8>, String) {
     if let Some(mid) = header_value(&body, "message-id") {
         let mid = mid.trim().to_string();
         if !mid.is_empty() {
@@ -240,9 +195,7 @@ pub fn ensure_message_id(
 
 /// The (unfolded) value of the first header called `name` in the header block.
 pub fn header_value(msg: &[u8], name: &str) -> Option<String> {
-    let end = memchr::memmem::find(msg, b"\r\n\r\n")
-        .map(|i| i + 2)
-        .unwrap_or(msg.len());
+    let end = memchr::memmem::find(msg, b"\r\n\r\n").map(|i| i + 2).unwrap_or(msg.len());
     let head = &msg[..end];
     let mut value: Option<String> = None;
     for line in head.split(|&b| b == b'\n') {
@@ -255,15 +208,8 @@ pub fn header_value(msg: &[u8], name: &str) -> Option<String> {
             }
             return value;
         }
-        if line.len() > name.len()
-            && line[name.len()] == b':'
-            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-        {
-            value = Some(
-                String::from_utf8_lossy(&line[name.len() + 1..])
-                    .trim()
-                    .to_string(),
-            );
+        if line.len() > name.len() && line[name.len()] == b':' && line[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
+            value = Some(String::from_utf8_lossy(&line[name.len() + 1..]).trim().to_string());
         }
     }
     value
@@ -272,11 +218,7 @@ pub fn header_value(msg: &[u8], name: &str) -> Option<String> {
 /// Free bytes for unprivileged users on the filesystem holding `dir`.
 pub fn free_space(dir: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
-    let path = if dir.exists() {
-        dir.to_path_buf()
-    } else {
-        dir.parent()?.to_path_buf()
-    };
+    let path = if dir.exists() { dir.to_path_buf() } else { dir.parent()?.to_path_buf() };
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
@@ -290,20 +232,10 @@ mod tests {
 
     #[test]
     fn message_id_is_kept_or_added() {
-        let (b, m) = ensure_message_id(
-            b"Subject: x\r\nMessage-Id: <a@b>\r\n\r\nhi\r\n".to_vec(),
-            1,
-            crate::time::Timestamp(0),
-            "h",
-        );
+        let (b, m) = ensure_message_id(b"Subject: x\r\nMessage-Id: <a@b>\r\n\r\nhi\r\n".to_vec(), 1, crate::time::Timestamp(0), "h");
         assert_eq!(m, "<a@b>");
         assert!(b.starts_with(b"Subject"));
-        let (b, m) = ensure_message_id(
-            b"Subject: x\r\n\r\nMessage-ID: <not-a-header>\r\n".to_vec(),
-            0xAB,
-            crate::time::Timestamp(5),
-            "relay.example",
-        );
+        let (b, m) = ensure_message_id(b"Subject: x\r\n\r\nMessage-ID: <not-a-header>\r\n".to_vec(), 0xAB, crate::time::Timestamp(5), "relay.example");
         assert_eq!(m, "<AB.5@relay.example>");
         assert!(b.starts_with(b"Message-ID: <AB.5@relay.example>\r\nSubject"));
     }

@@ -16,18 +16,11 @@ use crate::time::{format_duration, parse_duration};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: {key}: {message}")]
-    Invalid {
-        path: String,
-        key: String,
-        message: String,
-    },
+    Invalid { path: String, key: String, message: String },
 }
 
 /// A duration written as `"30s"`, `"5m"`, `"72h"`, `"30d"`.
@@ -37,9 +30,7 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s)
-            .map(Dur)
-            .map_err(serde::de::Error::custom)
+        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
     }
 }
 
@@ -78,9 +69,7 @@ impl Serialize for Size {
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..split]
-        .parse()
-        .map_err(|_| format!("bad size {s:?}: expected a number like \"25MB\""))?;
+    let n: u64 = t[..split].parse().map_err(|_| format!("bad size {s:?}: expected a number like \"25MB\""))?;
     let mult: u64 = match t[split..].trim().to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "K" | "KB" => 1000,
@@ -89,14 +78,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "KIB" => 1 << 10,
         "MIB" => 1 << 20,
         "GIB" => 1 << 30,
-        other => {
-            return Err(format!(
-                "bad size {s:?}: unknown unit {other:?} (B, KB, MB, GB, KiB, MiB, GiB)"
-            ));
-        }
+        other => return Err(format!("bad size {s:?}: unknown unit {other:?} (B, KB, MB, GB, KiB, MiB, GiB)")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("bad size {s:?}: too large"))
+    n.checked_mul(mult).ok_or_else(|| format!("bad size {s:?}: too large"))
 }
 
 /// A secret: never printed.
@@ -308,9 +292,7 @@ pub struct SuppressionConfig {
 
 impl Default for SuppressionConfig {
     fn default() -> Self {
-        SuppressionConfig {
-            on_suppressed: OnSuppressed::Drop,
-        }
+        SuppressionConfig { on_suppressed: OnSuppressed::Drop }
     }
 }
 
@@ -328,12 +310,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig {
-            listen: "127.0.0.1:8025".parse().unwrap(),
-            token: None,
-            url: None,
-            socket: None,
-        }
+        ApiConfig { listen: "127.0.0.1:8025".parse().unwrap(), token: None, url: None, socket: None }
     }
 }
 
@@ -374,10 +351,7 @@ pub struct RetentionConfig {
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig {
-            events: Dur(Duration::from_secs(90 * 86400)),
-            bodies: Dur(Duration::from_secs(30 * 86400)),
-        }
+        RetentionConfig { events: Dur(Duration::from_secs(90 * 86400)), bodies: Dur(Duration::from_secs(30 * 86400)) }
     }
 }
 
@@ -396,20 +370,14 @@ pub struct UnsubscribeConfig {
 impl Config {
     /// Parses TOML text; `path` only labels errors.
     pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_string(),
-            message: one_line(&e, text),
-        })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_string(), message: one_line(&e, text) })?;
         cfg.validate(path)?;
         Ok(cfg)
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: p.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
         Config::from_str(&text, &p)
     }
 
@@ -418,11 +386,7 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
         let chosen = explicit
             .map(Path::to_path_buf)
-            .or_else(|| {
-                std::env::var_os("REBOUND_CONFIG")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
+            .or_else(|| std::env::var_os("REBOUND_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
             .or_else(|| Some(PathBuf::from("/etc/rebound/rebound.toml")).filter(|p| p.exists()));
         match chosen {
             Some(p) => Ok((Config::from_file(&p)?, Some(p))),
@@ -436,21 +400,12 @@ impl Config {
 
     /// Checks what serde cannot: cross-field rules and value ranges.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| {
-            Err(ConfigError::Invalid {
-                path: path.to_string(),
-                key: key.to_string(),
-                message,
-            })
-        };
+        let bad = |key: &str, message: String| Err(ConfigError::Invalid { path: path.to_string(), key: key.to_string(), message });
         if self.smtp.listen.is_empty() {
             return bad("smtp.listen", "at least one address is needed".into());
         }
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
-            return bad(
-                "smtp.tls_cert",
-                "tls_cert and tls_key must be set together".into(),
-            );
+            return bad("smtp.tls_cert", "tls_cert and tls_key must be set together".into());
         }
         if self.smtp.max_recipients == 0 {
             return bad("smtp.max_recipients", "must be at least 1".into());
@@ -468,67 +423,38 @@ impl Config {
             return bad("delivery.max_age", "must be greater than zero".into());
         }
         if self.delivery.concurrency == 0 || self.delivery.per_domain_concurrency == 0 {
-            return bad(
-                "delivery.concurrency",
-                "concurrency limits must be at least 1".into(),
-            );
+            return bad("delivery.concurrency", "concurrency limits must be at least 1".into());
         }
         for (domain, hop) in &self.delivery.routes {
             if parse_host_port(hop, 25).is_none() {
-                return bad(
-                    &format!("delivery.routes.\"{domain}\""),
-                    format!("{hop:?} is not host:port"),
-                );
+                return bad(&format!("delivery.routes.\"{domain}\""), format!("{hop:?} is not host:port"));
             }
         }
         if let Some(r) = &self.delivery.relayhost
-            && parse_host_port(r, 25).is_none()
-        {
-            return bad("delivery.relayhost", format!("{r:?} is not host:port"));
-        }
+            && parse_host_port(r, 25).is_none() {
+                return bad("delivery.relayhost", format!("{r:?} is not host:port"));
+            }
         if self.bounces.domain.is_empty() || self.bounces.domain.contains(['@', ' ']) {
-            return bad(
-                "bounces.domain",
-                format!("{:?} is not a domain", self.bounces.domain),
-            );
+            return bad("bounces.domain", format!("{:?} is not a domain", self.bounces.domain));
         }
         if let Some(u) = &self.webhooks.url
-            && !(u.starts_with("http://") || u.starts_with("https://"))
-        {
-            return bad(
-                "webhooks.url",
-                format!("{u:?} must start with http:// or https://"),
-            );
-        }
+            && !(u.starts_with("http://") || u.starts_with("https://")) {
+                return bad("webhooks.url", format!("{u:?} must start with http:// or https://"));
+            }
         if self.webhooks.batch_size == 0 {
             return bad("webhooks.batch_size", "must be at least 1".into());
         }
         for s in &self.webhooks.statuses {
-            if !crate::model::Status::ALL.iter().any(|st| st.as_str() == s)
-                && ![
-                    "resent",
-                    "autoreply",
-                    "unverified",
-                    "suppression_added",
-                    "suppression_removed",
-                ]
-                .contains(&s.as_str())
-            {
+            if !crate::model::Status::ALL.iter().any(|st| st.as_str() == s) && !["resent", "autoreply", "unverified", "suppression_added", "suppression_removed"].contains(&s.as_str()) {
                 return bad("webhooks.statuses", format!("unknown status {s:?}"));
             }
         }
         if self.unsubscribe.listen.is_some() && self.unsubscribe.base_url.is_none() {
-            return bad(
-                "unsubscribe.base_url",
-                "needed when unsubscribe.listen is set".into(),
-            );
+            return bad("unsubscribe.base_url", "needed when unsubscribe.listen is set".into());
         }
         for u in &self.smtp.users {
             if u.name.is_empty() || u.password.0.is_empty() {
-                return bad(
-                    "smtp.users",
-                    "every user needs a name and a password".into(),
-                );
+                return bad("smtp.users", "every user needs a name and a password".into());
             }
         }
         Ok(())
@@ -591,9 +517,7 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = Config::from_str("[smtp]\nmax_recipients = 5\nbogus = 1\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_str("[smtp]\nmax_recipients = 5\nbogus = 1\n", "x.toml").unwrap_err().to_string();
         assert!(err.contains("x.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("bogus"), "{err}");
@@ -603,13 +527,8 @@ mod tests {
     fn durations_and_sizes_parse() {
         let c = Config::from_str("[smtp]\nmax_message_size = \"10MB\"\n[delivery]\nretry = [\"1s\", \"2s\"]\nmax_age = \"6s\"\n", "t").unwrap();
         assert_eq!(c.smtp.max_message_size.0, 10_000_000);
-        assert_eq!(
-            c.delivery.retry,
-            vec![Dur(Duration::from_secs(1)), Dur(Duration::from_secs(2))]
-        );
-        let err = Config::from_str("[delivery]\nmax_age = \"6 parsecs\"\n", "t")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(c.delivery.retry, vec![Dur(Duration::from_secs(1)), Dur(Duration::from_secs(2))]);
+        let err = Config::from_str("[delivery]\nmax_age = \"6 parsecs\"\n", "t").unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -617,23 +536,14 @@ mod tests {
     fn secrets_are_masked() {
         let c = Config::from_str("[api]\ntoken = \"hunter2\"\n[[smtp.users]]\nname = \"app\"\npassword = \"pw-secret\"\n", "t").unwrap();
         let shown = c.to_masked_toml();
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("pw-secret"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2") && !shown.contains("pw-secret"), "{shown}");
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]
     fn host_port_forms() {
-        assert_eq!(
-            parse_host_port("127.0.0.1:2526", 25),
-            Some(("127.0.0.1".into(), 2526))
-        );
-        assert_eq!(
-            parse_host_port("mx.example", 25),
-            Some(("mx.example".into(), 25))
-        );
+        assert_eq!(parse_host_port("127.0.0.1:2526", 25), Some(("127.0.0.1".into(), 2526)));
+        assert_eq!(parse_host_port("mx.example", 25), Some(("mx.example".into(), 25)));
         assert_eq!(parse_host_port("[::1]:26", 25), Some(("::1".into(), 26)));
         assert_eq!(parse_host_port("a:b:c", 25), None);
     }

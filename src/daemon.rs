@@ -27,10 +27,7 @@ pub enum DaemonError {
     #[error("{0}")]
     Startup(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A running daemon (in-process), with the addresses it actually bound.
@@ -61,9 +58,7 @@ impl Running {
             self.attempts.wait().await;
         };
         if tokio::time::timeout(deadline, drain).await.is_err() {
-            tracing::warn!(
-                "shutdown deadline passed with work still running; it resumes after restart"
-            );
+            tracing::warn!("shutdown deadline passed with work still running; it resumes after restart");
         }
         if let Err(e) = relay.committer.durable().await {
             tracing::error!(error = %e, "final flush failed");
@@ -75,80 +70,34 @@ impl Running {
 pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonError> {
     let cfg = Arc::new(cfg);
     let relay = Relay::open(cfg.clone(), clock).map_err(|e| DaemonError::Startup(e.to_string()))?;
-    let (n, bad, fixed) = relay
-        .store
-        .recover(relay.now())
-        .map_err(|e| DaemonError::Startup(e.to_string()))?;
-    tracing::info!(
-        messages = n,
-        quarantined = bad,
-        rescheduled = fixed,
-        "queue recovered"
-    );
+    let (n, bad, fixed) = relay.store.recover(relay.now()).map_err(|e| DaemonError::Startup(e.to_string()))?;
+    tracing::info!(messages = n, quarantined = bad, rescheduled = fixed, "queue recovered");
     let mut smtp_listeners = Vec::new();
     for addr in &cfg.smtp.listen {
-        smtp_listeners.push(bind_smtp(*addr).map_err(|source| DaemonError::Bind {
-            addr: *addr,
-            source,
-        })?);
+        smtp_listeners.push(bind_smtp(*addr).map_err(|source| DaemonError::Bind { addr: *addr, source })?);
     }
-    let smtp_addrs: Vec<SocketAddr> = smtp_listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
-    let api_listener =
-        TcpListener::bind(cfg.api.listen)
-            .await
-            .map_err(|source| DaemonError::Bind {
-                addr: cfg.api.listen,
-                source,
-            })?;
-    let api_addr = api_listener
-        .local_addr()
-        .map_err(|e| DaemonError::Startup(e.to_string()))?;
+    let smtp_addrs: Vec<SocketAddr> = smtp_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let api_listener = TcpListener::bind(cfg.api.listen).await.map_err(|source| DaemonError::Bind { addr: cfg.api.listen, source })?;
+    let api_addr = api_listener.local_addr().map_err(|e| DaemonError::Startup(e.to_string()))?;
     let unsub_listener = match cfg.unsubscribe.listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind { addr, source })?,
-        ),
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?),
         None => None,
     };
     let unsubscribe_addr = unsub_listener.as_ref().and_then(|l| l.local_addr().ok());
-    let smtp = Arc::new(
-        SmtpServer::new(
-            cfg.clone(),
-            Arc::new(QueueIntake {
-                relay: relay.clone(),
-            }),
-        )
-        .map_err(|e| DaemonError::Startup(e.to_string()))?,
-    );
+    let smtp = Arc::new(SmtpServer::new(cfg.clone(), Arc::new(QueueIntake { relay: relay.clone() })).map_err(|e| DaemonError::Startup(e.to_string()))?);
     let smtp_stats = smtp.stats();
     let _ = relay.smtp_stats.set(smtp_stats.clone());
-    let deliverer = Arc::new(
-        Deliverer::new(&cfg.delivery, &cfg.server.hostname)
-            .map_err(|e| DaemonError::Startup(e.to_string()))?,
-    );
+    let deliverer = Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| DaemonError::Startup(e.to_string()))?);
     let shutdown = CancellationToken::new();
     let attempts = TaskTracker::new();
     let mut tasks = vec![
         tokio::spawn(smtp.serve(smtp_listeners, shutdown.clone())),
-        tokio::spawn(crate::scheduler::run(
-            relay.clone(),
-            deliverer,
-            shutdown.clone(),
-            attempts.clone(),
-        )),
+        tokio::spawn(crate::scheduler::run(relay.clone(), deliverer, shutdown.clone(), attempts.clone())),
         tokio::spawn(serve_api(relay.clone(), api_listener, shutdown.clone())),
         tokio::spawn(retention_loop(relay.clone(), shutdown.clone())),
     ];
     if let Some(listener) = unsub_listener {
-        tasks.push(tokio::spawn(serve_unsubscribe(
-            relay.clone(),
-            listener,
-            shutdown.clone(),
-        )));
+        tasks.push(tokio::spawn(serve_unsubscribe(relay.clone(), listener, shutdown.clone())));
     }
     if let Some(path) = cfg.api.socket.clone() {
         let (r, sd) = (relay.clone(), shutdown.clone());
@@ -161,27 +110,12 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     if cfg.webhooks.url.is_some() {
         let secret = match &cfg.webhooks.secret {
             Some(s) => s.expose().as_bytes().to_vec(),
-            None => load_or_create_secret(&cfg.server.data_dir.join("webhook.key"))
-                .map_err(|e| DaemonError::Startup(e.to_string()))?
-                .into_bytes(),
+            None => load_or_create_secret(&cfg.server.data_dir.join("webhook.key")).map_err(|e| DaemonError::Startup(e.to_string()))?.into_bytes(),
         };
-        tasks.push(tokio::spawn(crate::webhooks::run(
-            relay.clone(),
-            secret,
-            shutdown.clone(),
-        )));
+        tasks.push(tokio::spawn(crate::webhooks::run(relay.clone(), secret, shutdown.clone())));
     }
     relay.ready.store(true, Ordering::SeqCst);
-    Ok(Running {
-        smtp_addrs,
-        api_addr,
-        unsubscribe_addr,
-        relay,
-        smtp_stats,
-        shutdown,
-        tasks,
-        attempts,
-    })
+    Ok(Running { smtp_addrs, api_addr, unsubscribe_addr, relay, smtp_stats, shutdown, tasks, attempts })
 }
 
 /// Accept-queue length of the SMTP listeners. `TcpListener::bind` uses 128, which a
@@ -189,11 +123,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
 const SMTP_BACKLOG: u32 = 4096;
 
 fn bind_smtp(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(SMTP_BACKLOG)
@@ -227,11 +157,7 @@ async fn retention_loop(relay: Arc<Relay>, shutdown: CancellationToken) {
 /// Runs the daemon until SIGTERM/SIGINT (blocking; builds its own runtime).
 pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     init_logging();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("rebound")
-        .build()
-        .map_err(|e| DaemonError::Startup(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rebound").build().map_err(|e| DaemonError::Startup(e.to_string()))?;
     rt.block_on(async move {
         let source = config_path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
         let running = start(cfg, Arc::new(SystemClock)).await?;
@@ -253,10 +179,7 @@ pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonErro
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -271,14 +194,7 @@ async fn wait_for_signal() {
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`), `REBOUND_LOG_FORMAT=json` for JSON lines.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if std::env::var("REBOUND_LOG_FORMAT").is_ok_and(|v| v == "json") {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::env::var("REBOUND_LOG_FORMAT").is_ok_and(|v| v == "json") { builder.json().try_init() } else { builder.try_init() };
 }

@@ -5,9 +5,7 @@
 //! or deferred (class soft, e.g. 552 mailbox full).
 
 use crate::classify::classify_reply;
-use crate::model::{
-    Class, Event, EventKind, Reason, Reply, Source, Status, Suppression, SuppressionReason, Verdict,
-};
+use crate::model::{Class, Event, EventKind, Reason, Reply, Source, Status, Suppression, SuppressionReason, Verdict};
 use crate::relay::Relay;
 use crate::store::queue::MessageRecord;
 use crate::store::{StoreError, WriteSet};
@@ -40,28 +38,19 @@ pub struct Outcome {
 
 /// Applies an attempt's outcomes to `rec` and returns the write set and events.
 /// Schedules the next attempt, or expires what is still pending when the plan says so.
-pub fn apply_attempt(
-    relay: &Relay,
-    rec: &mut MessageRecord,
-    outcomes: &[Outcome],
-    now: Timestamp,
-) -> Result<(WriteSet, Vec<Event>), StoreError> {
+pub fn apply_attempt(relay: &Relay, rec: &mut MessageRecord, outcomes: &[Outcome], now: Timestamp) -> Result<(WriteSet, Vec<Event>), StoreError> {
     let mut ws = WriteSet::new();
     let mut events = Vec::new();
     let old_due = rec.next_attempt;
     rec.attempts += 1;
     let next = relay.retry.next_attempt(rec.received, rec.attempts, now);
     for o in outcomes {
-        let Some(r) = rec.recipients.get_mut(o.index) else {
-            continue;
-        };
+        let Some(r) = rec.recipients.get_mut(o.index) else { continue };
         let (status, verdict) = decide(&o.reply);
         r.status = status;
         r.attempts += 1;
         r.last_diagnostic = Some(o.reply.diagnostic());
-        let mut ev = Event::new(status.into(), now)
-            .with_reply(&o.reply)
-            .with_verdict(&verdict);
+        let mut ev = Event::new(status.into(), now).with_reply(&o.reply).with_verdict(&verdict);
         fill(&mut ev, rec, o.index);
         ev.source = Some(Source::Delivery);
         ev.attempt = Some(rec.recipients[o.index].attempts);
@@ -71,14 +60,7 @@ pub fn apply_attempt(
         }
         let ev = relay.record(&mut ws, ev)?;
         if status == Status::Bounced {
-            suppress(
-                relay,
-                &mut ws,
-                &rec.recipients[o.index].address,
-                SuppressionReason::HardBounce,
-                &ev,
-                &mut events,
-            )?;
+            suppress(relay, &mut ws, &rec.recipients[o.index].address, SuppressionReason::HardBounce, &ev, &mut events)?;
         }
         events.push(ev);
     }
@@ -91,22 +73,13 @@ pub fn apply_attempt(
 }
 
 /// Marks every still-pending recipient `expired` (max_age passed).
-pub fn expire_pending(
-    relay: &Relay,
-    rec: &mut MessageRecord,
-    now: Timestamp,
-    ws: &mut WriteSet,
-    events: &mut Vec<Event>,
-) -> Result<(), StoreError> {
+pub fn expire_pending(relay: &Relay, rec: &mut MessageRecord, now: Timestamp, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<(), StoreError> {
     let max_age = crate::time::format_duration(relay.retry.max_age);
     for i in 0..rec.recipients.len() {
         if rec.recipients[i].status.is_final() {
             continue;
         }
-        let last = rec.recipients[i]
-            .last_diagnostic
-            .clone()
-            .unwrap_or_else(|| "no attempt completed".into());
+        let last = rec.recipients[i].last_diagnostic.clone().unwrap_or_else(|| "no attempt completed".into());
         rec.recipients[i].status = Status::Expired;
         let mut ev = Event::new(EventKind::Expired, now);
         fill(&mut ev, rec, i);
@@ -114,9 +87,7 @@ pub fn expire_pending(
         ev.class = Some(Class::Soft);
         ev.reason = Some(Reason::Expired);
         ev.attempt = Some(rec.recipients[i].attempts);
-        ev.diagnostic = Some(format!(
-            "delivery time expired after {max_age}; last: {last}"
-        ));
+        ev.diagnostic = Some(format!("delivery time expired after {max_age}; last: {last}"));
         events.push(relay.record(ws, ev)?);
     }
     rec.next_attempt = None;
@@ -131,33 +102,17 @@ pub fn fill(ev: &mut Event, rec: &MessageRecord, index: usize) {
 }
 
 /// Adds `address` to the suppression list unless it is already there.
-pub fn suppress(
-    relay: &Relay,
-    ws: &mut WriteSet,
-    address: &str,
-    reason: SuppressionReason,
-    cause: &Event,
-    events: &mut Vec<Event>,
-) -> Result<(), StoreError> {
+pub fn suppress(relay: &Relay, ws: &mut WriteSet, address: &str, reason: SuppressionReason, cause: &Event, events: &mut Vec<Event>) -> Result<(), StoreError> {
     if relay.store.suppression(address)?.is_some() {
         return Ok(());
     }
-    let entry = Suppression {
-        address: address.to_string(),
-        reason,
-        time: cause.time,
-        diagnostic: cause.diagnostic.clone(),
-        event_id: Some(cause.id.clone()),
-    };
+    let entry = Suppression { address: address.to_string(), reason, time: cause.time, diagnostic: cause.diagnostic.clone(), event_id: Some(cause.id.clone()) };
     ws.put_suppression(&entry);
     let mut ev = Event::new(EventKind::SuppressionAdded, cause.time);
     ev.recipient = Some(address.to_string());
     ev.queue_id = cause.queue_id.clone();
     ev.message_id = cause.message_id.clone();
-    ev.diagnostic = Some(format!(
-        "{reason}: {}",
-        cause.diagnostic.clone().unwrap_or_default()
-    ));
+    ev.diagnostic = Some(format!("{reason}: {}", cause.diagnostic.clone().unwrap_or_default()));
     ev.source = cause.source;
     events.push(relay.record(ws, ev)?);
     Ok(())
@@ -176,10 +131,7 @@ mod tests {
     fn replies_map_to_statuses() {
         assert_eq!(decide(&r(250, "2.0.0", "ok")).0, Status::Delivered);
         assert_eq!(decide(&r(451, "4.7.1", "greylisted")).0, Status::Deferred);
-        assert_eq!(
-            decide(&r(450, "4.1.1", "user unknown (temporary)")).0,
-            Status::Deferred
-        );
+        assert_eq!(decide(&r(450, "4.1.1", "user unknown (temporary)")).0, Status::Deferred);
         assert_eq!(decide(&r(550, "5.1.1", "user unknown")).0, Status::Bounced);
         assert_eq!(decide(&r(552, "5.2.2", "mailbox full")).0, Status::Deferred);
     }

@@ -97,14 +97,8 @@ impl IntakeError {
     /// The SMTP reply `(code, enhanced, text)` for this error.
     pub fn smtp_reply(&self) -> (u16, &'static str, &'static str) {
         match self {
-            IntakeError::InsufficientStorage => {
-                (452, "4.3.1", "Insufficient system storage, try again later")
-            }
-            IntakeError::StorageFailed(_) => (
-                451,
-                "4.3.0",
-                "Local error in processing, message not accepted, try again later",
-            ),
+            IntakeError::InsufficientStorage => (452, "4.3.1", "Insufficient system storage, try again later"),
+            IntakeError::StorageFailed(_) => (451, "4.3.0", "Local error in processing, message not accepted, try again later"),
             IntakeError::ShuttingDown => (421, "4.3.0", "Service shutting down, try again later"),
         }
     }

@@ -47,6 +47,6 @@ pub mod scheduler;
 pub mod smtp;
 pub mod store;
 pub mod time;
-pub mod unsubscribe;
 pub mod verp;
 pub mod webhooks;
+pub mod unsubscribe;

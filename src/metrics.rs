@@ -18,12 +18,7 @@ pub struct SmtpGauges {
 pub fn render(relay: &Relay, smtp: SmtpGauges) -> String {
     let c = &relay.counters;
     let mut out = String::with_capacity(4096);
-    counter(
-        &mut out,
-        "rebound_messages_received_total",
-        "Recipients accepted for delivery.",
-        c.received.load(Ordering::Relaxed),
-    );
+    counter(&mut out, "rebound_messages_received_total", "Recipients accepted for delivery.", c.received.load(Ordering::Relaxed));
     let outcomes = [
         ("delivered", &c.delivered),
         ("deferred", &c.deferred),
@@ -34,72 +29,20 @@ pub fn render(relay: &Relay, smtp: SmtpGauges) -> String {
         ("complained", &c.complained),
         ("unsubscribed", &c.unsubscribed),
     ];
-    let _ = writeln!(
-        out,
-        "# HELP rebound_recipients_total Recipient outcomes recorded, by status.\n# TYPE rebound_recipients_total counter"
-    );
+    let _ = writeln!(out, "# HELP rebound_recipients_total Recipient outcomes recorded, by status.\n# TYPE rebound_recipients_total counter");
     for (status, v) in outcomes {
-        let _ = writeln!(
-            out,
-            "rebound_recipients_total{{status=\"{status}\"}} {}",
-            v.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "rebound_recipients_total{{status=\"{status}\"}} {}", v.load(Ordering::Relaxed));
     }
-    gauge(
-        &mut out,
-        "rebound_queue_messages",
-        "Messages in the queue (including finished ones kept for resend).",
-        relay.store.queue_len() as u64,
-    );
-    gauge(
-        &mut out,
-        "rebound_queue_oldest_due_age_seconds",
-        "Age of the oldest due schedule entry.",
-        oldest_due_age(relay),
-    );
+    gauge(&mut out, "rebound_queue_messages", "Messages in the queue (including finished ones kept for resend).", relay.store.queue_len() as u64);
+    gauge(&mut out, "rebound_queue_oldest_due_age_seconds", "Age of the oldest due schedule entry.", oldest_due_age(relay));
     histogram(&mut out, relay);
-    counter(
-        &mut out,
-        "rebound_smtp_sessions_total",
-        "SMTP sessions accepted.",
-        smtp.sessions_total,
-    );
-    gauge(
-        &mut out,
-        "rebound_smtp_sessions_active",
-        "SMTP sessions open now.",
-        smtp.sessions_active,
-    );
-    gauge(
-        &mut out,
-        "rebound_webhook_backlog",
-        "Events waiting in the webhook outbox.",
-        relay.store.outbox_len() as u64,
-    );
-    gauge(
-        &mut out,
-        "rebound_suppressed_addresses",
-        "Entries on the suppression list.",
-        relay.store.suppression_count() as u64,
-    );
-    gauge(
-        &mut out,
-        "rebound_quarantined_records",
-        "Undecodable records moved aside.",
-        relay.store.quarantined() as u64,
-    );
-    gauge(
-        &mut out,
-        "rebound_db_size_bytes",
-        "Size of the sled database on disk.",
-        relay.store.size_on_disk(),
-    );
-    counter(
-        &mut out,
-        "rebound_flushes_total",
-        "Group-commit flushes (fsync) done.",
-        relay.committer.flush_count(),
-    );
+    counter(&mut out, "rebound_smtp_sessions_total", "SMTP sessions accepted.", smtp.sessions_total);
+    gauge(&mut out, "rebound_smtp_sessions_active", "SMTP sessions open now.", smtp.sessions_active);
+    gauge(&mut out, "rebound_webhook_backlog", "Events waiting in the webhook outbox.", relay.store.outbox_len() as u64);
+    gauge(&mut out, "rebound_suppressed_addresses", "Entries on the suppression list.", relay.store.suppression_count() as u64);
+    gauge(&mut out, "rebound_quarantined_records", "Undecodable records moved aside.", relay.store.quarantined() as u64);
+    gauge(&mut out, "rebound_db_size_bytes", "Size of the sled database on disk.", relay.store.size_on_disk());
+    counter(&mut out, "rebound_flushes_total", "Group-commit flushes (fsync) done.", relay.committer.flush_count());
     out
 }
 
@@ -113,34 +56,20 @@ fn oldest_due_age(relay: &Relay) -> u64 {
 fn histogram(out: &mut String, relay: &Relay) {
     let c = &relay.counters;
     let name = "rebound_delivery_attempt_duration_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Time taken by delivery attempts.\n# TYPE {name} histogram"
-    );
+    let _ = writeln!(out, "# HELP {name} Time taken by delivery attempts.\n# TYPE {name} histogram");
     let mut cumulative = 0;
     for (i, le) in ATTEMPT_BUCKETS_MS.iter().enumerate() {
         cumulative += c.attempt_buckets[i].load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{le=\"{}\"}} {cumulative}",
-            *le as f64 / 1000.0
-        );
+        let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *le as f64 / 1000.0);
     }
     cumulative += c.attempt_buckets[ATTEMPT_BUCKETS_MS.len()].load(Ordering::Relaxed);
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-    let _ = writeln!(
-        out,
-        "{name}_sum {}",
-        c.attempt_ms_sum.load(Ordering::Relaxed) as f64 / 1000.0
-    );
+    let _ = writeln!(out, "{name}_sum {}", c.attempt_ms_sum.load(Ordering::Relaxed) as f64 / 1000.0);
     let _ = writeln!(out, "{name}_count {}", c.attempts.load(Ordering::Relaxed));
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-    );
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, v: u64) {

@@ -57,10 +57,7 @@ impl Counters {
     pub fn observe_attempt(&self, ms: u64) {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         self.attempt_ms_sum.fetch_add(ms, Ordering::Relaxed);
-        let i = ATTEMPT_BUCKETS_MS
-            .iter()
-            .position(|&b| ms <= b)
-            .unwrap_or(ATTEMPT_BUCKETS_MS.len());
+        let i = ATTEMPT_BUCKETS_MS.iter().position(|&b| ms <= b).unwrap_or(ATTEMPT_BUCKETS_MS.len());
         self.attempt_buckets[i].fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -101,10 +98,7 @@ impl Relay {
             None => load_or_create_secret(&cfg.server.data_dir.join("verp.key"))?.into_bytes(),
         };
         let verp = Verp::new(&secret, &cfg.bounces.domain);
-        let retry = RetryPolicy {
-            delays: cfg.delivery.retry.iter().map(|d| d.0).collect(),
-            max_age: cfg.delivery.max_age.0,
-        };
+        let retry = RetryPolicy { delays: cfg.delivery.retry.iter().map(|d| d.0).collect(), max_age: cfg.delivery.max_age.0 };
         let committer = Committer::start(store.clone());
         Ok(Arc::new(Relay {
             cfg,
@@ -163,10 +157,7 @@ pub enum RelayError {
 
 /// Reads a secret file, or creates one with 32 random bytes (hex) and mode 0600.
 pub fn load_or_create_secret(path: &Path) -> Result<String, RelayError> {
-    let err = |m: String| RelayError::Secret {
-        path: path.display().to_string(),
-        message: m,
-    };
+    let err = |m: String| RelayError::Secret { path: path.display().to_string(), message: m };
     if let Ok(s) = std::fs::read_to_string(path) {
         let s = s.trim().to_string();
         if !s.is_empty() {
@@ -186,12 +177,7 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(content.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)

@@ -8,12 +8,7 @@ pub async fn purge_logged(relay: &Relay) {
     match &stats.error {
         Some(e) => tracing::error!(error = %e, "retention purge stopped early"),
         None if stats.events + stats.bodies + stats.messages > 0 => {
-            tracing::info!(
-                events = stats.events,
-                bodies = stats.bodies,
-                messages = stats.messages,
-                "retention purge"
-            )
+            tracing::info!(events = stats.events, bodies = stats.bodies, messages = stats.messages, "retention purge")
         }
         None => {}
     }

@@ -29,12 +29,7 @@ enum Target {
 }
 
 /// Parses `raw` and applies what it says; returns the events added to `ws`.
-pub fn ingest(
-    relay: &Relay,
-    raw: &[u8],
-    envelope_rcpt: Option<&str>,
-    ws: &mut WriteSet,
-) -> Result<Vec<Event>, StoreError> {
+pub fn ingest(relay: &Relay, raw: &[u8], envelope_rcpt: Option<&str>, ws: &mut WriteSet) -> Result<Vec<Event>, StoreError> {
     if let Some(events) = crate::unsubscribe::by_mail(relay, raw, envelope_rcpt, ws)? {
         return Ok(events);
     }
@@ -42,36 +37,22 @@ pub fn ingest(
     let target = find_target(relay, raw, &report, envelope_rcpt)?;
     let mut events = Vec::new();
     match target {
-        Target::Tagged(mut rec, idx) => {
-            apply_tagged(relay, &mut rec, idx, &report, ws, &mut events)?
-        }
-        Target::ByMessageId(mut rec) => {
-            apply_by_message_id(relay, &mut rec, &report, ws, &mut events)?
-        }
+        Target::Tagged(mut rec, idx) => apply_tagged(relay, &mut rec, idx, &report, ws, &mut events)?,
+        Target::ByMessageId(mut rec) => apply_by_message_id(relay, &mut rec, &report, ws, &mut events)?,
         Target::Untrusted(why) => events.push(unverified(relay, &report, None, &why, ws)?),
     }
     Ok(events)
 }
 
-fn find_target(
-    relay: &Relay,
-    raw: &[u8],
-    report: &BounceReport,
-    envelope_rcpt: Option<&str>,
-) -> Result<Target, StoreError> {
+fn find_target(relay: &Relay, raw: &[u8], report: &BounceReport, envelope_rcpt: Option<&str>) -> Result<Target, StoreError> {
     let validity = relay.cfg.bounces.tag_validity.0;
-    let candidates = envelope_rcpt
-        .into_iter()
-        .map(str::to_string)
-        .chain(verp_addresses(raw, relay.verp.domain()));
+    let candidates = envelope_rcpt.into_iter().map(str::to_string).chain(verp_addresses(raw, relay.verp.domain()));
     let mut tag_problem = None;
     for addr in candidates {
         match relay.verp.verify(&addr, relay.now(), validity) {
             Ok(tag) => {
                 return Ok(match relay.store.message(tag.queue_id)? {
-                    Some(rec) if (tag.rcpt_index as usize) < rec.recipients.len() => {
-                        Target::Tagged(rec, tag.rcpt_index as usize)
-                    }
+                    Some(rec) if (tag.rcpt_index as usize) < rec.recipients.len() => Target::Tagged(rec, tag.rcpt_index as usize),
                     _ => Target::Untrusted("VERP tag names a message no longer kept".into()),
                 });
             }
@@ -82,23 +63,16 @@ fn find_target(
     if let Some(why) = tag_problem {
         return Ok(Target::Untrusted(why));
     }
-    let mid = report
-        .original_message_id
-        .clone()
-        .or_else(|| report.original.message_id.clone());
+    let mid = report.original_message_id.clone().or_else(|| report.original.message_id.clone());
     if let Some(mid) = mid {
         if let Some(id) = relay.store.message_by_message_id(&mid)?
             && let Some(rec) = relay.store.message(id)?
         {
             return Ok(Target::ByMessageId(rec));
         }
-        return Ok(Target::Untrusted(format!(
-            "no message of ours has Message-ID {mid}"
-        )));
+        return Ok(Target::Untrusted(format!("no message of ours has Message-ID {mid}")));
     }
-    Ok(Target::Untrusted(
-        "no VERP tag and no original Message-ID".into(),
-    ))
+    Ok(Target::Untrusted("no VERP tag and no original Message-ID".into()))
 }
 
 /// `bounces+…@<domain>` addresses found anywhere in the raw message (headers of the
@@ -111,9 +85,7 @@ fn verp_addresses(raw: &[u8], domain: &str) -> Vec<String> {
     while let Some(i) = text[from..].find("bounces+") {
         let start = from + i;
         let tail = &text[start..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "+.-_@".contains(c)))
-            .unwrap_or(tail.len());
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || "+.-_@".contains(c))).unwrap_or(tail.len());
         let cand = &tail[..end];
         if let Some(cut) = cand.find(&suffix) {
             let addr = cand[..cut + suffix.len()].to_string();
@@ -129,38 +101,15 @@ fn verp_addresses(raw: &[u8], domain: &str) -> Vec<String> {
     out
 }
 
-fn apply_tagged(
-    relay: &Relay,
-    rec: &mut MessageRecord,
-    idx: usize,
-    report: &BounceReport,
-    ws: &mut WriteSet,
-    events: &mut Vec<Event>,
-) -> Result<(), StoreError> {
+fn apply_tagged(relay: &Relay, rec: &mut MessageRecord, idx: usize, report: &BounceReport, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<(), StoreError> {
     let ours = suppression_key(&rec.recipients[idx].address);
-    let claimed: Vec<&RecipientReport> = report
-        .recipients
-        .iter()
-        .filter(|r| r.recipient.is_some())
-        .collect();
+    let claimed: Vec<&RecipientReport> = report.recipients.iter().filter(|r| r.recipient.is_some()).collect();
     let matching = claimed.iter().find(|r| keys_of(r).contains(&ours));
     let chosen = match (matching, claimed.is_empty()) {
         (Some(r), _) => (*r).clone(),
-        (None, true) => report
-            .recipients
-            .first()
-            .cloned()
-            .unwrap_or_else(RecipientReport::blank),
+        (None, true) => report.recipients.first().cloned().unwrap_or_else(RecipientReport::blank),
         (None, false) => {
-            let why = format!(
-                "valid VERP tag for {} but the report names {}",
-                rec.recipients[idx].address,
-                claimed
-                    .iter()
-                    .filter_map(|r| r.recipient.clone())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let why = format!("valid VERP tag for {} but the report names {}", rec.recipients[idx].address, claimed.iter().filter_map(|r| r.recipient.clone()).collect::<Vec<_>>().join(", "));
             events.push(unverified(relay, report, Some(rec), &why, ws)?);
             return Ok(());
         }
@@ -174,31 +123,16 @@ fn apply_tagged(
     Ok(())
 }
 
-fn apply_by_message_id(
-    relay: &Relay,
-    rec: &mut MessageRecord,
-    report: &BounceReport,
-    ws: &mut WriteSet,
-    events: &mut Vec<Event>,
-) -> Result<(), StoreError> {
+fn apply_by_message_id(relay: &Relay, rec: &mut MessageRecord, report: &BounceReport, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<(), StoreError> {
     let mut matched = 0;
     for r in report.recipients.iter().take(MAX_RECIPIENTS_PER_REPORT) {
         let keys = keys_of(r);
-        let Some(idx) = rec
-            .recipients
-            .iter()
-            .position(|x| keys.contains(&suppression_key(&x.address)))
-        else {
-            continue;
-        };
+        let Some(idx) = rec.recipients.iter().position(|x| keys.contains(&suppression_key(&x.address))) else { continue };
         apply_one(relay, rec, idx, r, report, ws, events)?;
         matched += 1;
     }
     if matched == 0 {
-        let why = format!(
-            "Message-ID matches {} but no reported recipient was one of its recipients",
-            rec.queue_id()
-        );
+        let why = format!("Message-ID matches {} but no reported recipient was one of its recipients", rec.queue_id());
         events.push(unverified(relay, report, Some(rec), &why, ws)?);
         return Ok(());
     }
@@ -212,61 +146,31 @@ fn apply_by_message_id(
 
 fn keys_of(r: &RecipientReport) -> Vec<Option<String>> {
     let strip = |s: &String| s.rsplit(';').next().unwrap_or(s).trim().to_string();
-    [r.recipient.as_ref(), r.original_recipient.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|s| suppression_key(&strip(s)))
-        .filter(Option::is_some)
-        .collect()
+    [r.recipient.as_ref(), r.original_recipient.as_ref()].into_iter().flatten().map(|s| suppression_key(&strip(s))).filter(Option::is_some).collect()
 }
 
 /// What a report's class means for the recipient: (event, new status, suppression).
 fn effect(r: &RecipientReport) -> (EventKind, Option<Status>, Option<SuppressionReason>) {
-    let opt_out = r.feedback_type.as_deref().is_some_and(|t| {
-        t.eq_ignore_ascii_case("opt-out") || t.eq_ignore_ascii_case("unsubscribe")
-    });
+    let opt_out = r.feedback_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("opt-out") || t.eq_ignore_ascii_case("unsubscribe"));
     match r.class {
-        Class::Hard => (
-            EventKind::Bounced,
-            Some(Status::Bounced),
-            Some(SuppressionReason::HardBounce),
-        ),
+        Class::Hard => (EventKind::Bounced, Some(Status::Bounced), Some(SuppressionReason::HardBounce)),
         Class::Block => (EventKind::Failed, Some(Status::Failed), None),
         Class::Soft => (EventKind::Deferred, None, None),
-        Class::Complaint if opt_out => (
-            EventKind::Unsubscribed,
-            Some(Status::Unsubscribed),
-            Some(SuppressionReason::Unsubscribe),
-        ),
-        Class::Complaint => (
-            EventKind::Complained,
-            Some(Status::Complained),
-            Some(SuppressionReason::Complaint),
-        ),
+        Class::Complaint if opt_out => (EventKind::Unsubscribed, Some(Status::Unsubscribed), Some(SuppressionReason::Unsubscribe)),
+        Class::Complaint => (EventKind::Complained, Some(Status::Complained), Some(SuppressionReason::Complaint)),
         Class::Autoreply => (EventKind::Autoreply, None, None),
         Class::Delivered => (EventKind::Delivered, None, None),
         Class::None => (EventKind::Unverified, None, None),
     }
 }
 
-fn apply_one(
-    relay: &Relay,
-    rec: &mut MessageRecord,
-    idx: usize,
-    r: &RecipientReport,
-    report: &BounceReport,
-    ws: &mut WriteSet,
-    events: &mut Vec<Event>,
-) -> Result<(), StoreError> {
+fn apply_one(relay: &Relay, rec: &mut MessageRecord, idx: usize, r: &RecipientReport, report: &BounceReport, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<(), StoreError> {
     let (kind, status, suppression) = effect(r);
     let mut ev = Event::new(kind, relay.now());
     fill(&mut ev, rec, idx);
     describe(&mut ev, r, report);
     if kind == EventKind::Unverified {
-        ev.diagnostic = Some(format!(
-            "returned message is not a bounce ({} format)",
-            report.format
-        ));
+        ev.diagnostic = Some(format!("returned message is not a bounce ({} format)", report.format));
     }
     if let Some(s) = status {
         rec.recipients[idx].status = s;
@@ -274,25 +178,14 @@ fn apply_one(
     }
     let ev = relay.record(ws, ev)?;
     if let Some(reason) = suppression {
-        suppress(
-            relay,
-            ws,
-            &rec.recipients[idx].address.clone(),
-            reason,
-            &ev,
-            events,
-        )?;
+        suppress(relay, ws, &rec.recipients[idx].address.clone(), reason, &ev, events)?;
     }
     events.push(ev);
     Ok(())
 }
 
 fn describe(ev: &mut Event, r: &RecipientReport, report: &BounceReport) {
-    ev.source = Some(if r.class == Class::Complaint {
-        Source::Arf
-    } else {
-        Source::Dsn
-    });
+    ev.source = Some(if r.class == Class::Complaint { Source::Arf } else { Source::Dsn });
     ev.class = Some(r.class);
     ev.reason = Some(r.reason);
     ev.rule = Some(format!("{}:{}", report.format, r.rule));
@@ -303,18 +196,8 @@ fn describe(ev: &mut Event, r: &RecipientReport, report: &BounceReport) {
     ev.feedback_type = r.feedback_type.clone();
 }
 
-fn unverified(
-    relay: &Relay,
-    report: &BounceReport,
-    rec: Option<&MessageRecord>,
-    why: &str,
-    ws: &mut WriteSet,
-) -> Result<Event, StoreError> {
-    let first = report
-        .recipients
-        .first()
-        .cloned()
-        .unwrap_or_else(RecipientReport::blank);
+fn unverified(relay: &Relay, report: &BounceReport, rec: Option<&MessageRecord>, why: &str, ws: &mut WriteSet) -> Result<Event, StoreError> {
+    let first = report.recipients.first().cloned().unwrap_or_else(RecipientReport::blank);
     let mut ev = Event::new(EventKind::Unverified, relay.now());
     describe(&mut ev, &first, report);
     ev.recipient = first.recipient.clone();
@@ -323,17 +206,7 @@ fn unverified(
         ev.message_id = rec.message_id.clone();
     }
     let summary = first.diagnostic.clone().unwrap_or_default();
-    ev.diagnostic = Some(format!(
-        "{why}; parsed as {} {} ({}){}",
-        report.format,
-        first.class.as_str(),
-        first.reason,
-        if summary.is_empty() {
-            String::new()
-        } else {
-            format!(": {summary}")
-        }
-    ));
+    ev.diagnostic = Some(format!("{why}; parsed as {} {} ({}){}", report.format, first.class.as_str(), first.reason, if summary.is_empty() { String::new() } else { format!(": {summary}") }));
     tracing::warn!(reason = why, "returned message not trusted");
     relay.record(ws, ev)
 }
@@ -345,9 +218,6 @@ mod tests {
     #[test]
     fn finds_verp_addresses_in_raw_text() {
         let raw = b"To: Bounces+ABCdef234@Bounces.Example.com\r\nX: <bounces+zzz@other.example>\r\n\r\nReturn-Path: <bounces+abcdef234@bounces.example.com>\r\n";
-        assert_eq!(
-            verp_addresses(raw, "bounces.example.com"),
-            vec!["bounces+abcdef234@bounces.example.com".to_string()]
-        );
+        assert_eq!(verp_addresses(raw, "bounces.example.com"), vec!["bounces+abcdef234@bounces.example.com".to_string()]);
     }
 }

@@ -27,12 +27,7 @@ use crate::verp::VerpTag;
 const BATCH: usize = 512;
 
 /// Runs until `shutdown`; in-flight attempts are tracked by `tracker`.
-pub async fn run<D: Deliver>(
-    relay: Arc<Relay>,
-    transport: Arc<D>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
+pub async fn run<D: Deliver>(relay: Arc<Relay>, transport: Arc<D>, shutdown: CancellationToken, tracker: TaskTracker) {
     let inflight: Arc<Mutex<HashSet<u64>>> = Arc::default();
     let slots = Arc::new(Semaphore::new(relay.cfg.delivery.concurrency.max(1) * 4));
     loop {
@@ -43,11 +38,8 @@ pub async fn run<D: Deliver>(
             Ok(due) => {
                 let n = due.len();
                 for (at, id) in due {
-                    let Ok(permit) = slots.clone().acquire_owned().await else {
-                        return;
-                    };
-                    let (relay, transport, inflight) =
-                        (relay.clone(), transport.clone(), inflight.clone());
+                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                    let (relay, transport, inflight) = (relay.clone(), transport.clone(), inflight.clone());
                     tracker.spawn(async move {
                         if let Err(e) = attempt(&relay, transport.as_ref(), id, at).await {
                             tracing::error!(queue_id = %format!("{id:X}"), error = %e, "attempt could not be recorded");
@@ -75,19 +67,10 @@ pub async fn run<D: Deliver>(
 }
 
 /// Due entries not already in flight; marks them in flight.
-fn take_due(
-    relay: &Relay,
-    inflight: &Mutex<HashSet<u64>>,
-) -> Result<Vec<(Timestamp, u64)>, StoreError> {
-    let mut set = inflight
-        .lock()
-        .map_err(|_| StoreError::Db("scheduler lock poisoned".into()))?;
+fn take_due(relay: &Relay, inflight: &Mutex<HashSet<u64>>) -> Result<Vec<(Timestamp, u64)>, StoreError> {
+    let mut set = inflight.lock().map_err(|_| StoreError::Db("scheduler lock poisoned".into()))?;
     let due = relay.store.due(relay.now(), set.len() + BATCH)?;
-    let fresh: Vec<_> = due
-        .into_iter()
-        .filter(|(_, id)| !set.contains(id))
-        .take(BATCH)
-        .collect();
+    let fresh: Vec<_> = due.into_iter().filter(|(_, id)| !set.contains(id)).take(BATCH).collect();
     for (_, id) in &fresh {
         set.insert(*id);
     }
@@ -105,24 +88,13 @@ fn sleep_time(relay: &Relay) -> Duration {
 }
 
 /// One attempt for one message.
-async fn attempt<D: Deliver>(
-    relay: &Relay,
-    transport: &D,
-    id: u64,
-    at: Timestamp,
-) -> Result<(), StoreError> {
+async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestamp) -> Result<(), StoreError> {
     let Some(mut rec) = relay.store.message(id)? else {
-        relay
-            .store
-            .tree(TreeId::Schedule)
-            .remove(schedule_key(at, id))?;
+        relay.store.tree(TreeId::Schedule).remove(schedule_key(at, id))?;
         return Ok(());
     };
     if rec.next_attempt != Some(at) {
-        relay
-            .store
-            .tree(TreeId::Schedule)
-            .remove(schedule_key(at, id))?;
+        relay.store.tree(TreeId::Schedule).remove(schedule_key(at, id))?;
         return Ok(());
     }
     let now = relay.now();
@@ -134,9 +106,7 @@ async fn attempt<D: Deliver>(
     let groups = pending_by_domain(&rec);
     let started = Instant::now();
     let outcomes = deliver_groups(relay, transport, &rec, groups, body).await;
-    relay
-        .counters
-        .observe_attempt(started.elapsed().as_millis() as u64);
+    relay.counters.observe_attempt(started.elapsed().as_millis() as u64);
     let now = relay.now();
     // A returned DSN, an unsubscribe or an operator may have changed the message while
     // it was being delivered: apply this attempt to the stored copy, not to ours.
@@ -157,14 +127,8 @@ async fn attempt<D: Deliver>(
 /// Re-reads the record: recipients finished by someone else meanwhile keep that status and
 /// lose this attempt's outcome; the stored schedule time is the one to move. `None` when the
 /// message was deleted.
-fn merge_concurrent(
-    relay: &Relay,
-    rec: &mut MessageRecord,
-    outcomes: Vec<Outcome>,
-) -> Result<Option<Vec<Outcome>>, StoreError> {
-    let Some(fresh) = relay.store.message(rec.id)? else {
-        return Ok(None);
-    };
+fn merge_concurrent(relay: &Relay, rec: &mut MessageRecord, outcomes: Vec<Outcome>) -> Result<Option<Vec<Outcome>>, StoreError> {
+    let Some(fresh) = relay.store.message(rec.id)? else { return Ok(None) };
     let mut changed = Vec::new();
     for (i, (mine, theirs)) in rec.recipients.iter_mut().zip(&fresh.recipients).enumerate() {
         if theirs.status.is_final() && theirs.status != mine.status {
@@ -173,40 +137,21 @@ fn merge_concurrent(
         }
     }
     rec.next_attempt = fresh.next_attempt;
-    Ok(Some(
-        outcomes
-            .into_iter()
-            .filter(|o| !changed.contains(&o.index))
-            .collect(),
-    ))
+    Ok(Some(outcomes.into_iter().filter(|o| !changed.contains(&o.index)).collect()))
 }
 
 /// Recipients suppressed since the message was queued are not attempted: `dropped`.
-fn drop_newly_suppressed(
-    relay: &Relay,
-    rec: &mut MessageRecord,
-    now: Timestamp,
-) -> Result<(WriteSet, Vec<crate::model::Event>), StoreError> {
+fn drop_newly_suppressed(relay: &Relay, rec: &mut MessageRecord, now: Timestamp) -> Result<(WriteSet, Vec<crate::model::Event>), StoreError> {
     let (mut ws, mut events) = (WriteSet::new(), Vec::new());
     for i in 0..rec.recipients.len() {
         if rec.recipients[i].status.is_final() {
             continue;
         }
-        let Some(s) = relay.store.suppression(&rec.recipients[i].address)? else {
-            continue;
-        };
+        let Some(s) = relay.store.suppression(&rec.recipients[i].address)? else { continue };
         rec.recipients[i].status = Status::Dropped;
-        let mut ev = crate::accept::base_event(
-            crate::model::EventKind::Dropped,
-            now,
-            rec,
-            &rec.recipients[i].address,
-        );
+        let mut ev = crate::accept::base_event(crate::model::EventKind::Dropped, now, rec, &rec.recipients[i].address);
         ev.source = Some(crate::model::Source::Scheduler);
-        ev.diagnostic = Some(format!(
-            "{} while queued",
-            crate::accept::suppressed_since(&s)
-        ));
+        ev.diagnostic = Some(format!("{} while queued", crate::accept::suppressed_since(&s)));
         events.push(relay.record(&mut ws, ev)?);
     }
     Ok((ws, events))
@@ -215,18 +160,8 @@ fn drop_newly_suppressed(
 /// One log line per recipient outcome, for operators (the event log is the product's record).
 fn log_outcomes(events: &[crate::model::Event]) {
     for e in events {
-        let (q, r, d) = (
-            e.queue_id.as_deref().unwrap_or("-"),
-            e.recipient.as_deref().unwrap_or("-"),
-            e.diagnostic.as_deref().unwrap_or(""),
-        );
-        tracing::info!(
-            queue_id = q,
-            recipient = r,
-            status = e.status.as_str(),
-            relay = e.remote_host.as_deref().unwrap_or("-"),
-            "{d}"
-        );
+        let (q, r, d) = (e.queue_id.as_deref().unwrap_or("-"), e.recipient.as_deref().unwrap_or("-"), e.diagnostic.as_deref().unwrap_or(""));
+        tracing::info!(queue_id = q, recipient = r, status = e.status.as_str(), relay = e.remote_host.as_deref().unwrap_or("-"), "{d}");
     }
 }
 
@@ -234,21 +169,13 @@ fn log_outcomes(events: &[crate::model::Event]) {
 /// the attempt itself is already recorded).
 async fn notify_sender(relay: &Relay, rec: &MessageRecord, events: &[crate::model::Event]) {
     match crate::dsn::maybe_notify(relay, rec, events).await {
-        Ok(Some(id)) => {
-            tracing::info!(queue_id = %rec.queue_id(), dsn = %format!("{id:X}"), "DSN queued for the sender")
-        }
+        Ok(Some(id)) => tracing::info!(queue_id = %rec.queue_id(), dsn = %format!("{id:X}"), "DSN queued for the sender"),
         Ok(None) => {}
-        Err(e) => {
-            tracing::error!(queue_id = %rec.queue_id(), error = %e, "could not queue a DSN for the sender")
-        }
+        Err(e) => tracing::error!(queue_id = %rec.queue_id(), error = %e, "could not queue a DSN for the sender"),
     }
 }
 
-async fn expire_without_body(
-    relay: &Relay,
-    rec: &mut MessageRecord,
-    now: Timestamp,
-) -> Result<(), StoreError> {
+async fn expire_without_body(relay: &Relay, rec: &mut MessageRecord, now: Timestamp) -> Result<(), StoreError> {
     tracing::error!(queue_id = %rec.queue_id(), "message body missing; expiring its recipients");
     let (mut ws, mut events) = (WriteSet::new(), Vec::new());
     let old = rec.next_attempt;
@@ -264,22 +191,15 @@ fn pending_by_domain(rec: &MessageRecord) -> BTreeMap<String, Vec<(usize, Addres
     let mut groups: BTreeMap<String, Vec<(usize, Address)>> = BTreeMap::new();
     for (i, r) in rec.recipients.iter().enumerate() {
         if matches!(r.status, Status::Queued | Status::Deferred)
-            && let Ok(a) = Address::parse(&r.address)
-        {
-            groups.entry(a.domain_key()).or_default().push((i, a));
-        }
+            && let Ok(a) = Address::parse(&r.address) {
+                groups.entry(a.domain_key()).or_default().push((i, a));
+            }
     }
     groups
 }
 
 /// Runs every domain group concurrently; returns one outcome per pending recipient.
-async fn deliver_groups<D: Deliver>(
-    relay: &Relay,
-    transport: &D,
-    rec: &MessageRecord,
-    groups: BTreeMap<String, Vec<(usize, Address)>>,
-    body: Arc<Vec<u8>>,
-) -> Vec<Outcome> {
+async fn deliver_groups<D: Deliver>(relay: &Relay, transport: &D, rec: &MessageRecord, groups: BTreeMap<String, Vec<(usize, Address)>>, body: Arc<Vec<u8>>) -> Vec<Outcome> {
     let now = relay.now();
     let futures = groups.into_iter().map(|(domain, rcpts)| {
         let txs: Vec<Transaction> = rcpts
@@ -292,11 +212,7 @@ async fn deliver_groups<D: Deliver>(
             .collect();
         async move {
             let results = transport.deliver(&domain, txs).await;
-            rcpts
-                .iter()
-                .zip(results)
-                .map(|((i, _), mut res)| outcome_of(*i, res.pop()))
-                .collect::<Vec<_>>()
+            rcpts.iter().zip(results).map(|((i, _), mut res)| outcome_of(*i, res.pop())).collect::<Vec<_>>()
         }
     });
     let mut out = Vec::new();
@@ -308,20 +224,8 @@ async fn deliver_groups<D: Deliver>(
 
 fn outcome_of(index: usize, res: Option<crate::outbound::RcptOutcome>) -> Outcome {
     match res {
-        Some(o) => Outcome {
-            index,
-            reply: o.reply,
-            remote_host: o.remote_host,
-        },
-        None => Outcome {
-            index,
-            reply: Reply::local(
-                451,
-                EnhancedCode::new(4, 3, 0),
-                "internal error: no outcome for recipient",
-            ),
-            remote_host: None,
-        },
+        Some(o) => Outcome { index, reply: o.reply, remote_host: o.remote_host },
+        None => Outcome { index, reply: Reply::local(451, EnhancedCode::new(4, 3, 0), "internal error: no outcome for recipient"), remote_host: None },
     }
 }
 
@@ -330,9 +234,5 @@ pub fn envelope_sender(relay: &Relay, rec: &MessageRecord, index: usize, now: Ti
     if rec.sender.is_empty() {
         return String::new();
     }
-    relay.verp.address(&VerpTag {
-        queue_id: rec.id,
-        rcpt_index: index as u16,
-        issued: now,
-    })
+    relay.verp.address(&VerpTag { queue_id: rec.id, rcpt_index: index as u16, issued: now })
 }

@@ -51,10 +51,7 @@ impl std::fmt::Debug for Verp {
 
 impl Verp {
     pub fn new(secret: &[u8], domain: &str) -> Verp {
-        Verp {
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
-            domain: domain.to_ascii_lowercase(),
-        }
+        Verp { key: hmac::Key::new(hmac::HMAC_SHA256, secret), domain: domain.to_ascii_lowercase() }
     }
 
     pub fn domain(&self) -> &str {
@@ -63,8 +60,7 @@ impl Verp {
 
     /// The envelope sender for one recipient of one message.
     pub fn address(&self, tag: &VerpTag) -> String {
-        let day =
-            ((tag.issued.millis() - EPOCH_2020_MS).max(0) / DAY_MS).min(u16::MAX as i64) as u16;
+        let day = ((tag.issued.millis() - EPOCH_2020_MS).max(0) / DAY_MS).min(u16::MAX as i64) as u16;
         let mut payload = Vec::with_capacity(12 + MAC_LEN);
         payload.extend_from_slice(&tag.queue_id.to_be_bytes());
         payload.extend_from_slice(&tag.rcpt_index.to_be_bytes());
@@ -88,12 +84,7 @@ impl Verp {
     }
 
     /// Verifies a VERP address (any case); `max_age` bounds how old a tag may be.
-    pub fn verify(
-        &self,
-        address: &str,
-        now: Timestamp,
-        max_age: std::time::Duration,
-    ) -> Result<VerpTag, VerpError> {
+    pub fn verify(&self, address: &str, now: Timestamp, max_age: std::time::Duration) -> Result<VerpTag, VerpError> {
         let (local, domain) = address.rsplit_once('@').ok_or(VerpError::NotOurs)?;
         if !domain.eq_ignore_ascii_case(&self.domain) {
             return Err(VerpError::NotOurs);
@@ -110,19 +101,14 @@ impl Verp {
         if !crate::constant_time::eq(&full.as_ref()[..MAC_LEN], mac) {
             return Err(VerpError::BadMac);
         }
-        let queue_id =
-            u64::from_be_bytes(payload[..8].try_into().map_err(|_| VerpError::Malformed)?);
+        let queue_id = u64::from_be_bytes(payload[..8].try_into().map_err(|_| VerpError::Malformed)?);
         let rcpt_index = u16::from_be_bytes([payload[8], payload[9]]);
         let day = u16::from_be_bytes([payload[10], payload[11]]) as i64;
         let issued = Timestamp(EPOCH_2020_MS + day * DAY_MS);
         if now.since(issued) > max_age + std::time::Duration::from_millis(DAY_MS as u64) {
             return Err(VerpError::Expired);
         }
-        Ok(VerpTag {
-            queue_id,
-            rcpt_index,
-            issued,
-        })
+        Ok(VerpTag { queue_id, rcpt_index, issued })
     }
 }
 
@@ -182,42 +168,20 @@ mod tests {
     fn round_trip_and_rejections() {
         let v = Verp::new(b"k1", "bounces.example.com");
         let now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
-        let tag = VerpTag {
-            queue_id: 0x1234_5678_9abc,
-            rcpt_index: 3,
-            issued: now,
-        };
+        let tag = VerpTag { queue_id: 0x1234_5678_9abc, rcpt_index: 3, issued: now };
         let addr = v.address(&tag);
-        assert!(
-            addr.len() < 90 && addr.split('@').next().unwrap().len() <= 64,
-            "{addr}"
-        );
+        assert!(addr.len() < 90 && addr.split('@').next().unwrap().len() <= 64, "{addr}");
         let got = v.verify(&addr.to_uppercase(), now, 30 * DAY).unwrap();
         assert_eq!((got.queue_id, got.rcpt_index), (tag.queue_id, 3));
-        assert_eq!(
-            v.verify(&addr, now.plus(60 * DAY), 30 * DAY),
-            Err(VerpError::Expired)
-        );
+        assert_eq!(v.verify(&addr, now.plus(60 * DAY), 30 * DAY), Err(VerpError::Expired));
         let other = Verp::new(b"k2", "bounces.example.com");
         assert_eq!(other.verify(&addr, now, 30 * DAY), Err(VerpError::BadMac));
         let mut tampered = addr.clone().into_bytes();
         tampered[9] = if tampered[9] == b'a' { b'b' } else { b'a' };
-        assert!(
-            v.verify(std::str::from_utf8(&tampered).unwrap(), now, 30 * DAY)
-                .is_err()
-        );
-        assert_eq!(
-            v.verify("bounces@bounces.example.com", now, 30 * DAY),
-            Err(VerpError::NotOurs)
-        );
-        assert_eq!(
-            v.verify("bounces+abc@elsewhere.example", now, 30 * DAY),
-            Err(VerpError::NotOurs)
-        );
-        assert_eq!(
-            v.verify("bounces+!!!@bounces.example.com", now, 30 * DAY),
-            Err(VerpError::Malformed)
-        );
+        assert!(v.verify(std::str::from_utf8(&tampered).unwrap(), now, 30 * DAY).is_err());
+        assert_eq!(v.verify("bounces@bounces.example.com", now, 30 * DAY), Err(VerpError::NotOurs));
+        assert_eq!(v.verify("bounces+abc@elsewhere.example", now, 30 * DAY), Err(VerpError::NotOurs));
+        assert_eq!(v.verify("bounces+!!!@bounces.example.com", now, 30 * DAY), Err(VerpError::Malformed));
     }
 
     #[test]
@@ -228,11 +192,7 @@ mod tests {
         for _ in 0..200 {
             let k1: [u8; 16] = rng.r#gen();
             let k2: [u8; 16] = rng.r#gen();
-            let a = Verp::new(&k1, "b.example").address(&VerpTag {
-                queue_id: rng.r#gen(),
-                rcpt_index: rng.r#gen(),
-                issued: now,
-            });
+            let a = Verp::new(&k1, "b.example").address(&VerpTag { queue_id: rng.r#gen(), rcpt_index: rng.r#gen(), issued: now });
             assert!(Verp::new(&k2, "b.example").verify(&a, now, DAY).is_err());
         }
     }

@@ -141,18 +141,8 @@ fn fixtures_mean_what_they_say() {
             Class::Hard,
             Reason::UserUnknown,
         ),
-        (
-            "james.eml",
-            "5550100@sms.example.net",
-            Class::Hard,
-            Reason::UserUnknown,
-        ),
-        (
-            "inline-dsn.eml",
-            "quentin@example.org",
-            Class::Block,
-            Reason::MesgTooBig,
-        ),
+        ("james.eml", "5550100@sms.example.net", Class::Hard, Reason::UserUnknown),
+        ("inline-dsn.eml", "quentin@example.org", Class::Block, Reason::MesgTooBig),
     ];
     for (file, rcpt, class, reason) in cases {
         let r = one(file);

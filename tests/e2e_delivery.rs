@@ -12,43 +12,18 @@ use rebound::model::{EventKind, SuppressionReason};
 use support_daemon::*;
 use support_outbound::{Script, ScriptedMx};
 
-const FINAL: &[EventKind] = &[
-    EventKind::Delivered,
-    EventKind::Bounced,
-    EventKind::Failed,
-    EventKind::Expired,
-    EventKind::Dropped,
-];
+const FINAL: &[EventKind] = &[EventKind::Delivered, EventKind::Bounced, EventKind::Failed, EventKind::Expired, EventKind::Dropped];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outcomes_per_recipient_follow_the_lifecycle() {
-    let mx = ScriptedMx::start(Script {
-        pipelining: true,
-        ..Default::default()
-    })
-    .await;
+    let mx = ScriptedMx::start(Script { pipelining: true, ..Default::default() }).await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
     route_all(&mut cfg, mx.addr);
     let d = start_daemon(cfg).await;
     let smtp = d.smtp_addrs[0];
-    let rcpts = [
-        "good@example.net",
-        "unknown@example.net",
-        "fulltwice@example.net",
-        "spam@example.net",
-        "greyonce@example.org",
-    ];
-    let (ok, out) = tokio::task::spawn_blocking(move || {
-        python_send(
-            smtp,
-            "app@school.test",
-            &rcpts,
-            "Subject: notice\r\n\r\nHello.\r\n",
-        )
-    })
-    .await
-    .unwrap();
+    let rcpts = ["good@example.net", "unknown@example.net", "fulltwice@example.net", "spam@example.net", "greyonce@example.org"];
+    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "app@school.test", &rcpts, "Subject: notice\r\n\r\nHello.\r\n")).await.unwrap();
     assert!(ok, "smtplib failed: {out}");
 
     let good = wait_for(&d, "good@example.net", FINAL, Duration::from_secs(20)).await;
@@ -62,90 +37,34 @@ async fn outcomes_per_recipient_follow_the_lifecycle() {
     let grey = wait_for(&d, "greyonce@example.org", FINAL, Duration::from_secs(20)).await;
     assert_eq!(grey, ["queued", "deferred", "delivered"]);
 
-    let s = d
-        .relay
-        .store
-        .suppression("Unknown@EXAMPLE.net")
-        .unwrap()
-        .expect("hard bounce suppressed");
+    let s = d.relay.store.suppression("Unknown@EXAMPLE.net").unwrap().expect("hard bounce suppressed");
     assert_eq!(s.reason, SuppressionReason::HardBounce);
-    assert!(
-        s.diagnostic.as_deref().unwrap_or("").contains("5.1.1"),
-        "{s:?}"
-    );
-    assert!(
-        d.relay
-            .store
-            .suppression("spam@example.net")
-            .unwrap()
-            .is_none(),
-        "a block is never suppressed"
-    );
-    assert!(
-        d.relay
-            .store
-            .suppression("fulltwice@example.net")
-            .unwrap()
-            .is_none(),
-        "a soft failure is never suppressed"
-    );
+    assert!(s.diagnostic.as_deref().unwrap_or("").contains("5.1.1"), "{s:?}");
+    assert!(d.relay.store.suppression("spam@example.net").unwrap().is_none(), "a block is never suppressed");
+    assert!(d.relay.store.suppression("fulltwice@example.net").unwrap().is_none(), "a soft failure is never suppressed");
 
     // The envelope sender is a VERP address that verifies back to the message and recipient.
     let rec = mx.record();
-    let mail_from = rec
-        .commands
-        .iter()
-        .find(|c| c.starts_with("MAIL FROM:<bounces+"))
-        .expect("VERP sender used");
-    let addr = mail_from
-        .trim_start_matches("MAIL FROM:<")
-        .split('>')
-        .next()
-        .unwrap();
-    let tag = d
-        .relay
-        .verp
-        .verify(addr, d.relay.now(), Duration::from_secs(3600))
-        .expect("tag verifies");
+    let mail_from = rec.commands.iter().find(|c| c.starts_with("MAIL FROM:<bounces+")).expect("VERP sender used");
+    let addr = mail_from.trim_start_matches("MAIL FROM:<").split('>').next().unwrap();
+    let tag = d.relay.verp.verify(addr, d.relay.now(), Duration::from_secs(3600)).expect("tag verifies");
     assert!(d.relay.store.message(tag.queue_id).unwrap().is_some());
 
     // A second message to the bounced address is dropped; no connection is made for it.
     let before = mx.record().connections;
-    let (ok, out) = tokio::task::spawn_blocking(move || {
-        python_send(
-            smtp,
-            "app@school.test",
-            &["unknown@example.net"],
-            "Subject: again\r\n\r\nHi\r\n",
-        )
-    })
-    .await
-    .unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "app@school.test", &["unknown@example.net"], "Subject: again\r\n\r\nHi\r\n")).await.unwrap();
     assert!(ok, "{out}");
-    let again = wait_for(
-        &d,
-        "unknown@example.net",
-        &[EventKind::Dropped],
-        Duration::from_secs(5),
-    )
-    .await;
+    let again = wait_for(&d, "unknown@example.net", &[EventKind::Dropped], Duration::from_secs(5)).await;
     assert_eq!(again.last().map(String::as_str), Some("dropped"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        mx.record().connections,
-        before,
-        "no delivery attempt for a suppressed address"
-    );
+    assert_eq!(mx.record().connections, before, "no delivery attempt for a suppressed address");
     d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_host_expires_at_max_age() {
     // A port with nothing listening: every attempt is a connection failure (deferred).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
     route_all(&mut cfg, closed);
@@ -153,36 +72,14 @@ async fn unreachable_host_expires_at_max_age() {
     cfg.delivery.max_age = rebound::config::Dur(Duration::from_secs(3));
     let d = start_daemon(cfg).await;
     let smtp = d.smtp_addrs[0];
-    let (ok, out) = tokio::task::spawn_blocking(move || {
-        python_send(
-            smtp,
-            "app@school.test",
-            &["someone@nowhere.test"],
-            "Subject: x\r\n\r\nx\r\n",
-        )
-    })
-    .await
-    .unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "app@school.test", &["someone@nowhere.test"], "Subject: x\r\n\r\nx\r\n")).await.unwrap();
     assert!(ok, "{out}");
-    let h = wait_for(
-        &d,
-        "someone@nowhere.test",
-        &[EventKind::Expired],
-        Duration::from_secs(15),
-    )
-    .await;
+    let h = wait_for(&d, "someone@nowhere.test", &[EventKind::Expired], Duration::from_secs(15)).await;
     assert_eq!(h.first().map(String::as_str), Some("queued"));
     assert_eq!(h.last().map(String::as_str), Some("expired"), "{h:?}");
     let deferred = h.iter().filter(|k| *k == "deferred").count();
     assert!(deferred >= 2, "several attempts before expiry: {h:?}");
     assert_eq!(h.iter().filter(|k| *k == "expired").count(), 1);
-    assert!(
-        d.relay
-            .store
-            .suppression("someone@nowhere.test")
-            .unwrap()
-            .is_none(),
-        "expiry never suppresses"
-    );
+    assert!(d.relay.store.suppression("someone@nowhere.test").unwrap().is_none(), "expiry never suppresses");
     d.stop().await;
 }

@@ -12,31 +12,10 @@ fn codes(outcomes: &[RcptOutcome]) -> Vec<String> {
 }
 
 async fn mixed_recipients(pipelining: bool) {
-    let mx = ScriptedMx::start(Script {
-        pipelining,
-        ..Script::default()
-    })
-    .await;
+    let mx = ScriptedMx::start(Script { pipelining, ..Script::default() }).await;
     let d = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap();
-    let rcpts = [
-        "ok@a.test",
-        "unknown@a.test",
-        "spam@a.test",
-        "full@a.test",
-        "grey@a.test",
-        "denied509@a.test",
-        "ok2@a.test",
-    ];
-    let out = d
-        .deliver(
-            "a.test",
-            vec![tx(
-                "sender@app.test",
-                &rcpts,
-                b"Subject: hi\r\n\r\nhello\r\n",
-            )],
-        )
-        .await;
+    let rcpts = ["ok@a.test", "unknown@a.test", "spam@a.test", "full@a.test", "grey@a.test", "denied509@a.test", "ok2@a.test"];
+    let out = d.deliver("a.test", vec![tx("sender@app.test", &rcpts, b"Subject: hi\r\n\r\nhello\r\n")]).await;
     assert_eq!(out.len(), 1);
     assert_eq!(
         codes(&out[0]),
@@ -50,20 +29,10 @@ async fn mixed_recipients(pipelining: bool) {
             "250 2.0.0 Ok: queued as M1",
         ]
     );
-    assert!(
-        out[0]
-            .iter()
-            .all(|o| !o.reply.synthetic && o.remote_host.as_deref() == Some("127.0.0.1"))
-    );
+    assert!(out[0].iter().all(|o| !o.reply.synthetic && o.remote_host.as_deref() == Some("127.0.0.1")));
     assert_eq!(out[0][6].recipient.as_str(), "ok2@a.test");
     let rec = mx.record();
-    assert_eq!(
-        rec.commands
-            .iter()
-            .filter(|c| c.starts_with("RCPT TO:"))
-            .count(),
-        7
-    );
+    assert_eq!(rec.commands.iter().filter(|c| c.starts_with("RCPT TO:")).count(), 7);
     assert_eq!(rec.messages.len(), 1);
 }
 
@@ -82,25 +51,14 @@ async fn wire_bytes_are_crlf_only_dot_stuffed_and_terminated_once() {
     let mx = ScriptedMx::start(Script::default()).await;
     let d = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap();
     let body = b"Subject: x\n\n.leading dot\r\nbare\rcr\nline\n.\nMAIL FROM:<evil@x.test>\r\n.\r\r\nend\r\n";
-    let out = d
-        .deliver("a.test", vec![tx("", &["ok@a.test"], body)])
-        .await;
+    let out = d.deliver("a.test", vec![tx("", &["ok@a.test"], body)]).await;
     assert_eq!(out[0][0].reply.code, 250);
     let rec = mx.record();
-    assert!(
-        rec.commands
-            .iter()
-            .any(|c| c.starts_with("MAIL FROM:<> SIZE=")),
-        "{:?}",
-        rec.commands
-    );
+    assert!(rec.commands.iter().any(|c| c.starts_with("MAIL FROM:<> SIZE=")), "{:?}", rec.commands);
     assert_eq!(rec.messages.len(), 1, "exactly one message");
     let wire = &rec.messages[0];
     let expected: &[u8] = b"Subject: x\r\n\r\n..leading dot\r\nbare\r\ncr\r\nline\r\n..\r\nMAIL FROM:<evil@x.test>\r\n..\r\n\r\nend\r\n.\r\n";
-    assert_eq!(
-        String::from_utf8_lossy(wire),
-        String::from_utf8_lossy(expected)
-    );
+    assert_eq!(String::from_utf8_lossy(wire), String::from_utf8_lossy(expected));
     for (i, b) in wire.iter().enumerate() {
         if *b == b'\n' {
             assert_eq!(wire[i - 1], b'\r', "bare LF at {i}");
@@ -109,35 +67,15 @@ async fn wire_bytes_are_crlf_only_dot_stuffed_and_terminated_once() {
             assert_eq!(wire.get(i + 1), Some(&b'\n'), "bare CR at {i}");
         }
     }
-    assert_eq!(
-        wire.windows(5).filter(|w| w == b"\r\n.\r\n").count()
-            + usize::from(wire.starts_with(b".\r\n")),
-        1
-    );
+    assert_eq!(wire.windows(5).filter(|w| w == b"\r\n.\r\n").count() + usize::from(wire.starts_with(b".\r\n")), 1);
 }
 
 #[tokio::test]
 async fn all_refused_means_rset_not_data() {
-    let mx = ScriptedMx::start(Script {
-        pipelining: true,
-        ..Script::default()
-    })
-    .await;
+    let mx = ScriptedMx::start(Script { pipelining: true, ..Script::default() }).await;
     let d = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap();
-    let out = d
-        .deliver(
-            "a.test",
-            vec![tx(
-                "s@app.test",
-                &["unknown@a.test", "full@a.test"],
-                b"x\r\n",
-            )],
-        )
-        .await;
-    assert_eq!(
-        codes(&out[0]),
-        ["550 5.1.1 User unknown", "452 4.2.2 Mailbox full"]
-    );
+    let out = d.deliver("a.test", vec![tx("s@app.test", &["unknown@a.test", "full@a.test"], b"x\r\n")]).await;
+    assert_eq!(codes(&out[0]), ["550 5.1.1 User unknown", "452 4.2.2 Mailbox full"]);
     let rec = mx.record();
     assert!(!rec.commands.iter().any(|c| c == "DATA"));
     assert!(rec.commands.iter().any(|c| c == "RSET"));
@@ -146,59 +84,27 @@ async fn all_refused_means_rset_not_data() {
 
 #[tokio::test]
 async fn one_connection_carries_several_transactions_and_later_calls() {
-    let mx = ScriptedMx::start(Script {
-        pipelining: true,
-        ..Script::default()
-    })
-    .await;
+    let mx = ScriptedMx::start(Script { pipelining: true, ..Script::default() }).await;
     let d = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap();
-    let txs = vec![
-        tx("s@app.test", &["ok@a.test"], b"one\r\n"),
-        tx("s@app.test", &["unknown@a.test"], b"two\r\n"),
-        tx("s@app.test", &["ok@a.test"], b"three\r\n"),
-    ];
+    let txs = vec![tx("s@app.test", &["ok@a.test"], b"one\r\n"), tx("s@app.test", &["unknown@a.test"], b"two\r\n"), tx("s@app.test", &["ok@a.test"], b"three\r\n")];
     let out = d.deliver("a.test", txs).await;
-    assert_eq!(
-        out.iter().map(|o| o[0].reply.code).collect::<Vec<_>>(),
-        [250, 550, 250]
-    );
-    let again = d
-        .deliver(
-            "a.test",
-            vec![tx("s@app.test", &["ok@a.test"], b"four\r\n")],
-        )
-        .await;
+    assert_eq!(out.iter().map(|o| o[0].reply.code).collect::<Vec<_>>(), [250, 550, 250]);
+    let again = d.deliver("a.test", vec![tx("s@app.test", &["ok@a.test"], b"four\r\n")]).await;
     assert_eq!(again[0][0].reply.code, 250);
     let rec = mx.record();
     assert_eq!(rec.connections, 1, "the pooled connection was reused");
     assert_eq!(rec.messages.len(), 3);
-    assert_eq!(
-        rec.commands
-            .iter()
-            .filter(|c| c.starts_with("EHLO"))
-            .count(),
-        1
-    );
+    assert_eq!(rec.commands.iter().filter(|c| c.starts_with("EHLO")).count(), 1);
 }
 
 #[tokio::test]
 async fn drop_mid_data_is_temporary_and_connection_not_reused() {
     let mx = ScriptedMx::start(Script::default()).await;
     let d = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap();
-    let txs = vec![
-        tx(
-            "s@app.test",
-            &["dropdata@a.test", "unknown@a.test"],
-            b"line one\r\nline two\r\n",
-        ),
-        tx("s@app.test", &["ok@a.test"], b"next\r\n"),
-    ];
+    let txs = vec![tx("s@app.test", &["dropdata@a.test", "unknown@a.test"], b"line one\r\nline two\r\n"), tx("s@app.test", &["ok@a.test"], b"next\r\n")];
     let out = d.deliver("a.test", txs).await;
     let r = &out[0][0].reply;
-    assert_eq!(
-        (r.code, r.enhanced.map(|e| e.to_string())),
-        (451, Some("4.4.2".to_string()))
-    );
+    assert_eq!((r.code, r.enhanced.map(|e| e.to_string())), (451, Some("4.4.2".to_string())));
     assert!(r.synthetic && r.text.contains("end of data"), "{}", r.text);
     assert_eq!(out[0][1].reply.diagnostic(), "550 5.1.1 User unknown");
     assert_eq!(out[1][0].reply.code, 250);
@@ -207,55 +113,22 @@ async fn drop_mid_data_is_temporary_and_connection_not_reused() {
 
 #[tokio::test]
 async fn starttls_is_used_when_offered_and_ehlo_repeated() {
-    let mx = ScriptedMx::start(Script {
-        tls: Some(tls_acceptor()),
-        starttls_inject: true,
-        pipelining: true,
-        ..Script::default()
-    })
-    .await;
+    let mx = ScriptedMx::start(Script { tls: Some(tls_acceptor()), starttls_inject: true, pipelining: true, ..Script::default() }).await;
     let d = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap();
-    let out = d
-        .deliver(
-            "a.test",
-            vec![tx(
-                "s@app.test",
-                &["ok@a.test", "unknown@a.test"],
-                b"secret\r\n",
-            )],
-        )
-        .await;
-    assert_eq!(
-        codes(&out[0]),
-        ["250 2.0.0 Ok: queued as M1", "550 5.1.1 User unknown"]
-    );
+    let out = d.deliver("a.test", vec![tx("s@app.test", &["ok@a.test", "unknown@a.test"], b"secret\r\n")]).await;
+    assert_eq!(codes(&out[0]), ["250 2.0.0 Ok: queued as M1", "550 5.1.1 User unknown"]);
     let rec = mx.record();
     assert_eq!(rec.tls_sessions, 1);
-    let cmds: Vec<&str> = rec
-        .commands
-        .iter()
-        .map(|c| c.split(' ').next().unwrap_or(""))
-        .collect();
-    assert_eq!(
-        &cmds[..4],
-        ["EHLO", "STARTTLS", "EHLO", "MAIL"],
-        "injected bytes were not taken as the EHLO reply"
-    );
+    let cmds: Vec<&str> = rec.commands.iter().map(|c| c.split(' ').next().unwrap_or("")).collect();
+    assert_eq!(&cmds[..4], ["EHLO", "STARTTLS", "EHLO", "MAIL"], "injected bytes were not taken as the EHLO reply");
 }
 
 #[tokio::test]
 async fn tls_disabled_never_starttls() {
-    let mx = ScriptedMx::start(Script {
-        tls: Some(tls_acceptor()),
-        ..Script::default()
-    })
-    .await;
+    let mx = ScriptedMx::start(Script { tls: Some(tls_acceptor()), ..Script::default() }).await;
     let mut cfg = routed_to(mx.addr);
     cfg.tls = TlsPolicy::Disabled;
-    let out = Deliverer::new(&cfg, "relay.test")
-        .unwrap()
-        .deliver("a.test", vec![tx("s@app.test", &["ok@a.test"], b"x\r\n")])
-        .await;
+    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("a.test", vec![tx("s@app.test", &["ok@a.test"], b"x\r\n")]).await;
     assert_eq!(out[0][0].reply.code, 250);
     assert!(!mx.record().commands.iter().any(|c| c == "STARTTLS"));
 }
@@ -265,180 +138,81 @@ async fn tls_required_without_starttls_defers_with_4_7_5() {
     let mx = ScriptedMx::start(Script::default()).await;
     let mut cfg = routed_to(mx.addr);
     cfg.tls = TlsPolicy::Required;
-    let out = Deliverer::new(&cfg, "relay.test")
-        .unwrap()
-        .deliver("a.test", vec![tx("s@app.test", &["ok@a.test"], b"x\r\n")])
-        .await;
+    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("a.test", vec![tx("s@app.test", &["ok@a.test"], b"x\r\n")]).await;
     let r = &out[0][0].reply;
-    assert_eq!(
-        (r.code, r.enhanced.unwrap().to_string(), r.synthetic),
-        (451, "4.7.5".to_string(), true)
-    );
-    assert!(
-        !mx.record().commands.iter().any(|c| c.starts_with("MAIL")),
-        "nothing sent in clear"
-    );
+    assert_eq!((r.code, r.enhanced.unwrap().to_string(), r.synthetic), (451, "4.7.5".to_string(), true));
+    assert!(!mx.record().commands.iter().any(|c| c.starts_with("MAIL")), "nothing sent in clear");
 }
 
 #[tokio::test]
 async fn starttls_then_garbage_falls_back_to_plain_when_opportunistic_but_defers_when_required() {
-    let script = Script {
-        tls: Some(tls_acceptor()),
-        starttls_garbage: true,
-        ..Script::default()
-    };
+    let script = Script { tls: Some(tls_acceptor()), starttls_garbage: true, ..Script::default() };
     let mx = ScriptedMx::start(script.clone()).await;
-    let out = Deliverer::new(&routed_to(mx.addr), "relay.test")
-        .unwrap()
-        .deliver("a.test", vec![tx("s@app.test", &["ok@a.test"], b"x\r\n")])
-        .await;
+    let out = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap().deliver("a.test", vec![tx("s@app.test", &["ok@a.test"], b"x\r\n")]).await;
     assert_eq!(out[0][0].reply.code, 250);
     assert_eq!(mx.record().connections, 2);
 
     let mx = ScriptedMx::start(script).await;
     let mut cfg = routed_to(mx.addr);
     cfg.tls = TlsPolicy::Required;
-    let out = Deliverer::new(&cfg, "relay.test")
-        .unwrap()
-        .deliver("a.test", vec![tx("s@app.test", &["ok@a.test"], b"x\r\n")])
-        .await;
+    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("a.test", vec![tx("s@app.test", &["ok@a.test"], b"x\r\n")]).await;
     let r = &out[0][0].reply;
-    assert_eq!(
-        (r.code, r.enhanced.unwrap().to_string()),
-        (451, "4.7.5".to_string())
-    );
+    assert_eq!((r.code, r.enhanced.unwrap().to_string()), (451, "4.7.5".to_string()));
     assert!(!mx.record().commands.iter().any(|c| c.starts_with("MAIL")));
 }
 
 #[tokio::test]
 async fn greeting_4xx_is_reported_per_recipient_with_the_host() {
-    let mx = ScriptedMx::start(Script {
-        mode: Mode::Greeting("421 4.3.2 too busy"),
-        ..Script::default()
-    })
-    .await;
-    let out = Deliverer::new(&routed_to(mx.addr), "relay.test")
-        .unwrap()
-        .deliver(
-            "a.test",
-            vec![tx("s@app.test", &["ok@a.test", "b@a.test"], b"x\r\n")],
-        )
-        .await;
+    let mx = ScriptedMx::start(Script { mode: Mode::Greeting("421 4.3.2 too busy"), ..Script::default() }).await;
+    let out = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap().deliver("a.test", vec![tx("s@app.test", &["ok@a.test", "b@a.test"], b"x\r\n")]).await;
     assert_eq!(codes(&out[0]), ["421 4.3.2 too busy", "421 4.3.2 too busy"]);
     assert_eq!(out[0][0].remote_host.as_deref(), Some("127.0.0.1"));
 }
 
 #[tokio::test]
 async fn relayhost_authenticates_only_after_starttls() {
-    let mx = ScriptedMx::start(Script {
-        tls: Some(tls_acceptor()),
-        ..Script::default()
-    })
-    .await;
+    let mx = ScriptedMx::start(Script { tls: Some(tls_acceptor()), ..Script::default() }).await;
     let mut cfg = support_outbound::config();
     cfg.relayhost = Some(mx.addr.to_string());
     cfg.relayhost_user = Some("relayuser".into());
     cfg.relayhost_password = Some(rebound::config::Secret("relaypass".into()));
-    let out = Deliverer::new(&cfg, "relay.test")
-        .unwrap()
-        .deliver(
-            "far.test",
-            vec![tx("s@app.test", &["ok@far.test"], b"x\r\n")],
-        )
-        .await;
+    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("far.test", vec![tx("s@app.test", &["ok@far.test"], b"x\r\n")]).await;
     assert_eq!(out[0][0].reply.code, 250, "{:?}", out[0][0].reply);
-    let cmds: Vec<String> = mx
-        .record()
-        .commands
-        .iter()
-        .map(|c| c.split(' ').next().unwrap_or("").to_string())
-        .collect();
+    let cmds: Vec<String> = mx.record().commands.iter().map(|c| c.split(' ').next().unwrap_or("").to_string()).collect();
     assert_eq!(&cmds[..5], ["EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL"]);
 
     let plain = ScriptedMx::start(Script::default()).await;
     cfg.relayhost = Some(plain.addr.to_string());
-    let out = Deliverer::new(&cfg, "relay.test")
-        .unwrap()
-        .deliver(
-            "far.test",
-            vec![tx("s@app.test", &["ok@far.test"], b"x\r\n")],
-        )
-        .await;
+    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("far.test", vec![tx("s@app.test", &["ok@far.test"], b"x\r\n")]).await;
     let r = &out[0][0].reply;
-    assert_eq!(
-        (r.code, r.enhanced.unwrap().to_string()),
-        (451, "4.7.5".to_string())
-    );
-    assert!(
-        !plain
-            .record()
-            .commands
-            .iter()
-            .any(|c| c.starts_with("AUTH") || c.starts_with("MAIL")),
-        "no credentials in clear"
-    );
+    assert_eq!((r.code, r.enhanced.unwrap().to_string()), (451, "4.7.5".to_string()));
+    assert!(!plain.record().commands.iter().any(|c| c.starts_with("AUTH") || c.starts_with("MAIL")), "no credentials in clear");
 }
 
 #[tokio::test]
 async fn relayhost_auth_failure_defers() {
-    let mx = ScriptedMx::start(Script {
-        tls: Some(tls_acceptor()),
-        ..Script::default()
-    })
-    .await;
+    let mx = ScriptedMx::start(Script { tls: Some(tls_acceptor()), ..Script::default() }).await;
     let mut cfg = support_outbound::config();
     cfg.relayhost = Some(mx.addr.to_string());
     cfg.relayhost_user = Some("relayuser".into());
     cfg.relayhost_password = Some(rebound::config::Secret("wrong".into()));
-    let out = Deliverer::new(&cfg, "relay.test")
-        .unwrap()
-        .deliver(
-            "far.test",
-            vec![tx("s@app.test", &["ok@far.test"], b"x\r\n")],
-        )
-        .await;
+    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("far.test", vec![tx("s@app.test", &["ok@far.test"], b"x\r\n")]).await;
     let r = &out[0][0].reply;
-    assert_eq!(
-        (r.code, r.enhanced.unwrap().to_string(), r.synthetic),
-        (451, "4.7.8".to_string(), true)
-    );
+    assert_eq!((r.code, r.enhanced.unwrap().to_string(), r.synthetic), (451, "4.7.8".to_string(), true));
     assert!(r.text.contains("535"), "{}", r.text);
 }
 
 #[tokio::test]
 async fn completed_transactions_follow_each_other_without_rset() {
-    let mx = ScriptedMx::start(Script {
-        pipelining: true,
-        ..Script::default()
-    })
-    .await;
+    let mx = ScriptedMx::start(Script { pipelining: true, ..Script::default() }).await;
     let d = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap();
-    let txs = vec![
-        tx("s@app.test", &["ok@a.test"], b"one\r\n"),
-        tx("s@app.test", &["ok@a.test"], b"two\r\n"),
-        tx("s@app.test", &["ok@a.test"], b"three\r\n"),
-    ];
+    let txs = vec![tx("s@app.test", &["ok@a.test"], b"one\r\n"), tx("s@app.test", &["ok@a.test"], b"two\r\n"), tx("s@app.test", &["ok@a.test"], b"three\r\n")];
     let out = d.deliver("a.test", txs).await;
-    assert_eq!(
-        out.iter().map(|o| o[0].reply.code).collect::<Vec<_>>(),
-        [250, 250, 250]
-    );
+    assert_eq!(out.iter().map(|o| o[0].reply.code).collect::<Vec<_>>(), [250, 250, 250]);
     let rec = mx.record();
     assert_eq!(rec.connections, 1);
     assert_eq!(rec.messages.len(), 3);
-    let verbs: Vec<String> = rec
-        .commands
-        .iter()
-        .map(|c| {
-            c.split([' ', ':'])
-                .next()
-                .unwrap_or("")
-                .to_ascii_uppercase()
-        })
-        .collect();
+    let verbs: Vec<String> = rec.commands.iter().map(|c| c.split([' ', ':']).next().unwrap_or("").to_ascii_uppercase()).collect();
     assert_eq!(verbs.iter().filter(|v| *v == "MAIL").count(), 3);
-    assert!(
-        !verbs.iter().any(|v| v == "RSET"),
-        "no RSET between completed transactions: {verbs:?}"
-    );
+    assert!(!verbs.iter().any(|v| v == "RSET"), "no RSET between completed transactions: {verbs:?}");
 }

@@ -8,8 +8,8 @@ use crate::accept::base_event;
 use crate::address::Address;
 use crate::model::{Event, EventKind, Source, Status};
 use crate::relay::Relay;
-use crate::store::events::EventQuery;
 use crate::store::queue::{MessageRecord, RcptRecord, format_queue_id, new_queue_id};
+use crate::store::events::EventQuery;
 use crate::store::{TreeId, WriteSet};
 use crate::time::Timestamp;
 
@@ -62,16 +62,7 @@ impl MessageView {
             finished: rec.is_finished(),
             body_kept: relay.store.has_body(rec.id).unwrap_or(false),
             resent_from: rec.resent_from.map(format_queue_id),
-            recipients: rec
-                .recipients
-                .iter()
-                .map(|r| RcptView {
-                    address: r.address.clone(),
-                    status: r.status,
-                    attempts: r.attempts,
-                    last_diagnostic: r.last_diagnostic.clone(),
-                })
-                .collect(),
+            recipients: rec.recipients.iter().map(|r| RcptView { address: r.address.clone(), status: r.status, attempts: r.attempts, last_diagnostic: r.last_diagnostic.clone() }).collect(),
             events: None,
         }
     }
@@ -85,17 +76,10 @@ pub struct QueuePage {
 }
 
 /// Messages in queue-id order after `cursor`; unfinished only unless `all`.
-pub fn list_queue(
-    relay: &Relay,
-    all: bool,
-    cursor: Option<&str>,
-    limit: usize,
-) -> Result<QueuePage, AdminError> {
+pub fn list_queue(relay: &Relay, all: bool, cursor: Option<&str>, limit: usize) -> Result<QueuePage, AdminError> {
     let limit = limit.clamp(1, 1000);
     let mut after = match cursor {
-        Some(c) => Some(crate::store::queue::parse_queue_id(c).ok_or_else(|| {
-            AdminError::bad("cursor", format!("{c:?} is not a cursor from this list"))
-        })?),
+        Some(c) => Some(crate::store::queue::parse_queue_id(c).ok_or_else(|| AdminError::bad("cursor", format!("{c:?} is not a cursor from this list")))?),
         None => None,
     };
     let mut items = Vec::new();
@@ -109,18 +93,12 @@ pub fn list_queue(
             }
             if items.len() == limit {
                 let next = items.last().map(|m: &MessageView| m.queue_id.clone());
-                return Ok(QueuePage {
-                    items,
-                    next_cursor: next,
-                });
+                return Ok(QueuePage { items, next_cursor: next });
             }
             items.push(MessageView::of(relay, &rec));
         }
         if done {
-            return Ok(QueuePage {
-                items,
-                next_cursor: None,
-            });
+            return Ok(QueuePage { items, next_cursor: None });
         }
     }
 }
@@ -129,29 +107,18 @@ pub fn list_queue(
 fn load(relay: &Relay, id: &str) -> Result<MessageRecord, AdminError> {
     let id = id.trim();
     let n = if id.starts_with('<') && id.ends_with('>') {
-        relay
-            .store
-            .message_by_message_id(id)?
-            .ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {id}")))?
+        relay.store.message_by_message_id(id)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {id}")))?
     } else {
         parse_id(id)?
     };
-    relay
-        .store
-        .message(n)?
-        .ok_or_else(|| AdminError::NotFound(format!("no message {id} in the queue")))
+    relay.store.message(n)?.ok_or_else(|| AdminError::NotFound(format!("no message {id} in the queue")))
 }
 
 /// A message with its recipients and its events (oldest first).
 pub fn show(relay: &Relay, id: &str) -> Result<MessageView, AdminError> {
     let rec = load(relay, id)?;
     let mut view = MessageView::of(relay, &rec);
-    let q = EventQuery {
-        queue_id: Some(rec.id),
-        limit: SHOW_EVENTS,
-        ascending: true,
-        ..Default::default()
-    };
+    let q = EventQuery { queue_id: Some(rec.id), limit: SHOW_EVENTS, ascending: true, ..Default::default() };
     view.events = Some(relay.store.query_events(&q)?.events);
     Ok(view)
 }
@@ -160,12 +127,7 @@ pub fn show(relay: &Relay, id: &str) -> Result<MessageView, AdminError> {
 pub async fn retry(relay: &Relay, id: &str) -> Result<MessageView, AdminError> {
     let mut rec = load(relay, id)?;
     if rec.is_finished() {
-        return Err(AdminError::refused(
-            "finished",
-            format!(
-                "message {id} has no recipient waiting for delivery (use resend to send it again)"
-            ),
-        ));
+        return Err(AdminError::refused("finished", format!("message {id} has no recipient waiting for delivery (use resend to send it again)")));
     }
     let old_due = rec.next_attempt;
     rec.next_attempt = Some(relay.now());
@@ -206,21 +168,9 @@ pub struct ResendResult {
 
 /// Queues the stored body of `id` again as a new message, to `to` or to the original
 /// recipients. Refused when a target is suppressed (naming why) or the body is gone.
-pub async fn resend(
-    relay: &Relay,
-    id: &str,
-    to: Option<Address>,
-) -> Result<ResendResult, AdminError> {
+pub async fn resend(relay: &Relay, id: &str, to: Option<Address>) -> Result<ResendResult, AdminError> {
     let old = load(relay, id)?;
-    let body = relay.store.body(old.id)?.ok_or_else(|| {
-        AdminError::refused(
-            "body_expired",
-            format!(
-                "the body of message {id} is no longer stored (kept {})",
-                crate::time::format_duration(relay.cfg.retention.bodies.0)
-            ),
-        )
-    })?;
+    let body = relay.store.body(old.id)?.ok_or_else(|| AdminError::refused("body_expired", format!("the body of message {id} is no longer stored (kept {})", crate::time::format_duration(relay.cfg.retention.bodies.0))))?;
     let targets: Vec<String> = match to {
         Some(a) => vec![a.to_string()],
         None => old.recipients.iter().map(|r| r.address.clone()).collect(),
@@ -233,17 +183,7 @@ pub async fn resend(
         received: now,
         client: "admin".into(),
         auth_user: None,
-        recipients: targets
-            .iter()
-            .map(|a| RcptRecord {
-                address: a.clone(),
-                orcpt: None,
-                notify: None,
-                status: Status::Queued,
-                attempts: 0,
-                last_diagnostic: None,
-            })
-            .collect(),
+        recipients: targets.iter().map(|a| RcptRecord { address: a.clone(), orcpt: None, notify: None, status: Status::Queued, attempts: 0, last_diagnostic: None }).collect(),
         attempts: 0,
         next_attempt: Some(now),
         resent_from: Some(old.id),
@@ -257,11 +197,7 @@ pub async fn resend(
         let mut gone = base_event(EventKind::Resent, now, &old, &r.address);
         gone.source = Some(Source::Admin);
         gone.linked_queue_id = Some(rec.queue_id());
-        gone.diagnostic = Some(format!(
-            "resent to {} as {}",
-            targets.join(", "),
-            rec.queue_id()
-        ));
+        gone.diagnostic = Some(format!("resent to {} as {}", targets.join(", "), rec.queue_id()));
         events.push(relay.record(&mut ws, gone)?);
     }
     for a in &targets {
@@ -273,38 +209,22 @@ pub async fn resend(
     ws.put_message(&rec, None);
     ws.insert(TreeId::Bodies, new_id.to_be_bytes().to_vec(), body);
     if let Some(mid) = &rec.message_id {
-        ws.insert(
-            TreeId::MsgIds,
-            mid.as_bytes().to_vec(),
-            new_id.to_be_bytes().to_vec(),
-        );
+        ws.insert(TreeId::MsgIds, mid.as_bytes().to_vec(), new_id.to_be_bytes().to_vec());
     }
     relay.commit(ws, &events).await?;
     relay.wake.notify_one();
-    Ok(ResendResult {
-        queue_id: rec.queue_id(),
-        resent_from: old.queue_id(),
-        recipients: targets,
-    })
+    Ok(ResendResult { queue_id: rec.queue_id(), resent_from: old.queue_id(), recipients: targets })
 }
 
 fn refuse_suppressed(relay: &Relay, targets: &[String]) -> Result<(), AdminError> {
     let mut why = Vec::new();
     for a in targets {
         if let Some(s) = relay.store.suppression(a)? {
-            why.push(format!(
-                "{a} is suppressed ({} since {}{})",
-                s.reason,
-                s.time,
-                s.diagnostic.map(|d| format!(": {d}")).unwrap_or_default()
-            ));
+            why.push(format!("{a} is suppressed ({} since {}{})", s.reason, s.time, s.diagnostic.map(|d| format!(": {d}")).unwrap_or_default()));
         }
     }
     if why.is_empty() {
         return Ok(());
     }
-    Err(AdminError::refused(
-        "suppressed",
-        format!("resend refused: {}", why.join("; ")),
-    ))
+    Err(AdminError::refused("suppressed", format!("resend refused: {}", why.join("; "))))
 }

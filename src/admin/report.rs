@@ -16,20 +16,7 @@ use crate::time::{Timestamp, parse_duration};
 
 /// Every event name a filter may use.
 const EVENT_NAMES: [&str; 14] = [
-    "queued",
-    "deferred",
-    "delivered",
-    "bounced",
-    "failed",
-    "expired",
-    "dropped",
-    "complained",
-    "unsubscribed",
-    "resent",
-    "autoreply",
-    "unverified",
-    "suppression_added",
-    "suppression_removed",
+    "queued", "deferred", "delivered", "bounced", "failed", "expired", "dropped", "complained", "unsubscribed", "resent", "autoreply", "unverified", "suppression_added", "suppression_removed",
 ];
 
 /// An event filter as people write it (strings straight from a query string or CLI flags).
@@ -52,36 +39,18 @@ pub fn parse_since(s: &str, now: Timestamp) -> Option<Timestamp> {
     Timestamp::parse_rfc3339(s).or_else(|| parse_duration(s).ok().map(|d| now.minus(d)))
 }
 
-fn time_param(
-    param: &'static str,
-    v: &Option<String>,
-    now: Timestamp,
-) -> Result<Option<Timestamp>, AdminError> {
+fn time_param(param: &'static str, v: &Option<String>, now: Timestamp) -> Result<Option<Timestamp>, AdminError> {
     match v.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => parse_since(s, now).map(Some).ok_or_else(|| {
-            AdminError::bad(
-                param,
-                format!("{s:?} is neither an RFC 3339 time, a date nor a duration like 7d"),
-            )
-        }),
+        Some(s) => parse_since(s, now).map(Some).ok_or_else(|| AdminError::bad(param, format!("{s:?} is neither an RFC 3339 time, a date nor a duration like 7d"))),
     }
 }
 
 fn statuses_param(v: &Option<String>, allowed: &[&str]) -> Result<Vec<String>, AdminError> {
     let mut out = Vec::new();
-    for s in v
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    for s in v.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if !allowed.contains(&s) {
-            return Err(AdminError::bad(
-                "status",
-                format!("unknown status {s:?} (one of: {})", allowed.join(", ")),
-            ));
+            return Err(AdminError::bad("status", format!("unknown status {s:?} (one of: {})", allowed.join(", "))));
         }
         out.push(s.to_string());
     }
@@ -94,10 +63,7 @@ pub fn limit_param(v: Option<&str>, default: usize, max: usize) -> Result<usize,
         None => Ok(default),
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(AdminError::bad(
-                "limit",
-                format!("{s:?} is not a number from 1 to {max}"),
-            )),
+            _ => Err(AdminError::bad("limit", format!("{s:?} is not a number from 1 to {max}"))),
         },
     }
 }
@@ -105,27 +71,16 @@ pub fn limit_param(v: Option<&str>, default: usize, max: usize) -> Result<usize,
 impl EventFilter {
     /// Checks every field and builds the store query (newest first).
     pub fn to_query(&self, now: Timestamp) -> Result<EventQuery, AdminError> {
-        let queue_id =
-            match self.message.as_deref().filter(|s| !s.is_empty()) {
-                Some(m) => Some(crate::store::queue::parse_queue_id(m.trim()).ok_or_else(
-                    || AdminError::bad("message", format!("{m:?} is not a queue id")),
-                )?),
-                None => None,
-            };
+        let queue_id = match self.message.as_deref().filter(|s| !s.is_empty()) {
+            Some(m) => Some(crate::store::queue::parse_queue_id(m.trim()).ok_or_else(|| AdminError::bad("message", format!("{m:?} is not a queue id")))?),
+            None => None,
+        };
         let recipient = self.recipient.clone().filter(|s| !s.is_empty());
         if let Some(r) = &recipient {
-            suppression_key(r)
-                .ok_or_else(|| AdminError::bad("recipient", format!("{r:?} is not an address")))?;
+            suppression_key(r).ok_or_else(|| AdminError::bad("recipient", format!("{r:?} is not an address")))?;
         }
-        if let Some(c) = self
-            .cursor
-            .as_ref()
-            .filter(|c| c.len() != 32 || crate::store::unhex(c).is_none())
-        {
-            return Err(AdminError::bad(
-                "cursor",
-                format!("{c:?} is not a cursor from this list"),
-            ));
+        if let Some(c) = self.cursor.as_ref().filter(|c| c.len() != 32 || crate::store::unhex(c).is_none()) {
+            return Err(AdminError::bad("cursor", format!("{c:?} is not a cursor from this list")));
         }
         let since = time_param("since", &self.since, now)?;
         let until = time_param("until", &self.until, now)?;
@@ -178,69 +133,31 @@ pub struct UndeliveredReport {
 }
 
 /// Statuses the report can show (everything but delivered).
-const UNDELIVERED: [&str; 8] = [
-    "queued",
-    "deferred",
-    "bounced",
-    "failed",
-    "expired",
-    "dropped",
-    "complained",
-    "unsubscribed",
-];
+const UNDELIVERED: [&str; 8] = ["queued", "deferred", "bounced", "failed", "expired", "dropped", "complained", "unsubscribed"];
 
 /// Builds the report over `[since, until]` (default: the last `days` days up to now).
-pub fn undelivered(
-    relay: &Relay,
-    days: Option<&str>,
-    since: Option<&str>,
-    until: Option<&str>,
-    status: Option<&str>,
-) -> Result<UndeliveredReport, AdminError> {
+pub fn undelivered(relay: &Relay, days: Option<&str>, since: Option<&str>, until: Option<&str>, status: Option<&str>) -> Result<UndeliveredReport, AdminError> {
     let now = relay.now();
     let wanted = statuses_param(&status.map(str::to_string), &UNDELIVERED)?;
-    let days = limit_param(days, 30, 3650).map_err(|_| {
-        AdminError::bad(
-            "days",
-            format!(
-                "{:?} is not a number of days from 1 to 3650",
-                days.unwrap_or("")
-            ),
-        )
-    })?;
+    let days = limit_param(days, 30, 3650).map_err(|_| AdminError::bad("days", format!("{:?} is not a number of days from 1 to 3650", days.unwrap_or(""))))?;
     let until = time_param("until", &until.map(str::to_string), now)?.unwrap_or(now);
-    let since = time_param("since", &since.map(str::to_string), now)?
-        .unwrap_or_else(|| until.minus(Duration::from_secs(days as u64 * 86_400)));
+    let since = time_param("since", &since.map(str::to_string), now)?.unwrap_or_else(|| until.minus(Duration::from_secs(days as u64 * 86_400)));
     if since > until {
         return Err(AdminError::bad("since", "since is after until"));
     }
     let latest = latest_statuses(relay, since, until)?;
-    let mut items: Vec<UndeliveredItem> = latest
-        .into_values()
-        .filter_map(|e| item_of(e, &wanted))
-        .collect();
-    items.sort_by(|a, b| {
-        (a.time, &a.queue_id, &a.recipient).cmp(&(b.time, &b.queue_id, &b.recipient))
-    });
+    let mut items: Vec<UndeliveredItem> = latest.into_values().filter_map(|e| item_of(e, &wanted)).collect();
+    items.sort_by(|a, b| (a.time, &a.queue_id, &a.recipient).cmp(&(b.time, &b.queue_id, &b.recipient)));
     let mut summary = BTreeMap::new();
     for i in &items {
         *summary.entry(i.status.as_str().to_string()).or_insert(0) += 1;
     }
-    Ok(UndeliveredReport {
-        since,
-        until,
-        summary,
-        total: items.len(),
-        items,
-        next_cursor: None,
-    })
+    Ok(UndeliveredReport { since, until, summary, total: items.len(), items, next_cursor: None })
 }
 
 fn item_of(e: Event, wanted: &[String]) -> Option<UndeliveredItem> {
     let status = e.status.status()?;
-    if status == Status::Delivered
-        || (!wanted.is_empty() && !wanted.iter().any(|w| w == status.as_str()))
-    {
+    if status == Status::Delivered || (!wanted.is_empty() && !wanted.iter().any(|w| w == status.as_str())) {
         return None;
     }
     Some(UndeliveredItem {
@@ -258,28 +175,16 @@ fn item_of(e: Event, wanted: &[String]) -> Option<UndeliveredItem> {
 }
 
 /// The latest status-setting event of each (queue id, recipient) in the window.
-fn latest_statuses(
-    relay: &Relay,
-    since: Timestamp,
-    until: Timestamp,
-) -> Result<HashMap<(String, String), Event>, AdminError> {
+fn latest_statuses(relay: &Relay, since: Timestamp, until: Timestamp) -> Result<HashMap<(String, String), Event>, AdminError> {
     let mut latest: HashMap<(String, String), Event> = HashMap::new();
-    let mut q = EventQuery {
-        since: Some(since),
-        until: Some(until),
-        limit: 2000,
-        ascending: true,
-        ..Default::default()
-    };
+    let mut q = EventQuery { since: Some(since), until: Some(until), limit: 2000, ascending: true, ..Default::default() };
     loop {
         let page = relay.store.query_events(&q)?;
         for e in page.events {
             if e.status.status().is_none() {
                 continue;
             }
-            let Some(r) = e.recipient.as_deref().and_then(suppression_key) else {
-                continue;
-            };
+            let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
             latest.insert((e.queue_id.clone().unwrap_or_default(), r), e);
         }
         match page.next_cursor {

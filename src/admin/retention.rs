@@ -55,11 +55,7 @@ pub async fn purge(relay: &Relay, now: Timestamp) -> PurgeStats {
     stats
 }
 
-async fn purge_events(
-    relay: &Relay,
-    cutoff: Timestamp,
-    stats: &mut PurgeStats,
-) -> Result<(), StoreError> {
+async fn purge_events(relay: &Relay, cutoff: Timestamp, stats: &mut PurgeStats) -> Result<(), StoreError> {
     for _ in 0..MAX_ROUNDS {
         let old = relay.store.events_before(cutoff, BATCH)?;
         let mut ws = WriteSet::new();
@@ -76,19 +72,10 @@ async fn purge_events(
 }
 
 /// Finished records received before `cutoff_id`, with their bodies.
-async fn purge_messages(
-    relay: &Relay,
-    cutoff_id: u64,
-    stats: &mut PurgeStats,
-) -> Result<(), StoreError> {
+async fn purge_messages(relay: &Relay, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
     let mut after = None;
     for _ in 0..MAX_ROUNDS {
-        let recs: Vec<MessageRecord> = relay
-            .store
-            .messages_after(after, BATCH)?
-            .into_iter()
-            .take_while(|r| r.id < cutoff_id)
-            .collect();
+        let recs: Vec<MessageRecord> = relay.store.messages_after(after, BATCH)?.into_iter().take_while(|r| r.id < cutoff_id).collect();
         let Some(last) = recs.last() else { break };
         after = Some(last.id);
         let mut ws = WriteSet::new();
@@ -103,11 +90,7 @@ async fn purge_messages(
 }
 
 /// Bodies received before `cutoff_id` whose record is gone (never those of unfinished messages).
-async fn purge_bodies(
-    relay: &Relay,
-    cutoff_id: u64,
-    stats: &mut PurgeStats,
-) -> Result<(), StoreError> {
+async fn purge_bodies(relay: &Relay, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
     let mut after = None;
     for _ in 0..MAX_ROUNDS {
         let ids = relay.store.body_ids(after, cutoff_id, BATCH)?;
@@ -146,18 +129,10 @@ pub struct EraseStats {
 /// Removes every event, queue record and stored body that names `address`.
 /// Other pending recipients of an erased message get a `dropped` event.
 pub async fn erase(relay: &Relay, address: &Address) -> Result<EraseStats, AdminError> {
-    let mut stats = EraseStats {
-        address: address.to_string(),
-        ..Default::default()
-    };
+    let mut stats = EraseStats { address: address.to_string(), ..Default::default() };
     let key = address.key();
     erase_messages(relay, &key, &mut stats).await?;
-    erase_bodies(
-        relay,
-        &[key.clone(), address.as_str().to_ascii_lowercase()],
-        &mut stats,
-    )
-    .await?;
+    erase_bodies(relay, &[key.clone(), address.as_str().to_ascii_lowercase()], &mut stats).await?;
     erase_events(relay, &key, &mut stats).await?;
     if let Some(mut s) = relay.store.suppression(address.as_str())? {
         s.diagnostic = None;
@@ -167,23 +142,13 @@ pub async fn erase(relay: &Relay, address: &Address) -> Result<EraseStats, Admin
         relay.commit(ws, &[]).await?;
         stats.suppression_kept = true;
     }
-    tracing::info!(
-        events = stats.events,
-        messages = stats.messages,
-        bodies = stats.bodies,
-        "erased an address on request"
-    );
+    tracing::info!(events = stats.events, messages = stats.messages, bodies = stats.bodies, "erased an address on request");
     Ok(stats)
 }
 
 async fn erase_events(relay: &Relay, key: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
     loop {
-        let q = EventQuery {
-            recipient: Some(key.to_string()),
-            limit: BATCH,
-            ascending: true,
-            ..Default::default()
-        };
+        let q = EventQuery { recipient: Some(key.to_string()), limit: BATCH, ascending: true, ..Default::default() };
         let page = relay.store.query_events(&q)?;
         if page.events.is_empty() {
             return Ok(());
@@ -197,29 +162,17 @@ async fn erase_events(relay: &Relay, key: &str, stats: &mut EraseStats) -> Resul
     }
 }
 
-async fn erase_messages(
-    relay: &Relay,
-    key: &str,
-    stats: &mut EraseStats,
-) -> Result<(), StoreError> {
+
+async fn erase_messages(relay: &Relay, key: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
     let mut after = None;
     loop {
         let recs = relay.store.messages_after(after, BATCH)?;
-        let Some(last) = recs.last() else {
-            return Ok(());
-        };
+        let Some(last) = recs.last() else { return Ok(()) };
         after = Some(last.id);
         let (mut ws, mut events) = (WriteSet::new(), Vec::new());
         let now = relay.now();
-        for r in recs
-            .iter()
-            .filter(|r| r.recipients.iter().any(|x| names(&x.address, key)))
-        {
-            for other in r
-                .recipients
-                .iter()
-                .filter(|x| !x.status.is_final() && !names(&x.address, key))
-            {
+        for r in recs.iter().filter(|r| r.recipients.iter().any(|x| names(&x.address, key))) {
+            for other in r.recipients.iter().filter(|x| !x.status.is_final() && !names(&x.address, key)) {
                 let mut ev: Event = base_event(EventKind::Dropped, now, r, &other.address);
                 ev.source = Some(Source::Admin);
                 ev.diagnostic = Some("message erased on request of another recipient".into());
@@ -237,17 +190,11 @@ fn names(address: &str, key: &str) -> bool {
     crate::address::suppression_key(address).as_deref() == Some(key)
 }
 
-async fn erase_bodies(
-    relay: &Relay,
-    needles: &[String],
-    stats: &mut EraseStats,
-) -> Result<(), StoreError> {
+async fn erase_bodies(relay: &Relay, needles: &[String], stats: &mut EraseStats) -> Result<(), StoreError> {
     let mut after = None;
     loop {
         let bodies = relay.store.bodies_after(after, 64)?;
-        let Some((last, _)) = bodies.last() else {
-            return Ok(());
-        };
+        let Some((last, _)) = bodies.last() else { return Ok(()) };
         after = Some(*last);
         let mut ws = WriteSet::new();
         for (id, body) in &bodies {

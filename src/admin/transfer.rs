@@ -29,10 +29,7 @@ impl ExportFormat {
         match s {
             "csv" => Ok(ExportFormat::Csv),
             "jsonl" | "json" | "ndjson" => Ok(ExportFormat::JsonLines),
-            _ => Err(AdminError::bad(
-                "format",
-                format!("{s:?} is not csv or jsonl"),
-            )),
+            _ => Err(AdminError::bad("format", format!("{s:?} is not csv or jsonl"))),
         }
     }
 
@@ -55,12 +52,7 @@ pub fn export_suppressions(relay: &Relay, format: ExportFormat) -> Result<String
         let (items, next) = relay.store.suppressions(None, cursor.as_deref(), 1000)?;
         for s in &items {
             match format {
-                ExportFormat::Csv => out.push_str(&csv_row(&[
-                    &s.address,
-                    s.reason.as_str(),
-                    &s.time.to_rfc3339(),
-                    s.diagnostic.as_deref().unwrap_or(""),
-                ])),
+                ExportFormat::Csv => out.push_str(&csv_row(&[&s.address, s.reason.as_str(), &s.time.to_rfc3339(), s.diagnostic.as_deref().unwrap_or("")])),
                 ExportFormat::JsonLines => {
                     out.push_str(&serde_json::to_string(s).unwrap_or_default());
                     out.push('\n');
@@ -81,11 +73,7 @@ fn csv_row(cells: &[&str]) -> String {
 
 /// Quotes a cell when needed and neutralises formula starts.
 pub fn csv_cell(c: &str) -> String {
-    let c = if c.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{c}")
-    } else {
-        c.to_string()
-    };
+    let c = if c.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{c}") } else { c.to_string() };
     if c.contains([',', '"', '\r', '\n']) || c.starts_with(' ') || c.ends_with(' ') {
         format!("\"{}\"", c.replace('"', "\"\""))
     } else {
@@ -124,10 +112,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
         }
     }
     if quoted {
-        return Err(format!(
-            "unterminated quoted cell in record {}",
-            rows.len() + 1
-        ));
+        return Err(format!("unterminated quoted cell in record {}", rows.len() + 1));
     }
     if !cell.is_empty() || !row.is_empty() {
         row.push(unneutralise(cell));
@@ -164,11 +149,7 @@ struct Row {
 
 /// Imports entries; bad records are listed in `errors` and the rest still imported.
 /// Existing complaint/unsubscribe entries are never replaced by an import.
-pub async fn import_suppressions(
-    relay: &Relay,
-    format: ExportFormat,
-    text: &str,
-) -> Result<ImportStats, AdminError> {
+pub async fn import_suppressions(relay: &Relay, format: ExportFormat, text: &str) -> Result<ImportStats, AdminError> {
     let rows = match format {
         ExportFormat::Csv => csv_rows(text)?,
         ExportFormat::JsonLines => json_rows(text),
@@ -189,12 +170,7 @@ pub async fn import_suppressions(
     Ok(stats)
 }
 
-fn stage_row(
-    relay: &Relay,
-    ws: &mut WriteSet,
-    events: &mut Vec<crate::model::Event>,
-    r: Row,
-) -> Result<bool, String> {
+fn stage_row(relay: &Relay, ws: &mut WriteSet, events: &mut Vec<crate::model::Event>, r: Row) -> Result<bool, String> {
     let at = |m: String| format!("line {}: {m}", r.line);
     let address = parse_address("address", &r.address).map_err(|e| at(e.to_string()))?;
     let reason = match r.reason.as_deref().filter(|s| !s.is_empty()) {
@@ -205,16 +181,7 @@ fn stage_row(
         Some(s) => Timestamp::parse_rfc3339(s).ok_or_else(|| at(format!("bad time {s:?}")))?,
         None => relay.now(),
     };
-    match stage_add(
-        relay,
-        ws,
-        events,
-        &address,
-        reason,
-        r.diagnostic.filter(|d| !d.is_empty()),
-        false,
-        time,
-    ) {
+    match stage_add(relay, ws, events, &address, reason, r.diagnostic.filter(|d| !d.is_empty()), false, time) {
         Ok((_, changed)) => Ok(changed),
         Err(AdminError::Refused { .. }) => Ok(false),
         Err(e) => Err(at(e.to_string())),
@@ -224,28 +191,16 @@ fn stage_row(
 fn csv_rows(text: &str) -> Result<Vec<Result<Row, String>>, AdminError> {
     let records = parse_csv(text).map_err(|e| AdminError::bad("body", e))?;
     if records.len() > IMPORT_MAX {
-        return Err(AdminError::bad(
-            "body",
-            format!("more than {IMPORT_MAX} records"),
-        ));
+        return Err(AdminError::bad("body", format!("more than {IMPORT_MAX} records")));
     }
     let mut out = Vec::new();
     for (i, cells) in records.into_iter().enumerate() {
-        let first = cells
-            .first()
-            .map(|c| c.trim().to_ascii_lowercase())
-            .unwrap_or_default();
+        let first = cells.first().map(|c| c.trim().to_ascii_lowercase()).unwrap_or_default();
         if (i == 0 && first == "address") || cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
         let cell = |n: usize| cells.get(n).map(|c| c.trim().to_string());
-        out.push(Ok(Row {
-            line: i + 1,
-            address: cell(0).unwrap_or_default(),
-            reason: cell(1),
-            time: cell(2),
-            diagnostic: cell(3),
-        }));
+        out.push(Ok(Row { line: i + 1, address: cell(0).unwrap_or_default(), reason: cell(1), time: cell(2), diagnostic: cell(3) }));
     }
     Ok(out)
 }
@@ -264,13 +219,7 @@ fn json_rows(text: &str) -> Vec<Result<Row, String>> {
         .take(IMPORT_MAX)
         .map(|(i, l)| {
             serde_json::from_str::<J>(l)
-                .map(|j| Row {
-                    line: i + 1,
-                    address: j.address,
-                    reason: j.reason,
-                    time: j.time,
-                    diagnostic: j.diagnostic,
-                })
+                .map(|j| Row { line: i + 1, address: j.address, reason: j.reason, time: j.time, diagnostic: j.diagnostic })
                 .map_err(|e| format!("line {}: {e}", i + 1))
         })
         .collect()

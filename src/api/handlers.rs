@@ -16,10 +16,10 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::ApiError;
-pub use super::intake::{ingest, metrics};
 use crate::admin::{self, EventFilter, ExportFormat, limit_param, parse_address};
 use crate::model::SuppressionReason;
 use crate::relay::Relay;
+pub use super::intake::{ingest, metrics};
 
 type Rel = State<Arc<Relay>>;
 type Raw = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -34,10 +34,7 @@ impl Params {
         let mut map = HashMap::new();
         for (k, v) in pairs {
             if !allowed.contains(&k.as_str()) {
-                return Err(ApiError::bad(
-                    &k,
-                    format!("unknown parameter (accepted: {})", allowed.join(", ")),
-                ));
+                return Err(ApiError::bad(&k, format!("unknown parameter (accepted: {})", allowed.join(", "))));
             }
             if map.insert(k.clone(), v).is_some() {
                 return Err(ApiError::bad(&k, "given more than once"));
@@ -66,33 +63,15 @@ impl Params {
 }
 
 /// Parses an optional JSON body; a body must come as `application/json` (415 otherwise).
-fn json_body<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<Option<T>, ApiError> {
+fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<Option<T>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .eq_ignore_ascii_case("application/json")
-    {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "a request body must be sent as Content-Type: application/json",
-        ));
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "a request body must be sent as Content-Type: application/json"));
     }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| ApiError::bad("body", e))
+    serde_json::from_slice(body).map(Some).map_err(|e| ApiError::bad("body", e))
 }
 
 fn ok(v: impl serde::Serialize) -> ApiResult {
@@ -101,25 +80,13 @@ fn ok(v: impl serde::Serialize) -> ApiResult {
 
 pub async fn healthz(State(relay): Rel) -> Response {
     if relay.shutting_down.load(Ordering::SeqCst) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "shutting_down"})),
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "shutting_down"}))).into_response();
     }
     if !relay.ready.load(Ordering::SeqCst) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "starting"})),
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"}))).into_response();
     }
     if relay.committer.is_poisoned() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "storage_failed"})),
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "storage_failed"}))).into_response();
     }
     Json(json!({"status": "ok"})).into_response()
 }
@@ -135,12 +102,7 @@ pub async fn openapi() -> Response {
 pub async fn queue_list(State(relay): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["all", "limit", "cursor"])?;
     let limit = limit_param(p.get("limit"), 100, 1000)?;
-    ok(admin::list_queue(
-        &relay,
-        p.flag("all")?,
-        p.get("cursor"),
-        limit,
-    )?)
+    ok(admin::list_queue(&relay, p.flag("all")?, p.get("cursor"), limit)?)
 }
 
 pub async fn message_show(State(relay): Rel, Path(id): Path<String>) -> ApiResult {
@@ -162,12 +124,7 @@ struct ResendBody {
     to: Option<String>,
 }
 
-pub async fn message_resend(
-    State(relay): Rel,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
+pub async fn message_resend(State(relay): Rel, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let b: Option<ResendBody> = json_body(&headers, &body)?;
     let to = match b.and_then(|b| b.to).filter(|s| !s.is_empty()) {
         Some(t) => Some(parse_address("to", &t)?),
@@ -178,18 +135,7 @@ pub async fn message_resend(
 }
 
 pub async fn events(State(relay): Rel, q: Raw) -> ApiResult {
-    let p = Params::parse(
-        q,
-        &[
-            "recipient",
-            "status",
-            "message",
-            "since",
-            "until",
-            "limit",
-            "cursor",
-        ],
-    )?;
+    let p = Params::parse(q, &["recipient", "status", "message", "since", "until", "limit", "cursor"])?;
     let f = EventFilter {
         recipient: p.owned("recipient"),
         status: p.owned("status"),
@@ -205,33 +151,18 @@ pub async fn events(State(relay): Rel, q: Raw) -> ApiResult {
 
 pub async fn undelivered(State(relay): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["days", "status", "since", "until"])?;
-    ok(admin::undelivered(
-        &relay,
-        p.get("days"),
-        p.get("since"),
-        p.get("until"),
-        p.get("status"),
-    )?)
+    ok(admin::undelivered(&relay, p.get("days"), p.get("since"), p.get("until"), p.get("status"))?)
 }
 
 fn reason_param(v: Option<&str>, param: &str) -> Result<Option<SuppressionReason>, ApiError> {
-    v.map(|r| {
-        r.parse::<SuppressionReason>()
-            .map_err(|e| ApiError::bad(param, e))
-    })
-    .transpose()
+    v.map(|r| r.parse::<SuppressionReason>().map_err(|e| ApiError::bad(param, e))).transpose()
 }
 
 pub async fn suppressions_list(State(relay): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["reason", "limit", "cursor"])?;
     let reason = reason_param(p.get("reason"), "reason")?;
     let limit = limit_param(p.get("limit"), 100, 1000)?;
-    ok(admin::list_suppressions(
-        &relay,
-        reason,
-        p.get("cursor"),
-        limit,
-    )?)
+    ok(admin::list_suppressions(&relay, reason, p.get("cursor"), limit)?)
 }
 
 #[derive(Deserialize)]
@@ -243,68 +174,29 @@ struct PutBody {
     force: bool,
 }
 
-pub async fn suppression_put(
-    State(relay): Rel,
-    Path(address): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
+pub async fn suppression_put(State(relay): Rel, Path(address): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let address = parse_address("address", &address)?;
-    let b: PutBody = json_body(&headers, &body)?.unwrap_or(PutBody {
-        reason: None,
-        diagnostic: None,
-        force: false,
-    });
+    let b: PutBody = json_body(&headers, &body)?.unwrap_or(PutBody { reason: None, diagnostic: None, force: false });
     let reason = reason_param(b.reason.as_deref(), "reason")?.unwrap_or(SuppressionReason::Manual);
-    let (entry, changed) =
-        admin::add_suppression(&relay, &address, reason, b.diagnostic, b.force).await?;
-    let status = if changed {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let (entry, changed) = admin::add_suppression(&relay, &address, reason, b.diagnostic, b.force).await?;
+    let status = if changed { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(entry)).into_response())
 }
 
-pub async fn suppression_delete(
-    State(relay): Rel,
-    Path(address): Path<String>,
-    q: Raw,
-) -> ApiResult {
+pub async fn suppression_delete(State(relay): Rel, Path(address): Path<String>, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["force"])?;
     let address = parse_address("address", &address)?;
     let removed = admin::remove_suppression(&relay, &address, p.flag("force")?).await?;
     ok(json!({"removed": removed}))
 }
 
-pub async fn suppressions_import(
-    State(relay): Rel,
-    q: Raw,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
+pub async fn suppressions_import(State(relay): Rel, q: Raw, headers: HeaderMap, body: Bytes) -> ApiResult {
     let p = Params::parse(q, &["format"])?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let from_type = match ct.as_str() {
         "text/csv" => ExportFormat::Csv,
-        "application/x-ndjson" | "application/jsonl" | "application/json" => {
-            ExportFormat::JsonLines
-        }
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send text/csv or application/x-ndjson",
-            ));
-        }
+        "application/x-ndjson" | "application/jsonl" | "application/json" => ExportFormat::JsonLines,
+        _ => return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send text/csv or application/x-ndjson")),
     };
     let format = match p.get("format") {
         Some(f) => ExportFormat::parse(f)?,
@@ -328,9 +220,9 @@ struct EraseBody {
 }
 
 pub async fn erase(State(relay): Rel, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let b: EraseBody = json_body(&headers, &body)?
-        .ok_or_else(|| ApiError::bad("address", "a JSON body {\"address\": ...} is required"))?;
+    let b: EraseBody = json_body(&headers, &body)?.ok_or_else(|| ApiError::bad("address", "a JSON body {\"address\": ...} is required"))?;
     let address = parse_address("address", &b.address)?;
     let stats = admin::erase(&relay, &address).await?;
     ok(stats)
 }
+

@@ -21,11 +21,7 @@ pub const INGEST_LIMIT: usize = 10 * 1024 * 1024;
 
 pub async fn ingest(State(relay): State<Arc<Relay>>, body: Bytes) -> Result<Response, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "body: expected a raw RFC 5322 message",
-        ));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body: expected a raw RFC 5322 message"));
     }
     let mut ws = WriteSet::new();
     let events = crate::returned::ingest(&relay, &body, None, &mut ws)?;
@@ -37,14 +33,7 @@ pub async fn metrics(State(relay): State<Arc<Relay>>) -> Response {
     let gauges = relay
         .smtp_stats
         .get()
-        .map(|s| SmtpGauges {
-            sessions_total: s.sessions_total.load(Ordering::Relaxed),
-            sessions_active: s.sessions_active.load(Ordering::Relaxed),
-        })
+        .map(|s| SmtpGauges { sessions_total: s.sessions_total.load(Ordering::Relaxed), sessions_active: s.sessions_active.load(Ordering::Relaxed) })
         .unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&relay, gauges),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&relay, gauges)).into_response()
 }

@@ -32,34 +32,17 @@ pub fn routes() -> Router<Arc<Relay>> {
     Router::new()
         .route("/v1/openapi.json", get(handlers::openapi))
         .route("/v1/queue", get(handlers::queue_list))
-        .route(
-            "/v1/messages/{id}",
-            get(handlers::message_show).delete(handlers::message_delete),
-        )
+        .route("/v1/messages/{id}", get(handlers::message_show).delete(handlers::message_delete))
         .route("/v1/messages/{id}/retry", post(handlers::message_retry))
         .route("/v1/messages/{id}/resend", post(handlers::message_resend))
         .route("/v1/events", get(handlers::events))
         .route("/v1/reports/undelivered", get(handlers::undelivered))
         .route("/v1/suppressions", get(handlers::suppressions_list))
-        .route(
-            "/v1/suppressions/{address}",
-            put(handlers::suppression_put).delete(handlers::suppression_delete),
-        )
-        .route(
-            "/v1/suppressions/import",
-            post(handlers::suppressions_import)
-                .layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)),
-        )
-        .route(
-            "/v1/suppressions/export",
-            get(handlers::suppressions_export),
-        )
+        .route("/v1/suppressions/{address}", put(handlers::suppression_put).delete(handlers::suppression_delete))
+        .route("/v1/suppressions/import", post(handlers::suppressions_import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)))
+        .route("/v1/suppressions/export", get(handlers::suppressions_export))
         .route("/v1/erase", post(handlers::erase))
-        .route(
-            "/v1/ingest",
-            post(handlers::ingest)
-                .layer(axum::extract::DefaultBodyLimit::max(intake::INGEST_LIMIT)),
-        )
+        .route("/v1/ingest", post(handlers::ingest).layer(axum::extract::DefaultBodyLimit::max(intake::INGEST_LIMIT)))
         .route("/metrics", get(handlers::metrics))
 }
 
@@ -73,34 +56,21 @@ pub fn router_with(relay: Arc<Relay>, extra: Router<Arc<Relay>>) -> Router {
     let guard = Guard::new(&relay.cfg);
     routes()
         .merge(extra)
-        .route_layer(axum::middleware::from_fn_with_state(
-            guard.clone(),
-            guard::require_token,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(guard.clone(), guard::require_token))
         .route("/healthz", get(handlers::healthz))
         .fallback(handlers::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            guard,
-            guard::require_host,
-        ))
+        .layer(axum::middleware::from_fn_with_state(guard, guard::require_host))
         .with_state(relay)
 }
 
 /// The API for the unix socket: the same routes without the token and Host checks (the
 /// socket's file permissions decide who may connect).
 pub fn unix_router(relay: Arc<Relay>) -> Router {
-    routes()
-        .route("/healthz", get(handlers::healthz))
-        .fallback(handlers::not_found)
-        .with_state(relay)
+    routes().route("/healthz", get(handlers::healthz)).fallback(handlers::not_found).with_state(relay)
 }
 
 /// Serves [`unix_router`] on a unix socket at `path` (replacing a stale one), mode 0600.
-pub async fn serve_unix(
-    relay: Arc<Relay>,
-    path: std::path::PathBuf,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve_unix(relay: Arc<Relay>, path: std::path::PathBuf, shutdown: CancellationToken) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if path.exists() {
         std::fs::remove_file(&path)?;
@@ -108,24 +78,16 @@ pub async fn serve_unix(
     let listener = tokio::net::UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let app = unix_router(relay);
-    let res = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
+    let res = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
     let _ = std::fs::remove_file(&path);
     res
 }
 
 /// Serves the admin API on `listener` until `shutdown`.
-pub async fn serve(
-    relay: Arc<Relay>,
-    listener: tokio::net::TcpListener,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve(relay: Arc<Relay>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
     api_token(&relay.cfg).map_err(|e| std::io::Error::other(e.to_string()))?;
     let app = router(relay);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
 #[cfg(test)]
@@ -133,45 +95,21 @@ mod tests {
     /// Every route registered in [`super::routes`] is described in the OpenAPI document.
     #[test]
     fn every_route_is_in_the_openapi_document() {
-        let doc: serde_json::Value =
-            serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
-        assert_eq!(
-            doc["openapi"].as_str().map(|v| v.starts_with("3.1")),
-            Some(true)
-        );
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
         let paths = doc["paths"].as_object().expect("paths");
         let src = include_str!("mod.rs");
         let mut seen = 0;
-        for line in src
-            .lines()
-            .map(str::trim)
-            .filter(|l| l.starts_with(".route(\""))
-        {
-            let path = line
-                .trim_start_matches(".route(\"")
-                .split('"')
-                .next()
-                .unwrap_or_default();
-            let entry = paths
-                .get(path)
-                .unwrap_or_else(|| panic!("{path} is missing from openapi.json"));
+        for line in src.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
+            let path = line.trim_start_matches(".route(\"").split('"').next().unwrap_or_default();
+            let entry = paths.get(path).unwrap_or_else(|| panic!("{path} is missing from openapi.json"));
             for method in ["get", "post", "put", "delete"] {
-                let used = line.contains(&format!(" {method}(handlers::"))
-                    || line.contains(&format!("({method}(handlers::"))
-                    || line.contains(&format!(".{method}(handlers::"));
-                assert_eq!(
-                    used,
-                    entry.get(method).is_some(),
-                    "{method} {path}: router and openapi.json disagree"
-                );
+                let used = line.contains(&format!(" {method}(handlers::")) || line.contains(&format!("({method}(handlers::")) || line.contains(&format!(".{method}(handlers::"));
+                assert_eq!(used, entry.get(method).is_some(), "{method} {path}: router and openapi.json disagree");
             }
             seen += 1;
         }
         assert!(seen >= 13, "found only {seen} routes");
-        assert_eq!(
-            paths.len(),
-            seen,
-            "openapi.json describes routes the router does not have"
-        );
+        assert_eq!(paths.len(), seen, "openapi.json describes routes the router does not have");
     }
 }

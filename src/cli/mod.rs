@@ -173,11 +173,7 @@ pub fn main() -> i32 {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> i32 {
     if let Cmd::Parse { files } = &cli.cmd {
-        let (mut i, mut o, mut e) = (
-            std::io::stdin().lock(),
-            std::io::stdout().lock(),
-            std::io::stderr().lock(),
-        );
+        let (mut i, mut o, mut e) = (std::io::stdin().lock(), std::io::stdout().lock(), std::io::stderr().lock());
         return crate::bounce::run_parse_command(files, &mut i, &mut o, &mut e);
     }
     let (cfg, path) = match Config::load(cli.config.as_deref()) {
@@ -196,11 +192,7 @@ pub fn run(cli: Cli) -> i32 {
             }
         },
         Cmd::CheckConfig => {
-            println!(
-                "# {}: OK",
-                path.map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "built-in defaults".into())
-            );
+            println!("# {}: OK", path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()));
             print!("{}", cfg.to_masked_toml());
             0
         }

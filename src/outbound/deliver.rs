@@ -49,12 +49,7 @@ struct Candidate {
 
 impl Candidate {
     fn key(&self) -> String {
-        format!(
-            "{}:{}{}",
-            self.host,
-            self.port,
-            if self.relay { "+auth" } else { "" }
-        )
+        format!("{}:{}{}", self.host, self.port, if self.relay { "+auth" } else { "" })
     }
 }
 
@@ -77,10 +72,8 @@ impl Deliverer {
     pub fn new(cfg: &DeliveryConfig, hostname: &str) -> Result<Deliverer, OutboundError> {
         // Harmless if a provider is already installed; avoids a panic if two ever are linked.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let connector =
-            mail_send::smtp::tls::build_tls_connector(true).map_err(OutboundError::Tls)?;
-        let dns = Dns::new(&cfg.nameservers, cfg.command_timeout.0)
-            .map_err(|e| OutboundError::Resolver(e.to_string()))?;
+        let connector = mail_send::smtp::tls::build_tls_connector(true).map_err(OutboundError::Tls)?;
+        let dns = Dns::new(&cfg.nameservers, cfg.command_timeout.0).map_err(|e| OutboundError::Resolver(e.to_string()))?;
         let credentials = match (&cfg.relayhost_user, &cfg.relayhost_password) {
             (Some(u), Some(p)) => Some((u.clone(), p.expose().to_string())),
             _ => None,
@@ -117,12 +110,7 @@ impl Deliverer {
         let _permits = self.permits(domain).await;
         let candidates = match self.candidates(domain).await {
             Ok(c) => c,
-            Err(reply) => {
-                return txs
-                    .iter()
-                    .map(|tx| outcomes(tx, &vec![reply.clone(); tx.recipients.len()], None))
-                    .collect();
-            }
+            Err(reply) => return txs.iter().map(|tx| outcomes(tx, &vec![reply.clone(); tx.recipients.len()], None)).collect(),
         };
         let mut out = Vec::with_capacity(txs.len());
         let mut current: Option<(String, Connection)> = None;
@@ -130,11 +118,7 @@ impl Deliverer {
         let mut given_up: Option<(Reply, Option<String>)> = None;
         for tx in &txs {
             if let Some((reply, host)) = &given_up {
-                out.push(outcomes(
-                    tx,
-                    &vec![reply.clone(); tx.recipients.len()],
-                    host.as_deref(),
-                ));
+                out.push(outcomes(tx, &vec![reply.clone(); tx.recipients.len()], host.as_deref()));
                 continue;
             }
             let (key, mut conn) = match current.take() {
@@ -146,11 +130,7 @@ impl Deliverer {
                         c
                     }
                     Err(failure) => {
-                        out.push(outcomes(
-                            tx,
-                            &vec![failure.0.clone(); tx.recipients.len()],
-                            failure.1.as_deref(),
-                        ));
+                        out.push(outcomes(tx, &vec![failure.0.clone(); tx.recipients.len()], failure.1.as_deref()));
                         given_up = Some(failure);
                         continue;
                     }
@@ -175,10 +155,7 @@ impl Deliverer {
 
     fn start_reaper(&self) {
         if !self.reaper_started.swap(true, Ordering::AcqRel) {
-            tokio::spawn(reap(
-                Arc::downgrade(&self.pool),
-                self.settings.command_timeout,
-            ));
+            tokio::spawn(reap(Arc::downgrade(&self.pool), self.settings.command_timeout));
         }
     }
 
@@ -190,9 +167,7 @@ impl Deliverer {
                 let limit = self.per_domain_limit;
                 map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < limit);
             }
-            map.entry(normalise_domain(domain))
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_domain_limit)))
-                .clone()
+            map.entry(normalise_domain(domain)).or_insert_with(|| Arc::new(Semaphore::new(self.per_domain_limit))).clone()
         };
         let d = sem.acquire_owned().await.ok()?;
         let g = self.global.clone().acquire_owned().await.ok()?;
@@ -202,41 +177,19 @@ impl Deliverer {
     /// The hosts to try for `domain`, best first; `Err` is the reply for every recipient.
     async fn candidates(&self, domain: &str) -> Result<Vec<Candidate>, Reply> {
         match self.router.route(domain) {
-            Route::Static(hop) => Ok(vec![Candidate {
-                host: hop.host,
-                port: hop.port,
-                relay: false,
-                implicit: false,
-            }]),
-            Route::Relay(hop) => Ok(vec![Candidate {
-                host: hop.host,
-                port: hop.port,
-                relay: self.credentials.is_some(),
-                implicit: false,
-            }]),
+            Route::Static(hop) => Ok(vec![Candidate { host: hop.host, port: hop.port, relay: false, implicit: false }]),
+            Route::Relay(hop) => Ok(vec![Candidate { host: hop.host, port: hop.port, relay: self.credentials.is_some(), implicit: false }]),
             Route::Mx => {
                 let hosts = self.dns.mx_hosts(domain).await?;
-                let implicit =
-                    hosts.len() == 1 && hosts[0].eq_ignore_ascii_case(domain.trim_end_matches('.'));
-                Ok(hosts
-                    .into_iter()
-                    .map(|host| Candidate {
-                        host,
-                        port: self.mx_port,
-                        relay: false,
-                        implicit,
-                    })
-                    .collect())
+                let implicit = hosts.len() == 1 && hosts[0].eq_ignore_ascii_case(domain.trim_end_matches('.'));
+                Ok(hosts.into_iter().map(|host| Candidate { host, port: self.mx_port, relay: false, implicit }).collect())
             }
         }
     }
 
     /// A pooled connection to one of the candidates, else a new one: next address / next host
     /// on failure, at most [`MAX_ADDRESSES_TRIED`] addresses. `Err`: the last failure and host.
-    async fn connection(
-        &self,
-        candidates: &[Candidate],
-    ) -> Result<(String, Connection), (Reply, Option<String>)> {
+    async fn connection(&self, candidates: &[Candidate]) -> Result<(String, Connection), (Reply, Option<String>)> {
         for c in candidates {
             if let Some(conn) = self.pool.take(&c.key()) {
                 return Ok((c.key(), conn));
@@ -248,14 +201,7 @@ impl Deliverer {
             let addrs = match self.dns.addresses(&c.host).await {
                 Ok(a) => a,
                 Err(AddrError::NotFound(h)) if c.implicit => {
-                    return Err((
-                        synthetic(
-                            550,
-                            (5, 1, 2),
-                            format!("host unknown: {h} has no MX and no address records"),
-                        ),
-                        None,
-                    ));
+                    return Err((synthetic(550, (5, 1, 2), format!("host unknown: {h} has no MX and no address records")), None));
                 }
                 Err(e) => {
                     last = Some((synthetic(451, (4, 4, 3), e.to_string()), None));
@@ -270,11 +216,7 @@ impl Deliverer {
                 let target = Target {
                     host: c.host.clone(),
                     addr: (ip, c.port).into(),
-                    credentials: if c.relay {
-                        self.credentials.clone()
-                    } else {
-                        None
-                    },
+                    credentials: if c.relay { self.credentials.clone() } else { None },
                 };
                 match self.open_target(&target).await {
                     Ok(conn) => return Ok((c.key(), conn)),
@@ -292,9 +234,7 @@ impl Deliverer {
             Ok(conn) => Ok(conn),
             Err(e) if e.retry_plain => {
                 tracing::info!(host = %target.host, reason = %e.reply.text, "STARTTLS failed; retrying in plain text");
-                open(target, &self.settings, &self.connector, false)
-                    .await
-                    .map_err(|e| (e.reply, host(e.connected)))
+                open(target, &self.settings, &self.connector, false).await.map_err(|e| (e.reply, host(e.connected)))
             }
             Err(e) => Err((e.reply, host(e.connected))),
         }
@@ -306,10 +246,6 @@ fn outcomes(tx: &Transaction, replies: &[Reply], host: Option<&str>) -> Vec<Rcpt
     tx.recipients
         .iter()
         .zip(replies)
-        .map(|(rcpt, reply)| RcptOutcome {
-            recipient: rcpt.clone(),
-            reply: reply.clone(),
-            remote_host: host.map(str::to_string),
-        })
+        .map(|(rcpt, reply)| RcptOutcome { recipient: rcpt.clone(), reply: reply.clone(), remote_host: host.map(str::to_string) })
         .collect()
 }

@@ -45,11 +45,7 @@ pub use deliver::{Deliverer, OutboundError};
 /// [`Deliverer`]-style SMTP client, or a test transport).
 pub trait Deliver: Send + Sync + 'static {
     /// Runs `txs` for recipients of `domain`; one outcome per recipient, in order.
-    fn deliver(
-        &self,
-        domain: &str,
-        txs: Vec<Transaction>,
-    ) -> impl std::future::Future<Output = Vec<Vec<RcptOutcome>>> + Send;
+    fn deliver(&self, domain: &str, txs: Vec<Transaction>) -> impl std::future::Future<Output = Vec<Vec<RcptOutcome>>> + Send;
 }
 
 impl Deliver for Deliverer {

@@ -8,8 +8,8 @@ use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 
 use super::session::{End, Phase, Session};
 use crate::config::SmtpUser;
-use crate::constant_time::secrets_eq;
 use crate::intake::Intake;
+use crate::constant_time::secrets_eq;
 
 /// Failed attempts before the session is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
@@ -25,11 +25,7 @@ pub enum AuthStep {
 impl<I: Intake> Session<I> {
     pub(super) fn auth_command(&mut self, mechanism: u64, initial: &str) -> Result<(), End> {
         if !self.stream.is_tls() {
-            return self.error(
-                538,
-                "5.7.11",
-                "Encryption required for requested authentication mechanism",
-            );
+            return self.error(538, "5.7.11", "Encryption required for requested authentication mechanism");
         }
         if self.server.cfg.smtp.users.is_empty() {
             return self.error(502, "5.5.1", "AUTH not available");
@@ -80,13 +76,9 @@ impl<I: Intake> Session<I> {
     }
 
     fn plain_response(&mut self, b64: &str) -> Result<(), End> {
-        let Some(raw) = self.decode(b64) else {
-            return Ok(());
-        };
+        let Some(raw) = self.decode(b64) else { return Ok(()) };
         let mut parts = raw.split(|&b| b == 0);
-        let (Some(authzid), Some(user), Some(pass), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(authzid), Some(user), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return self.error(501, "5.5.2", "Malformed PLAIN response");
         };
         if !authzid.is_empty() && authzid != user {
@@ -97,17 +89,13 @@ impl<I: Intake> Session<I> {
     }
 
     fn login_user(&mut self, b64: &str) -> Result<(), End> {
-        let Some(raw) = self.decode(b64) else {
-            return Ok(());
-        };
+        let Some(raw) = self.decode(b64) else { return Ok(()) };
         let user = String::from_utf8_lossy(&raw).into_owned();
         self.challenge(AuthStep::LoginPassword { user }, "UGFzc3dvcmQ6")
     }
 
     fn login_password(&mut self, user: &str, b64: &str) -> Result<(), End> {
-        let Some(pass) = self.decode(b64) else {
-            return Ok(());
-        };
+        let Some(pass) = self.decode(b64) else { return Ok(()) };
         self.verify(user, &pass)
     }
 
@@ -139,11 +127,7 @@ impl<I: Intake> Session<I> {
         tracing::warn!(peer = %self.peer, failures = self.auth_failures, "smtp: authentication failed");
         self.reply(535, "5.7.8", "Authentication credentials invalid");
         if self.auth_failures >= MAX_AUTH_FAILURES {
-            self.reply(
-                421,
-                "4.7.0",
-                "Too many authentication failures, closing connection",
-            );
+            self.reply(421, "4.7.0", "Too many authentication failures, closing connection");
             return Err(End::Protocol);
         }
         Ok(())
@@ -161,6 +145,7 @@ pub fn credentials_match(users: &[SmtpUser], user: &str, pass: &[u8]) -> bool {
     found
 }
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,10 +153,7 @@ mod tests {
 
     #[test]
     fn credentials_need_both_name_and_password() {
-        let users = vec![SmtpUser {
-            name: "app".into(),
-            password: Secret("s3cret".into()),
-        }];
+        let users = vec![SmtpUser { name: "app".into(), password: Secret("s3cret".into()) }];
         assert!(credentials_match(&users, "app", b"s3cret"));
         assert!(!credentials_match(&users, "app", b"s3cre"));
         assert!(!credentials_match(&users, "ap", b"s3cret"));

@@ -4,10 +4,10 @@
 
 use tokio::time::Instant;
 
-use super::SmtpStats;
 use super::body::{BodyProblem, BodyReceiver, Framing};
 use super::commands::printable;
 use super::session::{End, Envelope, Phase, Session};
+use super::SmtpStats;
 use crate::intake::{Intake, IntakeError, Submission};
 use crate::time::Timestamp;
 
@@ -25,11 +25,7 @@ impl<I: Intake> Session<I> {
         }
         if pipelined_after {
             tracing::info!(peer = %self.peer, "smtp: data sent before the 354 reply");
-            self.reply(
-                554,
-                "5.5.0",
-                "Error: SMTP protocol synchronization (DATA must end a pipelined group)",
-            );
+            self.reply(554, "5.5.0", "Error: SMTP protocol synchronization (DATA must end a pipelined group)");
             return Err(End::Protocol);
         }
         let max = self.max_size();
@@ -40,17 +36,13 @@ impl<I: Intake> Session<I> {
     }
 
     pub(super) async fn data_bytes(&mut self, input: &mut &[u8]) -> Result<(), End> {
-        let Phase::Data(rx) = &mut self.phase else {
-            return Ok(());
-        };
+        let Phase::Data(rx) = &mut self.phase else { return Ok(()) };
         let (used, done) = rx.ingest(input);
         *input = &input[used..];
         if !done {
             return Ok(());
         }
-        let Phase::Data(rx) = std::mem::replace(&mut self.phase, Phase::Command) else {
-            return Ok(());
-        };
+        let Phase::Data(rx) = std::mem::replace(&mut self.phase, Phase::Command) else { return Ok(()) };
         self.finish_message(*rx).await
     }
 
@@ -58,30 +50,17 @@ impl<I: Intake> Session<I> {
         let max = self.max_size();
         let refusal = match &mut self.envelope {
             None => Some((503, "5.5.1", "Need MAIL command".to_string())),
-            Some(env) if env.recipients.is_empty() => {
-                Some((503, "5.5.1", "Need RCPT command".to_string()))
-            }
+            Some(env) if env.recipients.is_empty() => Some((503, "5.5.1", "Need RCPT command".to_string())),
             Some(env) => {
-                let rx = env
-                    .chunked
-                    .get_or_insert_with(|| Box::new(BodyReceiver::new(Framing::Chunked, max)));
-                (rx.size().saturating_add(size as u64) > max as u64).then(|| {
-                    (
-                        552,
-                        "5.3.4",
-                        format!("Message size exceeds fixed maximum message size ({max} octets)"),
-                    )
-                })
+                let rx = env.chunked.get_or_insert_with(|| Box::new(BodyReceiver::new(Framing::Chunked, max)));
+                (rx.size().saturating_add(size as u64) > max as u64)
+                    .then(|| (552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} octets)")))
             }
         };
         if self.data_clock.is_none() {
             self.data_clock = Some((Instant::now(), 0));
         }
-        self.phase = Phase::Bdat {
-            left: size,
-            last,
-            refusal,
-        };
+        self.phase = Phase::Bdat { left: size, last, refusal };
         if size == 0 {
             return self.chunk_done().await;
         }
@@ -89,9 +68,7 @@ impl<I: Intake> Session<I> {
     }
 
     pub(super) async fn bdat_bytes(&mut self, input: &mut &[u8]) -> Result<(), End> {
-        let Phase::Bdat { left, refusal, .. } = &mut self.phase else {
-            return Ok(());
-        };
+        let Phase::Bdat { left, refusal, .. } = &mut self.phase else { return Ok(()) };
         let take = (*left).min(input.len());
         let (chunk, rest) = input.split_at(take);
         *left -= take;
@@ -110,10 +87,7 @@ impl<I: Intake> Session<I> {
 
     /// A whole BDAT chunk has been read: refuse, acknowledge, or finish the message.
     async fn chunk_done(&mut self) -> Result<(), End> {
-        let Phase::Bdat { last, refusal, .. } = std::mem::replace(&mut self.phase, Phase::Command)
-        else {
-            return Ok(());
-        };
+        let Phase::Bdat { last, refusal, .. } = std::mem::replace(&mut self.phase, Phase::Command) else { return Ok(()) };
         if let Some((code, enhanced, text)) = refusal {
             if code == 552 {
                 self.envelope = None;
@@ -129,18 +103,14 @@ impl<I: Intake> Session<I> {
             return Ok(());
         }
         rx.finish_chunked();
-        let Some(rx) = self.envelope.as_mut().and_then(|e| e.chunked.take()) else {
-            return Ok(());
-        };
+        let Some(rx) = self.envelope.as_mut().and_then(|e| e.chunked.take()) else { return Ok(()) };
         self.finish_message(*rx).await
     }
 
     /// End of a message: check limits, then submit and acknowledge.
     async fn finish_message(&mut self, rx: BodyReceiver) -> Result<(), End> {
         self.data_clock = None;
-        let Some(env) = self.envelope.take() else {
-            return Ok(());
-        };
+        let Some(env) = self.envelope.take() else { return Ok(()) };
         let body = match rx.into_body() {
             Ok(body) => body,
             Err(problem) => {
@@ -177,11 +147,7 @@ impl<I: Intake> Session<I> {
                 tracing::warn!(peer = %self.peer, trace_id, error = %e, "smtp: submission failed");
                 let (code, enhanced, text) = e.smtp_reply();
                 self.reply(code, enhanced, text);
-                if e == IntakeError::ShuttingDown {
-                    Err(End::Shutdown)
-                } else {
-                    Ok(())
-                }
+                if e == IntakeError::ShuttingDown { Err(End::Shutdown) } else { Ok(()) }
             }
         }
     }
@@ -194,20 +160,13 @@ impl<I: Intake> Session<I> {
             std::net::IpAddr::V6(v6) => format!("IPv6:{v6}"),
         };
         let host = &self.server.cfg.server.hostname;
-        let proto = protocol_name(
-            self.esmtp,
-            env.smtputf8,
-            self.stream.is_tls(),
-            self.auth_user.is_some(),
-        );
+        let proto = protocol_name(self.esmtp, env.smtputf8, self.stream.is_tls(), self.auth_user.is_some());
         let rcpt = match env.recipients.as_slice() {
             [one] => format!("\r\n\tfor <{}>", one.address),
             _ => String::new(),
         };
         let date = Timestamp::now().to_rfc5322();
-        format!(
-            "Received: from {helo} ([{ip}])\r\n\tby {host} (rebound) with {proto} id {trace_id}{rcpt};\r\n\t{date}\r\n"
-        )
+        format!("Received: from {helo} ([{ip}])\r\n\tby {host} (rebound) with {proto} id {trace_id}{rcpt};\r\n\t{date}\r\n")
     }
 
     fn max_size(&self) -> usize {
@@ -222,29 +181,13 @@ fn protocol_name(esmtp: bool, utf8: bool, tls: bool, auth: bool) -> String {
         (true, true) => "UTF8SMTP",
         (true, false) => "ESMTP",
     };
-    format!(
-        "{base}{}{}",
-        if tls { "S" } else { "" },
-        if auth { "A" } else { "" }
-    )
+    format!("{base}{}{}", if tls { "S" } else { "" }, if auth { "A" } else { "" })
 }
 
 fn refusal_for(problem: BodyProblem, max: usize) -> (u16, &'static str, String) {
     match problem {
-        BodyProblem::TooBig => (
-            552,
-            "5.3.4",
-            format!("Message size exceeds fixed maximum message size ({max} octets)"),
-        ),
-        BodyProblem::LineTooLong => (
-            500,
-            "5.5.2",
-            "Line too long (a text line exceeds 998 octets), message not accepted".to_string(),
-        ),
-        BodyProblem::Loop => (
-            554,
-            "5.4.6",
-            "Too many Received headers: mail loop detected".to_string(),
-        ),
+        BodyProblem::TooBig => (552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} octets)")),
+        BodyProblem::LineTooLong => (500, "5.5.2", "Line too long (a text line exceeds 998 octets), message not accepted".to_string()),
+        BodyProblem::Loop => (554, "5.4.6", "Too many Received headers: mail loop detected".to_string()),
     }
 }

@@ -75,13 +75,7 @@ impl<I: Intake> SmtpServer<I> {
             (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
             _ => None,
         };
-        Ok(SmtpServer {
-            cfg,
-            intake,
-            tls,
-            stats: Arc::new(SmtpStats::default()),
-            greeting_delay: Duration::ZERO,
-        })
+        Ok(SmtpServer { cfg, intake, tls, stats: Arc::new(SmtpStats::default()), greeting_delay: Duration::ZERO })
     }
 
     /// Waits this long before the 220 greeting; a client that talks first gets `554 5.5.0`.
@@ -101,28 +95,17 @@ impl<I: Intake> SmtpServer<I> {
     pub async fn serve(self: Arc<Self>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         for listener in listeners {
-            tracker.spawn(
-                self.clone()
-                    .accept_loop(listener, shutdown.clone(), tracker.clone()),
-            );
+            tracker.spawn(self.clone().accept_loop(listener, shutdown.clone(), tracker.clone()));
         }
         shutdown.cancelled().await;
         tracker.close();
         let limit = self.cfg.server.shutdown_timeout.0;
         if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
-            tracing::warn!(
-                open = tracker.len(),
-                "smtp: sessions still open after shutdown_timeout; giving up on them"
-            );
+            tracing::warn!(open = tracker.len(), "smtp: sessions still open after shutdown_timeout; giving up on them");
         }
     }
 
-    async fn accept_loop(
-        self: Arc<Self>,
-        listener: TcpListener,
-        shutdown: CancellationToken,
-        tracker: TaskTracker,
-    ) {
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken, tracker: TaskTracker) {
         let local = listener.local_addr().ok();
         tracing::info!(?local, "smtp: listening");
         loop {
@@ -141,13 +124,7 @@ impl<I: Intake> SmtpServer<I> {
     }
 
     /// Starts a session, or refuses the connection when the cap is reached.
-    fn admit(
-        self: Arc<Self>,
-        stream: TcpStream,
-        peer: SocketAddr,
-        shutdown: &CancellationToken,
-        tracker: &TaskTracker,
-    ) {
+    fn admit(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, shutdown: &CancellationToken, tracker: &TaskTracker) {
         let active = self.stats.sessions_active.load(Ordering::Relaxed);
         if active >= self.cfg.smtp.max_connections as u64 {
             SmtpStats::bump(&self.stats.connections_refused);
@@ -161,9 +138,7 @@ impl<I: Intake> SmtpServer<I> {
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let guard = ActiveGuard(self.stats.clone());
-            session::Session::new(self.clone(), stream, peer, shutdown)
-                .run()
-                .await;
+            session::Session::new(self.clone(), stream, peer, shutdown).run().await;
             drop(guard);
         });
     }

@@ -53,11 +53,7 @@ pub enum Phase {
     Auth(AuthStep),
     Data(Box<BodyReceiver>),
     /// Inside a BDAT chunk: `left` octets still to read.
-    Bdat {
-        left: usize,
-        last: bool,
-        refusal: Option<(u16, &'static str, String)>,
-    },
+    Bdat { left: usize, last: bool, refusal: Option<(u16, &'static str, String)> },
 }
 
 /// The transaction opened by MAIL FROM.
@@ -93,18 +89,8 @@ pub struct Session<I: Intake> {
 }
 
 impl<I: Intake> Session<I> {
-    pub fn new(
-        server: Arc<SmtpServer<I>>,
-        stream: TcpStream,
-        peer: SocketAddr,
-        shutdown: CancellationToken,
-    ) -> Self {
-        let relay_by_network = server
-            .cfg
-            .smtp
-            .relay_networks
-            .iter()
-            .any(|n| n.contains(&peer.ip()));
+    pub fn new(server: Arc<SmtpServer<I>>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) -> Self {
+        let relay_by_network = server.cfg.smtp.relay_networks.iter().any(|n| n.contains(&peer.ip()));
         let session_deadline = Instant::now() + server.cfg.smtp.session_timeout.0;
         Session {
             server,
@@ -134,12 +120,8 @@ impl<I: Intake> Session<I> {
         let _ = self.flush().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.shutdown()).await;
         match end {
-            Err(End::Io(e)) => {
-                tracing::debug!(peer = %self.peer, error = %e, "smtp: session ended by I/O error")
-            }
-            Err(End::Tls(e)) => {
-                tracing::info!(peer = %self.peer, error = %e, "smtp: TLS handshake failed")
-            }
+            Err(End::Io(e)) => tracing::debug!(peer = %self.peer, error = %e, "smtp: session ended by I/O error"),
+            Err(End::Tls(e)) => tracing::info!(peer = %self.peer, error = %e, "smtp: TLS handshake failed"),
             Err(end) => tracing::debug!(peer = %self.peer, ?end, "smtp: session end"),
             Ok(()) => {}
         }
@@ -171,11 +153,7 @@ impl<I: Intake> Session<I> {
                 Ok(Ok(0)) => return Err(End::Eof),
                 Ok(Ok(_)) => {
                     tracing::info!(peer = %self.peer, "smtp: client talked before the greeting");
-                    self.reply(
-                        554,
-                        "5.5.0",
-                        "Error: SMTP protocol synchronization (talked before greeting)",
-                    );
+                    self.reply(554, "5.5.0", "Error: SMTP protocol synchronization (talked before greeting)");
                     return Err(End::Protocol);
                 }
                 Ok(Err(e)) => return Err(End::Io(e)),
@@ -238,18 +216,14 @@ impl<I: Intake> Session<I> {
             Phase::Data(_) => self.data_bytes(input).await,
             Phase::Bdat { .. } => self.bdat_bytes(input).await,
             Phase::Command => {
-                let Some(line) = self.take_line(input, MAX_COMMAND_LINE) else {
-                    return Ok(());
-                };
+                let Some(line) = self.take_line(input, MAX_COMMAND_LINE) else { return Ok(()) };
                 match line {
                     Some(line) => self.command(&line, input).await,
                     None => self.error(500, "5.5.2", "Line too long"),
                 }
             }
             Phase::Auth(_) => {
-                let Some(line) = self.take_line(input, MAX_AUTH_LINE) else {
-                    return Ok(());
-                };
+                let Some(line) = self.take_line(input, MAX_AUTH_LINE) else { return Ok(()) };
                 match line {
                     Some(line) => self.auth_response(&line),
                     None => self.error(500, "5.5.2", "Line too long"),
@@ -304,18 +278,12 @@ impl<I: Intake> Session<I> {
     pub(super) fn reply_lines(&mut self, code: u16, lines: &[String]) {
         for (i, line) in lines.iter().enumerate() {
             let sep = if i + 1 == lines.len() { ' ' } else { '-' };
-            self.out
-                .extend_from_slice(format!("{code}{sep}{line}\r\n").as_bytes());
+            self.out.extend_from_slice(format!("{code}{sep}{line}\r\n").as_bytes());
         }
     }
 
     /// A reply to a bad command; too many of them end the session.
-    pub(super) fn error(
-        &mut self,
-        code: u16,
-        enhanced: &str,
-        text: impl Display,
-    ) -> Result<(), End> {
+    pub(super) fn error(&mut self, code: u16, enhanced: &str, text: impl Display) -> Result<(), End> {
         self.reply(code, enhanced, text);
         self.errors += 1;
         if self.errors >= MAX_ERRORS {

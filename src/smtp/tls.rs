@@ -22,24 +22,15 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, SmtpError> 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| SmtpError::Tls {
-            path: cert.display().to_string(),
-            message: e.to_string(),
-        })?
+        .map_err(|e| SmtpError::Tls { path: cert.display().to_string(), message: e.to_string() })?
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
-        .map_err(|e| SmtpError::Tls {
-            path: key.display().to_string(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| SmtpError::Tls { path: key.display().to_string(), message: e.to_string() })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, SmtpError> {
-    let bad = |message: String| SmtpError::Tls {
-        path: path.display().to_string(),
-        message,
-    };
+    let bad = |message: String| SmtpError::Tls { path: path.display().to_string(), message };
     let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read certificate: {e}")))?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
@@ -51,10 +42,7 @@ fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'stat
 }
 
 fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, SmtpError> {
-    let bad = |message: String| SmtpError::Tls {
-        path: path.display().to_string(),
-        message,
-    };
+    let bad = |message: String| SmtpError::Tls { path: path.display().to_string(), message };
     let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read private key: {e}")))?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .map_err(|e| bad(format!("bad PEM private key: {e}")))?
@@ -80,11 +68,7 @@ fn gone() -> io::Error {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -94,11 +78,7 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

@@ -36,11 +36,7 @@ impl Committer {
         let poisoned = Arc::new(AtomicBool::new(false));
         let flushes = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(store, rx, poisoned.clone(), flushes.clone()));
-        Committer {
-            tx,
-            poisoned,
-            flushes,
-        }
+        Committer { tx, poisoned, flushes }
     }
 
     /// Resolves once everything applied before this call is on disk.
@@ -59,11 +55,8 @@ impl Committer {
             return Err(StoreError::Poisoned);
         }
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Waiter { ws, reply })
-            .map_err(|_| StoreError::Flush("commit task stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Flush("commit task stopped".into()))?
+        self.tx.send(Waiter { ws, reply }).map_err(|_| StoreError::Flush("commit task stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Flush("commit task stopped".into()))?
     }
 
     /// True after a flush failed; the daemon must stop acknowledging mail.
@@ -85,20 +78,14 @@ impl Committer {
     }
 }
 
-async fn run(
-    store: Store,
-    mut rx: mpsc::UnboundedReceiver<Waiter>,
-    poisoned: Arc<AtomicBool>,
-    flushes: Arc<AtomicU64>,
-) {
+async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Waiter>, poisoned: Arc<AtomicBool>, flushes: Arc<AtomicU64>) {
     let mut batch: Vec<Waiter> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while let Ok(w) = rx.try_recv() {
             batch.push(w);
         }
-        let (replies, sets): (Vec<Reply>, Vec<Option<WriteSet>>) =
-            batch.drain(..).map(|w| (w.reply, w.ws)).unzip();
+        let (replies, sets): (Vec<Reply>, Vec<Option<WriteSet>>) = batch.drain(..).map(|w| (w.reply, w.ws)).unzip();
         let results = if poisoned.load(Ordering::SeqCst) {
             vec![Err(StoreError::Poisoned); replies.len()]
         } else {
@@ -106,10 +93,7 @@ async fn run(
         };
         flushes.fetch_add(1, Ordering::Relaxed);
         // A failed flush, or a write the disk refused (ENOSPC, EIO), stops all acknowledgements.
-        if let Some(Err(e)) = results
-            .iter()
-            .find(|r| matches!(r, Err(StoreError::Flush(_) | StoreError::Db(_))))
-        {
+        if let Some(Err(e)) = results.iter().find(|r| matches!(r, Err(StoreError::Flush(_) | StoreError::Db(_)))) {
             tracing::error!(error = %e, "storage failed (flush failed or a write was refused): no further mail will be acknowledged");
             poisoned.store(true, Ordering::SeqCst);
         }
@@ -121,11 +105,7 @@ async fn run(
 
 /// Applies the group's write sets (together; one by one if that fails, so one bad
 /// set cannot fail the others), then flushes. One result per waiter, in order.
-async fn apply_and_flush(
-    store: &Store,
-    sets: Vec<Option<WriteSet>>,
-    n: usize,
-) -> Vec<Result<(), StoreError>> {
+async fn apply_and_flush(store: &Store, sets: Vec<Option<WriteSet>>, n: usize) -> Vec<Result<(), StoreError>> {
     let s = store.clone();
     let fail = fail_point_active();
     let joined = tokio::task::spawn_blocking(move || {
@@ -135,13 +115,7 @@ async fn apply_and_flush(
         if let Some(Err(e)) = results.iter().find(|r| r.is_err()).cloned() {
             return results.iter().map(|_| Err(e.clone())).collect();
         }
-        let flushed = if fail {
-            Err(StoreError::Flush(
-                "injected failure (REBOUND_FAIL_FLUSH)".into(),
-            ))
-        } else {
-            s.flush_blocking()
-        };
+        let flushed = if fail { Err(StoreError::Flush("injected failure (REBOUND_FAIL_FLUSH)".into())) } else { s.flush_blocking() };
         if let Err(e) = flushed {
             results.iter_mut().for_each(|r| *r = Err(e.clone()));
         }
@@ -165,9 +139,7 @@ fn apply_group(store: &Store, sets: Vec<Option<WriteSet>>) -> Vec<Result<(), Sto
     let mut start = 0;
     let mut results = Vec::with_capacity(ends.len());
     for end in ends {
-        let one = WriteSet {
-            ops: rest.by_ref().take(end - start).collect(),
-        };
+        let one = WriteSet { ops: rest.by_ref().take(end - start).collect() };
         start = end;
         results.push(store.apply(&one));
     }
@@ -199,11 +171,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut ws = WriteSet::new();
                 ws.insert(TreeId::Bodies, i.to_be_bytes().to_vec(), vec![b'x'; 100]);
-                ws.insert(
-                    TreeId::MsgIds,
-                    format!("<{i}@t>").into_bytes(),
-                    i.to_be_bytes().to_vec(),
-                );
+                ws.insert(TreeId::MsgIds, format!("<{i}@t>").into_bytes(), i.to_be_bytes().to_vec());
                 ws.remove(TreeId::Bodies, 1000u64.to_be_bytes().to_vec());
                 c.commit(ws).await
             }));
@@ -215,13 +183,6 @@ mod tests {
         let flushes = committer.flush_count();
         assert!((1..=201).contains(&flushes), "{flushes} flushes");
         assert_eq!(store.tree(TreeId::Bodies).len(), 200);
-        assert_eq!(
-            store
-                .tree(TreeId::MsgIds)
-                .get(b"<199@t>")
-                .unwrap()
-                .as_deref(),
-            Some(&199u64.to_be_bytes()[..])
-        );
+        assert_eq!(store.tree(TreeId::MsgIds).get(b"<199@t>").unwrap().as_deref(), Some(&199u64.to_be_bytes()[..]));
     }
 }

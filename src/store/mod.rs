@@ -127,13 +127,9 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
         let db = open_db(dir)?;
-        let trees = TREE_NAMES
-            .iter()
-            .map(|(_, n)| db.open_tree(n))
-            .collect::<Result<Vec<_>, _>>()?;
+        let trees = TREE_NAMES.iter().map(|(_, n)| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
         Ok(Store { db, trees })
     }
 
@@ -191,10 +187,7 @@ impl Store {
 
     /// Blocking fsync of everything written so far. Only the [`Committer`] calls it.
     pub(crate) fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db
-            .flush()
-            .map(|_| ())
-            .map_err(|e| StoreError::Flush(e.to_string()))
+        self.db.flush().map(|_| ()).map_err(|e| StoreError::Flush(e.to_string()))
     }
 
     /// Size of the database on disk, in bytes.
@@ -205,11 +198,7 @@ impl Store {
     /// Moves an undecodable value aside so the rest of the queue keeps working.
     pub fn quarantine(&self, tree: TreeId, key: &[u8]) -> Result<(), StoreError> {
         let name = TREE_NAMES[tree as usize].1;
-        let value = self
-            .tree(tree)
-            .get(key)?
-            .map(|v| v.to_vec())
-            .unwrap_or_default();
+        let value = self.tree(tree).get(key)?.map(|v| v.to_vec()).unwrap_or_default();
         let mut qk = name.as_bytes().to_vec();
         qk.push(0);
         qk.extend_from_slice(key);
@@ -233,18 +222,11 @@ use sled::Transactional;
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let res = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(8 * 1024 * 1024)
-            .flush_every_ms(Some(1000))
-            .open();
+        let res = sled::Config::new().path(dir.join("db")).cache_capacity(8 * 1024 * 1024).flush_every_ms(Some(1000)).open();
         match res {
             Ok(db) => return Ok(db),
             // sled reports the lock conflict only as text inside an io::Error.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             Err(e) => return Err(StoreError::Db(format!("{}: {e}", dir.display()))),
@@ -266,8 +248,5 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }

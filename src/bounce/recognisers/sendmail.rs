@@ -78,11 +78,7 @@ fn transcript(body: &str) -> Vec<(String, String, bool)> {
         if !active {
             continue;
         }
-        if END
-            .iter()
-            .chain(ORIGINAL_MARKERS)
-            .any(|m| lower.contains(m))
-        {
+        if END.iter().chain(ORIGINAL_MARKERS).any(|m| lower.contains(m)) {
             break;
         }
         match rcpt(line) {
@@ -133,16 +129,10 @@ mod tests {
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 2);
         let a = r[0].diagnostic.as_deref().unwrap();
-        assert!(
-            a.contains("Relaying from your host") && !a.contains("No such mailbox"),
-            "{a}"
-        );
+        assert!(a.contains("Relaying from your host") && !a.contains("No such mailbox"), "{a}");
         let b = r[1].diagnostic.as_deref().unwrap();
         assert!(b.starts_with("550 <b@two.test>... User unknown"), "{b}");
-        assert!(
-            b.contains("<<< 550 No such mailbox") && b.contains("too long"),
-            "{b}"
-        );
+        assert!(b.contains("<<< 550 No such mailbox") && b.contains("too long"), "{b}");
         assert!(!b.contains("Relaying"), "{b}");
     }
 }
