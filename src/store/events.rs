@@ -208,20 +208,23 @@ impl Store {
                 None => stale.push(k),
             }
         }
-        for k in stale {
-            self.tree(TreeId::Outbox).remove(k)?;
+        if !stale.is_empty() {
+            let mut ws = WriteSet::new();
+            for k in stale {
+                ws.remove(TreeId::Outbox, k.to_vec());
+            }
+            self.apply(&ws)?;
         }
         Ok(out)
     }
 
-    /// True when the webhook outbox holds at least `n` events; reads at most `n` keys
-    /// (`outbox_len` counts the whole tree, which grows during a receiver outage).
+    /// True when the webhook outbox holds at least `n` events.
     pub fn outbox_holds(&self, n: usize) -> bool {
-        self.tree(TreeId::Outbox).iter().keys().take(n).count() >= n
+        self.outbox_len() >= n
     }
 
     pub fn outbox_len(&self) -> usize {
-        self.tree(TreeId::Outbox).len()
+        self.size(TreeId::Outbox)
     }
 
     pub fn event_count(&self) -> usize {

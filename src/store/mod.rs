@@ -28,7 +28,10 @@ pub use commit::Committer;
 pub use queue::{MessageRecord, RcptRecord};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::cell::Cell;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A storage failure. Callers branch on it to choose an SMTP reply or HTTP status.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -111,11 +114,21 @@ impl WriteSet {
     }
 }
 
+/// Trees whose sizes `/metrics` reports. Their entries are counted as write sets apply, so a
+/// scrape reads a number instead of walking a tree of a million records.
+const COUNTED: [TreeId; 3] = [TreeId::Messages, TreeId::Outbox, TreeId::Quarantine];
+
+fn counted_slot(tree: TreeId) -> Option<usize> {
+    COUNTED.iter().position(|c| *c == tree)
+}
+
 /// The open database.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    /// Entries in each [`COUNTED`] tree.
+    sizes: Arc<[AtomicI64; COUNTED.len()]>,
 }
 
 impl std::fmt::Debug for Store {
@@ -130,7 +143,24 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
         let db = open_db(dir)?;
         let trees = TREE_NAMES.iter().map(|(_, n)| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Store { db, trees })
+        let sizes = Arc::new(COUNTED.map(|t| AtomicI64::new(trees[t as usize].len() as i64)));
+        Ok(Store { db, trees, sizes })
+    }
+
+    /// Entries in a counted tree (see [`COUNTED`]); other trees are walked.
+    fn size(&self, tree: TreeId) -> usize {
+        match counted_slot(tree) {
+            Some(i) => self.sizes[i].load(Ordering::Relaxed).max(0) as usize,
+            None => self.tree(tree).len(),
+        }
+    }
+
+    fn add_sizes(&self, deltas: [i64; COUNTED.len()]) {
+        for (size, d) in self.sizes.iter().zip(deltas) {
+            if d != 0 {
+                size.fetch_add(d, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn tree(&self, id: TreeId) -> &sled::Tree {
@@ -154,24 +184,33 @@ impl Store {
                 ids.push(*t);
             }
         }
-        if ids.len() == 1 {
+        if ids.len() == 1 && counted_slot(ids[0]).is_none() {
             return self.apply_batch(ids[0], ws);
         }
         let trees: Vec<&sled::Tree> = ids.iter().map(|t| self.tree(*t)).collect();
+        // The closure runs again after a conflict: only the last run's changes count.
+        let deltas = Cell::new([0i64; COUNTED.len()]);
         let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
+            let mut d = [0i64; COUNTED.len()];
             for (t, k, v) in &ws.ops {
                 let i = ids.iter().position(|x| x == t).unwrap_or(0);
-                match v {
+                let old = match v {
                     Some(v) => tx[i].insert(k.as_slice(), v.as_slice())?,
                     None => tx[i].remove(k.as_slice())?,
                 };
+                if let Some(slot) = counted_slot(*t) {
+                    d[slot] += i64::from(v.is_some() && old.is_none()) - i64::from(v.is_none() && old.is_some());
+                }
             }
+            deltas.set(d);
             Ok::<(), ConflictableTransactionError<()>>(())
         });
         res.map_err(|e| match e {
             TransactionError::Storage(e) => StoreError::from(e),
             TransactionError::Abort(()) => StoreError::Db("transaction aborted".into()),
-        })
+        })?;
+        self.add_sizes(deltas.get());
+        Ok(())
     }
 
     fn apply_batch(&self, id: TreeId, ws: &WriteSet) -> Result<(), StoreError> {
@@ -211,7 +250,7 @@ impl Store {
 
     /// Number of quarantined records.
     pub fn quarantined(&self) -> usize {
-        self.tree(TreeId::Quarantine).len()
+        self.size(TreeId::Quarantine)
     }
 }
 
@@ -249,4 +288,55 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ops: &[(TreeId, &[u8], Option<&[u8]>)]) -> WriteSet {
+        let mut ws = WriteSet::new();
+        for (t, k, v) in ops {
+            match v {
+                Some(v) => ws.insert(*t, k.to_vec(), v.to_vec()),
+                None => ws.remove(*t, k.to_vec()),
+            }
+        }
+        ws
+    }
+
+    #[test]
+    fn counted_sizes_follow_inserts_overwrites_and_removals_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (m, o, b) = (TreeId::Messages, TreeId::Outbox, TreeId::Bodies);
+        store
+            .apply(&set(&[
+                (m, b"1", Some(b"a")),
+                (m, b"2", Some(b"b")),
+                (b, b"1", Some(b"x")),
+            ]))
+            .unwrap();
+        // an overwrite, a removal of a missing key, and the same key twice in one set
+        store
+            .apply(&set(&[
+                (m, b"1", Some(b"c")),
+                (m, b"9", None),
+                (o, b"e", Some(b"")),
+                (o, b"e", Some(b"")),
+            ]))
+            .unwrap();
+        assert_eq!((store.queue_len(), store.outbox_len()), (2, 1));
+        store.apply(&set(&[(o, b"e", None)])).unwrap(); // a single-tree set
+        store
+            .apply(&set(&[(m, b"2", None), (b, b"1", None)]))
+            .unwrap();
+        assert_eq!((store.queue_len(), store.outbox_len()), (1, 0));
+        assert_eq!(store.queue_len(), store.tree(m).len());
+        store.quarantine(m, b"1").unwrap();
+        assert_eq!((store.queue_len(), store.quarantined()), (0, 1));
+        drop(store);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!((again.queue_len(), again.quarantined()), (0, 1));
+    }
 }

@@ -216,7 +216,7 @@ impl Store {
 
     /// Number of queued messages.
     pub fn queue_len(&self) -> usize {
-        self.tree(TreeId::Messages).len()
+        self.size(TreeId::Messages)
     }
 
     /// Startup recovery: quarantines undecodable records and re-creates schedule entries for
