@@ -99,12 +99,14 @@ fn read_manifest(text: &str) -> BTreeMap<String, Vec<Row>> {
 }
 
 fn score_message(file: &str, rows: &[Row], raw: &[u8], t: &mut Tally, rules: bool) {
-    let report = parse(raw);
-    let ours: Vec<&RecipientReport> = report
-        .recipients
+    // Like `rebound parse`: an mbox file is read message by message.
+    let reports: Vec<_> = rebound::bounce::mbox::split_mbox(raw).into_iter().map(parse).collect();
+    let ours: Vec<&RecipientReport> = reports
         .iter()
+        .flat_map(|r| &r.recipients)
         .filter(|r| r.class != Class::None)
         .collect();
+    let format = reports.first().map_or("none", |r| r.format);
     let expected = rows.iter().filter(|r| r.reason != "notbounce").count();
     t.messages += 1;
     if expected == ours.len() {
@@ -113,7 +115,7 @@ fn score_message(file: &str, rows: &[Row], raw: &[u8], t: &mut Tally, rules: boo
         t.notes.push(format!(
             "{file}: recipients: expected {expected}, got {} ({})",
             ours.len(),
-            report.format
+            format
         ));
     }
     for (i, row) in rows.iter().enumerate() {
@@ -141,7 +143,7 @@ fn score_message(file: &str, rows: &[Row], raw: &[u8], t: &mut Tally, rules: boo
             let diag: String = diag.chars().take(110).collect();
             format!(
                 "{file}#{}: {field}: expected {want:?}, got {have:?} [{} {rule}] reply={} {diag}",
-                row.rcpt, report.format, row.reply
+                row.rcpt, format, row.reply
             )
         };
         if hard == row.hard {
