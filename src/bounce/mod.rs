@@ -168,6 +168,11 @@ pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     };
     report.format = recognise(&ctx, &mut report);
     report.recipients.truncate(MAX_RECIPIENTS);
+    if report.format != "dsn" && recognisers::is_delay_warning(&ctx) {
+        for r in report.recipients.iter_mut().filter(|r| r.action.is_none()) {
+            r.action = Some("delayed".into());
+        }
+    }
     find_commands(&ctx, &mut report.recipients);
     fill_original(&ctx, &mut report);
     for r in &mut report.recipients {
@@ -330,8 +335,11 @@ fn finalise(r: &mut RecipientReport) {
         {
             (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");
         }
-        // A delay notice whose only cause is a code class: delivery is still being retried.
-        let vague = r.rule.starts_with("reply.") || r.rule.ends_with(".*");
+        // A delay notice whose only cause is a code class or a network failure: delivery is
+        // still being retried.
+        let vague = r.rule.starts_with("reply.")
+            || r.rule.ends_with(".*")
+            || r.reason == Reason::NetworkError;
         if r.action.as_deref() == Some("delayed") && vague {
             (r.reason, r.rule) = (Reason::Expired, "action.delayed");
         }

@@ -157,3 +157,29 @@ Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; user@example.net\
         (Class::Soft, Reason::Expired, "action.delayed")
     );
 }
+
+#[test]
+fn a_plain_text_delay_warning_is_delayed_not_failed() {
+    let raw = b"From: Mail Delivery System <mailer-daemon@mx.example.org>\nTo: app@example.com\n\
+Subject: Delivery delayed\n\nThis message was created automatically by mail delivery system.\n\n\
+THIS IS A WARNING MESSAGE ONLY.\n\nYOU DO NOT NEED TO RESEND YOUR MESSAGE.\n\n\
+----- The following addresses had fatal errors -----\n\
+[Status: Error, Address: <user@example.net>, ResponseCode 421, , Host not reachable.]\n\n\
+Message will be retried for 4 more day(s)\n";
+    let rc = &parse(raw).recipients[0];
+    assert_eq!(rc.recipient.as_deref(), Some("user@example.net"));
+    assert_eq!(rc.action.as_deref(), Some("delayed"));
+    assert_eq!(rc.reply_code, Some(421));
+    assert_eq!((rc.class, rc.reason, rc.rule), (Class::Soft, Reason::Expired, "action.delayed"));
+}
+
+#[test]
+fn a_final_report_quoting_a_temporary_network_failure_is_expired() {
+    let raw = b"From: Mail Delivery System <mailer-daemon@mx.example.org>\nTo: app@example.com\n\
+Subject: Undelivered Mail Returned to Sender\n\n\
+A message that you sent could not be delivered to one or more of its recipients. This is a permanent error.\n\n\
+user@example.net Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable.\n";
+    let rc = &parse(raw).recipients[0];
+    assert_eq!((rc.action.as_deref(), rc.reply_code), (None, Some(421)));
+    assert_eq!((rc.class, rc.reason, rc.rule), (Class::Soft, Reason::Expired, "action.failed-after-retries"));
+}

@@ -217,6 +217,16 @@ fn looks_like_field(line: &str) -> bool {
     }
 }
 
+/// A notice that a message is late, not lost (the sender need not do anything yet).
+static DELAY_WARNING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)warning message only|will be retried|will continue (to try|trying)|still (be )?trying|has not yet been delivered|delivery (of your message )?(has been|is) delayed|delayed mail|do not need to resend").expect("static regex")
+});
+
+/// True when the notification says the message is only delayed and still being retried.
+pub fn is_delay_warning(ctx: &Context) -> bool {
+    DELAY_WARNING.is_match(&ctx.subject) || DELAY_WARNING.is_match(ctx.notification())
+}
+
 static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)undeliver|undelivered|delivery (status|failure|has failed|notification|problem)|returned mail|return(ed)? to sender|failure notice|mail delivery|could not be delivered|non[- ]?delivery|not delivered|delivery failed|mail system error|rejected|nondeliverable|fehlgeschlagen|unzustellbar|no entregado|non recapitabile|non remis|échec|配信|エラー|不達").expect("static regex")
 });
