@@ -115,7 +115,7 @@ pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
 
 /// The lines a layout reads: from the line after its first start marker (or the top) up to the
 /// line holding the first end or original-message marker after that.
-fn region<'a>(body: &'a str, layout: &Layout) -> &'a str {
+pub(super) fn region<'a>(body: &'a str, layout: &Layout) -> &'a str {
     let lower = body.to_ascii_lowercase();
     let first = |markers: &mut dyn Iterator<Item = &&str>, from: usize| {
         markers
