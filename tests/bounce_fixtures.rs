@@ -70,6 +70,12 @@ fn fixtures_mean_what_they_say() {
             Reason::Vacation,
         ),
         (
+            "notes.eml",
+            "trent@notes.example.com",
+            Class::Hard,
+            Reason::UserUnknown,
+        ),
+        (
             "qmail.eml",
             "ivan@example.jp",
             Class::Hard,

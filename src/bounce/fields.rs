@@ -118,6 +118,17 @@ pub fn find_reply_code(text: &str) -> Option<u16> {
         .find_map(|c| c.get(1)?.as_str().parse().ok())
 }
 
+/// A remote reply quoted inside a relay's own summary, as Amazon SES writes it:
+/// `5.1.0 - Unknown address error 550-'5.7.1 <a@b>... Access denied' (delivery attempts: 0)`.
+static QUOTED_REPLY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|\s)([45][0-9]{2})-'(.+)'").expect("static regex"));
+
+/// The reply code and text of a remote reply quoted in a relay's summary (see [`QUOTED_REPLY`]).
+pub fn quoted_reply(text: &str) -> Option<(u16, &str)> {
+    let c = QUOTED_REPLY.captures(text)?;
+    Some((c.get(1)?.as_str().parse().ok()?, c.get(2)?.as_str()))
+}
+
 /// The first 4xx or 5xx reply code in `text`.
 pub fn find_failure_code(text: &str) -> Option<u16> {
     REPLY

@@ -175,8 +175,10 @@ pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     }
     find_commands(&ctx, &mut report.recipients);
     fill_original(&ctx, &mut report);
+    let recognised = report.format != "generic";
     for r in &mut report.recipients {
         finalise(r);
+        hold_unexplained(r, recognised);
     }
     if report.recipients.is_empty() {
         report.format = "none";
@@ -282,20 +284,30 @@ fn finalise(r: &mut RecipientReport) {
     if matches!(r.class, Class::Complaint | Class::Autoreply) {
         return;
     }
-    let diag = r.diagnostic.as_deref().unwrap_or("");
+    let whole = r.diagnostic.as_deref().unwrap_or("");
+    // When a relay quotes the remote server's reply, that reply is the one to read.
+    let (quoted_code, diag) = match fields::quoted_reply(whole) {
+        Some((code, text)) => (Some(code), text),
+        None => (None, whole),
+    };
     let success = matches!(
         r.action.as_deref(),
         Some("delivered" | "relayed" | "expanded" | "deliverable")
     );
     if r.reply_code.is_none() {
         // In a failure report a quoted 2xx (an earlier step of the transcript) is not the answer.
-        r.reply_code = if success {
+        r.reply_code = if let Some(code) = quoted_code {
+            Some(code)
+        } else if success {
             find_reply_code(diag)
         } else {
             fields::find_failure_code(diag)
         };
     }
-    let specific = find_enhanced(diag).filter(|e| e.subject != 0 || e.detail != 0);
+    let is_specific = |e: &EnhancedCode| e.subject != 0 || e.detail != 0;
+    let specific = find_enhanced(diag)
+        .filter(is_specific)
+        .or_else(|| find_enhanced(whole).filter(is_specific));
     // The remote server's own enhanced code is more precise than the reporting MTA's summary.
     match (r.status, specific) {
         (None, found) => r.status = found.or_else(|| find_enhanced(diag)),
@@ -346,6 +358,16 @@ fn finalise(r: &mut RecipientReport) {
         (r.reason, r.rule) = by_stage(r.smtp_command, r.status, r.reason, r.rule);
     }
     r.class = class_of(r);
+}
+
+/// A failure whose report gives a status or a recognised diagnostic, but no reason we can name, is
+/// `onhold` (for a person to judge); `undefined` is kept for reports with nothing to go on (the
+/// generic reader's diagnostic may be the notice's boilerplate).
+fn hold_unexplained(r: &mut RecipientReport, recognised: bool) {
+    let explained = r.diagnostic.as_deref().is_some_and(|d| !d.trim().is_empty());
+    if r.reason == Reason::Undefined && explained && (recognised || r.status.is_some()) {
+        (r.reason, r.rule) = (Reason::OnHold, "unexplained");
+    }
 }
 
 /// A recipient refused only after DATA was accepted at RCPT: the refusal is a filter. A failure

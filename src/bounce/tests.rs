@@ -170,7 +170,10 @@ Message will be retried for 4 more day(s)\n";
     assert_eq!(rc.recipient.as_deref(), Some("user@example.net"));
     assert_eq!(rc.action.as_deref(), Some("delayed"));
     assert_eq!(rc.reply_code, Some(421));
-    assert_eq!((rc.class, rc.reason, rc.rule), (Class::Soft, Reason::Expired, "action.delayed"));
+    assert_eq!(
+        (rc.class, rc.reason, rc.rule),
+        (Class::Soft, Reason::Expired, "action.delayed")
+    );
 }
 
 #[test]
@@ -181,5 +184,33 @@ A message that you sent could not be delivered to one or more of its recipients.
 user@example.net Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable.\n";
     let rc = &parse(raw).recipients[0];
     assert_eq!((rc.action.as_deref(), rc.reply_code), (None, Some(421)));
-    assert_eq!((rc.class, rc.reason, rc.rule), (Class::Soft, Reason::Expired, "action.failed-after-retries"));
+    assert_eq!(
+        (rc.class, rc.reason, rc.rule),
+        (Class::Soft, Reason::Expired, "action.failed-after-retries")
+    );
+}
+
+#[test]
+fn a_relay_quoting_the_remote_reply_is_read_by_that_reply() {
+    let raw = String::from_utf8(dsn_with("5.0.0", "")).unwrap().replace(
+        "550 5.0.0 <user@example.net>... User Unknown",
+        "5.3.0 - Other mail system problem 550-'5.7.1 <user@example.net>... Relaying denied' (delivery attempts: 0)",
+    );
+    let rc = &parse(raw.as_bytes()).recipients[0];
+    assert_eq!(rc.reply_code, Some(550));
+    assert_eq!(rc.status.map(|s| s.to_string()).as_deref(), Some("5.7.1"));
+    assert_eq!(rc.reason, Reason::NoRelaying);
+}
+
+#[test]
+fn a_failure_with_a_status_but_no_known_reason_is_on_hold() {
+    let raw = String::from_utf8(dsn_with("5.0.0", "")).unwrap().replace(
+        "550 5.0.0 <user@example.net>... User Unknown",
+        "Gateway said no",
+    );
+    let rc = &parse(raw.as_bytes()).recipients[0];
+    assert_eq!(
+        (rc.class, rc.reason, rc.rule),
+        (Class::Soft, Reason::OnHold, "unexplained")
+    );
 }

@@ -11,6 +11,7 @@ mod googlegroups;
 mod inline_dsn;
 mod james;
 mod kddi;
+mod notes;
 mod office365;
 mod qmail;
 mod sendmail;
@@ -39,6 +40,7 @@ pub static TABLE: &[&Recogniser] = &[
     &james::RECOGNISER,
     &qmail::RECOGNISER,
     &dragonfly::RECOGNISER,
+    &notes::RECOGNISER,
     &gmail::RECOGNISER,
     &yahoo::RECOGNISER,
     &office365::RECOGNISER,
