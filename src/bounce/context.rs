@@ -265,6 +265,10 @@ fn push_body(body: &mut String, text: &str) {
 
 /// Unfolds a raw header value: line breaks and the white space after them become one space.
 pub fn unfold(v: &str) -> String {
+    let trimmed = v.trim();
+    if memchr::memchr(b'\n', trimmed.as_bytes()).is_none() {
+        return trimmed.to_string(); // most fields are one line
+    }
     let mut out = String::with_capacity(v.len());
     for (i, line) in v.split('\n').enumerate() {
         let line = line.trim_end_matches('\r');
