@@ -105,15 +105,11 @@ impl Context {
     }
 
     /// True when the notification text contains `needle` (case-insensitive).
-    pub fn body_has(&self, needle: &str) -> bool {
+    pub fn body_has(&self, needle: &'static str) -> bool {
         if self.body_lower.len() != self.body.len() {
             return contains_ci(&self.body, needle);
         }
-        memchr::memmem::find(
-            self.body_lower.as_bytes(),
-            needle.to_ascii_lowercase().as_bytes(),
-        )
-        .is_some()
+        super::fields::find_in_lower(self.body_lower.as_bytes(), needle).is_some()
     }
 }
 

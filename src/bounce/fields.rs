@@ -1,5 +1,7 @@
 //! Small text tools shared by the bounce parser: header-field groups, addresses, SMTP codes in text.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -163,6 +165,24 @@ pub fn squeeze(s: &str) -> String {
         out.push_str(word);
     }
     out
+}
+
+/// Offset of `needle`, ASCII-lower-cased, in `lower` (an ASCII-lower-cased text). The searcher for
+/// each needle is built once per thread: the needles are the recognisers' fixed phrases.
+pub fn find_in_lower(lower: &[u8], needle: &'static str) -> Option<usize> {
+    type Finders = HashMap<(usize, usize), memchr::memmem::Finder<'static>>;
+    thread_local! {
+        static FINDERS: RefCell<Finders> = RefCell::new(HashMap::new());
+    }
+    FINDERS.with(|cell| {
+        let mut finders = cell.borrow_mut();
+        finders
+            .entry((needle.as_ptr() as usize, needle.len()))
+            .or_insert_with(|| {
+                memchr::memmem::Finder::new(needle.to_ascii_lowercase().as_bytes()).into_owned()
+            })
+            .find(lower)
+    })
 }
 
 /// True when `haystack` contains `needle`, ASCII case-insensitively.

@@ -119,9 +119,9 @@ pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
 /// line holding the first end or original-message marker after that.
 pub(super) fn region<'a>(body: &'a str, layout: &Layout) -> &'a str {
     let lower = body.to_ascii_lowercase();
-    let first = |markers: &mut dyn Iterator<Item = &&str>, from: usize| {
+    let first = |markers: &mut dyn Iterator<Item = &&'static str>, from: usize| {
         markers
-            .filter_map(|m| memchr::memmem::find(&lower.as_bytes()[from..], m.as_bytes()))
+            .filter_map(|m| crate::bounce::fields::find_in_lower(&lower.as_bytes()[from..], m))
             .min()
             .map(|at| from + at)
     };
