@@ -216,3 +216,36 @@ async fn completed_transactions_follow_each_other_without_rset() {
     assert_eq!(verbs.iter().filter(|v| *v == "MAIL").count(), 3);
     assert!(!verbs.iter().any(|v| v == "RSET"), "no RSET between completed transactions: {verbs:?}");
 }
+
+#[tokio::test]
+async fn an_8bit_body_is_announced_with_body_8bitmime_and_a_7bit_one_is_not() {
+    let mx = ScriptedMx::start(Script::default()).await;
+    let d = Deliverer::new(&routed_to(mx.addr), "relay.test").unwrap();
+    let bodies: [&[u8]; 2] = ["Subject: caf\u{e9}\r\n\r\nd\u{e9}j\u{e0} vu\r\n".as_bytes(), b"Subject: cafe\r\n\r\nplain\r\n"];
+    for body in bodies {
+        let out = d.deliver("a.test", vec![tx("sender@app.test", &["ok@a.test"], body)]).await;
+        assert_eq!(out[0][0].reply.code, 250);
+    }
+    let mails: Vec<String> = mx.record().commands.into_iter().filter(|c| c.starts_with("MAIL FROM:")).collect();
+    assert_eq!(mails.len(), 2);
+    assert!(mails[0].ends_with(" BODY=8BITMIME"), "{}", mails[0]);
+    assert!(!mails[1].contains("BODY="), "{}", mails[1]);
+}
+
+#[tokio::test]
+async fn an_internationalised_address_needs_smtputf8_at_the_next_hop() {
+    let body = b"Subject: hi\r\n\r\nhello\r\n";
+    let plain = ScriptedMx::start(Script::default()).await;
+    let d = Deliverer::new(&routed_to(plain.addr), "relay.test").unwrap();
+    let out = d.deliver("a.test", vec![tx("sender@app.test", &["j\u{f6}rg@a.test"], body)]).await;
+    let reply = &out[0][0].reply;
+    assert_eq!((reply.code, reply.enhanced.map(|e| e.to_string())), (553, Some("5.6.7".to_string())));
+    assert!(!plain.record().commands.iter().any(|c| c.starts_with("MAIL")), "nothing is sent to a server that cannot take it");
+
+    let utf8 = ScriptedMx::start(Script { smtputf8: true, ..Script::default() }).await;
+    let d = Deliverer::new(&routed_to(utf8.addr), "relay.test").unwrap();
+    let out = d.deliver("a.test", vec![tx("sender@app.test", &["j\u{f6}rg@a.test"], body)]).await;
+    assert_eq!(out[0][0].reply.code, 250);
+    let mail = utf8.record().commands.into_iter().find(|c| c.starts_with("MAIL FROM:")).unwrap();
+    assert!(mail.ends_with(" SMTPUTF8"), "{mail}");
+}

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mail_send::{Credentials, SmtpClient};
-use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, EXT_PIPELINING, EXT_START_TLS, EhloResponse};
+use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -48,6 +48,10 @@ pub struct Connection {
     pub(crate) pipelining: bool,
     /// SIZE the server announced (0 = none).
     pub(crate) size: usize,
+    /// The server offered 8BITMIME (RFC 6152).
+    pub(crate) eight_bit_mime: bool,
+    /// The server offered SMTPUTF8 (RFC 6531).
+    pub(crate) smtputf8: bool,
     /// Shown as `remote_host` in outcomes.
     pub(crate) host: String,
     pub(crate) tls: bool,
@@ -157,6 +161,8 @@ async fn finish<T: Io + 'static>(mut client: SmtpClient<T>, caps: &EhloResponse<
         reader: ReplyReader::default(),
         pipelining: caps.has_capability(EXT_PIPELINING),
         size: caps.size,
+        eight_bit_mime: caps.has_capability(EXT_8BIT_MIME),
+        smtputf8: caps.has_capability(EXT_SMTP_UTF8),
         host: target.host.clone(),
         tls,
     })

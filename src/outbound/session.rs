@@ -58,6 +58,11 @@ impl Connection {
             let r = synthetic(553, (5, 1, 7), format!("invalid envelope sender {:?}", tx.mail_from));
             return TxResult { replies: vec![r; n], reusable: true };
         }
+        if needs_smtputf8(tx) && !self.smtputf8 {
+            // RFC 6531 §3.2: an internationalised address cannot be downgraded; it bounces.
+            let r = synthetic(553, (5, 6, 7), format!("{} does not support SMTPUTF8, which this message's addresses need", self.host));
+            return TxResult { replies: vec![r; n], reusable: true };
+        }
         let (mail, rcpts) = match self.envelope(tx, s).await {
             Ok(v) => v,
             Err(r) => return TxResult { replies: vec![r; n], reusable: false },
@@ -88,6 +93,13 @@ impl Connection {
         let mut mail = format!("MAIL FROM:<{}>", tx.mail_from);
         if self.size > 0 {
             mail.push_str(&format!(" SIZE={}", tx.body.len()));
+        }
+        // RFC 6152: say so when the body is not 7-bit (a server without 8BITMIME gets it as is).
+        if self.eight_bit_mime && !tx.body.is_ascii() {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if self.smtputf8 && needs_smtputf8(tx) {
+            mail.push_str(" SMTPUTF8");
         }
         mail.push_str("\r\n");
         let rcpt_cmds: Vec<String> = tx.recipients.iter().map(|r| format!("RCPT TO:<{}>\r\n", r.as_str())).collect();
@@ -127,6 +139,11 @@ impl Connection {
         })?;
         Ok((done, true))
     }
+}
+
+/// True when an envelope address is not ASCII (RFC 6531).
+fn needs_smtputf8(tx: &Transaction) -> bool {
+    !tx.mail_from.is_ascii() || tx.recipients.iter().any(|r| !r.as_str().is_ascii())
 }
 
 /// The reverse path goes on the wire inside `<>`: no controls, spaces or brackets.

@@ -53,6 +53,8 @@ pub struct Script {
     pub starttls_inject: bool,
     /// After "220 ready" to STARTTLS, send plaintext garbage instead of a handshake and close.
     pub starttls_garbage: bool,
+    /// Offer SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
 }
 
 /// A running scripted server.
@@ -156,6 +158,9 @@ fn ehlo_reply(script: &Script, in_tls: bool) -> String {
     let mut r = String::from("250-scripted.test\r\n250-SIZE 10000000\r\n250-8BITMIME\r\n");
     if script.pipelining {
         r.push_str("250-PIPELINING\r\n");
+    }
+    if script.smtputf8 {
+        r.push_str("250-SMTPUTF8\r\n");
     }
     if script.tls.is_some() && !in_tls {
         r.push_str("250-STARTTLS\r\n");
