@@ -106,5 +106,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("next_due: nothing scheduled"),
     }
     println!("peak RSS of this process: {}", vm_hwm());
+    // Leave the store as a graceful stop of the daemon would (QUEUE_SCALE_UNCLEAN=1: as a crash would).
+    if std::env::var("QUEUE_SCALE_UNCLEAN").unwrap_or_default().is_empty() {
+        store.close_cleanly()?;
+    }
     Ok(())
 }

@@ -57,11 +57,19 @@ impl Running {
             }
             self.attempts.wait().await;
         };
-        if tokio::time::timeout(deadline, drain).await.is_err() {
+        let drained = tokio::time::timeout(deadline, drain).await.is_ok();
+        if !drained {
             tracing::warn!("shutdown deadline passed with work still running; it resumes after restart");
         }
         if let Err(e) = relay.committer.durable().await {
             tracing::error!(error = %e, "final flush failed");
+        } else if drained {
+            // Nothing writes any more: the next start may skip its queue scan.
+            let store = relay.store.clone();
+            let marked = tokio::task::spawn_blocking(move || store.close_cleanly().map_err(|e| e.to_string())).await;
+            if let Err(e) = marked.map_err(|e| e.to_string()).and_then(|r| r) {
+                tracing::error!(error = %e, "could not mark the store closed cleanly");
+            }
         }
     }
 }
@@ -70,8 +78,12 @@ impl Running {
 pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonError> {
     let cfg = Arc::new(cfg);
     let relay = Relay::open(cfg.clone(), clock).map_err(|e| DaemonError::Startup(e.to_string()))?;
-    let (n, bad, fixed) = relay.store.recover(relay.now()).map_err(|e| DaemonError::Startup(e.to_string()))?;
-    tracing::info!(messages = n, quarantined = bad, rescheduled = fixed, "queue recovered");
+    if relay.store.opened_clean() {
+        tracing::info!(messages = relay.store.queue_len(), "queue opened after a clean shutdown; no scan needed");
+    } else {
+        let (n, bad, fixed) = relay.store.recover(relay.now()).map_err(|e| DaemonError::Startup(e.to_string()))?;
+        tracing::info!(messages = n, quarantined = bad, rescheduled = fixed, "queue recovered");
+    }
     let mut smtp_listeners = Vec::new();
     for addr in &cfg.smtp.listen {
         smtp_listeners.push(bind_smtp(*addr).map_err(|source| DaemonError::Bind { addr: *addr, source })?);

@@ -26,6 +26,8 @@ async fn schedule_survives_restart_and_retry_forces_an_attempt() {
     d.stop().await;
 
     let d = start_daemon(cfg).await;
+    assert!(d.relay.store.opened_clean(), "a graceful stop lets the next start skip its queue scan");
+    assert_eq!(d.relay.store.queue_len(), 1, "the saved queue size");
     tokio::time::sleep(Duration::from_millis(800)).await;
     let after = d.relay.store.message(before.id).unwrap().expect("still queued");
     assert_eq!(after.attempts, 1, "no attempt right after the restart");

@@ -118,6 +118,7 @@ fn kill_loop(config: PathBuf, data: PathBuf, record: Arc<Mutex<support_outbound:
     assert!(!acked.is_empty(), "no message was ever acknowledged: the loop tested nothing");
     assert!(missing.is_empty(), "acknowledged but never delivered: {missing:?}\n{log}");
     assert!(clean, "the last daemon did not stop cleanly:\n{log}");
+    assert!(log.contains("queue recovered"), "a start after kill -9 must scan the queue:\n{log}");
     let generating = files.iter().filter(|p| p.to_string_lossy().ends_with(".generating")).count();
     assert!(generating <= 1 && files.len() < 40, "temporary files pile up in data_dir: {files:?}");
 }
