@@ -330,7 +330,10 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn set(ops: &[(TreeId, &[u8], Option<&[u8]>)]) -> WriteSet {
+    /// One insert (`Some` value) or removal (`None`).
+    type Op<'a> = (TreeId, &'a [u8], Option<&'a [u8]>);
+
+    fn set(ops: &[Op<'_>]) -> WriteSet {
         let mut ws = WriteSet::new();
         for (t, k, v) in ops {
             match v {
