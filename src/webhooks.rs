@@ -31,6 +31,12 @@ pub async fn run(relay: Arc<Relay>, secret: Vec<u8>, shutdown: CancellationToken
             None => return,
         };
         if batch.is_empty() {
+            // Nothing fresh (stale events were dropped): wait a little rather than spin.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = relay.webhook_wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
             continue;
         }
         match post_batch(&url, &secret, &batch, relay.now()).await {

@@ -241,6 +241,12 @@ async fn an_internationalised_address_needs_smtputf8_at_the_next_hop() {
     let reply = &out[0][0].reply;
     assert_eq!((reply.code, reply.enhanced.map(|e| e.to_string())), (553, Some("5.6.7".to_string())));
     assert!(!plain.record().commands.iter().any(|c| c.starts_with("MAIL")), "nothing is sent to a server that cannot take it");
+    // an internationalised domain alone goes as its A-label, without SMTPUTF8
+    let out = d_plain_idn(plain.addr, body).await;
+    assert_eq!(out.code, 250, "{out:?}");
+    let cmds = plain.record().commands;
+    assert!(cmds.iter().any(|c| c == "RCPT TO:<ok@xn--bcher-kva.test>"), "{cmds:?}");
+    assert!(cmds.iter().any(|c| c.starts_with("MAIL FROM:<app@xn--mnchen-3ya.test>") && !c.contains("SMTPUTF8")), "{cmds:?}");
 
     let utf8 = ScriptedMx::start(Script { smtputf8: true, ..Script::default() }).await;
     let d = Deliverer::new(&routed_to(utf8.addr), "relay.test").unwrap();
@@ -248,4 +254,11 @@ async fn an_internationalised_address_needs_smtputf8_at_the_next_hop() {
     assert_eq!(out[0][0].reply.code, 250);
     let mail = utf8.record().commands.into_iter().find(|c| c.starts_with("MAIL FROM:")).unwrap();
     assert!(mail.ends_with(" SMTPUTF8"), "{mail}");
+}
+
+/// One message from an internationalised sender domain to an internationalised recipient domain.
+async fn d_plain_idn(addr: std::net::SocketAddr, body: &[u8]) -> rebound::model::Reply {
+    let d = Deliverer::new(&routed_to(addr), "relay.test").unwrap();
+    let out = d.deliver("b\u{fc}cher.test", vec![tx("app@m\u{fc}nchen.test", &["ok@b\u{fc}cher.test"], body)]).await;
+    out[0][0].reply.clone()
 }

@@ -90,7 +90,7 @@ impl Connection {
     /// `Err` is a transport failure: the connection is gone.
     async fn envelope(&mut self, tx: &Transaction, s: &Settings) -> Result<(Reply, Vec<Reply>), Reply> {
         let t = s.command_timeout;
-        let mut mail = format!("MAIL FROM:<{}>", tx.mail_from);
+        let mut mail = format!("MAIL FROM:<{}>", wire_sender(&tx.mail_from));
         if self.size > 0 {
             mail.push_str(&format!(" SIZE={}", tx.body.len()));
         }
@@ -102,7 +102,12 @@ impl Connection {
             mail.push_str(" SMTPUTF8");
         }
         mail.push_str("\r\n");
-        let rcpt_cmds: Vec<String> = tx.recipients.iter().map(|r| format!("RCPT TO:<{}>\r\n", r.as_str())).collect();
+        // Domains go as A-labels; only an internationalised local part needs SMTPUTF8 (RFC 6531).
+        let rcpt_cmds: Vec<String> = tx
+            .recipients
+            .iter()
+            .map(|r| if r.local_part().is_ascii() { format!("RCPT TO:<{}>\r\n", r.normalised()) } else { format!("RCPT TO:<{}>\r\n", r.as_str()) })
+            .collect();
         if self.pipelining {
             let batch: String = std::iter::once(mail).chain(rcpt_cmds).collect();
             self.send(batch.as_bytes(), t, "MAIL FROM/RCPT TO").await?;
@@ -141,9 +146,21 @@ impl Connection {
     }
 }
 
-/// True when an envelope address is not ASCII (RFC 6531).
+/// True when an envelope address has a local part that is not ASCII (RFC 6531); a non-ASCII
+/// domain alone goes as its A-label.
 fn needs_smtputf8(tx: &Transaction) -> bool {
-    !tx.mail_from.is_ascii() || tx.recipients.iter().any(|r| !r.as_str().is_ascii())
+    let sender_local = tx.mail_from.rsplit_once('@').map_or(tx.mail_from.as_str(), |(l, _)| l);
+    !sender_local.is_ascii() || tx.recipients.iter().any(|r| !r.local_part().is_ascii())
+}
+
+/// The reverse path with an internationalised domain as its A-label when its local part is ASCII.
+fn wire_sender(from: &str) -> String {
+    match from.rsplit_once('@') {
+        Some((local, domain)) if local.is_ascii() && !domain.is_ascii() => {
+            format!("{local}@{}", crate::address::normalise_domain(domain))
+        }
+        _ => from.to_string(),
+    }
 }
 
 /// The reverse path goes on the wire inside `<>`: no controls, spaces or brackets.

@@ -218,9 +218,10 @@ impl Store {
         Ok(out)
     }
 
-    /// True when the webhook outbox holds at least `n` events.
+    /// True when the webhook outbox holds at least `n` events; reads at most `n` keys (the tree
+    /// itself, not the counter, so that the webhook task never waits on a miscount).
     pub fn outbox_holds(&self, n: usize) -> bool {
-        self.outbox_len() >= n
+        self.tree(TreeId::Outbox).iter().keys().take(n).count() >= n
     }
 
     pub fn outbox_len(&self) -> usize {

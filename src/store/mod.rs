@@ -31,7 +31,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 /// A storage failure. Callers branch on it to choose an SMTP reply or HTTP status.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -131,24 +131,48 @@ pub struct Store {
     sizes: Arc<[AtomicI64; COUNTED.len()]>,
     /// The previous user closed the store with [`Store::close_cleanly`].
     opened_clean: bool,
+    /// Set by [`Store::close_cleanly`]; the next write first removes the mark.
+    marked_clean: Arc<AtomicBool>,
 }
 
 /// Key (in sled's default tree) of the sizes saved by a clean close; present only between a clean
 /// close and the next open.
 const CLEAN_CLOSE: &[u8] = b"rebound.clean-close";
 
-/// Removes the clean-close mark and returns the sizes it saved, making the removal durable first:
-/// a crash from here on must not pass for a clean close.
-fn take_clean_close(db: &sled::Db) -> Result<Option<[i64; COUNTED.len()]>, StoreError> {
+/// Trees whose last key is saved with a clean-close mark: a program that wrote to the store without
+/// honouring the mark (an older rebound) changes them, and the mark is then ignored.
+const FINGERPRINTED: [TreeId; 2] = [TreeId::Messages, TreeId::Events];
+
+/// The last key of each [`FINGERPRINTED`] tree, each preceded by its length (u16).
+fn fingerprint(trees: &[sled::Tree]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    for t in FINGERPRINTED {
+        let last = trees[t as usize].last()?.map(|(k, _)| k.to_vec()).unwrap_or_default();
+        out.extend_from_slice(&(last.len() as u16).to_be_bytes());
+        out.extend_from_slice(&last);
+    }
+    Ok(out)
+}
+
+/// Removes the clean-close mark and returns the sizes it saved if the store is still as it was
+/// left, making the removal durable first: a crash from here on must not pass for a clean close.
+fn take_clean_close(db: &sled::Db, trees: &[sled::Tree]) -> Result<Option<[i64; COUNTED.len()]>, StoreError> {
     let Some(saved) = db.remove(CLEAN_CLOSE)? else {
         return Ok(None);
     };
     db.flush()?;
+    let Some((sizes_bytes, print)) = saved.split_at_checked(8 * COUNTED.len()) else {
+        return Ok(None);
+    };
+    if print != fingerprint(trees)?.as_slice() {
+        tracing::warn!("the store changed after it was closed cleanly; checking the whole queue");
+        return Ok(None);
+    }
     let mut sizes = [0i64; COUNTED.len()];
-    for (size, bytes) in sizes.iter_mut().zip(saved.chunks_exact(8)) {
+    for (size, bytes) in sizes.iter_mut().zip(sizes_bytes.chunks_exact(8)) {
         *size = i64::from_be_bytes(bytes.try_into().unwrap_or_default());
     }
-    Ok((saved.len() == 8 * COUNTED.len()).then_some(sizes))
+    Ok(Some(sizes))
 }
 
 impl std::fmt::Debug for Store {
@@ -163,9 +187,15 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
         let db = open_db(dir)?;
         let trees = TREE_NAMES.iter().map(|(_, n)| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
-        let saved = take_clean_close(&db)?;
+        let saved = take_clean_close(&db, &trees)?;
         let sizes = saved.unwrap_or_else(|| COUNTED.map(|t| trees[t as usize].len() as i64));
-        Ok(Store { db, trees, sizes: Arc::new(sizes.map(AtomicI64::new)), opened_clean: saved.is_some() })
+        Ok(Store {
+            db,
+            trees,
+            sizes: Arc::new(sizes.map(AtomicI64::new)),
+            opened_clean: saved.is_some(),
+            marked_clean: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// True when the previous user closed the store cleanly (see [`Store::close_cleanly`]): every
@@ -178,9 +208,20 @@ impl Store {
     /// will write to it any more; the next [`Store::open`] then skips the size count (a walk of
     /// every record) and the daemon its start-up scan.
     pub fn close_cleanly(&self) -> Result<(), StoreError> {
-        let saved: Vec<u8> = self.sizes.iter().flat_map(|s| s.load(Ordering::Relaxed).to_be_bytes()).collect();
+        let mut saved: Vec<u8> = self.sizes.iter().flat_map(|s| s.load(Ordering::Relaxed).to_be_bytes()).collect();
+        saved.extend(fingerprint(&self.trees)?);
         self.db.insert(CLEAN_CLOSE, saved)?;
+        self.marked_clean.store(true, Ordering::SeqCst);
         self.flush_blocking()
+    }
+
+    /// Removes the clean-close mark before a write that comes after it (a straggler after the
+    /// shutdown deadline): the store is then no longer as the mark describes it.
+    fn unmark_clean(&self) -> Result<(), StoreError> {
+        if self.marked_clean.swap(false, Ordering::SeqCst) {
+            self.db.remove(CLEAN_CLOSE)?;
+        }
+        Ok(())
     }
 
     /// Entries in a counted tree (see [`COUNTED`]); other trees are walked.
@@ -214,6 +255,7 @@ impl Store {
         if ws.ops.is_empty() {
             return Ok(());
         }
+        self.unmark_clean()?;
         let mut ids: Vec<TreeId> = Vec::new();
         for (t, _, _) in &ws.ops {
             if !ids.contains(t) {
@@ -386,8 +428,6 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.apply(&set(&[(TreeId::Messages, b"1", Some(b"a")), (TreeId::Outbox, b"e", Some(b""))])).unwrap();
         store.close_cleanly().unwrap();
-        // a write that bypasses `apply` after the close is not seen by the saved sizes
-        store.tree(TreeId::Messages).insert(b"2", b"b").unwrap();
         drop(store);
         let clean = Store::open(dir.path()).unwrap();
         assert!(clean.opened_clean());
@@ -395,6 +435,19 @@ mod tests {
         drop(clean);
         let next = Store::open(dir.path()).unwrap();
         assert!(!next.opened_clean(), "the mark is used once");
-        assert_eq!(next.queue_len(), 2, "an open that was not preceded by a clean close counts the trees");
+        // a write after a clean close (a straggler) removes the mark
+        next.close_cleanly().unwrap();
+        next.apply(&set(&[(TreeId::Messages, b"2", Some(b"b"))])).unwrap();
+        drop(next);
+        let after_straggler = Store::open(dir.path()).unwrap();
+        assert!(!after_straggler.opened_clean());
+        assert_eq!(after_straggler.queue_len(), 2);
+        // a program that ignores the mark (an older rebound) changes the fingerprint
+        after_straggler.close_cleanly().unwrap();
+        after_straggler.tree(TreeId::Messages).insert(b"3", b"c").unwrap();
+        drop(after_straggler);
+        let foreign = Store::open(dir.path()).unwrap();
+        assert!(!foreign.opened_clean(), "a store changed behind the mark is checked");
+        assert_eq!(foreign.queue_len(), 3, "and its trees are counted");
     }
 }
