@@ -90,7 +90,7 @@ impl Connection {
     /// `Err` is a transport failure: the connection is gone.
     async fn envelope(&mut self, tx: &Transaction, s: &Settings) -> Result<(Reply, Vec<Reply>), Reply> {
         let t = s.command_timeout;
-        let mut mail = format!("MAIL FROM:<{}>", wire_sender(&tx.mail_from));
+        let mut mail = format!("MAIL FROM:<{}>", wire_address(&tx.mail_from));
         if self.size > 0 {
             mail.push_str(&format!(" SIZE={}", tx.body.len()));
         }
@@ -106,7 +106,7 @@ impl Connection {
         let rcpt_cmds: Vec<String> = tx
             .recipients
             .iter()
-            .map(|r| if r.local_part().is_ascii() { format!("RCPT TO:<{}>\r\n", r.normalised()) } else { format!("RCPT TO:<{}>\r\n", r.as_str()) })
+            .map(|r| format!("RCPT TO:<{}>\r\n", wire_address(r.as_str())))
             .collect();
         if self.pipelining {
             let batch: String = std::iter::once(mail).chain(rcpt_cmds).collect();
@@ -153,13 +153,14 @@ fn needs_smtputf8(tx: &Transaction) -> bool {
     !sender_local.is_ascii() || tx.recipients.iter().any(|r| !r.local_part().is_ascii())
 }
 
-/// The reverse path with an internationalised domain as its A-label when its local part is ASCII.
-fn wire_sender(from: &str) -> String {
-    match from.rsplit_once('@') {
+/// An address as it goes on the wire: exactly as received, except that an internationalised
+/// domain becomes its A-label when the local part is ASCII (no SMTPUTF8 needed then).
+fn wire_address(addr: &str) -> String {
+    match addr.rsplit_once('@') {
         Some((local, domain)) if local.is_ascii() && !domain.is_ascii() => {
             format!("{local}@{}", crate::address::normalise_domain(domain))
         }
-        _ => from.to_string(),
+        _ => addr.to_string(),
     }
 }
 
