@@ -35,7 +35,7 @@ fn detect(ctx: &Context) -> bool {
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    Some(scan(&ctx.body, &LAYOUT))
+    Some(scan(ctx, &LAYOUT))
 }
 
 #[cfg(test)]

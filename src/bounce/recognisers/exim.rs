@@ -47,7 +47,7 @@ fn detect(ctx: &Context) -> bool {
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    let mut found = scan(&ctx.body, &LAYOUT);
+    let mut found = scan(ctx, &LAYOUT);
     if found.is_empty() {
         let failed: Vec<String> = ctx
             .headers_named("x-failed-recipients")
@@ -61,7 +61,7 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
             .into_iter()
             .map(|a| {
                 let diag = super::text_near(text, Some(&a))
-                    .or_else(|| lone.then(|| failed_block(text)))
+                    .or_else(|| lone.then(|| failed_block(ctx)))
                     .unwrap_or_default();
                 RecipientReport::failed(Some(a), diag)
             })
@@ -71,8 +71,8 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
 }
 
 /// The text of the failed-addresses block, after the last line that introduces it.
-fn failed_block(text: &str) -> String {
-    let lines: Vec<&str> = region(text, &LAYOUT).lines().collect();
+fn failed_block(ctx: &Context) -> String {
+    let lines: Vec<&str> = region(ctx.notification(), &ctx.body_lower, &LAYOUT).lines().collect();
     let intro = lines.iter().rposition(|l| {
         let l = l.to_ascii_lowercase();
         LAYOUT.start.iter().any(|m| l.contains(m))

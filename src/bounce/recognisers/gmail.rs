@@ -30,7 +30,7 @@ fn detect(ctx: &Context) -> bool {
 const MARKER: &str = "The error that the other server returned was:";
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    let mut found = scan(&ctx.body, &LAYOUT);
+    let mut found = scan(ctx, &LAYOUT);
     // The server's reply follows this sentence; keep only that part when present.
     for r in &mut found {
         if let Some(d) = r.diagnostic.as_mut()

@@ -93,10 +93,10 @@ pub const ORIGINAL_MARKERS: &[&str] = &[
     "------- returned message",
 ];
 
-/// Scans `body` with a family layout into unclassified recipient records.
-pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
+/// Scans the notification body with a family layout into unclassified recipient records.
+pub fn scan(ctx: &Context, layout: &Layout) -> Vec<RecipientReport> {
     let mut out: Vec<(String, String, bool)> = Vec::new();
-    for line in region(body, layout).lines() {
+    for line in region(&ctx.body, &ctx.body_lower, layout).lines() {
         if let Some((addr, rest)) = (layout.rcpt)(line) {
             out.push((addr, rest, false));
             continue;
@@ -116,9 +116,17 @@ pub fn scan(body: &str, layout: &Layout) -> Vec<RecipientReport> {
 }
 
 /// The lines a layout reads: from the line after its first start marker (or the top) up to the
-/// line holding the first end or original-message marker after that.
-pub(super) fn region<'a>(body: &'a str, layout: &Layout) -> &'a str {
-    let lower = body.to_ascii_lowercase();
+/// line holding the first end or original-message marker after that. `lower` is `body` (or a text
+/// it starts with) ASCII-lower-cased, byte for byte.
+pub(super) fn region<'a>(body: &'a str, lower: &str, layout: &Layout) -> &'a str {
+    let owned;
+    let lower = match lower.get(..body.len()) {
+        Some(l) => l,
+        None => {
+            owned = body.to_ascii_lowercase();
+            owned.as_str()
+        }
+    };
     let first = |markers: &mut dyn Iterator<Item = &&'static str>, from: usize| {
         markers
             .filter_map(|m| crate::bounce::fields::find_in_lower(&lower.as_bytes()[from..], m))
