@@ -47,9 +47,7 @@ fn send_bounce(d: &Running, to: &str, body: String) {
 async fn setup() -> (Running, ScriptedMx, tempfile::TempDir) {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, mx.addr);
-    (start_daemon(cfg).await, mx, dir)
+    (start_routed(dir.path(), mx.addr, |_| {}).await, mx, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

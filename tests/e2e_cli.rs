@@ -21,9 +21,7 @@ fn cli(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
 async fn history_report_unblock_and_resend_to_a_corrected_address() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, mx.addr);
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |_| {}).await;
     let cli_cfg = dir.path().join("cli.toml");
     std::fs::write(&cli_cfg, format!("[server]\ndata_dir = {:?}\n[api]\nurl = \"http://{}\"\ntoken = \"test-token\"\n", dir.path().join("data"), d.api_addr)).unwrap();
     let smtp = d.smtp_addrs[0];

@@ -18,9 +18,7 @@ const FINAL: &[EventKind] = &[EventKind::Delivered, EventKind::Bounced, EventKin
 async fn outcomes_per_recipient_follow_the_lifecycle() {
     let mx = ScriptedMx::start(Script { pipelining: true, ..Default::default() }).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, mx.addr);
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |_| {}).await;
     let smtp = d.smtp_addrs[0];
     let rcpts = ["good@example.net", "unknown@example.net", "fulltwice@example.net", "spam@example.net", "greyonce@example.org"];
     let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "app@school.test", &rcpts, "Subject: notice\r\n\r\nHello.\r\n")).await.unwrap();
@@ -66,11 +64,10 @@ async fn unreachable_host_expires_at_max_age() {
     // A port with nothing listening: every attempt is a connection failure (deferred).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, closed);
-    cfg.delivery.retry = vec![rebound::config::Dur(Duration::from_millis(500))];
-    cfg.delivery.max_age = rebound::config::Dur(Duration::from_secs(3));
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), closed, |cfg| {
+        cfg.delivery.retry = vec![rebound::config::Dur(Duration::from_millis(500))];
+        cfg.delivery.max_age = rebound::config::Dur(Duration::from_secs(3));
+    }).await;
     let smtp = d.smtp_addrs[0];
     let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "app@school.test", &["someone@nowhere.test"], "Subject: x\r\n\r\nx\r\n")).await.unwrap();
     assert!(ok, "{out}");

@@ -22,9 +22,7 @@ fn value(text: &str, series: &str) -> f64 {
 async fn metrics_move_when_mail_flows() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, mx.addr);
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |_| {}).await;
     assert_eq!(get(d.api_addr, "/metrics", None).await.0, 401, "metrics need the token");
     let (code, before) = get(d.api_addr, "/metrics", Some("test-token")).await;
     assert_eq!(code, 200);

@@ -84,10 +84,7 @@ async fn wait_for_dsn(mx: &ScriptedMx, rcpt: &str) -> Vec<u8> {
 async fn failed_recipients_get_a_dsn_that_parses_back() {
     let mx = ScriptedMx::start(Script { pipelining: true, ..Default::default() }).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, mx.addr);
-    cfg.bounces.notify_sender = true;
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |cfg| cfg.bounces.notify_sender = true).await;
     let smtp = d.smtp_addrs[0];
 
     // One message: a bounce with NOTIFY=FAILURE, a bounce with NOTIFY=NEVER, a delivery.
@@ -134,10 +131,7 @@ async fn failed_recipients_get_a_dsn_that_parses_back() {
 async fn no_dsn_for_notify_never_or_a_null_sender() {
     let mx = ScriptedMx::start(Script { pipelining: true, ..Default::default() }).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, mx.addr);
-    cfg.bounces.notify_sender = true;
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |cfg| cfg.bounces.notify_sender = true).await;
     let smtp = d.smtp_addrs[0];
 
     let never = [

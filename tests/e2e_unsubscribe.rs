@@ -66,12 +66,12 @@ fn events_of(d: &Running, status: &str) -> usize {
 }
 
 async fn daemon(mx: SocketAddr, dir: &std::path::Path) -> Running {
-    let mut cfg = test_config(dir);
-    route_all(&mut cfg, mx);
-    cfg.unsubscribe.enabled = true;
-    cfg.unsubscribe.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.unsubscribe.base_url = Some("https://unsub.relay.test/".into());
-    start_daemon(cfg).await
+    start_routed(dir, mx, |cfg| {
+        cfg.unsubscribe.enabled = true;
+        cfg.unsubscribe.listen = Some("127.0.0.1:0".parse().unwrap());
+        cfg.unsubscribe.base_url = Some("https://unsub.relay.test/".into());
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,11 +82,10 @@ async fn hostile_servers_become_clean_deferrals() {
 async fn starttls_garbage_with_tls_required_defers_without_plaintext() {
     let mx = ScriptedMx::start(Script { tls: Some(tls_acceptor()), starttls_garbage: true, ..Script::default() }).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.delivery.retry = vec![Dur(Duration::from_secs(600))];
-    cfg.delivery.tls = TlsPolicy::Required;
-    route_all(&mut cfg, mx.addr);
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |cfg| {
+        cfg.delivery.retry = vec![Dur(Duration::from_secs(600))];
+        cfg.delivery.tls = TlsPolicy::Required;
+    }).await;
     let addr = d.smtp_addrs[0];
     let r = tokio::task::spawn_blocking(move || Smtp::greeted(addr).unwrap().transaction("app@school.test", &["ok@tls.test"], &stuffed("Subject: t\r\n\r\nsecret\r\n")).unwrap()).await.unwrap();
     assert!(r[3].starts_with("250"), "{r:?}");

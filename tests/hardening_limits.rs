@@ -56,10 +56,7 @@ async fn thousand_idle_connections_and_one_real_session() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.smtp.max_connections = IDLE + 50;
-    route_all(&mut cfg, support_hardening::closed_port());
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), support_hardening::closed_port(), |cfg| cfg.smtp.max_connections = IDLE + 50).await;
     let addr = d.smtp_addrs[0];
     let mut idle = Vec::with_capacity(IDLE);
     for _ in 0..IDLE {
@@ -119,9 +116,7 @@ async fn slow_trickle_clients_keep_memory_bounded() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, support_hardening::closed_port());
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), support_hardening::closed_port(), |_| {}).await;
     let addr = d.smtp_addrs[0];
     let before = vm_rss_kib();
     let clients: Vec<_> = (0..CLIENTS).map(|n| tokio::spawn(trickle(addr, n))).collect();

@@ -70,10 +70,7 @@ fn bounce_accepted(addr: SocketAddr) -> Vec<String> {
 async fn outside_relay_networks_every_form_is_refused() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.smtp.relay_networks = vec![];
-    route_all(&mut cfg, mx.addr);
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |cfg| cfg.smtp.relay_networks = vec![]).await;
     let addr = d.smtp_addrs[0];
     let accepted = tokio::task::spawn_blocking(move || probe(addr)).await.unwrap();
     assert_eq!(accepted, Vec::<(String, String, String)>::new(), "relay forms accepted from a non-relay client");
@@ -126,9 +123,7 @@ fn allowed_odd_forms(addr: SocketAddr) -> Vec<(String, String)> {
 async fn odd_forms_are_never_routed_to_the_hidden_host() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, mx.addr);
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |_| {}).await;
     let addr = d.smtp_addrs[0];
     let accepted = tokio::task::spawn_blocking(move || allowed_odd_forms(addr)).await.unwrap();
     eprintln!("odd forms accepted literally from an allowed client: {accepted:?}");

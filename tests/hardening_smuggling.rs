@@ -75,9 +75,7 @@ async fn wait_messages(mx: &ScriptedMx, n: usize) -> Record {
 async fn inbound_smuggling_never_ends_data_early() {
     let mx = ScriptedMx::start(Script { pipelining: true, ..Default::default() }).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, mx.addr);
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |_| {}).await;
     let addr = d.smtp_addrs[0];
     let replies = tokio::task::spawn_blocking(move || smuggle_all(addr)).await.unwrap();
     for (i, (end, quit)) in replies.iter().enumerate() {
@@ -119,9 +117,7 @@ fn wire_lines(raw: &[u8]) -> (Vec<String>, bool) {
 async fn outbound_bytes_are_crlf_and_dot_stuffed() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    route_all(&mut cfg, mx.addr);
-    let d = start_daemon(cfg).await;
+    let d = start_routed(dir.path(), mx.addr, |_| {}).await;
     let addr = d.smtp_addrs[0];
     // What the app means: lines ".", ".hidden", "..two", a bare LF and a bare CR inside lines.
     let mut data = stuffed("Subject: dots\r\n\r\nfirst\r\n.\r\n.hidden\r\n..two\r\n");

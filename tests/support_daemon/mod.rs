@@ -53,6 +53,14 @@ pub async fn start_daemon(cfg: Config) -> Running {
     start(cfg, Arc::new(SystemClock)).await.expect("daemon starts")
 }
 
+/// `test_config` on `dir` with every domain routed to `to`, changed by `adjust`, then started.
+pub async fn start_routed(dir: &std::path::Path, to: SocketAddr, adjust: impl FnOnce(&mut Config)) -> Running {
+    let mut cfg = test_config(dir);
+    route_all(&mut cfg, to);
+    adjust(&mut cfg);
+    start_daemon(cfg).await
+}
+
 /// Sends one message with Python's smtplib; returns smtplib's exit status and output.
 pub fn python_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> (bool, String) {
     let script = format!(
