@@ -105,6 +105,13 @@ impl Context {
     }
 
     /// True when the notification text contains `needle` (case-insensitive).
+    pub fn notification_has(&self, needle: &'static str) -> bool {
+        let end = self.marker.unwrap_or(self.body_lower.len());
+        let lower = self.body_lower.as_bytes().get(..end).unwrap_or_default();
+        super::fields::find_in_lower(lower, needle).is_some()
+    }
+
+    /// True when the whole notification body holds `needle` (lower-case ASCII), in any case.
     pub fn body_has(&self, needle: &'static str) -> bool {
         if self.body_lower.len() != self.body.len() {
             return contains_ci(&self.body, needle);

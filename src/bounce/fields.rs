@@ -106,7 +106,7 @@ fn is_type_token(s: &str) -> bool {
 }
 
 static REPLY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[\s:;(\[<>#'=])([245][0-5][0-9])(?:[ ,\-]|$)").expect("static regex")
+    Regex::new(r"(?:^|[\s:;(\[<>#'=])([245][0-5][0-9])(?:[ ,:\-]|$)").expect("static regex")
 });
 static ENHANCED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:^|[^0-9.])([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:[^0-9.]|\.(?:[^0-9]|$)|$)")

@@ -176,8 +176,12 @@ pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     find_commands(&ctx, &mut report.recipients);
     fill_original(&ctx, &mut report);
     let recognised = report.format != "generic";
+    let evidence = Evidence {
+        reporter_says_unknown: recognisers::reporter_says_unknown(&ctx),
+        recognised,
+    };
     for r in &mut report.recipients {
-        finalise(r);
+        finalise(r, evidence);
         hold_unexplained(r, recognised);
     }
     if report.recipients.is_empty() {
@@ -275,8 +279,17 @@ fn fill_original(ctx: &Context, report: &mut BounceReport) {
     report.original_message_id = report.original.message_id.clone();
 }
 
+/// What the message as a whole says about its recipients' failures.
+#[derive(Clone, Copy)]
+struct Evidence {
+    /// The reporting MTA's own notice says the address could not be found.
+    reporter_says_unknown: bool,
+    /// A recogniser (not the generic reader) understood the notice's format.
+    recognised: bool,
+}
+
 /// Fills in codes from the diagnostic and classifies a record a recogniser left unclassified.
-fn finalise(r: &mut RecipientReport) {
+fn finalise(r: &mut RecipientReport, evidence: Evidence) {
     r.recipient = r.recipient.as_deref().and_then(find_address);
     if let Some(d) = r.diagnostic.as_mut() {
         *d = squeeze(d);
@@ -356,6 +369,20 @@ fn finalise(r: &mut RecipientReport) {
             (r.reason, r.rule) = (Reason::Expired, "action.delayed");
         }
         (r.reason, r.rule) = by_stage(r.smtp_command, r.status, r.reason, r.rule);
+        // A DNS failure reported under a temporary status may clear: the MTA says so itself.
+        if r.reason == Reason::HostUnknown
+            && r.rule.starts_with("text.")
+            && r.status.is_some_and(|s| s.class == 4)
+        {
+            (r.reason, r.rule) = (Reason::NetworkError, "text.hostunknown.temporary");
+        }
+        if r.smtp_command.is_none() && !evidence.reporter_says_unknown {
+            let remote_words = r.reply_code.is_some_and(|c| c >= 500);
+            let unknown_words = r.reply_code.is_none() && !evidence.recognised;
+            if remote_words || unknown_words {
+                (r.reason, r.rule) = unconfirmed_unknown(r.status, r.reason, r.rule);
+            }
+        }
     }
     r.class = class_of(r);
 }
@@ -402,6 +429,25 @@ fn by_stage(
             _ => (reason, rule),
         },
         _ => (reason, rule),
+    }
+}
+
+/// "User unknown" words with no enhanced code naming the address (X.1.x), no sign that they
+/// answered RCPT and no word from the reporting MTA that the address is gone are not proof the
+/// mailbox does not exist: servers that refuse unknown mailboxes do so at RCPT and say 5.1.1, and
+/// the same words after DATA come from a filter. The caller applies this where the words are a
+/// quoted remote reply, or come from a notice whose format nobody recognised (whose words they
+/// are cannot be told). Such a failure is `filtered` (block class): recorded, not suppressed.
+fn unconfirmed_unknown(
+    status: Option<EnhancedCode>,
+    reason: Reason,
+    rule: &'static str,
+) -> (Reason, &'static str) {
+    let no_address_code = status.is_none_or(|s| s.subject == 0);
+    if reason == Reason::UserUnknown && rule.starts_with("text.userunknown") && no_address_code {
+        (Reason::Filtered, "text.userunknown.unconfirmed")
+    } else {
+        (reason, rule)
     }
 }
 

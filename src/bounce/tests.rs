@@ -214,3 +214,75 @@ fn a_failure_with_a_status_but_no_known_reason_is_on_hold() {
         (Class::Soft, Reason::OnHold, "unexplained")
     );
 }
+
+#[test]
+fn a_remote_user_unknown_with_no_address_code_and_no_stage_is_not_proof() {
+    let rc = &parse(&dsn_with("5.0.0", "")).recipients[0];
+    assert_eq!(
+        (rc.class, rc.reason, rc.rule),
+        (
+            Class::Block,
+            Reason::Filtered,
+            "text.userunknown.unconfirmed"
+        )
+    );
+    // The same words answering RCPT, or under 5.1.1, are proof.
+    let rc = &parse(&dsn_with("5.0.0", " (in reply to RCPT TO command)")).recipients[0];
+    assert_eq!((rc.class, rc.reason), (Class::Hard, Reason::UserUnknown));
+    let rc = &parse(&dsn_with("5.1.1", "")).recipients[0];
+    assert_eq!((rc.class, rc.reason), (Class::Hard, Reason::UserUnknown));
+    // So is the reporting MTA's own word that the address was not found.
+    let raw = String::from_utf8(dsn_with("5.0.0", "")).unwrap().replace(
+        "--B\nContent-Type: message/delivery-status",
+        "--B\nContent-Type: text/plain\n\n** Address not found **\n\nYour message wasn't delivered to user@example.net \
+         because the address couldn't be found.\n\n--B\nContent-Type: message/delivery-status",
+    );
+    let rc = &parse(raw.as_bytes()).recipients[0];
+    assert_eq!((rc.class, rc.reason), (Class::Hard, Reason::UserUnknown));
+}
+
+#[test]
+fn bare_user_unknown_words_in_an_unrecognised_notice_are_not_proof() {
+    let raw = b"From: postmaster@odd.example.org\nSubject: Returned mail\n\n\
+        ---The following addresses had delivery errors---\nuser@example.net [User unknown]\n";
+    let rc = &parse(raw).recipients[0];
+    assert_eq!(rc.recipient.as_deref(), Some("user@example.net"));
+    assert_eq!((rc.class, rc.reason), (Class::Block, Reason::Filtered));
+}
+
+#[test]
+fn a_section_naming_the_smtp_command_gives_the_stage() {
+    assert_eq!(
+        recognisers::smtp_command(
+            "-------server message\n550 a@b.example... No such user\n-------SMTP command\nDATA\n"
+        ),
+        Some("DATA")
+    );
+}
+
+#[test]
+fn a_dns_failure_under_a_temporary_status_is_a_network_error() {
+    let raw = String::from_utf8(dsn_with("4.0.0", "")).unwrap().replace(
+        "550 4.0.0 <user@example.net>... User Unknown",
+        "DNS Error: DNS type 'mx' lookup of example.nxd responded with code NXDOMAIN Domain name not found",
+    );
+    let rc = &parse(raw.as_bytes()).recipients[0];
+    assert_eq!(
+        (rc.class, rc.reason, rc.rule),
+        (
+            Class::Soft,
+            Reason::NetworkError,
+            "text.hostunknown.temporary"
+        )
+    );
+    let raw = raw.replace("Status: 4.0.0", "Status: 5.0.0");
+    assert_eq!(
+        parse(raw.as_bytes()).recipients[0].reason,
+        Reason::HostUnknown
+    );
+}
+
+#[test]
+fn a_reply_code_followed_by_a_colon_is_read() {
+    assert_eq!(fields::find_failure_code("550: : User unknown"), Some(550));
+}

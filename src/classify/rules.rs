@@ -220,12 +220,18 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.hostunknown",
         HostUnknown,
-        r"host unknown|unknown host|domain (name )?(not found|does not exist|unknown|doesn't exist|is not valid)|no such domain|nxdomain|host not found|host or domain name not found|name or service not known|unrouteable|unroutable|no (mx|a) record|null mx|domain has no|unknown domain|invalid domain|host \S+ not found|domain (is )?not reachable",
+        r"host unknown|unknown host|domain (name )?(not found|does not exist|unknown|doesn't exist|is not valid)|no such domain|nxdomain|host not found|host or domain name not found|name or service not known|unrouteable|unroutable|no (mx|a) record|null mx|domain has no|unknown domain|invalid domain|host \S+ not found|domain (is )?not reachable|domain may not exist",
     ),
     text(
         "text.recipient-access-denied",
         UserUnknown,
         r"recipient address rejected: access denied",
+    ),
+    // A reply naming only the recipient address and "rejected": the address itself was refused.
+    text(
+        "text.address-rejected",
+        UserUnknown,
+        r"^(?:[45][0-9]{2}[ -])?\s*<?[^\s<>@]+@[^\s<>@]+>?:?\s+rejected\.?$",
     ),
     text(
         "text.userunknown.unknown-user",

@@ -218,6 +218,12 @@ const CASES: &[(&str, Class, Reason)] = &[
         Soft,
         Expired,
     ),
+    ("542 user@example.com Rejected", Hard, UserUnknown),
+    (
+        "550 The mail server could not deliver mail to a@example.net. The account or domain may not exist, they may be blacklisted, or missing the proper dns entries.",
+        Hard,
+        HostUnknown,
+    ),
 ];
 
 /// Local (synthetic) replies made up by the outbound code.

@@ -8,6 +8,7 @@ mod exim;
 pub mod generic;
 mod gmail;
 mod googlegroups;
+mod imail;
 mod inline_dsn;
 mod james;
 mod kddi;
@@ -41,6 +42,7 @@ pub static TABLE: &[&Recogniser] = &[
     &qmail::RECOGNISER,
     &dragonfly::RECOGNISER,
     &notes::RECOGNISER,
+    &imail::RECOGNISER,
     &gmail::RECOGNISER,
     &yahoo::RECOGNISER,
     &office365::RECOGNISER,
@@ -237,6 +239,18 @@ pub fn is_delay_warning(ctx: &Context) -> bool {
     DELAY_WARNING.is_match(&ctx.subject) || DELAY_WARNING.is_match(ctx.notification())
 }
 
+/// True when the reporting MTA's own notice says the address could not be found (Gmail's
+/// "** Address not found **"), whatever words the remote reply it quotes used.
+pub fn reporter_says_unknown(ctx: &Context) -> bool {
+    [
+        "address not found",
+        "address couldn't be found",
+        "address could not be found",
+    ]
+    .into_iter()
+    .any(|phrase| ctx.notification_has(phrase))
+}
+
 static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)undeliver|undelivered|delivery (status|failure|has failed|notification|problem)|returned mail|return(ed)? to sender|failure notice|mail delivery|could not be delivered|non[- ]?delivery|not delivered|delivery failed|mail system error|rejected|nondeliverable|fehlgeschlagen|unzustellbar|no entregado|non recapitabile|non remis|échec|配信|エラー|不達").expect("static regex")
 });
@@ -328,7 +342,7 @@ pub fn is_system_address(a: &str) -> bool {
 }
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:>>>\s*|(?-u:\b)smtp:|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)")
+    Regex::new(r"(?i)(?:>>>\s*|(?-u:\b)smtp:|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+|smtp command[\s:-]*)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)")
         .expect("static regex")
 });
 

@@ -1,0 +1,100 @@
+//! Ipswitch IMail Server (`X-Mailer: <SMTP32 ...>`): one `reason: address` line per failed
+//! recipient, then "Original message follows."
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{Layout, Recogniser, scan};
+use crate::bounce::fields::clean_address;
+use crate::bounce::{Context, RecipientReport};
+
+pub static RECOGNISER: Recogniser = Recogniser {
+    name: "imail",
+    detect,
+    parse,
+};
+
+const LAYOUT: Layout = Layout {
+    start: &[],
+    end: &[],
+    rcpt: reason_then_address,
+    stop_at_blank: true,
+};
+
+/// A reason of two words or more (so not a quoted `To:` header), a colon, the address.
+static REASON_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*([A-Za-z][^:<>@]*\s[^:<>@]*[A-Za-z0-9]):\s*<?([^<>\s@]+@[^<>\s]+?)>?\s*$")
+        .expect("static regex")
+});
+/// `undeliverable to a@example.org`, the remote reply on the lines after it.
+static UNDELIVERABLE_TO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*undeliverable to\s+<?([^<>\s@]+@[^<>\s]+?)>?\s*$").expect("static regex")
+});
+
+/// `Unknown user: a@example.org` gives the address and the reason before it; `undeliverable to
+/// a@example.org` gives the address, its reason following on the next lines.
+fn reason_then_address(line: &str) -> Option<(String, String)> {
+    if let Some(c) = UNDELIVERABLE_TO.captures(line) {
+        let addr = clean_address(c.get(1)?.as_str());
+        return (!addr.is_empty()).then(|| (addr, String::new()));
+    }
+    let c = REASON_ADDRESS.captures(line)?;
+    let addr = clean_address(c.get(2)?.as_str());
+    let reason = c.get(1)?.as_str().trim().to_string();
+    (!addr.is_empty()).then_some((addr, reason))
+}
+
+fn detect(ctx: &Context) -> bool {
+    ctx.header("x-mailer")
+        .is_some_and(|m| m.trim_start().starts_with("<SMTP32"))
+}
+
+fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
+    Some(scan(ctx, &LAYOUT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAW: &[u8] = b"From: \"Postmaster\" <postmaster@imail.test>\nSubject: Undeliverable Mail\n\
+        X-Mailer: <SMTP32 v8.22>\nTo: app@sender.test\n\n\
+        To: app@sender.test\n\nUnknown user: gone@imail.test\n\nUser mailbox exceeds allowed size: full@imail.test\n\n\
+        undeliverable to spam@imail.test\n\nBody of message generated response:\n550-REJECTED - Blacklisted URL\n550 in message\n\n\
+        Original message follows.\n\nReceived: from sender.test\nTo: gone@imail.test\n";
+
+    #[test]
+    fn each_reason_goes_with_the_address_on_its_line() {
+        let ctx = Context::build(RAW);
+        assert!(detect(&ctx));
+        let r = parse(&ctx).unwrap();
+        let got: Vec<_> = r
+            .iter()
+            .map(|r| (r.recipient.as_deref(), r.diagnostic.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("gone@imail.test"), Some("Unknown user")),
+                (
+                    Some("full@imail.test"),
+                    Some("User mailbox exceeds allowed size")
+                ),
+                (
+                    Some("spam@imail.test"),
+                    Some(
+                        "Body of message generated response: 550-REJECTED - Blacklisted URL 550 in message"
+                    )
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_mailers_are_not_claimed() {
+        let raw =
+            b"From: postmaster@x.test\nX-Mailer: Microsoft Outlook\n\nUnknown user: a@x.test\n";
+        assert!(!detect(&Context::build(raw)));
+    }
+}
