@@ -17,6 +17,7 @@ static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
     MessageParser::new()
         .with_mime_headers()
         .header_text(HeaderName::Subject)
+        .default_header_ignore()
 });
 
 /// A returned message, taken apart.
@@ -57,6 +58,14 @@ impl Context {
             converted.as_slice()
         } else {
             raw
+        };
+        let opaque;
+        let raw = match opaque_embedded(raw) {
+            Some(copy) => {
+                opaque = copy;
+                opaque.as_slice()
+            }
+            None => raw,
         };
         let parsed = catch_unwind(AssertUnwindSafe(|| {
             PARSER.parse(raw).map(|m| from_message(&m))
@@ -120,6 +129,47 @@ impl Context {
     }
 }
 
+/// The subtype embedded messages are renamed to before parsing (see [`opaque_embedded`]).
+const OPAQUE: &[u8] = b"x-rebound-embedded";
+
+/// A copy of `raw` in which every part declared `message/rfc822` or `message/global` is declared
+/// [`OPAQUE`] instead, or `None` when there is none. mail-parser fully parses and decodes an
+/// embedded message (every quoted-printable or base64 part of the original, HTML included); a
+/// bounce needs only its header block, read by hand, so the embedded message is left as bytes.
+fn opaque_embedded(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut hits = memchr::memchr_iter(b'/', raw).filter(|&at| embedded_type_at(raw, at)).peekable();
+    hits.peek()?;
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut from = 0;
+    for at in hits {
+        out.extend_from_slice(&raw[from..=at]);
+        out.extend_from_slice(OPAQUE);
+        from = at + 1 + 6;
+    }
+    out.extend_from_slice(&raw[from..]);
+    Some(out)
+}
+
+/// True when the `/` at `at` is in `message/rfc822` or `message/global` on a `Content-Type:` line.
+fn embedded_type_at(raw: &[u8], at: usize) -> bool {
+    let Some(sub) = raw.get(at + 1..at + 7) else {
+        return false;
+    };
+    let ends = raw.get(at + 7).is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'-');
+    if !(sub.eq_ignore_ascii_case(b"rfc822") || sub.eq_ignore_ascii_case(b"global")) || !ends {
+        return false;
+    }
+    let Some(main) = at.checked_sub(7).map(|s| &raw[s..at]) else {
+        return false;
+    };
+    if !main.eq_ignore_ascii_case(b"message") {
+        return false;
+    }
+    let line_start = memchr::memrchr(b'\n', &raw[..at]).map_or(0, |i| i + 1);
+    let line = raw[line_start..at - 7].trim_ascii_start();
+    line.len() >= 13 && line[..13].eq_ignore_ascii_case(b"content-type:")
+}
+
 fn from_message(msg: &Message<'_>) -> Context {
     let mut ctx = Context {
         headers: fields_of(msg),
@@ -132,11 +182,14 @@ fn from_message(msg: &Message<'_>) -> Context {
         .and_then(|ct| ct.attribute("report-type"))
         .map(|s| s.to_ascii_lowercase());
     let mut html = String::new();
+    let mut nested_report = None;
     for part in &msg.parts {
-        collect_part(&mut ctx, &mut html, part);
+        collect_part(&mut ctx, &mut html, part, &mut nested_report);
     }
-    if ctx.dsn.is_empty() {
-        take_nested_report(&mut ctx, msg);
+    if ctx.dsn.is_empty()
+        && let Some(inner) = nested_report.and_then(|bytes| PARSER.parse(bytes))
+    {
+        take_nested_report(&mut ctx, &inner);
     }
     if ctx.body.trim().is_empty() && !html.is_empty() {
         ctx.body = strip_tags(&html);
@@ -168,9 +221,29 @@ fn fields_of(msg: &Message<'_>) -> Vec<Field> {
         .collect()
 }
 
-fn collect_part(ctx: &mut Context, html: &mut String, part: &mail_parser::MessagePart<'_>) {
+/// Adds what one MIME part holds to `ctx`; an embedded delivery report's bytes go to
+/// `nested_report` (the first one only).
+fn collect_part<'a>(
+    ctx: &mut Context,
+    html: &mut String,
+    part: &'a mail_parser::MessagePart<'_>,
+    nested_report: &mut Option<&'a [u8]>,
+) {
     let ct = part.content_type();
     let is = |t: &str, s: &str| part.is_content_type(t, s);
+    if is("message", "x-rebound-embedded") {
+        let bytes = match &part.body {
+            PartType::Text(t) | PartType::Html(t) => t.as_bytes(),
+            PartType::Binary(b) | PartType::InlineBinary(b) => b.as_ref(),
+            PartType::Message(_) | PartType::Multipart(_) => return,
+        };
+        let fields = head_fields(bytes);
+        if nested_report.is_none() && is_report_head(&fields) {
+            *nested_report = Some(bytes);
+        }
+        set_original(ctx, fields);
+        return;
+    }
     match &part.body {
         PartType::Text(t) if is("text", "rfc822-headers") => {
             set_original(ctx, parse_fields(t, true))
@@ -213,16 +286,12 @@ fn collect_part(ctx: &mut Context, html: &mut String, part: &mail_parser::Messag
 /// A report forwarded as an attachment (a gateway wrapping the real DSN in its own notice): when
 /// the outer message has no delivery-status part, the first attached `multipart/report` with one
 /// supplies it, and its own returned message becomes the original.
-fn take_nested_report(ctx: &mut Context, msg: &Message<'_>) {
-    let nested = msg.parts.iter().find_map(|p| match &p.body {
-        PartType::Message(m) if is_delivery_report(m) => Some(m),
-        _ => None,
-    });
-    let Some(inner) = nested else { return };
+fn take_nested_report(ctx: &mut Context, inner: &Message<'_>) {
     let mut sub = Context::default();
     let mut html = String::new();
+    let mut ignored = None;
     for part in &inner.parts {
-        collect_part(&mut sub, &mut html, part);
+        collect_part(&mut sub, &mut html, part, &mut ignored);
     }
     ctx.dsn = sub.dsn;
     if sub.original.is_some() {
@@ -231,12 +300,25 @@ fn take_nested_report(ctx: &mut Context, msg: &Message<'_>) {
     push_body(&mut ctx.body, &sub.body);
 }
 
-fn is_delivery_report(m: &Message<'_>) -> bool {
-    m.content_type().is_some_and(|ct| {
-        ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct
-                .attribute("report-type")
-                .is_some_and(|t| t.to_ascii_lowercase().contains("delivery-status"))
+/// The header fields of an embedded message (up to its first blank line), without the trace and
+/// signature fields.
+fn head_fields(bytes: &[u8]) -> Vec<Field> {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(bytes.len());
+    let bytes = &bytes[start..];
+    let blank = |sep: &[u8]| memchr::memmem::find(bytes, sep).unwrap_or(bytes.len());
+    let end = blank(b"\n\n").min(blank(b"\n\r\n"));
+    let mut fields = parse_fields(&String::from_utf8_lossy(&bytes[..end]), true);
+    fields.retain(|f| !SKIPPED_FIELDS.iter().any(|s| f.name.eq_ignore_ascii_case(s)));
+    fields
+}
+
+/// True when an embedded message's header declares a delivery report.
+fn is_report_head(fields: &[Field]) -> bool {
+    field(fields, "content-type").is_some_and(|ct| {
+        contains_ci(ct, "multipart/report") && contains_ci(ct, "delivery-status")
     })
 }
 

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{ORIGINAL_MARKERS, Recogniser, inline_dsn, merge};
-use crate::bounce::fields::{clean_address, find_address};
+use crate::bounce::fields::{clean_address, find_address, find_in_lower};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
@@ -43,7 +43,7 @@ fn detect(ctx: &Context) -> bool {
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    let mut found = merge(transcript(&ctx.body));
+    let mut found = merge(transcript(&ctx.body, &ctx.body_lower));
     if inline_dsn::detect(ctx) {
         let fields = inline_dsn::parse(ctx).unwrap_or_default();
         for r in &mut found {
@@ -64,33 +64,38 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
 /// ...`) and then its `addr... summary` line, so the lines since the previous summary are that
 /// recipient's; V5 sendmail's summary ("Remote protocol error") says nothing without them.
 /// Lines after the last summary ("Message could not be delivered for 5 days") belong to it.
-fn transcript(body: &str) -> Vec<(String, String, bool)> {
+fn transcript(body: &str, lower: &str) -> Vec<(String, String, bool)> {
     let mut out: Vec<(String, String, bool)> = Vec::new();
     let mut pending: Vec<&str> = Vec::new();
-    let mut active = false;
-    for line in body.lines() {
-        let lower = line.to_ascii_lowercase();
-        if START.iter().any(|m| lower.contains(m)) {
-            active = true;
-            pending.clear();
-            continue;
-        }
-        if !active {
-            continue;
-        }
-        if END.iter().chain(ORIGINAL_MARKERS).any(|m| lower.contains(m)) {
-            break;
-        }
-        match rcpt(line) {
-            Some((addr, mut diag)) => {
-                for p in pending.drain(..) {
-                    diag.push(' ');
-                    diag.push_str(p);
+    let Some(first) = first_marker(lower, START.iter(), 0) else {
+        return out;
+    };
+    let mut begin = line_after(body, first);
+    let end = first_marker(lower, END.iter().chain(ORIGINAL_MARKERS), begin)
+        .map_or(body.len(), |at| line_start(body, at).max(begin));
+    // A later start line (the transcript after the list of failed addresses) starts afresh.
+    while begin < end {
+        let next = first_marker(lower, START.iter(), begin).filter(|&at| at < end);
+        let stop = next.map_or(end, |at| line_start(body, at).max(begin));
+        for line in body[begin..stop].lines() {
+            match rcpt(line) {
+                Some((addr, mut diag)) => {
+                    for p in pending.drain(..) {
+                        diag.push(' ');
+                        diag.push_str(p);
+                    }
+                    out.push((addr, diag, false));
                 }
-                out.push((addr, diag, false));
+                None if !line.trim().is_empty() => pending.push(line.trim()),
+                None => {}
             }
-            None if !line.trim().is_empty() => pending.push(line.trim()),
-            None => {}
+        }
+        match next {
+            Some(at) => {
+                pending.clear();
+                begin = line_after(body, at);
+            }
+            None => break,
         }
     }
     if let Some((_, diag, _)) = out.last_mut() {
@@ -100,6 +105,29 @@ fn transcript(body: &str) -> Vec<(String, String, bool)> {
         }
     }
     out
+}
+
+/// Where the first of `markers` (lower case) occurs in `lower` at or after `from`.
+fn first_marker<'m>(
+    lower: &str,
+    markers: impl Iterator<Item = &'m &'static str>,
+    from: usize,
+) -> Option<usize> {
+    let hay = lower.as_bytes().get(from..)?;
+    markers
+        .filter_map(|m| find_in_lower(hay, m))
+        .min()
+        .map(|at| from + at)
+}
+
+/// The offset just after the line holding `at`.
+fn line_after(body: &str, at: usize) -> usize {
+    body[at..].find('\n').map_or(body.len(), |i| at + i + 1)
+}
+
+/// The offset of the start of the line holding `at`.
+fn line_start(body: &str, at: usize) -> usize {
+    body[..at].rfind('\n').map_or(0, |i| i + 1)
 }
 
 #[cfg(test)]
