@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 
-use super::fields::{Field, contains_ci, field, parse_fields};
+use super::fields::{Field, contains_ci, field, parse_fields, parse_fields_except};
 
 /// Largest input handed to mail-parser; anything beyond is ignored (a bounce needs the head only).
 pub const MAX_INPUT: usize = 8 << 20;
@@ -92,11 +92,13 @@ impl Context {
 
     /// The first top-level header named `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
+        debug_assert!(TOP_FIELDS.contains(&name), "{name} is not kept in TOP_FIELDS");
         field(&self.headers, name)
     }
 
     /// All top-level headers named `name`.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        debug_assert!(TOP_FIELDS.contains(&name), "{name} is not kept in TOP_FIELDS");
         self.headers
             .iter()
             .filter(move |f| f.name.eq_ignore_ascii_case(name))
@@ -172,7 +174,7 @@ fn embedded_type_at(raw: &[u8], at: usize) -> bool {
 
 fn from_message(msg: &Message<'_>) -> Context {
     let mut ctx = Context {
-        headers: fields_of(msg),
+        headers: top_fields(msg),
         subject: msg.subject().unwrap_or("").to_string(),
         ..Context::default()
     };
@@ -209,6 +211,38 @@ const SKIPPED_FIELDS: [&str; 6] = [
     "arc-authentication-results",
     "authentication-results",
 ];
+
+/// The only top-level fields a recogniser reads (lower case). A bounce from Exchange or Gmail
+/// carries dozens of long fields nobody reads; only these are copied. Add a name here when a
+/// recogniser needs one ([`Context::header`] checks this in debug builds).
+const TOP_FIELDS: [&str; 15] = [
+    "from",
+    "to",
+    "reply-to",
+    "sender",
+    "return-path",
+    "x-failed-recipients",
+    "auto-submitted",
+    "precedence",
+    "x-auto-response-suppress",
+    "x-autoreply",
+    "x-autorespond",
+    "x-autoresponder",
+    "x-mailer",
+    "x-ms-exchange-message-is-ndr",
+    "x-ms-embedded-report",
+];
+
+/// The message's own header fields named in [`TOP_FIELDS`], unfolded.
+fn top_fields(msg: &Message<'_>) -> Vec<Field> {
+    msg.headers_raw()
+        .filter(|(n, _)| TOP_FIELDS.iter().any(|s| n.eq_ignore_ascii_case(s)))
+        .map(|(n, v)| Field {
+            name: n.to_string(),
+            value: unfold(v),
+        })
+        .collect()
+}
 
 /// A message's header fields, unfolded, without the trace and signature fields.
 fn fields_of(msg: &Message<'_>) -> Vec<Field> {
@@ -310,9 +344,7 @@ fn head_fields(bytes: &[u8]) -> Vec<Field> {
     let bytes = &bytes[start..];
     let blank = |sep: &[u8]| memchr::memmem::find(bytes, sep).unwrap_or(bytes.len());
     let end = blank(b"\n\n").min(blank(b"\n\r\n"));
-    let mut fields = parse_fields(&String::from_utf8_lossy(&bytes[..end]), true);
-    fields.retain(|f| !SKIPPED_FIELDS.iter().any(|s| f.name.eq_ignore_ascii_case(s)));
-    fields
+    parse_fields_except(&String::from_utf8_lossy(&bytes[..end]), true, &SKIPPED_FIELDS)
 }
 
 /// True when an embedded message's header declares a delivery report.

@@ -19,16 +19,25 @@ pub struct Field {
 /// (leading white space) are unfolded into the previous field; lines without a colon are skipped.
 /// Stops at the first blank line when `stop_at_blank`.
 pub fn parse_fields(text: &str, stop_at_blank: bool) -> Vec<Field> {
+    parse_fields_except(text, stop_at_blank, &[])
+}
+
+/// [`parse_fields`] without the fields named in `skip` (lower case), which are never copied.
+pub fn parse_fields_except(text: &str, stop_at_blank: bool, skip: &[&str]) -> Vec<Field> {
     let mut out: Vec<Field> = Vec::new();
+    let mut skipping = false;
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
-            if stop_at_blank && !out.is_empty() {
+            if stop_at_blank && (!out.is_empty() || skipping) {
                 break;
             }
             continue;
         }
         if line.starts_with([' ', '\t']) {
+            if skipping {
+                continue;
+            }
             if let Some(last) = out.last_mut() {
                 if !last.value.is_empty() {
                     last.value.push(' ');
@@ -39,7 +48,8 @@ pub fn parse_fields(text: &str, stop_at_blank: bool) -> Vec<Field> {
         }
         if let Some((name, value)) = line.split_once(':') {
             let name = name.trim();
-            if !name.is_empty() && name.len() < 80 && !name.contains(' ') {
+            skipping = skip.iter().any(|s| name.eq_ignore_ascii_case(s));
+            if !skipping && !name.is_empty() && name.len() < 80 && !name.contains(' ') {
                 out.push(Field {
                     name: name.to_string(),
                     value: value.trim().to_string(),
