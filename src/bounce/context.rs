@@ -59,17 +59,14 @@ impl Context {
         } else {
             raw
         };
-        let opaque;
-        let raw = match opaque_embedded(raw) {
-            Some(copy) => {
-                opaque = copy;
-                opaque.as_slice()
-            }
-            None => raw,
-        };
-        let parsed = catch_unwind(AssertUnwindSafe(|| {
-            PARSER.parse(raw).map(|m| from_message(&m))
-        }));
+        let prepared = super::opaque::prepare(raw, true);
+        let mut parsed = parse_guarded(prepared.as_ref().map_or(raw, |p| &p.bytes));
+        let plain_empty = matches!(&parsed, Ok(Some(ctx)) if ctx.body.trim().is_empty());
+        if plain_empty && prepared.as_ref().is_some_and(|p| p.skipped_html) {
+            // The plain-text part was empty after all: read the HTML.
+            let again = super::opaque::prepare(raw, false);
+            parsed = parse_guarded(again.as_ref().map_or(raw, |p| &p.bytes));
+        }
         let mut ctx = match parsed {
             Ok(Some(ctx)) if !ctx.headers.is_empty() || !ctx.body.is_empty() => ctx,
             _ => degraded(raw),
@@ -131,45 +128,10 @@ impl Context {
     }
 }
 
-/// The subtype embedded messages are renamed to before parsing (see [`opaque_embedded`]).
-const OPAQUE: &[u8] = b"x-rebound-embedded";
-
-/// A copy of `raw` in which every part declared `message/rfc822` or `message/global` is declared
-/// [`OPAQUE`] instead, or `None` when there is none. mail-parser fully parses and decodes an
-/// embedded message (every quoted-printable or base64 part of the original, HTML included); a
-/// bounce needs only its header block, read by hand, so the embedded message is left as bytes.
-fn opaque_embedded(raw: &[u8]) -> Option<Vec<u8>> {
-    let mut hits = memchr::memchr_iter(b'/', raw).filter(|&at| embedded_type_at(raw, at)).peekable();
-    hits.peek()?;
-    let mut out = Vec::with_capacity(raw.len() + 64);
-    let mut from = 0;
-    for at in hits {
-        out.extend_from_slice(&raw[from..=at]);
-        out.extend_from_slice(OPAQUE);
-        from = at + 1 + 6;
-    }
-    out.extend_from_slice(&raw[from..]);
-    Some(out)
-}
-
-/// True when the `/` at `at` is in `message/rfc822` or `message/global` on a `Content-Type:` line.
-fn embedded_type_at(raw: &[u8], at: usize) -> bool {
-    let Some(sub) = raw.get(at + 1..at + 7) else {
-        return false;
-    };
-    let ends = raw.get(at + 7).is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'-');
-    if !(sub.eq_ignore_ascii_case(b"rfc822") || sub.eq_ignore_ascii_case(b"global")) || !ends {
-        return false;
-    }
-    let Some(main) = at.checked_sub(7).map(|s| &raw[s..at]) else {
-        return false;
-    };
-    if !main.eq_ignore_ascii_case(b"message") {
-        return false;
-    }
-    let line_start = memchr::memrchr(b'\n', &raw[..at]).map_or(0, |i| i + 1);
-    let line = raw[line_start..at - 7].trim_ascii_start();
-    line.len() >= 13 && line[..13].eq_ignore_ascii_case(b"content-type:")
+/// mail-parser (which has a debug assertion that fires on some malformed multiparts) and
+/// [`from_message`], a panic caught.
+fn parse_guarded(raw: &[u8]) -> std::thread::Result<Option<Context>> {
+    catch_unwind(AssertUnwindSafe(|| PARSER.parse(raw).map(|m| from_message(&m))))
 }
 
 fn from_message(msg: &Message<'_>) -> Context {

@@ -6,6 +6,7 @@ pub mod arf;
 pub mod autoreply;
 pub mod command;
 pub mod context;
+mod opaque;
 pub mod dsn;
 pub mod fields;
 pub mod mbox;
