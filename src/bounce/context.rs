@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 
-use super::fields::{Field, contains_ci, field, parse_fields, parse_fields_except};
+use super::fields::{Field, contains_ci, field, parse_fields, parse_fields_where};
 
 /// Largest input handed to mail-parser; anything beyond is ignored (a bounce needs the head only).
 pub const MAX_INPUT: usize = 8 << 20;
@@ -206,6 +206,27 @@ fn top_fields(msg: &Message<'_>) -> Vec<Field> {
         .collect()
 }
 
+/// The fields of a returned original that anything reads: the addresses (a generic notice's
+/// recipients are looked for among them), subject, Message-ID, our own `X-Rebound-*` fields, and
+/// Content-Type (an attached delivery report is read as the report).
+pub fn is_original_field(name: &str) -> bool {
+    const READ: [&str; 9] = [
+        "from",
+        "to",
+        "cc",
+        "reply-to",
+        "sender",
+        "return-path",
+        "subject",
+        "message-id",
+        "content-type",
+    ];
+    READ.iter().any(|r| name.eq_ignore_ascii_case(r))
+        || name
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-"))
+}
+
 /// A message's header fields, unfolded, without the trace and signature fields.
 fn fields_of(msg: &Message<'_>) -> Vec<Field> {
     msg.headers_raw()
@@ -242,7 +263,7 @@ fn collect_part<'a>(
     }
     match &part.body {
         PartType::Text(t) if is("text", "rfc822-headers") => {
-            set_original(ctx, parse_fields(t, true))
+            set_original(ctx, parse_fields_where(t, true, is_original_field))
         }
         PartType::Text(t)
             if is("message", "delivery-status") || is("message", "global-delivery-status") =>
@@ -265,9 +286,9 @@ fn collect_part<'a>(
                 (_, "delivery-status" | "global-delivery-status") => ctx.dsn.push(text()),
                 (_, "feedback-report") => ctx.feedback = Some(text()),
                 (_, "rfc822-headers" | "global-headers") => {
-                    set_original(ctx, parse_fields(&text(), true))
+                    set_original(ctx, parse_fields_where(&text(), true, is_original_field))
                 }
-                ("message", "rfc822" | "global") => set_original(ctx, parse_fields(&text(), true)),
+                ("message", "rfc822" | "global") => set_original(ctx, parse_fields_where(&text(), true, is_original_field)),
                 ("text", _) | ("", _) => push_body(&mut ctx.body, &text()),
                 _ => {}
             }
@@ -306,7 +327,7 @@ fn head_fields(bytes: &[u8]) -> Vec<Field> {
     let bytes = &bytes[start..];
     let blank = |sep: &[u8]| memchr::memmem::find(bytes, sep).unwrap_or(bytes.len());
     let end = blank(b"\n\n").min(blank(b"\n\r\n"));
-    parse_fields_except(&String::from_utf8_lossy(&bytes[..end]), true, &SKIPPED_FIELDS)
+    parse_fields_where(&String::from_utf8_lossy(&bytes[..end]), true, is_original_field)
 }
 
 /// True when an embedded message's header declares a delivery report.

@@ -19,11 +19,15 @@ pub struct Field {
 /// (leading white space) are unfolded into the previous field; lines without a colon are skipped.
 /// Stops at the first blank line when `stop_at_blank`.
 pub fn parse_fields(text: &str, stop_at_blank: bool) -> Vec<Field> {
-    parse_fields_except(text, stop_at_blank, &[])
+    parse_fields_where(text, stop_at_blank, |_| true)
 }
 
-/// [`parse_fields`] without the fields named in `skip` (lower case), which are never copied.
-pub fn parse_fields_except(text: &str, stop_at_blank: bool, skip: &[&str]) -> Vec<Field> {
+/// [`parse_fields`] keeping only the fields whose name `keep` accepts; the others are never copied.
+pub fn parse_fields_where(
+    text: &str,
+    stop_at_blank: bool,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<Field> {
     let mut out: Vec<Field> = Vec::new();
     let mut skipping = false;
     for line in text.lines() {
@@ -48,7 +52,7 @@ pub fn parse_fields_except(text: &str, stop_at_blank: bool, skip: &[&str]) -> Ve
         }
         if let Some((name, value)) = line.split_once(':') {
             let name = name.trim();
-            skipping = skip.iter().any(|s| name.eq_ignore_ascii_case(s));
+            skipping = !keep(name);
             if !skipping && !name.is_empty() && name.len() < 80 && !name.contains(' ') {
                 out.push(Field {
                     name: name.to_string(),

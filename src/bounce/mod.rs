@@ -232,14 +232,14 @@ fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
     let whole = std::cell::OnceCell::new();
     let look_near = recipients.len() <= MAX_TEXT_LOOKUPS;
     for r in recipients.iter_mut() {
-        let near = || recognisers::text_near(text, r.recipient.as_deref());
+        let near = || r.recipient.as_deref().and_then(|a| recognisers::near(text, a));
         r.smtp_command = r
             .diagnostic
             .as_deref()
             .and_then(recognisers::smtp_command)
             .or_else(|| {
                 if look_near {
-                    near().as_deref().and_then(recognisers::smtp_command)
+                    near().and_then(recognisers::smtp_command)
                 } else {
                     None
                 }

@@ -24,7 +24,7 @@ use regex::Regex;
 
 use super::RecipientReport;
 use super::context::Context;
-use super::fields::{Field, clean_address, contains_ci, parse_fields, squeeze};
+use super::fields::{Field, clean_address, contains_ci, parse_fields_where, squeeze};
 
 /// One MTA/provider family: a cheap detection predicate and a parser.
 pub struct Recogniser {
@@ -191,20 +191,29 @@ pub fn bare(line: &str) -> Option<(String, String)> {
 /// The text about `addr` in `body`: its line and the lines after it up to a blank line.
 pub fn text_near(body: &str, addr: Option<&str>) -> Option<String> {
     let addr = addr?;
+    let out = squeeze(near(body, addr)?);
+    (out.len() > addr.len() + 4).then_some(out)
+}
+
+/// The lines of `body` about `addr`, as one slice: the line that names it and up to eight after
+/// it, to a blank line or an original-message marker.
+pub fn near<'a>(body: &'a str, addr: &str) -> Option<&'a str> {
     let at = crate::bounce::fields::find_ci(body, addr)?;
     let start = body.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
-    let mut lines = body.get(start..)?.lines();
-    let first = lines.next()?;
-    let mut out = first.trim().to_string();
-    for l in lines.take(8).take_while(|l| !l.trim().is_empty()) {
-        if ORIGINAL_MARKERS.iter().any(|m| contains_ci(l, m)) {
+    let line_end = |from: usize| body[from..].find('\n').map_or(body.len(), |i| from + i);
+    let mut end = line_end(start);
+    for _ in 0..8 {
+        if end >= body.len() {
             break;
         }
-        out.push(' ');
-        out.push_str(l.trim());
+        let next = line_end(end + 1);
+        let line = &body[end + 1..next];
+        if line.trim().is_empty() || ORIGINAL_MARKERS.iter().any(|m| contains_ci(line, m)) {
+            break;
+        }
+        end = next;
     }
-    let out = squeeze(&out);
-    (out.len() > addr.len() + 4).then_some(out)
+    Some(&body[start..end])
 }
 
 /// Header fields of an original message quoted in the text after the marker line starting at
@@ -215,9 +224,12 @@ pub fn original_in_text(body: &str, marker: Option<usize>) -> Vec<Field> {
     };
     let rest = &body[start..];
     let rest = rest.split_once('\n').map_or("", |(_, r)| r);
-    let from_field = rest.lines().position(looks_like_field).unwrap_or(0);
-    let text: String = rest.lines().skip(from_field).collect::<Vec<_>>().join("\n");
-    parse_fields(&text, true)
+    // From the first line that looks like a field (lines come from `body`, so offsets hold).
+    let from_field = rest
+        .lines()
+        .find(|l| looks_like_field(l))
+        .map_or(0, |l| l.as_ptr() as usize - rest.as_ptr() as usize);
+    parse_fields_where(&rest[from_field..], true, crate::bounce::context::is_original_field)
 }
 
 fn looks_like_field(line: &str) -> bool {
