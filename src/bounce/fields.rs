@@ -122,10 +122,6 @@ fn is_type_token(s: &str) -> bool {
 static REPLY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:^|[\s:;(\[<>#'=])([245][0-5][0-9])(?:[ ,:\-]|$)").expect("static regex")
 });
-static ENHANCED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[^0-9.])([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:[^0-9.]|\.(?:[^0-9]|$)|$)")
-        .expect("static regex")
-});
 
 /// The first basic SMTP reply code (`550`) in `text`.
 pub fn find_reply_code(text: &str) -> Option<u16> {
@@ -155,9 +151,10 @@ pub fn find_failure_code(text: &str) -> Option<u16> {
 
 /// The first enhanced status code (`5.1.1`) in `text`, preferring a specific one over `x.0.0`.
 pub fn find_enhanced(text: &str) -> Option<EnhancedCode> {
+    let bytes = text.as_bytes();
     let mut generic = None;
-    for c in ENHANCED.captures_iter(text) {
-        let Some(code) = c.get(1).and_then(|m| EnhancedCode::parse(m.as_str())) else {
+    for dot in memchr::memchr_iter(b'.', bytes) {
+        let Some(code) = enhanced_at(bytes, dot) else {
             continue;
         };
         if code.subject == 0 && code.detail == 0 {
@@ -167,6 +164,40 @@ pub fn find_enhanced(text: &str) -> Option<EnhancedCode> {
         }
     }
     generic
+}
+
+/// The enhanced code whose first dot is at `dot`: a class digit (2, 4 or 5) not preceded by a
+/// digit or dot, then 1-3 digits, a dot, 1-3 digits, not followed by a digit or a dot and digit.
+fn enhanced_at(b: &[u8], dot: usize) -> Option<EnhancedCode> {
+    let class_at = dot.checked_sub(1)?;
+    let class = b[class_at];
+    if !matches!(class, b'2' | b'4' | b'5') {
+        return None;
+    }
+    if class_at > 0 && (b[class_at - 1].is_ascii_digit() || b[class_at - 1] == b'.') {
+        return None;
+    }
+    let (subject, next) = number_at(b, dot + 1)?;
+    if b.get(next) != Some(&b'.') {
+        return None;
+    }
+    let (detail, end) = number_at(b, next + 1)?;
+    let continues = match b.get(end) {
+        Some(b'.') => b.get(end + 1).is_some_and(u8::is_ascii_digit),
+        Some(c) => c.is_ascii_digit(),
+        None => false,
+    };
+    (!continues).then(|| EnhancedCode::new(class - b'0', subject, detail))
+}
+
+/// 1-3 ASCII digits at `at` (no more), their value and the offset after them.
+fn number_at(b: &[u8], at: usize) -> Option<(u16, usize)> {
+    let len = b.get(at..)?.iter().take(4).take_while(|c| c.is_ascii_digit()).count();
+    if !(1..=3).contains(&len) {
+        return None;
+    }
+    let value = b[at..at + len].iter().fold(0u16, |v, d| v * 10 + u16::from(d - b'0'));
+    Some((value, at + len))
 }
 
 /// Collapses runs of white space into one space and trims.
@@ -247,6 +278,12 @@ mod tests {
             Some("5.1.1".into())
         );
         assert_eq!(find_enhanced("version 1.5.1.2"), None);
+        let code = |t: &str| find_enhanced(t).map(|e| e.to_string());
+        assert_eq!(code("5.7.509 Access denied."), Some("5.7.509".into()));
+        assert_eq!(code("(#5.1.1)."), Some("5.1.1".into()));
+        assert_eq!(code("5.0.0 5.2.2 full"), Some("5.2.2".into()));
+        assert_eq!(code("at 15.1.1 or 5.1.1234 or 5.1234.1 or 5.1.1.4"), None);
+        assert_eq!(code("ends 4.4.7"), Some("4.4.7".into()));
         assert_eq!(
             find_address("to <Kiji.Tora@Example.JP>."),
             Some("kiji.tora@example.jp".into())

@@ -95,6 +95,10 @@ fn apply(raw: &[u8], edits: &[Edit]) -> Vec<u8> {
 /// What the `/` at `at` declares, when it sits in `message/rfc822`, `message/global`,
 /// `text/html` or `text/plain` on a `Content-Type:` line.
 fn declared_at(raw: &[u8], at: usize) -> Option<Declared> {
+    // Most slashes (base64, URLs, dates) are followed by none of r, g, h, p.
+    if !matches!(raw.get(at + 1)?.to_ascii_lowercase(), b'r' | b'g' | b'h' | b'p') {
+        return None;
+    }
     let word_ends = |end: usize| {
         raw.get(end)
             .is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'-')
