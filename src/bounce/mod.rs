@@ -178,11 +178,12 @@ pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     fill_original(&ctx, &mut report);
     let recognised = report.format != "generic";
     let evidence = Evidence {
-        reporter_says_unknown: recognisers::reporter_says_unknown(&ctx),
+        ctx: &ctx,
+        says_unknown: std::cell::OnceCell::new(),
         recognised,
     };
     for r in &mut report.recipients {
-        finalise(r, evidence);
+        finalise(r, &evidence);
         hold_unexplained(r, recognised);
     }
     if report.recipients.is_empty() {
@@ -281,16 +282,25 @@ fn fill_original(ctx: &Context, report: &mut BounceReport) {
 }
 
 /// What the message as a whole says about its recipients' failures.
-#[derive(Clone, Copy)]
-struct Evidence {
-    /// The reporting MTA's own notice says the address could not be found.
-    reporter_says_unknown: bool,
+struct Evidence<'a> {
+    ctx: &'a Context,
+    says_unknown: std::cell::OnceCell<bool>,
     /// A recogniser (not the generic reader) understood the notice's format.
     recognised: bool,
 }
 
+impl Evidence<'_> {
+    /// The reporting MTA's own notice says the address could not be found (looked for once,
+    /// and only when a failure needs it).
+    fn reporter_says_unknown(&self) -> bool {
+        *self
+            .says_unknown
+            .get_or_init(|| recognisers::reporter_says_unknown(self.ctx))
+    }
+}
+
 /// Fills in codes from the diagnostic and classifies a record a recogniser left unclassified.
-fn finalise(r: &mut RecipientReport, evidence: Evidence) {
+fn finalise(r: &mut RecipientReport, evidence: &Evidence) {
     r.recipient = r.recipient.as_deref().and_then(find_address);
     if let Some(d) = r.diagnostic.as_mut() {
         *d = squeeze(d);
@@ -377,11 +387,12 @@ fn finalise(r: &mut RecipientReport, evidence: Evidence) {
         {
             (r.reason, r.rule) = (Reason::NetworkError, "text.hostunknown.temporary");
         }
-        if r.smtp_command.is_none() && !evidence.reporter_says_unknown {
-            let remote_words = r.reply_code.is_some_and(|c| c >= 500);
-            let unknown_words = r.reply_code.is_none() && !evidence.recognised;
-            if remote_words || unknown_words {
-                (r.reason, r.rule) = unconfirmed_unknown(r.status, r.reason, r.rule);
+        let remote_words = r.reply_code.is_some_and(|c| c >= 500);
+        let unknown_words = r.reply_code.is_none() && !evidence.recognised;
+        if r.smtp_command.is_none() && (remote_words || unknown_words) {
+            let unconfirmed = unconfirmed_unknown(r.status, r.reason, r.rule);
+            if unconfirmed.0 != r.reason && !evidence.reporter_says_unknown() {
+                (r.reason, r.rule) = unconfirmed;
             }
         }
     }
