@@ -112,7 +112,8 @@ impl Context {
         self.header("from").unwrap_or("")
     }
 
-    /// True when the notification text contains `needle` (case-insensitive).
+    /// True when the notification text (before the original-message marker) holds `needle`
+    /// (lower-case ASCII), in any case.
     pub fn notification_has(&self, needle: &'static str) -> bool {
         let end = self.marker.unwrap_or(self.body_lower.len());
         let lower = self.body_lower.as_bytes().get(..end).unwrap_or_default();
