@@ -129,25 +129,41 @@ pub(super) fn region<'a>(body: &'a str, lower: &str, layout: &Layout) -> &'a str
             owned.as_str()
         }
     };
-    let first = |markers: &mut dyn Iterator<Item = &&'static str>, from: usize| {
-        markers
-            .filter_map(|m| crate::bounce::fields::find_in_lower(&lower.as_bytes()[from..], m))
-            .min()
-            .map(|at| from + at)
-    };
     let begin = if layout.start.is_empty() {
         0
     } else {
-        match first(&mut layout.start.iter(), 0) {
-            Some(at) => body[at..].find('\n').map_or(body.len(), |i| at + i + 1),
+        match first_marker(lower, layout.start.iter(), 0) {
+            Some(at) => line_after(body, at),
             None => return "",
         }
     };
-    let end = first(&mut layout.end.iter().chain(ORIGINAL_MARKERS), begin)
-        .map_or(body.len(), |at| {
-            body[..at].rfind('\n').map_or(0, |i| i + 1).max(begin)
-        });
+    let end = first_marker(lower, layout.end.iter().chain(ORIGINAL_MARKERS), begin)
+        .map_or(body.len(), |at| line_start(body, at).max(begin));
     &body[begin..end]
+}
+
+/// Where the first of `markers` (lower case) occurs in `lower` (an ASCII-lower-cased text) at or
+/// after `from`.
+pub(super) fn first_marker<'m>(
+    lower: &str,
+    markers: impl Iterator<Item = &'m &'static str>,
+    from: usize,
+) -> Option<usize> {
+    let hay = lower.as_bytes().get(from..)?;
+    markers
+        .filter_map(|m| crate::bounce::fields::find_in_lower(hay, m))
+        .min()
+        .map(|at| from + at)
+}
+
+/// The offset just after the line of `text` holding offset `at`.
+pub(super) fn line_after(text: &str, at: usize) -> usize {
+    text[at..].find('\n').map_or(text.len(), |i| at + i + 1)
+}
+
+/// The offset of the start of the line of `text` holding offset `at`.
+pub(super) fn line_start(text: &str, at: usize) -> usize {
+    text[..at].rfind('\n').map_or(0, |i| i + 1)
 }
 
 /// One record per address, keeping the first non-empty diagnostic.
@@ -285,34 +301,11 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
         || ctx.header("x-failed-recipients").is_some()
 }
 
-static MARKER_FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> = LazyLock::new(|| {
-    ORIGINAL_MARKERS
-        .iter()
-        .map(|m| memchr::memmem::Finder::new(m.as_bytes()))
-        .collect()
-});
-
 /// Byte offset of the start of the first line carrying an original-message marker, given the
 /// ASCII-lower-cased text.
 pub(crate) fn marker_line(text: &str, lower: &str) -> Option<usize> {
-    let at = MARKER_FINDERS
-        .iter()
-        .filter_map(|f| f.find(lower.as_bytes()))
-        .min()?;
-    Some(text.get(..at)?.rfind('\n').map_or(0, |i| i + 1))
-}
-
-/// The notification part of a text body: everything before the quoted original.
-pub fn notification(body: &str) -> &str {
-    notification_in(body, &body.to_ascii_lowercase())
-}
-
-/// [`notification`] with the lower-cased body already at hand.
-pub fn notification_in<'a>(body: &'a str, lower: &str) -> &'a str {
-    match marker_line(body, lower) {
-        Some(start) => &body[..start],
-        None => body,
-    }
+    let at = first_marker(lower, ORIGINAL_MARKERS.iter(), 0)?;
+    text.is_char_boundary(at).then(|| line_start(text, at))
 }
 
 /// A quoted header line naming the sender or the message, not a recipient.

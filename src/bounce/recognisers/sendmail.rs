@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{ORIGINAL_MARKERS, Recogniser, inline_dsn, merge};
-use crate::bounce::fields::{clean_address, find_address, find_in_lower};
+use super::{ORIGINAL_MARKERS, Recogniser, first_marker, inline_dsn, line_after, line_start, merge};
+use crate::bounce::fields::{clean_address, find_address};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
@@ -105,29 +105,6 @@ fn transcript(body: &str, lower: &str) -> Vec<(String, String, bool)> {
         }
     }
     out
-}
-
-/// Where the first of `markers` (lower case) occurs in `lower` at or after `from`.
-fn first_marker<'m>(
-    lower: &str,
-    markers: impl Iterator<Item = &'m &'static str>,
-    from: usize,
-) -> Option<usize> {
-    let hay = lower.as_bytes().get(from..)?;
-    markers
-        .filter_map(|m| find_in_lower(hay, m))
-        .min()
-        .map(|at| from + at)
-}
-
-/// The offset just after the line holding `at`.
-fn line_after(body: &str, at: usize) -> usize {
-    body[at..].find('\n').map_or(body.len(), |i| at + i + 1)
-}
-
-/// The offset of the start of the line holding `at`.
-fn line_start(body: &str, at: usize) -> usize {
-    body[..at].rfind('\n').map_or(0, |i| i + 1)
 }
 
 #[cfg(test)]
