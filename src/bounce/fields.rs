@@ -215,9 +215,13 @@ pub fn squeeze(s: &str) -> String {
 /// Offset of `needle`, ASCII-lower-cased, in `lower` (an ASCII-lower-cased text). The searcher for
 /// each needle is built once per thread: the needles are the recognisers' fixed phrases.
 pub fn find_in_lower(lower: &[u8], needle: &'static str) -> Option<usize> {
-    type Finders = HashMap<(usize, usize), memchr::memmem::Finder<'static>>;
+    type Finders = HashMap<
+        (usize, usize),
+        memchr::memmem::Finder<'static>,
+        std::hash::BuildHasherDefault<AddressHasher>,
+    >;
     thread_local! {
-        static FINDERS: RefCell<Finders> = RefCell::new(HashMap::new());
+        static FINDERS: RefCell<Finders> = RefCell::new(HashMap::default());
     }
     FINDERS.with(|cell| {
         let mut finders = cell.borrow_mut();
@@ -228,6 +232,32 @@ pub fn find_in_lower(lower: &[u8], needle: &'static str) -> Option<usize> {
             })
             .find(lower)
     })
+}
+
+/// Hashes the (address, length) key of a `&'static str` in [`find_in_lower`]'s cache: the keys are
+/// distinct addresses already, so mixing them is all that is needed (SipHash cost more than the
+/// search on short texts).
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u8(b);
+        }
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.write_u64(u64::from(b));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// True when `haystack` contains `needle`, ASCII case-insensitively.
