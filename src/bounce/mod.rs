@@ -176,15 +176,14 @@ pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     }
     find_commands(&ctx, &mut report.recipients);
     fill_original(&ctx, &mut report);
-    let recognised = report.format != "generic";
     let evidence = Evidence {
         ctx: &ctx,
         says_unknown: std::cell::OnceCell::new(),
-        recognised,
+        recognised: report.format != "generic",
     };
     for r in &mut report.recipients {
         finalise(r, &evidence);
-        hold_unexplained(r, recognised);
+        hold_unexplained(r, evidence.recognised);
     }
     if report.recipients.is_empty() {
         report.format = "none";
@@ -329,12 +328,15 @@ fn finalise(r: &mut RecipientReport, evidence: &Evidence) {
         };
     }
     let is_specific = |e: &EnhancedCode| e.subject != 0 || e.detail != 0;
-    let specific = find_enhanced(diag)
-        .filter(is_specific)
-        .or_else(|| find_enhanced(whole).filter(is_specific));
+    // `find_enhanced` prefers a specific code, so one search of each text is enough.
+    let in_diag = find_enhanced(diag);
+    let specific = in_diag.filter(is_specific).or_else(|| {
+        let quoted = diag.len() != whole.len();
+        quoted.then(|| find_enhanced(whole)).flatten().filter(is_specific)
+    });
     // The remote server's own enhanced code is more precise than the reporting MTA's summary.
     match (r.status, specific) {
-        (None, found) => r.status = found.or_else(|| find_enhanced(diag)),
+        (None, found) => r.status = found.or(in_diag),
         (Some(_), Some(found)) => r.status = Some(found),
         _ => {}
     }
@@ -342,11 +344,7 @@ fn finalise(r: &mut RecipientReport, evidence: &Evidence) {
     if r.status.is_some_and(|s| s.class == 2) && !success && r.reply_code.is_none_or(|c| c >= 300) {
         r.status = None;
     }
-    let delivered = matches!(
-        r.action.as_deref(),
-        Some("delivered" | "relayed" | "expanded" | "deliverable")
-    );
-    if delivered {
+    if success {
         (r.reason, r.rule) = (Reason::Delivered, "action.delivered");
     } else if r
         .diagnostic_type
