@@ -137,7 +137,7 @@ fn parse_guarded(raw: &[u8]) -> std::thread::Result<Option<Context>> {
 
 fn from_message(msg: &Message<'_>) -> Context {
     let mut ctx = Context {
-        headers: top_fields(msg),
+        headers: fields_where(msg, is_top_field),
         subject: msg.subject().unwrap_or("").to_string(),
         ..Context::default()
     };
@@ -165,16 +165,6 @@ fn from_message(msg: &Message<'_>) -> Context {
     ctx
 }
 
-/// Trace and signature fields: long, numerous, and never read by a recogniser.
-const SKIPPED_FIELDS: [&str; 6] = [
-    "received",
-    "dkim-signature",
-    "arc-seal",
-    "arc-message-signature",
-    "arc-authentication-results",
-    "authentication-results",
-];
-
 /// The only top-level fields a recogniser reads (lower case). A bounce from Exchange or Gmail
 /// carries dozens of long fields nobody reads; only these are copied. Add a name here when a
 /// recogniser needs one ([`Context::header`] checks this in debug builds).
@@ -196,15 +186,20 @@ const TOP_FIELDS: [&str; 15] = [
     "x-ms-embedded-report",
 ];
 
-/// The message's own header fields named in [`TOP_FIELDS`], unfolded.
-fn top_fields(msg: &Message<'_>) -> Vec<Field> {
+/// The message's own header fields whose name `keep` accepts, unfolded.
+fn fields_where(msg: &Message<'_>, keep: impl Fn(&str) -> bool) -> Vec<Field> {
     msg.headers_raw()
-        .filter(|(n, _)| TOP_FIELDS.iter().any(|s| n.eq_ignore_ascii_case(s)))
+        .filter(|(n, _)| keep(n))
         .map(|(n, v)| Field {
             name: n.to_string(),
             value: unfold(v),
         })
         .collect()
+}
+
+/// One of the top-level fields a recogniser reads ([`TOP_FIELDS`]).
+fn is_top_field(name: &str) -> bool {
+    TOP_FIELDS.iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
 /// The fields of a returned original that anything reads: the addresses (a generic notice's
@@ -222,21 +217,12 @@ pub fn is_original_field(name: &str) -> bool {
         "message-id",
         "content-type",
     ];
-    READ.iter().any(|r| name.eq_ignore_ascii_case(r))
-        || name
-            .get(..10)
-            .is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-"))
+    READ.iter().any(|r| name.eq_ignore_ascii_case(r)) || is_rebound_field(name)
 }
 
-/// A message's header fields, unfolded, without the trace and signature fields.
-fn fields_of(msg: &Message<'_>) -> Vec<Field> {
-    msg.headers_raw()
-        .filter(|(n, _)| !SKIPPED_FIELDS.iter().any(|s| n.eq_ignore_ascii_case(s)))
-        .map(|(n, v)| Field {
-            name: n.to_string(),
-            value: unfold(v),
-        })
-        .collect()
+/// One of our own `X-Rebound-*` fields.
+pub fn is_rebound_field(name: &str) -> bool {
+    name.len() > 10 && name.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-"))
 }
 
 /// Adds what one MIME part holds to `ctx`; an embedded delivery report's bytes go to
@@ -295,7 +281,7 @@ fn collect_part<'a>(
             }
         }
         PartType::Message(m) => {
-            set_original(ctx, fields_of(m));
+            set_original(ctx, fields_where(m, is_original_field));
         }
         PartType::Multipart(_) => {}
     }

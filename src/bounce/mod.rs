@@ -268,12 +268,7 @@ fn fill_original(ctx: &Context, report: &mut BounceReport) {
         return_path: get("return-path"),
         rebound_headers: fields
             .iter()
-            .filter(|f| {
-                f.name.len() > 10
-                    && f.name
-                        .get(..10)
-                        .is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-"))
-            })
+            .filter(|f| context::is_rebound_field(&f.name))
             .map(|f| (f.name.clone(), f.value.clone()))
             .collect(),
     };
