@@ -259,8 +259,12 @@ pub struct BouncesConfig {
     pub secret: Option<Secret>,
     /// Send an RFC 3464 DSN to the original envelope sender on failure/expiry.
     pub notify_sender: bool,
-    /// How long a VERP tag stays valid.
+    /// How long a VERP tag (and a report token) stays valid.
     pub tag_validity: Dur,
+    /// Let reports handed over by authenticated callers (`rebound ingest`, `POST /v1/ingest`)
+    /// be matched by the original Message-ID alone. Off by default: a Message-ID is seen by
+    /// every recipient of a message. Mail arriving by SMTP never gets this trust.
+    pub trust_message_id: bool,
 }
 
 impl Default for BouncesConfig {
@@ -270,6 +274,7 @@ impl Default for BouncesConfig {
             secret: None,
             notify_sender: false,
             tag_validity: Dur(Duration::from_secs(90 * 86400)),
+            trust_message_id: false,
         }
     }
 }
@@ -445,7 +450,7 @@ impl Config {
             return bad("webhooks.batch_size", "must be at least 1".into());
         }
         for s in &self.webhooks.statuses {
-            if !crate::model::Status::ALL.iter().any(|st| st.as_str() == s) && !["resent", "autoreply", "unverified", "suppression_added", "suppression_removed"].contains(&s.as_str()) {
+            if !crate::model::Status::ALL.iter().any(|st| st.as_str() == s) && !["delayed", "resent", "autoreply", "unverified", "suppression_added", "suppression_removed"].contains(&s.as_str()) {
                 return bad("webhooks.statuses", format!("unknown status {s:?}"));
             }
         }

@@ -40,6 +40,8 @@ pub fn render(relay: &Relay, smtp: SmtpGauges) -> String {
     gauge(&mut out, "rebound_smtp_sessions_active", "SMTP sessions open now.", smtp.sessions_active);
     gauge(&mut out, "rebound_webhook_backlog", "Events waiting in the webhook outbox.", relay.store.outbox_len() as u64);
     gauge(&mut out, "rebound_suppressed_addresses", "Entries on the suppression list.", relay.store.suppression_count() as u64);
+    counter(&mut out, "rebound_unverified_reports_total", "Returned reports not tied to a recipient by a signed tag or token (kept in the security log) since start.", c.unverified.load(Ordering::Relaxed));
+    gauge(&mut out, "rebound_unverified_log_entries", "Entries in the security log of untrusted returned reports.", relay.store.unverified_count() as u64);
     gauge(&mut out, "rebound_quarantined_records", "Undecodable records moved aside.", relay.store.quarantined() as u64);
     gauge(&mut out, "rebound_db_size_bytes", "Size of the sled database on disk.", relay.store.size_on_disk());
     counter(&mut out, "rebound_flushes_total", "Group-commit flushes (fsync) done.", relay.committer.flush_count());

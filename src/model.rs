@@ -86,12 +86,15 @@ pub enum EventKind {
     Dropped,
     Complained,
     Unsubscribed,
+    /// A returned report said the remote is still trying (RFC 3464 `Action: delayed`);
+    /// recorded, changes no status.
+    Delayed,
     /// A stored message was queued again (`rebound resend`); `linked_queue_id` names the new one.
     Resent,
     /// An auto-reply (vacation ...) came back; recorded, changes nothing.
     Autoreply,
     /// A returned message that could not be trusted or matched (forged, expired or unknown
-    /// VERP tag, unknown Message-ID); recorded with its parse result, changes nothing.
+    /// VERP tag, unknown Message-ID); kept in the separate security log, changes nothing.
     Unverified,
     /// The suppression list changed (added or removed) by an operator.
     SuppressionAdded,
@@ -120,6 +123,7 @@ impl EventKind {
         match self.status() {
             Some(s) => s.as_str(),
             None => match self {
+                EventKind::Delayed => "delayed",
                 EventKind::Resent => "resent",
                 EventKind::Autoreply => "autoreply",
                 EventKind::Unverified => "unverified",
@@ -148,6 +152,45 @@ impl From<Status> for EventKind {
 }
 
 impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a report says *this message* failed for good: RFC 3464's `Action` words,
+/// stated by the report or inferred from its format's own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Failed,
+    Delayed,
+    Delivered,
+    Relayed,
+    Expanded,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [Action::Failed, Action::Delayed, Action::Delivered, Action::Relayed, Action::Expanded];
+
+    /// The wire name (`"failed"` ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delayed => "delayed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
+            Action::Expanded => "expanded",
+        }
+    }
+
+    /// Reads an RFC 3464 action value (any case, surrounding space and comments ignored).
+    pub fn parse(s: &str) -> Option<Action> {
+        let word = s.split(['(', ';']).next().unwrap_or("").trim();
+        Action::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(word))
+    }
+}
+
+impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -435,6 +478,9 @@ pub struct Event {
     /// ARF Feedback-Type for complaints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback_type: Option<String>,
+    /// For events from returned reports: the report's action (`failed`, `delayed` ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
 }
 
 impl Event {
@@ -459,6 +505,7 @@ impl Event {
             source: None,
             linked_queue_id: None,
             feedback_type: None,
+            action: None,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Counters {
     pub dropped: AtomicU64,
     pub complained: AtomicU64,
     pub unsubscribed: AtomicU64,
+    /// Returned reports kept in the security log (not tied to a recipient by a signed tag).
+    pub unverified: AtomicU64,
     pub attempts: AtomicU64,
     /// Sum of attempt durations in ms and a histogram (buckets in `ATTEMPT_BUCKETS_MS`).
     pub attempt_ms_sum: AtomicU64,

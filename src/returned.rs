@@ -1,84 +1,157 @@
 //! Returned mail: DSNs, NDRs, ARF complaints and auto-replies that come back to
-//! the bounce domain (by SMTP, `rebound ingest` or `POST /v1/ingest`). Each is
-//! parsed, tied to the exact message and recipient — by its signed VERP tag, or
-//! else by the original Message-ID in the embedded headers — and applied per
-//! SPEC §1. Anything forged, unsigned, expired or unmatched is recorded as an
-//! `unverified` event with the parse result and changes nothing.
+//! the bounce domain (by SMTP, `rebound ingest` or `POST /v1/ingest`). The bounce
+//! domain faces the Internet, so a report changes a recipient only when it is tied
+//! to that (message, recipient) by something an attacker cannot forge:
+//!
+//! 1. the signed VERP tag of the envelope address it was sent to (or of a
+//!    `bounces+…` address quoted in it), or
+//! 2. the signed report token (`X-Rebound-Token:`) rebound writes into every copy,
+//!    found in the returned original or the headers an ARF report embeds.
+//!
+//! A Message-ID alone is never enough, unless `bounces.trust_message_id` is set and
+//! the report came from an authenticated caller (`rebound ingest`, `POST /v1/ingest`).
+//! What is applied goes through [`crate::disposition`]; a report already applied,
+//! or about a copy sent before the address's last manual removal, changes nothing.
+//! Everything else is kept in the bounded security log (`rebound events
+//! --unverified`), never in a recipient's communications log, never by webhook.
+
+use std::sync::atomic::Ordering;
+
+use ring::digest;
 
 use crate::address::suppression_key;
 use crate::bounce::{BounceReport, RecipientReport};
-use crate::disposition::{fill, suppress};
-use crate::model::{Class, Event, EventKind, Source, Status, SuppressionReason};
+use crate::disposition::{Finding, apply_effect, effect};
+use crate::model::{Action, Class, Event, EventKind, Source};
 use crate::relay::Relay;
 use crate::store::queue::MessageRecord;
 use crate::store::{StoreError, WriteSet};
-use crate::verp::VerpError;
+use crate::verp::{TOKEN_HEADER, VerpError, VerpTag};
 
 /// At most this many recipients of one report are acted on (a report naming
 /// thousands of addresses must not empty the list by itself).
 pub const MAX_RECIPIENTS_PER_REPORT: usize = 100;
+/// Longest diagnostic text kept from a report (the rest is cut, with a mark).
+pub const MAX_DIAGNOSTIC: usize = 2000;
+/// At most this many candidate tags or tokens are checked per report.
+const MAX_CANDIDATES: usize = 8;
+/// Only this much of a report is searched for `bounces+…` addresses and tokens.
+const SEARCH_LIMIT: usize = 256 * 1024;
 
-/// Where a report points.
-enum Target {
-    /// A valid VERP tag: this message, this recipient index.
-    Tagged(MessageRecord, usize),
-    /// The original Message-ID matched one of our messages.
-    ByMessageId(MessageRecord),
-    /// Not trusted, with the reason.
-    Untrusted(String),
+/// How the report reached rebound.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// By SMTP to these bounce-domain recipients, from `peer` (anyone on the Internet).
+    Smtp { rcpts: &'a [&'a str], peer: &'a str },
+    /// From an authenticated caller of the admin API (`rebound ingest`).
+    Api,
 }
 
-/// Parses `raw` and applies what it says; returns the events added to `ws`.
-pub fn ingest(relay: &Relay, raw: &[u8], envelope_rcpt: Option<&str>, ws: &mut WriteSet) -> Result<Vec<Event>, StoreError> {
-    if let Some(events) = crate::unsubscribe::by_mail(relay, raw, envelope_rcpt, ws)? {
-        return Ok(events);
+/// What one report did.
+#[derive(Debug, Default)]
+pub struct Returned {
+    /// Events for the communications log (already in the write set).
+    pub events: Vec<Event>,
+    /// Messages in which a recipient newly failed for good (for sender DSNs).
+    pub failed: Vec<MessageRecord>,
+    /// Entries written to the security log.
+    pub unverified: u64,
+}
+
+/// Parses `raw` and applies what it says; everything it writes goes into `ws`.
+pub fn ingest(relay: &Relay, raw: &[u8], origin: Origin<'_>, ws: &mut WriteSet) -> Result<Returned, StoreError> {
+    let mut out = Returned::default();
+    if let Origin::Smtp { rcpts, .. } = origin {
+        for rcpt in rcpts {
+            if let Some(events) = crate::unsubscribe::by_mail(relay, raw, Some(rcpt), ws)? {
+                out.events.extend(events);
+                return Ok(out);
+            }
+        }
+    } else if let Some(events) = crate::unsubscribe::by_mail(relay, raw, None, ws)? {
+        out.events = events;
+        return Ok(out);
     }
     let report = crate::bounce::parse(raw);
-    let target = find_target(relay, raw, &report, envelope_rcpt)?;
-    let mut events = Vec::new();
-    match target {
-        Target::Tagged(mut rec, idx) => apply_tagged(relay, &mut rec, idx, &report, ws, &mut events)?,
-        Target::ByMessageId(mut rec) => apply_by_message_id(relay, &mut rec, &report, ws, &mut events)?,
-        Target::Untrusted(why) => events.push(unverified(relay, &report, None, &why, ws)?),
+    match authenticate(relay, raw, &report, origin)? {
+        Ok(targets) => apply_all(relay, &report, targets, origin, ws, &mut out)?,
+        Err(why) => untrusted(relay, &report, None, origin, &why, ws, &mut out)?,
     }
-    Ok(events)
+    Ok(out)
 }
 
-fn find_target(relay: &Relay, raw: &[u8], report: &BounceReport, envelope_rcpt: Option<&str>) -> Result<Target, StoreError> {
-    let validity = relay.cfg.bounces.tag_validity.0;
-    let candidates = envelope_rcpt.into_iter().map(str::to_string).chain(verp_addresses(raw, relay.verp.domain()));
-    let mut tag_problem = None;
-    for addr in candidates {
-        match relay.verp.verify(&addr, relay.now(), validity) {
-            Ok(tag) => {
-                return Ok(match relay.store.message(tag.queue_id)? {
-                    Some(rec) if (tag.rcpt_index as usize) < rec.recipients.len() => Target::Tagged(rec, tag.rcpt_index as usize),
-                    _ => Target::Untrusted("VERP tag names a message no longer kept".into()),
-                });
+/// Who an authentic report is about.
+enum Targets {
+    /// Recipients proved by signed tags or tokens.
+    Signed(Vec<(MessageRecord, usize)>),
+    /// The message a Message-ID names (only with `trust_message_id`, from the API).
+    ByMessageId(MessageRecord),
+}
+
+/// The recipients the report is cryptographically tied to, or why it is not trusted.
+fn authenticate(relay: &Relay, raw: &[u8], report: &BounceReport, origin: Origin<'_>) -> Result<Result<Targets, String>, StoreError> {
+    let (tags, problem) = signed_tags(relay, raw, report, origin);
+    let mut targets: Vec<(MessageRecord, usize)> = Vec::new();
+    for tag in tags {
+        let idx = tag.rcpt_index as usize;
+        match relay.store.message(tag.queue_id)? {
+            Some(rec) if idx < rec.recipients.len() => {
+                if !targets.iter().any(|(r, i)| r.id == rec.id && *i == idx) {
+                    targets.push((rec, idx));
+                }
             }
-            Err(VerpError::NotOurs) => {}
-            Err(e) => tag_problem = Some(format!("VERP tag rejected: {e}")),
+            _ => return Ok(Err("the signed tag names a message no longer kept".into())),
         }
     }
-    if let Some(why) = tag_problem {
-        return Ok(Target::Untrusted(why));
+    if !targets.is_empty() {
+        return Ok(Ok(Targets::Signed(targets)));
+    }
+    if let Some(why) = problem {
+        return Ok(Err(why));
     }
     let mid = report.original_message_id.clone().or_else(|| report.original.message_id.clone());
-    if let Some(mid) = mid {
-        if let Some(id) = relay.store.message_by_message_id(&mid)?
-            && let Some(rec) = relay.store.message(id)?
-        {
-            return Ok(Target::ByMessageId(rec));
-        }
-        return Ok(Target::Untrusted(format!("no message of ours has Message-ID {mid}")));
+    let trusted_caller = matches!(origin, Origin::Api) && relay.cfg.bounces.trust_message_id;
+    match (mid, trusted_caller) {
+        (Some(mid), true) => match relay.store.message_by_message_id(&mid)?.map(|id| relay.store.message(id)).transpose()?.flatten() {
+            Some(rec) => Ok(Ok(Targets::ByMessageId(rec))),
+            None => Ok(Err(format!("no message of ours has Message-ID {}", clip(&mid, 200)))),
+        },
+        (Some(_), false) => Ok(Err("no signed VERP tag or report token; a Message-ID alone proves nothing".into())),
+        (None, _) => Ok(Err("no signed VERP tag or report token".into())),
     }
-    Ok(Target::Untrusted("no VERP tag and no original Message-ID".into()))
+}
+
+/// Valid tags from the envelope recipients, `bounces+…` addresses and report tokens in the
+/// report, with the first problem seen when some did not verify.
+fn signed_tags(relay: &Relay, raw: &[u8], report: &BounceReport, origin: Origin<'_>) -> (Vec<VerpTag>, Option<String>) {
+    let validity = relay.cfg.bounces.tag_validity.0;
+    let now = relay.now();
+    let envelope: &[&str] = match origin {
+        Origin::Smtp { rcpts, .. } => rcpts,
+        Origin::Api => &[],
+    };
+    let addresses = envelope.iter().map(|s| s.to_string()).chain(verp_addresses(raw, relay.verp.domain()));
+    let (mut tags, mut problem) = (Vec::new(), None);
+    for addr in addresses.take(MAX_CANDIDATES) {
+        match relay.verp.verify(&addr, now, validity) {
+            Ok(tag) => tags.push(tag),
+            Err(VerpError::NotOurs) => {}
+            Err(e) => problem = Some(format!("VERP tag rejected: {e}")),
+        }
+    }
+    for token in report_tokens(raw, report).into_iter().take(MAX_CANDIDATES) {
+        match relay.verp.verify_report_token(&token, now, validity) {
+            Ok(tag) => tags.push(tag),
+            Err(e) => problem = Some(format!("report token rejected: {e}")),
+        }
+    }
+    (tags, problem)
 }
 
 /// `bounces+…@<domain>` addresses found anywhere in the raw message (headers of the
 /// report, the embedded Return-Path ...), in order, without duplicates.
 fn verp_addresses(raw: &[u8], domain: &str) -> Vec<String> {
-    let text = String::from_utf8_lossy(&raw[..raw.len().min(256 * 1024)]).to_ascii_lowercase();
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(SEARCH_LIMIT)]).to_ascii_lowercase();
     let suffix = format!("@{domain}");
     let mut out: Vec<String> = Vec::new();
     let mut from = 0;
@@ -94,54 +167,164 @@ fn verp_addresses(raw: &[u8], domain: &str) -> Vec<String> {
             }
         }
         from = start + 8;
-        if out.len() >= 8 {
+        if out.len() >= MAX_CANDIDATES {
             break;
         }
     }
     out
 }
 
-fn apply_tagged(relay: &Relay, rec: &mut MessageRecord, idx: usize, report: &BounceReport, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<(), StoreError> {
-    let ours = suppression_key(&rec.recipients[idx].address);
-    let claimed: Vec<&RecipientReport> = report.recipients.iter().filter(|r| r.recipient.is_some()).collect();
-    let matching = claimed.iter().find(|r| keys_of(r).contains(&ours));
-    let chosen = match (matching, claimed.is_empty()) {
-        (Some(r), _) => (*r).clone(),
-        (None, true) => report.recipients.first().cloned().unwrap_or_else(RecipientReport::blank),
-        (None, false) => {
-            let why = format!("valid VERP tag for {} but the report names {}", rec.recipients[idx].address, claimed.iter().filter_map(|r| r.recipient.clone()).collect::<Vec<_>>().join(", "));
-            events.push(unverified(relay, report, Some(rec), &why, ws)?);
-            return Ok(());
+/// Report tokens: the parsed original's `X-Rebound-Token` fields, then any such header line
+/// in the raw text (an original quoted as plain text), without duplicates.
+fn report_tokens(raw: &[u8], report: &BounceReport) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    fn push(out: &mut Vec<String>, t: &str) {
+        let t = t.trim().to_ascii_lowercase();
+        if !t.is_empty() && t.len() <= 64 && !out.contains(&t) {
+            out.push(t);
         }
-    };
-    apply_one(relay, rec, idx, &chosen, report, ws, events)?;
-    let old = rec.next_attempt;
-    if rec.is_finished() {
-        rec.next_attempt = None;
     }
-    ws.put_message(rec, old);
+    for (name, value) in &report.original.rebound_headers {
+        if name.eq_ignore_ascii_case(TOKEN_HEADER) {
+            push(&mut out, value);
+        }
+    }
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(SEARCH_LIMIT)]).to_ascii_lowercase();
+    let needle = format!("{}:", TOKEN_HEADER.to_ascii_lowercase());
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&needle) {
+        let start = from + i + needle.len();
+        let value = text[start..].split(['\r', '\n']).next().unwrap_or("");
+        push(&mut out, value);
+        from = start;
+        if out.len() >= MAX_CANDIDATES {
+            break;
+        }
+    }
+    out
+}
+
+fn apply_all(relay: &Relay, report: &BounceReport, targets: Targets, origin: Origin<'_>, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+    match targets {
+        Targets::Signed(list) => {
+            for (mut rec, idx) in list {
+                apply_signed(relay, &mut rec, idx, report, origin, ws, out)?;
+            }
+        }
+        Targets::ByMessageId(mut rec) => {
+            let lines: Vec<(usize, RecipientReport)> = report
+                .recipients
+                .iter()
+                .take(MAX_RECIPIENTS_PER_REPORT)
+                .filter_map(|r| position_of(&rec, r).map(|i| (i, r.clone())))
+                .collect();
+            if lines.is_empty() {
+                let why = format!("Message-ID matches {} but no reported recipient was one of its recipients", rec.queue_id());
+                return untrusted(relay, report, Some(&rec), origin, &why, ws, out);
+            }
+            let before = out.events.len();
+            for (idx, line) in &lines {
+                apply_line(relay, &mut rec, *idx, line, report, origin, ws, out)?;
+            }
+            finish(&mut rec, ws, out, before);
+        }
+    }
     Ok(())
 }
 
-fn apply_by_message_id(relay: &Relay, rec: &mut MessageRecord, report: &BounceReport, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<(), StoreError> {
-    let mut matched = 0;
-    for r in report.recipients.iter().take(MAX_RECIPIENTS_PER_REPORT) {
-        let keys = keys_of(r);
-        let Some(idx) = rec.recipients.iter().position(|x| keys.contains(&suppression_key(&x.address))) else { continue };
-        apply_one(relay, rec, idx, r, report, ws, events)?;
-        matched += 1;
+/// A report tied to recipient `idx` of `rec`: the line about that recipient (or the only
+/// line, when the report names nobody) is applied; a report that names only other
+/// addresses is not about this copy.
+fn apply_signed(relay: &Relay, rec: &mut MessageRecord, idx: usize, report: &BounceReport, origin: Origin<'_>, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+    let ours = suppression_key(&rec.recipients[idx].address);
+    let claimed: Vec<&RecipientReport> = report.recipients.iter().filter(|r| r.recipient.is_some()).collect();
+    let line = match claimed.iter().find(|r| keys_of(r).contains(&ours)) {
+        Some(r) => (*r).clone(),
+        None if claimed.is_empty() => report.recipients.first().cloned().unwrap_or_else(RecipientReport::blank),
+        None => {
+            let named: Vec<String> = claimed.iter().take(5).filter_map(|r| r.recipient.clone()).collect();
+            let why = format!("signed for {} but the report names {}", rec.recipients[idx].address, named.join(", "));
+            return untrusted(relay, report, Some(rec), origin, &why, ws, out);
+        }
+    };
+    if line.class == Class::None {
+        let why = format!("signed for {} but not a bounce ({} format)", rec.recipients[idx].address, report.format);
+        return untrusted(relay, report, Some(rec), origin, &why, ws, out);
     }
-    if matched == 0 {
-        let why = format!("Message-ID matches {} but no reported recipient was one of its recipients", rec.queue_id());
-        events.push(unverified(relay, report, Some(rec), &why, ws)?);
-        return Ok(());
+    let before = out.events.len();
+    apply_line(relay, rec, idx, &line, report, origin, ws, out)?;
+    finish(rec, ws, out, before);
+    Ok(())
+}
+
+/// Writes the record back when a line changed it; remembers it for a sender DSN when a
+/// recipient newly failed for good.
+fn finish(rec: &mut MessageRecord, ws: &mut WriteSet, out: &mut Returned, events_before: usize) {
+    let new = &out.events[events_before..];
+    if new.is_empty() {
+        return;
     }
     let old = rec.next_attempt;
     if rec.is_finished() {
         rec.next_attempt = None;
     }
     ws.put_message(rec, old);
+    if new.iter().any(|e| matches!(e.status, EventKind::Bounced | EventKind::Failed)) {
+        out.failed.push(rec.clone());
+    }
+}
+
+/// Applies one authenticated line to recipient `idx`, unless it was applied before or is
+/// about a copy sent before the address's last manual removal (both go to the security log).
+fn apply_line(relay: &Relay, rec: &mut MessageRecord, idx: usize, line: &RecipientReport, report: &BounceReport, origin: Origin<'_>, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+    let action = line.action.as_deref().and_then(Action::parse).unwrap_or(match line.class {
+        Class::Delivered => Action::Delivered,
+        _ => Action::Failed,
+    });
+    let opt_out = line.feedback_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("opt-out") || t.eq_ignore_ascii_case("unsubscribe"));
+    let effect = effect(Finding::Report { class: line.class, action, opt_out });
+    let address = rec.recipients[idx].address.clone();
+    let digest = evidence_digest(rec.id, idx, action, line);
+    if let Some(at) = relay.store.applied_at(&digest)? {
+        let why = format!("a replay: this report about {address} was already applied at {at}; nothing changes");
+        return untrusted(relay, report, Some(rec), origin, &why, ws, out);
+    }
+    if effect.status.is_some()
+        && let Some(at) = relay.store.unblocked_at(&address)?
+        && rec.received <= at
+    {
+        let why = format!("about a copy sent before {address} was removed from the suppression list at {at}; nothing changes");
+        return untrusted(relay, report, Some(rec), origin, &why, ws, out);
+    }
+    let mut ev = Event::new(effect.event, relay.now());
+    describe(&mut ev, line, report, action);
+    if apply_effect(relay, rec, idx, effect, ev, ws, &mut out.events)?.is_some() {
+        ws.mark_applied(&digest, relay.now());
+    }
     Ok(())
+}
+
+/// What identifies one report's verdict on one copy: the same verdict arriving again
+/// (a replayed or regenerated DSN) has the same digest.
+fn evidence_digest(queue_id: u64, idx: usize, action: Action, line: &RecipientReport) -> Vec<u8> {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(&queue_id.to_be_bytes());
+    ctx.update(&(idx as u64).to_be_bytes());
+    for part in [action.as_str(), line.class.as_str(), line.reason.as_str()] {
+        ctx.update(part.as_bytes());
+        ctx.update(b"\0");
+    }
+    ctx.update(line.status.map(|s| s.to_string()).unwrap_or_default().as_bytes());
+    ctx.update(b"\0");
+    ctx.update(line.diagnostic.as_deref().unwrap_or("").as_bytes());
+    ctx.update(b"\0");
+    ctx.update(line.feedback_type.as_deref().unwrap_or("").as_bytes());
+    ctx.finish().as_ref().to_vec()
+}
+
+fn position_of(rec: &MessageRecord, r: &RecipientReport) -> Option<usize> {
+    let keys = keys_of(r);
+    rec.recipients.iter().position(|x| keys.contains(&suppression_key(&x.address)))
 }
 
 fn keys_of(r: &RecipientReport) -> Vec<Option<String>> {
@@ -149,66 +332,61 @@ fn keys_of(r: &RecipientReport) -> Vec<Option<String>> {
     [r.recipient.as_ref(), r.original_recipient.as_ref()].into_iter().flatten().map(|s| suppression_key(&strip(s))).filter(Option::is_some).collect()
 }
 
-/// What a report's class means for the recipient: (event, new status, suppression).
-fn effect(r: &RecipientReport) -> (EventKind, Option<Status>, Option<SuppressionReason>) {
-    let opt_out = r.feedback_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("opt-out") || t.eq_ignore_ascii_case("unsubscribe"));
-    match r.class {
-        Class::Hard => (EventKind::Bounced, Some(Status::Bounced), Some(SuppressionReason::HardBounce)),
-        Class::Block => (EventKind::Failed, Some(Status::Failed), None),
-        Class::Soft => (EventKind::Deferred, None, None),
-        Class::Complaint if opt_out => (EventKind::Unsubscribed, Some(Status::Unsubscribed), Some(SuppressionReason::Unsubscribe)),
-        Class::Complaint => (EventKind::Complained, Some(Status::Complained), Some(SuppressionReason::Complaint)),
-        Class::Autoreply => (EventKind::Autoreply, None, None),
-        Class::Delivered => (EventKind::Delivered, None, None),
-        Class::None => (EventKind::Unverified, None, None),
-    }
-}
-
-fn apply_one(relay: &Relay, rec: &mut MessageRecord, idx: usize, r: &RecipientReport, report: &BounceReport, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<(), StoreError> {
-    let (kind, status, suppression) = effect(r);
-    let mut ev = Event::new(kind, relay.now());
-    fill(&mut ev, rec, idx);
-    describe(&mut ev, r, report);
-    if kind == EventKind::Unverified {
-        ev.diagnostic = Some(format!("returned message is not a bounce ({} format)", report.format));
-    }
-    if let Some(s) = status {
-        rec.recipients[idx].status = s;
-        rec.recipients[idx].last_diagnostic = ev.diagnostic.clone();
-    }
-    let ev = relay.record(ws, ev)?;
-    if let Some(reason) = suppression {
-        suppress(relay, ws, &rec.recipients[idx].address.clone(), reason, &ev, events)?;
-    }
-    events.push(ev);
-    Ok(())
-}
-
-fn describe(ev: &mut Event, r: &RecipientReport, report: &BounceReport) {
+fn describe(ev: &mut Event, r: &RecipientReport, report: &BounceReport, action: Action) {
     ev.source = Some(if r.class == Class::Complaint { Source::Arf } else { Source::Dsn });
     ev.class = Some(r.class);
     ev.reason = Some(r.reason);
     ev.rule = Some(format!("{}:{}", report.format, r.rule));
     ev.reply_code = r.reply_code;
     ev.enhanced_status = r.status.map(|s| s.to_string());
-    ev.diagnostic = r.diagnostic.clone();
-    ev.remote_host = r.remote_mta.clone();
-    ev.feedback_type = r.feedback_type.clone();
+    ev.diagnostic = r.diagnostic.as_deref().map(|d| clip(d, MAX_DIAGNOSTIC));
+    ev.remote_host = r.remote_mta.as_deref().map(|h| clip(h, 255));
+    ev.feedback_type = r.feedback_type.as_deref().map(|t| clip(t, 64));
+    ev.action = (r.class != Class::Complaint && r.class != Class::Autoreply).then_some(action);
 }
 
-fn unverified(relay: &Relay, report: &BounceReport, rec: Option<&MessageRecord>, why: &str, ws: &mut WriteSet) -> Result<Event, StoreError> {
+/// `s` cut to at most `max` bytes on a character boundary, with a mark when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} [cut]", &s[..end])
+}
+
+/// Adds one entry to the security log: what the report claimed, where it came from and
+/// why it was not trusted. Changes no recipient.
+fn untrusted(relay: &Relay, report: &BounceReport, rec: Option<&MessageRecord>, origin: Origin<'_>, why: &str, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
     let first = report.recipients.first().cloned().unwrap_or_else(RecipientReport::blank);
+    let action = first.action.as_deref().and_then(Action::parse).unwrap_or(Action::Failed);
     let mut ev = Event::new(EventKind::Unverified, relay.now());
-    describe(&mut ev, &first, report);
-    ev.recipient = first.recipient.clone();
+    describe(&mut ev, &first, report, action);
+    ev.recipient = first.recipient.as_deref().map(|r| clip(r, 320));
     if let Some(rec) = rec {
         ev.queue_id = Some(rec.queue_id());
         ev.message_id = rec.message_id.clone();
     }
-    let summary = first.diagnostic.clone().unwrap_or_default();
-    ev.diagnostic = Some(format!("{why}; parsed as {} {} ({}){}", report.format, first.class.as_str(), first.reason, if summary.is_empty() { String::new() } else { format!(": {summary}") }));
-    tracing::warn!(reason = why, "returned message not trusted");
-    relay.record(ws, ev)
+    let via = match origin {
+        Origin::Smtp { peer, .. } => format!("SMTP from {peer}"),
+        Origin::Api => "the admin API".to_string(),
+    };
+    let summary = first.diagnostic.as_deref().map(|d| format!(": {}", clip(d, 300))).unwrap_or_default();
+    ev.diagnostic = Some(format!("{why} (via {via}); parsed as {} {} ({}){summary}", report.format, first.class.as_str(), first.reason));
+    tracing::warn!(reason = why, via = %via, "returned message not trusted; kept in the security log");
+    record_unverified(relay, ws, ev)?;
+    out.unverified += 1;
+    Ok(())
+}
+
+/// Writes `ev` (kind `unverified`) to the security log and counts it.
+pub fn record_unverified(relay: &Relay, ws: &mut WriteSet, mut ev: Event) -> Result<(), StoreError> {
+    ev.status = EventKind::Unverified;
+    relay.store.log_unverified(ws, &mut ev)?;
+    relay.counters.unverified.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -219,5 +397,18 @@ mod tests {
     fn finds_verp_addresses_in_raw_text() {
         let raw = b"To: Bounces+ABCdef234@Bounces.Example.com\r\nX: <bounces+zzz@other.example>\r\n\r\nReturn-Path: <bounces+abcdef234@bounces.example.com>\r\n";
         assert_eq!(verp_addresses(raw, "bounces.example.com"), vec!["bounces+abcdef234@bounces.example.com".to_string()]);
+    }
+
+    #[test]
+    fn finds_report_tokens_in_quoted_headers() {
+        let raw = b"Subject: bounce\r\n\r\n> X-Rebound-Token: AbC234\r\nx-rebound-token:abc234\r\nX-Rebound-Token: zz7\r\n";
+        let report = crate::bounce::parse(raw);
+        assert_eq!(report_tokens(raw, &report), vec!["abc234".to_string(), "zz7".to_string()]);
+    }
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_on_a_char_boundary() {
+        assert_eq!(clip("abc", 5), "abc");
+        assert_eq!(clip("ééé", 3), "é [cut]");
     }
 }

@@ -2,6 +2,11 @@
 //! encodes the queue id, the recipient's index in that message and the day it
 //! was issued, authenticated by an 80-bit truncated HMAC-SHA256. A bounce whose
 //! tag does not verify (forged, tampered, expired) is never trusted.
+//!
+//! The same payload, MACed under its own domain-separation prefix, is the report
+//! token rebound writes into every copy it sends (`X-Rebound-Token:`): a feedback
+//! loop sends complaints to a registered address rather than the VERP sender, and
+//! the token in the embedded original is what ties such a report to one recipient.
 
 use ring::hmac;
 
@@ -13,6 +18,11 @@ const DAY_MS: i64 = 86_400_000;
 /// Length of the truncated MAC in tags and tokens (80 bits).
 pub const MAC_LEN: usize = 10;
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// Domain separation for report tokens: MACed as `REPORT_CONTEXT ‖ payload`.
+const REPORT_CONTEXT: &[u8] = b"rebound-report-v1\0";
+/// The header carrying the report token in every copy rebound sends.
+pub const TOKEN_HEADER: &str = "X-Rebound-Token";
 
 /// What a valid tag says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +70,33 @@ impl Verp {
 
     /// The envelope sender for one recipient of one message.
     pub fn address(&self, tag: &VerpTag) -> String {
-        let day = ((tag.issued.millis() - EPOCH_2020_MS).max(0) / DAY_MS).min(u16::MAX as i64) as u16;
-        let mut payload = Vec::with_capacity(12 + MAC_LEN);
-        payload.extend_from_slice(&tag.queue_id.to_be_bytes());
-        payload.extend_from_slice(&tag.rcpt_index.to_be_bytes());
-        payload.extend_from_slice(&day.to_be_bytes());
+        let mut payload = payload(tag).to_vec();
         let mac = hmac::sign(&self.key, &payload);
         payload.extend_from_slice(&mac.as_ref()[..MAC_LEN]);
         format!("bounces+{}@{}", base32(&payload), self.domain)
+    }
+
+    /// The report token for one recipient's copy (see the module docs).
+    pub fn report_token(&self, tag: &VerpTag) -> String {
+        let mut bytes = payload(tag).to_vec();
+        bytes.extend_from_slice(&self.mac(REPORT_CONTEXT, &bytes));
+        base32(&bytes)
+    }
+
+    /// Verifies a report token (any case); `max_age` bounds how old it may be.
+    pub fn verify_report_token(&self, token: &str, now: Timestamp, max_age: std::time::Duration) -> Result<VerpTag, VerpError> {
+        if token.len() > 64 {
+            return Err(VerpError::Malformed);
+        }
+        let bytes = unbase32(&token.trim().to_ascii_lowercase()).ok_or(VerpError::Malformed)?;
+        if bytes.len() != 12 + MAC_LEN {
+            return Err(VerpError::Malformed);
+        }
+        let (p, mac) = bytes.split_at(12);
+        if !crate::constant_time::eq(&self.mac(REPORT_CONTEXT, p), mac) {
+            return Err(VerpError::BadMac);
+        }
+        decode_payload(p, now, max_age)
     }
 
     /// A truncated HMAC over `context ‖ payload` with the VERP key, for other signed
@@ -101,15 +130,28 @@ impl Verp {
         if !crate::constant_time::eq(&full.as_ref()[..MAC_LEN], mac) {
             return Err(VerpError::BadMac);
         }
-        let queue_id = u64::from_be_bytes(payload[..8].try_into().map_err(|_| VerpError::Malformed)?);
-        let rcpt_index = u16::from_be_bytes([payload[8], payload[9]]);
-        let day = u16::from_be_bytes([payload[10], payload[11]]) as i64;
-        let issued = Timestamp(EPOCH_2020_MS + day * DAY_MS);
-        if now.since(issued) > max_age + std::time::Duration::from_millis(DAY_MS as u64) {
-            return Err(VerpError::Expired);
-        }
-        Ok(VerpTag { queue_id, rcpt_index, issued })
+        decode_payload(payload, now, max_age)
     }
+}
+
+/// `queue id ‖ recipient index ‖ issue day`, big-endian.
+fn payload(tag: &VerpTag) -> [u8; 12] {
+    let mut p = [0u8; 12];
+    p[..8].copy_from_slice(&tag.queue_id.to_be_bytes());
+    p[8..10].copy_from_slice(&tag.rcpt_index.to_be_bytes());
+    p[10..].copy_from_slice(&day_of(tag.issued).to_be_bytes());
+    p
+}
+
+/// Reads a verified payload; refuses one older than `max_age` (plus the day's rounding).
+fn decode_payload(p: &[u8], now: Timestamp, max_age: std::time::Duration) -> Result<VerpTag, VerpError> {
+    let queue_id = u64::from_be_bytes(p.get(..8).and_then(|b| b.try_into().ok()).ok_or(VerpError::Malformed)?);
+    let rcpt_index = u16::from_be_bytes([p[8], p[9]]);
+    let issued = day_start(u16::from_be_bytes([p[10], p[11]]));
+    if now.since(issued) > max_age + std::time::Duration::from_millis(DAY_MS as u64) {
+        return Err(VerpError::Expired);
+    }
+    Ok(VerpTag { queue_id, rcpt_index, issued })
 }
 
 /// The day number (since 2020-01-01) a tag or token records for `t`.
@@ -182,6 +224,23 @@ mod tests {
         assert_eq!(v.verify("bounces@bounces.example.com", now, 30 * DAY), Err(VerpError::NotOurs));
         assert_eq!(v.verify("bounces+abc@elsewhere.example", now, 30 * DAY), Err(VerpError::NotOurs));
         assert_eq!(v.verify("bounces+!!!@bounces.example.com", now, 30 * DAY), Err(VerpError::Malformed));
+    }
+
+    #[test]
+    fn report_tokens_round_trip_and_are_not_verp_tags() {
+        let v = Verp::new(b"k1", "bounces.example.com");
+        let now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
+        let tag = VerpTag { queue_id: 77, rcpt_index: 4, issued: now };
+        let tok = v.report_token(&tag);
+        let got = v.verify_report_token(&tok.to_uppercase(), now, 30 * DAY).unwrap();
+        assert_eq!((got.queue_id, got.rcpt_index), (77, 4));
+        assert_eq!(v.verify_report_token(&tok, now.plus(60 * DAY), 30 * DAY), Err(VerpError::Expired));
+        assert_eq!(Verp::new(b"k2", "bounces.example.com").verify_report_token(&tok, now, 30 * DAY), Err(VerpError::BadMac));
+        // The VERP tag for the same recipient is not a report token, nor the reverse.
+        let addr = v.address(&tag);
+        let verp_tag = addr.trim_start_matches("bounces+").split('@').next().unwrap();
+        assert_eq!(v.verify_report_token(verp_tag, now, 30 * DAY), Err(VerpError::BadMac));
+        assert_eq!(v.verify(&format!("bounces+{tok}@bounces.example.com"), now, 30 * DAY), Err(VerpError::BadMac));
     }
 
     #[test]

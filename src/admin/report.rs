@@ -15,8 +15,8 @@ use crate::store::events::{EventPage, EventQuery};
 use crate::time::{Timestamp, parse_duration};
 
 /// Every event name a filter may use.
-const EVENT_NAMES: [&str; 14] = [
-    "queued", "deferred", "delivered", "bounced", "failed", "expired", "dropped", "complained", "unsubscribed", "resent", "autoreply", "unverified", "suppression_added", "suppression_removed",
+const EVENT_NAMES: [&str; 15] = [
+    "queued", "deferred", "delivered", "bounced", "failed", "expired", "dropped", "complained", "unsubscribed", "delayed", "resent", "autoreply", "unverified", "suppression_added", "suppression_removed",
 ];
 
 /// An event filter as people write it (strings straight from a query string or CLI flags).

@@ -81,6 +81,8 @@ pub async fn remove_suppression(relay: &Relay, address: &Address, force: bool) -
     ev.diagnostic = Some(format!("{} entry removed by an operator{}", old.reason, if force { " (forced)" } else { "" }));
     let ev = relay.record(&mut ws, ev)?;
     ws.remove_suppression(&old.address);
+    // Reports about copies sent before this moment no longer suppress the address.
+    ws.put_unblocked(&old.address, ev.time);
     relay.commit(ws, &[ev]).await?;
     Ok(old)
 }

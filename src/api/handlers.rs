@@ -149,6 +149,20 @@ pub async fn events(State(relay): Rel, q: Raw) -> ApiResult {
     ok(json!({"items": page.events, "next_cursor": page.next_cursor}))
 }
 
+/// The security log: untrusted returned reports, newest first.
+pub async fn unverified(State(relay): Rel, q: Raw) -> ApiResult {
+    let p = Params::parse(q, &["limit", "cursor"])?;
+    let limit = limit_param(p.get("limit"), 100, 1000)?;
+    let cursor = p.get("cursor");
+    if let Some(c) = cursor
+        && (c.len() != 32 || crate::store::unhex(c).is_none())
+    {
+        return Err(ApiError::bad("cursor", "expected the next_cursor of a previous page"));
+    }
+    let (items, next) = relay.store.unverified(cursor, limit)?;
+    ok(json!({"items": items, "next_cursor": next}))
+}
+
 pub async fn undelivered(State(relay): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["days", "status", "since", "until"])?;
     ok(admin::undelivered(&relay, p.get("days"), p.get("since"), p.get("until"), p.get("status"))?)

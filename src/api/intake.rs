@@ -24,9 +24,10 @@ pub async fn ingest(State(relay): State<Arc<Relay>>, body: Bytes) -> Result<Resp
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body: expected a raw RFC 5322 message"));
     }
     let mut ws = WriteSet::new();
-    let events = crate::returned::ingest(&relay, &body, None, &mut ws)?;
-    relay.commit(ws, &events).await?;
-    Ok((StatusCode::OK, axum::Json(json!({ "events": events }))).into_response())
+    let done = crate::returned::ingest(&relay, &body, crate::returned::Origin::Api, &mut ws)?;
+    relay.commit(ws, &done.events).await?;
+    crate::accept::notify_late_failures(&relay, &done.failed, &done.events).await;
+    Ok((StatusCode::OK, axum::Json(json!({ "events": done.events, "unverified": done.unverified }))).into_response())
 }
 
 pub async fn metrics(State(relay): State<Arc<Relay>>) -> Response {

@@ -36,6 +36,7 @@ pub fn routes() -> Router<Arc<Relay>> {
         .route("/v1/messages/{id}/retry", post(handlers::message_retry))
         .route("/v1/messages/{id}/resend", post(handlers::message_resend))
         .route("/v1/events", get(handlers::events))
+        .route("/v1/unverified", get(handlers::unverified))
         .route("/v1/reports/undelivered", get(handlers::undelivered))
         .route("/v1/suppressions", get(handlers::suppressions_list))
         .route("/v1/suppressions/{address}", put(handlers::suppression_put).delete(handlers::suppression_delete))

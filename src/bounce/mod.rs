@@ -15,7 +15,7 @@ pub mod recognisers;
 use serde::{Serialize, Serializer};
 
 use crate::classify::find_reason;
-use crate::model::{Class, EnhancedCode, Reason, Verdict};
+use crate::model::{Action, Class, EnhancedCode, Reason, Verdict};
 pub use command::run_parse_command;
 pub use context::Context;
 use fields::{Field, field, find_address, find_enhanced, find_reply_code, squeeze};
@@ -184,6 +184,7 @@ pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     for r in &mut report.recipients {
         finalise(r, &evidence);
         hold_unexplained(r, evidence.recognised);
+        r.action = infer_action(r);
     }
     if report.recipients.is_empty() {
         report.format = "none";
@@ -390,6 +391,22 @@ fn finalise(r: &mut RecipientReport, evidence: &Evidence) {
         }
     }
     r.class = class_of(r);
+}
+
+/// The report's action in RFC 3464's words, never `None` for a bounce: as stated (case and
+/// comments dropped), else from the class. A notice that is not a DSN states finality in its own
+/// words: delay warnings were marked `delayed` above, so any other failure notice has given up
+/// (`failed`); a success report is `delivered`. Complaints, auto-replies and non-bounces have none.
+fn infer_action(r: &RecipientReport) -> Option<String> {
+    if let Some(a) = r.action.as_deref().and_then(Action::parse) {
+        return Some(a.as_str().to_string());
+    }
+    let inferred = match r.class {
+        Class::Delivered => Action::Delivered,
+        Class::Hard | Class::Soft | Class::Block => Action::Failed,
+        Class::Complaint | Class::Autoreply | Class::None => return None,
+    };
+    Some(inferred.as_str().to_string())
 }
 
 /// A failure whose report gives a status or a recognised diagnostic, but no reason we can name, is

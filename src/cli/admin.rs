@@ -120,6 +120,14 @@ async fn queue(api: &ApiClient, out: &mut Out<'_>, q: QueueCmd) -> Res {
 }
 
 async fn events(api: &ApiClient, out: &mut Out<'_>, a: EventsArgs) -> Res {
+    if a.unverified {
+        let q = query(&[("limit", a.limit.map(|n| n.to_string())), ("cursor", a.cursor)]);
+        let v = api.get(&format!("/v1/unverified{q}")).await?;
+        let cols = [("TIME", "time"), ("CLAIMED RECIPIENT", "recipient"), ("QUEUE ID", "queue_id"), ("WHY NOT TRUSTED", "diagnostic")];
+        out.table(&cols, &items(&v));
+        more(&v);
+        return Ok(());
+    }
     let q = query(&[
         ("recipient", a.recipient),
         ("status", a.status),

@@ -86,6 +86,7 @@ pub enum QueueCmd {
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
+    /// Only this recipient's events (any case).
     #[arg(long)]
     pub recipient: Option<String>,
     /// Comma-separated statuses (queued, deferred, delivered, bounced ...).
@@ -97,14 +98,22 @@ pub struct EventsArgs {
     /// How far back (7d, 12h) or an RFC 3339 time.
     #[arg(long, conflicts_with_all = ["from", "to"])]
     pub since: Option<String>,
+    /// Start of a date range (RFC 3339 time or YYYY-MM-DD).
     #[arg(long, value_name = "DATE")]
     pub from: Option<String>,
+    /// End of a date range (RFC 3339 time or YYYY-MM-DD).
     #[arg(long, value_name = "DATE")]
     pub to: Option<String>,
+    /// Most events to print (default 100, at most 1000).
     #[arg(long)]
     pub limit: Option<u32>,
+    /// Continue after the cursor the previous page printed.
     #[arg(long)]
     pub cursor: Option<String>,
+    /// The security log instead: returned reports that no signed VERP tag or report
+    /// token tied to a recipient (forged, expired, unmatched). They changed nothing.
+    #[arg(long, conflicts_with_all = ["recipient", "status", "message", "since", "from", "to"])]
+    pub unverified: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,10 +17,14 @@
 //! | `msgids` | Message-ID | queue id (to match bounces without a VERP tag) |
 //! | `outbox` | event key | empty: events not yet delivered to the webhook |
 //! | `quarantine` | tree name ‖ 0 ‖ key | the undecodable value |
+//! | `unverified` | event key | the security log: untrusted returned reports, as JSON events |
+//! | `applied` | SHA-256 of a report's evidence | time applied (a replay changes nothing) |
+//! | `unblocked` | address key | time of the last manual removal from the suppression list |
 
 mod commit;
 pub mod events;
 pub mod queue;
+pub mod reports;
 pub mod scan;
 pub mod suppression;
 
@@ -66,9 +70,12 @@ pub enum TreeId {
     MsgIds,
     Outbox,
     Quarantine,
+    Unverified,
+    Applied,
+    Unblocked,
 }
 
-const TREE_NAMES: [(TreeId, &str); 11] = [
+const TREE_NAMES: [(TreeId, &str); 14] = [
     (TreeId::Messages, "messages"),
     (TreeId::Bodies, "bodies"),
     (TreeId::Schedule, "schedule"),
@@ -80,6 +87,9 @@ const TREE_NAMES: [(TreeId, &str); 11] = [
     (TreeId::MsgIds, "msgids"),
     (TreeId::Outbox, "outbox"),
     (TreeId::Quarantine, "quarantine"),
+    (TreeId::Unverified, "unverified"),
+    (TreeId::Applied, "applied"),
+    (TreeId::Unblocked, "unblocked"),
 ];
 
 /// A set of inserts and removals applied atomically across trees.
@@ -116,7 +126,7 @@ impl WriteSet {
 
 /// Trees whose sizes `/metrics` reports. Their entries are counted as write sets apply, so a
 /// scrape reads a number instead of walking a tree of a million records.
-const COUNTED: [TreeId; 3] = [TreeId::Messages, TreeId::Outbox, TreeId::Quarantine];
+const COUNTED: [TreeId; 4] = [TreeId::Messages, TreeId::Outbox, TreeId::Quarantine, TreeId::Unverified];
 
 fn counted_slot(tree: TreeId) -> Option<usize> {
     COUNTED.iter().position(|c| *c == tree)

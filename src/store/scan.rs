@@ -71,7 +71,7 @@ pub fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
 
 impl TreeId {
     /// Every tree, for audits that must look everywhere.
-    pub const ALL: [TreeId; 11] = [
+    pub const ALL: [TreeId; 14] = [
         TreeId::Messages,
         TreeId::Bodies,
         TreeId::Schedule,
@@ -83,5 +83,8 @@ impl TreeId {
         TreeId::MsgIds,
         TreeId::Outbox,
         TreeId::Quarantine,
+        TreeId::Unverified,
+        TreeId::Applied,
+        TreeId::Unblocked,
     ];
 }

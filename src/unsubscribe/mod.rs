@@ -13,8 +13,8 @@ pub mod http;
 use std::sync::Arc;
 
 use crate::accept::header_value;
-use crate::disposition::{fill, suppress};
-use crate::model::{Event, EventKind, Source, Status, SuppressionReason};
+use crate::disposition::{Finding, apply_effect, effect};
+use crate::model::{Event, EventKind, Source, Status};
 use crate::relay::Relay;
 use crate::store::queue::MessageRecord;
 use crate::store::{StoreError, WriteSet};
@@ -107,18 +107,24 @@ fn usable_base(b: &str) -> bool {
     !b.is_empty() && b.len() < 512 && b.bytes().all(|c| c.is_ascii_graphic() && c != b'>' && c != b'<')
 }
 
-/// The body for one transaction: `body` with the unsubscribe headers on top, or `body`
-/// itself when none apply or the app already set its own `List-Unsubscribe`.
+/// The body for one recipient's copy: `body` with that recipient's signed report token
+/// (`X-Rebound-Token:`, see [`crate::verp`]) and the unsubscribe headers on top. The
+/// unsubscribe headers are left out when unsubscribe is off or the app set its own
+/// `List-Unsubscribe`; DSNs rebound generates get neither.
 pub fn personalise(relay: &Relay, rec: &MessageRecord, index: usize, body: &Arc<Vec<u8>>, now: Timestamp) -> Arc<Vec<u8>> {
-    match header_block(relay, rec, index, now) {
-        Some(h) if header_value(body, "list-unsubscribe").is_none() => {
-            let mut out = Vec::with_capacity(h.len() + body.len());
-            out.extend_from_slice(h.as_bytes());
-            out.extend_from_slice(body);
-            Arc::new(out)
-        }
-        _ => body.clone(),
+    let Ok(rcpt_index) = u16::try_from(index) else { return body.clone() };
+    if rec.is_dsn {
+        return body.clone();
     }
+    let tag = crate::verp::VerpTag { queue_id: rec.id, rcpt_index, issued: now };
+    let mut head = format!("{}: {}\r\n", crate::verp::TOKEN_HEADER, relay.verp.report_token(&tag));
+    if let Some(h) = header_block(relay, rec, index, now).filter(|_| header_value(body, "list-unsubscribe").is_none()) {
+        head.push_str(&h);
+    }
+    let mut out = Vec::with_capacity(head.len() + body.len());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(body);
+    Arc::new(out)
 }
 
 /// What applying a valid token did.
@@ -140,21 +146,18 @@ pub fn apply(relay: &Relay, tok: &UnsubToken, via: &str, ws: &mut WriteSet) -> R
     if r.status == Status::Unsubscribed {
         return Ok(Applied::Already);
     }
-    let address = r.address.clone();
     let mut ev = Event::new(EventKind::Unsubscribed, relay.now());
-    fill(&mut ev, &rec, idx);
     ev.source = Some(Source::Unsubscribe);
     ev.rule = Some(format!("unsubscribe:{via}"));
     ev.diagnostic = Some(format!("recipient unsubscribed ({via})"));
     let old = rec.next_attempt;
-    rec.recipients[idx].status = Status::Unsubscribed;
-    rec.recipients[idx].last_diagnostic = ev.diagnostic.clone();
+    let mut events = Vec::new();
+    if apply_effect(relay, &mut rec, idx, effect(Finding::Unsubscribe), ev, ws, &mut events)?.is_none() {
+        return Ok(Applied::Already);
+    }
     if rec.is_finished() {
         rec.next_attempt = None;
     }
-    let ev = relay.record(ws, ev)?;
-    let mut events = vec![ev.clone()];
-    suppress(relay, ws, &address, SuppressionReason::Unsubscribe, &ev, &mut events)?;
     ws.put_message(&rec, old);
     Ok(Applied::Done(events))
 }
@@ -172,9 +175,15 @@ pub fn by_mail(relay: &Relay, raw: &[u8], envelope_rcpt: Option<&str>, ws: &mut 
         Ok(t) => match apply(relay, &t, "mailto", ws)? {
             Applied::Done(events) => events,
             Applied::Already => Vec::new(),
-            Applied::Gone => vec![unverified(relay, "unsubscribe token names a message no longer kept", ws)?],
+            Applied::Gone => {
+                unverified(relay, "unsubscribe token names a message no longer kept", ws)?;
+                Vec::new()
+            }
         },
-        Err(e) => vec![unverified(relay, &e.to_string(), ws)?],
+        Err(e) => {
+            unverified(relay, &e.to_string(), ws)?;
+            Vec::new()
+        }
     };
     Ok(Some(events))
 }
@@ -197,12 +206,13 @@ pub fn mailto_token(domain: &str, addr: &str) -> Option<String> {
     lower.strip_prefix(MAILTO_PREFIX).map(str::to_string)
 }
 
-fn unverified(relay: &Relay, why: &str, ws: &mut WriteSet) -> Result<Event, StoreError> {
+/// Keeps an untrusted unsubscribe mail in the security log; changes no recipient.
+fn unverified(relay: &Relay, why: &str, ws: &mut WriteSet) -> Result<(), StoreError> {
     let mut ev = Event::new(EventKind::Unverified, relay.now());
     ev.source = Some(Source::Unsubscribe);
     ev.diagnostic = Some(format!("unsubscribe mail not trusted: {why}"));
-    tracing::warn!(reason = why, "unsubscribe mail not trusted");
-    relay.record(ws, ev)
+    tracing::warn!(reason = why, "unsubscribe mail not trusted; kept in the security log");
+    crate::returned::record_unverified(relay, ws, ev)
 }
 
 #[cfg(test)]

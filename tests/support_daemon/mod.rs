@@ -76,6 +76,28 @@ pub fn python_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> (bo
     (out.status.success(), text)
 }
 
+/// Like [`python_send`], from source address `src` (e.g. 127.0.0.2: loopback, but outside
+/// a `relay_networks` of 127.0.0.1/32, so the daemon sees an outside host).
+pub fn python_send_from(src: &str, addr: SocketAddr, from: &str, to: &[&str], body: &str) -> (bool, String) {
+    let script = format!(
+        "import smtplib,sys\ns=smtplib.SMTP('{}',{},timeout=20,source_address=('{}',0))\ns.ehlo('outside.test')\nr=s.sendmail({:?},{:?},{:?})\nprint('refused',r)\ns.quit()\n",
+        addr.ip(),
+        addr.port(),
+        src,
+        from,
+        to,
+        body
+    );
+    let out = std::process::Command::new("python3").arg("-c").arg(&script).output().expect("python3 runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// The security log (untrusted returned reports), newest first.
+pub fn security_log(r: &Running) -> Vec<rebound::model::Event> {
+    r.relay.store.unverified(None, 10_000).unwrap().0
+}
+
 /// The event kinds of one recipient, oldest first.
 pub fn history(r: &Running, rcpt: &str) -> Vec<String> {
     let q = EventQuery { recipient: Some(rcpt.into()), limit: 1000, ascending: true, ..Default::default() };

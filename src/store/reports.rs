@@ -1,0 +1,135 @@
+//! What the returned-mail path must remember beyond the communications log:
+//!
+//! - the security log (`unverified`): returned reports that were not tied to a
+//!   recipient by a signed tag or token, bounded to [`MAX_UNVERIFIED`] entries
+//!   (the oldest go first), never indexed under a recipient and never sent by webhook;
+//! - the digests of reports already applied (`applied`), so a replay changes nothing;
+//! - the time of each address's last manual removal from the suppression list
+//!   (`unblocked`), so a report about a copy sent before it does not suppress again.
+
+use super::events::event_key;
+use super::{Store, StoreError, TreeId, WriteSet, hex, unhex};
+use crate::address::suppression_key;
+use crate::model::Event;
+use crate::time::Timestamp;
+
+/// Most entries kept in the security log.
+pub const MAX_UNVERIFIED: usize = 10_000;
+
+impl WriteSet {
+    /// Adds an (already stamped) entry to the security log.
+    pub fn put_unverified(&mut self, ev: &Event) {
+        if let Some(key) = unhex(&ev.id) {
+            self.insert(TreeId::Unverified, key, serde_json::to_vec(ev).unwrap_or_default());
+        }
+    }
+
+    /// Records that the report with this digest was applied at `time`.
+    pub fn mark_applied(&mut self, digest: &[u8], time: Timestamp) {
+        self.insert(TreeId::Applied, digest.to_vec(), time.millis().to_be_bytes().to_vec());
+    }
+
+    /// Records an operator's removal of `address` from the suppression list at `time`.
+    pub fn put_unblocked(&mut self, address: &str, time: Timestamp) {
+        if let Some(k) = suppression_key(address) {
+            self.insert(TreeId::Unblocked, k.into_bytes(), time.millis().to_be_bytes().to_vec());
+        }
+    }
+}
+
+impl Store {
+    /// Stamps `ev` and adds it to `ws` for the security log, with removals of the oldest
+    /// entries that keep the log within [`MAX_UNVERIFIED`].
+    pub fn log_unverified(&self, ws: &mut WriteSet, ev: &mut Event) -> Result<(), StoreError> {
+        self.stamp_event(ev)?;
+        let excess = (self.size(TreeId::Unverified) + 1).saturating_sub(MAX_UNVERIFIED);
+        for item in self.tree(TreeId::Unverified).iter().keys().take(excess) {
+            ws.remove(TreeId::Unverified, item?.to_vec());
+        }
+        ws.put_unverified(ev);
+        Ok(())
+    }
+
+    /// Security-log entries, newest first, older than `cursor` (an entry id) when given.
+    pub fn unverified(&self, cursor: Option<&str>, limit: usize) -> Result<(Vec<Event>, Option<String>), StoreError> {
+        let end = match cursor.and_then(unhex) {
+            Some(k) => k,
+            None => event_key(Timestamp(i64::MAX), u64::MAX).to_vec(),
+        };
+        let mut out = Vec::new();
+        for item in self.tree(TreeId::Unverified).range(..end).rev() {
+            let (k, v) = item?;
+            let Ok(mut ev) = serde_json::from_slice::<Event>(&v) else { continue };
+            if let Some(ms) = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) {
+                ev.time = Timestamp(ms as i64);
+            }
+            out.push(ev);
+            if out.len() >= limit {
+                return Ok((out, Some(hex(&k))));
+            }
+        }
+        Ok((out, None))
+    }
+
+    /// Entries in the security log.
+    pub fn unverified_count(&self) -> usize {
+        self.size(TreeId::Unverified)
+    }
+
+    /// When the report with this digest was applied, if it was.
+    pub fn applied_at(&self, digest: &[u8]) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.tree(TreeId::Applied).get(digest)?.and_then(|v| read_time(&v)))
+    }
+
+    /// When `address` was last removed from the suppression list by an operator.
+    pub fn unblocked_at(&self, address: &str) -> Result<Option<Timestamp>, StoreError> {
+        let Some(k) = suppression_key(address) else { return Ok(None) };
+        Ok(self.tree(TreeId::Unblocked).get(k.as_bytes())?.and_then(|v| read_time(&v)))
+    }
+}
+
+fn read_time(v: &[u8]) -> Option<Timestamp> {
+    Some(Timestamp(i64::from_be_bytes(v.try_into().ok()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EventKind;
+
+    #[test]
+    fn the_security_log_is_bounded_and_pages_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..(MAX_UNVERIFIED + 5) {
+            let mut ws = WriteSet::new();
+            let mut ev = Event::new(EventKind::Unverified, Timestamp(1_000_000 + i as i64));
+            ev.diagnostic = Some(format!("n{i}"));
+            store.log_unverified(&mut ws, &mut ev).unwrap();
+            store.apply(&ws).unwrap();
+        }
+        assert_eq!(store.unverified_count(), MAX_UNVERIFIED);
+        let (page, next) = store.unverified(None, 2).unwrap();
+        let last = format!("n{}", MAX_UNVERIFIED + 4);
+        assert_eq!(page[0].diagnostic.as_deref(), Some(last.as_str()));
+        let (page2, _) = store.unverified(next.as_deref(), 1).unwrap();
+        assert_eq!(page2[0].diagnostic.as_deref(), Some(format!("n{}", MAX_UNVERIFIED + 2).as_str()));
+        // The oldest five went.
+        let (all, _) = store.unverified(None, MAX_UNVERIFIED + 10).unwrap();
+        assert_eq!(all.last().unwrap().diagnostic.as_deref(), Some("n5"));
+    }
+
+    #[test]
+    fn applied_digests_and_unblock_times_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ws = WriteSet::new();
+        ws.mark_applied(b"digest-1", Timestamp(5));
+        ws.put_unblocked("Pupil@Example.NET", Timestamp(9));
+        store.apply(&ws).unwrap();
+        assert_eq!(store.applied_at(b"digest-1").unwrap(), Some(Timestamp(5)));
+        assert_eq!(store.applied_at(b"digest-2").unwrap(), None);
+        assert_eq!(store.unblocked_at("pupil@example.net").unwrap(), Some(Timestamp(9)));
+        assert_eq!(store.unblocked_at("other@example.net").unwrap(), None);
+    }
+}
