@@ -426,3 +426,77 @@ async fn postfix_dsns_after_delivery() {
     run_scenarios("postfix", &d, &copies, &scenarios, &log).await;
     d.stop().await;
 }
+
+// ---------------------------------------------------------------- Exim
+
+/// The Exim daemon (`-bdf`: in the foreground, so this is its pid), killed on drop.
+struct EximGuard {
+    child: Child,
+}
+
+impl Drop for EximGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes the config under `root`, starts Exim's daemon on `port` with a queue
+/// run every second; returns its guard, copies and main log.
+fn start_exim(exim: &Path, root: &Path, port: u16, rebound_port: u16) -> (EximGuard, Copies, PathBuf) {
+    let ids = user_ids("Debian-exim").unwrap();
+    let (spool, mail, copies) = (root.join("spool"), root.join("mail"), root.join("copies"));
+    for d in [&spool, &mail, &copies] {
+        std::fs::create_dir_all(d).unwrap();
+        chown(d, ids);
+    }
+    nearly_full_mailbox(&mail.join("full"), MAILBOX_LIMIT, ids);
+    let vars = [
+        ("EXIM", exim.display().to_string()),
+        ("SPOOL", spool.display().to_string()),
+        ("MAILDIR", mail.display().to_string()),
+        ("COPIES", copies.display().to_string()),
+        ("QUOTA", MAILBOX_LIMIT.to_string()),
+        ("BOUNCE_DOMAIN", BOUNCE_DOMAIN.to_string()),
+        ("REBOUND_PORT", rebound_port.to_string()),
+        ("CLOSED_PORT", free_port().to_string()),
+        ("PORT", port.to_string()),
+    ];
+    let conf = root.join("exim.conf");
+    std::fs::write(&conf, fill("exim.conf", &vars)).unwrap();
+    let log = spool.join("log/mainlog");
+    let child = Command::new(exim)
+        .arg("-C")
+        .arg(&conf)
+        .args(["-bdf", "-q1s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("exim starts");
+    let guard = EximGuard { child };
+    assert!(wait_port(port, Duration::from_secs(20)), "Exim never listened on {port}:\n{}\n{}", tail(&log, 30), tail(&spool.join("log/paniclog"), 30));
+    (guard, Copies { dir: copies, prepended: &[] }, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exim_dsns_after_delivery() {
+    let Some(exim) = prerequisites(true) else { return };
+    let exim = exim.expect("checked by prerequisites");
+    let dir = tempfile::tempdir().unwrap();
+    chmod(dir.path(), 0o755);
+    let mta_root = dir.path().join("mta");
+    std::fs::create_dir_all(&mta_root).unwrap();
+    chmod(&mta_root, 0o755);
+    let port = free_port();
+    let d = start_routed(&dir.path().join("rebound"), ([127, 0, 0, 1], port).into(), |c| c.bounces.domain = BOUNCE_DOMAIN.into()).await;
+    let (_guard, copies, log) = start_exim(&exim, &mta_root, port, d.smtp_addrs[0].port());
+    let scenarios = [
+        Scenario { rcpt: "gone@local.exim.test", fixture: "exim-user-unknown.eml", want: Status::Bounced, delay_warning_first: None },
+        Scenario { rcpt: "off@local.exim.test", fixture: "exim-mailbox-disabled.eml", want: Status::Bounced, delay_warning_first: None },
+        Scenario { rcpt: "full@quota.exim.test", fixture: "exim-quota.eml", want: Status::Failed, delay_warning_first: None },
+        Scenario { rcpt: "late@slow.exim.test", fixture: "exim-deferral-timeout.eml", want: Status::Failed, delay_warning_first: None },
+    ];
+    run_scenarios("exim", &d, &copies, &scenarios, &log).await;
+    d.stop().await;
+}
