@@ -91,6 +91,8 @@ async fn mail_parameters_and_size_limits() {
     assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=65537").await, too_big);
     assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=5000000000000000").await, too_big);
     assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=99999999999999999999999999").await, too_big);
+    assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=50000000000000000000000").await, too_big);
+    assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=18446744073709617152").await, too_big, "2^64 + 65536 must not wrap");
     assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=12ab").await, "501 5.5.4 Invalid SIZE parameter");
     assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=").await, "501 5.5.4 Invalid SIZE parameter");
     assert_eq!(c.cmd("MAIL FROM:<a@example.com> FOO=BAR").await, "555 5.5.4 Unsupported parameter FOO=BAR");

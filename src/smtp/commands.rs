@@ -27,6 +27,10 @@ impl<I: Intake> Session<I> {
         if has_source_route(line) {
             return self.error(553, "5.1.3", "Source routes are not accepted");
         }
+        if size_param_exceeds(line, self.server.cfg.smtp.max_message_size.0) {
+            let max = self.server.cfg.smtp.max_message_size.0;
+            return self.error(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} octets)"));
+        }
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r.into_owned(),
             Err(e) => return self.parse_error(e),
@@ -203,6 +207,23 @@ impl<I: Intake> Session<I> {
     }
 }
 
+/// True when `line` is a MAIL command whose `SIZE=` declares more than `max` octets, read
+/// from the digits themselves (any length), so a value past `u64` cannot wrap to a small one.
+fn size_param_exceeds(line: &[u8], max: u64) -> bool {
+    if line.len() < 5 || !line[..5].eq_ignore_ascii_case(b"MAIL ") {
+        return false;
+    }
+    let Some(gt) = line.iter().position(|&b| b == b'>') else { return false };
+    line[gt + 1..].split(|b| b.is_ascii_whitespace()).any(|param| {
+        let Some(value) = param.get(5..).filter(|_| param.len() > 5 && param[..5].eq_ignore_ascii_case(b"SIZE=")) else { return false };
+        if !value.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        let digits = value.iter().skip_while(|&&b| b == b'0').count();
+        digits > 19 || std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok()).is_none_or(|n| n > max)
+    })
+}
+
 /// Validates an envelope address: non-ASCII needs SMTPUTF8, then [`Address::parse`].
 pub fn parse_address(raw: &str, smtputf8: bool) -> Result<Address, Refusal> {
     if !raw.is_ascii() && !smtputf8 {
@@ -265,4 +286,19 @@ fn has_source_route(line: &[u8]) -> bool {
 /// Client-supplied text made safe for replies, headers and logs: printable ASCII only, bounded.
 pub fn printable(s: &str, max: usize) -> String {
     s.chars().take(max).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::size_param_exceeds;
+
+    #[test]
+    fn declared_sizes_are_compared_without_overflow() {
+        assert!(size_param_exceeds(b"MAIL FROM:<a@b> SIZE=50000000000000000000000", 1000));
+        assert!(size_param_exceeds(b"mail FROM:<a@b> BODY=8BITMIME size=1001", 1000));
+        assert!(!size_param_exceeds(b"MAIL FROM:<a@b> SIZE=1000", 1000));
+        assert!(!size_param_exceeds(b"MAIL FROM:<a@b> SIZE=00000000000000000000001000", 1000));
+        assert!(!size_param_exceeds(b"MAIL FROM:<a@b> SIZE=12ab", 1000), "left to the parser's syntax error");
+        assert!(!size_param_exceeds(b"RCPT TO:<a@b> SIZE=5000", 1000));
+    }
 }
