@@ -23,17 +23,19 @@
 
 mod commit;
 pub mod events;
+pub mod health;
 pub mod queue;
 pub mod reports;
 pub mod scan;
 pub mod suppression;
 
 pub use commit::Committer;
+pub use health::{Fault, StoreHealth};
 pub use queue::{MessageRecord, RcptRecord};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use std::cell::Cell;
-use std::path::Path;
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
@@ -143,6 +145,8 @@ pub struct Store {
     opened_clean: bool,
     /// Set by [`Store::close_cleanly`]; the next write first removes the mark.
     marked_clean: Arc<AtomicBool>,
+    /// The data directory (the commit task's disk probe writes there).
+    dir: Arc<PathBuf>,
 }
 
 /// Key (in sled's default tree) of the sizes saved by a clean close; present only between a clean
@@ -205,6 +209,7 @@ impl Store {
             sizes: Arc::new(sizes.map(AtomicI64::new)),
             opened_clean: saved.is_some(),
             marked_clean: Arc::new(AtomicBool::new(false)),
+            dir: Arc::new(dir.to_path_buf()),
         })
     }
 
@@ -262,8 +267,18 @@ impl Store {
     /// Applies a write set atomically (one sled transaction over the trees it touches).
     /// Not durable until a [`Committer`] flush covers it.
     pub fn apply(&self, ws: &WriteSet) -> Result<(), StoreError> {
+        self.apply_inner(ws, false).map(drop)
+    }
+
+    /// Like [`Store::apply`], and returns the write set that undoes it (the previous values,
+    /// in reverse order): the commit task takes back a group whose flush failed.
+    pub(crate) fn apply_undoable(&self, ws: &WriteSet) -> Result<WriteSet, StoreError> {
+        self.apply_inner(ws, true)
+    }
+
+    fn apply_inner(&self, ws: &WriteSet, undoable: bool) -> Result<WriteSet, StoreError> {
         if ws.ops.is_empty() {
-            return Ok(());
+            return Ok(WriteSet::new());
         }
         self.unmark_clean()?;
         let mut ids: Vec<TreeId> = Vec::new();
@@ -273,13 +288,15 @@ impl Store {
             }
         }
         if ids.len() == 1 && counted_slot(ids[0]).is_none() {
-            return self.apply_batch(ids[0], ws);
+            return self.apply_batch(ids[0], ws, undoable);
         }
         let trees: Vec<&sled::Tree> = ids.iter().map(|t| self.tree(*t)).collect();
         // The closure runs again after a conflict: only the last run's changes count.
         let deltas = Cell::new([0i64; COUNTED.len()]);
+        let undo = RefCell::new(WriteSet::new());
         let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
             let mut d = [0i64; COUNTED.len()];
+            let mut u = WriteSet::new();
             for (t, k, v) in &ws.ops {
                 let i = ids.iter().position(|x| x == t).unwrap_or(0);
                 let old = match v {
@@ -289,8 +306,12 @@ impl Store {
                 if let Some(slot) = counted_slot(*t) {
                     d[slot] += i64::from(v.is_some() && old.is_none()) - i64::from(v.is_none() && old.is_some());
                 }
+                if undoable {
+                    u.ops.push((*t, k.clone(), old.map(|o| o.to_vec())));
+                }
             }
             deltas.set(d);
+            *undo.borrow_mut() = u;
             Ok::<(), ConflictableTransactionError<()>>(())
         });
         res.map_err(|e| match e {
@@ -298,23 +319,42 @@ impl Store {
             TransactionError::Abort(()) => StoreError::Db("transaction aborted".into()),
         })?;
         self.add_sizes(deltas.get());
-        Ok(())
+        let mut undo = undo.into_inner();
+        undo.ops.reverse();
+        Ok(undo)
     }
 
-    fn apply_batch(&self, id: TreeId, ws: &WriteSet) -> Result<(), StoreError> {
+    fn apply_batch(&self, id: TreeId, ws: &WriteSet, undoable: bool) -> Result<WriteSet, StoreError> {
+        let mut undo = WriteSet::new();
         let mut b = sled::Batch::default();
         for (_, k, v) in &ws.ops {
+            if undoable {
+                undo.ops.push((id, k.clone(), self.tree(id).get(k)?.map(|o| o.to_vec())));
+            }
             match v {
                 Some(v) => b.insert(k.as_slice(), v.as_slice()),
                 None => b.remove(k.as_slice()),
             }
         }
-        Ok(self.tree(id).apply_batch(b)?)
+        self.tree(id).apply_batch(b)?;
+        undo.ops.reverse();
+        Ok(undo)
     }
 
     /// Blocking fsync of everything written so far. Only the [`Committer`] calls it.
     pub(crate) fn flush_blocking(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(|e| StoreError::Flush(e.to_string()))
+    }
+
+    /// Checks that the data directory takes a write and an fsync again, then that the
+    /// database does (a small key in the default tree, flushed). Blocking; only the
+    /// [`Committer`] calls it, so no flush runs concurrently.
+    pub(crate) fn probe_blocking(&self) -> Result<(), ProbeFailure> {
+        probe_dir(&self.dir).map_err(|e| ProbeFailure::Disk(e.to_string()))?;
+        let handle = |e: StoreError| ProbeFailure::Handle(e.to_string());
+        self.db.insert(PROBE_KEY, &Timestamp::now().millis().to_be_bytes()[..]).map_err(|e| handle(e.into()))?;
+        self.db.remove(PROBE_KEY).map_err(|e| handle(e.into()))?;
+        self.flush_blocking().map_err(handle)
     }
 
     /// Size of the database on disk, in bytes.
@@ -343,6 +383,32 @@ impl Store {
 }
 
 use sled::Transactional;
+
+use crate::time::Timestamp;
+
+/// Key (in sled's default tree) the health probe writes and removes.
+const PROBE_KEY: &[u8] = b"rebound.probe";
+
+/// Why a health probe failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProbeFailure {
+    /// The filesystem still refuses a write or fsync: wait.
+    Disk(String),
+    /// The filesystem takes writes but the database handle fails: a restart is needed.
+    Handle(String),
+}
+
+/// Writes, fsyncs and removes a 64 KiB file in `dir`.
+fn probe_dir(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(".rebound-probe");
+    let res = std::fs::File::create(&path).and_then(|mut f| {
+        f.write_all(&[0u8; 64 * 1024])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    res
+}
 
 /// Opens sled, waiting up to 5 s for the file lock: a previous instance in this
 /// process (or one still exiting) releases it once its background flusher stops.
@@ -430,6 +496,26 @@ mod tests {
         let again = Store::open(dir.path()).unwrap();
         assert_eq!((again.queue_len(), again.quarantined()), (0, 1));
         assert!(!again.opened_clean());
+    }
+
+    #[test]
+    fn an_undo_set_restores_values_and_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (m, b) = (TreeId::Messages, TreeId::Bodies);
+        store.apply(&set(&[(m, b"1", Some(b"a")), (b, b"1", Some(b"x"))])).unwrap();
+        let undo = store.apply_undoable(&set(&[(m, b"1", Some(b"b")), (m, b"2", Some(b"c")), (m, b"2", Some(b"d")), (b, b"1", None)])).unwrap();
+        assert_eq!(store.queue_len(), 2);
+        store.apply(&undo).unwrap();
+        assert_eq!(store.queue_len(), 1);
+        assert_eq!(store.tree(m).get(b"1").unwrap().as_deref(), Some(&b"a"[..]));
+        assert!(store.tree(m).get(b"2").unwrap().is_none());
+        assert_eq!(store.tree(b).get(b"1").unwrap().as_deref(), Some(&b"x"[..]));
+        let undo = store.apply_undoable(&set(&[(b, b"1", Some(b"y")), (b, b"2", Some(b"z"))])).unwrap(); // the batch path
+        store.apply(&undo).unwrap();
+        assert_eq!(store.tree(b).get(b"1").unwrap().as_deref(), Some(&b"x"[..]));
+        assert!(store.tree(b).get(b"2").unwrap().is_none());
+        assert_eq!(store.probe_blocking(), Ok(()));
     }
 
     #[test]
