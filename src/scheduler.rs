@@ -4,8 +4,14 @@
 //! recipient), and hands the replies to [`crate::disposition`]. In-flight
 //! messages are tracked in memory; after a crash their schedule entries are
 //! still due, so delivery is at-least-once.
+//!
+//! An attempt starts only while the store can record its outcome: when the
+//! store is faulted (a failed write or flush) the loop starts nothing, and an
+//! attempt that finished but could not be recorded keeps its outcome in memory
+//! (the message stays in flight, so it is not sent again); those outcomes are
+//! written first once the store recovers.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::address::Address;
 use crate::disposition::{Outcome, apply_attempt, expire_pending};
-use crate::model::{EnhancedCode, Reply, Status};
+use crate::model::{EnhancedCode, Event, Reply, Status};
 use crate::outbound::{Deliver, Transaction};
 use crate::relay::Relay;
 use crate::store::queue::{MessageRecord, schedule_key};
@@ -26,25 +32,57 @@ use crate::verp::VerpTag;
 /// Most messages taken from the index per wake-up.
 const BATCH: usize = 512;
 
+/// Queue ids of the messages being attempted, or whose outcome waits in [`Held`].
+type InFlight = Arc<Mutex<HashSet<u64>>>;
+
+/// Outcomes of finished attempts that the store could not record, by queue id.
+type Held = Arc<Mutex<HashMap<u64, Unrecorded>>>;
+
+/// A finished attempt whose write set failed: written again once the store recovers.
+#[derive(Debug)]
+struct Unrecorded {
+    ws: WriteSet,
+    events: Vec<Event>,
+    rec: MessageRecord,
+}
+
+/// Why an attempt ended without its outcome on disk.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Delivered (or refused) but not recorded: the outcome is kept, the message not retried.
+    #[error("outcome could not be recorded: {error}")]
+    Unrecorded { error: StoreError, outcome: Box<Unrecorded> },
+}
+
 /// Runs until `shutdown`; in-flight attempts are tracked by `tracker`.
 pub async fn run<D: Deliver>(relay: Arc<Relay>, transport: Arc<D>, shutdown: CancellationToken, tracker: TaskTracker) {
-    let inflight: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let inflight: InFlight = Arc::default();
+    let held: Held = Arc::default();
     let slots = Arc::new(Semaphore::new(relay.cfg.delivery.concurrency.max(1) * 4));
     loop {
         if shutdown.is_cancelled() {
-            return;
+            break;
+        }
+        if relay.committer.is_poisoned() || !record_held(&relay, &held, &inflight).await {
+            // Paused: nothing starts until the store can record outcomes again.
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = relay.committer.health().changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
         }
         let started = match take_due(&relay, &inflight) {
             Ok(due) => {
                 let n = due.len();
                 for (at, id) in due {
                     let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                    let (relay, transport, inflight) = (relay.clone(), transport.clone(), inflight.clone());
+                    let (relay, transport, inflight, held) = (relay.clone(), transport.clone(), inflight.clone(), held.clone());
                     tracker.spawn(async move {
-                        if let Err(e) = attempt(&relay, transport.as_ref(), id, at).await {
-                            tracing::error!(queue_id = %format!("{id:X}"), error = %e, "attempt could not be recorded");
-                        }
-                        inflight.lock().map(|mut s| s.remove(&id)).ok();
+                        let result = attempt(&relay, transport.as_ref(), id, at).await;
+                        finish(&relay, id, result, &inflight, &held);
                         drop(permit);
                     });
                 }
@@ -58,16 +96,67 @@ pub async fn run<D: Deliver>(relay: Arc<Relay>, transport: Arc<D>, shutdown: Can
         if started < BATCH {
             let pause = sleep_time(&relay);
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 _ = relay.wake.notified() => {}
+                _ = relay.committer.health().changed() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }
     }
+    warn_unrecorded(&held);
+}
+
+/// Releases the message after its attempt, or keeps it in flight with its outcome held.
+fn finish(relay: &Relay, id: u64, result: Result<(), AttemptError>, inflight: &Mutex<HashSet<u64>>, held: &Mutex<HashMap<u64, Unrecorded>>) {
+    match result {
+        Ok(()) => {}
+        Err(AttemptError::Unrecorded { error, outcome }) => {
+            tracing::debug!(queue_id = %format!("{id:X}"), error = %error, "outcome held until the store recovers");
+            held.lock().map(|mut h| h.insert(id, *outcome)).ok();
+            return;
+        }
+        // While faulted the store's one log line says why; no line per message.
+        Err(e) if relay.committer.is_poisoned() => tracing::debug!(queue_id = %format!("{id:X}"), error = %e, "attempt not recorded"),
+        Err(e) => tracing::error!(queue_id = %format!("{id:X}"), error = %e, "attempt could not be recorded"),
+    }
+    inflight.lock().map(|mut s| s.remove(&id)).ok();
+}
+
+/// Writes the held outcomes (oldest first is not needed: each is one message). False when
+/// some could not be written yet (the store faulted again).
+async fn record_held(relay: &Relay, held: &Mutex<HashMap<u64, Unrecorded>>, inflight: &Mutex<HashSet<u64>>) -> bool {
+    let pending: Vec<(u64, Unrecorded)> = match held.lock() {
+        Ok(mut h) if !h.is_empty() => h.drain().collect(),
+        _ => return true,
+    };
+    let n = pending.len();
+    let mut rest = pending.into_iter();
+    while let Some((id, u)) = rest.next() {
+        if relay.commit(u.ws.clone(), &u.events).await.is_err() {
+            if let Ok(mut h) = held.lock() {
+                h.insert(id, u);
+                h.extend(rest);
+            }
+            return false;
+        }
+        log_outcomes(&u.events);
+        notify_sender(relay, &u.rec, &u.events).await;
+        inflight.lock().map(|mut s| s.remove(&id)).ok();
+    }
+    tracing::info!(outcomes = n, "recorded the delivery outcomes held during the storage fault");
+    true
+}
+
+/// At shutdown: outcomes still held are lost, so those messages are attempted again after restart.
+fn warn_unrecorded(held: &Mutex<HashMap<u64, Unrecorded>>) {
+    let ids: Vec<String> = held.lock().map(|h| h.keys().map(|id| format!("{id:X}")).collect()).unwrap_or_default();
+    if !ids.is_empty() {
+        tracing::warn!(messages = ids.len(), queue_ids = %ids.join(","), "delivery outcomes could not be recorded before shutdown; these messages will be attempted again");
+    }
 }
 
 /// Due entries not already in flight; marks them in flight.
-fn take_due(relay: &Relay, inflight: &Mutex<HashSet<u64>>) -> Result<Vec<(Timestamp, u64)>, StoreError> {
+fn take_due(relay: &Relay, inflight: &InFlight) -> Result<Vec<(Timestamp, u64)>, StoreError> {
     let mut set = inflight.lock().map_err(|_| StoreError::Db("scheduler lock poisoned".into()))?;
     let due = relay.store.due(relay.now(), set.len() + BATCH)?;
     let fresh: Vec<_> = due.into_iter().filter(|(_, id)| !set.contains(id)).take(BATCH).collect();
@@ -87,21 +176,24 @@ fn sleep_time(relay: &Relay) -> Duration {
     }
 }
 
-/// One attempt for one message.
-async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestamp) -> Result<(), StoreError> {
+/// One attempt for one message; nothing is sent while the store is faulted.
+async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestamp) -> Result<(), AttemptError> {
     let Some(mut rec) = relay.store.message(id)? else {
-        relay.store.tree(TreeId::Schedule).remove(schedule_key(at, id))?;
+        relay.store.tree(TreeId::Schedule).remove(schedule_key(at, id)).map_err(StoreError::from)?;
         return Ok(());
     };
     if rec.next_attempt != Some(at) {
-        relay.store.tree(TreeId::Schedule).remove(schedule_key(at, id))?;
+        relay.store.tree(TreeId::Schedule).remove(schedule_key(at, id)).map_err(StoreError::from)?;
         return Ok(());
     }
     let now = relay.now();
     let body = match relay.store.body(id)? {
         Some(b) => Arc::new(b),
-        None => return expire_without_body(relay, &mut rec, now).await,
+        None => return Ok(expire_without_body(relay, &mut rec, now).await?),
     };
+    if relay.committer.is_poisoned() {
+        return Ok(()); // due again once the store recovers
+    }
     let (dropped_ws, mut dropped) = drop_newly_suppressed(relay, &mut rec, now)?;
     let groups = pending_by_domain(&rec);
     let started = Instant::now();
@@ -118,7 +210,9 @@ async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestam
     ws.extend(dropped_ws);
     dropped.extend(events);
     let events = dropped;
-    relay.commit(ws, &events).await?;
+    if let Err(error) = relay.commit(ws.clone(), &events).await {
+        return Err(AttemptError::Unrecorded { error, outcome: Box::new(Unrecorded { ws, events, rec }) });
+    }
     log_outcomes(&events);
     notify_sender(relay, &rec, &events).await;
     Ok(())
@@ -158,7 +252,7 @@ fn drop_newly_suppressed(relay: &Relay, rec: &mut MessageRecord, now: Timestamp)
 }
 
 /// One log line per recipient outcome, for operators (the event log is the product's record).
-fn log_outcomes(events: &[crate::model::Event]) {
+fn log_outcomes(events: &[Event]) {
     for e in events {
         let (q, r, d) = (e.queue_id.as_deref().unwrap_or("-"), e.recipient.as_deref().unwrap_or("-"), e.diagnostic.as_deref().unwrap_or(""));
         tracing::info!(queue_id = q, recipient = r, status = e.status.as_str(), relay = e.remote_host.as_deref().unwrap_or("-"), "{d}");
@@ -167,7 +261,7 @@ fn log_outcomes(events: &[crate::model::Event]) {
 
 /// Queues a DSN to the sender for this attempt's failures, if one is due (logged on failure:
 /// the attempt itself is already recorded).
-async fn notify_sender(relay: &Relay, rec: &MessageRecord, events: &[crate::model::Event]) {
+async fn notify_sender(relay: &Relay, rec: &MessageRecord, events: &[Event]) {
     match crate::dsn::maybe_notify(relay, rec, events).await {
         Ok(Some(id)) => tracing::info!(queue_id = %rec.queue_id(), dsn = %format!("{id:X}"), "DSN queued for the sender"),
         Ok(None) => {}
