@@ -2,6 +2,9 @@
 //! starts the SMTP server, the scheduler, the admin API, the webhook sender and
 //! the retention task, tells systemd it is ready, and on SIGTERM/SIGINT drains:
 //! sessions get `421`, in-flight attempts finish or time out, everything is flushed.
+//! The whole shutdown is bounded by `server.shutdown_timeout` (a watchdog exits
+//! non-zero if a flush hangs on a failed disk); a final flush that fails, or a
+//! store that needs a restart to write again, exits non-zero.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +31,9 @@ pub enum DaemonError {
     Startup(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    /// The store could not be flushed at shutdown, or needs a restart to take writes again.
+    #[error("storage failed: {0}")]
+    Storage(String),
 }
 
 /// A running daemon (in-process), with the addresses it actually bound.
@@ -43,34 +49,60 @@ pub struct Running {
     attempts: TaskTracker,
 }
 
+/// Share of `shutdown_timeout` given to draining; the rest is for the final flush.
+const DRAIN_SHARE: f64 = 0.75;
+/// Share of `shutdown_timeout` by which the final flush must have finished.
+const FLUSH_SHARE: f64 = 0.9;
+
 impl Running {
     /// Drains and stops: sessions get 421, attempts finish (bounded by `server.shutdown_timeout`).
     pub async fn stop(self) {
+        let _ = self.stop_checked().await;
+    }
+
+    /// Like [`Running::stop`]; an error when the final flush failed or did not finish in time.
+    pub async fn stop_checked(self) -> Result<(), DaemonError> {
         let relay = self.relay.clone();
         relay.shutting_down.store(true, Ordering::SeqCst);
         self.shutdown.cancel();
         self.attempts.close();
-        let deadline = relay.cfg.server.shutdown_timeout.0;
+        let timeout = relay.cfg.server.shutdown_timeout.0;
         let drain = async {
             for t in self.tasks {
                 let _ = t.await;
             }
             self.attempts.wait().await;
         };
-        let drained = tokio::time::timeout(deadline, drain).await.is_ok();
+        let drained = tokio::time::timeout(timeout.mul_f64(DRAIN_SHARE), drain).await.is_ok();
         if !drained {
             tracing::warn!("shutdown deadline passed with work still running; it resumes after restart");
         }
-        if let Err(e) = relay.committer.durable().await {
+        let flush_budget = timeout.mul_f64(FLUSH_SHARE - DRAIN_SHARE);
+        let flushed = match tokio::time::timeout(flush_budget, relay.committer.durable()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("the final flush did not finish within server.shutdown_timeout".into()),
+        };
+        if let Err(e) = flushed {
             tracing::error!(error = %e, "final flush failed");
-        } else if drained {
-            // Nothing writes any more: the next start may skip its queue scan.
-            let store = relay.store.clone();
-            let marked = tokio::task::spawn_blocking(move || store.close_cleanly().map_err(|e| e.to_string())).await;
-            if let Err(e) = marked.map_err(|e| e.to_string()).and_then(|r| r) {
-                tracing::error!(error = %e, "could not mark the store closed cleanly");
-            }
+            return Err(DaemonError::Storage(format!("final flush failed: {e}")));
         }
+        if drained {
+            mark_closed_cleanly(&relay, flush_budget).await;
+        }
+        Ok(())
+    }
+}
+
+/// Nothing writes any more: the next start may skip its queue scan.
+async fn mark_closed_cleanly(relay: &Relay, budget: Duration) {
+    let store = relay.store.clone();
+    let marked = tokio::time::timeout(budget, tokio::task::spawn_blocking(move || store.close_cleanly().map_err(|e| e.to_string()))).await;
+    let res = match marked {
+        Ok(joined) => joined.map_err(|e| e.to_string()).and_then(|r| r),
+        Err(_) => Err("timed out".into()),
+    };
+    if let Err(e) = res {
+        tracing::error!(error = %e, "could not mark the store closed cleanly");
     }
 }
 
@@ -166,11 +198,13 @@ async fn retention_loop(relay: Arc<Relay>, shutdown: CancellationToken) {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT (blocking; builds its own runtime).
+/// Runs the daemon until SIGTERM/SIGINT, or until the store needs a restart (blocking; builds
+/// its own runtime). Returns within `server.shutdown_timeout` of the signal.
 pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rebound").build().map_err(|e| DaemonError::Startup(e.to_string()))?;
-    rt.block_on(async move {
+    let timeout = cfg.server.shutdown_timeout.0;
+    let res = rt.block_on(async move {
         let source = config_path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
         let running = start(cfg, Arc::new(SystemClock)).await?;
         for a in &running.smtp_addrs {
@@ -181,12 +215,32 @@ pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonErro
         }
         tracing::info!(config = %source, data_dir = %running.relay.cfg.server.data_dir.display(), "api listening on {}", running.api_addr);
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-        wait_for_signal().await;
+        let relay = running.relay.clone();
+        let restart = tokio::select! {
+            _ = wait_for_signal() => false,
+            _ = relay.committer.health().restart_needed() => true,
+        };
+        start_watchdog(timeout);
         tracing::info!("shutting down");
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-        running.stop().await;
-        Ok(())
-    })
+        let stopped = running.stop_checked().await;
+        if restart {
+            return Err(DaemonError::Storage("the database needs a restart to take writes again".into()));
+        }
+        stopped
+    });
+    // Blocking tasks stuck on a failed disk must not hold the exit.
+    rt.shutdown_timeout(timeout.mul_f64(1.0 - FLUSH_SHARE) / 2);
+    res
+}
+
+/// Exits non-zero if the shutdown has not finished within `timeout` (a flush hung on a failed disk).
+fn start_watchdog(timeout: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(timeout);
+        tracing::error!("shutdown did not finish within server.shutdown_timeout; exiting without a clean close");
+        std::process::exit(1);
+    });
 }
 
 async fn wait_for_signal() {
