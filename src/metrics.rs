@@ -1,6 +1,6 @@
 //! `GET /metrics`: the relay's counters and gauges in Prometheus text format
 //! (messages by outcome, queue depth, oldest message age, attempt latency
-//! histogram, SMTP sessions, webhook backlog, database size).
+//! histogram, SMTP sessions, webhook backlog, database size, storage faults).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -45,6 +45,9 @@ pub fn render(relay: &Relay, smtp: SmtpGauges) -> String {
     gauge(&mut out, "rebound_quarantined_records", "Undecodable records moved aside.", relay.store.quarantined() as u64);
     gauge(&mut out, "rebound_db_size_bytes", "Size of the sled database on disk.", relay.store.size_on_disk());
     counter(&mut out, "rebound_flushes_total", "Group-commit flushes (fsync) done.", relay.committer.flush_count());
+    let health = relay.committer.health();
+    gauge(&mut out, "rebound_store_faulted", "1 while the store cannot record anything (a write or flush failed): intake refuses, deliveries pause.", u64::from(health.is_faulted()));
+    counter(&mut out, "rebound_store_faults_total", "Storage faults (failed write or flush) since start.", health.faults_total());
     out
 }
 

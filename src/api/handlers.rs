@@ -85,8 +85,14 @@ pub async fn healthz(State(relay): Rel) -> Response {
     if !relay.ready.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"}))).into_response();
     }
-    if relay.committer.is_poisoned() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "storage_failed"}))).into_response();
+    if let Some(f) = relay.committer.health().fault() {
+        let body = json!({"status": "storage_failed", "reason": f.reason, "since": f.since, "restart_needed": f.restart_needed});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    let min = relay.cfg.smtp.min_free_space.0;
+    if let Some(free) = crate::accept::free_space(&relay.cfg.server.data_dir).filter(|f| *f < min) {
+        let reason = format!("{free} bytes free in data_dir, below smtp.min_free_space ({min}): MAIL gets 452 4.3.1");
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "insufficient_storage", "reason": reason}))).into_response();
     }
     Json(json!({"status": "ok"})).into_response()
 }
