@@ -111,6 +111,22 @@ impl Daemon {
         (ok, self.log.lock().unwrap().clone())
     }
 
+    /// SIGTERM and wait at most `limit`: `Some((exited 0, log))`, or `None` (then SIGKILL) when
+    /// it was still running.
+    pub fn term_within(mut self, limit: Duration) -> Option<(bool, String)> {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                return Some((status.success(), self.log.lock().unwrap().clone()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
