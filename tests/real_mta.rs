@@ -6,9 +6,9 @@
 //!
 //! | scenario | MTA says | expected |
 //! | --- | --- | --- |
-//! | user vanished after acceptance | 5.1.1 | `bounced`, suppressed |
+//! | user vanished after acceptance | 5.1.1 | `bounced` (reason `userunknown`), suppressed |
 //! | mailbox disabled | 5.2.1 | `bounced`, suppressed (SPEC §1 table: "mailbox disabled") |
-//! | over quota | 5.2.2 / Exim "mailbox is full" | `failed`, not suppressed |
+//! | over quota | 5.2.2 / Exim "mailbox is full" | `failed` (reason `mailboxfull`), not suppressed |
 //! | deferral timed out | 4.4.1, Action: failed | `failed`, not suppressed |
 //! | delay warning (Postfix) | Action: delayed | a `delayed` event, status unchanged |
 //!
@@ -235,6 +235,8 @@ struct Scenario {
     /// The file the real DSN is saved as.
     fixture: &'static str,
     want: Status,
+    /// The reason the final event must carry, where the DSN leaves no doubt.
+    want_reason: Option<&'static str>,
     /// The MTA sends a delay warning first (Action: delayed), which must record
     /// `delayed` and leave the status alone.
     delay_warning_first: Option<&'static str>,
@@ -284,6 +286,14 @@ async fn follow(d: &Running, copies: &Copies, s: &Scenario, deadline: Instant) -
     let last_status_event = h.iter().rev().find(|k| Status::ALL.iter().any(|st| st.as_str() == k.as_str()));
     if last_status_event.map(|k| k.as_str()) != Some(final_kind) {
         failed.push(format!("{rcpt}: last status-setting event {last_status_event:?}, want {final_kind:?} (history {h:?})"));
+    }
+    if let Some(want) = s.want_reason {
+        let q = EventQuery { recipient: Some(rcpt.into()), limit: 1000, ascending: true, ..Default::default() };
+        let events = d.relay.store.query_events(&q).unwrap().events;
+        let reason = events.iter().rev().find(|e| e.status.as_str() == final_kind).and_then(|e| e.reason).map(|r| r.as_str());
+        if reason != Some(want) {
+            failed.push(format!("{rcpt}: the `{final_kind}` event's reason is {reason:?}, want {want:?}"));
+        }
     }
     let sup = d.relay.store.suppression(rcpt).unwrap();
     match (s.want, sup) {
@@ -413,13 +423,14 @@ async fn postfix_dsns_after_delivery() {
     let d = start_routed(&dir.path().join("rebound"), ([127, 0, 0, 1], port).into(), |c| c.bounces.domain = BOUNCE_DOMAIN.into()).await;
     let (_guard, copies, log) = start_postfix(&mta_root, port, d.smtp_addrs[0].port());
     let scenarios = [
-        Scenario { rcpt: "gone@local.postfix.test", fixture: "postfix-user-unknown.eml", want: Status::Bounced, delay_warning_first: None },
-        Scenario { rcpt: "off@disabled.postfix.test", fixture: "postfix-mailbox-disabled.eml", want: Status::Bounced, delay_warning_first: None },
-        Scenario { rcpt: "full@quota.postfix.test", fixture: "postfix-quota.eml", want: Status::Failed, delay_warning_first: None },
+        Scenario { rcpt: "gone@local.postfix.test", fixture: "postfix-user-unknown.eml", want: Status::Bounced, want_reason: Some("userunknown"), delay_warning_first: None },
+        Scenario { rcpt: "off@disabled.postfix.test", fixture: "postfix-mailbox-disabled.eml", want: Status::Bounced, want_reason: None, delay_warning_first: None },
+        Scenario { rcpt: "full@quota.postfix.test", fixture: "postfix-quota.eml", want: Status::Failed, want_reason: Some("mailboxfull"), delay_warning_first: None },
         Scenario {
             rcpt: "late@slow.postfix.test",
             fixture: "postfix-deferral-timeout.eml",
             want: Status::Failed,
+            want_reason: None,
             delay_warning_first: Some("postfix-delay-warning.eml"),
         },
     ];
@@ -492,10 +503,10 @@ async fn exim_dsns_after_delivery() {
     let d = start_routed(&dir.path().join("rebound"), ([127, 0, 0, 1], port).into(), |c| c.bounces.domain = BOUNCE_DOMAIN.into()).await;
     let (_guard, copies, log) = start_exim(&exim, &mta_root, port, d.smtp_addrs[0].port());
     let scenarios = [
-        Scenario { rcpt: "gone@local.exim.test", fixture: "exim-user-unknown.eml", want: Status::Bounced, delay_warning_first: None },
-        Scenario { rcpt: "off@local.exim.test", fixture: "exim-mailbox-disabled.eml", want: Status::Bounced, delay_warning_first: None },
-        Scenario { rcpt: "full@quota.exim.test", fixture: "exim-quota.eml", want: Status::Failed, delay_warning_first: None },
-        Scenario { rcpt: "late@slow.exim.test", fixture: "exim-deferral-timeout.eml", want: Status::Failed, delay_warning_first: None },
+        Scenario { rcpt: "gone@local.exim.test", fixture: "exim-user-unknown.eml", want: Status::Bounced, want_reason: Some("userunknown"), delay_warning_first: None },
+        Scenario { rcpt: "off@local.exim.test", fixture: "exim-mailbox-disabled.eml", want: Status::Bounced, want_reason: None, delay_warning_first: None },
+        Scenario { rcpt: "full@quota.exim.test", fixture: "exim-quota.eml", want: Status::Failed, want_reason: Some("mailboxfull"), delay_warning_first: None },
+        Scenario { rcpt: "late@slow.exim.test", fixture: "exim-deferral-timeout.eml", want: Status::Failed, want_reason: None, delay_warning_first: None },
     ];
     run_scenarios("exim", &d, &copies, &scenarios, &log).await;
     d.stop().await;
