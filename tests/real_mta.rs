@@ -7,7 +7,7 @@
 //! | scenario | MTA says | expected |
 //! | --- | --- | --- |
 //! | user vanished after acceptance | 5.1.1 | `bounced` (reason `userunknown`), suppressed |
-//! | mailbox disabled | 5.2.1 | `bounced`, suppressed (SPEC §1 table: "mailbox disabled") |
+//! | mailbox disabled | 5.2.1 | `failed` (reason `suspend`), not suppressed: accounts get re-enabled (SPEC §1) |
 //! | over quota | 5.2.2 / Exim "mailbox is full" | `failed` (reason `mailboxfull`), not suppressed |
 //! | deferral timed out | 4.4.1, Action: failed | `failed`, not suppressed |
 //! | delay warning (Postfix) | Action: delayed | a `delayed` event, status unchanged |
@@ -259,7 +259,8 @@ async fn follow(d: &Running, copies: &Copies, s: &Scenario, deadline: Instant) -
         let h = wait_history(d, rcpt, |h| h.iter().any(|k| k == "delayed"), Duration::from_secs(10)).await;
         let status = current_status(d, rcpt);
         if !h.iter().any(|k| k == "delayed") {
-            failed.push(format!("{rcpt}: delay warning (Action: delayed) recorded no `delayed` event: history {h:?}"));
+            let log: Vec<String> = d.relay.store.unverified(None, 20).unwrap().0.into_iter().filter_map(|e| e.diagnostic).collect();
+            failed.push(format!("{rcpt}: delay warning (Action: delayed) recorded no `delayed` event: history {h:?}; security log {log:?}"));
         }
         // Only meaningful until the final DSN lands, so checked right away.
         if status != Some(Status::Delivered) {
@@ -424,7 +425,7 @@ async fn postfix_dsns_after_delivery() {
     let (_guard, copies, log) = start_postfix(&mta_root, port, d.smtp_addrs[0].port());
     let scenarios = [
         Scenario { rcpt: "gone@local.postfix.test", fixture: "postfix-user-unknown.eml", want: Status::Bounced, want_reason: Some("userunknown"), delay_warning_first: None },
-        Scenario { rcpt: "off@disabled.postfix.test", fixture: "postfix-mailbox-disabled.eml", want: Status::Bounced, want_reason: None, delay_warning_first: None },
+        Scenario { rcpt: "off@disabled.postfix.test", fixture: "postfix-mailbox-disabled.eml", want: Status::Failed, want_reason: Some("suspend"), delay_warning_first: None },
         Scenario { rcpt: "full@quota.postfix.test", fixture: "postfix-quota.eml", want: Status::Failed, want_reason: Some("mailboxfull"), delay_warning_first: None },
         Scenario {
             rcpt: "late@slow.postfix.test",
@@ -504,7 +505,7 @@ async fn exim_dsns_after_delivery() {
     let (_guard, copies, log) = start_exim(&exim, &mta_root, port, d.smtp_addrs[0].port());
     let scenarios = [
         Scenario { rcpt: "gone@local.exim.test", fixture: "exim-user-unknown.eml", want: Status::Bounced, want_reason: Some("userunknown"), delay_warning_first: None },
-        Scenario { rcpt: "off@local.exim.test", fixture: "exim-mailbox-disabled.eml", want: Status::Bounced, want_reason: None, delay_warning_first: None },
+        Scenario { rcpt: "off@local.exim.test", fixture: "exim-mailbox-disabled.eml", want: Status::Failed, want_reason: Some("suspend"), delay_warning_first: None },
         Scenario { rcpt: "full@quota.exim.test", fixture: "exim-quota.eml", want: Status::Failed, want_reason: Some("mailboxfull"), delay_warning_first: None },
         Scenario { rcpt: "late@slow.exim.test", fixture: "exim-deferral-timeout.eml", want: Status::Failed, want_reason: None, delay_warning_first: None },
     ];

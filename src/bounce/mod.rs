@@ -1,6 +1,7 @@
 //! The bounce parser: a returned message (RFC 3464 DSN, a provider's plain-text NDR, an ARF
 //! complaint, an auto-reply, or ordinary mail) in, one classified record per recipient out.
-//! Pure: bytes in, [`BounceReport`] out, no I/O, never panics.
+//! Pure: bytes in, [`BounceReport`] out, no I/O; must never panic (only mail-parser's panics are
+//! caught, see [`parse`]).
 
 pub mod arf;
 pub mod autoreply;
@@ -135,18 +136,16 @@ pub const MAX_RECIPIENTS: usize = 1000;
 /// the body per recipient).
 const MAX_TEXT_LOOKUPS: usize = 64;
 
-/// Parses one returned message. Never panics; a message that is not a bounce gives one record of
-/// class `none` with no recipient.
+/// Parses one returned message; a message that is not a bounce gives one record of class `none`
+/// with no recipient.
+///
+/// Only the mail-parser call is guarded against panics (in [`Context::build`]; a panic there
+/// reads the message by hand, `degraded`). There is no last-resort guard around rebound's own
+/// code: a panic there is a bug for the hostile-input tests and the fuzz targets to find, and in
+/// the daemon it ends only the SMTP session or API request that carried the message (nothing was
+/// stored yet), where a guard would silently have turned the report into "not a bounce".
 pub fn parse(raw: &[u8]) -> BounceReport {
-    match std::panic::catch_unwind(|| parse_unguarded(raw)) {
-        Ok(report) => report,
-        Err(_) => BounceReport {
-            format: "none",
-            degraded: true,
-            recipients: vec![not_a_bounce()],
-            ..BounceReport::default()
-        },
-    }
+    parse_unguarded(raw)
 }
 
 fn not_a_bounce() -> RecipientReport {
@@ -158,8 +157,8 @@ fn not_a_bounce() -> RecipientReport {
     }
 }
 
-/// [`parse`] without the last-resort panic guard (mail-parser itself is still guarded), so that
-/// fuzzing finds our own panics. Not for the daemon path.
+/// What [`parse`] does, under the name the hostile-input tests and fuzz targets call: nothing but
+/// the mail-parser call is guarded, so a panic in rebound's own code fails them.
 #[doc(hidden)]
 pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     let ctx = Context::build(raw);
@@ -349,7 +348,7 @@ fn finalise(r: &mut RecipientReport, evidence: &Evidence) {
     {
         (r.reason, r.rule) = match crate::classify::match_text(diag) {
             Some((Reason::MailboxFull, rule)) => (Reason::MailboxFull, rule),
-            _ => (Reason::MailerError, "dsn.x-unix"),
+            _ => x_unix_by_status(r.status),
         };
     } else if r.rule.is_empty() {
         (r.reason, r.rule) = find_reason(r.reply_code, r.status, diag);
@@ -407,6 +406,18 @@ fn infer_action(r: &RecipientReport) -> Option<String> {
         Class::Complaint | Class::Autoreply | Class::None => return None,
     };
     Some(inferred.as_str().to_string())
+}
+
+/// A local delivery program's failure (`x-unix`): its text is the program's (often just "input/
+/// output error"), so a specific status the reporting MTA chose for it (Postfix says 5.2.2 when a
+/// mailbox is over its size limit, RFC 3463 "mailbox full") names the cause; a mail-system
+/// status (X.3.x) or none leaves it a `mailererror`.
+fn x_unix_by_status(status: Option<EnhancedCode>) -> (Reason, &'static str) {
+    let specific = status.filter(|s| s.subject != 0 && s.subject != 3);
+    match specific.map(|s| find_reason(None, Some(s), "")) {
+        Some((reason, rule)) if !matches!(reason, Reason::Undefined | Reason::OnHold) => (reason, rule),
+        _ => (Reason::MailerError, "dsn.x-unix"),
+    }
 }
 
 /// A failure whose report gives a status or a recognised diagnostic, but no reason we can name, is
