@@ -282,3 +282,23 @@ async fn hundred_thousand_pipelined_noops_are_all_answered() {
     assert_eq!(oks, 100_000);
     drop(writer.await.unwrap());
 }
+
+/// RFC 5321 §4.5.1: `RCPT TO:<postmaster>` (no domain) is accepted from any client, as this
+/// host's postmaster; another domain's postmaster is still relaying.
+#[tokio::test]
+async fn the_bare_postmaster_is_accepted_from_anyone() {
+    let mut cfg = base_config();
+    cfg.smtp.relay_networks = vec!["192.0.2.0/24".parse().unwrap()];
+    let srv = start(cfg).await;
+    let mut c = Client::greeted(srv.addr).await;
+    c.cmd("EHLO remote.test").await;
+    assert_eq!(c.cmd("MAIL FROM:<someone@example.org>").await, "250 2.1.0 Sender <someone@example.org> OK");
+    assert_eq!(c.cmd("RCPT TO:<PostMaster>").await, format!("250 2.1.5 Recipient <postmaster@{HOST}> OK"));
+    assert_eq!(c.cmd("RCPT TO:<postmaster@example.org>").await, "550 5.7.1 Relaying denied");
+    c.cmd("DATA").await;
+    c.send(MSG).await;
+    assert!(c.reply().await[0].starts_with("250 "));
+    let subs = srv.intake.take();
+    assert_eq!(subs[0].recipients.len(), 1);
+    assert_eq!(subs[0].recipients[0].address.as_str(), format!("postmaster@{HOST}"));
+}

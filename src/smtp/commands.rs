@@ -31,6 +31,9 @@ impl<I: Intake> Session<I> {
             let max = self.server.cfg.smtp.max_message_size.0;
             return self.error(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} octets)"));
         }
+        let host = self.server.cfg.server.hostname.clone();
+        let rewritten = local_postmaster(line, &host);
+        let line = rewritten.as_deref().unwrap_or(line);
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r.into_owned(),
             Err(e) => return self.parse_error(e),
@@ -190,6 +193,8 @@ impl<I: Intake> Session<I> {
         match self.server.intake.check_recipient(&spec.address) {
             RcptDecision::BounceIntake => {}
             RcptDecision::Relay if self.relay_allowed() => {}
+            // RFC 5321 §4.5.1: the postmaster is reachable from anyone.
+            RcptDecision::Relay if is_local_postmaster(&spec.address, &self.server.cfg.server.hostname) => {}
             RcptDecision::Relay => {
                 tracing::info!(peer = %self.peer, rcpt = %spec.address, "smtp: relaying denied");
                 return self.error(550, "5.7.1", "Relaying denied");
@@ -205,6 +210,25 @@ impl<I: Intake> Session<I> {
         self.reply(250, "2.1.5", format!("Recipient <{shown}> OK"));
         Ok(())
     }
+}
+
+/// `RCPT TO:<postmaster>` (no domain, any case) rewritten to `postmaster@<hostname>`: RFC 5321
+/// §4.5.1 requires accepting it, and the parser wants a domain.
+fn local_postmaster(line: &[u8], host: &str) -> Option<Vec<u8>> {
+    const PREFIX: &[u8] = b"rcpt to:<postmaster>";
+    if line.len() < PREFIX.len() || !line[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
+        return None;
+    }
+    let mut out = b"RCPT TO:<postmaster@".to_vec();
+    out.extend_from_slice(host.as_bytes());
+    out.push(b'>');
+    out.extend_from_slice(&line[PREFIX.len()..]);
+    Some(out)
+}
+
+/// The postmaster of this host, which any client may mail.
+fn is_local_postmaster(a: &Address, host: &str) -> bool {
+    a.as_str().eq_ignore_ascii_case(&format!("postmaster@{host}"))
 }
 
 /// True when `line` is a MAIL command whose `SIZE=` declares more than `max` octets, read
@@ -300,5 +324,13 @@ mod size_tests {
         assert!(!size_param_exceeds(b"MAIL FROM:<a@b> SIZE=00000000000000000000001000", 1000));
         assert!(!size_param_exceeds(b"MAIL FROM:<a@b> SIZE=12ab", 1000), "left to the parser's syntax error");
         assert!(!size_param_exceeds(b"RCPT TO:<a@b> SIZE=5000", 1000));
+    }
+
+    #[test]
+    fn the_bare_postmaster_gets_this_hosts_domain() {
+        use super::local_postmaster;
+        assert_eq!(local_postmaster(b"RCPT TO:<Postmaster> NOTIFY=NEVER", "relay.test").as_deref(), Some(&b"RCPT TO:<postmaster@relay.test> NOTIFY=NEVER"[..]));
+        assert_eq!(local_postmaster(b"RCPT TO:<postmaster@example.com>", "relay.test"), None);
+        assert_eq!(local_postmaster(b"MAIL FROM:<postmaster>", "relay.test"), None);
     }
 }
