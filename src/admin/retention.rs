@@ -126,7 +126,8 @@ pub struct EraseStats {
     pub suppression_kept: bool,
 }
 
-/// Removes every event, queue record and stored body that names `address`.
+/// Removes every event (the security log's included), queue record and stored body that
+/// names `address`.
 /// Other pending recipients of an erased message get a `dropped` event.
 pub async fn erase(relay: &Relay, address: &Address) -> Result<EraseStats, AdminError> {
     let mut stats = EraseStats { address: address.to_string(), ..Default::default() };
@@ -134,6 +135,9 @@ pub async fn erase(relay: &Relay, address: &Address) -> Result<EraseStats, Admin
     erase_messages(relay, &key, &mut stats).await?;
     erase_bodies(relay, &[key.clone(), address.as_str().to_ascii_lowercase()], &mut stats).await?;
     erase_events(relay, &key, &mut stats).await?;
+    let mut ws = WriteSet::new();
+    stats.events += relay.store.erase_unverified(&mut ws, address.as_str())?;
+    relay.commit(ws, &[]).await?;
     if let Some(mut s) = relay.store.suppression(address.as_str())? {
         s.diagnostic = None;
         s.event_id = None;

@@ -71,6 +71,24 @@ impl Store {
         Ok((out, None))
     }
 
+    /// Adds to `ws` the removal of every security-log entry that names `address` (as its
+    /// claimed recipient or anywhere in its text, any case); returns how many.
+    pub fn erase_unverified(&self, ws: &mut WriteSet, address: &str) -> Result<usize, StoreError> {
+        let needle = address.to_lowercase();
+        let key = suppression_key(address);
+        let mut n = 0;
+        for item in self.tree(TreeId::Unverified).iter() {
+            let (k, v) = item?;
+            let Ok(ev) = serde_json::from_slice::<Event>(&v) else { continue };
+            let by_key = key.is_some() && ev.recipient.as_deref().and_then(suppression_key) == key;
+            if by_key || String::from_utf8_lossy(&v).to_lowercase().contains(&needle) {
+                ws.remove(TreeId::Unverified, k.to_vec());
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Entries in the security log.
     pub fn unverified_count(&self) -> usize {
         self.size(TreeId::Unverified)
@@ -117,6 +135,26 @@ mod tests {
         // The oldest five went.
         let (all, _) = store.unverified(None, MAX_UNVERIFIED + 10).unwrap();
         assert_eq!(all.last().unwrap().diagnostic.as_deref(), Some("n5"));
+    }
+
+    #[test]
+    fn erasure_reaches_the_security_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (i, (rcpt, diag)) in [("Pupil@Example.net", "x"), ("other@example.net", "mentions pupil@example.net"), ("other@example.net", "nothing")].iter().enumerate() {
+            let mut ws = WriteSet::new();
+            let mut ev = Event::new(EventKind::Unverified, Timestamp(1000 + i as i64));
+            ev.recipient = Some(rcpt.to_string());
+            ev.diagnostic = Some(diag.to_string());
+            store.log_unverified(&mut ws, &mut ev).unwrap();
+            store.apply(&ws).unwrap();
+        }
+        let mut ws = WriteSet::new();
+        assert_eq!(store.erase_unverified(&mut ws, "pupil@example.net").unwrap(), 2);
+        store.apply(&ws).unwrap();
+        let (left, _) = store.unverified(None, 10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].diagnostic.as_deref(), Some("nothing"));
     }
 
     #[test]
