@@ -265,6 +265,9 @@ pub struct BouncesConfig {
     /// be matched by the original Message-ID alone. Off by default: a Message-ID is seen by
     /// every recipient of a message. Mail arriving by SMTP never gets this trust.
     pub trust_message_id: bool,
+    /// Largest returned message (DSN, complaint) accepted when every recipient of the
+    /// transaction is at the bounce domain.
+    pub max_report_size: Size,
 }
 
 impl Default for BouncesConfig {
@@ -275,6 +278,7 @@ impl Default for BouncesConfig {
             notify_sender: false,
             tag_validity: Dur(Duration::from_secs(90 * 86400)),
             trust_message_id: false,
+            max_report_size: Size(2 * 1000 * 1000),
         }
     }
 }

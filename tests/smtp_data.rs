@@ -162,3 +162,23 @@ impl Again for Client<tokio::net::TcpStream> {
         assert!(self.cmd("DATA").await.starts_with("354 "));
     }
 }
+
+/// Returned mail (every recipient at the bounce domain) has its own, smaller size limit;
+/// the same body to an ordinary recipient is within `max_message_size`.
+#[tokio::test]
+async fn returned_mail_has_its_own_size_limit() {
+    let mut cfg = base_config();
+    cfg.bounces.max_report_size = rebound::config::Size(4000);
+    let srv = start(cfg).await;
+    let mut c = Client::greeted(srv.addr).await;
+    let body = format!("Subject: report\r\n\r\n{}.\r\n", format!("{}\r\n", "y".repeat(98)).repeat(50));
+    c.envelope("", &[&format!("b+tag@{BOUNCE_DOMAIN}")]).await;
+    assert!(c.cmd("DATA").await.starts_with("354 "));
+    c.send(&body).await;
+    assert_eq!(c.reply().await, vec!["552 5.3.4 Message size exceeds fixed maximum message size (4000 octets)"]);
+    assert_eq!(srv.intake.count(), 0);
+    c.envelope_again("app@example.com", "user@example.org").await;
+    c.send(&body).await;
+    assert!(c.reply().await[0].starts_with("250 "));
+    assert_eq!(srv.intake.count(), 1);
+}

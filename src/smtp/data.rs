@@ -8,7 +8,7 @@ use super::body::{BodyProblem, BodyReceiver, Framing};
 use super::commands::printable;
 use super::session::{End, Envelope, Phase, Session};
 use super::SmtpStats;
-use crate::intake::{Intake, IntakeError, Submission};
+use crate::intake::{Intake, IntakeError, RcptDecision, Submission};
 use crate::time::Timestamp;
 
 impl<I: Intake> Session<I> {
@@ -110,11 +110,12 @@ impl<I: Intake> Session<I> {
     /// End of a message: check limits, then submit and acknowledge.
     async fn finish_message(&mut self, rx: BodyReceiver) -> Result<(), End> {
         self.data_clock = None;
+        let max = self.max_size();
         let Some(env) = self.envelope.take() else { return Ok(()) };
         let body = match rx.into_body() {
             Ok(body) => body,
             Err(problem) => {
-                let (code, enhanced, text) = refusal_for(problem, self.max_size());
+                let (code, enhanced, text) = refusal_for(problem, max);
                 self.reply(code, enhanced, text);
                 return Ok(());
             }
@@ -169,8 +170,16 @@ impl<I: Intake> Session<I> {
         format!("Received: from {helo} ([{ip}])\r\n\tby {host} (rebound) with {proto} id {trace_id}{rcpt};\r\n\t{date}\r\n")
     }
 
+    /// The size limit of this transaction: `smtp.max_message_size`, or the smaller
+    /// `bounces.max_report_size` when every recipient is at the bounce domain (returned mail,
+    /// which any host on the Internet may send).
     fn max_size(&self) -> usize {
-        usize::try_from(self.server.cfg.smtp.max_message_size.0).unwrap_or(usize::MAX)
+        let cfg = &self.server.cfg;
+        let all_returned = self.envelope.as_ref().is_some_and(|env| {
+            !env.recipients.is_empty() && env.recipients.iter().all(|r| self.server.intake.check_recipient(&r.address) == RcptDecision::BounceIntake)
+        });
+        let max = if all_returned { cfg.smtp.max_message_size.0.min(cfg.bounces.max_report_size.0) } else { cfg.smtp.max_message_size.0 };
+        usize::try_from(max).unwrap_or(usize::MAX)
     }
 }
 
