@@ -115,6 +115,11 @@ fn finish(relay: &Relay, id: u64, result: Result<(), AttemptError>, inflight: &M
             held.lock().map(|mut h| h.insert(id, *outcome)).ok();
             return;
         }
+        // A write or read the disk refused outside the commit task (ENOSPC, EIO) faults the store too.
+        Err(AttemptError::Store(e @ (StoreError::Db(_) | StoreError::Flush(_)))) => {
+            tracing::debug!(queue_id = %format!("{id:X}"), error = %e, "attempt not recorded");
+            relay.committer.poison(&e);
+        }
         // While faulted the store's one log line says why; no line per message.
         Err(e) if relay.committer.is_poisoned() => tracing::debug!(queue_id = %format!("{id:X}"), error = %e, "attempt not recorded"),
         Err(e) => tracing::error!(queue_id = %format!("{id:X}"), error = %e, "attempt could not be recorded"),

@@ -25,6 +25,9 @@ const PROBE_MAX: Duration = Duration::from_secs(8);
 /// Probes in a row where the disk took writes but the database did not, before asking for a restart
 /// (one could be a disk with just enough room for the probe file).
 const HANDLE_FAILURES_FOR_RESTART: u32 = 3;
+/// A probe still running after this is stuck in the database (sled stalls on a disk that was
+/// full): the handle is not trusted again and the daemon exits for a restart.
+const PROBE_STALL: Duration = Duration::from_secs(10);
 
 /// A writer waiting for the next flush, with the write set to apply first (if any).
 struct Waiter {
@@ -95,7 +98,9 @@ impl Committer {
 async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Waiter>, health: Arc<StoreHealth>, flushes: Arc<AtomicU64>) {
     let mut prober = Prober::default();
     loop {
-        let first = if health.is_faulted() {
+        let first = if health.restart_requested() {
+            rx.recv().await
+        } else if health.is_faulted() {
             tokio::select! {
                 w = rx.recv() => w,
                 _ = tokio::time::sleep(prober.wait) => {
@@ -105,7 +110,12 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Waiter>, health: Arc<
             }
         } else {
             prober = Prober::default();
-            rx.recv().await
+            // A fault raised outside this task (see [`Committer::poison`]) must start the probes.
+            tokio::select! {
+                w = rx.recv() => w,
+                _ = health.changed() => continue,
+                _ = tokio::time::sleep(PROBE_MAX) => continue,
+            }
         };
         let Some(first) = first else { return };
         let mut batch = vec![first];
@@ -151,14 +161,19 @@ impl Prober {
     /// the disk keeps taking writes that the database handle refuses.
     async fn probe(&mut self, store: &Store, health: &StoreHealth) {
         let s = store.clone();
-        let res = tokio::task::spawn_blocking(move || {
+        let probe = tokio::task::spawn_blocking(move || {
             if fail_point_active() {
                 return Err(ProbeFailure::Disk("injected failure (REBOUND_FAIL_FLUSH)".into()));
             }
             s.probe_blocking()
-        })
-        .await
-        .unwrap_or_else(|e| Err(ProbeFailure::Disk(format!("probe panicked: {e}"))));
+        });
+        let res = match tokio::time::timeout(PROBE_STALL, probe).await {
+            Ok(joined) => joined.unwrap_or_else(|e| Err(ProbeFailure::Disk(format!("probe panicked: {e}")))),
+            Err(_) => {
+                health.require_restart(&format!("a probe write did not finish within {} s", PROBE_STALL.as_secs()));
+                return;
+            }
+        };
         match res {
             Ok(()) => health.clear(),
             Err(ProbeFailure::Disk(e)) => {

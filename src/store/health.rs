@@ -6,8 +6,8 @@
 //! helps and [`StoreHealth::restart_needed`] resolves. Each change of state is
 //! logged once, never per message.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +54,11 @@ impl StoreHealth {
         self.changed.notified().await
     }
 
+    /// True once only a restart can clear the fault (probing stops).
+    pub fn restart_requested(&self) -> bool {
+        self.restart.is_cancelled()
+    }
+
     /// Resolves once the store needs a restart to record anything again.
     pub async fn restart_needed(&self) {
         self.restart.cancelled().await
@@ -65,10 +70,17 @@ impl StoreHealth {
         if f.is_some() {
             return;
         }
-        *f = Some(Fault { reason: reason.to_string(), since: Timestamp::now(), restart_needed: false });
+        *f = Some(Fault {
+            reason: reason.to_string(),
+            since: Timestamp::now(),
+            restart_needed: false,
+        });
         self.faulted.store(true, Ordering::SeqCst);
         self.faults.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(error = reason, "storage failed: intake refuses and deliveries pause until a probe write succeeds");
+        tracing::error!(
+            error = reason,
+            "storage failed: intake refuses and deliveries pause until a probe write succeeds"
+        );
         self.changed.notify_waiters();
     }
 
@@ -78,7 +90,10 @@ impl StoreHealth {
         let Some(old) = f.take() else { return };
         self.faulted.store(false, Ordering::SeqCst);
         let secs = Timestamp::now().since(old.since).as_secs();
-        tracing::info!(faulted_for_s = secs, "storage recovered: intake and deliveries resume");
+        tracing::info!(
+            faulted_for_s = secs,
+            "storage recovered: intake and deliveries resume"
+        );
         self.changed.notify_waiters();
     }
 
@@ -88,7 +103,10 @@ impl StoreHealth {
         if let Some(fault) = f.as_mut().filter(|x| !x.restart_needed) {
             fault.restart_needed = true;
             fault.reason = format!("{}; database handle failed: {reason}", fault.reason);
-            tracing::error!(error = reason, "the disk takes writes again but the database does not: exiting so the service manager restarts rebound");
+            tracing::error!(
+                error = reason,
+                "the disk takes writes again but the database does not: exiting so the service manager restarts rebound"
+            );
             self.restart.cancel();
             self.changed.notify_waiters();
         }
@@ -106,13 +124,19 @@ mod tests {
         h.set_fault("flush failed: EIO");
         h.set_fault("flush failed: again");
         assert!(h.is_faulted());
-        assert_eq!(h.fault().map(|f| f.reason), Some("flush failed: EIO".to_string()));
+        assert_eq!(
+            h.fault().map(|f| f.reason),
+            Some("flush failed: EIO".to_string())
+        );
         assert_eq!(h.faults_total(), 1);
         h.clear();
         assert!(!h.is_faulted() && h.fault().is_none());
         h.set_fault("ENOSPC");
         assert_eq!(h.faults_total(), 2);
         h.require_restart("sled: io error");
-        assert!(h.fault().is_some_and(|f| f.restart_needed && f.reason.contains("sled: io error")));
+        assert!(
+            h.fault()
+                .is_some_and(|f| f.restart_needed && f.reason.contains("sled: io error"))
+        );
     }
 }
