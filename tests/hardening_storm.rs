@@ -51,7 +51,12 @@ impl Sink {
     }
 }
 
-fn converse(sock: TcpStream, counts: &Mutex<BTreeMap<u64, usize>>, fired: &AtomicBool, trigger: Option<&Path>) -> Option<()> {
+fn converse(
+    sock: TcpStream,
+    counts: &Mutex<BTreeMap<u64, usize>>,
+    fired: &AtomicBool,
+    trigger: Option<&Path>,
+) -> Option<()> {
     let mut out = sock.try_clone().ok()?;
     let mut lines = BufReader::new(sock);
     out.write_all(b"220 sink.test ESMTP\r\n").ok()?;
@@ -60,7 +65,11 @@ fn converse(sock: TcpStream, counts: &Mutex<BTreeMap<u64, usize>>, fired: &Atomi
         if lines.read_line(&mut line).ok()? == 0 {
             return None;
         }
-        let verb = line.split([' ', ':', '\r']).next().unwrap_or("").to_ascii_uppercase();
+        let verb = line
+            .split([' ', ':', '\r'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
             "EHLO" => b"250-sink.test\r\n250 8BITMIME\r\n",
             "DATA" => {
@@ -109,7 +118,13 @@ fn queue_messages(dir: &Path) -> PathBuf {
     let mut s = Smtp::greeted(d.smtp).unwrap();
     for n in 1..=N {
         let text = format!("X-Seq: {n}\r\nSubject: storm {n}\r\n\r\nbody {n}\r\n");
-        let r = s.transaction("app@school.test", &[&format!("r{n}@example.net")], &stuffed(&text)).unwrap();
+        let r = s
+            .transaction(
+                "app@school.test",
+                &[&format!("r{n}@example.net")],
+                &stuffed(&text),
+            )
+            .unwrap();
         assert!(r[3].starts_with("250 "), "{r:?}");
     }
     let (ok, log) = d.term();
@@ -135,19 +150,29 @@ fn health(d: &Daemon) -> (u16, String) {
 
 fn metric(d: &Daemon, name: &str) -> Option<u64> {
     let text = api_get(d.api, "/metrics").ok()?;
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn assert_at_most_once(sink: &Sink, when: &str, log: &str) {
     let counts = sink.counts();
-    assert!(counts.values().all(|&c| c <= 1), "a message was delivered twice {when}: {counts:?}\n{log}");
+    assert!(
+        counts.values().all(|&c| c <= 1),
+        "a message was delivered twice {when}: {counts:?}\n{log}"
+    );
 }
 
 /// Starts the daemon on the queued messages with the sink as next hop; returns once it is faulted.
 fn faulted_daemon(dir: &Path, sink: &Sink, data: &Path) -> Daemon {
     let cfg = ProcConfig::new(data, sink.addr).write(&dir.join("deliver.toml"));
-    let d = Daemon::spawn(&cfg, &[("REBOUND_FAIL_FLUSH", &dir.join("fail-flush"))]).expect("starts");
-    assert!(eventually(Duration::from_secs(30), || health(&d).0 == 503), "never faulted: {:?}\n{}", health(&d), d.log());
+    let d =
+        Daemon::spawn(&cfg, &[("REBOUND_FAIL_FLUSH", &dir.join("fail-flush"))]).expect("starts");
+    assert!(
+        eventually(Duration::from_secs(30), || health(&d).0 == 503),
+        "never faulted: {:?}\n{}",
+        health(&d),
+        d.log()
+    );
     d
 }
 
@@ -160,7 +185,10 @@ fn a_flush_failure_pauses_delivery_and_each_message_is_delivered_once() {
     let d = faulted_daemon(dir.path(), &sink, &data);
     let (code, body) = health(&d);
     assert_eq!(code, 503);
-    assert!(body.contains("storage_failed") && body.contains("REBOUND_FAIL_FLUSH"), "healthz gives the reason: {body}");
+    assert!(
+        body.contains("storage_failed") && body.contains("REBOUND_FAIL_FLUSH"),
+        "healthz gives the reason: {body}"
+    );
     assert_eq!(metric(&d, "rebound_store_faulted"), Some(1));
     // The storm ran at one attempt per message every 50 ms: watch for a few seconds.
     let watch_end = Instant::now() + Duration::from_secs(4);
@@ -168,19 +196,51 @@ fn a_flush_failure_pauses_delivery_and_each_message_is_delivered_once() {
         assert_at_most_once(&sink, "while the store is faulted", &d.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(health(&d).0, 503, "the fault does not clear while flushes still fail");
-    eprintln!("delivered while faulted (outcomes held): {:?}", sink.counts());
+    assert_eq!(
+        health(&d).0,
+        503,
+        "the fault does not clear while flushes still fail"
+    );
+    eprintln!(
+        "delivered while faulted (outcomes held): {:?}",
+        sink.counts()
+    );
     std::fs::remove_file(&fail).unwrap();
-    assert!(eventually(Duration::from_secs(30), || health(&d).0 == 200), "never recovered: {:?}\n{}", health(&d), d.log());
+    assert!(
+        eventually(Duration::from_secs(30), || health(&d).0 == 200),
+        "never recovered: {:?}\n{}",
+        health(&d),
+        d.log()
+    );
     let all = eventually(Duration::from_secs(30), || sink.counts().len() as u64 == N);
     std::thread::sleep(Duration::from_secs(2));
     let log = d.log();
-    assert!(all, "not every message was delivered after recovery: {:?}\n{log}", sink.counts());
+    assert!(
+        all,
+        "not every message was delivered after recovery: {:?}\n{log}",
+        sink.counts()
+    );
     assert_at_most_once(&sink, "after recovery", &log);
-    assert_eq!((metric(&d, "rebound_store_faulted"), metric(&d, "rebound_store_faults_total")), (Some(0), Some(1)));
-    assert_eq!(log.matches("storage failed:").count(), 1, "one line when the fault begins:\n{log}");
-    assert_eq!(log.matches("storage recovered").count(), 1, "one line when it clears:\n{log}");
-    let (ok, log) = d.term_within(SHUTDOWN_TIMEOUT + Duration::from_secs(1)).expect("SIGTERM exits in time");
+    assert_eq!(
+        (
+            metric(&d, "rebound_store_faulted"),
+            metric(&d, "rebound_store_faults_total")
+        ),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        log.matches("storage failed:").count(),
+        1,
+        "one line when the fault begins:\n{log}"
+    );
+    assert_eq!(
+        log.matches("storage recovered").count(),
+        1,
+        "one line when it clears:\n{log}"
+    );
+    let (ok, log) = d
+        .term_within(SHUTDOWN_TIMEOUT + Duration::from_secs(1))
+        .expect("SIGTERM exits in time");
     assert!(ok, "{log}");
 }
 
@@ -198,4 +258,127 @@ fn sigterm_while_faulted_exits_non_zero_within_the_shutdown_timeout() {
     assert!(!ok, "a failed final flush must exit non-zero:\n{log}");
     assert!(log.contains("final flush failed"), "{log}");
     assert_at_most_once(&sink, "before the shutdown", &log);
+}
+
+/// A tmpfs mounted for the test and unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .ok()?
+            .success();
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+
+    fn grow(&self, size: &str) -> bool {
+        std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Submits ~400 KB messages until one is refused; returns how many were acknowledged.
+fn fill(d: &Daemon) -> u64 {
+    let filler = format!("{}\r\n", "y".repeat(76)).repeat(5000);
+    for n in 1..=200 {
+        let text = format!("X-Seq: {n}\r\nSubject: full {n}\r\n\r\n{filler}");
+        let mut s = Smtp::greeted(d.smtp).expect("daemon still answers");
+        let r = s
+            .transaction("app@school.test", &["filler@example.net"], &stuffed(&text))
+            .expect("daemon still answers");
+        if !(r.len() == 4 && r[3].starts_with("250 ")) {
+            return n - 1;
+        }
+    }
+    panic!("a 16 MB tmpfs never filled up");
+}
+
+/// A daemon on a 16 MB tmpfs routed to the sink, filled until intake refused; `None` when no
+/// tmpfs can be mounted. Returns the mount, the config, the daemon and the acknowledged count.
+fn full_disk(dir: &Path, sink: &Sink) -> Option<(Tmpfs, PathBuf, Daemon, u64)> {
+    let Some(fs) = Tmpfs::mount(&dir.join("spool"), "16m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs (not root, or no CAP_SYS_ADMIN)");
+        return None;
+    };
+    let cfg = ProcConfig::new(&fs.0.join("data"), sink.addr).write(&dir.join("full.toml"));
+    let d = Daemon::spawn(&cfg, &[]).expect("starts on tmpfs");
+    let acked = fill(&d);
+    assert!(acked > 0, "nothing fit on the tmpfs");
+    assert_eq!(health(&d).0, 503, "health after disk full\n{}", d.log());
+    // The storm gave 126 deliveries for 19 messages here: watch for a few seconds.
+    let watch_end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < watch_end {
+        assert_at_most_once(sink, "after the disk filled", &d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some((fs, cfg, d, acked))
+}
+
+#[test]
+fn a_real_disk_full_gives_no_storm_and_delivery_resumes_after_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(None);
+    let Some((fs, cfg, mut d, acked)) = full_disk(dir.path(), &sink) else {
+        return;
+    };
+    assert!(fs.grow("256m"), "remount failed");
+    // sled may stall on the disk that was full: then the daemon exits for its service manager.
+    let settled = eventually(Duration::from_secs(60), || {
+        d.exited().is_some() || api_status(d.api, "/healthz").is_ok_and(|h| h.0 == 200)
+    });
+    assert!(
+        settled,
+        "neither resumed nor exited for a restart after space returned:\n{}",
+        d.log()
+    );
+    if let Some(ok) = d.exited() {
+        let log = d.log();
+        assert!(
+            !ok && log.contains("exiting so the service manager restarts"),
+            "{log}"
+        );
+        d = Daemon::spawn(&cfg, &[])
+            .unwrap_or_else(|l| panic!("restart after disk full failed:\n{l}\nfirst run:\n{log}"));
+    }
+    let all = eventually(Duration::from_secs(30), || {
+        sink.counts().len() as u64 >= acked
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let log = d.log();
+    assert!(
+        all,
+        "{acked} acknowledged, delivered {:?}\n{log}",
+        sink.counts()
+    );
+    assert_at_most_once(&sink, "after space returned", &log);
+    let (ok, log) = d
+        .term_within(SHUTDOWN_TIMEOUT + Duration::from_secs(1))
+        .expect("SIGTERM exits in time");
+    assert!(ok, "{log}");
+}
+
+#[test]
+fn sigterm_after_a_real_disk_full_exits_within_the_shutdown_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(None);
+    let Some((_fs, _, d, _)) = full_disk(dir.path(), &sink) else {
+        return;
+    };
+    let Some((ok, log)) = d.term_within(SHUTDOWN_TIMEOUT + Duration::from_secs(1)) else {
+        panic!("SIGTERM after a real disk full did not exit within shutdown_timeout");
+    };
+    assert!(!ok, "the final flush cannot succeed on a full disk:\n{log}");
 }

@@ -127,6 +127,11 @@ impl Daemon {
         None
     }
 
+    /// `Some(exited 0)` once the process has exited by itself.
+    pub fn exited(&mut self) -> Option<bool> {
+        self.child.try_wait().ok().flatten().map(|s| s.success())
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
