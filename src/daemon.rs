@@ -110,6 +110,11 @@ async fn mark_closed_cleanly(relay: &Relay, budget: Duration) {
 pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonError> {
     let cfg = Arc::new(cfg);
     let relay = Relay::open(cfg.clone(), clock).map_err(|e| DaemonError::Startup(e.to_string()))?;
+    let indexed = relay.store.backfill_current().map_err(|e| DaemonError::Startup(format!("current-status index: {e}")))?;
+    if indexed > 0 {
+        tracing::info!(recipients = indexed, "built the current-status index from the event log");
+    }
+    crate::scheduler::record_unrecorded(&relay).await.map_err(|e| DaemonError::Startup(format!("saved delivery outcomes: {e}")))?;
     if relay.store.opened_clean() {
         tracing::info!(messages = relay.store.queue_len(), "queue opened after a clean shutdown; no scan needed");
     } else {

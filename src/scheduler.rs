@@ -103,7 +103,12 @@ pub async fn run<D: Deliver>(relay: Arc<Relay>, transport: Arc<D>, shutdown: Can
             }
         }
     }
-    warn_unrecorded(&held);
+    // The held outcomes are saved for the next start, again once the in-flight attempts have
+    // finished (bounded by the daemon's shutdown deadline).
+    save_unrecorded(&relay, &held);
+    tracker.close();
+    tracker.wait().await;
+    save_unrecorded(&relay, &held);
 }
 
 /// Releases the message after its attempt, or keeps it in flight with its outcome held.
@@ -152,12 +157,35 @@ async fn record_held(relay: &Relay, held: &Mutex<HashMap<u64, Unrecorded>>, infl
     true
 }
 
-/// At shutdown: outcomes still held are lost, so those messages are attempted again after restart.
-fn warn_unrecorded(held: &Mutex<HashMap<u64, Unrecorded>>) {
-    let ids: Vec<String> = held.lock().map(|h| h.keys().map(|id| format!("{id:X}")).collect()).unwrap_or_default();
-    if !ids.is_empty() {
-        tracing::warn!(messages = ids.len(), queue_ids = %ids.join(","), "delivery outcomes could not be recorded before shutdown; these messages will be attempted again");
+/// At shutdown: outcomes still held go to the store's journal, applied at the next start
+/// (see [`record_unrecorded`]), so their messages are not delivered again.
+fn save_unrecorded(relay: &Relay, held: &Mutex<HashMap<u64, Unrecorded>>) {
+    let (ids, sets): (Vec<String>, Vec<WriteSet>) = match held.lock() {
+        Ok(h) => h.iter().map(|(id, u)| (format!("{id:X}"), u.ws.clone())).unzip(),
+        Err(_) => return,
+    };
+    if ids.is_empty() {
+        return;
     }
+    match relay.store.save_unrecorded(&sets) {
+        Ok(path) => tracing::warn!(messages = ids.len(), file = %path.display(), "delivery outcomes not recorded before shutdown were saved; the next start records them"),
+        Err(e) => tracing::error!(messages = ids.len(), queue_ids = %ids.join(","), error = %e, "delivery outcomes could not be recorded nor saved; these messages will be delivered again"),
+    }
+}
+
+/// At start-up, before anything else writes: records the outcomes a faulted store could not
+/// take before the last shutdown. Returns how many.
+pub async fn record_unrecorded(relay: &Relay) -> Result<usize, StoreError> {
+    let sets = relay.store.unrecorded()?;
+    let n = sets.len();
+    for ws in sets {
+        relay.committer.commit(ws).await?;
+    }
+    if n > 0 {
+        relay.store.clear_unrecorded().map_err(|e| StoreError::Db(format!("removing the saved outcomes: {e}")))?;
+        tracing::info!(outcomes = n, "recorded the delivery outcomes saved at the last shutdown");
+    }
+    Ok(n)
 }
 
 /// Due entries not already in flight; marks them in flight.
