@@ -5,7 +5,10 @@
 //! with the reason, `/metrics` says the store is faulted and the fault is
 //! logged once; once the failure is switched off the daemon resumes by itself
 //! and every message is delivered exactly once. SIGTERM while faulted exits,
-//! non-zero, within `shutdown_timeout`.
+//! non-zero, within `shutdown_timeout`, and the restart records the outcomes
+//! saved at shutdown instead of delivering those messages again. On a real full
+//! tmpfs (root only): no storm, SIGTERM in time, delivery resumes once space
+//! returns (in place, or after the daemon exits for its service manager).
 
 mod support_hardening;
 
@@ -245,7 +248,7 @@ fn a_flush_failure_pauses_delivery_and_each_message_is_delivered_once() {
 }
 
 #[test]
-fn sigterm_while_faulted_exits_non_zero_within_the_shutdown_timeout() {
+fn sigterm_while_faulted_exits_in_time_and_the_restart_delivers_each_message_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = queue_messages(dir.path());
     let sink = Sink::start(Some(dir.path().join("fail-flush")));
@@ -258,6 +261,33 @@ fn sigterm_while_faulted_exits_non_zero_within_the_shutdown_timeout() {
     assert!(!ok, "a failed final flush must exit non-zero:\n{log}");
     assert!(log.contains("final flush failed"), "{log}");
     assert_at_most_once(&sink, "before the shutdown", &log);
+    let held = sink.counts();
+    assert!(
+        !held.is_empty(),
+        "the message that triggered the fault reached the sink"
+    );
+    // The restart (without the fault) records the outcomes saved at shutdown, then delivers the rest.
+    let cfg = ProcConfig::new(&data, sink.addr).write(&dir.path().join("restart.toml"));
+    let d = Daemon::spawn(&cfg, &[]).expect("restarts without the fault");
+    let all = eventually(Duration::from_secs(30), || sink.counts().len() as u64 == N);
+    std::thread::sleep(Duration::from_secs(2));
+    let (ok, log2) = d
+        .term_within(SHUTDOWN_TIMEOUT + Duration::from_secs(1))
+        .expect("SIGTERM exits in time");
+    assert!(
+        all && ok,
+        "not every message delivered after the restart: {:?}\n{log2}",
+        sink.counts()
+    );
+    assert_at_most_once(
+        &sink,
+        "after the restart (the outcomes of the fault were saved)",
+        &format!("{log}\n---\n{log2}"),
+    );
+    assert!(
+        log2.contains("recorded the delivery outcomes saved at the last shutdown"),
+        "{log2}"
+    );
 }
 
 /// A tmpfs mounted for the test and unmounted on drop.
