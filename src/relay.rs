@@ -125,6 +125,7 @@ impl Relay {
     /// Adds an event to a write set: stamps its id, indexes it, queues it for the webhook.
     pub fn record(&self, ws: &mut WriteSet, mut ev: Event) -> Result<Event, StoreError> {
         self.store.stamp_event(&mut ev)?;
+        self.store.index_current(ws, &ev)?;
         ws.put_event(&ev, self.wants_webhook(ev.status));
         Ok(ev)
     }

@@ -174,22 +174,17 @@ fn item_of(e: Event, wanted: &[String]) -> Option<UndeliveredItem> {
     })
 }
 
-/// The latest status-setting event of each (queue id, recipient) in the window.
+/// The latest status-setting event of each (queue id, recipient) whose current status was
+/// set in the window, read through the current-status index (one small entry per recipient).
 fn latest_statuses(relay: &Relay, since: Timestamp, until: Timestamp) -> Result<HashMap<(String, String), Event>, AdminError> {
     let mut latest: HashMap<(String, String), Event> = HashMap::new();
-    let mut q = EventQuery { since: Some(since), until: Some(until), limit: 2000, ascending: true, ..Default::default() };
-    loop {
-        let page = relay.store.query_events(&q)?;
-        for e in page.events {
-            if e.status.status().is_none() {
-                continue;
-            }
-            let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
-            latest.insert((e.queue_id.clone().unwrap_or_default(), r), e);
+    for c in relay.store.current_between(since, until)? {
+        if c.status == Status::Delivered {
+            continue;
         }
-        match page.next_cursor {
-            Some(c) => q.cursor = Some(c),
-            None => return Ok(latest),
-        }
+        let Some(e) = relay.store.event_of(&c)? else { continue };
+        let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
+        latest.insert((e.queue_id.clone().unwrap_or_default(), r), e);
     }
+    Ok(latest)
 }

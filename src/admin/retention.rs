@@ -62,6 +62,7 @@ async fn purge_events(relay: &Relay, cutoff: Timestamp, stats: &mut PurgeStats) 
         for e in &old {
             ws.delete_event(e);
         }
+        relay.store.purge_current_before(&mut ws, cutoff, BATCH)?;
         relay.commit(ws, &[]).await?;
         stats.events += old.len();
         if old.len() < BATCH {

@@ -151,7 +151,7 @@ pub async fn events(State(relay): Rel, q: Raw) -> ApiResult {
         limit: p.owned("limit"),
         cursor: p.owned("cursor"),
     };
-    let page = admin::events(&relay, &f)?;
+    let page = off_the_workers(&relay, move |relay| admin::events(relay, &f)).await?;
     ok(json!({"items": page.events, "next_cursor": page.next_cursor}))
 }
 
@@ -171,7 +171,22 @@ pub async fn unverified(State(relay): Rel, q: Raw) -> ApiResult {
 
 pub async fn undelivered(State(relay): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["days", "status", "since", "until"])?;
-    ok(admin::undelivered(&relay, p.get("days"), p.get("since"), p.get("until"), p.get("status"))?)
+    let (days, since, until, status) = (p.owned("days"), p.owned("since"), p.owned("until"), p.owned("status"));
+    ok(off_the_workers(&relay, move |relay| admin::undelivered(relay, days.as_deref(), since.as_deref(), until.as_deref(), status.as_deref())).await?)
+}
+
+/// At most this many heavy admin reads run at once.
+const HEAVY_READS: usize = 2;
+static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HEAVY_READS);
+
+/// Runs a store read on the blocking pool, at most [`HEAVY_READS`] at a time, so reports and
+/// log queries never occupy the async workers SMTP sessions run on.
+async fn off_the_workers<T: Send + 'static>(relay: &Arc<Relay>, f: impl FnOnce(&Relay) -> Result<T, admin::AdminError> + Send + 'static) -> Result<T, ApiError> {
+    let _permit = HEAVY.acquire().await.map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the daemon is stopping"))?;
+    let relay = relay.clone();
+    let joined = tokio::task::spawn_blocking(move || f(&relay)).await;
+    let done = joined.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the query failed: {e}")))?;
+    Ok(done?)
 }
 
 fn reason_param(v: Option<&str>, param: &str) -> Result<Option<SuppressionReason>, ApiError> {

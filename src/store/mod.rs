@@ -20,11 +20,13 @@
 //! | `unverified` | event key | the security log: untrusted returned reports, as JSON events |
 //! | `applied` | SHA-256 of a report's evidence | time applied (a replay changes nothing) |
 //! | `unblocked` | address key | time of the last manual removal from the suppression list |
+//! | `current`, `current_by_time` | see [`current`] | each recipient's latest status (the undelivered report) |
 
 mod commit;
 mod journal;
 pub mod events;
 pub mod health;
+pub mod current;
 pub mod queue;
 pub mod reports;
 pub mod scan;
@@ -76,9 +78,11 @@ pub enum TreeId {
     Unverified,
     Applied,
     Unblocked,
+    Current,
+    CurrentByTime,
 }
 
-const TREE_NAMES: [(TreeId, &str); 14] = [
+const TREE_NAMES: [(TreeId, &str); 16] = [
     (TreeId::Messages, "messages"),
     (TreeId::Bodies, "bodies"),
     (TreeId::Schedule, "schedule"),
@@ -93,6 +97,8 @@ const TREE_NAMES: [(TreeId, &str); 14] = [
     (TreeId::Unverified, "unverified"),
     (TreeId::Applied, "applied"),
     (TreeId::Unblocked, "unblocked"),
+    (TreeId::Current, "current"),
+    (TreeId::CurrentByTime, "current_by_time"),
 ];
 
 /// A set of inserts and removals applied atomically across trees.

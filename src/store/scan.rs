@@ -71,7 +71,7 @@ pub fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
 
 impl TreeId {
     /// Every tree, for audits that must look everywhere.
-    pub const ALL: [TreeId; 14] = [
+    pub const ALL: [TreeId; 16] = [
         TreeId::Messages,
         TreeId::Bodies,
         TreeId::Schedule,
@@ -86,5 +86,7 @@ impl TreeId {
         TreeId::Unverified,
         TreeId::Applied,
         TreeId::Unblocked,
+        TreeId::Current,
+        TreeId::CurrentByTime,
     ];
 }

@@ -1,0 +1,212 @@
+//! The index of each (message, recipient)'s current status, kept beside the event log so
+//! the undelivered report reads one small entry per recipient whose latest status changed
+//! in its window instead of every event (README, "The communications log").
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `current` | queue id ‖ recipient hash | time ms ‖ event key ‖ status byte |
+//! | `current_by_time` | time ms ‖ queue id ‖ recipient hash | event key ‖ status byte |
+//!
+//! The recipient is a hash of its normalised address, so erasing an address's events leaves
+//! nothing readable here (an entry whose event is gone is skipped).
+
+use ring::digest;
+
+use super::queue::parse_queue_id;
+use super::{Store, StoreError, TreeId, WriteSet, unhex};
+use crate::address::suppression_key;
+use crate::model::{Event, Status};
+use crate::time::Timestamp;
+
+/// One recipient's latest status-setting event, as the index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub time: Timestamp,
+    pub status: Status,
+    /// The key of the event that set it.
+    pub event: [u8; 16],
+}
+
+fn rcpt_hash(address: &str) -> [u8; 8] {
+    let key = suppression_key(address).unwrap_or_else(|| address.to_lowercase());
+    let d = digest::digest(&digest::SHA256, key.as_bytes());
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d.as_ref()[..8]);
+    out
+}
+
+fn status_byte(s: Status) -> u8 {
+    Status::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8
+}
+
+fn status_of(b: u8) -> Option<Status> {
+    Status::ALL.get(b as usize).copied()
+}
+
+impl Store {
+    /// Adds to `ws` the index change for `ev` when it sets a recipient's status (the event must
+    /// be stamped). The entry it replaces is read from the store: call once per event.
+    pub fn index_current(&self, ws: &mut WriteSet, ev: &Event) -> Result<(), StoreError> {
+        let (Some(status), Some(qid), Some(rcpt)) = (ev.status.status(), ev.queue_id.as_deref().and_then(parse_queue_id), ev.recipient.as_deref()) else {
+            return Ok(());
+        };
+        let Some(ek) = unhex(&ev.id).filter(|k| k.len() == 16) else { return Ok(()) };
+        let mut key = qid.to_be_bytes().to_vec();
+        key.extend_from_slice(&rcpt_hash(rcpt));
+        if let Some(old) = self.tree(TreeId::Current).get(&key)? {
+            let mut old_key = old[..8.min(old.len())].to_vec();
+            old_key.extend_from_slice(&key);
+            ws.remove(TreeId::CurrentByTime, old_key);
+        }
+        let time = (ev.time.millis().max(0) as u64).to_be_bytes();
+        let mut value = ek.clone();
+        value.push(status_byte(status));
+        let mut by_time = time.to_vec();
+        by_time.extend_from_slice(&key);
+        let mut current = time.to_vec();
+        current.extend_from_slice(&value);
+        ws.insert(TreeId::Current, key, current);
+        ws.insert(TreeId::CurrentByTime, by_time, value);
+        Ok(())
+    }
+
+    /// Recipients whose latest status was set in `[since, until]`, oldest first.
+    pub fn current_between(&self, since: Timestamp, until: Timestamp) -> Result<Vec<Current>, StoreError> {
+        let start = (since.millis().max(0) as u64).to_be_bytes().to_vec();
+        let end = (until.millis().max(0) as u64).saturating_add(1).to_be_bytes().to_vec();
+        let mut out = Vec::new();
+        let current = self.tree(TreeId::Current);
+        for item in self.tree(TreeId::CurrentByTime).range(start..end) {
+            let (k, v) = item?;
+            let (Some(ms), Some(event), Some(status)) = (k.get(..8), v.get(..16), v.get(16).copied().and_then(status_of)) else { continue };
+            // Two status changes of one recipient in one write set leave the first one's entry
+            // behind; only the entry `current` points at counts.
+            if current.get(&k[8..])?.is_none_or(|c| c.get(8..24) != Some(event)) {
+                continue;
+            }
+            let time = Timestamp(u64::from_be_bytes(ms.try_into().unwrap_or_default()) as i64);
+            out.push(Current { time, status, event: event.try_into().unwrap_or_default() });
+        }
+        Ok(out)
+    }
+
+    /// Builds the index from the event log when it is empty but events exist (a store written
+    /// before the index did); returns how many recipients it indexed. One pass over the events,
+    /// the latest of each recipient kept in memory, written in batches.
+    pub fn backfill_current(&self) -> Result<usize, StoreError> {
+        if !self.tree(TreeId::Current).is_empty() {
+            return Ok(0);
+        }
+        let mut latest: std::collections::HashMap<Vec<u8>, (Vec<u8>, u8)> = std::collections::HashMap::new();
+        for item in self.tree(TreeId::Events).iter() {
+            let (k, v) = item?;
+            let Ok(ev) = serde_json::from_slice::<Event>(&v) else { continue };
+            let (Some(status), Some(qid), Some(rcpt)) = (ev.status.status(), ev.queue_id.as_deref().and_then(parse_queue_id), ev.recipient.as_deref()) else { continue };
+            let mut key = qid.to_be_bytes().to_vec();
+            key.extend_from_slice(&rcpt_hash(rcpt));
+            latest.insert(key, (k.to_vec(), status_byte(status)));
+        }
+        let n = latest.len();
+        let mut ws = WriteSet::new();
+        for (key, (ek, status)) in latest {
+            let mut value = ek.clone();
+            value.push(status);
+            let mut by_time = ek[..8].to_vec();
+            by_time.extend_from_slice(&key);
+            let mut current = ek[..8].to_vec();
+            current.extend_from_slice(&value);
+            ws.insert(TreeId::Current, key, current);
+            ws.insert(TreeId::CurrentByTime, by_time, value);
+            if ws.len() >= 4096 {
+                self.apply(&std::mem::take(&mut ws))?;
+            }
+        }
+        self.apply(&ws)?;
+        Ok(n)
+    }
+
+    /// Adds to `ws` the removal of index entries whose status was set before `cutoff`.
+    pub fn purge_current_before(&self, ws: &mut WriteSet, cutoff: Timestamp, limit: usize) -> Result<usize, StoreError> {
+        let end = (cutoff.millis().max(0) as u64).to_be_bytes().to_vec();
+        let mut n = 0;
+        for item in self.tree(TreeId::CurrentByTime).range(..end).take(limit) {
+            let (k, _) = item?;
+            ws.remove(TreeId::Current, k[8..].to_vec());
+            ws.remove(TreeId::CurrentByTime, k.to_vec());
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The event an index entry names, if it is still kept.
+    pub fn event_of(&self, c: &Current) -> Result<Option<Event>, StoreError> {
+        self.event(&super::hex(&c.event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EventKind;
+
+    fn ev(store: &Store, kind: EventKind, ms: i64, rcpt: &str) -> Event {
+        let mut e = Event::new(kind, Timestamp(ms));
+        e.queue_id = Some(crate::store::queue::format_queue_id(7));
+        e.recipient = Some(rcpt.into());
+        store.stamp_event(&mut e).unwrap();
+        e
+    }
+
+    #[test]
+    fn only_the_latest_status_of_each_recipient_is_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (kind, ms, rcpt) in [(EventKind::Queued, 1000, "a@x.test"), (EventKind::Queued, 1000, "b@x.test"), (EventKind::Delivered, 2000, "A@X.test"), (EventKind::Resent, 2500, "b@x.test"), (EventKind::Bounced, 3000, "b@x.test")] {
+            let e = ev(&store, kind, ms, rcpt);
+            let mut ws = WriteSet::new();
+            ws.put_event(&e, false);
+            store.index_current(&mut ws, &e).unwrap();
+            store.apply(&ws).unwrap();
+        }
+        let all = store.current_between(Timestamp(0), Timestamp(10_000)).unwrap();
+        let got: Vec<(i64, Status)> = all.iter().map(|c| (c.time.millis(), c.status)).collect();
+        assert_eq!(got, vec![(2000, Status::Delivered), (3000, Status::Bounced)]);
+        assert_eq!(store.event_of(&all[1]).unwrap().unwrap().status, EventKind::Bounced);
+        assert!(store.current_between(Timestamp(2001), Timestamp(2999)).unwrap().is_empty());
+        let mut ws = WriteSet::new();
+        assert_eq!(store.purge_current_before(&mut ws, Timestamp(2500), 100).unwrap(), 1);
+        store.apply(&ws).unwrap();
+        assert_eq!(store.current_between(Timestamp(0), Timestamp(10_000)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn two_changes_in_one_write_set_leave_one_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ws = WriteSet::new();
+        for (kind, ms) in [(EventKind::Deferred, 1000), (EventKind::Expired, 1000)] {
+            let e = ev(&store, kind, ms, "d@x.test");
+            ws.put_event(&e, false);
+            store.index_current(&mut ws, &e).unwrap();
+        }
+        store.apply(&ws).unwrap();
+        let all = store.current_between(Timestamp(0), Timestamp(10_000)).unwrap();
+        assert_eq!(all.iter().map(|c| c.status).collect::<Vec<_>>(), vec![Status::Expired]);
+    }
+
+    #[test]
+    fn an_old_store_is_backfilled_from_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ws = WriteSet::new();
+        for (kind, ms) in [(EventKind::Queued, 1000), (EventKind::Deferred, 2000), (EventKind::Expired, 3000)] {
+            ws.put_event(&ev(&store, kind, ms, "c@x.test"), false);
+        }
+        store.apply(&ws).unwrap();
+        assert_eq!(store.backfill_current().unwrap(), 1);
+        let all = store.current_between(Timestamp(0), Timestamp(10_000)).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].status, Status::Expired);
+        assert_eq!(store.backfill_current().unwrap(), 0, "only once");
+    }
+}
