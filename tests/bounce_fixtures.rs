@@ -208,7 +208,10 @@ fn hostile_fixtures_give_a_report() {
         "hostile-malformed-multipart.eml",
         "hostile-binary-junk.eml",
     ] {
-        let r = one(name);
+        // The unguarded entry: a panic in rebound's own code fails this test (only the
+        // mail-parser call inside is guarded).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bounce").join(name);
+        let r = rebound::bounce::parse_unguarded(&std::fs::read(path).expect("fixture"));
         assert!(!r.recipients.is_empty(), "{name}");
     }
 }

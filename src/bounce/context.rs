@@ -46,7 +46,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// Takes `raw` apart. Never panics.
+    /// Takes `raw` apart. A panic inside mail-parser is caught (the message is then split by
+    /// hand); rebound's own code here is not guarded.
     pub fn build(raw: &[u8]) -> Context {
         let raw = &raw[..raw.len().min(MAX_INPUT)];
         let converted;
@@ -60,15 +61,15 @@ impl Context {
             raw
         };
         let prepared = super::opaque::prepare(raw, true);
-        let mut parsed = parse_guarded(prepared.as_ref().map_or(raw, |p| &p.bytes));
-        let plain_empty = matches!(&parsed, Ok(Some(ctx)) if ctx.body.trim().is_empty());
+        let mut parsed = parse_mime(prepared.as_ref().map_or(raw, |p| &p.bytes));
+        let plain_empty = matches!(&parsed, Some(ctx) if ctx.body.trim().is_empty());
         if plain_empty && prepared.as_ref().is_some_and(|p| p.skipped_html) {
             // The plain-text part was empty after all: read the HTML.
             let again = super::opaque::prepare(raw, false);
-            parsed = parse_guarded(again.as_ref().map_or(raw, |p| &p.bytes));
+            parsed = parse_mime(again.as_ref().map_or(raw, |p| &p.bytes));
         }
         let mut ctx = match parsed {
-            Ok(Some(ctx)) if !ctx.headers.is_empty() || !ctx.body.is_empty() => ctx,
+            Some(ctx) if !ctx.headers.is_empty() || !ctx.body.is_empty() => ctx,
             _ => degraded(raw),
         };
         if ctx.body.trim().is_empty() && ctx.dsn.is_empty() && ctx.feedback.is_none() {
@@ -129,10 +130,16 @@ impl Context {
     }
 }
 
-/// mail-parser (which has a debug assertion that fires on some malformed multiparts) and
-/// [`from_message`], a panic caught.
-fn parse_guarded(raw: &[u8]) -> std::thread::Result<Option<Context>> {
-    catch_unwind(AssertUnwindSafe(|| PARSER.parse(raw).map(|m| from_message(&m))))
+/// mail-parser with a panic caught (it has a debug assertion that fires on some malformed
+/// multiparts): `None` when it could not parse `raw` or panicked. Only the mail-parser call is
+/// guarded; a panic in rebound's own code (such as [`from_message`]) propagates.
+fn mail_parse(raw: &[u8]) -> Option<Message<'_>> {
+    catch_unwind(AssertUnwindSafe(|| PARSER.parse(raw))).ok().flatten()
+}
+
+/// The message taken apart by mail-parser, or `None` when mail-parser could not take it.
+fn parse_mime(raw: &[u8]) -> Option<Context> {
+    mail_parse(raw).map(|m| from_message(&m))
 }
 
 fn from_message(msg: &Message<'_>) -> Context {
@@ -152,7 +159,7 @@ fn from_message(msg: &Message<'_>) -> Context {
         collect_part(&mut ctx, &mut html, part, &mut nested_report);
     }
     if ctx.dsn.is_empty()
-        && let Some(inner) = nested_report.and_then(|bytes| PARSER.parse(bytes))
+        && let Some(inner) = nested_report.and_then(mail_parse)
     {
         take_nested_report(&mut ctx, &inner);
     }

@@ -68,8 +68,10 @@ fn hostile_inputs_do_not_panic() {
         b"Subject: a\rFrom: MAILER-DAEMON@x\r\rThis is the qmail-send program\r".to_vec(),
         format!("Subject: {}\n\n", "x".repeat(200_000)).into_bytes(),
     ];
+    // The unguarded entry: a panic in rebound's own code fails this test (only the mail-parser
+    // call inside is guarded).
     for raw in &inputs {
-        let r = parse(raw);
+        let r = parse_unguarded(raw);
         assert!(!r.recipients.is_empty());
     }
 }
