@@ -4,7 +4,8 @@
 //! after the 250s with the queue listed by the CLI after restart.
 //!
 //! `REBOUND_CRASH_CYCLES=200 cargo test --test hardening_crash -- --nocapture`
-//! runs the long variant (default 10 cycles).
+//! runs the long variant (default 10 cycles). The drain after the last restart
+//! lasts while deliveries keep arriving; it fails after 30 s without one.
 
 mod support_hardening;
 mod support_outbound;
@@ -20,6 +21,8 @@ use support_hardening::*;
 use support_outbound::{Script, ScriptedMx};
 
 const CLIENTS: usize = 3;
+/// The drain after the last restart fails once no new message reached the sink for this long.
+const STALL: Duration = Duration::from_secs(30);
 
 fn cycles() -> usize {
     std::env::var("REBOUND_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
@@ -90,16 +93,26 @@ fn kill_loop(config: PathBuf, data: PathBuf, record: Arc<Mutex<support_outbound:
     }
     let acked = acked.lock().unwrap().clone();
     let d = must_start(&config, n);
-    let deadline = Instant::now() + Duration::from_secs(90);
+    // Drain for as long as delivery progresses: the backlog after a long run takes longer than
+    // any fixed deadline, so give up only once no new message reached the sink for STALL.
+    let drain_start = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut delivered = 0;
     let mut missing: Vec<u64>;
-    loop {
+    let stalled = loop {
         let seen: BTreeSet<u64> = seqs(&record.lock().unwrap().messages).into_iter().collect();
         missing = acked.difference(&seen).copied().collect();
-        if missing.is_empty() || Instant::now() > deadline {
-            break;
+        if missing.is_empty() {
+            break None;
+        }
+        if seen.len() > delivered {
+            (delivered, last_progress) = (seen.len(), Instant::now());
+        } else if last_progress.elapsed() > STALL {
+            break Some(last_progress.elapsed());
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    eprintln!("kill -9 loop: the drain ended after {:?} with {} acknowledged messages undelivered", drain_start.elapsed(), missing.len());
     let (clean, log) = d.term();
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     for s in seqs(&record.lock().unwrap().messages) {
@@ -116,7 +129,7 @@ fn kill_loop(config: PathBuf, data: PathBuf, record: Arc<Mutex<support_outbound:
         files.len()
     );
     assert!(!acked.is_empty(), "no message was ever acknowledged: the loop tested nothing");
-    assert!(missing.is_empty(), "acknowledged but never delivered: {missing:?}\n{log}");
+    assert!(missing.is_empty(), "acknowledged but never delivered (no new delivery for {stalled:?}): {missing:?}\n{log}");
     assert!(clean, "the last daemon did not stop cleanly:\n{log}");
     assert!(log.contains("queue recovered"), "a start after kill -9 must scan the queue:\n{log}");
     let generating = files.iter().filter(|p| p.to_string_lossy().ends_with(".generating")).count();
