@@ -10,6 +10,7 @@
 mod support_daemon;
 mod support_hardening;
 mod support_outbound;
+mod support_skip;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -148,7 +149,11 @@ fn fill(d: &Daemon) -> (BTreeSet<u64>, Vec<String>) {
 
 fn full_tmpfs(dir: &Path, sink: std::net::SocketAddr, rec: std::sync::Arc<std::sync::Mutex<support_outbound::Record>>) {
     let Some(fs) = Tmpfs::mount(&dir.join("spool"), "16m") else {
-        eprintln!("SKIPPED full_tmpfs: cannot mount a tmpfs (not root, or no CAP_SYS_ADMIN)");
+        support_skip::skip(
+            "full_tmpfs",
+            "permission to mount a tmpfs (root or CAP_SYS_ADMIN)",
+            "run the suite as root, e.g. `sudo -E tests/run-all.sh`",
+        );
         return;
     };
     let data = fs.0.join("data");

@@ -5,6 +5,7 @@
 
 mod support_daemon;
 mod support_hardening;
+mod support_skip;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -52,7 +53,12 @@ async fn idle_client(addr: std::net::SocketAddr) -> BufReader<TcpStream> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_idle_connections_and_one_real_session() {
     if !ensure_fds(4 * IDLE as u64 + 256) {
-        eprintln!("SKIPPED: cannot raise RLIMIT_NOFILE to {}", 4 * IDLE + 256);
+        let want = 4 * IDLE + 256;
+        support_skip::skip(
+            "thousand_idle_connections_and_one_real_session",
+            &format!("an RLIMIT_NOFILE hard limit of {want} (cannot raise the soft limit that far)"),
+            &format!("raise the hard limit first, e.g. `ulimit -Hn {want}` as root or LimitNOFILE= / limits.conf"),
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +118,12 @@ async fn trickle(addr: std::net::SocketAddr, n: usize) -> String {
 async fn slow_trickle_clients_keep_memory_bounded() {
     const CLIENTS: usize = 300;
     if !ensure_fds(4 * CLIENTS as u64 + 256) {
-        eprintln!("SKIPPED: cannot raise RLIMIT_NOFILE");
+        let want = 4 * CLIENTS + 256;
+        support_skip::skip(
+            "slow_trickle_clients_keep_memory_bounded",
+            &format!("an RLIMIT_NOFILE hard limit of {want} (cannot raise the soft limit that far)"),
+            &format!("raise the hard limit first, e.g. `ulimit -Hn {want}` as root or LimitNOFILE= / limits.conf"),
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,10 @@
 //! The listener against clients nobody here wrote: Python's `smtplib` (plain
 //! send, multi-recipient, STARTTLS + AUTH LOGIN/PLAIN) and `swaks` (pipelined,
 //! STARTTLS + AUTH). Each external run happens on a blocking thread so the
-//! in-process server keeps serving. A missing binary skips loudly.
+//! in-process server keeps serving. A missing binary skips loudly (and fails
+//! the test with `CI=true`).
 
+mod support_skip;
 mod support_smtp;
 
 use std::process::{Command, Output};
@@ -16,7 +18,12 @@ async fn run(cmd: Command) -> Option<Output> {
     match out {
         Ok(o) => Some(o),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("!!!!! SKIPPED: `{name}` is not installed; this test did not run !!!!!");
+            let install = match name.as_str() {
+                "swaks" => "apt-get install swaks (see .ci/run)",
+                "python3" => "apt-get install python3",
+                _ => "install it (see .ci/run)",
+            };
+            support_skip::skip("this SMTP client test", &format!("`{name}`"), install);
             None
         }
         Err(e) => panic!("cannot run {name}: {e}"),
