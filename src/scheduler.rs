@@ -221,7 +221,7 @@ async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestam
     }
     let now = relay.now();
     let body = match relay.store.body(id)? {
-        Some(b) => Arc::new(b),
+        Some(b) => Arc::new(crate::outbound::long_lines::conform_owned(b)),
         None => return Ok(expire_without_body(relay, &mut rec, now).await?),
     };
     if relay.committer.is_poisoned() {

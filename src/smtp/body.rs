@@ -1,11 +1,13 @@
 //! The message-body receiver for DATA and BDAT: finds the end of data (only at
 //! CRLF.CRLF), dot-unstuffs, normalises bare CR and bare LF to CRLF, enforces the
-//! size and text-line limits with bounded memory, and counts `Received:` headers.
+//! size limit and the header-line limit with bounded memory, and counts `Received:`
+//! headers. Body lines of any length are accepted (as Postfix and Exim do); outbound
+//! re-encodes them for the wire (see [`crate::outbound::long_lines`]).
 //!
 //! smtp-proto's `DataReceiver` is deliberately not used for DATA: it ends data on
 //! `CRLF . CR CR LF` (the `\r\n.\r\r\n` smuggling variant), which is not CRLF.CRLF.
 
-/// Longest text line, CRLF included (RFC 5321 §4.5.3.1.6).
+/// Longest header line, CRLF included (RFC 5321 §4.5.3.1.6, RFC 5322 §2.1.1).
 pub const MAX_TEXT_LINE: usize = 1000;
 
 /// More `Received:` headers than this means a mail loop (`554 5.4.6`).
@@ -24,7 +26,8 @@ pub enum Framing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyProblem {
     TooBig,
-    LineTooLong,
+    /// A line of the header section exceeds 998 octets (body lines may be longer).
+    HeaderLineTooLong,
     Loop,
 }
 
@@ -48,6 +51,7 @@ pub struct BodyReceiver {
     head: [u8; 9],
     received: usize,
     too_big: bool,
+    /// A header line was too long.
     line_too_long: bool,
 }
 
@@ -99,7 +103,7 @@ impl BodyReceiver {
         if self.too_big {
             Err(BodyProblem::TooBig)
         } else if self.line_too_long {
-            Err(BodyProblem::LineTooLong)
+            Err(BodyProblem::HeaderLineTooLong)
         } else if self.received > MAX_RECEIVED {
             Err(BodyProblem::Loop)
         } else {
@@ -133,7 +137,7 @@ impl BodyReceiver {
             _ => {
                 self.line_start = false;
                 self.line_len += 1;
-                if self.line_len + 2 > MAX_TEXT_LINE {
+                if self.in_headers && self.line_len + 2 > MAX_TEXT_LINE {
                     self.line_too_long = true;
                 }
                 self.push(b);
@@ -144,7 +148,7 @@ impl BodyReceiver {
 
     /// Closes the current line with CRLF; `line_start` is left false (set by the caller for real CRLF).
     fn end_line(&mut self) {
-        if self.line_len + 2 > MAX_TEXT_LINE {
+        if self.in_headers && self.line_len + 2 > MAX_TEXT_LINE {
             self.line_too_long = true;
         }
         if self.in_headers {
@@ -237,12 +241,18 @@ mod tests {
         let mut r = BodyReceiver::new(Framing::Dot, 1 << 20);
         r.ingest(&long);
         assert!(r.ingest(b"\r\n.\r\n").1);
-        assert_eq!(r.into_body(), Err(BodyProblem::LineTooLong));
+        assert_eq!(r.into_body(), Err(BodyProblem::HeaderLineTooLong));
         let ok = [b'a'; 998];
         let mut r = BodyReceiver::new(Framing::Dot, 1 << 20);
         r.ingest(&ok);
         assert!(r.ingest(b"\r\n.\r\n").1);
         assert!(r.into_body().is_ok());
+        let body_line = [b'b'; 5000];
+        let mut r = BodyReceiver::new(Framing::Dot, 1 << 20);
+        r.ingest(b"Subject: x\r\n\r\n");
+        r.ingest(&body_line);
+        assert!(r.ingest(b"\r\n.\r\n").1);
+        assert_eq!(r.into_body().unwrap().len(), 14 + 5000 + 2);
     }
 
     #[test]

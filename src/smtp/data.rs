@@ -196,7 +196,7 @@ fn protocol_name(esmtp: bool, utf8: bool, tls: bool, auth: bool) -> String {
 fn refusal_for(problem: BodyProblem, max: usize) -> (u16, &'static str, String) {
     match problem {
         BodyProblem::TooBig => (552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} octets)")),
-        BodyProblem::LineTooLong => (500, "5.5.2", "Line too long (a text line exceeds 998 octets), message not accepted".to_string()),
+        BodyProblem::HeaderLineTooLong => (500, "5.5.2", "Line too long (a header line exceeds 998 octets), message not accepted".to_string()),
         BodyProblem::Loop => (554, "5.4.6", "Too many Received headers: mail loop detected".to_string()),
     }
 }
