@@ -1,8 +1,9 @@
 //! Storage failures against the real binary: an injected flush failure
 //! (`REBOUND_FAIL_FLUSH`) gives 451 4.3.0 after DATA and 4xx at MAIL while it
 //! lasts, never a 250, and intake resumes by itself once it is switched off (the
-//! refused message is never delivered); the free-space threshold gives 452 4.3.1 at MAIL; a real
-//! full tmpfs (root only) behaves like the injected failure; mail acknowledged
+//! refused message is never delivered); the free-space threshold gives 452
+//! 4.3.1 at MAIL and 503 `insufficient_storage` on `/healthz`; a real full
+//! tmpfs (root only) behaves like the injected failure; mail acknowledged
 //! before the fault is delivered after a restart without it. Poison records
 //! written into a stopped daemon's queue are quarantined and reported, the rest
 //! delivered, and the daemon keeps starting.
@@ -99,15 +100,17 @@ async fn free_space_threshold_refuses_at_mail() {
     let mut cfg = support_daemon::test_config(dir.path());
     cfg.smtp.min_free_space = rebound::config::Size(u64::MAX / 2);
     let d = support_daemon::start_daemon(cfg).await;
-    let addr = d.smtp_addrs[0];
-    let r = tokio::task::spawn_blocking(move || {
+    let (addr, api) = (d.smtp_addrs[0], d.api_addr);
+    let (r, health) = tokio::task::spawn_blocking(move || {
         let mut s = Smtp::greeted(addr).unwrap();
-        s.transaction("app@school.test", &["a@example.net"], &message(1, 1)).unwrap()
+        (s.transaction("app@school.test", &["a@example.net"], &message(1, 1)).unwrap(), api_status(api, "/healthz").unwrap())
     })
     .await
     .unwrap();
     assert_eq!(r.len(), 1, "refused at MAIL: {r:?}");
     assert!(r[0].starts_with("452 4.3.1"), "{r:?}");
+    assert_eq!(health.0, 503, "healthz while every MAIL gets 452 4.3.1: {health:?}");
+    assert!(health.1.contains("insufficient_storage") && health.1.contains("min_free_space"), "{health:?}");
     d.stop().await;
 }
 

@@ -270,6 +270,30 @@ mod tests {
     use crate::store::TreeId;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fault_refuses_commits_until_a_probe_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let committer = Committer::start(store.clone());
+        committer.poison(&StoreError::Db("IO error: No space left on device".into()));
+        let mut ws = WriteSet::new();
+        ws.insert(TreeId::Bodies, b"1".to_vec(), b"x".to_vec());
+        assert!(matches!(committer.commit(ws.clone()).await, Err(StoreError::Poisoned)));
+        assert!(store.tree(TreeId::Bodies).is_empty(), "a refused write set is not applied");
+        let fault = committer.health().fault().unwrap();
+        assert!(fault.reason.contains("No space left") && !fault.restart_needed, "{fault:?}");
+        // The disk is fine, so the first probe clears the fault.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while committer.is_poisoned() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("a probe cleared the fault");
+        committer.commit(ws).await.unwrap();
+        assert_eq!(committer.health().faults_total(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_commits_are_applied_in_groups() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
