@@ -177,6 +177,18 @@ pub struct SmtpConfig {
     pub session_timeout: Dur,
     /// Free space on the data_dir filesystem below which MAIL gets `452 4.3.1`.
     pub min_free_space: Size,
+    /// Simultaneous connections from one address outside `relay_networks` (0: no limit).
+    pub max_connections_per_ip: u32,
+    /// Connections one address outside `relay_networks` may open per `connection_rate_window` (0: no limit).
+    pub max_connection_rate_per_ip: u32,
+    /// The window of `max_connection_rate_per_ip`.
+    pub connection_rate_window: Dur,
+    /// The reply to a failed AUTH waits this long.
+    pub auth_failure_delay: Dur,
+    /// Failed AUTH attempts from one address before it is locked out (0: never).
+    pub auth_max_failures: u32,
+    /// How long a locked-out address gets `454 4.7.0` to AUTH (and the span failures are counted over).
+    pub auth_lockout: Dur,
 }
 
 impl Default for SmtpConfig {
@@ -193,6 +205,12 @@ impl Default for SmtpConfig {
             idle_timeout: Dur(Duration::from_secs(300)),
             session_timeout: Dur(Duration::from_secs(1800)),
             min_free_space: Size(64 * 1000 * 1000),
+            max_connections_per_ip: 20,
+            max_connection_rate_per_ip: 100,
+            connection_rate_window: Dur(Duration::from_secs(60)),
+            auth_failure_delay: Dur(Duration::from_secs(1)),
+            auth_max_failures: 5,
+            auth_lockout: Dur(Duration::from_secs(15 * 60)),
         }
     }
 }
@@ -315,11 +333,25 @@ pub struct ApiConfig {
     pub url: Option<String>,
     /// Also serve the API on this unix socket (mode 0600): file permissions are its only auth.
     pub socket: Option<PathBuf>,
+    /// Simultaneous TCP connections; beyond it a few more are served `/healthz` only, the rest closed.
+    pub max_connections: usize,
+    /// A request's headers (and an idle keep-alive connection's next request) must arrive within this.
+    pub header_timeout: Dur,
+    /// A request's body must have arrived this long after its headers.
+    pub body_timeout: Dur,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: "127.0.0.1:8025".parse().unwrap(), token: None, url: None, socket: None }
+        ApiConfig {
+            listen: "127.0.0.1:8025".parse().unwrap(),
+            token: None,
+            url: None,
+            socket: None,
+            max_connections: 64,
+            header_timeout: Dur(Duration::from_secs(10)),
+            body_timeout: Dur(Duration::from_secs(60)),
+        }
     }
 }
 
@@ -418,6 +450,15 @@ impl Config {
         }
         if self.smtp.max_recipients == 0 {
             return bad("smtp.max_recipients", "must be at least 1".into());
+        }
+        if self.smtp.connection_rate_window.0.is_zero() {
+            return bad("smtp.connection_rate_window", "must be greater than zero".into());
+        }
+        if self.api.max_connections == 0 {
+            return bad("api.max_connections", "must be at least 1".into());
+        }
+        if self.api.header_timeout.0.is_zero() || self.api.body_timeout.0.is_zero() {
+            return bad("api.header_timeout", "API timeouts must be greater than zero".into());
         }
         if self.smtp.max_message_size.0 < 1024 {
             return bad("smtp.max_message_size", "must be at least 1KB".into());

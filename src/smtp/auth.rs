@@ -1,11 +1,17 @@
 //! AUTH PLAIN and AUTH LOGIN (RFC 4954) against `smtp.users`: only over TLS
 //! (`538 5.7.11` in clear), `*` cancels, bad base64 is `501 5.5.2`, wrong
-//! credentials `535 5.7.8`, and the third failure closes the session with `421`.
+//! credentials `535 5.7.8` (sent only after `smtp.auth_failure_delay`), and the
+//! third failure closes the session with `421`. An address with
+//! `smtp.auth_max_failures` recent failures gets `454 4.7.0` for `smtp.auth_lockout`
+//! (see [`super::anvil`]), whatever the credentials.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 
+use std::time::Instant;
+
+use super::SmtpStats;
 use super::session::{End, Phase, Session};
 use crate::config::SmtpUser;
 use crate::intake::Intake;
@@ -13,6 +19,8 @@ use crate::constant_time::secrets_eq;
 
 /// Failed attempts before the session is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
+/// The reply text to a locked-out address.
+const LOCKED_OUT: &str = "Too many failed authentication attempts, try again later";
 
 /// Where an AUTH exchange stands while waiting for the client's next line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +46,9 @@ impl<I: Intake> Session<I> {
         }
         if self.envelope.is_some() {
             return self.error(503, "5.5.1", "AUTH not allowed during a mail transaction");
+        }
+        if self.locked_out() {
+            return self.error(454, "4.7.0", LOCKED_OUT);
         }
         match (mechanism, initial) {
             (AUTH_PLAIN, "") => self.challenge(AuthStep::PlainResponse, ""),
@@ -112,9 +123,13 @@ impl<I: Intake> Session<I> {
     }
 
     fn verify(&mut self, user: &str, pass: &[u8]) -> Result<(), End> {
+        if self.locked_out() {
+            return self.error(454, "4.7.0", LOCKED_OUT);
+        }
         if credentials_match(&self.server.cfg.smtp.users, user, pass) {
             tracing::info!(peer = %self.peer, user, "smtp: authenticated");
             self.auth_user = Some(user.to_string());
+            self.server.anvil.auth_succeeded(self.peer.ip());
             self.reply(235, "2.7.0", "Authentication successful");
             Ok(())
         } else {
@@ -122,9 +137,36 @@ impl<I: Intake> Session<I> {
         }
     }
 
+    /// The peer's address is locked out of AUTH (logged at debug: the lockout itself was logged).
+    fn locked_out(&self) -> bool {
+        let locked = self.server.anvil.auth_locked(self.peer.ip(), Instant::now());
+        if locked {
+            tracing::debug!(peer = %self.peer, "smtp: AUTH from a locked-out address");
+        }
+        locked
+    }
+
+    /// Waits `smtp.auth_failure_delay` if a failed AUTH was just answered (shutdown cuts it short).
+    pub(super) async fn auth_failure_pause(&mut self) -> Result<(), End> {
+        if !std::mem::take(&mut self.auth_pause) {
+            return Ok(());
+        }
+        let delay = self.server.cfg.smtp.auth_failure_delay.0;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = self.shutdown.cancelled() => Ok(()),
+        }
+    }
+
     fn auth_failed(&mut self) -> Result<(), End> {
         self.auth_failures += 1;
+        self.auth_pause = true;
         tracing::warn!(peer = %self.peer, failures = self.auth_failures, "smtp: authentication failed");
+        if self.server.anvil.auth_failed(self.peer.ip(), Instant::now()) {
+            SmtpStats::bump(&self.server.stats.auth_lockouts);
+            let s = &self.server.cfg.smtp;
+            tracing::warn!(ip = %self.peer.ip(), failures = s.auth_max_failures, lockout = ?s.auth_lockout.0, "smtp: too many failed AUTH attempts, locking the address out");
+        }
         self.reply(535, "5.7.8", "Authentication credentials invalid");
         if self.auth_failures >= MAX_AUTH_FAILURES {
             self.reply(421, "4.7.0", "Too many authentication failures, closing connection");

@@ -6,8 +6,10 @@
 //! - [`commands`]: EHLO/HELO, MAIL, RCPT and the small verbs;
 //! - [`auth`]: AUTH PLAIN / LOGIN; [`data`]: DATA / BDAT and submission;
 //! - [`body`]: the pure body receiver (end of data, limits, normalisation);
-//! - [`tls`]: certificate loading and the plain/TLS stream.
+//! - [`tls`]: certificate loading and the plain/TLS stream;
+//! - [`anvil`]: per-IP connection count and rate, AUTH failures and lockout.
 
+pub mod anvil;
 pub mod auth;
 pub mod body;
 pub mod commands;
@@ -50,6 +52,10 @@ pub struct SmtpStats {
     pub messages_accepted: AtomicU64,
     /// Replies with a 4xx or 5xx code.
     pub rejections: AtomicU64,
+    /// Connections refused by the per-IP connection or rate limit (also in `connections_refused`).
+    pub connections_refused_per_ip: AtomicU64,
+    /// Addresses locked out of AUTH after too many failures.
+    pub auth_lockouts: AtomicU64,
 }
 
 impl SmtpStats {
@@ -66,6 +72,8 @@ pub struct SmtpServer<I: Intake> {
     stats: Arc<SmtpStats>,
     /// Time the server waits before the greeting, watching for early talkers.
     greeting_delay: Duration,
+    /// Per-IP limits and AUTH lockout.
+    pub(crate) anvil: Arc<anvil::Anvil>,
 }
 
 impl<I: Intake> SmtpServer<I> {
@@ -75,7 +83,8 @@ impl<I: Intake> SmtpServer<I> {
             (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
             _ => None,
         };
-        Ok(SmtpServer { cfg, intake, tls, stats: Arc::new(SmtpStats::default()), greeting_delay: Duration::ZERO })
+        let anvil = anvil::Anvil::new(anvil::Limits::from_config(&cfg.smtp));
+        Ok(SmtpServer { cfg, intake, tls, stats: Arc::new(SmtpStats::default()), greeting_delay: Duration::ZERO, anvil })
     }
 
     /// Waits this long before the 220 greeting; a client that talks first gets `554 5.5.0`.
@@ -123,24 +132,43 @@ impl<I: Intake> SmtpServer<I> {
         }
     }
 
-    /// Starts a session, or refuses the connection when the cap is reached.
+    /// Starts a session, or refuses the connection when the global cap or a per-IP limit is reached.
     fn admit(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, shutdown: &CancellationToken, tracker: &TaskTracker) {
+        let host = self.cfg.server.hostname.clone();
         let active = self.stats.sessions_active.load(Ordering::Relaxed);
         if active >= self.cfg.smtp.max_connections as u64 {
             SmtpStats::bump(&self.stats.connections_refused);
             tracing::warn!(%peer, active, "smtp: too many connections");
-            let host = self.cfg.server.hostname.clone();
-            tracker.spawn(refuse(stream, host));
+            tracker.spawn(refuse(stream, format!("{host} Too many connections, try again later")));
             return;
         }
+        let permit = match self.anvil.connect(peer.ip(), std::time::Instant::now()) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                self.refused_per_ip(peer, &refused);
+                tracker.spawn(refuse(stream, format!("{host} {}", refused.why)));
+                return;
+            }
+        };
         SmtpStats::bump(&self.stats.sessions_total);
         self.stats.sessions_active.fetch_add(1, Ordering::Relaxed);
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let guard = ActiveGuard(self.stats.clone());
             session::Session::new(self.clone(), stream, peer, shutdown).run().await;
-            drop(guard);
+            drop((guard, permit));
         });
+    }
+
+    /// Counts a per-IP refusal; logs only the first one of an address in each rate window.
+    fn refused_per_ip(&self, peer: SocketAddr, refused: &anvil::Refused) {
+        SmtpStats::bump(&self.stats.connections_refused);
+        SmtpStats::bump(&self.stats.connections_refused_per_ip);
+        if refused.first {
+            tracing::warn!(ip = %peer.ip(), reason = %refused.why, "smtp: refusing connections from this address");
+        } else {
+            tracing::debug!(%peer, reason = %refused.why, "smtp: per-IP refusal");
+        }
     }
 }
 
@@ -153,8 +181,9 @@ impl Drop for ActiveGuard {
     }
 }
 
-async fn refuse(mut stream: TcpStream, host: String) {
-    let line = format!("421 4.7.0 {host} Too many connections, try again later\r\n");
+/// Answers `421 4.7.0 {text}` and closes.
+async fn refuse(mut stream: TcpStream, text: String) {
+    let line = format!("421 4.7.0 {text}\r\n");
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
     let _ = stream.shutdown().await;
 }

@@ -71,7 +71,7 @@ pub struct Session<I: Intake> {
     pub(super) server: Arc<SmtpServer<I>>,
     pub(super) stream: Stream,
     pub(super) peer: SocketAddr,
-    shutdown: CancellationToken,
+    pub(super) shutdown: CancellationToken,
     out: Vec<u8>,
     line: Vec<u8>,
     line_overflow: bool,
@@ -80,6 +80,8 @@ pub struct Session<I: Intake> {
     pub(super) esmtp: bool,
     pub(super) auth_user: Option<String>,
     pub(super) auth_failures: u32,
+    /// A failed AUTH was just answered: wait `auth_failure_delay` before sending it.
+    pub(super) auth_pause: bool,
     pub(super) relay_by_network: bool,
     pub(super) envelope: Option<Envelope>,
     errors: u32,
@@ -105,6 +107,7 @@ impl<I: Intake> Session<I> {
             esmtp: false,
             auth_user: None,
             auth_failures: 0,
+            auth_pause: false,
             relay_by_network,
             envelope: None,
             errors: 0,
@@ -217,17 +220,21 @@ impl<I: Intake> Session<I> {
             Phase::Bdat { .. } => self.bdat_bytes(input).await,
             Phase::Command => {
                 let Some(line) = self.take_line(input, MAX_COMMAND_LINE) else { return Ok(()) };
-                match line {
+                let done = match line {
                     Some(line) => self.command(&line, input).await,
                     None => self.error(500, "5.5.2", "Line too long"),
-                }
+                };
+                self.auth_failure_pause().await?;
+                done
             }
             Phase::Auth(_) => {
                 let Some(line) = self.take_line(input, MAX_AUTH_LINE) else { return Ok(()) };
-                match line {
+                let done = match line {
                     Some(line) => self.auth_response(&line),
                     None => self.error(500, "5.5.2", "Line too long"),
-                }
+                };
+                self.auth_failure_pause().await?;
+                done
             }
         }
     }
