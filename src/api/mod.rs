@@ -2,8 +2,10 @@
 //! and the server loop. Handlers live in [`handlers`]; every route but
 //! `/healthz` needs `Authorization: Bearer <token>` (from `api.token`, or
 //! generated in `data_dir/api.token`); requests whose `Host` is not the
-//! configured address or loopback are refused (DNS rebinding).
+//! configured address or loopback are refused (DNS rebinding). The TCP
+//! listener bounds connections and read times ([`conn`]).
 
+mod conn;
 mod error;
 mod guard;
 mod handlers;
@@ -84,11 +86,13 @@ pub async fn serve_unix(relay: Arc<Relay>, path: std::path::PathBuf, shutdown: C
     res
 }
 
-/// Serves the admin API on `listener` until `shutdown`.
+/// Serves the admin API on `listener` until `shutdown`, within `api.max_connections`,
+/// `api.header_timeout` and `api.body_timeout` (see [`conn`]).
 pub async fn serve(relay: Arc<Relay>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
     api_token(&relay.cfg).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let limits = conn::Limits::from_config(&relay.cfg.api);
     let app = router(relay);
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    conn::serve(listener, app, limits, shutdown).await
 }
 
 #[cfg(test)]
