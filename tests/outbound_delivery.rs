@@ -1,6 +1,8 @@
 //! Outbound delivery against a scripted SMTP server over real loopback TCP:
-//! per-recipient replies, exact bytes on the wire, pipelining, connection reuse, STARTTLS.
+//! per-recipient replies, exact bytes on the wire, pipelining, connection reuse, STARTTLS;
+//! and a whole-daemon run with a body line over 998 octets.
 
+mod support_daemon;
 mod support_outbound;
 
 use rebound::config::TlsPolicy;
@@ -261,4 +263,86 @@ async fn d_plain_idn(addr: std::net::SocketAddr, body: &[u8]) -> rebound::model:
     let d = Deliverer::new(&routed_to(addr), "relay.test").unwrap();
     let out = d.deliver("b\u{fc}cher.test", vec![tx("app@m\u{fc}nchen.test", &["ok@b\u{fc}cher.test"], body)]).await;
     out[0][0].reply.clone()
+}
+
+/// A whole-daemon run for issue 15 item 8: a message with a 5,000-octet HTML line,
+/// submitted over SMTP with Python's smtplib, reaches the MX with every wire line at
+/// most 998 octets; Python's `email` package decodes the re-encoded part back to the
+/// exact original line, and the other part arrives byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5000_octet_line_is_delivered_in_short_lines_and_decodes_byte_identical() {
+    use std::time::Duration;
+    let mx = ScriptedMx::start(Script { pipelining: true, ..Script::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = support_daemon::start_routed(dir.path(), mx.addr, |_| {}).await;
+    let html = long_html_line(5000);
+    let plain = "The plain part stays as it is.\r\n";
+    let msg = format!(
+        "From: app@school.test\r\nTo: parent@example.net\r\nSubject: minified\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"=_b\"\r\n\r\n--=_b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{plain}--=_b\r\nContent-Type: text/html; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n{html}\r\n--=_b--\r\n"
+    );
+    let smtp = d.smtp_addrs[0];
+    let (ok, out) = tokio::task::spawn_blocking(move || support_daemon::python_send(smtp, "app@school.test", &["parent@example.net"], &msg)).await.unwrap();
+    assert!(ok, "smtplib failed: {out}");
+    let h = support_daemon::wait_for(&d, "parent@example.net", &[rebound::model::EventKind::Delivered], Duration::from_secs(20)).await;
+    assert_eq!(h, ["queued", "delivered"]);
+
+    let wire = mx.record().messages.pop().expect("the MX got the message");
+    let longest = wire.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l).len()).max().unwrap();
+    assert!(longest <= 998, "a wire line of {longest} octets");
+    let message = unstuff(&wire);
+    let text = String::from_utf8(message.clone()).unwrap();
+    assert!(text.contains(&format!("--=_b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{plain}--=_b\r\n")), "plain part changed");
+    assert!(text.contains("Content-Type: text/html; charset=us-ascii\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"));
+    // The CRLF before a delimiter belongs to the delimiter (RFC 2046 §5.1.1), so neither part ends with one.
+    let parts = python_decoded_parts(&message, dir.path());
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0], plain.trim_end().as_bytes());
+    assert_eq!(html.len(), 5000);
+    assert!(parts[1] == html.as_bytes(), "the decoded HTML differs from the original line");
+
+    // The same line as the whole body of a single-part message without any MIME header.
+    let msg = format!("From: app@school.test\r\nSubject: single\r\nContent-Type: text/html\r\n\r\n{html}\r\n");
+    let (ok, out) = tokio::task::spawn_blocking(move || support_daemon::python_send(smtp, "app@school.test", &["solo@example.net"], &msg)).await.unwrap();
+    assert!(ok, "smtplib failed: {out}");
+    let h = support_daemon::wait_for(&d, "solo@example.net", &[rebound::model::EventKind::Delivered], Duration::from_secs(20)).await;
+    assert_eq!(h, ["queued", "delivered"]);
+    let wire = mx.record().messages.pop().unwrap();
+    assert!(wire.split(|&b| b == b'\n').all(|l| l.len() <= 1000), "a wire line over 998 octets");
+    let message = unstuff(&wire);
+    let text = String::from_utf8_lossy(&message);
+    assert!(text.contains("Subject: single\r\nContent-Type: text/html\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"));
+    let parts = python_decoded_parts(&message, dir.path());
+    // Python gives a QP hard line break (a canonical CRLF) back as "\n".
+    assert_eq!(parts.len(), 1);
+    assert!(parts[0] == format!("{html}\n").as_bytes(), "the decoded body differs from the original line");
+    d.stop().await;
+}
+
+/// Minified HTML, `len` octets on one line, with `=` signs, runs of spaces and dots.
+fn long_html_line(len: usize) -> String {
+    let mut s = String::from("<html><body>");
+    let mut i = 0;
+    while s.len() < len - "</body></html>".len() {
+        s.push_str(&format!("<td class=\"c{i}\" style=\"a:b\">x = {i}  .y</td>"));
+        i += 1;
+    }
+    s.truncate(len - "</body></html>".len());
+    s.push_str("</body></html>");
+    s
+}
+
+/// The message from the DATA bytes: terminator removed, dot-stuffing undone.
+fn unstuff(wire: &[u8]) -> Vec<u8> {
+    let body = wire.strip_suffix(b".\r\n").expect("terminated");
+    body.split_inclusive(|&b| b == b'\n').flat_map(|l| if l.starts_with(b"..") { &l[1..] } else { l }).copied().collect()
+}
+
+/// Each leaf part decoded by Python's `email` package.
+fn python_decoded_parts(message: &[u8], dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let path = dir.join("wire.eml");
+    std::fs::write(&path, message).unwrap();
+    let script = "import email,sys\nm=email.message_from_binary_file(open(sys.argv[1],'rb'))\nprint(' '.join(p.get_payload(decode=True).hex() for p in m.walk() if not p.is_multipart()))\n";
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().split_whitespace().map(|h| (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()).collect()
 }
