@@ -409,11 +409,12 @@ fn infer_action(r: &RecipientReport) -> Option<String> {
 }
 
 /// A local delivery program's failure (`x-unix`): its text is the program's (often just "input/
-/// output error"), so a specific status the reporting MTA chose for it (Postfix says 5.2.2 when a
-/// mailbox is over its size limit, RFC 3463 "mailbox full") names the cause; a mail-system
-/// status (X.3.x) or none leaves it a `mailererror`.
+/// output error"), so a mailbox status (X.2.x, RFC 3463) the reporting MTA chose for it names
+/// the cause (Postfix says 5.2.2 when a mailbox is over its size limit: "mailbox full"). Any
+/// other status is the program's own guess (procmail's "no such user" under 5.1.1 is a failed
+/// program, not a missing mailbox): a `mailererror`.
 fn x_unix_by_status(status: Option<EnhancedCode>) -> (Reason, &'static str) {
-    let specific = status.filter(|s| s.subject != 0 && s.subject != 3);
+    let specific = status.filter(|s| s.subject == 2 && s.detail != 0);
     match specific.map(|s| find_reason(None, Some(s), "")) {
         Some((reason, rule)) if !matches!(reason, Reason::Undefined | Reason::OnHold) => (reason, rule),
         _ => (Reason::MailerError, "dsn.x-unix"),
