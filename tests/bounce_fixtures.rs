@@ -1,4 +1,5 @@
-//! Golden tests for the bounce parser: every `tests/fixtures/bounce/*.eml` is parsed and its full
+//! Golden tests for the bounce parser: every `tests/fixtures/bounce/*.eml` (and the DSNs real
+//! Postfix and Exim servers wrote in `tests/real_mta.rs`, under `real/`) is parsed and its full
 //! report compared with the `*.json` next to it. `REBOUND_UPDATE_GOLDEN=1` rewrites the goldens.
 
 use std::path::{Path, PathBuf};
@@ -8,13 +9,36 @@ use rebound::model::{Class, Reason};
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bounce");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixture directory")
+    let mut out: Vec<PathBuf> = [dir.clone(), dir.join("real")]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).expect("fixture directory"))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "eml"))
         .collect();
     out.sort();
     out
+}
+
+/// What the real Postfix and Exim DSNs mean: (file, class, reason, action).
+#[test]
+fn real_mta_dsns_mean_what_they_say() {
+    let cases: &[(&str, Class, Reason, &str)] = &[
+        ("postfix-user-unknown.eml", Class::Hard, Reason::UserUnknown, "failed"),
+        ("postfix-mailbox-disabled.eml", Class::Soft, Reason::Suspend, "failed"),
+        ("postfix-quota.eml", Class::Soft, Reason::MailboxFull, "failed"),
+        ("postfix-deferral-timeout.eml", Class::Soft, Reason::NetworkError, "failed"),
+        ("postfix-delay-warning.eml", Class::Soft, Reason::Expired, "delayed"),
+        ("exim-user-unknown.eml", Class::Hard, Reason::UserUnknown, "failed"),
+        ("exim-mailbox-disabled.eml", Class::Soft, Reason::Suspend, "failed"),
+        ("exim-quota.eml", Class::Soft, Reason::MailboxFull, "failed"),
+        ("exim-deferral-timeout.eml", Class::Soft, Reason::Expired, "failed"),
+    ];
+    for (file, class, reason, action) in cases {
+        let r = one(&format!("real/{file}"));
+        assert_eq!(r.recipients.len(), 1, "{file}");
+        let line = &r.recipients[0];
+        assert_eq!((line.class, line.reason, line.action.as_deref()), (*class, *reason, Some(*action)), "{file}");
+    }
 }
 
 #[test]
