@@ -9,7 +9,8 @@
 //! store is faulted (a failed write or flush) the loop starts nothing, and an
 //! attempt that finished but could not be recorded keeps its outcome in memory
 //! (the message stays in flight, so it is not sent again); those outcomes are
-//! written first once the store recovers.
+//! written first once the store recovers. Outcomes still held at shutdown are
+//! saved to the store's journal and recorded at the next start.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -38,12 +39,31 @@ type InFlight = Arc<Mutex<HashSet<u64>>>;
 /// Outcomes of finished attempts that the store could not record, by queue id.
 type Held = Arc<Mutex<HashMap<u64, Unrecorded>>>;
 
-/// A finished attempt whose write set failed: written again once the store recovers.
+/// An attempt that reached the next hop, before its outcome is turned into a write set.
+#[derive(Debug, Clone)]
+struct Delivered {
+    rec: MessageRecord,
+    outcomes: Vec<Outcome>,
+    now: Timestamp,
+    /// Recipients dropped as suppressed before the attempt, and their events.
+    dropped_ws: WriteSet,
+    dropped: Vec<Event>,
+}
+
+/// An attempt's outcome ready to write: its write set, events and the updated record.
 #[derive(Debug)]
-struct Unrecorded {
+struct Built {
     ws: WriteSet,
     events: Vec<Event>,
     rec: MessageRecord,
+}
+
+/// A finished attempt the store could not record: written once it recovers. `Delivered` when
+/// even building the write set failed (an event id could not be allocated).
+#[derive(Debug)]
+enum Unrecorded {
+    Delivered(Delivered),
+    Built(Built),
 }
 
 /// Why an attempt ended without its outcome on disk.
@@ -142,15 +162,13 @@ async fn record_held(relay: &Relay, held: &Mutex<HashMap<u64, Unrecorded>>, infl
     let n = pending.len();
     let mut rest = pending.into_iter();
     while let Some((id, u)) = rest.next() {
-        if relay.commit(u.ws.clone(), &u.events).await.is_err() {
+        if let Err((_, again)) = record(relay, u).await {
             if let Ok(mut h) = held.lock() {
-                h.insert(id, u);
+                h.insert(id, again);
                 h.extend(rest);
             }
             return false;
         }
-        log_outcomes(&u.events);
-        notify_sender(relay, &u.rec, &u.events).await;
         inflight.lock().map(|mut s| s.remove(&id)).ok();
     }
     tracing::info!(outcomes = n, "recorded the delivery outcomes held during the storage fault");
@@ -160,16 +178,29 @@ async fn record_held(relay: &Relay, held: &Mutex<HashMap<u64, Unrecorded>>, infl
 /// At shutdown: outcomes still held go to the store's journal, applied at the next start
 /// (see [`record_unrecorded`]), so their messages are not delivered again.
 fn save_unrecorded(relay: &Relay, held: &Mutex<HashMap<u64, Unrecorded>>) {
-    let (ids, sets): (Vec<String>, Vec<WriteSet>) = match held.lock() {
-        Ok(h) => h.iter().map(|(id, u)| (format!("{id:X}"), u.ws.clone())).unzip(),
-        Err(_) => return,
-    };
-    if ids.is_empty() {
-        return;
+    let Ok(h) = held.lock() else { return };
+    let (mut sets, mut lost) = (Vec::new(), Vec::new());
+    for (id, u) in h.iter() {
+        match u {
+            Unrecorded::Built(b) => sets.push(b.ws.clone()),
+            Unrecorded::Delivered(d) => match build(relay, d) {
+                Ok(Some(b)) => sets.push(b.ws),
+                Ok(None) => {}
+                Err(_) => lost.push(format!("{id:X}")),
+            },
+        }
     }
-    match relay.store.save_unrecorded(&sets) {
-        Ok(path) => tracing::warn!(messages = ids.len(), file = %path.display(), "delivery outcomes not recorded before shutdown were saved; the next start records them"),
-        Err(e) => tracing::error!(messages = ids.len(), queue_ids = %ids.join(","), error = %e, "delivery outcomes could not be recorded nor saved; these messages will be delivered again"),
+    if !sets.is_empty() {
+        match relay.store.save_unrecorded(&sets) {
+            Ok(path) => tracing::warn!(messages = sets.len(), file = %path.display(), "delivery outcomes not recorded before shutdown were saved; the next start records them"),
+            Err(e) => {
+                tracing::error!(messages = sets.len(), error = %e, "delivery outcomes could not be saved");
+                lost.extend(h.keys().map(|id| format!("{id:X}")));
+            }
+        }
+    }
+    if !lost.is_empty() {
+        tracing::error!(messages = lost.len(), queue_ids = %lost.join(","), "delivery outcomes could not be recorded nor saved; these messages will be delivered again");
     }
 }
 
@@ -227,28 +258,51 @@ async fn attempt<D: Deliver>(relay: &Relay, transport: &D, id: u64, at: Timestam
     if relay.committer.is_poisoned() {
         return Ok(()); // due again once the store recovers
     }
-    let (dropped_ws, mut dropped) = drop_newly_suppressed(relay, &mut rec, now)?;
+    let (dropped_ws, dropped) = drop_newly_suppressed(relay, &mut rec, now)?;
     let groups = pending_by_domain(&rec);
     let started = Instant::now();
     let outcomes = deliver_groups(relay, transport, &rec, groups, body).await;
     relay.counters.observe_attempt(started.elapsed().as_millis() as u64);
-    let now = relay.now();
-    // A returned DSN, an unsubscribe or an operator may have changed the message while
-    // it was being delivered: apply this attempt to the stored copy, not to ours.
-    let Some(outcomes) = merge_concurrent(relay, &mut rec, outcomes)? else {
-        tracing::info!(queue_id = %format!("{id:X}"), "message deleted during its delivery attempt");
-        return Ok(());
+    // From here on the next hop has the message: every failure keeps the outcome.
+    let delivered = Delivered { rec, outcomes, now: relay.now(), dropped_ws, dropped };
+    record(relay, Unrecorded::Delivered(delivered)).await.map_err(|(error, u)| AttemptError::Unrecorded { error, outcome: Box::new(u) })
+}
+
+/// Builds (if not yet built) and writes an attempt's outcome; on failure returns it to hold.
+async fn record(relay: &Relay, u: Unrecorded) -> Result<(), (StoreError, Unrecorded)> {
+    let built = match u {
+        Unrecorded::Built(b) => b,
+        Unrecorded::Delivered(d) => match build(relay, &d) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                tracing::info!(queue_id = %d.rec.queue_id(), "message deleted during its delivery attempt");
+                return Ok(());
+            }
+            Err(e) => {
+                relay.committer.poison(&e);
+                return Err((e, Unrecorded::Delivered(d)));
+            }
+        },
     };
-    let (mut ws, events) = apply_attempt(relay, &mut rec, &outcomes, now)?;
-    ws.extend(dropped_ws);
-    dropped.extend(events);
-    let events = dropped;
-    if let Err(error) = relay.commit(ws.clone(), &events).await {
-        return Err(AttemptError::Unrecorded { error, outcome: Box::new(Unrecorded { ws, events, rec }) });
+    if let Err(e) = relay.commit(built.ws.clone(), &built.events).await {
+        return Err((e, Unrecorded::Built(built)));
     }
-    log_outcomes(&events);
-    notify_sender(relay, &rec, &events).await;
+    log_outcomes(&built.events);
+    notify_sender(relay, &built.rec, &built.events).await;
     Ok(())
+}
+
+/// The write set of a delivered attempt. A returned DSN, an unsubscribe or an operator may have
+/// changed the message while it was being delivered: the attempt applies to the stored copy,
+/// not to ours. `None` when the message was deleted.
+fn build(relay: &Relay, d: &Delivered) -> Result<Option<Built>, StoreError> {
+    let mut rec = d.rec.clone();
+    let Some(outcomes) = merge_concurrent(relay, &mut rec, d.outcomes.clone())? else { return Ok(None) };
+    let (mut ws, events) = apply_attempt(relay, &mut rec, &outcomes, d.now)?;
+    ws.extend(d.dropped_ws.clone());
+    let mut all = d.dropped.clone();
+    all.extend(events);
+    Ok(Some(Built { ws, events: all, rec }))
 }
 
 /// Re-reads the record: recipients finished by someone else meanwhile keep that status and
