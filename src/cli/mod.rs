@@ -6,6 +6,7 @@
 mod admin;
 pub mod client;
 mod output;
+mod sink;
 
 use std::path::PathBuf;
 
@@ -33,6 +34,16 @@ pub enum Cmd {
     Serve,
     /// Validate the config and print the effective settings (secrets masked).
     CheckConfig,
+    /// A tiny SMTP server to try rebound out offline: accepts mail, prints a line per message,
+    /// refuses the `--unknown` addresses with 550 5.1.1. Nothing is stored.
+    Sink {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:2526")]
+        listen: std::net::SocketAddr,
+        /// A recipient to refuse as unknown (repeatable).
+        #[arg(long, value_name = "ADDR")]
+        unknown: Vec<String>,
+    },
     /// Offline: parse bounce/complaint messages (`-` = stdin), one JSON line per recipient.
     Parse {
         #[arg(required = true, value_name = "FILE")]
@@ -181,6 +192,9 @@ pub fn main() -> i32 {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> i32 {
+    if let Cmd::Sink { listen, unknown } = cli.cmd {
+        return sink::run(listen, unknown);
+    }
     if let Cmd::Parse { files } = &cli.cmd {
         let (mut i, mut o, mut e) = (std::io::stdin().lock(), std::io::stdout().lock(), std::io::stderr().lock());
         return crate::bounce::run_parse_command(files, &mut i, &mut o, &mut e);
