@@ -5,6 +5,8 @@
 //! 2xx; otherwise the same batch is retried with backoff (so order per
 //! recipient holds) until it is older than `webhooks.max_age`. Delivery is
 //! at-least-once: a repeat carries the same event ids. Mail delivery never waits on it.
+//! Nothing is posted while the store is faulted (a removal the disk refuses faults
+//! it), so a batch whose removal cannot be recorded is not posted again and again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,15 @@ pub async fn run(relay: Arc<Relay>, secret: Vec<u8>, shutdown: CancellationToken
     let Some(url) = relay.cfg.webhooks.url.clone() else { return };
     let mut backoff = Duration::from_secs(1);
     loop {
+        if relay.committer.is_poisoned() {
+            // The store cannot record a delivered batch: posting it would repeat it.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = relay.committer.health().changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
         let batch = match next_batch(&relay, &shutdown).await {
             Some(b) => b,
             None => return,
@@ -99,6 +110,7 @@ fn remove(relay: &Relay, batch: &[Event]) {
     }
     if let Err(e) = relay.store.apply(&ws) {
         tracing::error!(error = %e, "cannot remove delivered events from the webhook outbox");
+        relay.committer.poison(&e);
     }
 }
 
