@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod client;
+mod locate;
 mod output;
 mod sink;
 
@@ -207,18 +208,37 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     match cli.cmd {
-        Cmd::Serve => match crate::daemon::serve(cfg, path) {
+        Cmd::Serve => match {
+            // Files the daemon creates later (sled's new segments, keys) are private too.
+            // SAFETY: umask only sets the process file-creation mask; it cannot fail.
+            unsafe { libc::umask(0o077) };
+            crate::daemon::serve(cfg, path)
+        } {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("rebound: {e}");
                 1
             }
         },
-        Cmd::CheckConfig => {
-            println!("# {}: OK", path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()));
-            print!("{}", cfg.to_masked_toml());
-            0
-        }
-        cmd => admin::run(&cfg, cli.json, cmd),
+        Cmd::CheckConfig => check_config(&cfg, path),
+        cmd => match locate::admin_config(cfg, path.is_some()) {
+            Ok(cfg) => admin::run(&cfg, cli.json, cmd),
+            Err(e) => {
+                eprintln!("rebound: {e}");
+                e.exit_code()
+            }
+        },
     }
+}
+
+/// Loads what `serve` would load (TLS files, routes, listeners), then prints the settings.
+fn check_config(cfg: &Config, path: Option<PathBuf>) -> i32 {
+    let label = path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
+    if let Err(e) = crate::daemon::preflight::check(cfg) {
+        eprintln!("rebound: {label}: {e}");
+        return 2;
+    }
+    println!("# {label}: OK");
+    print!("{}", cfg.to_masked_toml());
+    0
 }

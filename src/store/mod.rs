@@ -27,6 +27,7 @@ mod journal;
 pub mod events;
 pub mod health;
 pub mod current;
+pub mod perms;
 pub mod queue;
 pub mod reports;
 pub mod scan;
@@ -207,6 +208,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
         let db = open_db(dir)?;
+        perms::restrict(dir).map_err(StoreError::Db)?;
         let trees = TREE_NAMES.iter().map(|(_, n)| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
         let saved = take_clean_close(&db, &trees)?;
         let sizes = saved.unwrap_or_else(|| COUNTED.map(|t| trees[t as usize].len() as i64));
