@@ -114,7 +114,7 @@ async fn per_ip_connection_cap_leaves_a_second_source_served() {
     let mut cfg = per_ip_config();
     cfg.smtp.max_connections_per_ip = 2;
     let srv = start(cfg).await;
-    let mut held = vec![greeted_from("127.0.0.2", srv.addr).await, greeted_from("127.0.0.2", srv.addr).await];
+    let mut held = [greeted_from("127.0.0.2", srv.addr).await, greeted_from("127.0.0.2", srv.addr).await];
     let mut third = connect_from("127.0.0.2", srv.addr).await;
     assert_eq!(third.reply().await, vec![format!("421 4.7.0 {HOST} Too many connections from your address (limit 2)")]);
     assert!(third.closed().await);
