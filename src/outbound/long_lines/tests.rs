@@ -156,3 +156,67 @@ fn a_body_without_an_empty_line_after_the_headers_starts_at_the_first_non_field_
     assert_eq!(head_of(&out), "Subject: x\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
     assert_eq!(decode_qp(body_of(&out)), format!("{long}\r\n").as_bytes());
 }
+
+/// A small deterministic generator for the property test below (xorshift64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A message made of pieces that matter here: MIME heads, delimiters, long runs
+/// of awkward characters (`=`, spaces before line ends, dots, 8-bit), CRLF.
+fn random_message(rng: &mut Rng) -> Vec<u8> {
+    const PIECES: [&[u8]; 14] = [
+        b"Content-Type: multipart/mixed; boundary=\"b\"\r\n",
+        b"Content-Type: message/rfc822\r\n",
+        b"Content-Transfer-Encoding: base64\r\n",
+        b"Content-Transfer-Encoding: quoted-printable\r\n",
+        b"Content-Transfer-Encoding: 8bit\r\n",
+        b"\r\n",
+        b"\r\n--b\r\n",
+        b"\r\n--b--\r\n",
+        b"=",
+        b" ",
+        b"\t",
+        b".",
+        b"\xff\x00",
+        b"=3D",
+    ];
+    let mut msg = Vec::new();
+    for _ in 0..rng.below(40) {
+        if rng.below(4) == 0 {
+            msg.extend(std::iter::repeat_n(b'a' + rng.below(26) as u8, rng.below(1500)));
+        } else {
+            msg.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+        }
+    }
+    msg
+}
+
+#[test]
+fn random_messages_never_gain_a_long_line_and_single_parts_round_trip() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..3000 {
+        let msg = random_message(&mut rng);
+        let out = conform(&msg);
+        let long_in: std::collections::HashSet<&[u8]> = lines(&msg).map(|l| split_eol(l).0).filter(|l| l.len() > MAX_LINE).collect();
+        assert!(lines(&out).map(|l| split_eol(l).0).all(|l| l.len() <= MAX_LINE || long_in.contains(l)), "a new long line from {msg:?}");
+        // The same bytes as the body of a plain message: no long line at all, and QP decodes back.
+        let plain = [&b"Subject: p\r\n\r\n"[..], &msg].concat();
+        let out = conform(&plain);
+        assert!(max_line(&out) <= MAX_LINE);
+        if has_long_line(&msg) {
+            assert!(decode_qp(body_of(&out)) == msg, "no round trip for {msg:?}");
+        }
+    }
+}
