@@ -149,11 +149,17 @@ pub fn status_fields(host: &str, rec: &MessageRecord, failed: &[Failure]) -> Str
             field(&mut out, "Remote-MTA", &format!("dns; {mta}"));
         }
         if let Some(d) = &f.event.diagnostic {
-            field(&mut out, "Diagnostic-Code", &format!("smtp; {d}"));
+            field(&mut out, "Diagnostic-Code", &format!("{}; {d}", diagnostic_type(f.event)));
         }
         field(&mut out, "Last-Attempt-Date", &f.event.time.to_rfc5322());
     }
     out
+}
+
+/// RFC 3464 §2.3.6 diagnostic-type: `smtp` only for a reply a remote SMTP server sent (the
+/// event has a reply code); rebound's own text (expiry, DNS or connection failures) is `x-rebound`.
+fn diagnostic_type(ev: &Event) -> &'static str {
+    if ev.reply_code.is_some() { "smtp" } else { "x-rebound" }
 }
 
 /// The enhanced status of a failure: the reply's, else 4.4.7 for expiry, else from the reply class.

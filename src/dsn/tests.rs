@@ -116,6 +116,19 @@ fn hostile_diagnostics_cannot_inject_lines_or_exceed_998_octets() {
 }
 
 #[test]
+fn only_a_remote_reply_is_an_smtp_diagnostic() {
+    let rec = record(None);
+    let remote = event(EventKind::Bounced, "unknown@example.net", "550 5.1.1 User unknown", Some("5.1.1"));
+    let mut local = event(EventKind::Expired, "good@example.net", "no MX for example.net: connection refused", None);
+    (local.reply_code, local.remote_host) = (None, None);
+    let events = vec![remote, local];
+    let text = status_fields("relay.test", &rec, &failures(&rec, &events));
+    assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 User unknown"), "{text}");
+    assert!(text.contains("Diagnostic-Code: x-rebound; no MX for example.net"), "{text}");
+    assert_eq!(text.matches("smtp;").count(), 1, "{text}");
+}
+
+#[test]
 fn expiry_reports_4_4_7_and_cleaning_is_bounded() {
     let mut ev = event(EventKind::Expired, "unknown@example.net", "delivery time expired", None);
     ev.reply_code = None;
