@@ -190,6 +190,24 @@ fn raw_cells(line: &str) -> Vec<String> {
     cells
 }
 
+/// A large import names only the first refused records and counts the rest; an unterminated
+/// quote refuses the whole file before anything is written.
+#[tokio::test]
+async fn imports_bound_their_error_list_and_refuse_broken_quoting_up_front() {
+    let k = kit();
+    let mut csv = String::from("address,reason\n");
+    for i in 0..250 {
+        csv.push_str(&format!("not-an-address-{i},manual\n"));
+    }
+    csv.push_str("ok@example.com,manual\n");
+    let st = import_suppressions(&k.relay, ExportFormat::Csv, &csv).await.unwrap();
+    assert_eq!((st.added, st.errors.len(), st.more_errors), (1, crate::admin::transfer::MAX_LISTED_ERRORS, 150), "{:?}", (st.added, st.errors.len(), st.more_errors));
+    let k2 = kit();
+    let broken = "address,reason\nfirst@example.com,manual\n\"second@example.com,manual\n";
+    assert!(import_suppressions(&k2.relay, ExportFormat::Csv, broken).await.is_err());
+    assert!(k2.relay.store.suppression("first@example.com").unwrap().is_none(), "nothing imported from a refused file");
+}
+
 #[tokio::test]
 async fn csv_round_trip_neutralises_formulas() {
     let k = kit();

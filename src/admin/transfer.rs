@@ -16,6 +16,8 @@ use crate::time::Timestamp;
 const IMPORT_BATCH: usize = 500;
 /// Most lines an import may carry.
 const IMPORT_MAX: usize = 1_000_000;
+/// At most this many refused records are named in an import's answer; the rest are counted.
+pub const MAX_LISTED_ERRORS: usize = 100;
 
 /// Export/import formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,42 +85,88 @@ pub fn csv_cell(c: &str) -> String {
 
 /// Splits CSV text into records of cells (RFC 4180 quoting; CRLF or LF line ends).
 pub fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
-    let mut rows = Vec::new();
-    let (mut row, mut cell, mut quoted, mut was_quoted) = (Vec::new(), String::new(), false, false);
+    check_quotes(text)?;
+    Ok(CsvRecords::new(text).collect())
+}
+
+/// Fails on an unterminated quoted cell, without building any record (so an import can be
+/// refused before anything is written, and then read lazily).
+fn check_quotes(text: &str) -> Result<(), String> {
+    let (mut quoted, mut at_cell_start, mut records) = (false, true, 0usize);
     let mut chars = text.chars().peekable();
     while let Some(ch) = chars.next() {
         match (quoted, ch) {
             (true, '"') if chars.peek() == Some(&'"') => {
                 chars.next();
-                cell.push('"');
             }
             (true, '"') => quoted = false,
-            (true, c) => cell.push(c),
-            (false, '"') if cell.is_empty() && !was_quoted => {
-                quoted = true;
-                was_quoted = true;
-            }
-            (false, ',') => {
-                row.push(unneutralise(std::mem::take(&mut cell)));
-                was_quoted = false;
-            }
-            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (true, _) => {}
+            (false, '"') if at_cell_start => quoted = true,
+            (false, ',') => at_cell_start = true,
             (false, '\n') => {
-                row.push(unneutralise(std::mem::take(&mut cell)));
-                rows.push(std::mem::take(&mut row));
-                was_quoted = false;
+                records += 1;
+                at_cell_start = true;
             }
-            (false, c) => cell.push(c),
+            (false, _) => at_cell_start = false,
+        }
+        if ch == '"' && !quoted {
+            at_cell_start = false;
         }
     }
     if quoted {
-        return Err(format!("unterminated quoted cell in record {}", rows.len() + 1));
+        return Err(format!("unterminated quoted cell in record {}", records + 1));
     }
-    if !cell.is_empty() || !row.is_empty() {
+    Ok(())
+}
+
+/// CSV records read one at a time (RFC 4180 quoting; the export's formula guard removed).
+pub struct CsvRecords<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+}
+
+impl<'a> CsvRecords<'a> {
+    pub fn new(text: &'a str) -> Self {
+        CsvRecords { chars: text.chars().peekable() }
+    }
+}
+
+impl Iterator for CsvRecords<'_> {
+    type Item = Vec<String>;
+
+    fn next(&mut self) -> Option<Vec<String>> {
+        let (mut row, mut cell, mut quoted, mut was_quoted) = (Vec::new(), String::new(), false, false);
+        let mut any = false;
+        while let Some(ch) = self.chars.next() {
+            any = true;
+            match (quoted, ch) {
+                (true, '"') if self.chars.peek() == Some(&'"') => {
+                    self.chars.next();
+                    cell.push('"');
+                }
+                (true, '"') => quoted = false,
+                (true, c) => cell.push(c),
+                (false, '"') if cell.is_empty() && !was_quoted => {
+                    quoted = true;
+                    was_quoted = true;
+                }
+                (false, ',') => {
+                    row.push(unneutralise(std::mem::take(&mut cell)));
+                    was_quoted = false;
+                }
+                (false, '\r') if self.chars.peek() == Some(&'\n') => {}
+                (false, '\n') => {
+                    row.push(unneutralise(cell));
+                    return Some(row);
+                }
+                (false, c) => cell.push(c),
+            }
+        }
+        if !any || (cell.is_empty() && row.is_empty()) {
+            return None;
+        }
         row.push(unneutralise(cell));
-        rows.push(row);
+        Some(row)
     }
-    Ok(rows)
 }
 
 fn unneutralise(c: String) -> String {
@@ -134,8 +182,11 @@ pub struct ImportStats {
     pub added: usize,
     /// Already on the list with the same reason, or a consent entry that import does not replace.
     pub unchanged: usize,
-    /// `line N: problem` for each record that was refused.
+    /// `line N: problem` for each record that was refused (the first [`MAX_LISTED_ERRORS`]).
     pub errors: Vec<String>,
+    /// Refused records beyond those listed.
+    #[serde(default)]
+    pub more_errors: usize,
 }
 
 /// One record to import.
@@ -162,7 +213,8 @@ pub async fn import_suppressions(relay: &Relay, format: ExportFormat, text: &str
             match row.and_then(|r| stage_row(relay, &mut ws, &mut events, r)) {
                 Ok(true) => stats.added += 1,
                 Ok(false) => stats.unchanged += 1,
-                Err(e) => stats.errors.push(e),
+                Err(e) if stats.errors.len() < MAX_LISTED_ERRORS => stats.errors.push(e),
+                Err(_) => stats.more_errors += 1,
             }
         }
         relay.commit(ws, &events).await?;
@@ -188,24 +240,23 @@ fn stage_row(relay: &Relay, ws: &mut WriteSet, events: &mut Vec<crate::model::Ev
     }
 }
 
-fn csv_rows(text: &str) -> Result<Vec<Result<Row, String>>, AdminError> {
-    let records = parse_csv(text).map_err(|e| AdminError::bad("body", e))?;
-    if records.len() > IMPORT_MAX {
+fn csv_rows(text: &str) -> Result<Box<dyn Iterator<Item = Result<Row, String>> + Send + '_>, AdminError> {
+    check_quotes(text).map_err(|e| AdminError::bad("body", e))?;
+    if memchr::memchr_iter(b'\n', text.as_bytes()).count() > IMPORT_MAX {
         return Err(AdminError::bad("body", format!("more than {IMPORT_MAX} records")));
     }
-    let mut out = Vec::new();
-    for (i, cells) in records.into_iter().enumerate() {
+    let rows = CsvRecords::new(text).enumerate().filter_map(|(i, cells)| {
         let first = cells.first().map(|c| c.trim().to_ascii_lowercase()).unwrap_or_default();
         if (i == 0 && first == "address") || cells.iter().all(|c| c.trim().is_empty()) {
-            continue;
+            return None;
         }
         let cell = |n: usize| cells.get(n).map(|c| c.trim().to_string());
-        out.push(Ok(Row { line: i + 1, address: cell(0).unwrap_or_default(), reason: cell(1), time: cell(2), diagnostic: cell(3) }));
-    }
-    Ok(out)
+        Some(Ok(Row { line: i + 1, address: cell(0).unwrap_or_default(), reason: cell(1), time: cell(2), diagnostic: cell(3) }))
+    });
+    Ok(Box::new(rows))
 }
 
-fn json_rows(text: &str) -> Vec<Result<Row, String>> {
+fn json_rows(text: &str) -> Box<dyn Iterator<Item = Result<Row, String>> + Send + '_> {
     #[derive(serde::Deserialize)]
     struct J {
         address: String,
@@ -213,7 +264,8 @@ fn json_rows(text: &str) -> Vec<Result<Row, String>> {
         time: Option<String>,
         diagnostic: Option<String>,
     }
-    text.lines()
+    let rows = text
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .take(IMPORT_MAX)
@@ -221,6 +273,6 @@ fn json_rows(text: &str) -> Vec<Result<Row, String>> {
             serde_json::from_str::<J>(l)
                 .map(|j| Row { line: i + 1, address: j.address, reason: j.reason, time: j.time, diagnostic: j.diagnostic })
                 .map_err(|e| format!("line {}: {e}", i + 1))
-        })
-        .collect()
+        });
+    Box::new(rows)
 }

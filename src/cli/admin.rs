@@ -196,11 +196,12 @@ async fn import(api: &ApiClient, out: &mut Out<'_>, file: std::path::PathBuf, fo
     let ct = if jsonl { "application/x-ndjson" } else { "text/csv" };
     let chunks = import_chunks(&data, jsonl);
     let total_lines = data.iter().filter(|&&b| b == b'\n').count().max(1);
-    let (mut added, mut unchanged, mut errors) = (0u64, 0u64, Vec::new());
+    let (mut added, mut unchanged, mut errors, mut more) = (0u64, 0u64, Vec::new(), 0u64);
     for chunk in &chunks {
         let v = api.send(Method::POST, "/v1/suppressions/import", Some((ct, chunk.body.clone()))).await?.json()?;
         added += v["added"].as_u64().unwrap_or(0);
         unchanged += v["unchanged"].as_u64().unwrap_or(0);
+        more += v["more_errors"].as_u64().unwrap_or(0);
         errors.extend(v["errors"].as_array().into_iter().flatten().map(|e| chunk.file_line(&cell(e))));
         if chunks.len() > 1 {
             eprintln!("{}: {}/{} lines imported", file.display(), chunk.last_line.min(total_lines), total_lines);
@@ -209,8 +210,11 @@ async fn import(api: &ApiClient, out: &mut Out<'_>, file: std::path::PathBuf, fo
     for e in &errors {
         eprintln!("{}: {e}", file.display());
     }
-    let v = json!({"added": added, "unchanged": unchanged, "errors": errors});
-    print_or(out, &v, || format!("added {added}, unchanged {unchanged}, refused {}", errors.len()));
+    if more > 0 {
+        eprintln!("{}: and {more} more refused records (only the first of each request are listed)", file.display());
+    }
+    let v = json!({"added": added, "unchanged": unchanged, "errors": errors, "more_errors": more});
+    print_or(out, &v, || format!("added {added}, unchanged {unchanged}, refused {}", errors.len() as u64 + more));
     Ok(())
 }
 
@@ -259,9 +263,9 @@ fn import_chunks(data: &[u8], jsonl: bool) -> Vec<Chunk> {
 }
 
 async fn ingest(api: &ApiClient, out: &mut Out<'_>, files: Vec<std::path::PathBuf>) -> Res {
-    let mut failed = None;
-    for f in files {
-        let data = match std::fs::read(&f) {
+    let (mut events, mut unverified, mut failed) = (Vec::new(), 0u64, None);
+    for f in &files {
+        let data = match std::fs::read(f) {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("rebound: {}: {e}", f.display());
@@ -269,12 +273,31 @@ async fn ingest(api: &ApiClient, out: &mut Out<'_>, files: Vec<std::path::PathBu
                 continue;
             }
         };
-        let a = api.send(Method::POST, "/v1/ingest", Some(("message/rfc822", data))).await?;
-        let v: Value = serde_json::from_slice(&a.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&a.body).into_owned()));
-        let v = json!({"file": f.display().to_string(), "result": v});
-        print_or(out, &v, || format!("{}: {}", f.display(), cell(&v["result"])));
+        let v = api.send(Method::POST, "/v1/ingest", Some(("message/rfc822", data))).await?.json()?;
+        let file = Value::String(f.display().to_string());
+        events.extend(v["events"].as_array().into_iter().flatten().cloned().map(|mut e| {
+            e["file"] = file.clone();
+            e
+        }));
+        unverified += v["unverified"].as_u64().unwrap_or(0);
     }
+    print_ingested(out, &events, unverified, files.len());
     failed.map_or(Ok(()), Err)
+}
+
+/// The events the reports caused (one table, or JSON lines and a summary line), and how many
+/// reports were not trusted.
+fn print_ingested(out: &mut Out<'_>, events: &[Value], unverified: u64, files: usize) {
+    if out.json {
+        out.json_lines(events);
+        out.json_lines(&[json!({"summary": {"files": files, "events": events.len(), "unverified": unverified}})]);
+        return;
+    }
+    let cols = [("FILE", "file"), ("STATUS", "status"), ("RECIPIENT", "recipient"), ("QUEUE ID", "queue_id"), ("REASON", "reason"), ("DIAGNOSTIC", "diagnostic")];
+    out.table(&cols, events);
+    if unverified > 0 {
+        out.line(&format!("{unverified} report(s) not trusted: see `rebound events --unverified`"));
+    }
 }
 
 #[cfg(test)]
