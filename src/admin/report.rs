@@ -25,7 +25,7 @@ pub struct EventFilter {
     pub recipient: Option<String>,
     /// Comma-separated event names.
     pub status: Option<String>,
-    /// Queue id.
+    /// Queue id, or a `<Message-ID>` as the app logged it (see [`events`]).
     pub message: Option<String>,
     /// RFC 3339 time, a date, or a duration back from now (`7d`).
     pub since: Option<String>,
@@ -72,7 +72,7 @@ impl EventFilter {
     /// Checks every field and builds the store query (newest first).
     pub fn to_query(&self, now: Timestamp) -> Result<EventQuery, AdminError> {
         let queue_id = match self.message.as_deref().filter(|s| !s.is_empty()) {
-            Some(m) => Some(crate::store::queue::parse_queue_id(m.trim()).ok_or_else(|| AdminError::bad("message", format!("{m:?} is not a queue id")))?),
+            Some(m) => Some(crate::store::queue::parse_queue_id(m.trim()).ok_or_else(|| AdminError::bad("message", format!("{m:?} is neither a queue id nor a <Message-ID>")))?),
             None => None,
         };
         let recipient = self.recipient.clone().filter(|s| !s.is_empty());
@@ -102,8 +102,19 @@ impl EventFilter {
 
 /// One page of the log, newest first.
 pub fn events(relay: &Relay, filter: &EventFilter) -> Result<EventPage, AdminError> {
+    let filter = by_queue_id(relay, filter)?;
     let q = filter.to_query(relay.now())?;
     Ok(relay.store.query_events(&q)?)
+}
+
+/// The filter with a `<Message-ID>` in `message` replaced by that message's queue id.
+fn by_queue_id(relay: &Relay, filter: &EventFilter) -> Result<EventFilter, AdminError> {
+    let mut f = filter.clone();
+    if let Some(m) = f.message.as_deref().map(str::trim).filter(|m| m.starts_with('<') && m.ends_with('>')) {
+        let n = relay.store.message_by_message_id(m)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {m}")))?;
+        f.message = Some(crate::store::queue::format_queue_id(n));
+    }
+    Ok(f)
 }
 
 /// One (message, recipient) that was not delivered.
@@ -178,10 +189,7 @@ fn item_of(e: Event, wanted: &[String]) -> Option<UndeliveredItem> {
 /// set in the window, read through the current-status index (one small entry per recipient).
 fn latest_statuses(relay: &Relay, since: Timestamp, until: Timestamp) -> Result<HashMap<(String, String), Event>, AdminError> {
     let mut latest: HashMap<(String, String), Event> = HashMap::new();
-    for c in relay.store.current_between(since, until)? {
-        if c.status == Status::Delivered {
-            continue;
-        }
+    for c in relay.store.current_between(since, until, |s| s != Status::Delivered)? {
         let Some(e) = relay.store.event_of(&c)? else { continue };
         let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
         latest.insert((e.queue_id.clone().unwrap_or_default(), r), e);

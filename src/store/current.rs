@@ -70,8 +70,9 @@ impl Store {
         Ok(())
     }
 
-    /// Recipients whose latest status was set in `[since, until]`, oldest first.
-    pub fn current_between(&self, since: Timestamp, until: Timestamp) -> Result<Vec<Current>, StoreError> {
+    /// Recipients whose latest status was set in `[since, until]` and is one `want` accepts,
+    /// oldest first. Entries `want` refuses cost only the range scan.
+    pub fn current_between(&self, since: Timestamp, until: Timestamp, want: impl Fn(Status) -> bool) -> Result<Vec<Current>, StoreError> {
         let start = (since.millis().max(0) as u64).to_be_bytes().to_vec();
         let end = (until.millis().max(0) as u64).saturating_add(1).to_be_bytes().to_vec();
         let mut out = Vec::new();
@@ -79,6 +80,9 @@ impl Store {
         for item in self.tree(TreeId::CurrentByTime).range(start..end) {
             let (k, v) = item?;
             let (Some(ms), Some(event), Some(status)) = (k.get(..8), v.get(..16), v.get(16).copied().and_then(status_of)) else { continue };
+            if !want(status) {
+                continue;
+            }
             // Two status changes of one recipient in one write set leave the first one's entry
             // behind; only the entry `current` points at counts.
             if current.get(&k[8..])?.is_none_or(|c| c.get(8..24) != Some(event)) {
@@ -168,15 +172,15 @@ mod tests {
             store.index_current(&mut ws, &e).unwrap();
             store.apply(&ws).unwrap();
         }
-        let all = store.current_between(Timestamp(0), Timestamp(10_000)).unwrap();
+        let all = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
         let got: Vec<(i64, Status)> = all.iter().map(|c| (c.time.millis(), c.status)).collect();
         assert_eq!(got, vec![(2000, Status::Delivered), (3000, Status::Bounced)]);
         assert_eq!(store.event_of(&all[1]).unwrap().unwrap().status, EventKind::Bounced);
-        assert!(store.current_between(Timestamp(2001), Timestamp(2999)).unwrap().is_empty());
+        assert!(store.current_between(Timestamp(2001), Timestamp(2999), |_| true).unwrap().is_empty());
         let mut ws = WriteSet::new();
         assert_eq!(store.purge_current_before(&mut ws, Timestamp(2500), 100).unwrap(), 1);
         store.apply(&ws).unwrap();
-        assert_eq!(store.current_between(Timestamp(0), Timestamp(10_000)).unwrap().len(), 1);
+        assert_eq!(store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap().len(), 1);
     }
 
     #[test]
@@ -190,7 +194,7 @@ mod tests {
             store.index_current(&mut ws, &e).unwrap();
         }
         store.apply(&ws).unwrap();
-        let all = store.current_between(Timestamp(0), Timestamp(10_000)).unwrap();
+        let all = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
         assert_eq!(all.iter().map(|c| c.status).collect::<Vec<_>>(), vec![Status::Expired]);
     }
 
@@ -204,7 +208,7 @@ mod tests {
         }
         store.apply(&ws).unwrap();
         assert_eq!(store.backfill_current().unwrap(), 1);
-        let all = store.current_between(Timestamp(0), Timestamp(10_000)).unwrap();
+        let all = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].status, Status::Expired);
         assert_eq!(store.backfill_current().unwrap(), 0, "only once");
