@@ -75,8 +75,25 @@ pub enum RcptDecision {
 /// Where a submission went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
-    /// The queue id shown in `250 2.0.0 queued as <id>` (for bounce intake, an intake id).
+    /// The queue id shown in `250 2.0.0 Ok: queued as <id>`; empty when the transaction only
+    /// carried returned reports (nothing was queued, the reply is `Ok: report received`).
     pub queue_id: String,
+}
+
+impl Receipt {
+    /// Only returned reports (every recipient at the bounce domain): no queue entry.
+    pub fn report_received() -> Receipt {
+        Receipt { queue_id: String::new() }
+    }
+
+    pub fn is_report(&self) -> bool {
+        self.queue_id.is_empty()
+    }
+
+    /// The text of the `250 2.0.0` reply to DATA.
+    pub fn reply_text(&self) -> String {
+        if self.is_report() { "Ok: report received".into() } else { format!("Ok: queued as {}", self.queue_id) }
+    }
 }
 
 /// Why the intake could not take a message; each maps to one SMTP reply.

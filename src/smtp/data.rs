@@ -1,6 +1,6 @@
 //! DATA and BDAT: entering the body phase, feeding bytes to the [`BodyReceiver`],
 //! and at the end either a precise refusal (nothing stored) or the `Received:`
-//! header, `Intake::submit`, and `250 2.0.0 Ok: queued as <id>` once it resolved.
+//! header, `Intake::submit`, and `250 2.0.0 Ok: queued as <id>` once it resolved (`Ok: report received` when only returned reports were taken).
 
 use tokio::time::Instant;
 
@@ -141,7 +141,7 @@ impl<I: Intake> Session<I> {
             Ok(receipt) => {
                 SmtpStats::bump(&self.server.stats.messages_accepted);
                 tracing::info!(peer = %self.peer, trace_id, queue_id = %receipt.queue_id, rcpts, "smtp: message accepted");
-                self.reply(250, "2.0.0", format!("Ok: queued as {}", receipt.queue_id));
+                self.reply(250, "2.0.0", receipt.reply_text());
                 Ok(())
             }
             Err(e) => {
