@@ -5,6 +5,14 @@
 //! The whole shutdown is bounded by `server.shutdown_timeout` (a watchdog exits
 //! non-zero if a flush hangs on a failed disk); a final flush that fails, or a
 //! store that needs a restart to write again, exits non-zero.
+//!
+//! Startup order: everything the config names is loaded and checked first
+//! ([`preflight`]), then the data directory is created and locked ([`pidlock`]),
+//! then the store is opened. `serve` leaves a [`pointer`] for the CLI while it runs.
+
+pub mod pidlock;
+pub mod pointer;
+pub mod preflight;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +37,12 @@ use crate::time::{SharedClock, SystemClock};
 pub enum DaemonError {
     #[error("{0}")]
     Startup(String),
+    /// A setting that parses but cannot be used (TLS files, routes, listeners).
+    #[error(transparent)]
+    Config(#[from] preflight::PreflightError),
+    /// Another daemon holds the data directory.
+    #[error(transparent)]
+    Locked(#[from] pidlock::PidLockError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     /// The store could not be flushed at shutdown, or needs a restart to take writes again.
@@ -47,6 +61,8 @@ pub struct Running {
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     attempts: TaskTracker,
+    /// Held until the daemon has stopped (dropped with the rest of `Running`).
+    _pid_lock: pidlock::PidLock,
 }
 
 /// Share of `shutdown_timeout` given to draining; the rest is for the final flush.
@@ -108,6 +124,9 @@ async fn mark_closed_cleanly(relay: &Relay, budget: Duration) {
 
 /// Starts every part of the daemon on the current runtime.
 pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonError> {
+    preflight::check(&cfg)?;
+    let deliverer = Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| DaemonError::Startup(e.to_string()))?);
+    let pid_lock = pidlock::acquire(&cfg.server.data_dir)?;
     let cfg = Arc::new(cfg);
     let relay = Relay::open(cfg.clone(), clock).map_err(|e| DaemonError::Startup(e.to_string()))?;
     let indexed = relay.store.backfill_current().map_err(|e| DaemonError::Startup(format!("current-status index: {e}")))?;
@@ -136,7 +155,6 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     let smtp = Arc::new(SmtpServer::new(cfg.clone(), Arc::new(QueueIntake { relay: relay.clone() })).map_err(|e| DaemonError::Startup(e.to_string()))?);
     let smtp_stats = smtp.stats();
     let _ = relay.smtp_stats.set(smtp_stats.clone());
-    let deliverer = Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| DaemonError::Startup(e.to_string()))?);
     let shutdown = CancellationToken::new();
     let attempts = TaskTracker::new();
     let mut tasks = vec![
@@ -164,7 +182,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
         tasks.push(tokio::spawn(crate::webhooks::run(relay.clone(), secret, shutdown.clone())));
     }
     relay.ready.store(true, Ordering::SeqCst);
-    Ok(Running { smtp_addrs, api_addr, unsubscribe_addr, relay, smtp_stats, shutdown, tasks, attempts })
+    Ok(Running { smtp_addrs, api_addr, unsubscribe_addr, relay, smtp_stats, shutdown, tasks, attempts, _pid_lock: pid_lock })
 }
 
 /// Accept-queue length of the SMTP listeners. `TcpListener::bind` uses 128, which a
@@ -210,7 +228,7 @@ pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonErro
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rebound").build().map_err(|e| DaemonError::Startup(e.to_string()))?;
     let timeout = cfg.server.shutdown_timeout.0;
     let res = rt.block_on(async move {
-        let source = config_path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
+        let source = config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
         let running = start(cfg, Arc::new(SystemClock)).await?;
         for a in &running.smtp_addrs {
             tracing::info!("smtp listening on {a}");
@@ -219,6 +237,7 @@ pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonErro
             tracing::info!("unsubscribe listening on {a}");
         }
         tracing::info!(config = %source, data_dir = %running.relay.cfg.server.data_dir.display(), "api listening on {}", running.api_addr);
+        let pointer = leave_pointer(&running, config_path.as_deref());
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let relay = running.relay.clone();
         let restart = tokio::select! {
@@ -229,6 +248,9 @@ pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonErro
         tracing::info!("shutting down");
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         let stopped = running.stop_checked().await;
+        if let Some((path, p)) = &pointer {
+            pointer::remove_if_mine(path, p);
+        }
         if restart {
             return Err(DaemonError::Storage("the database needs a restart to take writes again".into()));
         }
@@ -237,6 +259,31 @@ pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonErro
     // Blocking tasks stuck on a failed disk must not hold the exit.
     rt.shutdown_timeout(timeout.mul_f64(1.0 - FLUSH_SHARE) / 2);
     res
+}
+
+/// Writes the running-daemon pointer for the CLI; a failure is only logged (`--config` still works).
+fn leave_pointer(running: &Running, config_path: Option<&std::path::Path>) -> Option<(PathBuf, pointer::DaemonPointer)> {
+    let cfg = &running.relay.cfg;
+    let absolute = |p: &std::path::Path| std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).unwrap_or_else(|_| p.to_path_buf());
+    let data_dir = absolute(&cfg.server.data_dir);
+    let p = pointer::DaemonPointer {
+        pid: std::process::id(),
+        api_url: cfg.api.url.clone().map(|u| u.trim_end_matches('/').to_string()).unwrap_or_else(|| crate::cli::client::url_for(running.api_addr)),
+        token_file: cfg.api.token.is_none().then(|| data_dir.join("api.token")),
+        data_dir,
+        config: config_path.map(absolute),
+    };
+    let path = pointer::path();
+    match p.write(&path) {
+        Ok(()) => {
+            tracing::info!(pointer = %path.display(), "admin commands find this daemon through the pointer");
+            Some((path, p))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not write the running-daemon pointer; admin commands need --config");
+            None
+        }
+    }
 }
 
 /// Exits non-zero if the shutdown has not finished within `timeout` (a flush hung on a failed disk).
@@ -264,8 +311,16 @@ async fn wait_for_signal() {
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`), `REBOUND_LOG_FORMAT=json` for JSON lines.
+/// Colour only when stderr is a terminal and `NO_COLOR` is not set.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(log_colour());
     let _ = if std::env::var("REBOUND_LOG_FORMAT").is_ok_and(|v| v == "json") { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// <https://no-color.org>: a non-empty `NO_COLOR` turns colour off; so does a stderr that is
+/// a file, a pipe or the journal.
+fn log_colour() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }

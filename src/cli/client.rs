@@ -66,7 +66,11 @@ pub fn base_url(cfg: &Config) -> String {
     if let Some(u) = &cfg.api.url {
         return u.trim_end_matches('/').to_string();
     }
-    let mut a = cfg.api.listen;
+    url_for(cfg.api.listen)
+}
+
+/// `http://<addr>`, an unspecified address meaning loopback.
+pub fn url_for(mut a: std::net::SocketAddr) -> String {
     if a.ip().is_unspecified() {
         a.set_ip(if a.is_ipv6() { std::net::Ipv6Addr::LOCALHOST.into() } else { std::net::Ipv4Addr::LOCALHOST.into() });
     }

@@ -19,7 +19,8 @@ use crate::config::Config;
 #[derive(Debug, Parser)]
 #[command(name = "rebound", version, about)]
 pub struct Cli {
-    /// Config file (default: $REBOUND_CONFIG, else /etc/rebound/rebound.toml if it exists, else built-in defaults).
+    /// Config file (default: $REBOUND_CONFIG, else /etc/rebound/rebound.toml if it exists, else built-in defaults;
+    /// admin commands without a config file find the running daemon through the pointer `rebound serve` leaves).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Print one JSON object per line instead of a table.
@@ -47,11 +48,13 @@ pub enum Cmd {
     },
     /// Offline: parse bounce/complaint messages (`-` = stdin), one JSON line per recipient.
     Parse {
+        /// Messages or mbox files to parse (`-` reads stdin).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<String>,
     },
     /// Hand bounce/complaint messages to the daemon as if they had arrived by SMTP.
     Ingest {
+        /// Returned messages (DSN, ARF complaint, auto-reply), one per file.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -68,32 +71,48 @@ pub enum Cmd {
     Suppressions(SuppressionsCmd),
     /// Send a stored message again (a new queue entry linked to the old one).
     Resend {
+        /// Queue id or `<Message-ID>` of the stored message.
         id: String,
         /// A corrected recipient (default: the original recipients).
         #[arg(long)]
         to: Option<String>,
     },
     /// Erase every event and stored message naming an address (right to erasure).
-    Erase { address: String },
+    Erase {
+        /// The address whose events and messages are erased.
+        address: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCmd {
     /// Messages waiting for delivery (`--all`: also finished ones kept for resend).
     List {
+        /// Also list finished messages whose bodies are kept for resend.
         #[arg(long)]
         all: bool,
+        /// Most messages to print (default 100, at most 1000).
         #[arg(long)]
         limit: Option<u32>,
+        /// Continue after the cursor the previous page printed.
         #[arg(long)]
         cursor: Option<String>,
     },
     /// A message, its recipients and its events.
-    Show { id: String },
+    Show {
+        /// Queue id or `<Message-ID>`.
+        id: String,
+    },
     /// Attempt delivery now.
-    Retry { id: String },
+    Retry {
+        /// Queue id or `<Message-ID>`.
+        id: String,
+    },
     /// Remove a message from the queue.
-    Delete { id: String },
+    Delete {
+        /// Queue id or `<Message-ID>`.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -104,8 +123,8 @@ pub struct EventsArgs {
     /// Comma-separated statuses (queued, deferred, delivered, bounced ...).
     #[arg(long)]
     pub status: Option<String>,
-    /// Queue id.
-    #[arg(long)]
+    /// Only this message's events: its queue id, or the `<Message-ID>` the app logged.
+    #[arg(long, value_name = "ID")]
     pub message: Option<String>,
     /// How far back (7d, 12h) or an RFC 3339 time.
     #[arg(long, conflicts_with_all = ["from", "to"])]
@@ -132,6 +151,7 @@ pub struct EventsArgs {
 pub enum ReportCmd {
     /// Recipients not delivered in the window, with a count per status.
     Undelivered {
+        /// How many days back (default 30).
         #[arg(long)]
         days: Option<u32>,
         /// Comma-separated statuses to keep.
@@ -144,29 +164,38 @@ pub enum ReportCmd {
 pub enum SuppressionsCmd {
     /// List entries (optionally of one reason).
     List {
+        /// Only entries of this reason (hard_bounce, complaint, unsubscribe, manual).
         #[arg(long)]
         reason: Option<String>,
+        /// Most entries to print (default 100, at most 1000).
         #[arg(long)]
         limit: Option<u32>,
+        /// Continue after the cursor the previous page printed.
         #[arg(long)]
         cursor: Option<String>,
     },
     /// Add an address (reason: hard_bounce, complaint, unsubscribe or manual).
     Add {
+        /// The address to suppress.
         address: String,
+        /// hard_bounce, complaint, unsubscribe or manual.
         #[arg(long, default_value = "manual")]
         reason: String,
+        /// A note kept with the entry (why it was added).
         #[arg(long)]
         diagnostic: Option<String>,
     },
     /// Remove an address; complaint and unsubscribe entries need --force (consent must exist).
     Remove {
+        /// The address to remove.
         address: String,
+        /// Also remove a complaint or unsubscribe entry (only with the recipient's consent).
         #[arg(long)]
         force: bool,
     },
     /// Import a CSV (address,reason,time,diagnostic) or JSON-lines file.
     Import {
+        /// The file to import.
         file: PathBuf,
         /// csv or jsonl (default: from the file name, else csv).
         #[arg(long)]
@@ -174,6 +203,7 @@ pub enum SuppressionsCmd {
     },
     /// Export the whole list to stdout.
     Export {
+        /// csv or jsonl.
         #[arg(long, default_value = "csv")]
         format: String,
     },

@@ -25,7 +25,7 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, SmtpError> 
         .map_err(|e| SmtpError::Tls { path: cert.display().to_string(), message: e.to_string() })?
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
-        .map_err(|e| SmtpError::Tls { path: key.display().to_string(), message: e.to_string() })?;
+        .map_err(|e| SmtpError::Tls { path: key.display().to_string(), message: key_problem(&e, cert) })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -35,6 +35,9 @@ fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'stat
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
         .map_err(|e| bad(format!("bad PEM certificate: {e}")))?;
+    if certs.is_empty() && has_private_key(&pem) {
+        return Err(bad("holds a private key, not a certificate (tls_cert and tls_key swapped?)".into()));
+    }
     if certs.is_empty() {
         return Err(bad("no certificate found in PEM file".into()));
     }
@@ -46,7 +49,23 @@ fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, Sm
     let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read private key: {e}")))?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .map_err(|e| bad(format!("bad PEM private key: {e}")))?
-        .ok_or_else(|| bad("no private key found in PEM file".into()))
+        .ok_or_else(|| bad(if has_certificate(&pem) { "holds a certificate, not a private key (tls_cert and tls_key swapped?)" } else { "no private key found in PEM file" }.into()))
+}
+
+fn has_private_key(pem: &[u8]) -> bool {
+    matches!(rustls_pemfile::private_key(&mut &pem[..]), Ok(Some(_)))
+}
+
+fn has_certificate(pem: &[u8]) -> bool {
+    rustls_pemfile::certs(&mut &pem[..]).any(|c| c.is_ok())
+}
+
+/// The key was read but cannot serve the certificate.
+fn key_problem(e: &rustls::Error, cert: &Path) -> String {
+    match e {
+        rustls::Error::InconsistentKeys(_) => format!("private key does not match the certificate in {}", cert.display()),
+        other => format!("unusable private key: {other}"),
+    }
 }
 
 /// The connection as the session sees it.
