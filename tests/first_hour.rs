@@ -2,7 +2,8 @@
 //! the running daemon from any directory through its pointer; a second daemon on
 //! the same data_dir is told who holds it; check-config and serve load the TLS
 //! files before anything is created; `events --message` takes a Message-ID;
-//! `ingest` prints a table; logs written to a file carry no colour codes.
+//! `ingest` prints a table; logs carry colour codes only on a terminal, and
+//! never with `NO_COLOR`.
 
 mod common;
 
@@ -280,4 +281,35 @@ fn options_and_arguments(help: &str) -> Vec<String> {
 
 fn section<'a>(help: &'a str, title: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     help.lines().skip_while(move |l| *l != title).skip(1).take_while(|l| !l.trim().is_empty())
+}
+
+/// `serve` on a pseudo-terminal (util-linux `script`) until its pointer appears; what it wrote there.
+fn serve_on_a_tty(dir: &Path, no_color: bool) -> Option<String> {
+    let script = ["/usr/bin/script", "/bin/script"].into_iter().find(|p| Path::new(p).exists())?;
+    let inner = format!("{} serve --config {}", env!("CARGO_BIN_EXE_rebound"), serve_config(dir, "").display());
+    let mut cmd = Command::new(script);
+    cmd.args(["-qec", &inner, "/dev/null"]).env_remove("REBOUND_CONFIG").env("REBOUND_RUNTIME_DIR", dir.join("runtime")).env("RUST_LOG", "info").env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let pointer = dir.join("runtime/daemon.json");
+    let start = Instant::now();
+    while !pointer.exists() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&pointer).ok()?).ok()?["pid"].as_i64()?;
+    // SAFETY: the daemon this test started (named by its own pointer).
+    unsafe { libc::kill(libc::pid_t::try_from(pid).ok()?, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn log_colour_only_on_a_terminal_and_never_with_no_color() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let Some(tty) = serve_on_a_tty(a.path(), false) else { return eprintln!("skipped: no `script` to make a terminal") };
+    assert!(tty.contains("api listening") && tty.contains("\x1b["), "a terminal gets colour: {tty:?}");
+    let plain = serve_on_a_tty(b.path(), true).unwrap();
+    assert!(plain.contains("api listening") && !plain.contains("\x1b["), "NO_COLOR: {plain:?}");
 }
