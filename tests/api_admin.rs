@@ -310,7 +310,8 @@ async fn erase_leaves_nothing_for_the_address() {
     assert!(ev["items"].as_array().unwrap().is_empty());
     let s = r.relay.store.suppression("forget.me@example.net").unwrap().unwrap();
     assert!(s.diagnostic.is_none() && s.event_id.is_none());
-    assert_eq!(r.get("/v1/queue").await.json()["items"].as_array().unwrap().len(), 1, "the bystander's message stays");
+    assert_eq!(r.get("/v1/queue").await.json()["items"].as_array().unwrap().len(), 2, "the bystander's message and the shared one (for friend@) stay");
+    assert_eq!(st["messages_kept"], 1);
 }
 
 /// Every path and method in openapi.json answers through the router (not the 404 fallback or 405).

@@ -1,21 +1,25 @@
 //! Retention and erasure. `purge` deletes events older than `retention.events`
 //! and bodies (with finished message records) older than `retention.bodies`, in
 //! bounded batches; `erase` removes every event, queue record and stored body
-//! that names one address (right to erasure). The suppression entry stays, so
-//! the person is still never mailed, but loses its diagnostic and event link.
+//! that names one address (right to erasure). A message shared with other
+//! recipients is kept for them: the address leaves its envelope (replaced by
+//! [`ERASED`]) and every place it appears in the stored body, and the other
+//! recipients' delivery goes on. The suppression entry stays, so the person is
+//! still never mailed, but loses its diagnostic and event link.
 
 use serde::Serialize;
 
 use super::AdminError;
-use crate::accept::base_event;
 use crate::address::Address;
-use crate::model::{Event, EventKind, Source};
 use crate::relay::Relay;
 use crate::store::events::EventQuery;
 use crate::store::queue::MessageRecord;
 use crate::store::scan::contains_ci;
 use crate::store::{StoreError, TreeId, WriteSet};
 use crate::time::Timestamp;
+
+/// What an erased address becomes in a message kept for its other recipients.
+pub const ERASED: &str = "erased@erased.invalid";
 
 /// Records deleted per write set.
 const BATCH: usize = 1000;
@@ -123,6 +127,9 @@ pub struct EraseStats {
     pub events: usize,
     pub messages: usize,
     pub bodies: usize,
+    /// Of `messages`, those kept for their other recipients (the address scrubbed from them).
+    #[serde(default)]
+    pub messages_kept: usize,
     /// The suppression entry is kept (reason and time only) so the address stays blocked.
     pub suppression_kept: bool,
 }
@@ -133,7 +140,7 @@ pub struct EraseStats {
 pub async fn erase(relay: &Relay, address: &Address) -> Result<EraseStats, AdminError> {
     let mut stats = EraseStats { address: address.to_string(), ..Default::default() };
     let key = address.key();
-    erase_messages(relay, &key, &mut stats).await?;
+    erase_messages(relay, &key, address.as_str(), &mut stats).await?;
     erase_bodies(relay, &[key.clone(), address.as_str().to_ascii_lowercase()], &mut stats).await?;
     erase_events(relay, &key, &mut stats).await?;
     let mut ws = WriteSet::new();
@@ -168,27 +175,66 @@ async fn erase_events(relay: &Relay, key: &str, stats: &mut EraseStats) -> Resul
 }
 
 
-async fn erase_messages(relay: &Relay, key: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
+async fn erase_messages(relay: &Relay, key: &str, address: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
     let mut after = None;
     loop {
         let recs = relay.store.messages_after(after, BATCH)?;
         let Some(last) = recs.last() else { return Ok(()) };
         after = Some(last.id);
-        let (mut ws, mut events) = (WriteSet::new(), Vec::new());
-        let now = relay.now();
+        let mut ws = WriteSet::new();
         for r in recs.iter().filter(|r| r.recipients.iter().any(|x| names(&x.address, key))) {
-            for other in r.recipients.iter().filter(|x| !x.status.is_final() && !names(&x.address, key)) {
-                let mut ev: Event = base_event(EventKind::Dropped, now, r, &other.address);
-                ev.source = Some(Source::Admin);
-                ev.diagnostic = Some("message erased on request of another recipient".into());
-                events.push(relay.record(&mut ws, ev)?);
-            }
-            stats.bodies += usize::from(relay.store.has_body(r.id)?);
-            remove_message(&mut ws, r);
             stats.messages += 1;
+            if r.recipients.iter().all(|x| names(&x.address, key)) {
+                stats.bodies += usize::from(relay.store.has_body(r.id)?);
+                remove_message(&mut ws, r);
+            } else {
+                scrub_shared(relay, &mut ws, r, key, address)?;
+                stats.messages_kept += 1;
+            }
         }
-        relay.commit(ws, &events).await?;
+        relay.commit(ws, &[]).await?;
     }
+}
+
+/// Takes the address out of a message other recipients still have: its envelope entry
+/// becomes [`ERASED`] (no longer attempted) and the stored body loses every mention.
+fn scrub_shared(relay: &Relay, ws: &mut WriteSet, r: &MessageRecord, key: &str, address: &str) -> Result<(), StoreError> {
+    let mut rec = r.clone();
+    for x in rec.recipients.iter_mut().filter(|x| names(&x.address, key)) {
+        x.address = ERASED.to_string();
+        x.orcpt = None;
+        x.last_diagnostic = None;
+        if !x.status.is_final() {
+            x.status = crate::model::Status::Dropped;
+        }
+    }
+    if let Some(body) = relay.store.body(r.id)? {
+        ws.insert(TreeId::Bodies, r.id.to_be_bytes().to_vec(), replace_ci(&body, address.as_bytes(), b"[erased]"));
+    }
+    let old_due = r.next_attempt;
+    if rec.is_finished() {
+        rec.next_attempt = None;
+    }
+    ws.put_message(&rec, old_due);
+    Ok(())
+}
+
+/// `hay` with every ASCII-case-insensitive occurrence of `needle` replaced by `with`.
+fn replace_ci(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    if needle.is_empty() {
+        return hay.to_vec();
+    }
+    let (mut out, mut i) = (Vec::with_capacity(hay.len()), 0);
+    while i < hay.len() {
+        if hay.len() - i >= needle.len() && hay[i..i + needle.len()].eq_ignore_ascii_case(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn names(address: &str, key: &str) -> bool {
@@ -203,7 +249,14 @@ async fn erase_bodies(relay: &Relay, needles: &[String], stats: &mut EraseStats)
         after = Some(*last);
         let mut ws = WriteSet::new();
         for (id, body) in &bodies {
-            if needles.iter().any(|n| contains_ci(body, n.as_bytes())) {
+            if !needles.iter().any(|n| contains_ci(body, n.as_bytes())) {
+                continue;
+            }
+            if relay.store.message(*id)?.is_some() {
+                // Kept for its other recipients: scrubbed, not deleted.
+                let scrubbed = needles.iter().fold(body.clone(), |b, n| replace_ci(&b, n.as_bytes(), b"[erased]"));
+                ws.insert(TreeId::Bodies, id.to_be_bytes().to_vec(), scrubbed);
+            } else {
                 ws.remove(TreeId::Bodies, id.to_be_bytes().to_vec());
                 stats.bodies += 1;
             }
