@@ -119,6 +119,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub retention: RetentionConfig,
     pub unsubscribe: UnsubscribeConfig,
+    pub dkim: DkimConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -408,6 +409,81 @@ pub struct UnsubscribeConfig {
     pub base_url: Option<String>,
 }
 
+/// A DKIM signing algorithm (`dkim.algorithms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DkimAlgorithm {
+    /// RSA 2048 with SHA-256: what every receiver verifies.
+    RsaSha256,
+    /// Ed25519 with SHA-256 (RFC 8463): a second, small signature.
+    Ed25519Sha256,
+}
+
+impl DkimAlgorithm {
+    /// The selector published for this algorithm: RSA uses `selector`, Ed25519
+    /// `selector-ed25519`, since one DNS name holds one key record.
+    pub fn dns_selector(self, selector: &str) -> String {
+        match self {
+            DkimAlgorithm::RsaSha256 => selector.to_string(),
+            DkimAlgorithm::Ed25519Sha256 => format!("{selector}-ed25519"),
+        }
+    }
+
+    /// The key file suffix: `SELECTOR.rsa.key` / `SELECTOR.ed25519.key`.
+    pub fn file_tag(self) -> &'static str {
+        match self {
+            DkimAlgorithm::RsaSha256 => "rsa",
+            DkimAlgorithm::Ed25519Sha256 => "ed25519",
+        }
+    }
+}
+
+/// DKIM signing of relayed mail (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimConfig {
+    /// From domains (organisational) that are signed; empty: signing off.
+    pub domains: Vec<String>,
+    pub selector: String,
+    /// One signature per algorithm.
+    pub algorithms: Vec<DkimAlgorithm>,
+    /// Where keys live (`KEY_DIR/DOMAIN/SELECTOR.{rsa,ed25519}.key`); default `data_dir/dkim`.
+    pub key_dir: Option<PathBuf>,
+    /// Route keys of `[delivery.routes]` (a domain or `"*"`), or `"relayhost"`, whose mail is not signed.
+    pub skip_routes: Vec<String>,
+}
+
+impl Default for DkimConfig {
+    fn default() -> Self {
+        DkimConfig { domains: Vec::new(), selector: "rb1".into(), algorithms: vec![DkimAlgorithm::RsaSha256], key_dir: None, skip_routes: Vec::new() }
+    }
+}
+
+impl DkimConfig {
+    /// The key directory in effect for `data_dir`.
+    pub fn key_dir(&self, data_dir: &Path) -> PathBuf {
+        self.key_dir.clone().unwrap_or_else(|| data_dir.join("dkim"))
+    }
+
+    /// What is wrong with these settings, as (key, message).
+    fn problem(&self) -> Option<(&'static str, String)> {
+        let label_ok = |s: &str| !s.is_empty() && s.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        if !label_ok(&self.selector) {
+            return Some(("dkim.selector", format!("{:?} is not a DNS label", self.selector)));
+        }
+        if let Some(d) = self.domains.iter().find(|d| !label_ok(d.trim_end_matches('.'))) {
+            return Some(("dkim.domains", format!("{d:?} is not a domain")));
+        }
+        if self.algorithms.is_empty() && !self.domains.is_empty() {
+            return Some(("dkim.algorithms", "needs at least one algorithm".into()));
+        }
+        if self.algorithms.iter().enumerate().any(|(i, a)| self.algorithms[..i].contains(a)) {
+            return Some(("dkim.algorithms", "an algorithm is listed twice".into()));
+        }
+        None
+    }
+}
+
 impl Config {
     /// Parses TOML text; `path` only labels errors.
     pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
@@ -501,6 +577,9 @@ impl Config {
         }
         if self.unsubscribe.listen.is_some() && self.unsubscribe.base_url.is_none() {
             return bad("unsubscribe.base_url", "needed when unsubscribe.listen is set".into());
+        }
+        if let Some((key, message)) = self.dkim.problem() {
+            return bad(key, message);
         }
         for u in &self.smtp.users {
             if u.name.is_empty() || u.password.0.is_empty() {

@@ -388,7 +388,7 @@ async fn deliver_groups<D: Deliver>(relay: &Relay, transport: &D, rec: &MessageR
             .map(|(i, a)| Transaction {
                 mail_from: envelope_sender(relay, rec, *i, now),
                 recipients: vec![a.clone()],
-                body: crate::unsubscribe::personalise(relay, rec, *i, &body, now),
+                body: crate::outbound::dkim::sign_copy(relay, rec, &domain, crate::unsubscribe::personalise(relay, rec, *i, &body, now)),
             })
             .collect();
         async move {

@@ -31,6 +31,7 @@ pub struct RcptOutcome {
 }
 
 pub mod body;
+pub mod dkim;
 pub mod long_lines;
 mod client;
 mod deliver;
