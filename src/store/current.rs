@@ -50,10 +50,6 @@ fn status_byte(s: Status) -> u8 {
     Status::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8
 }
 
-fn status_of(b: u8) -> Option<Status> {
-    Status::ALL.get(b as usize).copied()
-}
-
 impl Store {
     /// Adds to `ws` the index change for `ev` when it sets a recipient's status (the event must
     /// be stamped). The entry it replaces is read from the store: call once per event.
