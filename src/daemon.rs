@@ -129,6 +129,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     let pid_lock = pidlock::acquire(&cfg.server.data_dir)?;
     let cfg = Arc::new(cfg);
     let relay = Relay::open(cfg.clone(), clock).map_err(|e| DaemonError::Startup(e.to_string()))?;
+    crate::outbound::dkim::prepare(&cfg).map_err(|e| DaemonError::Startup(e.to_string()))?; // keys loaded or made, TXT records logged
     let indexed = relay.store.backfill_current().map_err(|e| DaemonError::Startup(format!("current-status index: {e}")))?;
     if indexed > 0 {
         tracing::info!(recipients = indexed, "built the current-status index from the event log");

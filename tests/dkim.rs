@@ -146,8 +146,15 @@ async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
         assert!(head.contains("a=rsa-sha256") && head.contains("a=ed25519-sha256"), "{head}");
         assert!(head.contains("d=school.example") && head.contains("c=relaxed/relaxed"), "{head}");
         assert!(head.to_ascii_lowercase().contains("list-unsubscribe:"), "copy has no List-Unsubscribe: {head}");
-        let h_tag: String = head.split("h=").nth(1).unwrap().split(';').next().unwrap().split_whitespace().collect();
-        assert!(h_tag.to_ascii_lowercase().contains("list-unsubscribe"), "{h_tag}");
+        let h_tag: String = head.split(" h=").nth(1).unwrap_or_else(|| panic!("no h= in {head}")).split(';').next().unwrap().split_whitespace().collect();
+        let h_names: Vec<String> = h_tag.to_ascii_lowercase().split(':').map(str::to_string).collect();
+        assert!(h_names.iter().any(|h| h == "list-unsubscribe"), "{h_tag}");
+        for name in ["from", "subject", "date"] {
+            // Each signature's h= names it twice: the one present and one absent (over-signed).
+            assert_eq!(head.to_ascii_lowercase().split("\r\n").filter(|l| l.starts_with(&format!("{name}:"))).count(), 1, "{head}");
+            let per_sig = h_names.iter().filter(|h| *h == name).count();
+            assert_eq!(per_sig, 2, "{name} in {h_tag}");
+        }
         assert!(m.split(|b| *b == b'\n').all(|l| l.len() <= 1000), "a line over 998 octets went out");
     }
     let twos: Vec<&Vec<u8>> = ours.iter().filter(|m| subject(m) == "two").collect();
@@ -166,6 +173,18 @@ async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
     tampered[at] = b'J';
     assert_eq!(verify(&records, &[tampered]), vec![vec![serde_json::Value::Bool(false); 2]]);
     d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_cannot_be_read_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("data/dkim/school.example/rb1.rsa.key");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.dkim.domains = vec!["school.example".into()];
+    let err = rebound::daemon::start(cfg, std::sync::Arc::new(rebound::time::SystemClock)).await.err().expect("start refused");
+    assert!(err.to_string().contains("rb1.rsa.key"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
