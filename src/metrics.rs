@@ -12,13 +12,19 @@ use crate::relay::{ATTEMPT_BUCKETS_MS, Relay};
 pub struct SmtpGauges {
     pub sessions_total: u64,
     pub sessions_active: u64,
+    /// Connections refused by the global or per-IP caps.
+    pub connections_refused: u64,
+    pub connections_refused_per_ip: u64,
+    pub auth_lockouts: u64,
 }
 
 /// Renders every metric.
 pub fn render(relay: &Relay, smtp: SmtpGauges) -> String {
     let c = &relay.counters;
     let mut out = String::with_capacity(4096);
-    counter(&mut out, "rebound_messages_received_total", "Recipients accepted for delivery.", c.received.load(Ordering::Relaxed));
+    let received = c.received.load(Ordering::Relaxed);
+    counter(&mut out, "rebound_recipients_received_total", "Recipients accepted for delivery (one per recipient of each message).", received);
+    counter(&mut out, "rebound_messages_received_total", "Deprecated alias of rebound_recipients_received_total (it counts recipients, not messages).", received);
     let outcomes = [
         ("delivered", &c.delivered),
         ("deferred", &c.deferred),
@@ -33,11 +39,16 @@ pub fn render(relay: &Relay, smtp: SmtpGauges) -> String {
     for (status, v) in outcomes {
         let _ = writeln!(out, "rebound_recipients_total{{status=\"{status}\"}} {}", v.load(Ordering::Relaxed));
     }
-    gauge(&mut out, "rebound_queue_messages", "Messages in the queue (including finished ones kept for resend).", relay.store.queue_len() as u64);
+    let stored = relay.store.queue_len() as u64;
+    gauge(&mut out, "rebound_stored_messages", "Messages stored: waiting for delivery, and finished ones kept for resend.", stored);
+    gauge(&mut out, "rebound_queue_messages", "Deprecated alias of rebound_stored_messages (it includes finished messages).", stored);
     gauge(&mut out, "rebound_queue_oldest_due_age_seconds", "Age of the oldest due schedule entry.", oldest_due_age(relay));
     histogram(&mut out, relay);
     counter(&mut out, "rebound_smtp_sessions_total", "SMTP sessions accepted.", smtp.sessions_total);
     gauge(&mut out, "rebound_smtp_sessions_active", "SMTP sessions open now.", smtp.sessions_active);
+    counter(&mut out, "rebound_smtp_connections_refused_total", "SMTP connections refused with 421 4.7.0 (global or per-IP caps).", smtp.connections_refused);
+    counter(&mut out, "rebound_smtp_connections_refused_per_ip_total", "SMTP connections refused by the per-IP connection or rate limit.", smtp.connections_refused_per_ip);
+    counter(&mut out, "rebound_smtp_auth_lockouts_total", "Client addresses locked out of AUTH after too many failures.", smtp.auth_lockouts);
     gauge(&mut out, "rebound_webhook_backlog", "Events waiting in the webhook outbox.", relay.store.outbox_len() as u64);
     gauge(&mut out, "rebound_suppressed_addresses", "Entries on the suppression list.", relay.store.suppression_count() as u64);
     counter(&mut out, "rebound_unverified_reports_total", "Returned reports not tied to a recipient by a signed tag or token (kept in the security log) since start.", c.unverified.load(Ordering::Relaxed));

@@ -34,7 +34,13 @@ pub async fn metrics(State(relay): State<Arc<Relay>>) -> Response {
     let gauges = relay
         .smtp_stats
         .get()
-        .map(|s| SmtpGauges { sessions_total: s.sessions_total.load(Ordering::Relaxed), sessions_active: s.sessions_active.load(Ordering::Relaxed) })
+        .map(|s| SmtpGauges {
+            sessions_total: s.sessions_total.load(Ordering::Relaxed),
+            sessions_active: s.sessions_active.load(Ordering::Relaxed),
+            connections_refused: s.connections_refused.load(Ordering::Relaxed),
+            connections_refused_per_ip: s.connections_refused_per_ip.load(Ordering::Relaxed),
+            auth_lockouts: s.auth_lockouts.load(Ordering::Relaxed),
+        })
         .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&relay, gauges)).into_response()
 }
