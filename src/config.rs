@@ -487,7 +487,13 @@ impl DkimConfig {
 impl Config {
     /// Parses TOML text; `path` only labels errors.
     pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_string(), message: one_line(&e, text) })?;
+        let cfg: Config = match toml::from_str(text) {
+            Ok(c) => c,
+            Err(e) => match route_tables_rewritten(text) {
+                Some(rewritten) => rewritten.map_err(|e2| ConfigError::Parse { path: path.to_string(), message: e2.message().trim().to_string() })?,
+                None => return Err(ConfigError::Parse { path: path.to_string(), message: one_line(&e, text) }),
+            },
+        };
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -595,6 +601,36 @@ impl Config {
     }
 }
 
+/// SPEC §8's route form `"d" = { host = "h:p", sign = false }`: each such route becomes
+/// `"d" = "h:p"`, and `sign = false` adds `"d"` to `dkim.skip_routes`. `None` when the file
+/// has no route written as a table (the first parse error stands).
+fn route_tables_rewritten(text: &str) -> Option<Result<Config, toml::de::Error>> {
+    let mut doc: toml::Table = toml::from_str(text).ok()?;
+    let routes = doc.get_mut("delivery")?.as_table_mut()?.get_mut("routes")?.as_table_mut()?;
+    let mut unsigned = Vec::new();
+    let mut any = false;
+    for (key, value) in routes.iter_mut() {
+        let Some(t) = value.as_table() else { continue };
+        any = true;
+        if t.get("sign").and_then(toml::Value::as_bool) == Some(false) {
+            unsigned.push(toml::Value::String(key.clone()));
+        }
+        match (t.get("host"), t.keys().all(|k| k == "host" || k == "sign")) {
+            (Some(host @ toml::Value::String(_)), true) => *value = host.clone(),
+            _ => return Some(Err(serde::de::Error::custom(format!("delivery.routes.{key:?}: a route table takes host = \"host:port\" and sign = true|false")))),
+        }
+    }
+    if !any {
+        return None;
+    }
+    if !unsigned.is_empty() {
+        let dkim = doc.entry("dkim").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let skip = dkim.as_table_mut()?.entry("skip_routes").or_insert_with(|| toml::Value::Array(Vec::new()));
+        skip.as_array_mut()?.extend(unsigned);
+    }
+    Some(toml::Value::Table(doc).try_into())
+}
+
 /// Renders a toml error as one line: `line 3, column 1: unknown field ...`.
 fn one_line(e: &toml::de::Error, text: &str) -> String {
     let msg = e.message().trim().to_string();
@@ -667,6 +703,21 @@ mod tests {
         let shown = c.to_masked_toml();
         assert!(!shown.contains("hunter2") && !shown.contains("pw-secret"), "{shown}");
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn route_tables_opt_out_of_signing() {
+        let text = "[delivery.routes]\n\"*\" = { host = \"smtp.provider.example:587\", sign = false }\n\"a.test\" = \"127.0.0.1:2526\"\n\"b.test\" = { host = \"127.0.0.1:2527\" }\n[dkim]\nskip_routes = [\"c.test\"]\n";
+        let c = Config::from_str(text, "t").unwrap();
+        assert_eq!(c.delivery.routes["*"], "smtp.provider.example:587");
+        assert_eq!(c.delivery.routes["a.test"], "127.0.0.1:2526");
+        assert_eq!(c.delivery.routes["b.test"], "127.0.0.1:2527");
+        assert_eq!(c.dkim.skip_routes, vec!["c.test".to_string(), "*".to_string()]);
+        let err = Config::from_str("[delivery.routes]\n\"*\" = { hots = \"x:1\" }\n", "t").unwrap_err().to_string();
+        assert!(err.contains("delivery.routes") && err.contains("host"), "{err}");
+        // Without route tables, errors still name the line.
+        let err = Config::from_str("[delivery.routes]\n\"*\" = 5\n", "t").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]

@@ -211,3 +211,24 @@ async fn keys_are_reused_across_restarts() {
     assert_eq!(std::fs::metadata(key).unwrap().permissions().mode() & 0o777, 0o600);
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_that_opts_out_sends_unsigned() {
+    let mx = ScriptedMx::start(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_routed(dir.path(), mx.addr, |cfg| {
+        cfg.dkim.domains = vec!["school.example".into()];
+        cfg.dkim.algorithms = vec![DkimAlgorithm::Ed25519Sha256];
+        cfg.dkim.skip_routes = vec!["*".into()];
+    })
+    .await;
+    send_bytes(d.smtp_addrs[0], "news@school.example", &["a@dest.test"], &message("news@school.example", "a@dest.test", "skip", "", b"hi\r\n"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while mx.record().messages.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let head = header_block(&unstuff(&mx.record().messages[0]));
+    assert!(!head.to_ascii_lowercase().contains("dkim-signature"), "{head}");
+    d.stop().await;
+}
