@@ -232,3 +232,26 @@ async fn a_route_that_opts_out_sends_unsigned() {
     assert!(!head.to_ascii_lowercase().contains("dkim-signature"), "{head}");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsns_rebound_writes_are_not_signed() {
+    let mx = ScriptedMx::start(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_routed(dir.path(), mx.addr, |cfg| {
+        // The DSN's From (MAILER-DAEMON@relay.test) is a listed domain: only is_dsn keeps it unsigned.
+        cfg.dkim.domains = vec!["relay.test".into()];
+        cfg.dkim.algorithms = vec![DkimAlgorithm::Ed25519Sha256];
+        cfg.bounces.notify_sender = true;
+    })
+    .await;
+    send_bytes(d.smtp_addrs[0], "app@relay.test", &["unknown@dest.test"], &message("app@relay.test", "unknown@dest.test", "refused", "", b"hi\r\n"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while mx.record().messages.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no DSN arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let head = header_block(&unstuff(&mx.record().messages[0]));
+    assert!(head.contains("MAILER-DAEMON@relay.test"), "not the DSN: {head}");
+    assert!(!head.to_ascii_lowercase().contains("dkim-signature"), "{head}");
+    d.stop().await;
+}
