@@ -1,13 +1,55 @@
 //! Scores the bounce parser against a labelled corpus (`manifest.tsv` + `samples/`, see the
 //! corpus README): hard/soft, reason, status and recipient-count agreement with Sisimai's labels.
 //!
-//! `cargo run --release --example score_corpus -- /work/shared/bounce-corpus [--verbose] [--rules] [--crlf|--cr]`
+//! `cargo run --release --example score_corpus -- /work/shared/bounce-corpus [--verbose] [--rules] [--crlf|--cr] [--split] [--sisimai FILE]`
+//!
+//! `--split` divides the corpus by a hash of each file's bytes (byte-identical files fall in the
+//! same part): one file in five is the validation part. Disagreements are listed (`--verbose`)
+//! for the other four fifths only, and the validation part's figures are printed beside them:
+//! rules are written against the training part, the validation figure is the one to report.
+//! `--sisimai FILE` scores Sisimai's verdicts (from `bench/sisimai_rows.pl CORPUS > FILE`) by
+//! the same rules instead of rebound's parser.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rebound::bounce::{RecipientReport, parse};
+use rebound::bounce::parse;
 use rebound::model::Class;
+
+/// One recipient's verdict, from rebound's parser or from Sisimai.
+struct Got {
+    hard: bool,
+    reason: String,
+    status: String,
+    rule: String,
+    command: String,
+    diagnostic: String,
+}
+
+/// Sisimai's verdicts by file, in its recipient order.
+type Sisimai = BTreeMap<String, Vec<Got>>;
+
+fn read_sisimai(path: &str) -> Sisimai {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        eprintln!("score_corpus: {path}: {e}");
+        std::process::exit(2);
+    });
+    let mut out: Sisimai = BTreeMap::new();
+    for line in text.lines() {
+        let c: Vec<&str> = line.split('\t').collect();
+        if c.len() < 5 {
+            continue;
+        }
+        let got = Got { hard: c[3] == "1", reason: c[2].to_string(), status: c[4].to_string(), rule: "sisimai".into(), command: "-".into(), diagnostic: String::new() };
+        out.entry(c[0].to_string()).or_default().push(got);
+    }
+    out
+}
+
+/// Which part of a `--split` corpus a file belongs to: one in five is validation.
+fn is_validation(raw: &[u8]) -> bool {
+    ring::digest::digest(&ring::digest::SHA256, raw).as_ref()[0] % 5 == 0
+}
 
 /// One labelled row of the manifest.
 struct Row {
@@ -51,17 +93,52 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let mut tally = Tally::default();
+    let split = args.iter().any(|a| a == "--split");
+    let sisimai = args.iter().position(|a| a == "--sisimai").and_then(|i| args.get(i + 1)).map(|p| read_sisimai(p));
+    let (mut tally, mut validation) = (Tally::default(), Tally::default());
     for (file, rows) in read_manifest(&manifest) {
         match std::fs::read(Path::new(dir).join("samples").join(&file)) {
-            Ok(raw) => score_message(&file, &rows, &reencode(raw, ends), &mut tally, rules),
+            Ok(raw) => {
+                let t = if split && is_validation(&raw) { &mut validation } else { &mut tally };
+                let got = match &sisimai {
+                    Some(s) => s.get(&file).map(|v| v.iter().map(|g| Got { rule: g.rule.clone(), reason: g.reason.clone(), status: g.status.clone(), command: g.command.clone(), diagnostic: String::new(), hard: g.hard }).collect()).unwrap_or_default(),
+                    None => ours(&reencode(raw, ends)),
+                };
+                score_message(&file, &rows, got, t, rules)
+            }
             Err(e) => {
                 tally.unreadable += 1;
                 tally.notes.push(format!("{file}: unreadable: {e}"));
             }
         }
     }
-    print_summary(&tally, verbose);
+    let who = if sisimai.is_some() { "Sisimai" } else { "rebound" };
+    if split {
+        println!("== {who}, training part (4/5; disagreements listed with --verbose)");
+        print_summary(&tally, verbose);
+        println!("== {who}, validation part (1/5; write no rule from these files)");
+        print_summary(&validation, false);
+    } else {
+        print_summary(&tally, verbose);
+    }
+}
+
+/// rebound's verdicts on one corpus file, read like `rebound parse` (an mbox message by message).
+fn ours(raw: &[u8]) -> Vec<Got> {
+    rebound::bounce::mbox::split_mbox(raw)
+        .into_iter()
+        .map(parse)
+        .flat_map(|r| r.recipients.into_iter().map(move |g| (r.format, g)))
+        .filter(|(_, g)| g.class != Class::None)
+        .map(|(format, g)| Got {
+            hard: g.class == Class::Hard,
+            reason: g.reason.as_str().to_string(),
+            status: g.status.map(|s| s.to_string()).unwrap_or_default(),
+            rule: format!("{format} {}", g.rule),
+            command: g.smtp_command.unwrap_or("-").to_string(),
+            diagnostic: g.diagnostic.unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// The message with every line end replaced by `ends`, or unchanged.
@@ -98,69 +175,41 @@ fn read_manifest(text: &str) -> BTreeMap<String, Vec<Row>> {
     out
 }
 
-fn score_message(file: &str, rows: &[Row], raw: &[u8], t: &mut Tally, rules: bool) {
-    // Like `rebound parse`: an mbox file is read message by message.
-    let reports: Vec<_> = rebound::bounce::mbox::split_mbox(raw).into_iter().map(parse).collect();
-    let ours: Vec<&RecipientReport> = reports
-        .iter()
-        .flat_map(|r| &r.recipients)
-        .filter(|r| r.class != Class::None)
-        .collect();
-    let format = reports.first().map_or("none", |r| r.format);
+fn score_message(file: &str, rows: &[Row], ours: Vec<Got>, t: &mut Tally, rules: bool) {
     let expected = rows.iter().filter(|r| r.reason != "notbounce").count();
     t.messages += 1;
     if expected == ours.len() {
         t.count += 1;
     } else {
-        t.notes.push(format!(
-            "{file}: recipients: expected {expected}, got {} ({})",
-            ours.len(),
-            format
-        ));
+        t.notes.push(format!("{file}: recipients: expected {expected}, got {}", ours.len()));
     }
     for (i, row) in rows.iter().enumerate() {
         t.rows += 1;
-        let got = ours.get(i).copied();
-        let hard = got.is_some_and(|g| g.class == Class::Hard);
+        let got = ours.get(i);
+        let hard = got.is_some_and(|g| g.hard);
         let reason = got.map_or("notbounce", |g| g.reason.as_str());
-        let status = got
-            .and_then(|g| g.status)
-            .map(|s| s.to_string())
-            .unwrap_or_default();
+        let status = got.map(|g| g.status.as_str()).unwrap_or_default();
         if rules {
-            println!(
-                "RULE\t{file}\t{}\t{}\t{}\t{status}\t{}",
-                row.reason,
-                reason,
-                got.map_or("-", |g| g.rule),
-                got.and_then(|g| g.smtp_command).unwrap_or("-")
-            );
+            println!("RULE\t{file}\t{}\t{}\t{}\t{status}\t{}", row.reason, reason, got.map_or("-", |g| g.rule.as_str()), got.map_or("-", |g| g.command.as_str()));
         }
         let what = |field: &str, want: &str, have: &str| {
-            let (rule, diag) = got.map_or(("-", String::new()), |g| {
-                (g.rule, g.diagnostic.clone().unwrap_or_default())
-            });
-            let diag: String = diag.chars().take(110).collect();
-            format!(
-                "{file}#{}: {field}: expected {want:?}, got {have:?} [{} {rule}] reply={} {diag}",
-                row.rcpt, format, row.reply
-            )
+            let (rule, diag) = got.map_or(("-", String::new()), |g| (g.rule.as_str(), g.diagnostic.chars().take(110).collect()));
+            format!("{file}#{}: {field}: expected {want:?}, got {have:?} [{rule}] reply={} {diag}", row.rcpt, row.reply)
         };
         if hard == row.hard {
             t.hard += 1;
         } else {
-            t.notes
-                .push(what("hard", &row.hard.to_string(), &hard.to_string()));
+            t.notes.push(what("hard", &row.hard.to_string(), &hard.to_string()));
         }
         if reason == row.reason {
             t.reason += 1;
         } else {
             t.notes.push(what("reason", &row.reason, reason));
         }
-        if status_agrees(&row.status, &status) {
+        if status_agrees(&row.status, status) {
             t.status += 1;
         } else {
-            t.notes.push(what("status", &row.status, &status));
+            t.notes.push(what("status", &row.status, status));
         }
     }
 }
