@@ -33,6 +33,16 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
+/// A page of events stops once it holds about this many bytes, whatever its `limit`: the
+/// rest comes with the next cursor, so one request never builds an answer of hundreds of MB.
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Roughly the bytes an event takes as JSON (its texts plus the fixed fields).
+fn approx_size(ev: &Event) -> usize {
+    let texts = [&ev.diagnostic, &ev.recipient, &ev.message_id, &ev.remote_host, &ev.rule, &ev.feedback_type];
+    320 + texts.iter().map(|t| t.as_deref().map_or(0, str::len)).sum::<usize>()
+}
+
 /// The 16-byte key of an event: big-endian time in ms, then a unique sequence number.
 pub fn event_key(time: Timestamp, seq: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -145,7 +155,7 @@ impl Store {
             (None, _) => (lo, hi),
         };
         let mut events = Vec::new();
-        let mut last = None;
+        let (mut last, mut bytes, mut full) = (None, 0usize, false);
         if lo > hi {
             return Ok(EventPage { events, next_cursor: None });
         }
@@ -157,13 +167,15 @@ impl Store {
             let Some(ev) = self.event_by_key(key)? else { continue };
             if matches(&ev, q) {
                 last = Some(key.to_vec());
+                bytes += approx_size(&ev);
                 events.push(ev);
-                if events.len() >= limit {
+                if events.len() >= limit || bytes >= PAGE_BYTES {
+                    full = true;
                     break;
                 }
             }
         }
-        let next_cursor = if events.len() >= limit { last.map(|k| hex(&k)) } else { None };
+        let next_cursor = if full { last.map(|k| hex(&k)) } else { None };
         Ok(EventPage { events, next_cursor })
     }
 
@@ -306,5 +318,33 @@ mod tests {
         let by_msg = s.query_events(&EventQuery { queue_id: Some(2), limit: 100, ascending: true, ..Default::default() }).unwrap();
         assert_eq!(by_msg.events.len(), 10);
         assert!(by_msg.events.windows(2).all(|w| w[0].id < w[1].id));
+    }
+
+    #[test]
+    fn a_page_stops_at_its_byte_budget_and_the_cursor_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let mut ws = WriteSet::new();
+        for i in 0..30 {
+            let mut e = Event::new(crate::model::EventKind::Unverified, Timestamp(1000 + i));
+            e.diagnostic = Some("x".repeat(256 * 1024));
+            s.stamp_event(&mut e).unwrap();
+            ws.put_event(&e, false);
+        }
+        s.apply(&ws).unwrap();
+        let q = EventQuery { limit: 1000, ..Default::default() };
+        let first = s.query_events(&q).unwrap();
+        assert!(first.events.len() < 30 && first.events.len() * 256 * 1024 >= PAGE_BYTES, "{}", first.events.len());
+        let mut seen = first.events.len();
+        let mut cursor = first.next_cursor.clone().expect("more to come");
+        loop {
+            let page = s.query_events(&EventQuery { cursor: Some(cursor.clone()), ..q.clone() }).unwrap();
+            seen += page.events.len();
+            match page.next_cursor {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        assert_eq!(seen, 30, "every event reached through the cursors");
     }
 }
