@@ -346,3 +346,48 @@ async fn a_late_failure_is_reported_to_the_sender_once() {
     assert_eq!(sender_dsns(&mx, "crm@school.test").len(), 1);
     d.stop().await;
 }
+
+/// One outside host, one transaction, 100 bounce-domain recipients: a report over
+/// `bounces.max_report_size` is refused before anything is stored; one under it is parsed
+/// and stored once (one security-log entry, its text capped), not once per recipient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_big_report_to_many_bounce_addresses_is_bounded() {
+    let (d, _mx, _dir) = setup().await;
+    let smtp = d.smtp_addrs[0];
+    let rcpts: Vec<String> = (0..100).map(|i| format!("bounces+x{i}@bounces.relay.test")).collect();
+    let report = |mb: usize| {
+        let line = format!("{}\r\n", "Diagnostic text that goes on and on ".repeat(2));
+        let mut body = String::from("From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nThis is a permanent error; I've given up.\r\n\r\n<victim@example.net>: 550 5.1.1 User unknown ");
+        while body.len() < mb * 1_000_000 {
+            body.push_str(&line);
+        }
+        body
+    };
+    let before = d.relay.store.size_on_disk();
+    let (r4, r1) = (report(4), report(1));
+    let rc = rcpts.clone();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = rc.iter().map(String::as_str).collect();
+        python_send_from("127.0.0.2", smtp, "fbl@outside.example", &refs, &r4)
+    })
+    .await
+    .unwrap();
+    assert!(!ok && out.contains("552"), "a 4 MB report is refused with 552: {out}");
+    assert!(security_log(&d).is_empty());
+    let rc = rcpts.clone();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = rc.iter().map(String::as_str).collect();
+        python_send_from("127.0.0.2", smtp, "fbl@outside.example", &refs, &r1)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let log = wait_security_log(&d, 1).await;
+    assert_eq!(log.len(), 1, "stored once for 100 recipients: {}", log.len());
+    assert!(log[0].diagnostic.as_deref().unwrap().len() < 3_000, "the stored text is capped");
+    assert!(history(&d, "victim@example.net").is_empty());
+    d.relay.committer.durable().await.unwrap();
+    let grown = d.relay.store.size_on_disk().saturating_sub(before);
+    assert!(grown < 8_000_000, "5 MB of hostile input grew the store by {grown} bytes");
+    d.stop().await;
+}

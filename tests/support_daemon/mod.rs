@@ -79,16 +79,31 @@ pub fn python_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> (bo
 /// Like [`python_send`], from source address `src` (e.g. 127.0.0.2: loopback, but outside
 /// a `relay_networks` of 127.0.0.1/32, so the daemon sees an outside host).
 pub fn python_send_from(src: &str, addr: SocketAddr, from: &str, to: &[&str], body: &str) -> (bool, String) {
+    use std::io::Write;
+    // The body goes through stdin: a report of megabytes does not fit in an argument.
     let script = format!(
-        "import smtplib,sys\ns=smtplib.SMTP('{}',{},timeout=20,source_address=('{}',0))\ns.ehlo('outside.test')\nr=s.sendmail({:?},{:?},{:?})\nprint('refused',r)\ns.quit()\n",
+        "import smtplib,sys\nbody=sys.stdin.buffer.read()\ns=smtplib.SMTP('{}',{},timeout=60,source_address=('{}',0))\ns.ehlo('outside.test')\nr=s.sendmail({:?},{:?},body)\nprint('refused',r)\ns.quit()\n",
         addr.ip(),
         addr.port(),
         src,
         from,
         to,
-        body
     );
-    let out = std::process::Command::new("python3").arg("-c").arg(&script).output().expect("python3 runs");
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = body.as_bytes().to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("python3 runs");
+    let _ = writer.join();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
