@@ -251,6 +251,31 @@ mod tests {
         assert!(line.split('"').all(|s| s.len() <= 255));
     }
 
+    /// `openssl ARGS` to stdout, or `None` (outside CI) when openssl is missing.
+    fn openssl(args: &[&str]) -> Option<Vec<u8>> {
+        match Command::new("openssl").args(args).output() {
+            Ok(o) if o.status.success() => Some(o.stdout),
+            r if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("SKIPPED: openssl {args:?} failed: {r:?}");
+                None
+            }
+            r => panic!("openssl {args:?}: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_an_operator_makes_with_openssl_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(ed) = openssl(&["genpkey", "-algorithm", "ed25519"]) else { return };
+        write_private(&key_path(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256), &ed).unwrap();
+        assert_eq!(load_or_create(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256).unwrap().public.len(), 32);
+        let Some(pkcs1) = openssl(&["genrsa", "-traditional", "2048"]) else { return };
+        assert!(pkcs1.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"));
+        write_private(&key_path(dir.path(), "a.example", "s", DkimAlgorithm::RsaSha256), &pkcs1).unwrap();
+        let rsa = load_or_create(dir.path(), "a.example", "s", DkimAlgorithm::RsaSha256).unwrap();
+        assert!(!rsa.created && rsa.public.len() == 294);
+    }
+
     #[test]
     fn der_keys_load_and_junk_is_refused() {
         let dir = tempfile::tempdir().unwrap();
