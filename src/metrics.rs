@@ -53,6 +53,8 @@ pub fn render(relay: &Relay, smtp: SmtpGauges) -> String {
     gauge(&mut out, "rebound_suppressed_addresses", "Entries on the suppression list.", relay.store.suppression_count() as u64);
     counter(&mut out, "rebound_unverified_reports_total", "Returned reports not tied to a recipient by a signed tag or token (kept in the security log) since start.", c.unverified.load(Ordering::Relaxed));
     gauge(&mut out, "rebound_unverified_log_entries", "Entries in the security log of untrusted returned reports.", relay.store.unverified_count() as u64);
+    counter(&mut out, "rebound_dkim_signed_total", "Recipient copies DKIM-signed since start.", crate::outbound::dkim::signed_total());
+    counter(&mut out, "rebound_dkim_unsigned_total", "Recipient copies sent unsigned while DKIM signing is on (From domain not in dkim.domains, or a signing error) since start.", crate::outbound::dkim::unsigned_total());
     gauge(&mut out, "rebound_quarantined_records", "Undecodable records moved aside.", relay.store.quarantined() as u64);
     gauge(&mut out, "rebound_db_size_bytes", "Size of the sled database on disk.", relay.store.size_on_disk());
     counter(&mut out, "rebound_flushes_total", "Group-commit flushes (fsync) done.", relay.committer.flush_count());
