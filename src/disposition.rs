@@ -258,7 +258,8 @@ mod tests {
         use Action::*;
         use EventKind as K;
         let hard = Some(SuppressionReason::HardBounce);
-        let table: [(Class, Action, EventKind, Option<Status>, Option<SuppressionReason>); 35] = [
+        type Row = (Class, Action, EventKind, Option<Status>, Option<SuppressionReason>);
+        let table: [Row; 35] = [
             (Class::Hard, Failed, K::Bounced, Some(Status::Bounced), hard),
             (Class::Hard, Delayed, K::Delayed, None, None),
             (Class::Hard, Delivered, K::Delivered, Some(Status::Delivered), None),

@@ -47,6 +47,14 @@ pub enum Origin<'a> {
     Api,
 }
 
+/// One report being handled: the shared state, what it says and how it came.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    relay: &'a Relay,
+    report: &'a BounceReport,
+    origin: Origin<'a>,
+}
+
 /// What one report did.
 #[derive(Debug, Default)]
 pub struct Returned {
@@ -73,9 +81,10 @@ pub fn ingest(relay: &Relay, raw: &[u8], origin: Origin<'_>, ws: &mut WriteSet) 
         return Ok(out);
     }
     let report = crate::bounce::parse(raw);
+    let job = Job { relay, report: &report, origin };
     match authenticate(relay, raw, &report, origin)? {
-        Ok(targets) => apply_all(relay, &report, targets, origin, ws, &mut out)?,
-        Err(why) => untrusted(relay, &report, None, origin, &why, ws, &mut out)?,
+        Ok(targets) => apply_all(job, targets, ws, &mut out)?,
+        Err(why) => untrusted(job, None, &why, ws, &mut out)?,
     }
     Ok(out)
 }
@@ -204,15 +213,16 @@ fn report_tokens(raw: &[u8], report: &BounceReport) -> Vec<String> {
     out
 }
 
-fn apply_all(relay: &Relay, report: &BounceReport, targets: Targets, origin: Origin<'_>, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+fn apply_all(job: Job<'_>, targets: Targets, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
     match targets {
         Targets::Signed(list) => {
             for (mut rec, idx) in list {
-                apply_signed(relay, &mut rec, idx, report, origin, ws, out)?;
+                apply_signed(job, &mut rec, idx, ws, out)?;
             }
         }
         Targets::ByMessageId(mut rec) => {
-            let lines: Vec<(usize, RecipientReport)> = report
+            let lines: Vec<(usize, RecipientReport)> = job
+                .report
                 .recipients
                 .iter()
                 .take(MAX_RECIPIENTS_PER_REPORT)
@@ -220,11 +230,11 @@ fn apply_all(relay: &Relay, report: &BounceReport, targets: Targets, origin: Ori
                 .collect();
             if lines.is_empty() {
                 let why = format!("Message-ID matches {} but no reported recipient was one of its recipients", rec.queue_id());
-                return untrusted(relay, report, Some(&rec), origin, &why, ws, out);
+                return untrusted(job, Some(&rec), &why, ws, out);
             }
             let before = out.events.len();
             for (idx, line) in &lines {
-                apply_line(relay, &mut rec, *idx, line, report, origin, ws, out)?;
+                apply_line(job, &mut rec, *idx, line, ws, out)?;
             }
             finish(&mut rec, ws, out, before);
         }
@@ -235,7 +245,8 @@ fn apply_all(relay: &Relay, report: &BounceReport, targets: Targets, origin: Ori
 /// A report tied to recipient `idx` of `rec`: the line about that recipient (or the only
 /// line, when the report names nobody) is applied; a report that names only other
 /// addresses is not about this copy.
-fn apply_signed(relay: &Relay, rec: &mut MessageRecord, idx: usize, report: &BounceReport, origin: Origin<'_>, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+fn apply_signed(job: Job<'_>, rec: &mut MessageRecord, idx: usize, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+    let report = job.report;
     let ours = suppression_key(&rec.recipients[idx].address);
     let claimed: Vec<&RecipientReport> = report.recipients.iter().filter(|r| r.recipient.is_some()).collect();
     let line = match claimed.iter().find(|r| keys_of(r).contains(&ours)) {
@@ -244,15 +255,15 @@ fn apply_signed(relay: &Relay, rec: &mut MessageRecord, idx: usize, report: &Bou
         None => {
             let named: Vec<String> = claimed.iter().take(5).filter_map(|r| r.recipient.clone()).collect();
             let why = format!("signed for {} but the report names {}", rec.recipients[idx].address, named.join(", "));
-            return untrusted(relay, report, Some(rec), origin, &why, ws, out);
+            return untrusted(job, Some(rec), &why, ws, out);
         }
     };
     if line.class == Class::None {
         let why = format!("signed for {} but not a bounce ({} format)", rec.recipients[idx].address, report.format);
-        return untrusted(relay, report, Some(rec), origin, &why, ws, out);
+        return untrusted(job, Some(rec), &why, ws, out);
     }
     let before = out.events.len();
-    apply_line(relay, rec, idx, &line, report, origin, ws, out)?;
+    apply_line(job, rec, idx, &line, ws, out)?;
     finish(rec, ws, out, before);
     Ok(())
 }
@@ -276,7 +287,8 @@ fn finish(rec: &mut MessageRecord, ws: &mut WriteSet, out: &mut Returned, events
 
 /// Applies one authenticated line to recipient `idx`, unless it was applied before or is
 /// about a copy sent before the address's last manual removal (both go to the security log).
-fn apply_line(relay: &Relay, rec: &mut MessageRecord, idx: usize, line: &RecipientReport, report: &BounceReport, origin: Origin<'_>, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+fn apply_line(job: Job<'_>, rec: &mut MessageRecord, idx: usize, line: &RecipientReport, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+    let relay = job.relay;
     let action = line.action.as_deref().and_then(Action::parse).unwrap_or(match line.class {
         Class::Delivered => Action::Delivered,
         _ => Action::Failed,
@@ -287,17 +299,17 @@ fn apply_line(relay: &Relay, rec: &mut MessageRecord, idx: usize, line: &Recipie
     let digest = evidence_digest(rec.id, idx, action, line);
     if let Some(at) = relay.store.applied_at(&digest)? {
         let why = format!("a replay: this report about {address} was already applied at {at}; nothing changes");
-        return untrusted(relay, report, Some(rec), origin, &why, ws, out);
+        return untrusted(job, Some(rec), &why, ws, out);
     }
     if effect.status.is_some()
         && let Some(at) = relay.store.unblocked_at(&address)?
         && rec.received <= at
     {
         let why = format!("about a copy sent before {address} was removed from the suppression list at {at}; nothing changes");
-        return untrusted(relay, report, Some(rec), origin, &why, ws, out);
+        return untrusted(job, Some(rec), &why, ws, out);
     }
     let mut ev = Event::new(effect.event, relay.now());
-    describe(&mut ev, line, report, action);
+    describe(&mut ev, line, job.report, action);
     if apply_effect(relay, rec, idx, effect, ev, ws, &mut out.events)?.is_some() {
         ws.mark_applied(&digest, relay.now());
     }
@@ -359,7 +371,8 @@ pub fn clip(s: &str, max: usize) -> String {
 
 /// Adds one entry to the security log: what the report claimed, where it came from and
 /// why it was not trusted. Changes no recipient.
-fn untrusted(relay: &Relay, report: &BounceReport, rec: Option<&MessageRecord>, origin: Origin<'_>, why: &str, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+fn untrusted(job: Job<'_>, rec: Option<&MessageRecord>, why: &str, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+    let Job { relay, report, origin } = job;
     let first = report.recipients.first().cloned().unwrap_or_else(RecipientReport::blank);
     let action = first.action.as_deref().and_then(Action::parse).unwrap_or(Action::Failed);
     let mut ev = Event::new(EventKind::Unverified, relay.now());

@@ -139,7 +139,7 @@ fn chmod(path: &Path, mode: u32) {
 /// A mailbox already just under the MTA's limit, so the next message overflows it.
 fn nearly_full_mailbox(path: &Path, limit: usize, owner: (u32, u32)) {
     let line = "x".repeat(69) + "\n";
-    let body: String = std::iter::repeat(line.as_str()).take((limit - 500) / 70).collect();
+    let body = line.repeat((limit - 500) / 70);
     std::fs::write(path, body).unwrap();
     chown(path, owner);
 }

@@ -221,6 +221,14 @@ pub fn main() -> i32 {
     run(cli)
 }
 
+/// Runs the daemon with umask 077: files it creates later (sled's new segments, keys) are
+/// private too.
+fn serve_private(cfg: Config, path: Option<PathBuf>) -> Result<(), crate::daemon::DaemonError> {
+    // SAFETY: umask only sets the process file-creation mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
+    crate::daemon::serve(cfg, path)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> i32 {
     if let Cmd::Sink { listen, unknown } = cli.cmd {
@@ -238,12 +246,7 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     match cli.cmd {
-        Cmd::Serve => match {
-            // Files the daemon creates later (sled's new segments, keys) are private too.
-            // SAFETY: umask only sets the process file-creation mask; it cannot fail.
-            unsafe { libc::umask(0o077) };
-            crate::daemon::serve(cfg, path)
-        } {
+        Cmd::Serve => match serve_private(cfg, path) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("rebound: {e}");

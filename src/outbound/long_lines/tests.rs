@@ -50,7 +50,8 @@ fn short_lines_come_back_borrowed() {
     let msg = [&b"Subject: edge\r\n\r\n"[..], &line, b"\r\n"].concat();
     assert!(matches!(conform(&msg), Cow::Borrowed(_)));
     let ptr = msg.as_ptr();
-    assert_eq!(conform_owned(msg).as_ptr(), ptr);
+    let out = conform_owned(msg);
+    assert_eq!(out.as_ptr(), ptr);
 }
 
 #[test]
