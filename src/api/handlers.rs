@@ -151,8 +151,12 @@ pub async fn events(State(relay): Rel, q: Raw) -> ApiResult {
         limit: p.owned("limit"),
         cursor: p.owned("cursor"),
     };
-    let page = off_the_workers(&relay, move |relay| admin::events(relay, &f)).await?;
-    ok(json!({"items": page.events, "next_cursor": page.next_cursor}))
+    let body = off_the_workers(&relay, move |relay| {
+        let page = admin::events(relay, &f)?;
+        Ok(to_json(&json!({"items": page.events, "next_cursor": page.next_cursor})))
+    })
+    .await?;
+    Ok(json_bytes(body))
 }
 
 /// The security log: untrusted returned reports, newest first.
@@ -172,14 +176,25 @@ pub async fn unverified(State(relay): Rel, q: Raw) -> ApiResult {
 pub async fn undelivered(State(relay): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["days", "status", "since", "until"])?;
     let (days, since, until, status) = (p.owned("days"), p.owned("since"), p.owned("until"), p.owned("status"));
-    ok(off_the_workers(&relay, move |relay| admin::undelivered(relay, days.as_deref(), since.as_deref(), until.as_deref(), status.as_deref())).await?)
+    let body = off_the_workers(&relay, move |relay| Ok(to_json(&admin::undelivered(relay, days.as_deref(), since.as_deref(), until.as_deref(), status.as_deref())?))).await?;
+    Ok(json_bytes(body))
 }
 
-/// At most this many heavy admin reads run at once.
-const HEAVY_READS: usize = 2;
+/// Serialised on the blocking pool too: a page of 1,000 events is megabytes of JSON.
+fn to_json(v: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_else(|e| format!("{{\"error\":{{\"code\":\"internal\",\"message\":\"{e}\"}}}}").into_bytes())
+}
+
+fn json_bytes(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// At most this many heavy admin reads run at once: one, so on a small machine the other
+/// cores are left to SMTP sessions and deliveries.
+const HEAVY_READS: usize = 1;
 static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HEAVY_READS);
 
-/// Runs a store read on the blocking pool, at most [`HEAVY_READS`] at a time, so reports and
+/// Runs a store read (and its serialisation) on the blocking pool, at most [`HEAVY_READS`] at a time, so reports and
 /// log queries never occupy the async workers SMTP sessions run on.
 async fn off_the_workers<T: Send + 'static>(relay: &Arc<Relay>, f: impl FnOnce(&Relay) -> Result<T, admin::AdminError> + Send + 'static) -> Result<T, ApiError> {
     let _permit = HEAVY.acquire().await.map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the daemon is stopping"))?;
