@@ -298,28 +298,6 @@ async fn ingest_api_needs_a_signature_unless_message_ids_are_trusted() {
     }
 }
 
-/// Null-sender transactions to `rcpt` the scripted MX received (sender DSNs).
-fn sender_dsns(mx: &ScriptedMx, rcpt: &str) -> Vec<Vec<u8>> {
-    let rec = mx.record();
-    let (mut null, mut n, mut out) = (false, 0, Vec::new());
-    let mut to_rcpt = false;
-    for c in &rec.commands {
-        let up = c.to_ascii_uppercase();
-        if up.starts_with("MAIL FROM:") {
-            null = c.starts_with("MAIL FROM:<>");
-            to_rcpt = false;
-        } else if up.starts_with("RCPT TO:") && c.contains(&format!("<{rcpt}>")) {
-            to_rcpt = true;
-        } else if up == "DATA" {
-            if null && to_rcpt {
-                out.push(rec.messages[n].clone());
-            }
-            n += 1;
-        }
-    }
-    out
-}
-
 /// With `notify_sender`, a failure learnt from a returned report after delivery also reaches
 /// the app's envelope sender, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,10 +307,10 @@ async fn a_late_failure_is_reported_to_the_sender_once() {
     let report = dsn("gone@example.net", "5.1.1", "550 5.1.1 <gone@example.net>: User unknown", &c.mid);
     send_bounce(&d, &c.verp, report.clone());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while sender_dsns(&mx, "crm@school.test").is_empty() && tokio::time::Instant::now() < deadline {
+    while mx.record().dsns_to("crm@school.test").is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let dsns = sender_dsns(&mx, "crm@school.test");
+    let dsns = mx.record().dsns_to("crm@school.test");
     assert_eq!(dsns.len(), 1, "one DSN to the sender");
     let parsed = rebound::bounce::parse(&dsns[0]);
     let line = &parsed.recipients[0];
@@ -343,7 +321,7 @@ async fn a_late_failure_is_reported_to_the_sender_once() {
     send_bounce(&d, &c.verp, report);
     wait_security_log(&d, 1).await;
     assert_eq!(d.relay.store.queue_len(), 2, "the original and one DSN, nothing queued for the replay");
-    assert_eq!(sender_dsns(&mx, "crm@school.test").len(), 1);
+    assert_eq!(mx.record().dsns_to("crm@school.test").len(), 1);
     d.stop().await;
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rebound::model::{Class, EventKind, Reason};
 use support_daemon::*;
-use support_outbound::{Record, Script, ScriptedMx};
+use support_outbound::{Script, ScriptedMx};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const FINAL: &[EventKind] = &[EventKind::Delivered, EventKind::Bounced, EventKind::Failed, EventKind::Expired, EventKind::Dropped];
@@ -45,34 +45,10 @@ async fn raw_smtp(addr: SocketAddr, steps: &[(&str, &str)], body: &str) {
     }
 }
 
-/// The messages the MX received whose transaction had `MAIL FROM:<>` and this recipient.
-fn dsns_to(rec: &Record, rcpt: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut null_sender, mut to_rcpt, mut n) = (false, false, 0);
-    for c in &rec.commands {
-        let up = c.to_ascii_uppercase();
-        if up.starts_with("MAIL FROM:") {
-            null_sender = c.starts_with("MAIL FROM:<>");
-            to_rcpt = false;
-        } else if up.starts_with("RCPT TO:") && c.contains(&format!("<{rcpt}>")) {
-            to_rcpt = true;
-        } else if up == "DATA" {
-            if null_sender
-                && to_rcpt
-                && let Some(m) = rec.messages.get(n)
-            {
-                out.push(m.clone());
-            }
-            n += 1;
-        }
-    }
-    out
-}
-
 async fn wait_for_dsn(mx: &ScriptedMx, rcpt: &str) -> Vec<u8> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(m) = dsns_to(&mx.record(), rcpt).pop() {
+        if let Some(m) = mx.record().dsns_to(rcpt).pop() {
             return m;
         }
         assert!(tokio::time::Instant::now() < deadline, "no DSN reached the MX for {rcpt}: {:?}", mx.record().commands);
@@ -153,7 +129,7 @@ async fn no_dsn_for_notify_never_or_a_null_sender() {
     assert!(ok, "{out}");
     wait_for_dsn(&mx, "marker@school.test").await;
     let rec = mx.record();
-    assert!(dsns_to(&rec, "quiet@school.test").is_empty(), "DSN sent despite NOTIFY=NEVER");
+    assert!(rec.dsns_to("quiet@school.test").is_empty(), "DSN sent despite NOTIFY=NEVER");
     let null_mails = rec.commands.iter().filter(|c| c.starts_with("MAIL FROM:<>")).count();
     assert_eq!(null_mails, 2, "only the null-sender original and the marker's DSN: {:?}", rec.commands);
     assert_eq!(d.relay.store.messages_after(None, 100).unwrap().iter().filter(|m| m.is_dsn).count(), 1);

@@ -29,6 +29,32 @@ pub struct Record {
     pub tls_sessions: usize,
 }
 
+impl Record {
+    /// The messages the MX received whose transaction had `MAIL FROM:<>` and this recipient.
+    pub fn dsns_to(&self, rcpt: &str) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let (mut null_sender, mut to_rcpt, mut n) = (false, false, 0);
+        for c in &self.commands {
+            let up = c.to_ascii_uppercase();
+            if up.starts_with("MAIL FROM:") {
+                null_sender = c.starts_with("MAIL FROM:<>");
+                to_rcpt = false;
+            } else if up.starts_with("RCPT TO:") && c.contains(&format!("<{rcpt}>")) {
+                to_rcpt = true;
+            } else if up == "DATA" {
+                if null_sender
+                    && to_rcpt
+                    && let Some(m) = self.messages.get(n)
+                {
+                    out.push(m.clone());
+                }
+                n += 1;
+            }
+        }
+        out
+    }
+}
+
 /// Connection-level behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
