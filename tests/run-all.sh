@@ -19,6 +19,9 @@ skipped() {
     fi
 }
 
+# Lints first: a warning fails the run (clippy's default set, every target).
+cargo clippy --locked --all-targets -- -D warnings
+
 cargo test --locked --all-targets
 
 if command -v systemd-analyze >/dev/null 2>&1; then
