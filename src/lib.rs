@@ -12,7 +12,8 @@
 //!                                │
 //!                                ▼
 //!                          classify (rules table) ──► disposition ──► queue, events, suppression, webhooks
-//! remote MTA ──DSN/ARF──► smtp ──► bounce (parser) ──► verp (who was it?) ──► disposition (same path)
+//! remote MTA ──DSN/ARF──► smtp ──► returned: bounce (parser), verp tag / report token (who was it?) ──► disposition (same table)
+//!                                             └─ not signed, replayed ──► store::reports (security log)
 //! CLI ──HTTP──► api (axum) ──► store
 //! ```
 //!
@@ -21,6 +22,12 @@
 //! - [`smtp`]: the inbound listener; [`intake`]: what it asks of the queue.
 //! - [`outbound`]: delivery to remote servers.
 //! - [`classify`], [`bounce`]: pure classification of replies and returned messages.
+//! - [`returned`]: ties a returned report to a recipient (signed VERP tag or report token,
+//!   never a Message-ID alone from SMTP) and hands it to [`disposition`], the one table that
+//!   turns any finding (reply, report, unsubscribe, expiry, drop) into status, event and
+//!   suppression.
+//! - [`store`]: sled trees, group commit, storage health, the event log, the current-status
+//!   index, the security log.
 
 pub mod accept;
 pub mod address;
