@@ -144,7 +144,7 @@ pub struct NewMessage {
 pub fn queue_message(relay: &Relay, new: NewMessage, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<u64, StoreError> {
     let now = relay.now();
     let id = new_queue_id(&relay.store, now)?;
-    let (body, message_id) = ensure_message_id(new.body, &relay.cfg.server.hostname);
+    let (body, message_id) = complete_headers(new.body, &relay.cfg.server.hostname, now);
     let mut rec = MessageRecord {
         id,
         received: now,
@@ -203,22 +203,53 @@ pub fn suppressed_since(s: &crate::model::Suppression) -> String {
     format!("suppressed ({}) since {}", s.reason, s.time)
 }
 
-/// Returns the body with a `Message-ID` (added at the top when missing) and that id. A
+/// Returns the body with the fields RFC 5322 §3.6 requires, and its Message-ID. A missing
+/// `Message-ID` and `Date` (`received`, in RFC 5322 form) are added below the leading trace
+/// fields (the `Received:` rebound prepended stays first); every other byte is kept. A
 /// generated id is 128 random bits: nothing in it can be derived from the queue id, the clock
 /// or another recipient's copy.
-pub fn ensure_message_id(body: Vec<u8>, host: &str) -> (Vec<u8>, String) {
-    if let Some(mid) = header_value(&body, "message-id") {
-        let mid = mid.trim().to_string();
-        if !mid.is_empty() {
-            return (body, mid);
-        }
+pub fn complete_headers(body: Vec<u8>, host: &str, received: crate::time::Timestamp) -> (Vec<u8>, String) {
+    let kept = header_value(&body, "message-id").map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
+    let mut added = String::new();
+    let mid = kept.unwrap_or_else(|| {
+        let random: [u8; 16] = rand::random();
+        let mid = format!("<{}@{}>", crate::verp::base32(&random), host);
+        added.push_str(&format!("Message-ID: {mid}\r\n"));
+        mid
+    });
+    if header_value(&body, "date").is_none() {
+        added.push_str(&format!("Date: {}\r\n", received.to_rfc5322()));
     }
-    let random: [u8; 16] = rand::random();
-    let mid = format!("<{}@{}>", crate::verp::base32(&random), host);
-    let mut out = Vec::with_capacity(body.len() + mid.len() + 16);
-    out.extend_from_slice(format!("Message-ID: {mid}\r\n").as_bytes());
-    out.extend_from_slice(&body);
+    if added.is_empty() {
+        return (body, mid);
+    }
+    let at = trace_end(&body);
+    let mut out = Vec::with_capacity(body.len() + added.len());
+    out.extend_from_slice(&body[..at]);
+    out.extend_from_slice(added.as_bytes());
+    out.extend_from_slice(&body[at..]);
     (out, mid)
+}
+
+/// The offset just past the leading trace fields (`Received:`, `Return-Path:`, folded lines included).
+fn trace_end(msg: &[u8]) -> usize {
+    let is_trace = |line: &[u8]| {
+        ["received:", "return-path:"].iter().any(|n| line.len() >= n.len() && line[..n.len()].eq_ignore_ascii_case(n.as_bytes()))
+    };
+    let mut at = 0;
+    let mut in_trace = false;
+    while at < msg.len() {
+        let rest = &msg[at..];
+        let line_end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let line = &rest[..line_end];
+        let folded = in_trace && line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !folded && !is_trace(line) {
+            break;
+        }
+        in_trace = true;
+        at += line_end;
+    }
+    at
 }
 
 /// The (unfolded) value of the first header called `name` in the header block.
@@ -258,17 +289,34 @@ pub fn free_space(dir: &std::path::Path) -> Option<u64> {
 mod tests {
     use super::*;
 
+    const T: crate::time::Timestamp = crate::time::Timestamp(1_795_000_000_000);
+
     #[test]
     fn message_id_is_kept_or_added() {
-        let (b, m) = ensure_message_id(b"Subject: x\r\nMessage-Id: <a@b>\r\n\r\nhi\r\n".to_vec(), "h");
+        let (b, m) = complete_headers(b"Subject: x\r\nMessage-Id: <a@b>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nhi\r\n".to_vec(), "h", T);
         assert_eq!(m, "<a@b>");
-        assert!(b.starts_with(b"Subject"));
-        let (b, m) = ensure_message_id(b"Subject: x\r\n\r\nMessage-ID: <not-a-header>\r\n".to_vec(), "relay.example");
+        assert_eq!(b, b"Subject: x\r\nMessage-Id: <a@b>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nhi\r\n");
+        let (b, m) = complete_headers(b"Subject: x\r\nDate: d\r\n\r\nMessage-ID: <not-a-header>\r\n".to_vec(), "relay.example", T);
         assert!(m.starts_with('<') && m.ends_with("@relay.example>") && m.len() == "<@relay.example>".len() + 26, "{m}");
-        assert!(b.starts_with(format!("Message-ID: {m}\r\nSubject").as_bytes()));
+        assert_eq!(b, format!("Message-ID: {m}\r\nSubject: x\r\nDate: d\r\n\r\nMessage-ID: <not-a-header>\r\n").into_bytes());
         // Two generated ids share nothing guessable.
-        let (_, m2) = ensure_message_id(b"Subject: x\r\n\r\n".to_vec(), "relay.example");
+        let (_, m2) = complete_headers(b"Subject: x\r\n\r\n".to_vec(), "relay.example", T);
         assert_ne!(m, m2);
+    }
+
+    #[test]
+    fn date_and_message_id_go_below_the_trace_fields() {
+        let received = "Received: from app ([127.0.0.1])\r\n\tby relay.example (rebound) with ESMTP id 1;\r\n\tSun, 1 Nov 2026 00:00:00 +0000\r\n";
+        let app = "From: a@app.test\r\nSubject: hi\r\n\r\nDate: not a header\r\n";
+        let (b, m) = complete_headers(format!("{received}{app}").into_bytes(), "relay.example", T);
+        let date = format!("Date: {}\r\n", T.to_rfc5322());
+        assert_eq!(String::from_utf8(b).unwrap(), format!("{received}Message-ID: {m}\r\n{date}{app}"));
+        // A Date the app set is kept, and only the Message-ID is added.
+        let (b, m) = complete_headers(format!("{received}Date: Mon, 2 Nov 2026 09:00:00 +0100\r\n{app}").into_bytes(), "h", T);
+        assert_eq!(String::from_utf8(b).unwrap(), format!("{received}Message-ID: {m}\r\nDate: Mon, 2 Nov 2026 09:00:00 +0100\r\n{app}"));
+        // Return-Path and further Received fields are trace fields too.
+        let (b, _) = complete_headers(b"Return-Path: <x@y>\r\nreceived: a\r\n b\r\nMessage-ID: <k@k>\r\n\r\n".to_vec(), "h", T);
+        assert_eq!(String::from_utf8(b).unwrap(), format!("Return-Path: <x@y>\r\nreceived: a\r\n b\r\n{date}Message-ID: <k@k>\r\n\r\n"));
     }
 
     #[test]

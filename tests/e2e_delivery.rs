@@ -1,7 +1,8 @@
 //! Whole-daemon delivery: mail submitted with Python's smtplib goes through the
 //! queue to a scripted remote MX; each recipient ends as SPEC §1 says, with the
 //! suppression list updated for the hard bounce only, expiry at max_age, and a
-//! later message to the bounced address dropped without any connection.
+//! later message to the bounced address dropped without any connection; and a message
+//! without Message-ID and Date arriving with both added below rebound's `Received:`.
 
 mod support_daemon;
 mod support_outbound;
@@ -78,5 +79,32 @@ async fn unreachable_host_expires_at_max_age() {
     assert!(deferred >= 2, "several attempts before expiry: {h:?}");
     assert_eq!(h.iter().filter(|k| *k == "expired").count(), 1);
     assert!(d.relay.store.suppression("someone@nowhere.test").unwrap().is_none(), "expiry never suppresses");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_message_id_and_date_are_added_below_received() {
+    let mx = ScriptedMx::start(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_routed(dir.path(), mx.addr, |_| {}).await;
+    let smtp = d.smtp_addrs[0];
+    let app = "From: App <app@school.test>\r\nTo: good@example.net\r\nSubject: no id, no date\r\nX-App:  kept   as is\r\n";
+    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "app@school.test", &["good@example.net"], &format!("{app}\r\nHello.\r\n"))).await.unwrap();
+    assert!(ok, "smtplib failed: {out}");
+    let h = wait_for(&d, "good@example.net", FINAL, Duration::from_secs(20)).await;
+    assert_eq!(h, ["queued", "delivered"]);
+
+    let msg = String::from_utf8(mx.record().messages.last().expect("a message reached the MX").clone()).unwrap();
+    let (head, body) = msg.split_once("\r\n\r\n").expect("a header block");
+    // Outbound prepends the per-copy report token at delivery; what intake stored starts below it.
+    let fields: Vec<&str> = head.split("\r\n").filter(|l| !l.starts_with([' ', '\t'])).skip_while(|l| l.starts_with("X-Rebound-Token:")).collect();
+    assert!(fields[0].starts_with("Received: from app.test"), "trace field first: {head}");
+    let mid = fields[1].strip_prefix("Message-ID: <").unwrap_or_else(|| panic!("Message-ID second: {head}"));
+    assert!(mid.ends_with('>') && mid.contains('@'), "{mid}");
+    let date = fields[2].strip_prefix("Date: ").unwrap_or_else(|| panic!("Date third: {head}"));
+    assert!(mail_parser::DateTime::parse_rfc822(date).is_some(), "an RFC 5322 date: {date}");
+    assert!(format!("{head}\r\n").ends_with(&format!("{}\r\n{app}", fields[2])), "the app's headers follow unchanged: {head}");
+    assert_eq!(body, "Hello.\r\n.\r\n");
+    assert!(d.relay.store.message_by_message_id(&format!("<{mid}")).unwrap().is_some(), "the added id is the one indexed");
     d.stop().await;
 }
