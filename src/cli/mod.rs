@@ -1,10 +1,11 @@
-//! The `rebound` command line (SPEC §3): `serve`, `check-config`, `parse`, and
+//! The `rebound` command line (SPEC §3): `serve`, `check-config`, `parse`, `dns`, and
 //! the admin commands, which talk to the running daemon through its API (sled
 //! allows one process per database). Exit codes: 0 ok, 2 bad usage or input,
 //! 1 when the daemon cannot be reached or fails.
 
 mod admin;
 pub mod client;
+mod dns;
 mod locate;
 mod output;
 mod sink;
@@ -51,6 +52,20 @@ pub enum Cmd {
         /// Messages or mbox files to parse (`-` reads stdin).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<String>,
+    },
+    /// Offline: the DNS records this config needs, as zone-file lines (DKIM, SPF, DMARC, bounce MX, PTR).
+    /// Loads the DKIM keys, creating any that are missing as `serve` would: run it as the user `serve` runs as.
+    Dns {
+        /// Resolve each record (through delivery.nameservers, else the system resolver) and print ✓/✗;
+        /// exit 1 when DKIM, SPF or the bounce MX is missing or differs (DMARC and PTR are advisory).
+        #[arg(long)]
+        check: bool,
+        /// An address rebound sends from, for SPF `ip4:`/`ip6:` and the PTR check (repeatable).
+        #[arg(long, value_name = "IP")]
+        egress: Vec<std::net::IpAddr>,
+        /// Sending domains (default: dkim.domains).
+        #[arg(value_name = "DOMAIN")]
+        domains: Vec<String>,
     },
     /// Hand bounce/complaint messages to the daemon as if they had arrived by SMTP.
     Ingest {
@@ -254,6 +269,7 @@ pub fn run(cli: Cli) -> i32 {
             }
         },
         Cmd::CheckConfig => check_config(&cfg, path),
+        Cmd::Dns { check, egress, domains } => dns::run(&cfg, &domains, &egress, check),
         cmd => match locate::admin_config(cfg, path.is_some()) {
             Ok(cfg) => admin::run(&cfg, cli.json, cmd),
             Err(e) => {
