@@ -11,8 +11,6 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
 use crate::address::normalise_domain;
@@ -193,24 +191,7 @@ fn print_verdict(label: &str, name: &str, required: bool, verdict: &Result<Strin
 
 /// The system resolver, or `nameservers` (UDP and TCP) when set — as delivery resolves.
 fn resolver(nameservers: &[std::net::SocketAddr]) -> Result<TokioResolver, DnsCmdError> {
-    let err = |e: hickory_resolver::net::NetError| DnsCmdError::Resolver(e.to_string());
-    let mut builder = if nameservers.is_empty() {
-        TokioResolver::builder_tokio().map_err(err)?
-    } else {
-        let servers = nameservers
-            .iter()
-            .map(|ns| {
-                let (mut udp, mut tcp) = (ConnectionConfig::udp(), ConnectionConfig::tcp());
-                (udp.port, tcp.port) = (ns.port(), ns.port());
-                NameServerConfig::new(ns.ip(), true, vec![udp, tcp])
-            })
-            .collect();
-        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), TokioRuntimeProvider::default())
-    };
-    let opts = builder.options_mut();
-    opts.timeout = LOOKUP_TIMEOUT;
-    opts.attempts = 2;
-    builder.build().map_err(err)
+    crate::outbound::resolver(nameservers, LOOKUP_TIMEOUT).map_err(|e| DnsCmdError::Resolver(e.to_string()))
 }
 
 /// `Ok(note)` when the published record does the job, `Err(what was found)` otherwise.

@@ -42,6 +42,7 @@ pub mod route;
 mod session;
 
 pub use deliver::{Deliverer, OutboundError};
+pub use mx::resolver;
 
 /// Anything that can run transactions for one recipient domain (the real
 /// [`Deliverer`]-style SMTP client, or a test transport).

@@ -29,6 +29,32 @@ pub enum AddrError {
     Temporary(String, String),
 }
 
+/// A resolver on the system's configuration, or on `nameservers` (UDP and TCP) when given:
+/// `timeout` per query, two attempts, IPv4 and IPv6 addresses. Delivery and `rebound dns`
+/// both look names up through it.
+pub fn resolver(nameservers: &[SocketAddr], timeout: Duration) -> Result<TokioResolver, NetError> {
+    let mut builder = if nameservers.is_empty() {
+        TokioResolver::builder_tokio()?
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|ns| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = ns.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = ns.port();
+                NameServerConfig::new(ns.ip(), true, vec![udp, tcp])
+            })
+            .collect();
+        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), TokioRuntimeProvider::default())
+    };
+    let opts = builder.options_mut();
+    opts.timeout = timeout;
+    opts.attempts = 2;
+    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    builder.build()
+}
+
 /// The resolver used for MX and host lookups.
 pub struct Dns {
     resolver: TokioResolver,
@@ -37,26 +63,7 @@ pub struct Dns {
 impl Dns {
     /// The system resolver, or `nameservers` (UDP and TCP) when given.
     pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Dns, NetError> {
-        let mut builder = if nameservers.is_empty() {
-            TokioResolver::builder_tokio()?
-        } else {
-            let servers = nameservers
-                .iter()
-                .map(|ns| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = ns.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = ns.port();
-                    NameServerConfig::new(ns.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), TokioRuntimeProvider::default())
-        };
-        let opts = builder.options_mut();
-        opts.timeout = timeout;
-        opts.attempts = 2;
-        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-        Ok(Dns { resolver: builder.build()? })
+        Ok(Dns { resolver: resolver(nameservers, timeout)? })
     }
 
     /// The mail hosts of `domain`, best first; `Err` is the reply for every recipient.
