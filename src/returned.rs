@@ -139,7 +139,9 @@ fn signed_tags(relay: &Relay, raw: &[u8], report: &BounceReport, origin: Origin<
         Origin::Smtp { rcpts, .. } => rcpts,
         Origin::Api => &[],
     };
-    let addresses = envelope.iter().map(|s| s.to_string()).chain(verp_addresses(raw, relay.verp.domain()));
+    // Both searches read the same lower-cased head of the report.
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(SEARCH_LIMIT)]).to_ascii_lowercase();
+    let addresses = envelope.iter().map(|s| s.to_string()).chain(verp_addresses(&text, relay.verp.domain()));
     let (mut tags, mut problem) = (Vec::new(), None);
     for addr in addresses.take(MAX_CANDIDATES) {
         match relay.verp.verify(&addr, now, validity) {
@@ -148,7 +150,7 @@ fn signed_tags(relay: &Relay, raw: &[u8], report: &BounceReport, origin: Origin<
             Err(e) => problem = Some(format!("VERP tag rejected: {e}")),
         }
     }
-    for token in report_tokens(raw, report).into_iter().take(MAX_CANDIDATES) {
+    for token in report_tokens(&text, report).into_iter().take(MAX_CANDIDATES) {
         match relay.verp.verify_report_token(&token, now, validity) {
             Ok(tag) => tags.push(tag),
             Err(e) => problem = Some(format!("report token rejected: {e}")),
@@ -157,10 +159,9 @@ fn signed_tags(relay: &Relay, raw: &[u8], report: &BounceReport, origin: Origin<
     (tags, problem)
 }
 
-/// `bounces+…@<domain>` addresses found anywhere in the raw message (headers of the
-/// report, the embedded Return-Path ...), in order, without duplicates.
-fn verp_addresses(raw: &[u8], domain: &str) -> Vec<String> {
-    let text = String::from_utf8_lossy(&raw[..raw.len().min(SEARCH_LIMIT)]).to_ascii_lowercase();
+/// `bounces+…@<domain>` addresses found anywhere in `text` (the report's lower-cased head:
+/// headers of the report, the embedded Return-Path ...), in order, without duplicates.
+fn verp_addresses(text: &str, domain: &str) -> Vec<String> {
     let suffix = format!("@{domain}");
     let mut out: Vec<String> = Vec::new();
     let mut from = 0;
@@ -184,8 +185,9 @@ fn verp_addresses(raw: &[u8], domain: &str) -> Vec<String> {
 }
 
 /// Report tokens: the parsed original's `X-Rebound-Token` fields, then any such header line
-/// in the raw text (an original quoted as plain text), without duplicates.
-fn report_tokens(raw: &[u8], report: &BounceReport) -> Vec<String> {
+/// in `text` (the report's lower-cased head: an original quoted as plain text), without
+/// duplicates.
+fn report_tokens(text: &str, report: &BounceReport) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     fn push(out: &mut Vec<String>, t: &str) {
         let t = t.trim().to_ascii_lowercase();
@@ -198,7 +200,6 @@ fn report_tokens(raw: &[u8], report: &BounceReport) -> Vec<String> {
             push(&mut out, value);
         }
     }
-    let text = String::from_utf8_lossy(&raw[..raw.len().min(SEARCH_LIMIT)]).to_ascii_lowercase();
     let needle = format!("{}:", TOKEN_HEADER.to_ascii_lowercase());
     let mut from = 0;
     while let Some(i) = text[from..].find(&needle) {
@@ -409,14 +410,16 @@ mod tests {
     #[test]
     fn finds_verp_addresses_in_raw_text() {
         let raw = b"To: Bounces+ABCdef234@Bounces.Example.com\r\nX: <bounces+zzz@other.example>\r\n\r\nReturn-Path: <bounces+abcdef234@bounces.example.com>\r\n";
-        assert_eq!(verp_addresses(raw, "bounces.example.com"), vec!["bounces+abcdef234@bounces.example.com".to_string()]);
+        let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
+        assert_eq!(verp_addresses(&text, "bounces.example.com"), vec!["bounces+abcdef234@bounces.example.com".to_string()]);
     }
 
     #[test]
     fn finds_report_tokens_in_quoted_headers() {
         let raw = b"Subject: bounce\r\n\r\n> X-Rebound-Token: AbC234\r\nx-rebound-token:abc234\r\nX-Rebound-Token: zz7\r\n";
         let report = crate::bounce::parse(raw);
-        assert_eq!(report_tokens(raw, &report), vec!["abc234".to_string(), "zz7".to_string()]);
+        let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
+        assert_eq!(report_tokens(&text, &report), vec!["abc234".to_string(), "zz7".to_string()]);
     }
 
     #[test]
