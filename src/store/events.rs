@@ -43,6 +43,11 @@ fn approx_size(ev: &Event) -> usize {
     320 + texts.iter().map(|t| t.as_deref().map_or(0, str::len)).sum::<usize>()
 }
 
+/// The time an event key (see [`event_key`]) carries, to the millisecond.
+pub(super) fn key_time(key: &[u8]) -> Option<Timestamp> {
+    key.get(..8).and_then(|b| b.try_into().ok()).map(|b| Timestamp(u64::from_be_bytes(b) as i64))
+}
+
 /// The 16-byte key of an event: big-endian time in ms, then a unique sequence number.
 pub fn event_key(time: Timestamp, seq: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -124,8 +129,8 @@ impl Store {
             Some(v) => match serde_json::from_slice::<Event>(&v) {
                 Ok(mut e) => {
                     // JSON carries seconds; the key carries the exact milliseconds.
-                    if let Some(ms) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) {
-                        e.time = Timestamp(ms as i64);
+                    if let Some(t) = key_time(key) {
+                        e.time = t;
                     }
                     Ok(Some(e))
                 }

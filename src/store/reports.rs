@@ -7,7 +7,7 @@
 //! - the time of each address's last manual removal from the suppression list
 //!   (`unblocked`), so a report about a copy sent before it does not suppress again.
 
-use super::events::event_key;
+use super::events::{event_key, key_time};
 use super::{Store, StoreError, TreeId, WriteSet, hex, unhex};
 use crate::address::suppression_key;
 use crate::model::Event;
@@ -60,8 +60,9 @@ impl Store {
         for item in self.tree(TreeId::Unverified).range(..end).rev() {
             let (k, v) = item?;
             let Ok(mut ev) = serde_json::from_slice::<Event>(&v) else { continue };
-            if let Some(ms) = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) {
-                ev.time = Timestamp(ms as i64);
+            // JSON carries seconds; the key carries the exact milliseconds.
+            if let Some(t) = key_time(&k) {
+                ev.time = t;
             }
             out.push(ev);
             if out.len() >= limit {
