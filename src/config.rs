@@ -340,6 +340,8 @@ pub struct ApiConfig {
     pub header_timeout: Dur,
     /// A request's body must have arrived this long after its headers.
     pub body_timeout: Dur,
+    /// Web console users (`[[api.users]]`: name, argon2 password_hash, role viewer|operator).
+    pub users: Vec<crate::console::ConsoleUser>,
 }
 
 impl Default for ApiConfig {
@@ -352,6 +354,7 @@ impl Default for ApiConfig {
             max_connections: 64,
             header_timeout: Dur(Duration::from_secs(10)),
             body_timeout: Dur(Duration::from_secs(60)),
+            users: vec![],
         }
     }
 }
@@ -541,6 +544,9 @@ impl Config {
         }
         if self.api.header_timeout.0.is_zero() || self.api.body_timeout.0.is_zero() {
             return bad("api.header_timeout", "API timeouts must be greater than zero".into());
+        }
+        if let Err(e) = crate::console::check_users(&self.api.users) {
+            return bad("api.users", e.to_string());
         }
         if self.smtp.max_message_size.0 < 1024 {
             return bad("smtp.max_message_size", "must be at least 1KB".into());

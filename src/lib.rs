@@ -28,6 +28,8 @@
 //!   suppression.
 //! - [`store`]: sled trees, group commit, storage health, the event log, the current-status
 //!   index, the security log.
+//! - [`console`]: the web console under `/ui/` on the admin listener (sign-in, pages,
+//!   operator forms through [`admin`]).
 
 pub mod accept;
 pub mod address;
@@ -37,6 +39,7 @@ pub mod bounce;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod constant_time;
 pub mod daemon;
 pub mod disposition;

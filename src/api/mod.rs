@@ -61,6 +61,7 @@ pub fn router_with(relay: Arc<Relay>, extra: Router<Arc<Relay>>) -> Router {
         .merge(extra)
         .route_layer(axum::middleware::from_fn_with_state(guard.clone(), guard::require_token))
         .route("/healthz", get(handlers::healthz))
+        .merge(crate::console::router(&relay)) // the web console (`/`, `/ui/...`): its own sign-in, not the token
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(guard, guard::require_host))
         .with_state(relay)

@@ -1,0 +1,260 @@
+//! `/ui/undelivered`: the undelivered report ([`crate::admin::undelivered`], what
+//! `rebound report undelivered` prints) over a date range (default: the last 30
+//! days), by status, searched by recipient, newest first, paged by a cursor;
+//! each row links to its message and (for operators) has a Resend form with a
+//! corrected address. A row whose recipient was resent and whose resend was
+//! delivered leaves the report (its own status stays in the log). CSV export at
+//! `/ui/undelivered.csv` with the same parameters.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{UNDELIVERED, date_bound, day, options, read};
+use crate::address::suppression_key;
+use crate::admin::{self, AdminError, UndeliveredItem, csv_cell};
+use crate::console::html::{self, action_form, esc, esc_opt, next_link, status, time};
+use crate::console::http::{Form, query_string};
+use crate::console::session::Who;
+use crate::console::{Con, auth};
+use crate::model::Status;
+use crate::relay::Relay;
+use crate::store::events::EventQuery;
+use crate::time::Timestamp;
+
+/// Rows per page.
+pub const PAGE: usize = 50;
+/// Most `resent` events read to find resends that were delivered.
+const MAX_RESENT: usize = 20_000;
+
+/// The page's parameters (SPEC §9: `from`, `to`, `status`, `q`, plus `cursor`).
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub status: Option<String>,
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl Filters {
+    pub fn of(f: &Form) -> Filters {
+        Filters { from: f.owned("from"), to: f.owned("to"), status: f.owned("status"), q: f.owned("q"), cursor: f.owned("cursor") }
+    }
+
+    fn query(&self, cursor: Option<&str>) -> String {
+        query_string(&[("from", self.from.as_deref()), ("to", self.to.as_deref()), ("status", self.status.as_deref()), ("q", self.q.as_deref()), ("cursor", cursor)])
+    }
+}
+
+/// What the page shows.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub since: Timestamp,
+    pub until: Timestamp,
+    /// Count per status of every matching row (all pages).
+    pub summary: Vec<(String, usize)>,
+    pub total: usize,
+    /// Rows left out because a resend of them was delivered.
+    pub resolved: usize,
+    pub rows: Vec<UndeliveredItem>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every matching row, newest first, and how many were resolved by a delivered resend.
+pub fn rows(relay: &Relay, f: &Filters) -> Result<(Timestamp, Timestamp, Vec<UndeliveredItem>, usize), AdminError> {
+    let since = date_bound(f.from.as_deref(), false);
+    let until = date_bound(f.to.as_deref(), true);
+    let report = admin::undelivered(relay, None, since.as_deref(), until.as_deref(), f.status.as_deref())?;
+    let resolved = resolved_by_resend(relay, report.since)?;
+    let needle = f.q.as_deref().map(str::to_lowercase);
+    let before = report.items.len();
+    let mut items: Vec<UndeliveredItem> = report.items.into_iter().filter(|i| !resolved.contains(&row_id(i))).collect();
+    let hidden = before - items.len();
+    if let Some(n) = &needle {
+        items.retain(|i| i.recipient.to_lowercase().contains(n.as_str()));
+    }
+    items.reverse();
+    Ok((report.since, report.until, items, hidden))
+}
+
+fn row_id(i: &UndeliveredItem) -> (String, String) {
+    (i.queue_id.clone().unwrap_or_default(), suppression_key(&i.recipient).unwrap_or_else(|| i.recipient.to_lowercase()))
+}
+
+/// (queue id, recipient) pairs resent since `since` whose resend was delivered: to the same
+/// address, or to the one (corrected) address it was resent to.
+pub fn resolved_by_resend(relay: &Relay, since: Timestamp) -> Result<HashSet<(String, String)>, AdminError> {
+    let mut out = HashSet::new();
+    let mut delivered_of: HashMap<String, (HashSet<String>, HashSet<String>)> = HashMap::new();
+    let mut q = EventQuery { statuses: vec!["resent".into()], since: Some(since), limit: 1000, ..Default::default() };
+    let mut seen = 0;
+    loop {
+        let page = relay.store.query_events(&q)?;
+        seen += page.events.len();
+        for e in &page.events {
+            let (Some(linked), Some(qid), Some(rcpt)) = (e.linked_queue_id.as_deref(), e.queue_id.as_deref(), e.recipient.as_deref().and_then(suppression_key)) else { continue };
+            if !delivered_of.contains_key(linked) {
+                delivered_of.insert(linked.to_string(), outcome_of(relay, linked)?);
+            }
+            let (rcpts, delivered) = &delivered_of[linked];
+            if delivered.contains(&rcpt) || (rcpts.len() == 1 && delivered.len() == 1) {
+                out.insert((qid.to_string(), rcpt));
+            }
+        }
+        match page.next_cursor {
+            Some(c) if seen < MAX_RESENT => q.cursor = Some(c),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// A message's recipients and those of them delivered, from its events.
+fn outcome_of(relay: &Relay, queue_id: &str) -> Result<(HashSet<String>, HashSet<String>), AdminError> {
+    let Some(id) = crate::store::queue::parse_queue_id(queue_id) else { return Ok(Default::default()) };
+    let page = relay.store.query_events(&EventQuery { queue_id: Some(id), limit: 1000, ascending: true, ..Default::default() })?;
+    let (mut rcpts, mut delivered) = (HashSet::new(), HashSet::new());
+    for e in page.events {
+        let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
+        if e.status.status() == Some(Status::Delivered) {
+            delivered.insert(r.clone());
+        }
+        rcpts.insert(r);
+    }
+    Ok((rcpts, delivered))
+}
+
+/// The cursor of a row: its time, queue id and recipient.
+fn cursor_of(i: &UndeliveredItem) -> String {
+    format!("{}.{}.{}", i.time.millis(), i.queue_id.as_deref().unwrap_or(""), i.recipient)
+}
+
+/// Builds the view: one page after `f.cursor`.
+pub fn gather(relay: &Relay, f: &Filters) -> Result<View, AdminError> {
+    let (since, until, all, resolved) = rows(relay, f)?;
+    let mut counts = std::collections::BTreeMap::new();
+    for i in &all {
+        *counts.entry(i.status.as_str().to_string()).or_insert(0usize) += 1;
+    }
+    let start = match &f.cursor {
+        Some(c) => all.iter().position(|i| &cursor_of(i) == c).map(|p| p + 1).ok_or_else(|| AdminError::bad("cursor", "this page no longer exists; start again from the first page"))?,
+        None => 0,
+    };
+    let rows: Vec<UndeliveredItem> = all.iter().skip(start).take(PAGE).cloned().collect();
+    let next_cursor = (start + rows.len() < all.len()).then(|| rows.last().map(cursor_of)).flatten();
+    Ok(View { since, until, summary: counts.into_iter().collect(), total: all.len(), resolved, rows, next_cursor })
+}
+
+/// `GET /ui/undelivered`.
+pub async fn page(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri) -> Response {
+    let who = match auth::signed_in(&con, &headers, &uri) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let f = Filters::of(&Form::query(&uri));
+    let f2 = f.clone();
+    let view = match read(&con, &who, move |relay| gather(relay, &f2)).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let back = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/ui/undelivered".into());
+    html::respond(StatusCode::OK, html::page(&who, "/ui/undelivered", "Undelivered", &render(&who, &f, &view, &back)))
+}
+
+/// The page body.
+pub fn render(who: &Who, f: &Filters, v: &View, back: &str) -> String {
+    let mut s = filter_form(f, v);
+    let mut summary = format!("<p class=\"summary\"><strong>{}</strong> undelivered from {} to {}. ", v.total, time(v.since), time(v.until));
+    for (st, n) in &v.summary {
+        let q = Filters { status: Some(st.clone()), cursor: None, ..f.clone() }.query(None);
+        summary.push_str(&format!("<a href=\"/ui/undelivered?{}\">{} {}</a>", esc(&q), status(st), n));
+    }
+    if v.resolved > 0 {
+        summary.push_str(&format!(" <span class=\"muted\">({} resolved by a delivered resend not shown)</span>", v.resolved));
+    }
+    summary.push_str("</p>");
+    s.push_str(&summary);
+    if v.rows.is_empty() {
+        s.push_str("<p class=\"muted\">Nothing undelivered matches.</p>");
+        return s;
+    }
+    s.push_str("<div class=\"scroll\"><table><thead><tr><th>Time</th><th>Recipient</th><th>Status</th><th class=\"hide-narrow\">Reason</th><th>Diagnostic</th><th>Message</th>");
+    if auth::shows_actions(who) {
+        s.push_str("<th>Resend</th>");
+    }
+    s.push_str("</tr></thead><tbody>");
+    for i in &v.rows {
+        s.push_str(&row(who, i, back));
+    }
+    s.push_str("</tbody></table></div>");
+    s.push_str(&next_link("/ui/undelivered", v.next_cursor.as_deref().map(|c| f.query(Some(c))), "Older"));
+    s
+}
+
+fn filter_form(f: &Filters, v: &View) -> String {
+    let csv = Filters { cursor: None, ..f.clone() }.query(None);
+    format!(
+        "<form class=\"filters\" method=\"get\" action=\"/ui/undelivered\"><label>From <input type=\"date\" name=\"from\" value=\"{}\"></label><label>To <input type=\"date\" name=\"to\" value=\"{}\"></label>\
+         <label>Status <select name=\"status\">{}</select></label><label>Recipient <input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"part of an address\"></label>\
+         <button type=\"submit\">Show</button> <a href=\"/ui/undelivered.csv?{}\" download>Download CSV</a></form>",
+        esc(&f.from.clone().unwrap_or_else(|| day(v.since))),
+        esc(&f.to.clone().unwrap_or_else(|| day(v.until))),
+        options(&UNDELIVERED, f.status.as_deref(), "any status"),
+        esc(f.q.as_deref().unwrap_or("")),
+        esc(&csv)
+    )
+}
+
+fn row(who: &Who, i: &UndeliveredItem, back: &str) -> String {
+    let msg = match &i.queue_id {
+        Some(q) => format!("<a href=\"/ui/messages/{0}\">{0}</a>", esc(q)),
+        None => "-".into(),
+    };
+    let log = format!("<a href=\"/ui/log?{}\">{}</a>", esc(&query_string(&[("recipient", Some(&i.recipient))])), esc(&i.recipient));
+    let mut r = format!(
+        "<tr><td>{}</td><td>{log}</td><td>{}</td><td class=\"hide-narrow\">{}</td><td class=\"diag\">{}</td><td>{msg}</td>",
+        time(i.time),
+        status(i.status.as_str()),
+        esc_opt(i.reason.map(|r| r.as_str())),
+        esc_opt(i.diagnostic.as_deref())
+    );
+    if auth::shows_actions(who) {
+        let form = match &i.queue_id {
+            Some(q) => {
+                let input = format!("<input type=\"email\" name=\"to\" value=\"{}\" aria-label=\"Resend to\" required>", esc(&i.recipient));
+                action_form(who, "/ui/actions/resend", &[("id", q), ("back", back)], &input, "Resend", "resend")
+            }
+            None => String::new(),
+        };
+        r.push_str(&format!("<td>{form}</td>"));
+    }
+    r.push_str("</tr>");
+    r
+}
+
+/// `GET /ui/undelivered.csv`: every matching row (not one page), newest first.
+pub async fn csv(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri) -> Response {
+    let who = match auth::signed_in(&con, &headers, &uri) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let f = Filters { cursor: None, ..Filters::of(&Form::query(&uri)) };
+    let text = match read(&con, &who, move |relay| rows(relay, &f).map(|(_, _, items, _)| csv_text(&items))).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"undelivered.csv\""), (header::CACHE_CONTROL, "no-store")], text).into_response()
+}
+
+/// The rows as CSV (formula starts neutralised, like the suppression export).
+pub fn csv_text(items: &[UndeliveredItem]) -> String {
+    let mut out = String::from("time,recipient,status,reason,diagnostic,queue_id,message_id\r\n");
+    for i in items {
+        let cells = [i.time.to_rfc3339(), i.recipient.clone(), i.status.as_str().into(), i.reason.map(|r| r.as_str().to_string()).unwrap_or_default(), i.diagnostic.clone().unwrap_or_default(), i.queue_id.clone().unwrap_or_default(), i.message_id.clone().unwrap_or_default()];
+        let cells: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
