@@ -7,6 +7,8 @@
 //! same part): one file in five is the validation part. Disagreements are listed (`--verbose`)
 //! for the other four fifths only, and the validation part's figures are printed beside them:
 //! rules are written against the training part, the validation figure is the one to report.
+//! A row labelled with a permanent status (5.x.x, RFC 3463: the report is final; Sisimai's pseudo
+//! codes 5.0.9xx, its own guesses, excepted) also scores the action: it must be `failed`.
 //! `--sisimai FILE` scores Sisimai's verdicts (from `bench/sisimai_rows.pl CORPUS > FILE`) by
 //! the same rules instead of rebound's parser.
 
@@ -24,6 +26,8 @@ struct Got {
     rule: String,
     command: String,
     diagnostic: String,
+    /// The RFC 3464 action (`failed`, `delayed` ...), empty when none was given.
+    action: String,
 }
 
 /// Sisimai's verdicts by file, in its recipient order.
@@ -40,7 +44,8 @@ fn read_sisimai(path: &str) -> Sisimai {
         if c.len() < 5 {
             continue;
         }
-        let got = Got { hard: c[3] == "1", reason: c[2].to_string(), status: c[4].to_string(), rule: "sisimai".into(), command: "-".into(), diagnostic: String::new() };
+        let action = c.get(5).unwrap_or(&"").to_string();
+        let got = Got { hard: c[3] == "1", reason: c[2].to_string(), status: c[4].to_string(), rule: "sisimai".into(), command: "-".into(), diagnostic: String::new(), action };
         out.entry(c[0].to_string()).or_default().push(got);
     }
     out
@@ -68,6 +73,10 @@ struct Tally {
     status: usize,
     messages: usize,
     count: usize,
+    /// Rows labelled with a permanent (5.x.x) status: final failures, whose action must be `failed`.
+    finals: usize,
+    /// Of those, the rows given action `failed`.
+    action: usize,
     unreadable: usize,
     notes: Vec<String>,
 }
@@ -101,7 +110,7 @@ fn main() {
             Ok(raw) => {
                 let t = if split && is_validation(&raw) { &mut validation } else { &mut tally };
                 let got = match &sisimai {
-                    Some(s) => s.get(&file).map(|v| v.iter().map(|g| Got { rule: g.rule.clone(), reason: g.reason.clone(), status: g.status.clone(), command: g.command.clone(), diagnostic: String::new(), hard: g.hard }).collect()).unwrap_or_default(),
+                    Some(s) => s.get(&file).map(|v| v.iter().map(|g| Got { rule: g.rule.clone(), reason: g.reason.clone(), status: g.status.clone(), command: g.command.clone(), diagnostic: String::new(), hard: g.hard, action: g.action.clone() }).collect()).unwrap_or_default(),
                     None => ours(&reencode(raw, ends)),
                 };
                 score_message(&file, &rows, got, t, rules)
@@ -137,6 +146,7 @@ fn ours(raw: &[u8]) -> Vec<Got> {
             rule: format!("{format} {}", g.rule),
             command: g.smtp_command.unwrap_or("-").to_string(),
             diagnostic: g.diagnostic.unwrap_or_default(),
+            action: g.action.unwrap_or_default(),
         })
         .collect()
 }
@@ -206,6 +216,15 @@ fn score_message(file: &str, rows: &[Row], ours: Vec<Got>, t: &mut Tally, rules:
         } else {
             t.notes.push(what("reason", &row.reason, reason));
         }
+        if row.status.starts_with("5.") && !is_pseudo(&row.status) {
+            t.finals += 1;
+            let action = got.map_or("", |g| g.action.as_str());
+            if action == "failed" {
+                t.action += 1;
+            } else {
+                t.notes.push(what("action", "failed", action));
+            }
+        }
         if status_agrees(&row.status, status) {
             t.status += 1;
         } else {
@@ -220,10 +239,13 @@ fn status_agrees(want: &str, have: &str) -> bool {
     if want == have {
         return true;
     }
-    let parts: Vec<&str> = want.split('.').collect();
-    let pseudo =
-        parts.len() == 3 && parts[1] == "0" && parts[2].len() == 3 && parts[2].starts_with('9');
-    pseudo && (have.is_empty() || have.starts_with(parts[0]))
+    is_pseudo(want) && (have.is_empty() || have.starts_with(&want[..1]))
+}
+
+/// One of Sisimai's pseudo codes (`5.0.9xx`): Sisimai's guess, not a status the report stated.
+fn is_pseudo(code: &str) -> bool {
+    let parts: Vec<&str> = code.split('.').collect();
+    parts.len() == 3 && parts[1] == "0" && parts[2].len() == 3 && parts[2].starts_with('9')
 }
 
 fn pct(n: usize, d: usize) -> f64 {
@@ -262,6 +284,12 @@ fn print_summary(t: &Tally, verbose: bool) {
         pct(t.status, t.rows),
         t.status,
         t.rows
+    );
+    println!(
+        "final failures 'failed':   {:6.2} % ({}/{})",
+        pct(t.action, t.finals),
+        t.action,
+        t.finals
     );
     println!(
         "recipient-count agreement: {:6.2} % ({}/{})",

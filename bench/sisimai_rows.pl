@@ -2,7 +2,7 @@
 # Sisimai's verdicts on every file of a corpus manifest, as TSV for
 # `score_corpus --sisimai FILE` (the same scorer then rates Sisimai and rebound
 # by the same rules): file, recipient index (1-based, in Sisimai's order),
-# reason, hard (1 when softbounce is 0), delivery status. Sisimai 4 API (Debian's
+# reason, hard (1 when softbounce is 0), delivery status, action. Sisimai 4 API (Debian's
 # libsisimai-perl). Usage: bench/sisimai_rows.pl CORPUS_DIR > sisimai.tsv
 use strict; use warnings;
 use Sisimai;
@@ -22,6 +22,7 @@ while (my $line = <$m>) {
         my $reason = $r->reason // '';
         my $hard = (($r->softbounce // -1) eq '0') ? 1 : 0;
         my $status = $r->deliverystatus // '';
-        print join("\t", $file, $i, $reason, $hard, $status), "\n";
+        my $action = $r->action // '';
+        print join("\t", $file, $i, $reason, $hard, $status, $action), "\n";
     }
 }

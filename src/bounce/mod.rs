@@ -12,123 +12,15 @@ pub mod dsn;
 pub mod fields;
 pub mod mbox;
 pub mod recognisers;
-
-use serde::{Serialize, Serializer};
+mod report;
 
 use crate::classify::find_reason;
-use crate::model::{Action, Class, EnhancedCode, Reason, Verdict};
+use crate::model::{Action, Class, EnhancedCode, Reason};
 pub use command::run_parse_command;
 pub use context::Context;
 use fields::{Field, field, find_address, find_enhanced, find_reply_code, squeeze};
 pub use mbox::split_mbox;
-
-/// Everything learnt from one returned message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct BounceReport {
-    /// Which recogniser understood the message (`"dsn"`, `"arf"`, `"qmail"`, `"autoreply"`, `"none"` ...).
-    pub format: &'static str,
-    pub reporting_mta: Option<String>,
-    /// Message-ID of the returned original, if it is attached or quoted.
-    pub original_message_id: Option<String>,
-    pub original_envelope_id: Option<String>,
-    /// Headers of the embedded original message, for matching it to what was sent.
-    pub original: OriginalHeaders,
-    pub recipients: Vec<RecipientReport>,
-    /// True when the MIME structure could not be parsed and the message was read as plain text.
-    pub degraded: bool,
-}
-
-/// The headers of the returned original that identify it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct OriginalHeaders {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub subject: Option<String>,
-    pub message_id: Option<String>,
-    /// Return-Path of the original: the envelope sender (a VERP address when rebound sent it).
-    pub return_path: Option<String>,
-    /// The envelope sender as the report states it (ARF `Original-Mail-From`, Postfix
-    /// `X-Postfix-Sender`), without brackets.
-    pub envelope_sender: Option<String>,
-    /// Every `X-Rebound-*` header, name as written.
-    pub rebound_headers: Vec<(String, String)>,
-}
-
-/// What happened to one recipient, as the report says.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RecipientReport {
-    pub recipient: Option<String>,
-    pub original_recipient: Option<String>,
-    /// RFC 3464 action (`failed`, `delayed`, `delivered`, `relayed`, `expanded`), lower case.
-    pub action: Option<String>,
-    #[serde(serialize_with = "serialize_code")]
-    pub status: Option<EnhancedCode>,
-    pub reply_code: Option<u16>,
-    pub reason: Reason,
-    pub class: Class,
-    pub diagnostic: Option<String>,
-    pub remote_mta: Option<String>,
-    pub last_attempt: Option<String>,
-    pub will_retry_until: Option<String>,
-    pub feedback_type: Option<String>,
-    /// The classification rule (or recogniser rule) that decided the reason.
-    pub rule: &'static str,
-    /// The RFC 3464 diagnostic type (`smtp`, `x-unix` ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diagnostic_type: Option<String>,
-    /// The SMTP command the failure answered (`MAIL`, `RCPT`, `DATA`), when the report says.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub smtp_command: Option<&'static str>,
-}
-
-impl RecipientReport {
-    /// An empty, unclassified record.
-    pub fn blank() -> Self {
-        RecipientReport {
-            recipient: None,
-            original_recipient: None,
-            action: None,
-            status: None,
-            reply_code: None,
-            reason: Reason::Undefined,
-            class: Class::None,
-            diagnostic: None,
-            remote_mta: None,
-            last_attempt: None,
-            will_retry_until: None,
-            feedback_type: None,
-            rule: "",
-            smtp_command: None,
-            diagnostic_type: None,
-        }
-    }
-
-    /// The classification as a [`Verdict`], for recording on events.
-    pub fn verdict(&self) -> Verdict {
-        Verdict {
-            class: self.class,
-            reason: self.reason,
-            rule: self.rule,
-        }
-    }
-
-    /// A failed recipient with a diagnostic text, to be classified.
-    pub fn failed(recipient: Option<String>, diagnostic: impl Into<String>) -> Self {
-        let d = squeeze(&diagnostic.into());
-        RecipientReport {
-            recipient,
-            diagnostic: Some(d).filter(|d| !d.is_empty()),
-            ..RecipientReport::blank()
-        }
-    }
-}
-
-fn serialize_code<S: Serializer>(code: &Option<EnhancedCode>, s: S) -> Result<S::Ok, S::Error> {
-    match code {
-        Some(c) => s.collect_str(c),
-        None => s.serialize_none(),
-    }
-}
+pub use report::{BounceReport, OriginalHeaders, RecipientReport};
 
 /// Most recipient records kept from one message; the rest of a giant report is dropped.
 pub const MAX_RECIPIENTS: usize = 1000;
@@ -293,35 +185,62 @@ impl Evidence<'_> {
     }
 }
 
-/// Fills in codes from the diagnostic and classifies a record a recogniser left unclassified.
+/// Fills in codes from the diagnostic and classifies a record a recogniser left unclassified:
+/// the address and text tidied, the reply code and enhanced status read, the reason found (a
+/// recogniser's own verdict is kept), the class derived from it.
 fn finalise(r: &mut RecipientReport, evidence: &Evidence) {
-    r.recipient = r.recipient.as_deref().and_then(find_address);
-    if let Some(d) = r.diagnostic.as_mut() {
-        *d = squeeze(d);
-    }
+    tidy(r);
     if matches!(r.class, Class::Complaint | Class::Autoreply) {
         return;
     }
-    let whole = r.diagnostic.as_deref().unwrap_or("");
+    let taken = r.diagnostic.take();
+    let whole = taken.as_deref().unwrap_or("");
     // When a relay quotes the remote server's reply, that reply is the one to read.
     let (quoted_code, diag) = match fields::quoted_reply(whole) {
         Some((code, text)) => (Some(code), text),
         None => (None, whole),
     };
-    let success = matches!(
+    let success = is_success(r);
+    fill_reply_code(r, quoted_code, diag, success);
+    fill_status(r, diag, whole, success);
+    (r.reason, r.rule) = reason_of(r, diag, evidence, success);
+    r.diagnostic = taken;
+    r.class = class_of(r);
+}
+
+/// The recipient as a bare address, the diagnostic with its white space squeezed.
+fn tidy(r: &mut RecipientReport) {
+    r.recipient = r.recipient.as_deref().and_then(find_address);
+    if let Some(d) = r.diagnostic.as_mut() {
+        *d = squeeze(d);
+    }
+}
+
+/// The report says the message reached (or was passed on towards) the recipient.
+fn is_success(r: &RecipientReport) -> bool {
+    matches!(
         r.action.as_deref(),
         Some("delivered" | "relayed" | "expanded" | "deliverable")
-    );
-    if r.reply_code.is_none() {
-        // In a failure report a quoted 2xx (an earlier step of the transcript) is not the answer.
-        r.reply_code = if let Some(code) = quoted_code {
-            Some(code)
-        } else if success {
-            find_reply_code(diag)
-        } else {
-            fields::find_failure_code(diag)
-        };
+    )
+}
+
+/// The basic reply code, when the report gave none: the quoted remote reply's, else the first in
+/// the text (in a failure report a quoted 2xx, an earlier step of the transcript, is not it).
+fn fill_reply_code(r: &mut RecipientReport, quoted: Option<u16>, diag: &str, success: bool) {
+    if r.reply_code.is_some() {
+        return;
     }
+    r.reply_code = match quoted {
+        Some(code) => Some(code),
+        None if success => find_reply_code(diag),
+        None => fields::find_failure_code(diag),
+    };
+}
+
+/// The enhanced status: the remote server's own specific code in the text is more precise than
+/// the reporting MTA's summary; a success code quoted in a failure text (a version number, a
+/// relayed reply) is not a status.
+fn fill_status(r: &mut RecipientReport, diag: &str, whole: &str, success: bool) {
     let is_specific = |e: &EnhancedCode| e.subject != 0 || e.detail != 0;
     // `find_enhanced` prefers a specific code, so one search of each text is enough.
     let in_diag = find_enhanced(diag);
@@ -329,67 +248,101 @@ fn finalise(r: &mut RecipientReport, evidence: &Evidence) {
         let quoted = diag.len() != whole.len();
         quoted.then(|| find_enhanced(whole)).flatten().filter(is_specific)
     });
-    // The remote server's own enhanced code is more precise than the reporting MTA's summary.
     match (r.status, specific) {
         (None, found) => r.status = found.or(in_diag),
         (Some(_), Some(found)) => r.status = Some(found),
         _ => {}
     }
-    // A success code quoted in a failure text (a version number, a relayed reply) is not a status.
     if r.status.is_some_and(|s| s.class == 2) && !success && r.reply_code.is_none_or(|c| c >= 300) {
         r.status = None;
     }
+}
+
+/// The reason and the rule that gave it: delivered for a success, the local program's failure
+/// for `x-unix`, a recogniser's own verdict as it stands, else [`classify_failure`].
+fn reason_of(
+    r: &RecipientReport,
+    diag: &str,
+    evidence: &Evidence,
+    success: bool,
+) -> (Reason, &'static str) {
     if success {
-        (r.reason, r.rule) = (Reason::Delivered, "action.delivered");
-    } else if r
-        .diagnostic_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("x-unix"))
-    {
-        (r.reason, r.rule) = match crate::classify::match_text(diag) {
+        return (Reason::Delivered, "action.delivered");
+    }
+    let x_unix = r.diagnostic_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("x-unix"));
+    if x_unix {
+        return match crate::classify::match_text(diag) {
             Some((Reason::MailboxFull, rule)) => (Reason::MailboxFull, rule),
             _ => x_unix_by_status(r.status),
         };
-    } else if r.rule.is_empty() {
-        (r.reason, r.rule) = find_reason(r.reply_code, r.status, diag);
-        let timed_out =
-            fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
-        // A report that gives up on a temporary failure: the retries ran out.
-        let final_report = matches!(r.action.as_deref(), Some("failed") | None);
-        let temporary_status = r.status.is_some_and(|s| s.class == 4);
-        let temporary_reply = r.reply_code.is_some_and(|c| (400..500).contains(&c));
-        if final_report
-            && ((temporary_status && timed_out)
-                || (temporary_reply && r.reason == Reason::NetworkError))
-        {
-            (r.reason, r.rule) = (Reason::Expired, "action.failed-after-retries");
-        }
-        // A delay notice whose only cause is a code class or a network failure: delivery is
-        // still being retried.
-        let vague = r.rule.starts_with("reply.")
-            || r.rule.ends_with(".*")
-            || r.reason == Reason::NetworkError;
-        if r.action.as_deref() == Some("delayed") && vague {
-            (r.reason, r.rule) = (Reason::Expired, "action.delayed");
-        }
-        (r.reason, r.rule) = by_stage(r.smtp_command, r.status, r.reason, r.rule);
-        // A DNS failure reported under a temporary status may clear: the MTA says so itself.
-        if r.reason == Reason::HostUnknown
-            && r.rule.starts_with("text.")
-            && r.status.is_some_and(|s| s.class == 4)
-        {
-            (r.reason, r.rule) = (Reason::NetworkError, "text.hostunknown.temporary");
-        }
-        let remote_words = r.reply_code.is_some_and(|c| c >= 500);
-        let unknown_words = r.reply_code.is_none() && !evidence.recognised;
-        if r.smtp_command.is_none() && (remote_words || unknown_words) {
-            let unconfirmed = unconfirmed_unknown(r.status, r.reason, r.rule);
-            if unconfirmed.0 != r.reason && !evidence.reporter_says_unknown() {
-                (r.reason, r.rule) = unconfirmed;
-            }
-        }
     }
-    r.class = class_of(r);
+    if !r.rule.is_empty() {
+        return (r.reason, r.rule);
+    }
+    classify_failure(r, diag, evidence)
+}
+
+/// A failure's reason from its codes and text ([`find_reason`]), then corrected in order by what
+/// the report says around them: retries that ran out, a delay notice, the SMTP stage, a DNS
+/// failure under a temporary status, unconfirmed "user unknown" words.
+fn classify_failure(r: &RecipientReport, diag: &str, evidence: &Evidence) -> (Reason, &'static str) {
+    let found = find_reason(r.reply_code, r.status, diag);
+    let found = after_retries(r, diag, found);
+    let found = delayed_vague(r, found);
+    let found = by_stage(r.smtp_command, r.status, found.0, found.1);
+    let found = temporary_dns(r, found);
+    unconfirmed(r, evidence, found)
+}
+
+/// A final report that gives up on a temporary failure (a timeout under a 4.x.x status, a network
+/// failure under a 4xx reply): the retries ran out, `expired`.
+fn after_retries(r: &RecipientReport, diag: &str, found: (Reason, &'static str)) -> (Reason, &'static str) {
+    let timed_out = fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
+    let final_report = matches!(r.action.as_deref(), Some("failed") | None);
+    let temporary_status = r.status.is_some_and(|s| s.class == 4);
+    let temporary_reply = r.reply_code.is_some_and(|c| (400..500).contains(&c));
+    let gave_up = (temporary_status && timed_out) || (temporary_reply && found.0 == Reason::NetworkError);
+    if final_report && gave_up {
+        (Reason::Expired, "action.failed-after-retries")
+    } else {
+        found
+    }
+}
+
+/// A delay notice whose only cause is a code class or a network failure: delivery is still being
+/// retried, `expired` (the message is late).
+fn delayed_vague(r: &RecipientReport, found: (Reason, &'static str)) -> (Reason, &'static str) {
+    let vague = found.1.starts_with("reply.") || found.1.ends_with(".*") || found.0 == Reason::NetworkError;
+    if r.action.as_deref() == Some("delayed") && vague {
+        (Reason::Expired, "action.delayed")
+    } else {
+        found
+    }
+}
+
+/// A DNS failure read from the text under a temporary status may clear: the MTA says so itself.
+fn temporary_dns(r: &RecipientReport, found: (Reason, &'static str)) -> (Reason, &'static str) {
+    if found.0 == Reason::HostUnknown && found.1.starts_with("text.") && r.status.is_some_and(|s| s.class == 4) {
+        (Reason::NetworkError, "text.hostunknown.temporary")
+    } else {
+        found
+    }
+}
+
+/// "User unknown" words that are a quoted remote reply, or come from a notice nobody recognised,
+/// and that nothing confirms (see [`unconfirmed_unknown`]).
+fn unconfirmed(r: &RecipientReport, evidence: &Evidence, found: (Reason, &'static str)) -> (Reason, &'static str) {
+    let remote_words = r.reply_code.is_some_and(|c| c >= 500);
+    let unknown_words = r.reply_code.is_none() && !evidence.recognised;
+    if r.smtp_command.is_some() || !(remote_words || unknown_words) {
+        return found;
+    }
+    let changed = unconfirmed_unknown(r.status, found.0, found.1);
+    if changed.0 != found.0 && !evidence.reporter_says_unknown() {
+        changed
+    } else {
+        found
+    }
 }
 
 /// The report's action in RFC 3464's words, never `None` for a bounce: as stated (case and
