@@ -111,7 +111,8 @@ pub fn render(d: &Dash) -> String {
         by_status.push_str("<li class=\"muted\">none</li>");
     }
     let oldest = match d.oldest_due {
-        Some(t) => format!("oldest due {} ({} ago)", time(t), esc(&crate::time::format_duration(Duration::from_millis(d.now.millis().saturating_sub(t.millis()).max(0) as u64)))),
+        Some(t) if t <= d.now => format!("oldest due {} (overdue by {})", time(t), esc(&crate::time::format_duration(Duration::from_millis((d.now.millis() - t.millis()) as u64)))),
+        Some(t) => format!("next attempt {} (in {})", time(t), esc(&crate::time::format_duration(Duration::from_secs(((t.millis() - d.now.millis()) / 1000) as u64)))),
         None => "nothing scheduled".into(),
     };
     let waiting = if d.waiting >= COUNT_CAP { format!("more than {COUNT_CAP}") } else { d.waiting.to_string() };
