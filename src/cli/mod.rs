@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod client;
+mod console;
 mod dns;
 mod locate;
 mod output;
@@ -67,6 +68,9 @@ pub enum Cmd {
         #[arg(value_name = "DOMAIN")]
         domains: Vec<String>,
     },
+    /// The web console (`/ui/` on the admin listener): `hash-password` for `[[api.users]]`.
+    #[command(subcommand)]
+    Console(console::ConsoleCmd),
     /// Hand bounce/complaint messages to the daemon as if they had arrived by SMTP.
     Ingest {
         /// Returned messages (DSN, ARF complaint, auto-reply), one per file.
@@ -248,6 +252,9 @@ fn serve_private(cfg: Config, path: Option<PathBuf>) -> Result<(), crate::daemon
 pub fn run(cli: Cli) -> i32 {
     if let Cmd::Sink { listen, unknown } = cli.cmd {
         return sink::run(listen, unknown);
+    }
+    if let Cmd::Console(c) = cli.cmd {
+        return console::run(c);
     }
     if let Cmd::Parse { files } = &cli.cmd {
         let (mut i, mut o, mut e) = (std::io::stdin().lock(), std::io::stdout().lock(), std::io::stderr().lock());
