@@ -1,6 +1,7 @@
 //! Reply classification: an SMTP reply (code, enhanced status, text) to a class and a reason,
 //! driven by the rule tables in [`rules`].
 
+pub mod enhanced_codes;
 pub mod rules;
 
 use std::sync::LazyLock;
@@ -8,7 +9,8 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexBuilder};
 
 use crate::model::{Class, EnhancedCode, Reason, Reply, Verdict};
-use rules::{CODE_RULES, CodeRule, OVERRIDE_RULES, REPLY_RULES, Strength, TEXT_RULES};
+use enhanced_codes::{CodeRule, Strength};
+use rules::{OVERRIDE_RULES, REPLY_RULES, TEXT_RULES};
 
 /// All text patterns (written in lower case) compiled once, in table order, and run over the
 /// ASCII-lower-cased text. One small automaton per
@@ -113,14 +115,7 @@ fn match_override(text: &str) -> Option<(Reason, &'static str)> {
 }
 
 fn match_code(e: EnhancedCode) -> Option<&'static CodeRule> {
-    if e.subject == 0 && e.detail == 0 {
-        return None;
-    }
-    CODE_RULES.iter().find(|r| {
-        (r.class == 0 || r.class == e.class)
-            && r.subject.is_none_or(|s| s == e.subject)
-            && r.detail.is_none_or(|d| d == e.detail)
-    })
+    enhanced_codes::lookup(e)
 }
 
 fn truncate(s: &str, max: usize) -> &str {
