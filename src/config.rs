@@ -225,6 +225,19 @@ pub enum TlsPolicy {
     Disabled,
 }
 
+/// What MTA-STS (RFC 8461) does for MX-routed domains (`delivery.mta_sts`). The mode in
+/// effect for a domain is the lower of this and its policy's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MtaStsMode {
+    /// No policy lookups.
+    Off,
+    /// Look policies up, log and count what would fail, deliver as without them.
+    Testing,
+    /// Refuse MX hosts a policy does not list; require validated TLS to those it lists.
+    Enforce,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
@@ -234,6 +247,12 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     pub per_domain_concurrency: usize,
     pub tls: TlsPolicy,
+    /// MTA-STS for MX-routed domains: off, testing (log and count) or enforce.
+    pub mta_sts: MtaStsMode,
+    /// Extra trusted CA certificates (PEM) for MTA-STS, on top of the system's.
+    pub mta_sts_ca_file: Option<PathBuf>,
+    /// Port of the HTTPS policy servers (443; tests may point elsewhere).
+    pub mta_sts_port: u16,
     pub nameservers: Vec<SocketAddr>,
     pub relayhost: Option<String>,
     pub relayhost_user: Option<String>,
@@ -257,6 +276,9 @@ impl Default for DeliveryConfig {
             concurrency: 100,
             per_domain_concurrency: 10,
             tls: TlsPolicy::Opportunistic,
+            mta_sts: MtaStsMode::Testing,
+            mta_sts_ca_file: None,
+            mta_sts_port: 443,
             nameservers: vec![],
             relayhost: None,
             relayhost_user: None,

@@ -55,6 +55,7 @@ pub fn render(relay: &Relay, smtp: SmtpGauges) -> String {
     gauge(&mut out, "rebound_unverified_log_entries", "Entries in the security log of untrusted returned reports.", relay.store.unverified_count() as u64);
     counter(&mut out, "rebound_dkim_signed_total", "Recipient copies DKIM-signed since start.", crate::outbound::dkim::signed_total());
     counter(&mut out, "rebound_dkim_unsigned_total", "Recipient copies sent unsigned while DKIM signing is on (From domain not in dkim.domains, or a signing error) since start.", crate::outbound::dkim::unsigned_total());
+    mta_sts(&mut out);
     gauge(&mut out, "rebound_quarantined_records", "Undecodable records moved aside.", relay.store.quarantined() as u64);
     gauge(&mut out, "rebound_db_size_bytes", "Size of the sled database on disk.", relay.store.size_on_disk());
     counter(&mut out, "rebound_flushes_total", "Group-commit flushes (fsync) done.", relay.committer.flush_count());
@@ -92,4 +93,16 @@ fn counter(out: &mut String, name: &str, help: &str, v: u64) {
 
 fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+/// MTA-STS: what policies refused (enforce) or would have refused (testing), and fetches.
+fn mta_sts(out: &mut String) {
+    let name = "rebound_mta_sts_policy_failures_total";
+    let _ = writeln!(out, "# HELP {name} MX hosts an MTA-STS policy refused (mode enforce) or would have refused (mode testing), by reason, since start.\n# TYPE {name} counter");
+    for (mode, reason, v) in crate::outbound::mta_sts::failure_counts() {
+        let _ = writeln!(out, "{name}{{mode=\"{mode}\",reason=\"{reason}\"}} {v}");
+    }
+    let (fetched, failed) = crate::outbound::mta_sts::fetch_counts();
+    let name = "rebound_mta_sts_fetches_total";
+    let _ = writeln!(out, "# HELP {name} MTA-STS policy fetches since start, by result.\n# TYPE {name} counter\n{name}{{result=\"ok\"}} {fetched}\n{name}{{result=\"failed\"}} {failed}");
 }

@@ -2,8 +2,12 @@
 //! client: connect, greeting (with our own bounded, timed reader), EHLO (HELO on
 //! 5xx), STARTTLS per policy then EHLO again, AUTH PLAIN/LOGIN to a relayhost
 //! (only over TLS). The result is a [`Connection`] ready for transactions.
+//! A host an MTA-STS policy lists carries a [`Requirement`]: enforced, it gets
+//! STARTTLS with a validated certificate or nothing; in testing, what the
+//! session would have failed is reported and delivery goes on as configured.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mail_send::{Credentials, SmtpClient};
@@ -14,6 +18,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::config::TlsPolicy;
 use crate::model::{EnhancedCode, Reply};
+use crate::outbound::mta_sts::{Failure, Requirement};
 use crate::outbound::reply::{ReplyReader, connect_failed, connection_lost, synthetic, timed_out, tls_failed};
 
 /// A byte stream to a server, plain TCP or TLS.
@@ -38,6 +43,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// Relayhost credentials (user, password), sent only over TLS.
     pub credentials: Option<(String, String)>,
+    /// What an MTA-STS policy asks of this connection.
+    pub sts: Option<Arc<Requirement>>,
 }
 
 /// An open, greeted (and possibly TLS-protected and authenticated) SMTP connection.
@@ -97,16 +104,55 @@ pub async fn open(target: &Target, s: &Settings, connector: &TlsConnector, use_t
         return Err(next(greeting));
     }
     let caps = hello(&mut client, s).await?;
+    if let Some(req) = target.sts.as_ref().filter(|r| r.enforce) {
+        return open_validated(client, &caps, s, req, target).await;
+    }
     let wants_tls = use_tls && s.tls != TlsPolicy::Disabled;
     if wants_tls && caps.has_capability(EXT_START_TLS) {
-        let mut tls_client = start_tls(client, s, connector, label).await?;
+        let mut tls_client = start_tls(client, s, connector, label).await.inspect_err(|e| {
+            if let Some(req) = &target.sts {
+                req.failure(Failure::TlsFailed, label, &e.reply.text);
+            }
+        })?;
+        if let Some(req) = &target.sts
+            && let Err(why) = req.tls.check(sni(label), tls_client.tls_connection().peer_certificates().unwrap_or_default())
+        {
+            req.failure(Failure::TlsFailed, label, &why);
+        }
         let caps = hello(&mut tls_client, s).await?;
         return finish(tls_client, &caps, true, target).await;
+    }
+    if let Some(req) = target.sts.as_ref().filter(|_| wants_tls) {
+        req.failure(Failure::StarttlsMissing, label, "");
     }
     if s.tls == TlsPolicy::Required {
         return Err(next(tls_failed(label, "the server does not offer STARTTLS and delivery.tls = \"required\"")));
     }
     finish(client, &caps, false, target).await
+}
+
+/// An MTA-STS host under an enforced policy: STARTTLS with the validating connector, or
+/// an error that allows no plain-text retry (RFC 8461 §4.2).
+async fn open_validated(client: SmtpClient<TcpStream>, caps: &EhloResponse<String>, s: &Settings, req: &Requirement, target: &Target) -> Result<Connection, OpenError> {
+    let label = target.host.as_str();
+    let refuse = |failure: Failure, detail: String| OpenError { reply: req.failure(failure, label, &detail), retry_plain: false, connected: true };
+    if !caps.has_capability(EXT_START_TLS) {
+        return Err(refuse(Failure::StarttlsMissing, String::new()));
+    }
+    let mut tls_client = client.start_tls(&req.tls.connector, sni(label)).await.map_err(|e| {
+        let why = match e {
+            mail_send::Error::UnexpectedReply(r) => format!("STARTTLS refused: {} {}", r.code, r.message),
+            e => e.to_string(),
+        };
+        refuse(Failure::TlsFailed, why)
+    })?;
+    let caps = hello(&mut tls_client, s).await?;
+    finish(tls_client, &caps, true, target).await
+}
+
+/// The TLS server name of a host (IP literals lose their brackets).
+fn sni(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// STARTTLS through mail-send. Anything the server sent after its 220 in plain text

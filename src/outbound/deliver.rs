@@ -14,11 +14,13 @@ use crate::address::normalise_domain;
 use crate::config::DeliveryConfig;
 use crate::model::Reply;
 use crate::outbound::client::{Connection, Settings, Target, open};
+use crate::outbound::mta_sts::{MtaSts, Requirement};
 use crate::outbound::mx::{AddrError, Dns};
 use crate::outbound::pool::{Pool, reap};
 use crate::outbound::reply::synthetic;
 use crate::outbound::route::{BadHop, Route, Router};
 use crate::outbound::{RcptOutcome, Transaction};
+use crate::store::mta_sts::PolicyCache;
 
 /// Most addresses tried to get one connection.
 pub const MAX_ADDRESSES_TRIED: usize = 6;
@@ -45,11 +47,14 @@ struct Candidate {
     relay: bool,
     /// The implicit MX of a domain: no address means the domain has no mail host (permanent).
     implicit: bool,
+    /// What the domain's MTA-STS policy asks of a connection to this host.
+    sts: Option<Arc<Requirement>>,
 }
 
 impl Candidate {
     fn key(&self) -> String {
-        format!("{}:{}{}", self.host, self.port, if self.relay { "+auth" } else { "" })
+        let validated = self.sts.as_ref().is_some_and(|r| r.enforce);
+        format!("{}:{}{}{}", self.host, self.port, if self.relay { "+auth" } else { "" }, if validated { "+sts" } else { "" })
     }
 }
 
@@ -59,6 +64,8 @@ pub struct Deliverer {
     router: Router,
     dns: Dns,
     connector: TlsConnector,
+    /// MTA-STS for MX-routed domains (`None`: `delivery.mta_sts = "off"`).
+    mta_sts: Option<MtaSts>,
     credentials: Option<(String, String)>,
     mx_port: u16,
     pool: Arc<Pool>,
@@ -89,6 +96,7 @@ impl Deliverer {
             router: Router::new(cfg)?,
             dns,
             connector,
+            mta_sts: MtaSts::new(cfg).map_err(|e| OutboundError::Tls(e.to_string()))?,
             credentials,
             mx_port: cfg.mx_port,
             pool: Arc::new(Pool::new(concurrency)),
@@ -159,6 +167,13 @@ impl Deliverer {
         }
     }
 
+    /// Keeps MTA-STS policies in `cache` (the database), so they outlive a restart.
+    pub fn use_policy_cache(&self, cache: PolicyCache) {
+        if let Some(sts) = &self.mta_sts {
+            sts.attach(cache);
+        }
+    }
+
     /// A per-domain slot first (so waiting for a busy domain holds no global slot), then a global one.
     async fn permits(&self, domain: &str) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
         let sem = {
@@ -177,12 +192,16 @@ impl Deliverer {
     /// The hosts to try for `domain`, best first; `Err` is the reply for every recipient.
     async fn candidates(&self, domain: &str) -> Result<Vec<Candidate>, Reply> {
         match self.router.route(domain) {
-            Route::Static(hop) => Ok(vec![Candidate { host: hop.host, port: hop.port, relay: false, implicit: false }]),
-            Route::Relay(hop) => Ok(vec![Candidate { host: hop.host, port: hop.port, relay: self.credentials.is_some(), implicit: false }]),
+            Route::Static(hop) => Ok(vec![Candidate { host: hop.host, port: hop.port, relay: false, implicit: false, sts: None }]),
+            Route::Relay(hop) => Ok(vec![Candidate { host: hop.host, port: hop.port, relay: self.credentials.is_some(), implicit: false, sts: None }]),
             Route::Mx => {
                 let hosts = self.dns.mx_hosts(domain).await?;
                 let implicit = hosts.len() == 1 && hosts[0].eq_ignore_ascii_case(domain.trim_end_matches('.'));
-                Ok(hosts.into_iter().map(|host| Candidate { host, port: self.mx_port, relay: false, implicit }).collect())
+                let hosts = match &self.mta_sts {
+                    Some(sts) => sts.apply(domain, hosts).await?,
+                    None => hosts.into_iter().map(|h| (h, None)).collect(),
+                };
+                Ok(hosts.into_iter().map(|(host, sts)| Candidate { host, port: self.mx_port, relay: false, implicit, sts }).collect())
             }
         }
     }
@@ -217,6 +236,7 @@ impl Deliverer {
                     host: c.host.clone(),
                     addr: (ip, c.port).into(),
                     credentials: if c.relay { self.credentials.clone() } else { None },
+                    sts: c.sts.clone(),
                 };
                 match self.open_target(&target).await {
                     Ok(conn) => return Ok((c.key(), conn)),

@@ -36,6 +36,7 @@ pub mod long_lines;
 mod client;
 mod deliver;
 mod mx;
+pub mod mta_sts;
 mod pool;
 pub mod reply;
 pub mod route;

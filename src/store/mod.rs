@@ -26,6 +26,7 @@ mod commit;
 mod journal;
 pub mod events;
 pub mod health;
+pub mod mta_sts;
 pub mod current;
 pub mod perms;
 pub mod queue;
