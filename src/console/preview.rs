@@ -245,16 +245,31 @@ fn raw_text<'a>(rest: &'a str, name: &str) -> (&'a str, &'a str) {
     (rest, "")
 }
 
-/// CSS with nothing that loads or runs: `url(`, `@import`, `expression(`, `<` neutralised.
+/// CSS with nothing that loads or runs: `url(...)` becomes `none`, `@import ...;` and
+/// `expression(...)` are removed, `javascript:` and `<` neutralised.
 fn inert_css(css: &str) -> String {
     let mut out = String::with_capacity(css.len());
     let lower = css.to_ascii_lowercase();
     let mut i = 0;
     while i < css.len() {
         let rest = &lower[i..];
-        if let Some(bad) = ["url(", "@import", "expression(", "javascript:"].iter().find(|b| rest.starts_with(**b)) {
+        let skip_to = |end: char, from: usize| rest[from..].find(end).map(|j| i + from + j + 1).unwrap_or(css.len());
+        if rest.starts_with("url(") {
+            out.push_str("none");
+            i = skip_to(')', 4);
+            continue;
+        }
+        if rest.starts_with("expression(") {
+            i = skip_to(')', 11);
+            continue;
+        }
+        if rest.starts_with("@import") {
+            i = skip_to(';', 7);
+            continue;
+        }
+        if rest.starts_with("javascript:") {
             out.push_str("blocked");
-            i += bad.len();
+            i += 11;
             continue;
         }
         let c = css[i..].chars().next().unwrap_or(' ');
