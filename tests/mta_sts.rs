@@ -275,6 +275,34 @@ async fn no_usable_policy_means_delivery_as_without_mta_sts() {
     assert_eq!(servers[0].record().messages.len(), 4);
 }
 
+#[tokio::test]
+async fn the_policy_is_fetched_again_when_the_txt_id_changes_or_it_has_expired() {
+    let ca = TestCa::new();
+    let policy = PolicyServer::serving(&ca, POLICY).await;
+    let (port, _servers) = mx_servers(vec![("127.0.0.1", Script { tls: Some(ca.acceptor(&["mx1.secure.test"])), ..Script::default() })]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = rebound::store::Store::open(dir.path()).unwrap();
+    let hosts = || vec![mx("secure.test.", 10, "mx1.secure.test."), a("mx1.secure.test.", "127.0.0.1")];
+    // Each Deliverer has its own DNS (so its own TXT id) and shares the sled cache.
+    for (id, fetches) in [("a1", 1), ("a1", 1), ("b2", 2), ("b2", 2)] {
+        let d = Deliverer::new(&delivery_config(&ca, &policy, zone(id, hosts()), port, MtaStsMode::Enforce).await, "relay.test").unwrap();
+        d.use_policy_cache(store.mta_sts_cache().unwrap());
+        let out = d.deliver("secure.test", vec![tx("s@app.test", &["a@secure.test"], b"hi\r\n")]).await;
+        assert_eq!(out[0][0].reply.code, 250, "{id}: {}", out[0][0].reply.diagnostic());
+        assert_eq!(policy.requests(), fetches, "id {id}");
+    }
+    let cached = store.mta_sts_cache().unwrap().get("secure.test").unwrap().unwrap();
+    assert_eq!((cached.id.as_str(), cached.policy.max_age, cached.expires - cached.fetched), ("b2", 86400, 86400));
+    // max_age 0: the policy holds for the delivery that fetched it and is never reused.
+    let brief = PolicyServer::serving(&ca, &POLICY.replace("max_age: 86400", "max_age: 0")).await;
+    let d = Deliverer::new(&delivery_config(&ca, &brief, zone("c3", hosts()), port, MtaStsMode::Enforce).await, "relay.test").unwrap();
+    for _ in 0..2 {
+        let out = d.deliver("secure.test", vec![tx("s@app.test", &["a@secure.test"], b"hi\r\n")]).await;
+        assert_eq!(out[0][0].reply.code, 250);
+    }
+    assert_eq!(brief.requests(), 2);
+}
+
 /// The whole daemon: a policy fetched in the first run is still enforced after a restart
 /// when the policy server is gone and the domain's MX has changed to an unlisted host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
