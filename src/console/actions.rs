@@ -89,7 +89,13 @@ pub async fn unblock(axum::extract::State(con): Con, headers: HeaderMap, uri: Ur
     let consent = form.get("consent") == Some("yes");
     let res = async {
         let address = admin::parse_address("address", required(&form, "address")?)?;
-        let old = admin::remove_suppression(&con.relay, &address, consent).await?;
+        let old = admin::remove_suppression(&con.relay, &address, consent).await.map_err(|e| match e {
+            AdminError::Refused { code: "consent_required", .. } => AdminError::refused(
+                "consent_required",
+                format!("{address} asked not to be mailed (a complaint or unsubscribe), so the block was not removed: tick \"has agreed to be mailed again\" only if they gave their consent."),
+            ),
+            e => e,
+        })?;
         let how = if old.reason.needs_consent_to_remove() { format!(" (its {} entry removed with the recipient's consent, confirmed by {})", old.reason, who.user) } else { String::new() };
         Ok(format!("{} is no longer suppressed{how}; it will be mailed again.", old.address))
     }

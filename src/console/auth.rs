@@ -46,6 +46,8 @@ pub async fn to_ui() -> Response {
 }
 
 /// The signed-in person, or a redirect to the sign-in page (coming back here after).
+// The error is the response handlers return as is (a redirect or a 403 page).
+#[allow(clippy::result_large_err)]
 pub fn signed_in(con: &Console, headers: &HeaderMap, uri: &Uri) -> Result<Who, Response> {
     if let Some(who) = cookie_from(headers, COOKIE).and_then(|id| con.sessions.get(&id, Instant::now())) {
         return Ok(who);
@@ -56,6 +58,8 @@ pub fn signed_in(con: &Console, headers: &HeaderMap, uri: &Uri) -> Result<Who, R
 }
 
 /// For a form that changes something: the session, its CSRF token, the operator role.
+// The error is the response handlers return as is (a redirect or a 403 page).
+#[allow(clippy::result_large_err)]
 pub fn operator_form(con: &Console, headers: &HeaderMap, uri: &Uri, body: &Bytes) -> Result<(Who, Form), Response> {
     let who = signed_in(con, headers, uri)?;
     let form = Form::parse(body);
