@@ -41,6 +41,31 @@ fn real_mta_dsns_mean_what_they_say() {
     }
 }
 
+/// The older MTA formats (written here from their documented layouts): who reads them, and what
+/// they mean, stated in their own words: (file, format, class, reason, action).
+#[test]
+fn old_mta_notices_state_their_verdict() {
+    let cases: &[(&str, &str, Class, Reason, &str)] = &[
+        ("sun-messaging.eml", "sun-messaging", Class::Hard, Reason::UserUnknown, "failed"),
+        ("interscan.eml", "interscan", Class::Hard, Reason::UserUnknown, "failed"),
+        ("netscape.eml", "netscape", Class::Soft, Reason::MailboxFull, "failed"),
+        ("groupwise.eml", "groupwise", Class::Hard, Reason::UserUnknown, "failed"),
+        ("aol.eml", "aol", Class::Hard, Reason::UserUnknown, "failed"),
+        ("notes-domino.eml", "notes", Class::Hard, Reason::UserUnknown, "failed"),
+        ("yahoo-old.eml", "yahoo", Class::Soft, Reason::Suspend, "failed"),
+        ("qmail-permanent.eml", "qmail", Class::Soft, Reason::SystemError, "failed"),
+        ("sendmail-warning.eml", "sendmail", Class::Soft, Reason::Expired, "delayed"),
+    ];
+    for (file, format, class, reason, action) in cases {
+        let r = one(file);
+        assert_eq!(r.format, *format, "{file}");
+        let line = &r.recipients[0];
+        assert_eq!((line.class, line.reason, line.action.as_deref()), (*class, *reason, Some(*action)), "{file}");
+    }
+    // The address the sender used, not the server's rewrite of it.
+    assert_eq!(one("sun-messaging.eml").recipients[0].recipient.as_deref(), Some("nanami.ito@example.org"));
+}
+
 #[test]
 fn every_fixture_matches_its_golden_report() {
     let update = std::env::var_os("REBOUND_UPDATE_GOLDEN").is_some();

@@ -17,7 +17,7 @@ pub struct PerMessage {
 /// Parses one delivery-status body into its per-message fields and recipient records
 /// (not yet classified). Groups are separated by blank lines; a group naming several recipients is
 /// split at each new `Final-Recipient`, and fields before a group's first recipient field belong
-/// to that recipient.
+/// to that recipient. Each record's `recipient` is the Original-Recipient when one is given.
 pub fn parse_dsn(text: &str) -> (PerMessage, Vec<RecipientReport>) {
     let mut msg = PerMessage::default();
     let mut out: Vec<RecipientReport> = Vec::new();
@@ -41,8 +41,10 @@ pub fn parse_dsn(text: &str) -> (PerMessage, Vec<RecipientReport>) {
         out.push(cur);
     }
     out.retain(|r| r.recipient.is_some() || r.original_recipient.is_some());
+    // The address the sender used is the Original-Recipient (RFC 3464 §2.3.1); Final-Recipient
+    // may be an alias's or a forwarding rewrite.
     for r in &mut out {
-        if r.recipient.is_none() {
+        if r.original_recipient.is_some() {
             r.recipient = r.original_recipient.clone();
         }
     }

@@ -8,6 +8,7 @@ pub mod autoreply;
 pub mod command;
 pub mod context;
 mod opaque;
+pub mod permanence;
 pub mod dsn;
 pub mod fields;
 pub mod mbox;
@@ -60,10 +61,8 @@ pub fn parse_unguarded(raw: &[u8]) -> BounceReport {
     };
     report.format = recognise(&ctx, &mut report);
     report.recipients.truncate(MAX_RECIPIENTS);
-    if report.format != "dsn" && recognisers::is_delay_warning(&ctx) {
-        for r in report.recipients.iter_mut().filter(|r| r.action.is_none()) {
-            r.action = Some("delayed".into());
-        }
+    if report.format != "dsn" {
+        permanence::apply(&ctx, &mut report.recipients);
     }
     find_commands(&ctx, &mut report.recipients);
     fill_original(&ctx, &mut report);
@@ -117,13 +116,13 @@ fn recognise(ctx: &Context, report: &mut BounceReport) -> &'static str {
     "none"
 }
 
-/// Which SMTP command each failure answered: from its diagnostic, the text about it, or the
-/// whole notification when that names only one.
+/// Which SMTP command each failure answered, unless its recogniser knew: from its diagnostic,
+/// the text about it, or the whole notification when that names only one.
 fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
     let text = ctx.notification();
     let whole = std::cell::OnceCell::new();
     let look_near = recipients.len() <= MAX_TEXT_LOOKUPS;
-    for r in recipients.iter_mut() {
+    for r in recipients.iter_mut().filter(|r| r.smtp_command.is_none()) {
         let near = || r.recipient.as_deref().and_then(|a| recognisers::near(text, a));
         r.smtp_command = r
             .diagnostic
@@ -347,8 +346,8 @@ fn unconfirmed(r: &RecipientReport, evidence: &Evidence, found: (Reason, &'stati
 
 /// The report's action in RFC 3464's words, never `None` for a bounce: as stated (case and
 /// comments dropped), else from the class. A notice that is not a DSN states finality in its own
-/// words: delay warnings were marked `delayed` above, so any other failure notice has given up
-/// (`failed`); a success report is `delivered`. Complaints, auto-replies and non-bounces have none.
+/// words ([`permanence`] marked those `failed` or `delayed` above), so any other failure notice
+/// has given up (`failed`); a success report is `delivered`. Complaints, auto-replies and non-bounces have none.
 fn infer_action(r: &RecipientReport) -> Option<String> {
     if let Some(a) = r.action.as_deref().and_then(Action::parse) {
         return Some(a.as_str().to_string());

@@ -2,20 +2,25 @@
 //! line-scanning engine they share.
 
 mod amazonses;
+mod aol;
 mod dragonfly;
 mod exchange;
 mod exim;
 pub mod generic;
 mod gmail;
 mod googlegroups;
+mod groupwise;
 mod imail;
 mod inline_dsn;
+mod interscan;
 mod james;
 mod kddi;
+mod netscape;
 mod notes;
 mod office365;
 mod qmail;
 mod sendmail;
+mod sun_messaging;
 mod yahoo;
 
 use std::sync::LazyLock;
@@ -24,6 +29,7 @@ use regex::Regex;
 
 use super::RecipientReport;
 use super::context::Context;
+use crate::model::Reason;
 use super::fields::{Field, clean_address, contains_ci, parse_fields_where, squeeze};
 
 /// One MTA/provider family: a cheap detection predicate and a parser.
@@ -40,6 +46,10 @@ pub static TABLE: &[&Recogniser] = &[
     &kddi::RECOGNISER,
     &james::RECOGNISER,
     &qmail::RECOGNISER,
+    &sun_messaging::RECOGNISER,
+    &interscan::RECOGNISER,
+    &netscape::RECOGNISER,
+    &groupwise::RECOGNISER,
     &dragonfly::RECOGNISER,
     &notes::RECOGNISER,
     &imail::RECOGNISER,
@@ -47,6 +57,7 @@ pub static TABLE: &[&Recogniser] = &[
     &yahoo::RECOGNISER,
     &office365::RECOGNISER,
     &exchange::RECOGNISER,
+    &aol::RECOGNISER,
     &sendmail::RECOGNISER,
     &exim::RECOGNISER,
     &inline_dsn::RECOGNISER,
@@ -60,6 +71,22 @@ pub fn run(ctx: &Context) -> Option<(&'static str, Vec<RecipientReport>)> {
         let found = (r.parse)(ctx)?;
         (!found.is_empty()).then_some((r.name, found))
     })
+}
+
+/// A format's own words for a verdict, as (phrase in lower case, reason, rule id): an MTA that
+/// states the cause in its own words and without a code (Domino's "not listed in Domino
+/// Directory", Yahoo's "This user doesn't have a yahoo.com account") is taken at its word.
+pub type Verdicts = &'static [(&'static str, Reason, &'static str)];
+
+/// Gives each record whose diagnostic holds one of `verdicts`' phrases that verdict (the first
+/// phrase in table order); the others are left to the classifier.
+pub fn own_verdicts(found: &mut [RecipientReport], verdicts: Verdicts) {
+    for r in found.iter_mut().filter(|r| r.rule.is_empty()) {
+        let Some(d) = r.diagnostic.as_deref() else { continue };
+        if let Some((_, reason, rule)) = verdicts.iter().find(|(p, _, _)| contains_ci(d, p)) {
+            (r.reason, r.rule) = (*reason, rule);
+        }
+    }
 }
 
 /// How a family lays out its notification text.
@@ -255,16 +282,6 @@ fn looks_like_field(line: &str) -> bool {
         }
         None => false,
     }
-}
-
-/// A notice that a message is late, not lost (the sender need not do anything yet).
-static DELAY_WARNING: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)warning message only|will be retried|will continue (to try|trying)|still (be )?trying|has not yet been delivered|delivery (of your message )?(has been|is) delayed|delayed mail|do not need to resend").expect("static regex")
-});
-
-/// True when the notification says the message is only delayed and still being retried.
-pub fn is_delay_warning(ctx: &Context) -> bool {
-    DELAY_WARNING.is_match(&ctx.subject) || DELAY_WARNING.is_match(ctx.notification())
 }
 
 /// True when the reporting MTA's own notice says the address could not be found (Gmail's

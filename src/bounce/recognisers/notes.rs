@@ -1,8 +1,10 @@
 //! IBM/HCL Notes and Domino: a "Failure Reasons" block in which each reason line comes before the
 //! address it applies to, then "Returned Message".
 
-use super::{Recogniser, bare};
+use super::{Recogniser, Verdicts, bare, own_verdicts};
+use crate::bounce::fields::{find_address, squeeze};
 use crate::bounce::{Context, RecipientReport};
+use crate::model::Reason;
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "notes",
@@ -13,11 +15,43 @@ pub static RECOGNISER: Recogniser = Recogniser {
 const START: &str = "------- failure reasons";
 const END: &str = "------- returned message";
 
+const NOT_DELIVERED: &str = "was not delivered to:";
+const BECAUSE: &str = "because:";
+
 fn detect(ctx: &Context) -> bool {
-    ctx.body_has(START)
+    ctx.body_has(START) || ctx.notification_has(NOT_DELIVERED) && ctx.notification_has(BECAUSE)
 }
 
+/// Domino's own words: the router looked the recipient up in the directory and did not find it.
+const VERDICTS: Verdicts = &[
+    ("not listed in domino directory", Reason::UserUnknown, "notes.not-listed"),
+    ("not listed in public name & address book", Reason::UserUnknown, "notes.not-listed"),
+    ("not listed in the domino directory", Reason::UserUnknown, "notes.not-listed"),
+];
+
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
+    let mut found = match failure_reasons(ctx) {
+        Some(found) if !found.is_empty() => found,
+        _ => not_delivered_because(ctx)?,
+    };
+    own_verdicts(&mut found, VERDICTS);
+    Some(found)
+}
+
+/// The prose form: "was not delivered to:", the addresses, "because:", the reason.
+fn not_delivered_because(ctx: &Context) -> Option<Vec<RecipientReport>> {
+    let text = ctx.notification();
+    let lower = text.to_ascii_lowercase();
+    let from = lower.find(NOT_DELIVERED)? + NOT_DELIVERED.len();
+    let because = from + lower.get(from..)?.find(BECAUSE)?;
+    let addrs: Vec<String> = text.get(from..because)?.lines().filter_map(find_address).collect();
+    let rest = text.get(because + BECAUSE.len()..)?.trim_start();
+    let reason = squeeze(rest.split("\n\n").next().unwrap_or(""));
+    Some(addrs.into_iter().map(|a| RecipientReport::failed(Some(a), reason.clone())).collect())
+}
+
+/// The "Failure Reasons" block: each reason line before the address it applies to.
+fn failure_reasons(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let lower = &ctx.body_lower;
     let from = lower.find(START)?;
     let from = from + lower[from..].find('\n')? + 1;

@@ -1,7 +1,8 @@
 //! qmail and its descendants (netqmail, notqmail, Yahoo! Japan's qmail): `<addr>:` blocks.
 
-use super::{Layout, Recogniser, angle_colon, scan};
+use super::{Layout, Recogniser, Verdicts, angle_colon, own_verdicts, scan};
 use crate::bounce::{Context, RecipientReport};
+use crate::model::Reason;
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "qmail",
@@ -29,8 +30,17 @@ fn detect(ctx: &Context) -> bool {
         || ctx.body_has("qmail") && ctx.body_has("wasn't able to deliver")
 }
 
+/// qmail's own words for its local deliveries (qmail-local, qmail-send): they say the mailbox
+/// does not exist, whatever status digit follows them.
+const VERDICTS: Verdicts = &[
+    ("no mailbox here by that name", Reason::UserUnknown, "qmail.no-mailbox"),
+    ("this address no longer accepts mail", Reason::HasMoved, "qmail.no-longer-accepts"),
+];
+
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    Some(scan(ctx, &LAYOUT))
+    let mut found = scan(ctx, &LAYOUT);
+    own_verdicts(&mut found, VERDICTS);
+    Some(found)
 }
 
 #[cfg(test)]

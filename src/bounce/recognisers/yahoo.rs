@@ -1,7 +1,13 @@
 //! Yahoo! Mail: "Sorry, we were unable to deliver your message to the following address." then `<addr>:` blocks.
 
-use super::{Layout, Recogniser, angle_colon, scan};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{Layout, Recogniser, Verdicts, angle_colon, own_verdicts, scan};
+use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
+use crate::model::Reason;
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "yahoo",
@@ -18,10 +24,43 @@ const LAYOUT: Layout = Layout {
 
 fn detect(ctx: &Context) -> bool {
     ctx.body_has("we were unable to deliver your message to the following address")
+        || ctx.body_has("sorry, your message to") && ctx.body_has("cannot be delivered")
 }
 
+/// Yahoo's own words (its help pages list them with their `[#NNN]` / `dd` codes).
+const VERDICTS: Verdicts = &[
+    ("user doesn't have a", Reason::UserUnknown, "yahoo.no-account"),
+    ("user doesn't have an", Reason::UserUnknown, "yahoo.no-account"),
+    ("this account has been disabled or discontinued", Reason::Suspend, "yahoo.disabled"),
+    ("mailbox is full", Reason::MailboxFull, "yahoo.mailbox-full"),
+];
+
+/// The older one-line form: "Sorry, your message to ADDR cannot be delivered. REASON".
+static SORRY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)sorry, your message to <?([^<>\s]+@[^<>\s]+?)>? cannot be delivered\.?\s*(.*)$")
+        .expect("static regex")
+});
+
+fn sorry(line: &str) -> Option<(String, String)> {
+    let c = SORRY.captures(line)?;
+    let addr = clean_address(c.get(1)?.as_str());
+    (!addr.is_empty()).then(|| (addr, c.get(2).map_or("", |m| m.as_str()).to_string()))
+}
+
+const OLD_LAYOUT: Layout = Layout {
+    start: &[],
+    end: &["--- below this line is a copy"],
+    rcpt: sorry,
+    stop_at_blank: true,
+};
+
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
-    Some(scan(ctx, &LAYOUT))
+    let mut found = scan(ctx, &LAYOUT);
+    if found.is_empty() {
+        found = scan(ctx, &OLD_LAYOUT);
+    }
+    own_verdicts(&mut found, VERDICTS);
+    Some(found)
 }
 
 #[cfg(test)]
