@@ -1,5 +1,5 @@
 //! `/ui/`: the dashboard. Undelivered in the last 30 days by status (the
-//! undelivered report's summary), messages waiting and the oldest due, deliveries
+//! undelivered report's summary, from the current-status index), messages waiting and the oldest due, deliveries
 //! per hour over the last 24 hours (inline SVG, counted from the log's status
 //! index without reading the events), recent bounces and complaints, the webhook
 //! backlog, and the latest operator actions.
@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 
 use super::read;
-use crate::admin::{self, AdminError};
+use crate::admin::AdminError;
 use crate::console::audit::Entry;
 use crate::console::html::{self, esc, status, time};
 use crate::console::{Con, auth};
@@ -45,7 +45,7 @@ pub struct Dash {
 /// Reads everything but the audit entries.
 pub fn gather(relay: &Relay) -> Result<Dash, AdminError> {
     let now = relay.now();
-    let report = admin::undelivered(relay, None, None, None, None)?;
+    let report = super::undelivered::by_index(relay, &super::undelivered::Filters::default())?;
     let waiting = relay.store.tree(TreeId::Schedule).iter().keys().take(COUNT_CAP).count();
     let mut recent = Vec::new();
     for st in ["bounced", "complained"] {
@@ -54,7 +54,7 @@ pub fn gather(relay: &Relay) -> Result<Dash, AdminError> {
     recent.sort_by(|a, b| b.id.cmp(&a.id));
     recent.truncate(RECENT);
     Ok(Dash {
-        summary: report.summary.into_iter().collect(),
+        summary: report.summary,
         undelivered: report.total,
         waiting,
         oldest_due: relay.store.next_due()?,

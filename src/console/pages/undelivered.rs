@@ -4,7 +4,8 @@
 //! each row links to its message and (for operators) has a Resend form with a
 //! corrected address. A row whose recipient was resent and whose resend was
 //! delivered leaves the report (its own status stays in the log). CSV export at
-//! `/ui/undelivered.csv` with the same parameters.
+//! `/ui/undelivered.csv` with the same parameters. Without a search a page is read
+//! index first ([`by_index`]), so it costs the 50 rows it shows, not the whole report.
 
 use std::collections::{HashMap, HashSet};
 
@@ -130,8 +131,12 @@ fn cursor_of(i: &UndeliveredItem) -> String {
     format!("{}.{}.{}", i.time.millis(), i.queue_id.as_deref().unwrap_or(""), i.recipient)
 }
 
-/// Builds the view: one page after `f.cursor`.
+/// Builds the view: one page after `f.cursor`. A recipient search reads the whole report
+/// ([`rows`]); otherwise the page is read index first (see [`by_index`]).
 pub fn gather(relay: &Relay, f: &Filters) -> Result<View, AdminError> {
+    if f.q.is_none() {
+        return by_index(relay, f);
+    }
     let (since, until, all, resolved) = rows(relay, f)?;
     let mut counts = std::collections::BTreeMap::new();
     for i in &all {
@@ -144,6 +149,97 @@ pub fn gather(relay: &Relay, f: &Filters) -> Result<View, AdminError> {
     let rows: Vec<UndeliveredItem> = all.iter().skip(start).take(PAGE).cloned().collect();
     let next_cursor = (start + rows.len() < all.len()).then(|| rows.last().map(cursor_of)).flatten();
     Ok(View { since, until, summary: counts.into_iter().collect(), total: all.len(), resolved, rows, next_cursor })
+}
+
+/// The window and statuses asked for, checked as [`admin::undelivered`] checks them.
+fn window(relay: &Relay, f: &Filters) -> Result<(Timestamp, Timestamp, Vec<Status>), AdminError> {
+    let now = relay.now();
+    let bound = |param: &'static str, v: Option<String>| match v {
+        Some(s) => admin::parse_since(&s, now).map(Some).ok_or_else(|| AdminError::bad(param, format!("{s:?} is not a date"))),
+        None => Ok(None),
+    };
+    let until = bound("to", date_bound(f.to.as_deref(), true))?.unwrap_or(now);
+    let since = bound("from", date_bound(f.from.as_deref(), false))?.unwrap_or_else(|| until.minus(std::time::Duration::from_secs(30 * 86_400)));
+    if since > until {
+        return Err(AdminError::bad("from", "the first day is after the last"));
+    }
+    let wanted = match f.status.as_deref() {
+        Some(w) => vec![Status::ALL.into_iter().find(|s| s.as_str() == w && *s != Status::Delivered).ok_or_else(|| AdminError::bad("status", format!("{w:?} is not one of {}", UNDELIVERED.join(", "))))?],
+        None => Status::ALL.into_iter().filter(|s| *s != Status::Delivered).collect(),
+    };
+    Ok((since, until, wanted))
+}
+
+/// One page read index first: the current-status index entries of the window (what
+/// [`admin::undelivered`] reads, without their events) give the counts and the order, and
+/// only the events of the rows shown are read, so a page costs what it shows.
+pub fn by_index(relay: &Relay, f: &Filters) -> Result<View, AdminError> {
+    let (since, until, wanted) = window(relay, f)?;
+    let mut entries = relay.store.current_between(since, until, |s| wanted.contains(&s))?;
+    entries.sort_by_key(|c| std::cmp::Reverse((c.time, c.event)));
+    let resolved = resolved_by_resend(relay, since)?;
+    let mut counts = std::collections::BTreeMap::new();
+    for c in &entries {
+        *counts.entry(c.status.as_str().to_string()).or_insert(0usize) += 1;
+    }
+    let hidden = uncount_resolved(relay, &resolved, since, until, &wanted, &mut counts)?;
+    let after = f.cursor.as_deref().map(parse_index_cursor).transpose()?;
+    let start = after.map(|(t, e)| entries.partition_point(|c| (c.time, c.event) >= (t, e))).unwrap_or(0);
+    let mut rows = Vec::new();
+    let mut next_cursor = None;
+    for (n, c) in entries.iter().enumerate().skip(start) {
+        if rows.len() == PAGE {
+            next_cursor = entries.get(n - 1).map(|p| format!("{}.{}", p.time.millis(), crate::store::hex(&p.event)));
+            break;
+        }
+        let Some(item) = relay.store.event_of(c)?.and_then(item_of) else { continue };
+        if !resolved.contains(&row_id(&item)) {
+            rows.push(item);
+        }
+    }
+    let total = counts.values().sum();
+    Ok(View { since, until, summary: counts.into_iter().filter(|(_, n)| *n > 0).collect(), total, resolved: hidden, rows, next_cursor })
+}
+
+fn parse_index_cursor(c: &str) -> Result<(Timestamp, [u8; 16]), AdminError> {
+    let bad = || AdminError::bad("cursor", "this is not a cursor from this page");
+    let (ms, key) = c.split_once('.').ok_or_else(bad)?;
+    let key: [u8; 16] = crate::store::unhex(key).and_then(|k| k.try_into().ok()).ok_or_else(bad)?;
+    Ok((Timestamp(ms.parse().map_err(|_| bad())?), key))
+}
+
+/// An event as a report row (the fields [`admin::undelivered`] shows).
+fn item_of(e: crate::model::Event) -> Option<UndeliveredItem> {
+    Some(UndeliveredItem {
+        status: e.status.status()?,
+        recipient: e.recipient?,
+        queue_id: e.queue_id,
+        message_id: e.message_id,
+        time: e.time,
+        class: e.class,
+        reason: e.reason,
+        reply_code: e.reply_code,
+        enhanced_status: e.enhanced_status,
+        diagnostic: e.diagnostic,
+    })
+}
+
+/// Takes the rows resolved by a delivered resend out of `counts`; how many were in the window.
+fn uncount_resolved(relay: &Relay, resolved: &HashSet<(String, String)>, since: Timestamp, until: Timestamp, wanted: &[Status], counts: &mut std::collections::BTreeMap<String, usize>) -> Result<usize, AdminError> {
+    let mut hidden = 0;
+    for (qid, rcpt) in resolved {
+        let Some(id) = crate::store::queue::parse_queue_id(qid) else { continue };
+        let q = EventQuery { queue_id: Some(id), recipient: Some(rcpt.clone()), limit: 1000, ..Default::default() };
+        let latest = relay.store.query_events(&q)?.events.into_iter().find(|e| e.status.status().is_some());
+        let Some((st, t)) = latest.and_then(|e| e.status.status().map(|s| (s, e.time))) else { continue };
+        if t >= since && t <= until && wanted.contains(&st)
+            && let Some(n) = counts.get_mut(st.as_str())
+        {
+            *n = n.saturating_sub(1);
+            hidden += 1;
+        }
+    }
+    Ok(hidden)
 }
 
 /// `GET /ui/undelivered`.
