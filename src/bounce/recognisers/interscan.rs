@@ -21,21 +21,23 @@ fn detect(ctx: &Context) -> bool {
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let mut rcpts: Vec<String> = Vec::new();
-    let mut diag = Vec::new();
+    let (mut diag, mut summary) = (Vec::new(), Vec::new());
     for line in ctx.notification().lines() {
         let t = line.trim();
         let lower = t.to_ascii_lowercase();
         if lower.starts_with("recipient:") || lower.starts_with("sent <<< rcpt to:") {
             rcpts.extend(all_addresses(t));
         } else if lower.starts_with("received >>>") || lower.starts_with("response from server:") {
-            diag.push(t.split_once(|c| c == '>' || c == ':').map_or(t, |(_, v)| v).trim_start_matches(['>', ' ']));
+            diag.push(t.split_once(['>', ':']).map_or(t, |(_, v)| v).trim_start_matches(['>', ' ']));
         } else if contains_ci(t, "unable to deliver message to") {
             if rcpts.is_empty() {
                 rcpts.extend(all_addresses(t));
             }
-            diag.push(t.trim_start_matches("Reason:").trim());
+            summary.push(t.trim_start_matches("Reason:").trim());
         }
     }
+    // The server's own reply first: it is the one classified.
+    diag.extend(summary);
     let mut seen = std::collections::HashSet::new();
     rcpts.retain(|a| seen.insert(a.clone()));
     let diag = squeeze(&diag.join(" "));
