@@ -265,6 +265,50 @@ pub struct DeliveryConfig {
     pub data_timeout: Dur,
     /// Port used for MX hosts (25; tests may point elsewhere).
     pub mx_port: u16,
+    /// How long new connections to a destination pause after it answered with a
+    /// throttling reply (421, "rate limited", "too many connections"), unless its
+    /// `shaping` entry says otherwise.
+    pub throttle_backoff: Dur,
+    /// Per-destination limits, keyed by a recipient domain or an MX host suffix
+    /// (`"google.com"` also covers gmail.com, whose MX hosts end in google.com).
+    pub shaping: BTreeMap<String, Shaping>,
+}
+
+/// Limits for one destination (`[delivery.shaping."DOMAIN"]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shaping {
+    /// Most simultaneous connections (default: `delivery.per_domain_concurrency`).
+    pub connections: Option<usize>,
+    /// Most messages started per minute, spread evenly (default: no limit).
+    pub messages_per_minute: Option<u32>,
+    /// Pause after a throttling reply (default: `delivery.throttle_backoff`).
+    pub backoff: Option<Dur>,
+}
+
+impl DeliveryConfig {
+    /// The first invalid `shaping` entry: (config key, what is wrong).
+    fn shaping_problem(&self) -> Option<(String, String)> {
+        if self.throttle_backoff.0.is_zero() {
+            return Some(("delivery.throttle_backoff".into(), "must be greater than zero".into()));
+        }
+        for (dest, s) in &self.shaping {
+            let key = |k: &str| format!("delivery.shaping.\"{dest}\".{k}");
+            if dest.is_empty() || dest.contains(['@', ' ', '/']) {
+                return Some((format!("delivery.shaping.\"{dest}\""), "must be a domain or an MX host suffix".into()));
+            }
+            if s.connections == Some(0) {
+                return Some((key("connections"), "must be at least 1".into()));
+            }
+            if s.messages_per_minute == Some(0) {
+                return Some((key("messages_per_minute"), "must be at least 1 (leave it out for no limit)".into()));
+            }
+            if s.backoff.as_ref().is_some_and(|d| d.0.is_zero()) {
+                return Some((key("backoff"), "must be greater than zero".into()));
+            }
+        }
+        None
+    }
 }
 
 impl Default for DeliveryConfig {
@@ -287,6 +331,8 @@ impl Default for DeliveryConfig {
             command_timeout: Dur(Duration::from_secs(60)),
             data_timeout: Dur(Duration::from_secs(600)),
             mx_port: 25,
+            throttle_backoff: Dur(Duration::from_secs(120)),
+            shaping: BTreeMap::new(),
         }
     }
 }
@@ -584,6 +630,9 @@ impl Config {
         }
         if self.delivery.concurrency == 0 || self.delivery.per_domain_concurrency == 0 {
             return bad("delivery.concurrency", "concurrency limits must be at least 1".into());
+        }
+        if let Some((key, message)) = self.delivery.shaping_problem() {
+            return bad(&key, message);
         }
         for (domain, hop) in &self.delivery.routes {
             if parse_host_port(hop, 25).is_none() {

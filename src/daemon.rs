@@ -157,6 +157,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     let smtp = Arc::new(SmtpServer::new(cfg.clone(), Arc::new(QueueIntake { relay: relay.clone() })).map_err(|e| DaemonError::Startup(e.to_string()))?);
     let smtp_stats = smtp.stats();
     let _ = relay.smtp_stats.set(smtp_stats.clone());
+    let _ = relay.shaping.set(deliverer.shaper());
     let shutdown = CancellationToken::new();
     let attempts = TaskTracker::new();
     let mut tasks = vec![

@@ -62,7 +62,35 @@ pub fn render(relay: &Relay, smtp: SmtpGauges) -> String {
     let health = relay.committer.health();
     gauge(&mut out, "rebound_store_faulted", "1 while the store cannot record anything (a write or flush failed): intake refuses, deliveries pause.", u64::from(health.is_faulted()));
     counter(&mut out, "rebound_store_faults_total", "Storage faults (failed write or flush) since start.", health.faults_total());
+    destinations(&mut out, relay);
     out
+}
+
+/// Per-destination shaping: limits, throttling replies and recipients held back, for every
+/// destination with a `[delivery.shaping]` entry or one that has throttled or is busy.
+fn destinations(out: &mut String, relay: &Relay) {
+    let Some(shaper) = relay.shaping.get() else { return };
+    let stats = shaper.snapshot();
+    type Pick = fn(&crate::outbound::shaping::GateStats) -> u64;
+    let series: [(&str, &str, &str, Pick); 6] = [
+        ("rebound_destination_connections_active", "gauge", "Deliveries running to the destination now.", |s| s.active as u64),
+        ("rebound_destination_connection_limit", "gauge", "Deliveries allowed at once now (lowered after throttling, recovering with accepted mail).", |s| s.limit as u64),
+        ("rebound_destination_connections_max", "gauge", "The configured connection limit of the destination.", |s| s.connections as u64),
+        ("rebound_destination_throttled_total", "counter", "Throttling replies (421, rate limit, too many connections) from the destination.", |s| s.throttled),
+        ("rebound_destination_held_back_total", "counter", "Recipients deferred without a connection while the destination was paused.", |s| s.held_back),
+        ("rebound_destination_paused_seconds", "gauge", "Seconds until new connections to the destination resume (0: not paused).", |s| s.paused_for.as_secs()),
+    ];
+    for (name, kind, help, pick) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in &stats {
+            let _ = writeln!(out, "{name}{{destination=\"{}\"}} {}", label(&s.name), pick(s));
+        }
+    }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn oldest_due_age(relay: &Relay) -> u64 {

@@ -83,6 +83,8 @@ pub struct Relay {
     pub ready: AtomicBool,
     /// The SMTP listener's counters, once it runs (for `/metrics`).
     pub smtp_stats: std::sync::OnceLock<Arc<crate::smtp::SmtpStats>>,
+    /// The delivery side's per-destination gates, once it runs (for `/metrics`).
+    pub shaping: std::sync::OnceLock<Arc<crate::outbound::shaping::Shaper>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -115,6 +117,7 @@ impl Relay {
             shutting_down: AtomicBool::new(false),
             ready: AtomicBool::new(false),
             smtp_stats: std::sync::OnceLock::new(),
+            shaping: std::sync::OnceLock::new(),
         }))
     }
 

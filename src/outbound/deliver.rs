@@ -1,16 +1,15 @@
 //! The [`Deliverer`]: routes a domain to candidate hosts, takes a pooled
 //! connection or opens one (trying the next MX/address on failure), runs the
 //! transactions in order on it, and parks it for reuse. Concurrency is capped
-//! globally and per domain with semaphores.
+//! globally with a semaphore and per destination by its [`Gate`] (limits, pacing
+//! and the pause after a throttling reply: [`crate::outbound::shaping`]).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
-use crate::address::normalise_domain;
 use crate::config::DeliveryConfig;
 use crate::model::Reply;
 use crate::outbound::client::{Connection, Settings, Target, open};
@@ -19,6 +18,7 @@ use crate::outbound::mx::{AddrError, Dns};
 use crate::outbound::pool::{Pool, reap};
 use crate::outbound::reply::synthetic;
 use crate::outbound::route::{BadHop, Route, Router};
+use crate::outbound::shaping::{Gate, Paused, Shaper, Slot, is_throttle};
 use crate::outbound::{RcptOutcome, Transaction};
 use crate::store::mta_sts::PolicyCache;
 
@@ -71,8 +71,7 @@ pub struct Deliverer {
     pool: Arc<Pool>,
     reaper_started: AtomicBool,
     global: Arc<Semaphore>,
-    per_domain: Mutex<HashMap<String, Arc<Semaphore>>>,
-    per_domain_limit: usize,
+    shaper: Arc<Shaper>,
 }
 
 impl Deliverer {
@@ -102,9 +101,13 @@ impl Deliverer {
             pool: Arc::new(Pool::new(concurrency)),
             reaper_started: AtomicBool::new(false),
             global: Arc::new(Semaphore::new(concurrency)),
-            per_domain: Mutex::default(),
-            per_domain_limit: cfg.per_domain_concurrency.max(1),
+            shaper: Arc::new(Shaper::new(cfg)),
         })
+    }
+
+    /// The per-destination gates (for `/metrics`).
+    pub fn shaper(&self) -> Arc<Shaper> {
+        self.shaper.clone()
     }
 
     /// Delivers every transaction for recipients of `domain`, reusing one connection for
@@ -115,16 +118,25 @@ impl Deliverer {
             return Vec::new();
         }
         self.start_reaper();
-        let _permits = self.permits(domain).await;
         let candidates = match self.candidates(domain).await {
             Ok(c) => c,
             Err(reply) => return txs.iter().map(|tx| outcomes(tx, &vec![reply.clone(); tx.recipients.len()], None)).collect(),
+        };
+        let gate = self.shaper.gate(domain, candidates.first().map(|c| c.host.as_str()));
+        let _permits = match self.permits(&gate).await {
+            Ok(p) => p,
+            Err(paused) => return txs.iter().map(|tx| outcomes(tx, &vec![held_back(&paused); tx.recipients.len()], None)).collect(),
         };
         let mut out = Vec::with_capacity(txs.len());
         let mut current: Option<(String, Connection)> = None;
         let mut opened = 0;
         let mut given_up: Option<(Reply, Option<String>)> = None;
         for tx in &txs {
+            if given_up.is_none()
+                && let Err(paused) = gate.pace().await
+            {
+                given_up = Some((held_back(&paused), None));
+            }
             if let Some((reply, host)) = &given_up {
                 out.push(outcomes(tx, &vec![reply.clone(); tx.recipients.len()], host.as_deref()));
                 continue;
@@ -138,6 +150,7 @@ impl Deliverer {
                         c
                     }
                     Err(failure) => {
+                        observe(&gate, std::slice::from_ref(&failure.0));
                         out.push(outcomes(tx, &vec![failure.0.clone(); tx.recipients.len()], failure.1.as_deref()));
                         given_up = Some(failure);
                         continue;
@@ -145,6 +158,7 @@ impl Deliverer {
                 },
             };
             let result = conn.run(tx, &self.settings).await;
+            observe(&gate, &result.replies);
             out.push(outcomes(tx, &result.replies, Some(&conn.host)));
             if result.reusable {
                 current = Some((key, conn));
@@ -174,19 +188,12 @@ impl Deliverer {
         }
     }
 
-    /// A per-domain slot first (so waiting for a busy domain holds no global slot), then a global one.
-    async fn permits(&self, domain: &str) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
-        let sem = {
-            let mut map = self.per_domain.lock().unwrap_or_else(|p| p.into_inner());
-            if map.len() > 1024 {
-                let limit = self.per_domain_limit;
-                map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < limit);
-            }
-            map.entry(normalise_domain(domain)).or_insert_with(|| Arc::new(Semaphore::new(self.per_domain_limit))).clone()
-        };
-        let d = sem.acquire_owned().await.ok()?;
-        let g = self.global.clone().acquire_owned().await.ok()?;
-        Some((d, g))
+    /// A place at the destination first (so waiting for a busy destination holds no global
+    /// slot), then a global one; `Err` while the destination is paused.
+    async fn permits(&self, gate: &Arc<Gate>) -> Result<(Slot, Option<OwnedSemaphorePermit>), Paused> {
+        let slot = gate.acquire().await?;
+        let global = self.global.clone().acquire_owned().await.ok();
+        Ok((slot, global))
     }
 
     /// The hosts to try for `domain`, best first; `Err` is the reply for every recipient.
@@ -259,6 +266,27 @@ impl Deliverer {
             Err(e) => Err((e.reply, host(e.connected))),
         }
     }
+}
+
+/// Feeds a destination's replies to its gate: a throttling one pauses it, an accepted
+/// transaction lets a lowered limit recover.
+fn observe(gate: &Gate, replies: &[Reply]) {
+    if let Some(r) = replies.iter().find(|r| is_throttle(r)) {
+        gate.throttled(r);
+    } else if replies.iter().any(|r| (200..300).contains(&r.code)) {
+        gate.succeeded();
+    }
+}
+
+/// The reply of a recipient not attempted because its destination is paused.
+fn held_back(p: &Paused) -> Reply {
+    let text = format!(
+        "not attempted: {} asked us to slow down ({}); new connections to it resume in {}s; will retry",
+        p.destination,
+        p.cause,
+        p.remaining.as_secs().max(1)
+    );
+    synthetic(451, (4, 4, 5), text)
 }
 
 /// Pairs each recipient of `tx` with its reply.

@@ -41,6 +41,7 @@ mod pool;
 pub mod reply;
 pub mod route;
 mod session;
+pub mod shaping;
 
 pub use deliver::{Deliverer, OutboundError};
 pub use mx::resolver;
