@@ -162,3 +162,103 @@ async fn check_the_daemon_side(d: &rebound::daemon::Running, mx: &ScriptedMx, hi
     let removed = support_daemon::history(d, "complainer@parents.test");
     assert_eq!(removed.iter().filter(|k| *k == "suppression_removed").count(), 1, "{removed:?}");
 }
+
+/// One raw HTTP/1.1 request (a new connection): (status, the whole response, head and body).
+async fn http(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("{head}Host: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    (text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), text)
+}
+
+fn cookie_of(resp: &str, name: &str) -> String {
+    resp.lines().find_map(|l| l.split_once(": ").filter(|(h, v)| h.eq_ignore_ascii_case("set-cookie") && v.starts_with(name)).map(|(_, v)| v)).and_then(|v| v.split(';').next()).unwrap_or_else(|| panic!("{name} is set: {resp}")).to_string()
+}
+
+/// Signs in to the console with the token through the sign-in form; the session cookie pair.
+async fn console_session(addr: std::net::SocketAddr, token: &str) -> String {
+    let (_, page) = http(addr, "GET /ui/login HTTP/1.1\r\n", "").await;
+    let login = cookie_of(&page, "rebound_login");
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("a CSRF field");
+    let body = format!("csrf={csrf}&name=&password={token}&next=%2Fui%2F");
+    let (code, resp) = http(addr, &format!("POST /ui/login HTTP/1.1\r\nCookie: {login}\r\nContent-Type: application/x-www-form-urlencoded\r\n"), &body).await;
+    assert_eq!(code, 303, "signed in: {resp}");
+    cookie_of(&resp, "rebound_session")
+}
+
+async fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rebound")).args(args).env_remove("REBOUND_CONFIG").output().await.unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// `rebound report undelivered` (table and --json), `GET /v1/reports/undelivered` and the
+/// console's `/ui/undelivered` (page and CSV) list a bounced recipient; once it is resent to
+/// a corrected address and the scripted MX accepts that, the row is gone from all of them,
+/// each saying one row was resolved by a delivered resend. Needs no browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_resolved_by_a_delivered_resend_leaves_the_cli_api_and_console_reports() {
+    let mx = ScriptedMx::start(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_routed(dir.path(), mx.addr, |c| c.delivery.max_age = Dur(Duration::from_secs(72 * 3600))).await;
+    send(d.smtp_addrs[0], "unknown@parents.test", "Subject: Term dates\r\n\r\nSchool starts on 5 September.\r\n".into()).await;
+    send(d.smtp_addrs[0], "unknown@other.test", "Subject: Term dates\r\n\r\nNot resent.\r\n".into()).await;
+    for r in ["unknown@parents.test", "unknown@other.test"] {
+        let h = wait_for(&d, r, &[EventKind::Bounced], Duration::from_secs(20)).await;
+        assert!(h.iter().any(|k| k == "bounced"), "{r}: {h:?}");
+    }
+    let id = queue_id_of(&d, "unknown@parents.test");
+    let cfg = dir.path().join("cli.toml");
+    std::fs::write(&cfg, format!("[api]\nurl = \"http://{}\"\ntoken = \"test-token\"\n", d.api_addr)).unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let session = console_session(d.api_addr, "test-token").await;
+
+    // What each of the three says: (rows naming the address, the resolved count).
+    let look = |addr: &'static str| {
+        let (cfg, session, api) = (cfg.clone(), session.clone(), d.api_addr);
+        async move {
+            let (code, body) = api_request(api, "GET", "/v1/reports/undelivered", Some("test-token"), "").await;
+            assert_eq!(code, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let api_rows = v["items"].as_array().unwrap().iter().filter(|i| i["recipient"] == addr).count();
+            let (code, out, err) = cli(&["report", "undelivered", "--json", "--config", &cfg]).await;
+            assert_eq!(code, 0, "{err}");
+            let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let cli_rows = lines.iter().filter(|l| l["recipient"] == addr).count();
+            let cli_resolved = lines.last().unwrap()["resolved"].as_u64();
+            let (code, table, err) = cli(&["report", "undelivered", "--config", &cfg]).await;
+            assert_eq!(code, 0, "{err}");
+            let table_rows = table.lines().filter(|l| l.starts_with(addr)).count();
+            let (code, page) = http(api, &format!("GET /ui/undelivered HTTP/1.1\r\nCookie: {session}\r\n"), "").await;
+            assert_eq!(code, 200, "{page}");
+            let page_rows = page.matches(&format!(">{addr}</a></td>")).count();
+            let (code, csv) = http(api, &format!("GET /ui/undelivered.csv HTTP/1.1\r\nCookie: {session}\r\n"), "").await;
+            assert_eq!(code, 200, "{csv}");
+            let csv_rows = csv.lines().filter(|l| l.contains(&format!(",{addr},"))).count();
+            let resolved = (v["resolved"].as_u64(), cli_resolved, table.contains("(1 resolved by a delivered resend"), page.contains("(1 resolved by a delivered resend not shown)"));
+            ([api_rows, cli_rows, table_rows, page_rows, csv_rows], resolved, v["total"].as_u64())
+        }
+    };
+    let (before, resolved, total) = look("unknown@parents.test").await;
+    assert_eq!(before, [1; 5], "API, CLI --json, CLI table, console page, CSV list the bounce before the resend");
+    assert_eq!(resolved, (Some(0), Some(0), false, false));
+    assert_eq!(total, Some(2));
+
+    let (code, body) = api_request(d.api_addr, "POST", &format!("/v1/messages/{id}/resend"), Some("test-token"), r#"{"to":"parent@parents.test"}"#).await;
+    assert!(code == 200 || code == 201, "{code} {body}");
+    let h = wait_for(&d, "parent@parents.test", &[EventKind::Delivered], Duration::from_secs(20)).await;
+    assert!(h.iter().any(|k| k == "delivered"), "the resend was delivered: {h:?}");
+    assert!(mx.record().commands.iter().any(|c| c.contains("<parent@parents.test>")), "the corrected address reached the MX");
+
+    let (after, resolved, total) = look("unknown@parents.test").await;
+    assert_eq!(after, [0; 5], "API, CLI --json, CLI table, console page, CSV no longer list it");
+    assert_eq!(resolved, (Some(1), Some(1), true, true), "each says one row was resolved by a delivered resend");
+    assert_eq!(total, Some(1));
+    let (other, _, _) = look("unknown@other.test").await;
+    assert_eq!(other, [1; 5], "the bounce that was not resent is still listed everywhere");
+    assert_eq!(history(&d, "unknown@parents.test").iter().filter(|k| *k == "bounced").count(), 1, "the original keeps its bounced status in the log");
+    d.stop().await;
+}

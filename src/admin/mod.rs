@@ -11,7 +11,7 @@ mod suppressions;
 mod transfer;
 
 pub use queue::{MessageView, QueuePage, RcptView, ResendResult, delete, list_queue, resend, retry, show};
-pub use report::{EventFilter, UndeliveredItem, UndeliveredReport, events, limit_param, parse_since, undelivered};
+pub use report::{EventFilter, UndeliveredItem, UndeliveredReport, events, limit_param, parse_since, resolved_by_resend, row_id, undelivered};
 pub use retention::{EraseStats, PurgeStats, erase, purge};
 pub use suppressions::{SuppressionPage, add_suppression, list_suppressions, parse_address, remove_suppression};
 pub use transfer::{ExportFormat, ImportStats, csv_cell, export_suppressions, import_suppressions, parse_csv};

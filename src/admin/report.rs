@@ -1,8 +1,11 @@
 //! Reading the communications log: filtered, paged event queries, and the
 //! undelivered report (each message/recipient whose latest status in a window
-//! is anything but `delivered`, with a count per status).
+//! is anything but `delivered`, with a count per status). A row whose message was
+//! resent and whose resend was delivered (to the same address, or to the one
+//! corrected address it was resent to) leaves the report, for the CLI, the API and
+//! the console alike ([`resolved_by_resend`]); its own status stays in the log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -139,6 +142,8 @@ pub struct UndeliveredReport {
     pub until: Timestamp,
     pub summary: BTreeMap<String, usize>,
     pub total: usize,
+    /// Rows left out because a resend of them was delivered (not in `total` or `summary`).
+    pub resolved: usize,
     pub items: Vec<UndeliveredItem>,
     pub next_cursor: Option<String>,
 }
@@ -157,13 +162,76 @@ pub fn undelivered(relay: &Relay, days: Option<&str>, since: Option<&str>, until
         return Err(AdminError::bad("since", "since is after until"));
     }
     let latest = latest_statuses(relay, since, until)?;
-    let mut items: Vec<UndeliveredItem> = latest.into_values().filter_map(|e| item_of(e, &wanted)).collect();
+    let done = resolved_by_resend(relay, since)?;
+    let mut items: Vec<UndeliveredItem> = Vec::with_capacity(latest.len());
+    let mut resolved = 0;
+    for (id, e) in latest {
+        let Some(item) = item_of(e, &wanted) else { continue };
+        if done.contains(&id) {
+            resolved += 1;
+        } else {
+            items.push(item);
+        }
+    }
     items.sort_by(|a, b| (a.time, &a.queue_id, &a.recipient).cmp(&(b.time, &b.queue_id, &b.recipient)));
     let mut summary = BTreeMap::new();
     for i in &items {
         *summary.entry(i.status.as_str().to_string()).or_insert(0) += 1;
     }
-    Ok(UndeliveredReport { since, until, summary, total: items.len(), items, next_cursor: None })
+    Ok(UndeliveredReport { since, until, summary, total: items.len(), resolved, items, next_cursor: None })
+}
+
+/// Most `resent` events read to find the resends that were delivered.
+const MAX_RESENT: usize = 20_000;
+
+/// A report row's identity: (queue id, normalised recipient), as [`resolved_by_resend`] names rows.
+pub fn row_id(i: &UndeliveredItem) -> (String, String) {
+    (i.queue_id.clone().unwrap_or_default(), suppression_key(&i.recipient).unwrap_or_else(|| i.recipient.to_lowercase()))
+}
+
+/// The (queue id, recipient) rows whose message was resent and whose resend was delivered: to
+/// the same address, or to the one (corrected) address it was resent to. Reads the `resent`
+/// events from `delivery.max_age` before `since` on (a row's latest status may be set after
+/// its resend: a deferred original that expires later), and each resend's own events.
+pub fn resolved_by_resend(relay: &Relay, since: Timestamp) -> Result<HashSet<(String, String)>, AdminError> {
+    let mut out = HashSet::new();
+    let mut delivered_of: HashMap<String, (HashSet<String>, HashSet<String>)> = HashMap::new();
+    let from = since.minus(relay.cfg.delivery.max_age.0);
+    let mut q = EventQuery { statuses: vec!["resent".into()], since: Some(from), limit: 1000, ..Default::default() };
+    let mut seen = 0;
+    loop {
+        let page = relay.store.query_events(&q)?;
+        seen += page.events.len();
+        for e in &page.events {
+            let (Some(linked), Some(qid), Some(rcpt)) = (e.linked_queue_id.as_deref(), e.queue_id.as_deref(), e.recipient.as_deref().and_then(suppression_key)) else { continue };
+            if !delivered_of.contains_key(linked) {
+                delivered_of.insert(linked.to_string(), outcome_of(relay, linked)?);
+            }
+            let (rcpts, delivered) = &delivered_of[linked];
+            if delivered.contains(&rcpt) || (rcpts.len() == 1 && delivered.len() == 1) {
+                out.insert((qid.to_string(), rcpt));
+            }
+        }
+        match page.next_cursor {
+            Some(c) if seen < MAX_RESENT => q.cursor = Some(c),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// A message's recipients and those of them delivered, from its events.
+fn outcome_of(relay: &Relay, queue_id: &str) -> Result<(HashSet<String>, HashSet<String>), AdminError> {
+    let Some(id) = crate::store::queue::parse_queue_id(queue_id) else { return Ok(Default::default()) };
+    let page = relay.store.query_events(&EventQuery { queue_id: Some(id), limit: 1000, ascending: true, ..Default::default() })?;
+    let (mut rcpts, mut delivered) = (HashSet::new(), HashSet::new());
+    for e in page.events {
+        let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
+        if e.status.status() == Some(Status::Delivered) {
+            delivered.insert(r.clone());
+        }
+        rcpts.insert(r);
+    }
+    Ok((rcpts, delivered))
 }
 
 fn item_of(e: Event, wanted: &[String]) -> Option<UndeliveredItem> {

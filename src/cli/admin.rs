@@ -147,7 +147,7 @@ async fn undelivered(api: &ApiClient, out: &mut Out<'_>, days: Option<u32>, stat
     let v = api.get(&format!("/v1/reports/undelivered{}", query(&[("days", days.map(|d| d.to_string())), ("status", status)]))).await?;
     if out.json {
         out.json_lines(&items(&v));
-        out.json_lines(&[json!({"summary": v["summary"], "total": v["total"], "since": v["since"], "until": v["until"]})]);
+        out.json_lines(&[json!({"summary": v["summary"], "total": v["total"], "resolved": v["resolved"], "since": v["since"], "until": v["until"]})]);
         return Ok(());
     }
     let cols = [("RECIPIENT", "recipient"), ("STATUS", "status"), ("TIME", "time"), ("QUEUE ID", "queue_id"), ("REASON", "reason"), ("DIAGNOSTIC", "diagnostic")];
@@ -158,6 +158,9 @@ async fn undelivered(api: &ApiClient, out: &mut Out<'_>, days: Option<u32>, stat
         for (k, n) in m {
             out.line(&format!("  {k:<13} {n}"));
         }
+    }
+    if let Some(n) = v["resolved"].as_u64().filter(|n| *n > 0) {
+        out.line(&format!("({n} resolved by a delivered resend, not listed)"));
     }
     Ok(())
 }

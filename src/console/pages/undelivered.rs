@@ -3,17 +3,17 @@
 //! days), by status, searched by recipient, newest first, paged by a cursor;
 //! each row links to its message and (for operators) has a Resend form with a
 //! corrected address. A row whose recipient was resent and whose resend was
-//! delivered leaves the report (its own status stays in the log). CSV export at
+//! delivered leaves the report, as it leaves `rebound report undelivered` and the
+//! API's ([`admin::resolved_by_resend`]; its own status stays in the log). CSV export at
 //! `/ui/undelivered.csv` with the same parameters. Without a search a page is read
 //! index first ([`by_index`]), so it costs the 50 rows it shows, not the whole report.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{UNDELIVERED, date_bound, day, options, read};
-use crate::address::suppression_key;
 use crate::admin::{self, AdminError, UndeliveredItem, csv_cell};
 use crate::console::html::{self, action_form, esc, esc_opt, next_link, status, time};
 use crate::console::http::{Form, query_string};
@@ -26,8 +26,6 @@ use crate::time::Timestamp;
 
 /// Rows per page.
 pub const PAGE: usize = 50;
-/// Most `resent` events read to find resends that were delivered.
-const MAX_RESENT: usize = 20_000;
 
 /// The page's parameters (SPEC §9: `from`, `to`, `status`, `q`, plus `cursor`).
 #[derive(Debug, Clone, Default)]
@@ -63,67 +61,19 @@ pub struct View {
     pub next_cursor: Option<String>,
 }
 
-/// Every matching row, newest first, and how many were resolved by a delivered resend.
+/// Every matching row, newest first, and how many were resolved by a delivered resend
+/// ([`admin::undelivered`] leaves those out, for the CLI and the API as well).
 pub fn rows(relay: &Relay, f: &Filters) -> Result<(Timestamp, Timestamp, Vec<UndeliveredItem>, usize), AdminError> {
     let since = date_bound(f.from.as_deref(), false);
     let until = date_bound(f.to.as_deref(), true);
     let report = admin::undelivered(relay, None, since.as_deref(), until.as_deref(), f.status.as_deref())?;
-    let resolved = resolved_by_resend(relay, report.since)?;
     let needle = f.q.as_deref().map(str::to_lowercase);
-    let before = report.items.len();
-    let mut items: Vec<UndeliveredItem> = report.items.into_iter().filter(|i| !resolved.contains(&row_id(i))).collect();
-    let hidden = before - items.len();
+    let mut items = report.items;
     if let Some(n) = &needle {
         items.retain(|i| i.recipient.to_lowercase().contains(n.as_str()));
     }
     items.reverse();
-    Ok((report.since, report.until, items, hidden))
-}
-
-fn row_id(i: &UndeliveredItem) -> (String, String) {
-    (i.queue_id.clone().unwrap_or_default(), suppression_key(&i.recipient).unwrap_or_else(|| i.recipient.to_lowercase()))
-}
-
-/// (queue id, recipient) pairs resent since `since` whose resend was delivered: to the same
-/// address, or to the one (corrected) address it was resent to.
-pub fn resolved_by_resend(relay: &Relay, since: Timestamp) -> Result<HashSet<(String, String)>, AdminError> {
-    let mut out = HashSet::new();
-    let mut delivered_of: HashMap<String, (HashSet<String>, HashSet<String>)> = HashMap::new();
-    let mut q = EventQuery { statuses: vec!["resent".into()], since: Some(since), limit: 1000, ..Default::default() };
-    let mut seen = 0;
-    loop {
-        let page = relay.store.query_events(&q)?;
-        seen += page.events.len();
-        for e in &page.events {
-            let (Some(linked), Some(qid), Some(rcpt)) = (e.linked_queue_id.as_deref(), e.queue_id.as_deref(), e.recipient.as_deref().and_then(suppression_key)) else { continue };
-            if !delivered_of.contains_key(linked) {
-                delivered_of.insert(linked.to_string(), outcome_of(relay, linked)?);
-            }
-            let (rcpts, delivered) = &delivered_of[linked];
-            if delivered.contains(&rcpt) || (rcpts.len() == 1 && delivered.len() == 1) {
-                out.insert((qid.to_string(), rcpt));
-            }
-        }
-        match page.next_cursor {
-            Some(c) if seen < MAX_RESENT => q.cursor = Some(c),
-            _ => return Ok(out),
-        }
-    }
-}
-
-/// A message's recipients and those of them delivered, from its events.
-fn outcome_of(relay: &Relay, queue_id: &str) -> Result<(HashSet<String>, HashSet<String>), AdminError> {
-    let Some(id) = crate::store::queue::parse_queue_id(queue_id) else { return Ok(Default::default()) };
-    let page = relay.store.query_events(&EventQuery { queue_id: Some(id), limit: 1000, ascending: true, ..Default::default() })?;
-    let (mut rcpts, mut delivered) = (HashSet::new(), HashSet::new());
-    for e in page.events {
-        let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
-        if e.status.status() == Some(Status::Delivered) {
-            delivered.insert(r.clone());
-        }
-        rcpts.insert(r);
-    }
-    Ok((rcpts, delivered))
+    Ok((report.since, report.until, items, report.resolved))
 }
 
 /// The cursor of a row: its time, queue id and recipient.
@@ -177,7 +127,7 @@ pub fn by_index(relay: &Relay, f: &Filters) -> Result<View, AdminError> {
     let (since, until, wanted) = window(relay, f)?;
     let mut entries = relay.store.current_between(since, until, |s| wanted.contains(&s))?;
     entries.sort_by_key(|c| std::cmp::Reverse((c.time, c.event)));
-    let resolved = resolved_by_resend(relay, since)?;
+    let resolved = admin::resolved_by_resend(relay, since)?;
     let mut counts = std::collections::BTreeMap::new();
     for c in &entries {
         *counts.entry(c.status.as_str().to_string()).or_insert(0usize) += 1;
@@ -193,7 +143,7 @@ pub fn by_index(relay: &Relay, f: &Filters) -> Result<View, AdminError> {
             break;
         }
         let Some(item) = relay.store.event_of(c)?.and_then(item_of) else { continue };
-        if !resolved.contains(&row_id(&item)) {
+        if !resolved.contains(&admin::row_id(&item)) {
             rows.push(item);
         }
     }
