@@ -522,11 +522,24 @@ pub struct DkimConfig {
     pub key_dir: Option<PathBuf>,
     /// Route keys of `[delivery.routes]` (a domain or `"*"`), or `"relayhost"`, whose mail is not signed.
     pub skip_routes: Vec<String>,
+    /// How often the daemon looks up a pending rotation's new records (`rebound dkim rotate`).
+    pub rotation_check: Dur,
+    /// How long a replaced selector's record stays needed (mail in transit) before it is
+    /// listed as retire-able.
+    pub rotation_grace: Dur,
 }
 
 impl Default for DkimConfig {
     fn default() -> Self {
-        DkimConfig { domains: Vec::new(), selector: "rb1".into(), algorithms: vec![DkimAlgorithm::RsaSha256], key_dir: None, skip_routes: Vec::new() }
+        DkimConfig {
+            domains: Vec::new(),
+            selector: "rb1".into(),
+            algorithms: vec![DkimAlgorithm::RsaSha256],
+            key_dir: None,
+            skip_routes: Vec::new(),
+            rotation_check: Dur(Duration::from_secs(300)),
+            rotation_grace: Dur(Duration::from_secs(7 * 86400)),
+        }
     }
 }
 
@@ -550,6 +563,9 @@ impl DkimConfig {
         }
         if self.algorithms.iter().enumerate().any(|(i, a)| self.algorithms[..i].contains(a)) {
             return Some(("dkim.algorithms", "an algorithm is listed twice".into()));
+        }
+        if self.rotation_check.0.is_zero() {
+            return Some(("dkim.rotation_check", "must be greater than zero".into()));
         }
         None
     }

@@ -53,7 +53,7 @@ async fn dispatch(api: &ApiClient, out: &mut Out<'_>, cmd: Cmd) -> Res {
             Ok(())
         }
         Cmd::Ingest { files } => ingest(api, out, files).await,
-        Cmd::Serve | Cmd::CheckConfig | Cmd::Parse { .. } | Cmd::Sink { .. } | Cmd::Dns { .. } | Cmd::Console(_) => Ok(()),
+        Cmd::Serve | Cmd::CheckConfig | Cmd::Parse { .. } | Cmd::Sink { .. } | Cmd::Dns { .. } | Cmd::Dkim(_) | Cmd::Console(_) => Ok(()),
     }
 }
 

@@ -34,6 +34,8 @@ pub enum DnsCmdError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Dkim,
+    /// A replaced selector's key, still needed while its grace period runs.
+    DkimOld,
     Spf,
     Dmarc,
     Mx,
@@ -42,7 +44,7 @@ enum Kind {
 impl Kind {
     fn label(self) -> &'static str {
         match self {
-            Kind::Dkim => "DKIM",
+            Kind::Dkim | Kind::DkimOld => "DKIM",
             Kind::Spf => "SPF",
             Kind::Dmarc => "DMARC",
             Kind::Mx => "MX",
@@ -51,7 +53,7 @@ impl Kind {
 
     /// Whether a missing or different record fails `--check`.
     fn required(self) -> bool {
-        self != Kind::Dmarc
+        !matches!(self, Kind::Dmarc | Kind::DkimOld)
     }
 }
 
@@ -112,15 +114,39 @@ fn plan(cfg: &Config, domains: &[String], egress: &[IpAddr]) -> Result<Plan, Dns
     let bounce = normalise_domain(&cfg.bounces.domain);
     let spf = spf_value(egress);
     let signer = crate::outbound::dkim::prepare(cfg)?;
-    let published = signer.as_ref().map(|s| s.records().to_vec()).unwrap_or_default();
+    let published = signer.as_ref().map(|s| s.records()).unwrap_or_default();
+    let pending = signer.as_ref().map(|s| s.pending_records()).unwrap_or_default();
+    let now = crate::time::Timestamp::now();
     let (mut records, mut notes) = (Vec::new(), Vec::new());
     for d in &sending {
-        let keys: Vec<_> = published.iter().filter(|p| p.name.ends_with(&format!("._domainkey.{d}"))).collect();
+        let of_domain = |p: &&crate::outbound::dkim::Published| p.name.ends_with(&format!("._domainkey.{d}"));
+        let keys: Vec<_> = published.iter().filter(of_domain).collect();
         if keys.is_empty() {
             notes.push(format!("; {d}: no DKIM key (add it to dkim.domains)"));
         }
         for p in keys {
             records.push(Wanted { kind: Kind::Dkim, name: p.name.clone(), value: p.value.clone(), zone_line: p.zone_line.clone() });
+        }
+        for p in pending.iter().filter(of_domain) {
+            let zone_line = format!("{} ; pending rotation to {}: signing switches once it resolves", p.zone_line, p.selector);
+            records.push(Wanted { kind: Kind::Dkim, name: p.name.clone(), value: p.value.clone(), zone_line });
+        }
+        let retired = signer.as_ref().and_then(|s| s.state(d)).map(|st| st.retired).unwrap_or_default();
+        for r in retired {
+            let until = crate::outbound::dkim::RotationState::retire_after(&r, cfg.dkim.rotation_grace.0);
+            if now >= until {
+                notes.push(format!("; {d}: selector {} replaced {}, retire-able since {until}; you may remove:", r.selector, r.switched));
+                notes.extend(super::dkim::retired_lines(cfg, d, &r.selector).into_iter().map(|l| format!(";   {l}")));
+                continue;
+            }
+            for &alg in &cfg.dkim.algorithms {
+                let dir = cfg.dkim.key_dir(&cfg.server.data_dir);
+                let dns = alg.dns_selector(&r.selector);
+                if let Ok(Some(k)) = crate::outbound::dkim::keys::load_existing(&dir, d, &r.selector, alg) {
+                    let zone_line = format!("{} ; replaced {}, keep until {until}", k.zone_line(&dns, d), r.switched);
+                    records.push(Wanted { kind: Kind::DkimOld, name: format!("{dns}._domainkey.{d}"), value: k.txt_value(), zone_line });
+                }
+            }
         }
         records.push(txt(Kind::Spf, d, &spf));
         records.push(txt(Kind::Dmarc, &format!("_dmarc.{d}"), &format!("v=DMARC1; p=none; rua=mailto:dmarc@{d}")));
@@ -202,7 +228,7 @@ async fn check_one(resolver: &TokioResolver, r: &Wanted, egress: &[IpAddr]) -> R
     }
     let found = txt_values(resolver, &r.name).await?;
     match r.kind {
-        Kind::Dkim => dkim_verdict(&r.value, &found),
+        Kind::Dkim | Kind::DkimOld => dkim_verdict(&r.value, &found),
         Kind::Spf => spf_verdict(&r.value, &found, egress),
         _ => dmarc_verdict(&found),
     }

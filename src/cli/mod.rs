@@ -6,6 +6,7 @@
 mod admin;
 pub mod client;
 mod console;
+mod dkim;
 mod dns;
 mod locate;
 mod output;
@@ -68,6 +69,9 @@ pub enum Cmd {
         #[arg(value_name = "DOMAIN")]
         domains: Vec<String>,
     },
+    /// DKIM key rotation: `rotate DOMAIN` makes the next selector's keys, `status` shows where it stands.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCmd),
     /// The web console (`/ui/` on the admin listener): `hash-password` for `[[api.users]]`.
     #[command(subcommand)]
     Console(console::ConsoleCmd),
@@ -277,6 +281,7 @@ pub fn run(cli: Cli) -> i32 {
         },
         Cmd::CheckConfig => check_config(&cfg, path),
         Cmd::Dns { check, egress, domains } => dns::run(&cfg, &domains, &egress, check),
+        Cmd::Dkim(c) => dkim::run(&cfg, c),
         cmd => match locate::admin_config(cfg, path.is_some()) {
             Ok(cfg) => admin::run(&cfg, cli.json, cmd),
             Err(e) => {

@@ -7,10 +7,14 @@
 //! DSNs rebound writes itself and routes in `dkim.skip_routes` go unsigned.
 
 pub mod keys;
+pub mod rotation;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::Duration;
 
 use mail_auth::common::crypto::DkimKey;
 use mail_auth::common::headers::HeaderWriter;
@@ -20,8 +24,10 @@ use crate::address::normalise_domain;
 use crate::config::{Config, DkimAlgorithm};
 use crate::relay::Relay;
 use crate::store::queue::MessageRecord;
+use crate::time::Timestamp;
 
 pub use keys::{KeyError, LoadedKey};
+pub use rotation::{RotationError, RotationState};
 
 /// RFC 6376 §5.4.1's recommended header fields, and the MIME fields.
 pub const SIGNED_HEADERS: &[&str] = &[
@@ -48,6 +54,8 @@ pub enum DkimError {
     Key { domain: String, source: KeyError },
     #[error("DKIM signing as {domain}: {source}")]
     Sign { domain: String, source: mail_auth::Error },
+    #[error(transparent)]
+    Rotation(#[from] RotationError),
 }
 
 /// One domain's key for one algorithm.
@@ -56,12 +64,24 @@ struct DomainKey {
     signer: DkimSigner<DkimKey, Done>,
 }
 
-/// All keys of a `[dkim]` section, ready to sign. Cheap to share.
-pub struct Signer {
-    /// Normalised signing domains, each with one key per algorithm.
-    keys: HashMap<String, Vec<DomainKey>>,
-    /// Per key, for the start-up log and `rebound dns`.
+/// One domain's keys in use, and the records of a pending rotation.
+struct DomainKeys {
+    state: RotationState,
+    keys: Vec<DomainKey>,
     records: Vec<Published>,
+    pending: Vec<Published>,
+}
+
+/// All keys of a `[dkim]` section, ready to sign. Cheap to share; a rotation swaps a
+/// domain's keys in place.
+pub struct Signer {
+    dir: PathBuf,
+    /// `dkim.selector`, where every rotation chain starts.
+    selector: String,
+    algorithms: Vec<DkimAlgorithm>,
+    /// Normalised signing domains in config order.
+    order: Vec<String>,
+    domains: HashMap<String, RwLock<Arc<DomainKeys>>>,
 }
 
 /// The DNS record one key needs.
@@ -75,12 +95,59 @@ pub struct Published {
     pub zone_line: String,
     /// The private key file.
     pub key_file: std::path::PathBuf,
+    /// The selector of the rotation chain (`rb2`; the Ed25519 key's DNS name is `rb2-ed25519`).
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+}
+
+impl Published {
+    fn of(loaded: &LoadedKey, selector: &str, domain: &str) -> Published {
+        let dns = loaded.algorithm.dns_selector(selector);
+        Published {
+            name: format!("{dns}._domainkey.{domain}"),
+            value: loaded.txt_value(),
+            zone_line: loaded.zone_line(&dns, domain),
+            key_file: loaded.path.clone(),
+            selector: selector.to_string(),
+            algorithm: loaded.algorithm,
+        }
+    }
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("domains", &self.keys.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Signer").field("domains", &self.order).finish()
     }
+}
+
+/// The keys of `state.current` (and of a pending selector), loaded or created.
+fn load_domain(dir: &Path, domain: &str, algorithms: &[DkimAlgorithm], state: RotationState) -> Result<DomainKeys, DkimError> {
+    let key_err = |source| DkimError::Key { domain: domain.to_string(), source };
+    let (mut keys, mut records, mut pending) = (Vec::new(), Vec::new(), Vec::new());
+    for &alg in algorithms {
+        let loaded = keys::load_or_create(dir, domain, &state.current, alg).map_err(key_err)?;
+        records.push(Published::of(&loaded, &state.current, domain));
+        let built = DkimSigner::from_key(loaded.key)
+            .domain(domain.to_string())
+            .selector(alg.dns_selector(&state.current))
+            .headers(header_list())
+            .header_canonicalization(Canonicalization::Relaxed)
+            .body_canonicalization(Canonicalization::Relaxed);
+        keys.push(DomainKey { algorithm: alg, signer: built });
+        if let Some(p) = &state.pending {
+            let next = keys::load_or_create(dir, domain, &p.selector, alg).map_err(key_err)?;
+            pending.push(Published::of(&next, &p.selector, domain));
+        }
+    }
+    Ok(DomainKeys { state, keys, records, pending })
+}
+
+/// Rotation checks run since start (each resolves a pending rotation's records once).
+static ROTATION_CHECKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times a pending rotation's records were looked up since start.
+pub fn rotation_checks() -> u64 {
+    ROTATION_CHECKS.load(Ordering::Relaxed)
 }
 
 impl Signer {
@@ -91,45 +158,68 @@ impl Signer {
             return Ok(None);
         }
         let dir = d.key_dir(&cfg.server.data_dir);
-        let mut signer = Signer { keys: HashMap::new(), records: Vec::new() };
+        let mut signer = Signer { dir, selector: d.selector.clone(), algorithms: d.algorithms.clone(), order: Vec::new(), domains: HashMap::new() };
         for domain in d.domains.iter().map(|x| normalise_domain(x)) {
-            for &alg in &d.algorithms {
-                let selector = alg.dns_selector(&d.selector);
-                let loaded = keys::load_or_create(&dir, &domain, &d.selector, alg).map_err(|source| DkimError::Key { domain: domain.clone(), source })?;
-                signer.records.push(Published {
-                    name: format!("{selector}._domainkey.{domain}"),
-                    value: loaded.txt_value(),
-                    zone_line: loaded.zone_line(&selector, &domain),
-                    key_file: loaded.path.clone(),
-                });
-                let built = DkimSigner::from_key(loaded.key)
-                    .domain(domain.clone())
-                    .selector(selector)
-                    .headers(header_list())
-                    .header_canonicalization(Canonicalization::Relaxed)
-                    .body_canonicalization(Canonicalization::Relaxed);
-                signer.keys.entry(domain.clone()).or_default().push(DomainKey { algorithm: alg, signer: built });
+            if signer.domains.contains_key(&domain) {
+                continue;
             }
+            let stored = rotation::load(&signer.dir, &domain)?;
+            if let Some(s) = stored.as_ref().filter(|s| s.configured != d.selector) {
+                tracing::warn!(domain, rotated_to = %s.current, selector = %d.selector, "dkim.selector is not the selector the rotation state started from: signing with dkim.selector");
+            }
+            let state = RotationState::effective(stored, &d.selector);
+            let keys = load_domain(&signer.dir, &domain, &signer.algorithms, state)?;
+            signer.domains.insert(domain.clone(), RwLock::new(Arc::new(keys)));
+            signer.order.push(domain);
         }
         Ok(Some(signer))
     }
 
-    /// The TXT record of each key.
-    pub fn records(&self) -> &[Published] {
-        &self.records
+    fn keys_of(&self, domain: &str) -> Option<Arc<DomainKeys>> {
+        self.domains.get(domain).map(|k| k.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    fn each<T>(&self, f: impl Fn(&DomainKeys) -> Vec<T>) -> Vec<T> {
+        self.order.iter().filter_map(|d| self.keys_of(d)).flat_map(|k| f(&k)).collect()
+    }
+
+    /// The TXT record of each key signing now.
+    pub fn records(&self) -> Vec<Published> {
+        self.each(|k| k.records.clone())
+    }
+
+    /// The TXT records of pending rotations: publish them, and signing switches.
+    pub fn pending_records(&self) -> Vec<Published> {
+        self.each(|k| k.pending.clone())
+    }
+
+    /// The rotation state of `domain` in effect (a fresh one when never rotated).
+    pub fn state(&self, domain: &str) -> Option<RotationState> {
+        self.keys_of(&normalise_domain(domain)).map(|k| k.state.clone())
+    }
+
+    /// The signing domains, normalised, in config order.
+    pub fn domains(&self) -> &[String] {
+        &self.order
+    }
+
+    /// The key directory.
+    pub fn key_dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The signing domain for a From domain: itself, else its nearest listed parent.
     pub fn choose(&self, from_domain: &str) -> Option<&str> {
-        choose_domain(from_domain, |d| self.keys.contains_key(d)).and_then(|d| self.keys.get_key_value(d.as_str()).map(|(k, _)| k.as_str()))
+        choose_domain(from_domain, |d| self.domains.contains_key(d)).and_then(|d| self.domains.get_key_value(d.as_str()).map(|(k, _)| k.as_str()))
     }
 
     /// `message` with its DKIM-Signature headers prepended; `None` when no listed domain matches its From.
     pub fn sign(&self, message: &[u8]) -> Result<Option<Vec<u8>>, DkimError> {
         let Some(from) = from_domain(message) else { return Ok(None) };
         let Some(domain) = self.choose(&from) else { return Ok(None) };
+        let Some(keys) = self.keys_of(domain) else { return Ok(None) };
         let mut headers = Vec::new();
-        for k in &self.keys[domain] {
+        for k in &keys.keys {
             let sig = k.signer.sign(message).map_err(|source| DkimError::Sign { domain: domain.to_string(), source })?;
             headers.push(sig.to_header());
         }
@@ -141,7 +231,92 @@ impl Signer {
 
     /// The algorithms configured for `domain`, in signing order.
     pub fn algorithms(&self, domain: &str) -> Vec<DkimAlgorithm> {
-        self.keys.get(domain).map(|v| v.iter().map(|k| k.algorithm).collect()).unwrap_or_default()
+        self.keys_of(domain).map(|k| k.keys.iter().map(|k| k.algorithm).collect()).unwrap_or_default()
+    }
+
+    /// Reads `domain`'s state file again and loads the keys it names when it changed
+    /// (a `rebound dkim rotate` meanwhile). Blocking.
+    pub fn refresh(&self, domain: &str) -> Result<bool, DkimError> {
+        let Some(slot) = self.domains.get(domain) else { return Ok(false) };
+        let state = RotationState::effective(rotation::load(&self.dir, domain)?, &self.selector);
+        if self.keys_of(domain).is_some_and(|k| k.state == state) {
+            return Ok(false);
+        }
+        let keys = load_domain(&self.dir, domain, &self.algorithms, state)?;
+        if let Some(p) = &keys.state.pending {
+            for r in &keys.pending {
+                tracing::info!(domain, selector = %p.selector, "DKIM rotation pending; signing switches once this resolves: {}", r.zone_line);
+            }
+        }
+        *slot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(true)
+    }
+
+    /// Makes `domain`'s pending selector the signing one, at `now`, when the state on disk
+    /// still names the pending rotation in use: the new keys are loaded, then the state is
+    /// written through `save`, and only once that succeeded are the keys swapped. Blocking.
+    pub fn switch_with(&self, domain: &str, now: Timestamp, save: impl FnOnce(&Path, &str, &RotationState) -> Result<(), RotationError>) -> Result<bool, DkimError> {
+        let Some(slot) = self.domains.get(domain) else { return Ok(false) };
+        let _lock = rotation::lock(&self.dir, domain)?;
+        let stored = RotationState::effective(rotation::load(&self.dir, domain)?, &self.selector);
+        let in_use = self.keys_of(domain).map(|k| k.state.clone());
+        if in_use.as_ref() != Some(&stored) {
+            return Ok(false); // changed on disk meanwhile: the next refresh looks again
+        }
+        let Some(next) = stored.switched(now) else { return Ok(false) };
+        let keys = load_domain(&self.dir, domain, &self.algorithms, next.clone())?;
+        save(&self.dir, domain, &next)?;
+        *slot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        let old = stored.current;
+        tracing::info!(domain, selector = %next.current, previous = %old, "DKIM rotation: the new records resolve; signing with the new selector");
+        Ok(true)
+    }
+
+    /// [`Signer::switch_with`] writing the state file.
+    pub fn switch(&self, domain: &str, now: Timestamp) -> Result<bool, DkimError> {
+        self.switch_with(domain, now, rotation::save)
+    }
+
+    /// One pass of the rotation watcher: each domain's state re-read, and each pending
+    /// rotation whose every record resolves (through `nameservers`) to our keys switched.
+    pub async fn check_rotations(self: &Arc<Self>, nameservers: &[SocketAddr], timeout: Duration) {
+        for domain in self.order.clone() {
+            let s = self.clone();
+            let d = domain.clone();
+            match tokio::task::spawn_blocking(move || s.refresh(&d)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(domain, error = %e, "DKIM rotation state not re-read");
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            let Some(keys) = self.keys_of(&domain) else { continue };
+            if keys.pending.is_empty() {
+                continue;
+            }
+            ROTATION_CHECKS.fetch_add(1, Ordering::Relaxed);
+            if !rotation::all_published(&keys.pending, nameservers, timeout).await {
+                continue;
+            }
+            let s = self.clone();
+            let d = domain.clone();
+            match tokio::task::spawn_blocking(move || s.switch(&d, Timestamp::now())).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(domain, error = %e, "DKIM rotation not switched: still signing with the current selector"),
+                Err(e) => tracing::error!(domain, error = %e, "DKIM rotation not switched"),
+            }
+        }
+    }
+}
+
+/// Checks `signer`'s pending rotations every `interval` while it is in use.
+async fn watch(signer: Weak<Signer>, nameservers: Vec<SocketAddr>, interval: Duration, timeout: Duration) {
+    loop {
+        let Some(s) = signer.upgrade() else { return };
+        s.check_rotations(&nameservers, timeout).await;
+        drop(s);
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -192,18 +367,26 @@ fn registry_key(cfg: &Config) -> String {
     format!("{:?}|{}", cfg.dkim, cfg.dkim.key_dir(&cfg.server.data_dir).display())
 }
 
-/// Builds the signer for `cfg` now (keys loaded or created) and logs each TXT record to publish.
-/// Meant for daemon start; [`sign_copy`] does it on first use otherwise.
+/// Builds the signer for `cfg` now from disk (keys loaded or created, the rotation state
+/// read), logs each TXT record to publish, and, inside a tokio runtime, starts the rotation
+/// watcher (every `dkim.rotation_check`). Meant for daemon start; [`sign_copy`] builds one
+/// on first use otherwise.
 pub fn prepare(cfg: &Config) -> Result<Option<Arc<Signer>>, DkimError> {
     let key = registry_key(cfg);
     // Held while keys are made, so two starts never create the same file at once.
     let mut signers = registry().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(found) = signers.get(&key) {
-        return Ok(found.clone());
-    }
     let signer = Signer::from_config(cfg)?.map(Arc::new);
-    for r in signer.iter().flat_map(|s| s.records()) {
-        tracing::info!(key = %r.key_file.display(), "DKIM key ready; publish: {}", r.zone_line);
+    if let Some(s) = &signer {
+        for r in s.records() {
+            tracing::info!(key = %r.key_file.display(), "DKIM key ready; publish: {}", r.zone_line);
+        }
+        for r in s.pending_records() {
+            tracing::info!(key = %r.key_file.display(), "DKIM rotation pending; signing switches once this resolves: {}", r.zone_line);
+        }
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            let (ns, every, timeout) = (cfg.delivery.nameservers.clone(), cfg.dkim.rotation_check.0, cfg.delivery.command_timeout.0);
+            h.spawn(watch(Arc::downgrade(s), ns, every, timeout));
+        }
     }
     signers.insert(key, signer.clone());
     Ok(signer)
@@ -213,6 +396,9 @@ pub fn prepare(cfg: &Config) -> Result<Option<Arc<Signer>>, DkimError> {
 fn signer_for(cfg: &Config) -> Option<Arc<Signer>> {
     if cfg.dkim.domains.is_empty() {
         return None;
+    }
+    if let Some(found) = registry().lock().unwrap_or_else(|e| e.into_inner()).get(&registry_key(cfg)) {
+        return found.clone();
     }
     prepare(cfg).unwrap_or_else(|e| {
         tracing::error!(error = %e, "DKIM signing is off: the keys could not be loaded");
@@ -333,6 +519,48 @@ mod tests {
         assert!(text.ends_with(std::str::from_utf8(msg).unwrap()));
         assert!(s.sign(b"From: a@elsewhere.test\r\n\r\nx\r\n").unwrap().is_none());
         assert!(Signer::from_config(&Config::default()).unwrap().is_none());
+    }
+
+    /// The `s=` of each DKIM-Signature header of `signed`.
+    fn selectors(signed: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(signed).replace("\r\n ", " ").replace("\r\n\t", " ");
+        text.split("\r\n").filter(|l| l.starts_with("DKIM-Signature:")).map(|l| l.split(';').find_map(|t| t.trim().strip_prefix("s=")).unwrap().trim().to_string()).collect()
+    }
+
+    #[test]
+    fn a_rotation_switches_only_after_its_state_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = cfg_with(dir.path(), vec![DkimAlgorithm::Ed25519Sha256]);
+        cfg.dkim.domains = vec!["school.example".into()];
+        let s = Signer::from_config(&cfg).unwrap().unwrap();
+        let msg = b"From: a@school.example\r\nTo: b@c.test\r\nSubject: hi\r\n\r\nbody\r\n";
+        assert_eq!(selectors(&s.sign(msg).unwrap().unwrap()), ["rb1-ed25519"]);
+        let keys = dir.path().join("dkim");
+        // What `rebound dkim rotate` writes; the signer sees it at its next refresh.
+        let pending = RotationState::fresh("rb1").begin(Timestamp(1_000));
+        rotation::save(&keys, "school.example", &pending).unwrap();
+        assert!(!s.switch("school.example", Timestamp(2_000)).unwrap(), "not switched before the refresh saw the rotation");
+        assert!(s.refresh("school.example").unwrap());
+        assert!(!s.refresh("school.example").unwrap(), "nothing new");
+        assert_eq!(s.pending_records().iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["rb2-ed25519._domainkey.school.example"]);
+        assert_eq!(selectors(&s.sign(msg).unwrap().unwrap()), ["rb1-ed25519"], "pending: still the old key");
+        // A failed write: no switch, on disk or in use.
+        let failing = |_: &Path, _: &str, _: &RotationState| Err(RotationError::Write { path: "x".into(), source: std::io::Error::other("disk full") });
+        assert!(s.switch_with("school.example", Timestamp(2_000), failing).is_err());
+        assert_eq!(selectors(&s.sign(msg).unwrap().unwrap()), ["rb1-ed25519"]);
+        assert_eq!(rotation::load(&keys, "school.example").unwrap(), Some(pending.clone()));
+        assert_eq!(s.state("school.example").unwrap(), pending);
+        // Written: switched, and a new signer from disk agrees.
+        assert!(s.switch("school.example", Timestamp(2_000)).unwrap());
+        assert_eq!(selectors(&s.sign(msg).unwrap().unwrap()), ["rb2-ed25519"]);
+        assert!(s.pending_records().is_empty());
+        assert_eq!(s.records()[0].name, "rb2-ed25519._domainkey.school.example");
+        let fresh = Signer::from_config(&cfg).unwrap().unwrap();
+        assert_eq!(fresh.records(), s.records());
+        assert_eq!(fresh.state("school.example").unwrap().retired[0].selector, "rb1");
+        // Another dkim.selector in the config takes over from the rotation chain.
+        cfg.dkim.selector = "manual1".into();
+        assert_eq!(Signer::from_config(&cfg).unwrap().unwrap().records()[0].name, "manual1-ed25519._domainkey.school.example");
     }
 
     #[test]

@@ -88,6 +88,18 @@ pub fn load_or_create(dir: &Path, domain: &str, selector: &str, algorithm: DkimA
     Ok(LoadedKey { key, algorithm, public, path, created })
 }
 
+/// Loads the key at its path; `None` when the file is absent (never creates one).
+pub fn load_existing(dir: &Path, domain: &str, selector: &str, algorithm: DkimAlgorithm) -> Result<Option<LoadedKey>, KeyError> {
+    let path = key_path(dir, domain, selector, algorithm);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(KeyError::Read { path, source }),
+    };
+    let (key, public) = parse(&path, &bytes, algorithm)?;
+    Ok(Some(LoadedKey { key, algorithm, public, path, created: false }))
+}
+
 fn create(path: &Path, algorithm: DkimAlgorithm) -> Result<(), KeyError> {
     let pem = match algorithm {
         DkimAlgorithm::Ed25519Sha256 => pem_encode(&Ed25519Key::generate_pkcs8().map_err(KeyError::Ed25519Generate)?),
