@@ -4,7 +4,8 @@
 //! CA-signed certificates, one self-signed, one without STARTTLS) record every
 //! connection. In `enforce` an unlisted MX is never connected to and the
 //! recipient is deferred naming the policy; `testing` delivers and counts; the
-//! policy cached in sled outlives a daemon restart with the policy server gone.
+//! policy cached in sled outlives a daemon restart with the policy server gone;
+//! `check-config` refuses an unusable `delivery.mta_sts_ca_file`, naming it.
 
 mod support_daemon;
 mod support_outbound;
@@ -352,4 +353,36 @@ async fn the_cached_policy_outlives_a_daemon_restart() {
     assert_eq!(servers[1].record().connections, 0);
     assert_eq!(servers[0].record().messages.len(), 1);
     second.stop().await;
+}
+
+/// `rebound check-config` with `delivery.mta_sts_ca_file` = `ca` (the real binary).
+fn check_config(dir: &std::path::Path, ca: &std::path::Path, mode: &str) -> (i32, String) {
+    let conf = dir.join("rebound.toml");
+    let text = format!("[server]\nhostname = \"relay.test\"\ndata_dir = \"{}\"\n[bounces]\ndomain = \"bounces.relay.test\"\n[delivery]\nmta_sts = \"{mode}\"\nmta_sts_ca_file = \"{}\"\n", dir.join("data").display(), ca.display());
+    std::fs::write(&conf, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rebound")).arg("--config").arg(&conf).arg("check-config").output().unwrap();
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn check_config_reads_the_mta_sts_ca_file_and_names_it_when_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (code, out) = check_config(dir.path(), ca.pem.path(), "enforce");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(": OK"), "{out}");
+    let missing = dir.path().join("nowhere.pem");
+    let not_pem = dir.path().join("notes.txt");
+    std::fs::write(&not_pem, "just some text\n").unwrap();
+    let bad_block = dir.path().join("bad.pem");
+    std::fs::write(&bad_block, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n").unwrap();
+    let key_only = dir.path().join("key.pem");
+    std::fs::write(&key_only, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    for (file, why) in [(&missing, "No such file"), (&not_pem, "no PEM certificate"), (&bad_block, "certificate 1"), (&key_only, "no PEM certificate")] {
+        let (code, out) = check_config(dir.path(), file, "testing");
+        assert_eq!(code, 2, "{}: {out}", file.display());
+        assert!(out.contains(&format!("delivery.mta_sts_ca_file {}: ", file.display())) && out.contains(why), "{}: {out}", file.display());
+    }
+    // With MTA-STS off the file is not used, so not read.
+    assert_eq!(check_config(dir.path(), &missing, "off").0, 0);
 }

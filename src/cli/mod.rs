@@ -299,6 +299,12 @@ fn check_config(cfg: &Config, path: Option<PathBuf>) -> i32 {
         eprintln!("rebound: {label}: {e}");
         return 2;
     }
+    if let Some(ca) = cfg.delivery.mta_sts_ca_file.as_deref().filter(|_| cfg.delivery.mta_sts != crate::config::MtaStsMode::Off)
+        && let Err(e) = crate::outbound::mta_sts::tls::check_ca_file(ca)
+    {
+        eprintln!("rebound: {label}: {e}");
+        return 2;
+    }
     println!("# {label}: OK");
     print!("{}", cfg.to_masked_toml());
     0

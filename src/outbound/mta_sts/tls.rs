@@ -42,19 +42,34 @@ pub fn roots(extra: Option<&Path>) -> Result<rustls::RootCertStore, RootsError> 
         let _ = roots.add(cert);
     }
     if let Some(path) = extra {
-        let shown = path.display().to_string();
-        let pem = std::fs::read(path).map_err(|e| RootsError::CaFile(shown.clone(), e.to_string()))?;
-        let mut n = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| RootsError::CaFile(shown.clone(), e.to_string()))?;
-            roots.add(cert).map_err(|e| RootsError::CaFile(shown.clone(), e.to_string()))?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err(RootsError::CaFile(shown, "no PEM certificate in the file".into()));
+        for cert in ca_file_certs(path)? {
+            roots.add(cert).map_err(|e| RootsError::CaFile(path.display().to_string(), e.to_string()))?;
         }
     }
     Ok(roots)
+}
+
+/// The certificates of the PEM file `path`; an error names the file (unreadable, a bad
+/// PEM block, no certificate in it).
+fn ca_file_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, RootsError> {
+    let shown = path.display().to_string();
+    let pem = std::fs::read(path).map_err(|e| RootsError::CaFile(shown.clone(), e.to_string()))?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice()).collect::<Result<Vec<_>, _>>().map_err(|e| RootsError::CaFile(shown.clone(), e.to_string()))?;
+    if certs.is_empty() {
+        return Err(RootsError::CaFile(shown, "no PEM certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// `rebound check-config`: `path` is readable and every certificate in it is a usable CA
+/// certificate. Returns how many it holds.
+pub fn check_ca_file(path: &Path) -> Result<usize, RootsError> {
+    let certs = ca_file_certs(path)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, cert) in certs.into_iter().enumerate() {
+        roots.add(cert).map_err(|e| RootsError::CaFile(path.display().to_string(), format!("certificate {}: {e}", i + 1)))?;
+    }
+    Ok(roots.len())
 }
 
 impl ValidatingTls {
