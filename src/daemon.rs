@@ -129,7 +129,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     let pid_lock = pidlock::acquire(&cfg.server.data_dir)?;
     let cfg = Arc::new(cfg);
     let relay = Relay::open(cfg.clone(), clock).map_err(|e| DaemonError::Startup(e.to_string()))?;
-    deliverer.use_policy_cache(relay.store.mta_sts_cache().map_err(|e| DaemonError::Startup(format!("MTA-STS policy cache: {e}")))?);
+    deliverer.use_policy_cache(relay.store.mta_sts_cache().map_err(|e| DaemonError::Startup(format!("MTA-STS policy cache: {e}")))?.with_clock(relay.clock.clone()));
     crate::outbound::dkim::prepare(&cfg).map_err(|e| DaemonError::Startup(e.to_string()))?; // keys loaded or made, TXT records logged
     let indexed = relay.store.backfill_current().map_err(|e| DaemonError::Startup(format!("current-status index: {e}")))?;
     if indexed > 0 {

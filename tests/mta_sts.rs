@@ -386,3 +386,34 @@ fn check_config_reads_the_mta_sts_ca_file_and_names_it_when_unusable() {
     // With MTA-STS off the file is not used, so not read.
     assert_eq!(check_config(dir.path(), &missing, "off").0, 0);
 }
+
+/// max_age is counted on the daemon's clock (a ManualClock here, years from now), not the
+/// system's: the policy is stamped with that clock's time, reused until max_age has passed
+/// on it, and fetched again after.
+#[tokio::test]
+async fn max_age_runs_on_the_injected_clock() {
+    use rebound::time::{ManualClock, Timestamp};
+    let ca = TestCa::new();
+    let policy = PolicyServer::serving(&ca, &POLICY.replace("max_age: 86400", "max_age: 3600")).await;
+    let (port, servers) = mx_servers(vec![("127.0.0.1", Script { tls: Some(ca.acceptor(&["mx1.secure.test"])), ..Script::default() })]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = rebound::store::Store::open(dir.path()).unwrap();
+    let start = Timestamp::parse_rfc3339("2031-06-01T00:00:00Z").unwrap();
+    let clock = ManualClock::new(start);
+    let records = zone("k1", vec![mx("secure.test.", 10, "mx1.secure.test."), a("mx1.secure.test.", "127.0.0.1")]);
+    let d = Deliverer::new(&delivery_config(&ca, &policy, records, port, MtaStsMode::Enforce).await, "relay.test").unwrap();
+    d.use_policy_cache(store.mta_sts_cache().unwrap().with_clock(std::sync::Arc::new(clock.clone())));
+    let send = || d.deliver("secure.test", vec![tx("s@app.test", &["a@secure.test"], b"hi\r\n")]);
+    assert_eq!(send().await[0][0].reply.code, 250);
+    let cached = store.mta_sts_cache().unwrap().get("secure.test").unwrap().unwrap();
+    let start_secs = (start.millis() / 1000) as u64;
+    assert_eq!((cached.fetched, cached.expires), (start_secs, start_secs + 3600), "stamped with the injected clock");
+    clock.advance(Duration::from_secs(3599));
+    assert_eq!(send().await[0][0].reply.code, 250);
+    assert_eq!(policy.requests(), 1, "still fresh on the injected clock");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(send().await[0][0].reply.code, 250);
+    assert_eq!(policy.requests(), 2, "expired on the injected clock: fetched again");
+    assert_eq!(store.mta_sts_cache().unwrap().get("secure.test").unwrap().unwrap().fetched, start_secs + 3600);
+    assert_eq!(servers[0].record().messages.len(), 3);
+}

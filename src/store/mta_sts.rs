@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outbound::mta_sts::policy::Policy;
 use crate::store::{Store, StoreError};
+use crate::time::{SharedClock, SystemClock};
 
 /// The tree's name.
 pub const TREE: &str = "mta_sts";
@@ -31,10 +32,11 @@ impl CachedPolicy {
     }
 }
 
-/// A handle on the cache tree. Cheap to clone.
+/// A handle on the cache tree, with the clock that decides expiry. Cheap to clone.
 #[derive(Clone)]
 pub struct PolicyCache {
     tree: sled::Tree,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for PolicyCache {
@@ -44,13 +46,24 @@ impl std::fmt::Debug for PolicyCache {
 }
 
 impl Store {
-    /// The MTA-STS policy cache in this database.
+    /// The MTA-STS policy cache in this database, on the system clock until
+    /// [`PolicyCache::with_clock`] gives it the daemon's.
     pub fn mta_sts_cache(&self) -> Result<PolicyCache, StoreError> {
-        Ok(PolicyCache { tree: self.db.open_tree(TREE)? })
+        Ok(PolicyCache { tree: self.db.open_tree(TREE)?, clock: std::sync::Arc::new(SystemClock) })
     }
 }
 
 impl PolicyCache {
+    /// This cache on `clock`: policies are stamped and expired by its time.
+    pub fn with_clock(self, clock: SharedClock) -> PolicyCache {
+        PolicyCache { clock, ..self }
+    }
+
+    /// Unix seconds now, on this cache's clock.
+    pub fn now(&self) -> u64 {
+        u64::try_from(self.clock.now().millis() / 1000).unwrap_or(0)
+    }
+
     /// The cached policy of `domain`, fresh or not. An undecodable entry is removed and
     /// reads as none (the next delivery fetches again).
     pub fn get(&self, domain: &str) -> Result<Option<CachedPolicy>, StoreError> {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
@@ -133,11 +133,13 @@ pub struct MtaSts {
     timeout: Duration,
     cache: OnceLock<PolicyCache>,
     memory: Mutex<HashMap<String, CachedPolicy>>,
-    failed: Mutex<HashMap<String, Instant>>,
+    /// Unix seconds of each domain's last failed fetch.
+    failed: Mutex<HashMap<String, u64>>,
 }
 
+/// The system clock in Unix seconds (before a cache with the daemon's clock is attached).
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    u64::try_from(crate::time::Timestamp::now().millis() / 1000).unwrap_or(0)
 }
 
 impl MtaSts {
@@ -167,9 +169,14 @@ impl MtaSts {
         }))
     }
 
-    /// Keeps policies in `cache` (the database) from now on; expired entries are dropped.
+    /// Unix seconds now: the attached cache's clock (the daemon's), else the system's.
+    fn now(&self) -> u64 {
+        self.cache.get().map_or_else(unix_now, PolicyCache::now)
+    }
+
+    /// Keeps policies in `cache` (the database) from now on, on its clock; expired entries are dropped.
     pub fn attach(&self, cache: PolicyCache) {
-        if let Err(e) = cache.purge_expired(unix_now()) {
+        if let Err(e) = cache.purge_expired(cache.now()) {
             tracing::warn!(error = %e, "cannot purge expired MTA-STS policies");
         }
         let _ = self.cache.set(cache);
@@ -218,7 +225,7 @@ impl MtaSts {
         if domain.starts_with('[') || domain.is_empty() {
             return None;
         }
-        let now = unix_now();
+        let now = self.now();
         let cached = self.cached(&domain).filter(|c| c.is_fresh(now));
         let id = match self.txt_id(&domain).await {
             Ok(Some(id)) => id,
@@ -242,7 +249,7 @@ impl MtaSts {
             Err(e) => {
                 FETCH_FAILED.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(domain, error = %e, cached = cached.is_some(), "MTA-STS policy fetch failed");
-                self.failed.lock().unwrap_or_else(|p| p.into_inner()).insert(domain.clone(), Instant::now());
+                self.failed.lock().unwrap_or_else(|p| p.into_inner()).insert(domain.clone(), now);
                 cached
             }
         }
@@ -274,8 +281,9 @@ impl MtaSts {
     }
 
     fn backing_off(&self, domain: &str) -> bool {
+        let now = self.now();
         let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-        failed.retain(|_, at| at.elapsed() < FETCH_BACKOFF);
+        failed.retain(|_, at| now >= *at && now - *at < FETCH_BACKOFF.as_secs());
         failed.contains_key(domain)
     }
 
