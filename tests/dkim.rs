@@ -4,7 +4,7 @@
 //! public keys — a two-recipient message (each copy, with its own
 //! List-Unsubscribe), a long-line HTML body (re-encoded before signing) and an
 //! 8-bit body; one changed body byte makes them fail; mail from an unlisted
-//! domain goes out unsigned.
+//! domain goes out unsigned. The copies of one message share one body hash.
 
 mod support_daemon;
 mod support_outbound;
@@ -115,6 +115,7 @@ async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
     .await;
     let smtp = d.smtp_addrs[0];
     let unsigned_before = rebound::outbound::dkim::unsigned_total();
+    let reused_before = rebound::outbound::dkim::body_hash_counts().1;
 
     let plain = message("\"News\" <news@mail.school.example>", "a@dest.test, b@dest.test", "two", "Content-Type: text/plain\r\n", b"Hello both.\r\n.leading dot\r\n");
     send_bytes(smtp, "news@mail.school.example", &["a@dest.test", "b@dest.test"], &plain);
@@ -160,6 +161,7 @@ async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
     let twos: Vec<&Vec<u8>> = ours.iter().filter(|m| subject(m) == "two").collect();
     assert_eq!(twos.len(), 2);
     assert_ne!(header_block(twos[0]), header_block(twos[1]), "the two copies should differ (own token and link)");
+    assert!(rebound::outbound::dkim::body_hash_counts().1 > reused_before, "the second copy reused the first one's body hash");
     let html_copy = ours.iter().find(|m| subject(m) == "html").unwrap();
     assert!(header_block(html_copy).to_ascii_lowercase().contains("content-transfer-encoding: quoted-printable"), "long line not re-encoded");
     assert!(ours.iter().any(|m| subject(m) == "eight" && String::from_utf8_lossy(m).contains("Grüße")), "8-bit body changed");

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
-use mail_auth::common::crypto::DkimKey;
-use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
+use mail_auth::common::crypto::{DkimKey, SigningKey};
+use mail_auth::common::headers::{HeaderStream, HeaderWriter, Writable, Writer};
+use mail_auth::dkim::{Canonicalization, DkimSigner, Done, Signature};
 
 use crate::address::normalise_domain;
 use crate::config::{Config, DkimAlgorithm};
@@ -82,6 +82,153 @@ pub struct Signer {
     /// Normalised signing domains in config order.
     order: Vec<String>,
     domains: HashMap<String, RwLock<Arc<DomainKeys>>>,
+    /// Body hashes of recent messages, so the copies of one message hash its body once.
+    bodies: Mutex<std::collections::VecDeque<CachedBody>>,
+    /// Body hashes this signer computed (see [`body_hash_counts`]).
+    hashed: AtomicU64,
+}
+
+/// One message's body hash, and the copy it was computed from (compared byte for byte
+/// before the hash is reused: the cache key is only a hint).
+struct CachedBody {
+    key: u64,
+    copy: Arc<Vec<u8>>,
+    body_at: usize,
+    canonicalization: Canonicalization,
+    bh: Vec<u8>,
+}
+
+/// Most messages whose body hash is kept, and most bytes of copies they hold.
+const BODY_CACHE_ENTRIES: usize = 32;
+const BODY_CACHE_BYTES: usize = 64 << 20;
+
+static BODY_HASHED: AtomicU64 = AtomicU64::new(0);
+static BODY_REUSED: AtomicU64 = AtomicU64::new(0);
+
+/// `(computed, reused)` body hashes since start: a body hash is computed once per message
+/// (and shared by its RSA and Ed25519 signatures), reused for its other recipients' copies.
+pub fn body_hash_counts() -> (u64, u64) {
+    (BODY_HASHED.load(Ordering::Relaxed), BODY_REUSED.load(Ordering::Relaxed))
+}
+
+/// The header fields and body of a message exactly as mail-auth 0.13.3 splits them when
+/// it signs (its `HeaderIterator`, which is crate-private: the same scan, ported).
+struct HeaderIterator<'x> {
+    message: &'x [u8],
+    pos: usize,
+    start_pos: usize,
+}
+
+enum FieldScan {
+    Named { colon: usize, end: usize },
+    Unnamed { end: usize },
+    End { pos: usize },
+}
+
+fn scan_field(message: &[u8], start_pos: usize, from: usize) -> FieldScan {
+    let mut cur = from;
+    while let Some(rest) = message.get(cur..) {
+        let Some(offset) = rest.iter().position(|b| *b == b':' || *b == b'\n') else { break };
+        let (head, tail) = rest.split_at(offset);
+        let pos = cur + offset;
+        if tail.first() == Some(&b':') {
+            return scan_value(message, pos);
+        } else if head.last() == Some(&b'\r') || pos == start_pos {
+            return FieldScan::End { pos: pos + 1 };
+        }
+        match message.get(pos + 1) {
+            Some(b' ' | b'\t') => cur = pos + 1,
+            _ => return FieldScan::Unnamed { end: pos + 1 },
+        }
+    }
+    FieldScan::End { pos: message.len() }
+}
+
+fn scan_value(message: &[u8], colon: usize) -> FieldScan {
+    let mut cur = colon + 1;
+    while let Some(rest) = message.get(cur..) {
+        let Some(offset) = rest.iter().position(|b| *b == b'\n') else { break };
+        let pos = cur + offset;
+        match message.get(pos + 1) {
+            Some(b' ' | b'\t') => cur = pos + 1,
+            _ => return FieldScan::Named { colon, end: pos + 1 },
+        }
+    }
+    FieldScan::End { pos: message.len() }
+}
+
+impl<'x> HeaderIterator<'x> {
+    fn new(message: &'x [u8]) -> Self {
+        HeaderIterator { message, pos: 0, start_pos: 0 }
+    }
+}
+
+impl<'x> HeaderStream<'x> for HeaderIterator<'x> {
+    fn next_header(&mut self) -> Option<(&'x [u8], &'x [u8])> {
+        match scan_field(self.message, self.start_pos, self.pos) {
+            FieldScan::Named { colon, end } => {
+                let name = self.message.get(self.start_pos..colon).unwrap_or_default();
+                let value = self.message.get(colon + 1..end).unwrap_or_default();
+                (self.start_pos, self.pos) = (end, end);
+                Some((name, value))
+            }
+            FieldScan::Unnamed { end } => {
+                let name = self.message.get(self.start_pos..end).unwrap_or_default();
+                (self.start_pos, self.pos) = (end, end);
+                Some((name, b""))
+            }
+            FieldScan::End { pos } => {
+                self.pos = pos;
+                None
+            }
+        }
+    }
+
+    fn body(&mut self) -> &'x [u8] {
+        if self.pos < self.message.len() { &self.message[self.pos..] } else { b"" }
+    }
+}
+
+/// Where the body of `message` starts, as mail-auth splits it.
+fn body_offset(message: &[u8]) -> usize {
+    let mut it = HeaderIterator::new(message);
+    while it.next_header().is_some() {}
+    it.pos.min(message.len())
+}
+
+/// What the key signs: the canonical headers, then the signature header without `b=`.
+struct Signable<'a> {
+    headers: mail_auth::dkim::canonicalize::CanonicalHeaders<'a>,
+    signature: &'a Signature,
+}
+
+impl Writable for Signable<'_> {
+    fn write(self, writer: &mut impl Writer) {
+        self.headers.write(writer);
+        self.signature.write(writer, false);
+    }
+}
+
+/// mail-auth's `DkimSigner::sign` with the body hash `bh` given (computed when `None`,
+/// then returned there) and `t=` from `now`.
+fn sign_with_body_hash(signer: &DkimSigner<DkimKey, Done>, message: &[u8], bh: &mut Option<Vec<u8>>, now: u64) -> mail_auth::Result<Signature> {
+    let (_, headers, signed, body) = signer.template.canonicalize(HeaderIterator::new(message));
+    if signed.is_empty() {
+        return Err(mail_auth::Error::NoHeadersFound);
+    }
+    let mut sig = signer.template.clone();
+    sig.bh = match bh {
+        Some(b) => b.clone(),
+        None => {
+            let h = signer.key.hash(body).as_ref().to_vec();
+            *bh = Some(h.clone());
+            h
+        }
+    };
+    sig.t = now;
+    sig.h = signed;
+    sig.b = signer.key.sign(Signable { headers, signature: &sig })?;
+    Ok(sig)
 }
 
 /// The DNS record one key needs.
@@ -158,7 +305,7 @@ impl Signer {
             return Ok(None);
         }
         let dir = d.key_dir(&cfg.server.data_dir);
-        let mut signer = Signer { dir, selector: d.selector.clone(), algorithms: d.algorithms.clone(), order: Vec::new(), domains: HashMap::new() };
+        let mut signer = Signer { dir, selector: d.selector.clone(), algorithms: d.algorithms.clone(), order: Vec::new(), domains: HashMap::new(), bodies: Mutex::default(), hashed: AtomicU64::new(0) };
         for domain in d.domains.iter().map(|x| normalise_domain(x)) {
             if signer.domains.contains_key(&domain) {
                 continue;
@@ -215,18 +362,67 @@ impl Signer {
 
     /// `message` with its DKIM-Signature headers prepended; `None` when no listed domain matches its From.
     pub fn sign(&self, message: &[u8]) -> Result<Option<Vec<u8>>, DkimError> {
+        let now = u64::try_from(Timestamp::now().millis() / 1000).unwrap_or(0);
+        self.sign_at(message, now, &mut None)
+    }
+
+    /// [`Signer::sign`] at `now` (Unix seconds, `t=`), with the body hash in `bh` (computed
+    /// and stored there when `None`); every signature of the copy shares it.
+    fn sign_at(&self, message: &[u8], now: u64, bh: &mut Option<Vec<u8>>) -> Result<Option<Vec<u8>>, DkimError> {
         let Some(from) = from_domain(message) else { return Ok(None) };
         let Some(domain) = self.choose(&from) else { return Ok(None) };
         let Some(keys) = self.keys_of(domain) else { return Ok(None) };
+        let had = bh.is_some();
         let mut headers = Vec::new();
+        let mut shared: Option<(Canonicalization, Option<Vec<u8>>)> = None;
         for k in &keys.keys {
-            let sig = k.signer.sign(message).map_err(|source| DkimError::Sign { domain: domain.to_string(), source })?;
+            // One SHA-256 body hash serves every signature with the same body canonicalisation.
+            let cb = k.signer.template.cb;
+            let mut mine = match &shared {
+                Some((c, h)) if *c == cb => h.clone(),
+                None => bh.clone(),
+                _ => None,
+            };
+            let sig = sign_with_body_hash(&k.signer, message, &mut mine, now).map_err(|source| DkimError::Sign { domain: domain.to_string(), source })?;
+            if shared.is_none() {
+                *bh = mine.clone();
+                shared = Some((cb, mine));
+            }
             headers.push(sig.to_header());
+        }
+        if !had {
+            BODY_HASHED.fetch_add(1, Ordering::Relaxed);
+            self.hashed.fetch_add(1, Ordering::Relaxed);
         }
         let mut out = Vec::with_capacity(message.len() + headers.iter().map(String::len).sum::<usize>());
         headers.iter().for_each(|h| out.extend_from_slice(h.as_bytes()));
         out.extend_from_slice(message);
         Ok(Some(out))
+    }
+
+    /// [`Signer::sign`] for one recipient's copy of message `key` (its queue id), at `now`:
+    /// the body hash of an earlier copy of the same message is reused when the bodies are
+    /// byte for byte the same (copies differ only in their headers).
+    pub fn sign_copy_of(&self, key: u64, copy: &Arc<Vec<u8>>, now: u64) -> Result<Option<Vec<u8>>, DkimError> {
+        let body_at = body_offset(copy);
+        let canonicalization = Canonicalization::Relaxed;
+        let mut bh = {
+            let cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+            cache.iter().find(|c| c.key == key && c.canonicalization == canonicalization && c.copy[c.body_at..] == copy[body_at..]).map(|c| c.bh.clone())
+        };
+        let reused = bh.is_some();
+        let signed = self.sign_at(copy, now, &mut bh)?;
+        if reused {
+            BODY_REUSED.fetch_add(1, Ordering::Relaxed);
+        } else if let Some(bh) = bh.filter(|_| signed.is_some() && copy.len() <= BODY_CACHE_BYTES) {
+            let mut cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+            cache.retain(|c| c.key != key);
+            cache.push_back(CachedBody { key, copy: copy.clone(), body_at, canonicalization, bh });
+            while cache.len() > BODY_CACHE_ENTRIES || cache.iter().map(|c| c.copy.len()).sum::<usize>() > BODY_CACHE_BYTES {
+                cache.pop_front();
+            }
+        }
+        Ok(signed)
     }
 
     /// The algorithms configured for `domain`, in signing order.
@@ -440,7 +636,8 @@ pub fn sign_copy(relay: &Relay, rec: &MessageRecord, domain: &str, body: Arc<Vec
         return body;
     }
     let Some(signer) = signer_for(&relay.cfg) else { return body };
-    match off_the_workers(|| signer.sign(&body)) {
+    let now = u64::try_from(relay.now().millis() / 1000).unwrap_or(0);
+    match off_the_workers(|| signer.sign_copy_of(rec.id, &body, now)) {
         Ok(Some(signed)) => {
             SIGNED.fetch_add(1, Ordering::Relaxed);
             Arc::new(signed)
@@ -561,6 +758,54 @@ mod tests {
         // Another dkim.selector in the config takes over from the rotation chain.
         cfg.dkim.selector = "manual1".into();
         assert_eq!(Signer::from_config(&cfg).unwrap().unwrap().records()[0].name, "manual1-ed25519._domainkey.school.example");
+    }
+
+    #[test]
+    fn signatures_are_mail_auths_own_and_copies_share_one_body_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = cfg_with(dir.path(), vec![DkimAlgorithm::Ed25519Sha256, DkimAlgorithm::RsaSha256]);
+        if keys::load_or_create(&dir.path().join("dkim"), "school.example", "rb1", DkimAlgorithm::RsaSha256).is_err() {
+            cfg.dkim.algorithms = vec![DkimAlgorithm::Ed25519Sha256]; // no openssl here
+        }
+        let s = Signer::from_config(&cfg).unwrap().unwrap();
+        let messages: [&[u8]; 6] = [
+            b"From: a@school.example\r\nTo: b@c.test\r\nSubject: hi\r\n\r\nbody  with   spaces \r\n\r\n\r\n",
+            b"From: a@school.example\r\nSubject: folded\r\n  over\r\n\tlines\r\nX-Odd\r\n\r\nx\r\n",
+            b"From: a@school.example\r\nSubject: no body\r\n",
+            b"From: a@school.example\r\nSubject: empty body\r\n\r\n",
+            b"From: a@school.example\nSubject: bare LF\n\nbody\n",
+            b"From: a@school.example\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\n\xc3\xa9t\xc3\xa9 8-bit\r\n",
+        ];
+        let keys = s.keys_of("school.example").unwrap();
+        for m in messages {
+            for k in &keys.keys {
+                // Same t= as mail-auth's own signature: then the two must be identical
+                // (RSA PKCS#1 v1.5 and Ed25519 signatures are deterministic).
+                let theirs = k.signer.sign(m).unwrap();
+                let mine = sign_with_body_hash(&k.signer, m, &mut None, theirs.t).unwrap();
+                assert_eq!(mine.to_header(), theirs.to_header(), "{}", String::from_utf8_lossy(m));
+            }
+        }
+        // Two copies of one message differing in a header: the body is hashed once.
+        let body = b"Subject: x\r\nFrom: a@school.example\r\n\r\nthe same body\r\n".to_vec();
+        let copy = |token: &str| Arc::new([format!("X-Token: {token}\r\n").into_bytes(), body.clone()].concat());
+        let (first, second) = (copy("one"), copy("two"));
+        let hashed = |s: &Signer| s.hashed.load(Ordering::Relaxed);
+        let (before, reused) = (hashed(&s), body_hash_counts().1);
+        let a = s.sign_copy_of(77, &first, 1_800_000_000).unwrap().unwrap();
+        assert_eq!(hashed(&s), before + 1, "one hash for every algorithm of the copy");
+        let b = s.sign_copy_of(77, &second, 1_800_000_000).unwrap().unwrap();
+        assert_eq!(hashed(&s), before + 1, "the second copy reuses it");
+        assert!(body_hash_counts().1 > reused);
+        let theirs = s.sign_at(&second, 1_800_000_000, &mut None).unwrap().unwrap();
+        assert_eq!(b, theirs, "a reused body hash gives the signature a fresh hash gives");
+        assert_ne!(a, b);
+        // Same key, another body: hashed again, not reused.
+        let other = Arc::new(b"X-Token: three\r\nFrom: a@school.example\r\n\r\nanother body\r\n".to_vec());
+        let before = hashed(&s);
+        let c = s.sign_copy_of(77, &other, 1_800_000_000).unwrap().unwrap();
+        assert_eq!(hashed(&s), before + 1, "another body is hashed");
+        assert_eq!(c, s.sign_at(&other, 1_800_000_000, &mut None).unwrap().unwrap());
     }
 
     #[test]
