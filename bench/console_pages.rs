@@ -5,7 +5,8 @@
 //! router on loopback, signs in with the token like a browser (sign-in form,
 //! cookie, CSRF field) and times each page over HTTP, 10 requests each.
 //!
-//! `cargo run --release --example console_pages -- [N]`
+//! `cargo run --release --example console_pages -- [N] [DIR]`: with DIR the store is kept
+//! there and filled only when it is empty, so the pages can be timed again without the fill.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,14 +26,19 @@ const SUPPRESSED: usize = 20_000;
 async fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
+    let kept = std::env::args().nth(2).map(std::path::PathBuf::from);
     let mut cfg = Config::default();
-    cfg.server.data_dir = dir.path().join("data");
+    cfg.server.data_dir = kept.clone().unwrap_or_else(|| dir.path().join("data"));
     cfg.api.token = Some(Secret("bench-token".into()));
     cfg.api.listen = "127.0.0.1:0".parse().unwrap();
     std::fs::create_dir_all(&cfg.server.data_dir).unwrap();
     let relay = rebound::relay::Relay::open(Arc::new(cfg), Arc::new(SystemClock)).expect("relay");
     let fill = Instant::now();
-    tokio::task::block_in_place(|| fill_store(&relay, n));
+    if kept.is_some() && relay.store.event_count() > 0 {
+        println!("reusing the store in {} ({} events)", relay.cfg.server.data_dir.display(), relay.store.event_count());
+    } else {
+        tokio::task::block_in_place(|| fill_store(&relay, n));
+    }
     println!("filled {n} events, {WAITING} waiting messages, {SUPPRESSED} suppressions in {:.0} s; {} MB on disk", fill.elapsed().as_secs_f64(), relay.store.size_on_disk() / 1_000_000);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -254,11 +254,12 @@ fn item_of(e: Event, wanted: &[String]) -> Option<UndeliveredItem> {
 }
 
 /// The latest status-setting event of each (queue id, recipient) whose current status was
-/// set in the window, read through the current-status index (one small entry per recipient).
+/// set in the window, read through the current-status index (one small entry per recipient,
+/// with the row it shows: no event is read, see [`crate::store::current`]).
 fn latest_statuses(relay: &Relay, since: Timestamp, until: Timestamp) -> Result<HashMap<(String, String), Event>, AdminError> {
     let mut latest: HashMap<(String, String), Event> = HashMap::new();
     for c in relay.store.current_between(since, until, |s| s != Status::Delivered)? {
-        let Some(e) = relay.store.event_of(&c)? else { continue };
+        let Some(e) = relay.store.row_of(&c)? else { continue };
         let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
         latest.insert((e.queue_id.clone().unwrap_or_default(), r), e);
     }

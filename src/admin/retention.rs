@@ -166,6 +166,8 @@ async fn erase_events(relay: &Relay, key: &str, stats: &mut EraseStats) -> Resul
             return Ok(());
         }
         let mut ws = WriteSet::new();
+        // The current-status index keeps a report row naming the address.
+        relay.store.unindex_current(&mut ws, &page.events)?;
         for e in &page.events {
             ws.delete_event(e);
         }

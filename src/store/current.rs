@@ -5,13 +5,19 @@
 //! | tree | key | value |
 //! | --- | --- | --- |
 //! | `current` | queue id ‖ recipient hash | time ms ‖ event key ‖ status byte |
-//! | `current_by_time` | status byte ‖ time ms ‖ queue id ‖ recipient hash | event key ‖ status byte |
+//! | `current_by_time` | status byte ‖ time ms ‖ queue id ‖ recipient hash | event key ‖ status byte ‖ row |
 //!
 //! Keyed by status first, so the report reads only the statuses it shows: the delivered
 //! majority costs it nothing.
 //!
-//! The recipient is a hash of its normalised address, so erasing an address's events leaves
-//! nothing readable here (an entry whose event is gone is skipped).
+//! The row (not for `delivered`) is a copy of the event with only what a report row shows
+//! (queue id, Message-ID, recipient, status, class, reason, reply codes, diagnostic), as
+//! JSON, so a report, its CSV export and a search by recipient read this index alone, in
+//! order, instead of one event per row scattered over the log (about 30 µs each at 1 M
+//! events). Entries written before the row was kept (17-byte values) read the event itself.
+//!
+//! The key's recipient is a hash of its normalised address; the row names the address, so
+//! erasure takes the entries of the erased events out ([`Store::unindex_current`]).
 
 use ring::digest;
 
@@ -28,6 +34,23 @@ pub struct Current {
     pub status: Status,
     /// The key of the event that set it.
     pub event: [u8; 16],
+    /// The report row kept with the entry (JSON of a trimmed [`Event`]), if any.
+    pub row: Option<Vec<u8>>,
+}
+
+/// The copy of `ev` a report row needs (see the module doc), as JSON.
+fn row_of(ev: &Event) -> Vec<u8> {
+    let mut r = Event::new(ev.status, ev.time);
+    r.id = ev.id.clone();
+    r.queue_id = ev.queue_id.clone();
+    r.message_id = ev.message_id.clone();
+    r.recipient = ev.recipient.clone();
+    r.class = ev.class;
+    r.reason = ev.reason;
+    r.reply_code = ev.reply_code;
+    r.enhanced_status = ev.enhanced_status.clone();
+    r.diagnostic = ev.diagnostic.clone();
+    serde_json::to_vec(&r).unwrap_or_default()
 }
 
 fn rcpt_hash(address: &str) -> [u8; 8] {
@@ -71,9 +94,48 @@ impl Store {
         let by_time = by_time_key(status_byte(status), &time, &key);
         let mut current = time.to_vec();
         current.extend_from_slice(&value);
+        if status != Status::Delivered {
+            value.extend_from_slice(&row_of(ev));
+        }
         ws.insert(TreeId::Current, key, current);
         ws.insert(TreeId::CurrentByTime, by_time, value);
         Ok(())
+    }
+
+    /// Adds to `ws` the removal of every index entry of the (message, recipient)s of `events`
+    /// (erasure: their events are being deleted). Entries left behind by two changes in one
+    /// write set are found too: the statuses that keep a row are read whole, keys only.
+    pub fn unindex_current(&self, ws: &mut WriteSet, events: &[Event]) -> Result<usize, StoreError> {
+        let mut keys = std::collections::HashSet::new();
+        for ev in events {
+            let (Some(qid), Some(rcpt)) = (ev.queue_id.as_deref().and_then(parse_queue_id), ev.recipient.as_deref()) else { continue };
+            let mut key = qid.to_be_bytes().to_vec();
+            key.extend_from_slice(&rcpt_hash(rcpt));
+            keys.insert(key);
+        }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for k in &keys {
+            if let Some(old) = self.tree(TreeId::Current).get(k)?
+                && let (Some(t), Some(st)) = (old.get(..8), old.get(24))
+            {
+                ws.remove(TreeId::CurrentByTime, by_time_key(*st, t, k));
+                ws.remove(TreeId::Current, k.clone());
+                n += 1;
+            }
+        }
+        for status in Status::ALL.into_iter().filter(|s| *s != Status::Delivered) {
+            let b = status_byte(status);
+            for item in self.tree(TreeId::CurrentByTime).scan_prefix([b]).keys() {
+                let k = item?;
+                if k.get(9..).is_some_and(|rest| keys.contains(rest)) {
+                    ws.remove(TreeId::CurrentByTime, k.to_vec());
+                }
+            }
+        }
+        Ok(n)
     }
 
     /// Recipients whose latest status was set in `[since, until]` and is one `want` accepts,
@@ -94,7 +156,8 @@ impl Store {
                     continue;
                 }
                 let time = Timestamp(u64::from_be_bytes(ms.try_into().unwrap_or_default()) as i64);
-                out.push(Current { time, status, event: event.try_into().unwrap_or_default() });
+                let row = v.get(17..).filter(|r| !r.is_empty()).map(<[u8]>::to_vec);
+                out.push(Current { time, status, event: event.try_into().unwrap_or_default(), row });
             }
         }
         out.sort_by_key(|c| (c.time, c.event));
@@ -155,6 +218,18 @@ impl Store {
     /// The event an index entry names, if it is still kept.
     pub fn event_of(&self, c: &Current) -> Result<Option<Event>, StoreError> {
         self.event(&super::hex(&c.event))
+    }
+
+    /// What a report row shows of an index entry: the row kept with it (the event's time to
+    /// the millisecond), or the event itself for an entry written without one.
+    pub fn row_of(&self, c: &Current) -> Result<Option<Event>, StoreError> {
+        match c.row.as_deref().and_then(|r| serde_json::from_slice::<Event>(r).ok()) {
+            Some(mut e) => {
+                e.time = c.time;
+                Ok(Some(e))
+            }
+            None => self.event_of(c),
+        }
     }
 }
 
@@ -222,5 +297,41 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].status, Status::Expired);
         assert_eq!(store.backfill_current().unwrap(), 0, "only once");
+    }
+
+    #[test]
+    fn a_row_is_kept_for_undelivered_entries_and_erasure_takes_it_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut gone = ev(&store, EventKind::Bounced, 1234, "Gone@X.test");
+        gone.diagnostic = Some("550 5.1.1 <gone@x.test> unknown".into());
+        gone.remote_host = Some("mx.x.test".into());
+        let ok = ev(&store, EventKind::Delivered, 1500, "ok@x.test");
+        let mut ws = WriteSet::new();
+        for e in [&gone, &ok] {
+            ws.put_event(e, false);
+            store.index_current(&mut ws, e).unwrap();
+        }
+        store.apply(&ws).unwrap();
+        let all = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
+        assert!(all[0].row.is_some() && all[1].row.is_none(), "a row for the bounce, none for the delivery");
+        // The row is read without the event: delete the event, the row stays readable.
+        let mut ws = WriteSet::new();
+        ws.delete_event(&gone);
+        store.apply(&ws).unwrap();
+        let row = store.row_of(&all[0]).unwrap().expect("the row");
+        assert_eq!((row.time, row.status, row.recipient.as_deref(), row.diagnostic.as_deref()), (Timestamp(1234), EventKind::Bounced, Some("Gone@X.test"), gone.diagnostic.as_deref()));
+        assert_eq!(row.remote_host, None, "only what a report row shows");
+        assert!(store.event_of(&all[0]).unwrap().is_none());
+        // An entry without a row (written before rows were kept) reads the event.
+        let old = Current { row: None, ..all[1].clone() };
+        assert_eq!(store.row_of(&old).unwrap().map(|e| e.id), Some(ok.id.clone()));
+        assert_eq!(store.tree_mentions(TreeId::CurrentByTime, "gone@x.test").unwrap(), 1, "the row names the address");
+        let mut ws = WriteSet::new();
+        assert_eq!(store.unindex_current(&mut ws, std::slice::from_ref(&gone)).unwrap(), 1);
+        store.apply(&ws).unwrap();
+        assert_eq!(store.tree_mentions(TreeId::CurrentByTime, "gone@x.test").unwrap(), 0);
+        let left = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
+        assert_eq!(left.iter().map(|c| c.status).collect::<Vec<_>>(), vec![Status::Delivered]);
     }
 }

@@ -142,7 +142,7 @@ pub fn by_index(relay: &Relay, f: &Filters) -> Result<View, AdminError> {
             next_cursor = entries.get(n - 1).map(|p| format!("{}.{}", p.time.millis(), crate::store::hex(&p.event)));
             break;
         }
-        let Some(item) = relay.store.event_of(c)?.and_then(item_of) else { continue };
+        let Some(item) = relay.store.row_of(c)?.and_then(item_of) else { continue };
         if !resolved.contains(&admin::row_id(&item)) {
             rows.push(item);
         }
