@@ -18,7 +18,9 @@
 #     cargo build --release --example queue_scale);
 #   LATENCY=1 then measures per-message intake latency with bench/smtp_latency.rs
 #     (cargo build --release --example smtp_latency);
-#   RB_CONCURRENCY / RB_PER_DOMAIN set delivery.concurrency / per_domain_concurrency (100 / 20).
+#   RB_CONCURRENCY / RB_PER_DOMAIN set delivery.concurrency / per_domain_concurrency (100 / 20);
+#   RB_DKIM=rsa|ed25519|both DKIM-signs every message (dkim.domains = ["app.test"], smtp-source's
+#     From domain; keys made in the work directory) and prints the signed/unsigned counters.
 # Output: one line per system with acceptance and end-to-end messages/s, plus peak RSS.
 set -euo pipefail
 
@@ -112,6 +114,14 @@ domain = "bounces.bench.test"
 [api]
 listen = "127.0.0.1:$API_PORT"
 TOML
+  if [ -n "${RB_DKIM:-}" ]; then
+    case $RB_DKIM in
+      rsa) algs='"rsa-sha256"' ;; ed25519) algs='"ed25519-sha256"' ;; both) algs='"rsa-sha256", "ed25519-sha256"' ;;
+      *) echo "RB_DKIM: rsa, ed25519 or both"; exit 2 ;;
+    esac
+    sed -i 's/^\[api\]$/[api]\ntoken = "bench"/' "$WORK/rebound.toml"
+    printf '[dkim]\ndomains = ["app.test"]\nalgorithms = [%s]\n' "$algs" >> "$WORK/rebound.toml"
+  fi
   if [ -n "${PREFILL:-}" ]; then
     # a queue of PREFILL deferred messages, all due in 10-70 minutes (bench/queue_scale.rs)
     "$ROOT/target/release/examples/queue_scale" "$WORK/rebound/data" "$PREFILL" "${PREFILL_BODY:-$SIZE}" | sed 's/^/prefill: /'
@@ -127,6 +137,9 @@ TOML
     sleep 0.5
   fi
   drive rebound "$RB_PORT" "$pid"
+  if [ -n "${RB_DKIM:-}" ]; then
+    curl -s -H "Authorization: Bearer bench" "http://127.0.0.1:$API_PORT/metrics" | grep -E '^rebound_dkim_(un)?signed_total' | tr '\n' ' ' | sed "s/^/dkim ($RB_DKIM): /"; echo
+  fi
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
   if [ -n "${LATENCY:-}" ]; then
     # per-message intake latency (bench/smtp_latency.rs), same N, C and size, sink still running
