@@ -23,9 +23,9 @@ function check(cond, what) {
   console.log(`ok - ${step}: ${what}`);
 }
 
-async function browser() {
+async function browser(viewport = { width: 1280, height: 900 }) {
   const dir = mkdtempSync(join(tmpdir(), 'rebound-console-'));
-  const ctx = await chromium.launchPersistentContext(dir, { executablePath: env('CHROMIUM'), headless: true, args: ARGS, viewport: { width: 1280, height: 900 } });
+  const ctx = await chromium.launchPersistentContext(dir, { executablePath: env('CHROMIUM'), headless: true, args: ARGS, viewport });
   const page = ctx.pages()[0] ?? (await ctx.newPage());
   const remote = [];
   ctx.on('request', (r) => { if (r.url().includes(WATCH)) remote.push(r.url()); });
@@ -194,9 +194,53 @@ async function viewer() {
   await b.close();
 }
 
+/// What sticks out of the viewport sideways: the page's own width, and the elements (outside
+/// a `.scroll` box, which scrolls its table by itself) whose right edge passes the viewport's.
+async function overflow(page) {
+  return page.evaluate(() => {
+    const vw = document.documentElement.clientWidth;
+    const out = [];
+    for (const el of document.querySelectorAll('body *')) {
+      if (el.closest('.scroll')) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width > 0 && (r.right > vw + 1 || r.left < -1)) out.push(`${el.tagName.toLowerCase()}${el.className ? '.' + el.className : ''} (${Math.round(r.left)}..${Math.round(r.right)})`);
+    }
+    return { page: document.documentElement.scrollWidth, vw, out: out.slice(0, 5) };
+  });
+}
+
+async function phone() {
+  const b = await browser({ width: 390, height: 844 });
+  const { page } = b;
+  step = 'phone sign-in';
+  await page.goto(`${BASE}/ui/login`);
+  let o = await overflow(page);
+  check(o.page <= o.vw && o.out.length === 0, `the sign-in page fits 390 px (${o.page} px wide; ${o.out.join(', ')})`);
+  await signIn(page, '', TOKEN);
+  const pages = [
+    ['12-phone-dashboard', '/ui/'],
+    ['13-phone-undelivered', '/ui/undelivered'],
+    ['14-phone-comms-log', `/ui/log?recipient=${encodeURIComponent(BOUNCED)}`],
+    ['15-phone-suppressions', '/ui/suppressions'],
+    ['16-phone-queue', '/ui/queue'],
+    ['17-phone-message', `/ui/messages/${env('HOSTILE_ID')}`],
+  ];
+  for (const [name, path] of pages) {
+    step = `phone ${path}`;
+    const r = await page.goto(`${BASE}${path}`);
+    check(r.status() === 200, `${path} answers 200 at phone width`);
+    o = await overflow(page);
+    check(o.page <= o.vw, `${path}: the page is no wider than the 390 px screen (${o.page} px)`);
+    check(o.out.length === 0, `${path}: nothing sticks out sideways outside a scrolling table (${o.out.join(', ')})`);
+    await shot(page, name);
+  }
+  await b.close();
+}
+
 try {
   await operator();
   await viewer();
+  await phone();
   console.log('walkthrough: all checks passed');
 } catch (e) {
   console.error(`walkthrough FAILED: ${e.stack ?? e}`);
