@@ -1,8 +1,11 @@
 //! `/ui/log`: the communications log for one address or for all
 //! ([`crate::admin::events`], what `rebound events` prints), filtered by status,
 //! period (last 7 days, 30 days, a date range) and message, newest first (or
-//! oldest first), paged by the store's cursor. `sort=recipient|status` orders
-//! the rows of the page shown. Each row opens (`<details>`, no script) to the
+//! oldest first), paged by the store's cursor. Time is the one sort order: it is
+//! the log's own key, so it orders the whole filtered result across every page
+//! and the cursor pages through it. A sort by recipient or status would order only
+//! the page shown (or read the whole log first), so it is not offered: filter by
+//! status or recipient instead. Each row opens (`<details>`, no script) to the
 //! whole event and a link to its message and preview.
 
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -19,7 +22,7 @@ use crate::relay::Relay;
 /// Rows per page.
 pub const PAGE: usize = 50;
 /// The orders offered: (value, label).
-const SORTS: [(&str, &str); 4] = [("newest", "Newest first"), ("oldest", "Oldest first"), ("recipient", "Recipient (this page)"), ("status", "Status (this page)")];
+const SORTS: [(&str, &str); 2] = [("newest", "Newest first"), ("oldest", "Oldest first")];
 /// The periods offered: (value, label).
 const PERIODS: [(&str, &str); 4] = [("7d", "Last 7 days"), ("30d", "Last 30 days"), ("all", "All kept"), ("range", "Dates below")];
 
@@ -72,9 +75,9 @@ pub fn gather(relay: &Relay, f: &Filters) -> Result<(Vec<Event>, Option<String>)
     let mut filter = f.event_filter();
     let sort = f.sort.as_deref().unwrap_or("newest");
     if !SORTS.iter().any(|(v, _)| *v == sort) {
-        return Err(AdminError::bad("sort", format!("{sort:?} is not one of newest, oldest, recipient, status")));
+        return Err(AdminError::bad("sort", format!("{sort:?} is not one of newest, oldest (the log is sorted by time across every page; filter by status or recipient instead)")));
     }
-    let mut page = if sort == "oldest" {
+    let page = if sort == "oldest" {
         if let Some(m) = filter.message.as_deref().map(str::trim).filter(|m| m.starts_with('<')) {
             let id = relay.store.message_by_message_id(m)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {m}")))?;
             filter.message = Some(crate::store::queue::format_queue_id(id));
@@ -85,11 +88,6 @@ pub fn gather(relay: &Relay, f: &Filters) -> Result<(Vec<Event>, Option<String>)
     } else {
         admin::events(relay, &filter)?
     };
-    match sort {
-        "recipient" => page.events.sort_by(|a, b| a.recipient.as_deref().map(str::to_lowercase).cmp(&b.recipient.as_deref().map(str::to_lowercase))),
-        "status" => page.events.sort_by_key(|e| e.status.as_str()),
-        _ => {}
-    }
     Ok((page.events, page.next_cursor))
 }
 
@@ -121,7 +119,7 @@ pub fn render(f: &Filters, events: &[Event], next: Option<&str>) -> String {
     }
     let time_sort = if f.sort.as_deref() == Some("oldest") { "newest" } else { "oldest" };
     let head = |label: &str, sort: &str| format!("<th><a href=\"/ui/log?{}\">{}</a></th>", esc(&f.query(None, Some(sort))), esc(label));
-    s.push_str(&format!("<div class=\"scroll\"><table><thead><tr>{}{}{}<th>Diagnostic</th><th>Details</th></tr></thead><tbody>", head("Time", time_sort), head("Status", "status"), head("Recipient", "recipient")));
+    s.push_str(&format!("<div class=\"scroll\"><table><thead><tr>{}<th>Status</th><th>Recipient</th><th>Diagnostic</th><th>Details</th></tr></thead><tbody>", head("Time", time_sort)));
     for e in events {
         s.push_str(&row(e));
     }
