@@ -16,7 +16,7 @@ use rebound::config::{Config, Secret};
 use rebound::model::{Event, EventKind, Status, Suppression, SuppressionReason};
 use rebound::store::WriteSet;
 use rebound::store::queue::{MessageRecord, RcptRecord};
-use rebound::time::{SystemClock, Timestamp};
+use rebound::model::time::{SystemClock, Timestamp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAITING: u64 = 5_000;
@@ -32,17 +32,17 @@ async fn main() {
     cfg.api.token = Some(Secret("bench-token".into()));
     cfg.api.listen = "127.0.0.1:0".parse().unwrap();
     std::fs::create_dir_all(&cfg.server.data_dir).unwrap();
-    let relay = rebound::relay::Relay::open(Arc::new(cfg), Arc::new(SystemClock)).expect("relay");
+    let daemon = rebound::daemon::Daemon::open(Arc::new(cfg), Arc::new(SystemClock)).expect("relay");
     let fill = Instant::now();
-    if kept.is_some() && relay.store.event_count() > 0 {
-        println!("reusing the store in {} ({} events)", relay.cfg.server.data_dir.display(), relay.store.event_count());
+    if kept.is_some() && daemon.store.event_count() > 0 {
+        println!("reusing the store in {} ({} events)", daemon.cfg.server.data_dir.display(), daemon.store.event_count());
     } else {
-        tokio::task::block_in_place(|| fill_store(&relay, n));
+        tokio::task::block_in_place(|| fill_store(&daemon, n));
     }
-    println!("filled {n} events, {WAITING} waiting messages, {SUPPRESSED} suppressions in {:.0} s; {} MB on disk", fill.elapsed().as_secs_f64(), relay.store.size_on_disk() / 1_000_000);
+    println!("filled {n} events, {WAITING} waiting messages, {SUPPRESSED} suppressions in {:.0} s; {} MB on disk", fill.elapsed().as_secs_f64(), daemon.store.size_on_disk() / 1_000_000);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = rebound::api::router(relay.clone());
+    let app = rebound::api::router(daemon.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let cookie = sign_in(addr).await;
     let bounced = "user50@example1.net";
@@ -79,9 +79,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The store's contents (see the module doc), written in batches straight through the store.
-fn fill_store(relay: &rebound::relay::Relay, n: usize) {
-    let store = &relay.store;
-    let now = relay.now();
+fn fill_store(daemon: &rebound::daemon::Daemon, n: usize) {
+    let store = &daemon.store;
+    let now = daemon.now();
     let t0 = now.minus(Duration::from_secs(29 * 86_400));
     let recipients = (n / 2).max(1);
     let step = (29 * 86_400_000 / recipients as i64).max(1);

@@ -13,7 +13,7 @@ use std::time::Instant;
 use rebound::model::{Event, EventKind};
 use rebound::store::events::EventQuery;
 use rebound::store::{Store, WriteSet};
-use rebound::time::Timestamp;
+use rebound::model::time::Timestamp;
 
 const KINDS: [EventKind; 4] = [EventKind::Queued, EventKind::Deferred, EventKind::Delivered, EventKind::Bounced];
 

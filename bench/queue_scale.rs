@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rebound::model::Status;
 use rebound::store::queue::{MessageRecord, RcptRecord};
 use rebound::store::{Committer, Store, TreeId, WriteSet};
-use rebound::time::Timestamp;
+use rebound::model::time::Timestamp;
 
 /// Messages per write set while filling.
 const CHUNK: u64 = 1000;

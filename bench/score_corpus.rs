@@ -138,7 +138,7 @@ fn ours(raw: &[u8]) -> Vec<Got> {
         .into_iter()
         .map(parse)
         .flat_map(|r| r.recipients.into_iter().map(move |g| (r.format, g)))
-        .filter(|(_, g)| g.class != Class::None)
+        .filter(|(_, g)| g.class != Class::Unclassified)
         .map(|(format, g)| Got {
             hard: g.class == Class::Hard,
             reason: g.reason.as_str().to_string(),

@@ -68,10 +68,10 @@ async fn foreign_host_is_refused_and_healthz_is_open() {
     let h = raw(r.addr, "GET", "/healthz", &[("Host", &host)], b"").await;
     assert_eq!((h.status, h.json()["status"].as_str()), (200, Some("ok")));
     assert!(h.header("access-control-allow-origin").is_none());
-    r.relay.shutting_down.store(true, Ordering::SeqCst);
+    r.daemon.shutting_down.store(true, Ordering::SeqCst);
     assert_eq!(raw(r.addr, "GET", "/healthz", &[("Host", &host)], b"").await.status, 503);
-    r.relay.shutting_down.store(false, Ordering::SeqCst);
-    r.relay.ready.store(false, Ordering::SeqCst);
+    r.daemon.shutting_down.store(false, Ordering::SeqCst);
+    r.daemon.ready.store(false, Ordering::SeqCst);
     assert_eq!(raw(r.addr, "GET", "/healthz", &[("Host", &host)], b"").await.status, 503);
 }
 
@@ -124,7 +124,7 @@ async fn bodies_must_be_json() {
     assert_eq!(none.status, 415, "a body without a content type is refused");
     let garbage = r.call("PUT", "/v1/suppressions/a@example.com", Some(json!({"reason": "manual", "extra": 1}))).await;
     assert_eq!(garbage.status, 400);
-    assert!(r.relay.store.suppression("a@example.com").unwrap().is_none());
+    assert!(r.daemon.store.suppression("a@example.com").unwrap().is_none());
 }
 
 #[tokio::test]
@@ -150,7 +150,7 @@ async fn queue_routes_and_paging() {
     r.attempt(&ids[0], &[(0, 421, "4.4.2", "try later")]).await;
     let retried = r.call("POST", &format!("/v1/messages/{}/retry", ids[0]), None).await;
     assert_eq!(retried.status, 200, "{}", retried.body);
-    assert_eq!(retried.json()["next_attempt"].as_str(), Some(r.relay.now().to_rfc3339().as_str()));
+    assert_eq!(retried.json()["next_attempt"].as_str(), Some(r.daemon.now().to_rfc3339().as_str()));
     assert_eq!(r.call("POST", &format!("/v1/messages/{}/retry", ids[4]), None).await.status, 409);
     let del = r.call("DELETE", &format!("/v1/messages/{}", ids[1]), None).await;
     assert_eq!(del.status, 200);
@@ -205,7 +205,7 @@ async fn suppressions_need_force_to_remove_consent_entries() {
     assert_eq!(refused.status, 409);
     assert_eq!(refused.error_code(), "consent_required");
     assert!(refused.body.contains("consent"), "{}", refused.body);
-    assert!(r.relay.store.suppression("angry@example.com").unwrap().is_some());
+    assert!(r.daemon.store.suppression("angry@example.com").unwrap().is_some());
     let downgrade = r.call("PUT", "/v1/suppressions/angry@example.com", Some(json!({"reason": "manual"}))).await;
     assert_eq!(downgrade.status, 409);
     let list = r.get("/v1/suppressions?reason=complaint").await.json();
@@ -213,7 +213,7 @@ async fn suppressions_need_force_to_remove_consent_entries() {
     let forced = r.call("DELETE", "/v1/suppressions/angry@example.com?force=true", None).await;
     assert_eq!(forced.status, 200);
     assert_eq!(forced.json()["removed"]["reason"], "complaint");
-    assert!(r.relay.store.suppression("angry@example.com").unwrap().is_none());
+    assert!(r.daemon.store.suppression("angry@example.com").unwrap().is_none());
     assert_eq!(r.call("DELETE", "/v1/suppressions/m%40example.com", None).await.status, 200, "percent-encoded address");
     let log = r.get("/v1/events?status=suppression_added,suppression_removed").await.json();
     assert_eq!(log["items"].as_array().unwrap().len(), 4, "{log}");
@@ -299,7 +299,7 @@ async fn erase_leaves_nothing_for_the_address() {
     assert_eq!(st["messages"], 2);
     assert_eq!(st["suppression_kept"], true);
     for t in TreeId::ALL {
-        let n = r.relay.store.tree_mentions(t, "forget.me@example.net").unwrap();
+        let n = r.daemon.store.tree_mentions(t, "forget.me@example.net").unwrap();
         if t == TreeId::Suppressions {
             assert_eq!(n, 1, "only the suppression entry (reason and time) remains");
         } else {
@@ -308,7 +308,7 @@ async fn erase_leaves_nothing_for_the_address() {
     }
     let ev = r.get("/v1/events?recipient=forget.me@example.net").await.json();
     assert!(ev["items"].as_array().unwrap().is_empty());
-    let s = r.relay.store.suppression("forget.me@example.net").unwrap().unwrap();
+    let s = r.daemon.store.suppression("forget.me@example.net").unwrap().unwrap();
     assert!(s.diagnostic.is_none() && s.event_id.is_none());
     assert_eq!(r.get("/v1/queue").await.json()["items"].as_array().unwrap().len(), 2, "the bystander's message and the shared one (for friend@) stay");
     assert_eq!(st["messages_kept"], 1);

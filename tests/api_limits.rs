@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::{T0, TOKEN, raw};
 use rebound::config::{Config, Dur, Secret};
-use rebound::relay::Relay;
-use rebound::time::ManualClock;
+use rebound::daemon::Daemon;
+use rebound::model::time::ManualClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ const GUARD: Duration = Duration::from_secs(20);
 struct Api {
     addr: SocketAddr,
     shutdown: CancellationToken,
-    _relay: Arc<Relay>,
+    _relay: Arc<Daemon>,
     _dir: tempfile::TempDir,
 }
 
@@ -39,13 +39,13 @@ async fn start(tune: impl FnOnce(&mut Config)) -> Api {
     cfg.server.data_dir = dir.path().to_path_buf();
     cfg.api.token = Some(Secret(TOKEN.to_string()));
     tune(&mut cfg);
-    let relay = Relay::open(Arc::new(cfg), Arc::new(ManualClock::new(T0))).unwrap();
-    relay.ready.store(true, Ordering::SeqCst);
+    let daemon = Daemon::open(Arc::new(cfg), Arc::new(ManualClock::new(T0))).unwrap();
+    daemon.ready.store(true, Ordering::SeqCst);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(rebound::api::serve(relay.clone(), listener, shutdown.clone()));
-    Api { addr, shutdown, _relay: relay, _dir: dir }
+    tokio::spawn(rebound::api::serve(daemon.clone(), listener, shutdown.clone()));
+    Api { addr, shutdown, _relay: daemon, _dir: dir }
 }
 
 async fn get(addr: SocketAddr, path: &str) -> u16 {

@@ -245,7 +245,7 @@ fn fixtures_mean_what_they_say() {
     let none = one("not-bounce.eml");
     assert_eq!(
         (none.recipients.len(), none.recipients[0].class),
-        (1, Class::None)
+        (1, Class::Unclassified)
     );
 }
 

@@ -70,7 +70,7 @@ async fn admin_commands_talk_to_the_daemon() {
     assert!(rm.stderr.contains("consent"), "{}", rm.stderr);
     let forced = rebound(&["suppressions", "remove", "angry@example.com", "--force", "--config", c]).await;
     assert_eq!(forced.code, 0, "{}", forced.stderr);
-    assert!(r.relay.store.suppression("angry@example.com").unwrap().is_none());
+    assert!(r.daemon.store.suppression("angry@example.com").unwrap().is_none());
 
     let resend = rebound(&["resend", &id, "--config", c]).await;
     assert_eq!(resend.code, 2, "first@ is suppressed");

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rebound::config::{Dur, Secret};
-use rebound::console::{ConsoleUser, Role, hash_password};
+use rebound::api::console::{ConsoleUser, Role, hash_password};
 use rebound::model::EventKind;
 use support_daemon::*;
 use support_outbound::{Script, ScriptedMx};
@@ -82,7 +82,7 @@ async fn send(smtp: std::net::SocketAddr, to: &'static str, body: String) {
 
 fn queue_id_of(d: &rebound::daemon::Running, rcpt: &str) -> String {
     let q = rebound::store::events::EventQuery { recipient: Some(rcpt.into()), statuses: vec!["queued".into()], limit: 1, ..Default::default() };
-    d.relay.store.query_events(&q).unwrap().events[0].queue_id.clone().unwrap()
+    d.daemon.store.query_events(&q).unwrap().events[0].queue_id.clone().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,8 +149,8 @@ async fn check_the_daemon_side(d: &rebound::daemon::Running, mx: &ScriptedMx, hi
     assert!(rcpts.iter().any(|c| c.contains("<parent@parents.test>")), "the resend reached the MX: {rcpts:?}");
     assert!(rcpts.iter().filter(|c| c.contains("<unknown@parents.test>")).count() >= 2, "the unblocked address was mailed again: {rcpts:?}");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the hostile preview made a request to the watcher");
-    assert!(d.relay.store.suppression("complainer@parents.test").unwrap().is_none(), "removed with consent in the end");
-    let audit = std::fs::read_to_string(d.relay.cfg.server.data_dir.join("console-audit.log")).expect("the audit log exists");
+    assert!(d.daemon.store.suppression("complainer@parents.test").unwrap().is_none(), "removed with consent in the end");
+    let audit = std::fs::read_to_string(d.daemon.cfg.server.data_dir.join("console-audit.log")).expect("the audit log exists");
     let entries: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let has = |user: &str, action: &str, outcome: &str| entries.iter().any(|e| e["user"] == user && e["action"] == action && e["outcome"].as_str().is_some_and(|o| o.starts_with(outcome)));
     assert!(has("api-token", "resend", "done"), "{audit}");

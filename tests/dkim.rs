@@ -114,8 +114,8 @@ async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
     })
     .await;
     let smtp = d.smtp_addrs[0];
-    let unsigned_before = rebound::outbound::dkim::unsigned_total();
-    let reused_before = rebound::outbound::dkim::body_hash_counts().1;
+    let unsigned_before = rebound::delivery::outbound::dkim::unsigned_total();
+    let reused_before = rebound::delivery::outbound::dkim::body_hash_counts().1;
 
     let plain = message("\"News\" <news@mail.school.example>", "a@dest.test, b@dest.test", "two", "Content-Type: text/plain\r\n", b"Hello both.\r\n.leading dot\r\n");
     send_bytes(smtp, "news@mail.school.example", &["a@dest.test", "b@dest.test"], &plain);
@@ -133,12 +133,12 @@ async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let copies: Vec<Vec<u8>> = mx.record().messages.iter().map(|m| unstuff(m)).collect();
-    let signer = rebound::outbound::dkim::prepare(&d.relay.cfg).unwrap().expect("signing is on");
+    let signer = rebound::delivery::outbound::dkim::prepare(&d.daemon.cfg).unwrap().expect("signing is on");
     let records: serde_json::Map<String, serde_json::Value> = signer.records().iter().map(|r| (r.name.clone(), r.value.clone().into())).collect();
     assert_eq!(records.len(), 2, "{records:?}");
     let records = serde_json::Value::Object(records);
 
-    let subject = |m: &Vec<u8>| rebound::accept::header_value(m, "Subject").unwrap_or_default();
+    let subject = |m: &Vec<u8>| rebound::model::headers::header_value(m, "Subject").unwrap_or_default();
     let ours: Vec<Vec<u8>> = copies.iter().filter(|m| subject(m) != "other").cloned().collect();
     assert_eq!(ours.len(), 4);
     for (m, verdict) in ours.iter().zip(verify(&records, &ours)) {
@@ -161,14 +161,14 @@ async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
     let twos: Vec<&Vec<u8>> = ours.iter().filter(|m| subject(m) == "two").collect();
     assert_eq!(twos.len(), 2);
     assert_ne!(header_block(twos[0]), header_block(twos[1]), "the two copies should differ (own token and link)");
-    assert!(rebound::outbound::dkim::body_hash_counts().1 > reused_before, "the second copy reused the first one's body hash");
+    assert!(rebound::delivery::outbound::dkim::body_hash_counts().1 > reused_before, "the second copy reused the first one's body hash");
     let html_copy = ours.iter().find(|m| subject(m) == "html").unwrap();
     assert!(header_block(html_copy).to_ascii_lowercase().contains("content-transfer-encoding: quoted-printable"), "long line not re-encoded");
     assert!(ours.iter().any(|m| subject(m) == "eight" && String::from_utf8_lossy(m).contains("Grüße")), "8-bit body changed");
 
     let other_copy = copies.iter().find(|m| subject(m) == "other").unwrap();
     assert!(!header_block(other_copy).to_ascii_lowercase().contains("dkim-signature"), "unlisted domain signed");
-    assert!(rebound::outbound::dkim::unsigned_total() > unsigned_before);
+    assert!(rebound::delivery::outbound::dkim::unsigned_total() > unsigned_before);
 
     let mut tampered = twos[0].clone();
     let at = tampered.windows(5).position(|w| w == b"Hello").unwrap();
@@ -185,7 +185,7 @@ async fn a_key_that_cannot_be_read_stops_the_start() {
     std::fs::write(&key, "not a key").unwrap();
     let mut cfg = test_config(dir.path());
     cfg.dkim.domains = vec!["school.example".into()];
-    let err = rebound::daemon::start(cfg, std::sync::Arc::new(rebound::time::SystemClock)).await.err().expect("start refused");
+    let err = rebound::daemon::start(cfg, std::sync::Arc::new(rebound::model::time::SystemClock)).await.err().expect("start refused");
     assert!(err.to_string().contains("rb1.rsa.key"), "{err}");
 }
 
@@ -197,7 +197,7 @@ async fn keys_are_reused_across_restarts() {
         cfg.dkim.domains = vec!["school.example".into()];
         cfg.dkim.algorithms = vec![DkimAlgorithm::Ed25519Sha256];
     };
-    let first = rebound::outbound::dkim::Signer::from_config(&{
+    let first = rebound::delivery::outbound::dkim::Signer::from_config(&{
         let mut c = test_config(dir.path());
         adjust(&mut c);
         c
@@ -205,7 +205,7 @@ async fn keys_are_reused_across_restarts() {
     .unwrap()
     .unwrap();
     let d = start_routed(dir.path(), mx.addr, adjust).await;
-    let again = rebound::outbound::dkim::prepare(&d.relay.cfg).unwrap().unwrap();
+    let again = rebound::delivery::outbound::dkim::prepare(&d.daemon.cfg).unwrap().unwrap();
     assert_eq!(first.records(), again.records());
     let key = &again.records()[0].key_file;
     assert_eq!(key, &dir.path().join("data/dkim/school.example/rb1.ed25519.key"));

@@ -182,7 +182,7 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
     cfg.dkim.rotation_check = Dur(Duration::from_millis(200));
     let conf = config_file(dir.path(), &cfg, "7d");
     let d = start_daemon(cfg.clone()).await;
-    let signer = rebound::outbound::dkim::prepare(&d.relay.cfg).unwrap().unwrap();
+    let signer = rebound::delivery::outbound::dkim::prepare(&d.daemon.cfg).unwrap().unwrap();
     let mut keys: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
     for r in signer.records() {
         dns.publish(&r.zone_line).await;
@@ -212,9 +212,9 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
     }
 
     // The daemon has looked rb2 up (twice, so once after seeing the rotation) and not found it.
-    let checks = rebound::outbound::dkim::rotation_checks();
+    let checks = rebound::delivery::outbound::dkim::rotation_checks();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while rebound::outbound::dkim::rotation_checks() < checks + 2 {
+    while rebound::delivery::outbound::dkim::rotation_checks() < checks + 2 {
         assert!(std::time::Instant::now() < deadline, "no rotation check ran");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -235,8 +235,8 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
 
     // Only the RSA record published: still rb1 (every record must resolve).
     dns.publish(lines[0]).await;
-    let checks = rebound::outbound::dkim::rotation_checks();
-    while rebound::outbound::dkim::rotation_checks() < checks + 2 {
+    let checks = rebound::delivery::outbound::dkim::rotation_checks();
+    while rebound::delivery::outbound::dkim::rotation_checks() < checks + 2 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(selectors(&send_one(&d, &mx, "half").await), ["rb1", "rb1-ed25519"]);
@@ -245,7 +245,7 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
     dns.publish(lines[1]).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let state = rebound::outbound::dkim::rotation::load(&dir.path().join("data/dkim"), "school.test").unwrap().unwrap();
+        let state = rebound::delivery::outbound::dkim::rotation::load(&dir.path().join("data/dkim"), "school.test").unwrap().unwrap();
         if state.current == "rb2" {
             assert!(state.pending.is_none());
             assert_eq!(state.retired.iter().map(|r| r.selector.as_str()).collect::<Vec<_>>(), ["rb1"]);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rebound::daemon::Running;
 use rebound::model::{EventKind, Status, SuppressionReason};
-use rebound::verp::VerpTag;
+use rebound::feedback::verp::VerpTag;
 use support_daemon::*;
 use support_outbound::{Script, ScriptedMx};
 
@@ -95,8 +95,8 @@ async fn wait_security_log(d: &Running, n: usize) -> Vec<rebound::model::Event> 
 }
 
 fn status_of(d: &Running, verp: &str, idx: usize) -> Status {
-    let tag = d.relay.verp.verify(verp, d.relay.now(), Duration::from_secs(3600)).unwrap();
-    d.relay.store.message(tag.queue_id).unwrap().unwrap().recipients[idx].status
+    let tag = d.daemon.verp.verify(verp, d.daemon.now(), Duration::from_secs(3600)).unwrap();
+    d.daemon.store.message(tag.queue_id).unwrap().unwrap().recipients[idx].status
 }
 
 async fn setup() -> (Running, ScriptedMx, tempfile::TempDir) {
@@ -121,7 +121,7 @@ async fn async_dsn_after_delivery_bounces_and_suppresses() {
     send_bounce(&d, &c.verp, dsn("pupil@example.net", "5.1.1", "550 5.1.1 <pupil@example.net>: Recipient address rejected: User unknown", &c.mid));
     let h = wait_for(&d, "pupil@example.net", &[EventKind::Bounced], Duration::from_secs(5)).await;
     assert_eq!(h, ["queued", "delivered", "bounced", "suppression_added"]);
-    let s = d.relay.store.suppression("pupil@example.net").unwrap().expect("suppressed");
+    let s = d.daemon.store.suppression("pupil@example.net").unwrap().expect("suppressed");
     assert_eq!(s.reason, SuppressionReason::HardBounce);
     assert!(s.diagnostic.unwrap().contains("User unknown"));
     assert_eq!(status_of(&d, &c.verp, 0), Status::Bounced);
@@ -140,7 +140,7 @@ async fn final_failures_after_delivery_end_the_recipient_and_delays_do_not() {
     send_bounce(&d, &c.verp, ndr);
     let h = wait_for(&d, "parent@example.org", &[EventKind::Bounced], Duration::from_secs(5)).await;
     assert!(h.contains(&"bounced".to_string()), "{h:?}");
-    assert!(d.relay.store.suppression("parent@example.org").unwrap().is_some());
+    assert!(d.daemon.store.suppression("parent@example.org").unwrap().is_some());
 
     let c2 = relay_one(&d, &mx, "busy@example.org").await;
     let warn = dsn_with("busy@example.org", "delayed", "4.2.2", "452 4.2.2 Mailbox full", &format!("Message-ID: {}\r\n", c2.mid));
@@ -152,9 +152,9 @@ async fn final_failures_after_delivery_end_the_recipient_and_delays_do_not() {
     let h = wait_for(&d, "busy@example.org", &[EventKind::Failed], Duration::from_secs(5)).await;
     assert_eq!(h, ["queued", "delivered", "delayed", "failed"]);
     assert_eq!(status_of(&d, &c2.verp, 0), Status::Failed);
-    assert!(d.relay.store.suppression("busy@example.org").unwrap().is_none(), "a full mailbox never suppresses");
+    assert!(d.daemon.store.suppression("busy@example.org").unwrap().is_none(), "a full mailbox never suppresses");
     let q = rebound::store::events::EventQuery { recipient: Some("busy@example.org".into()), statuses: vec!["failed".into()], limit: 10, ..Default::default() };
-    let ev = d.relay.store.query_events(&q).unwrap().events;
+    let ev = d.daemon.store.query_events(&q).unwrap().events;
     assert_eq!(ev[0].action, Some(rebound::model::Action::Failed));
     assert_eq!(ev[0].reason, Some(rebound::model::Reason::MailboxFull));
     d.stop().await;
@@ -171,12 +171,12 @@ async fn forged_tampered_expired_and_message_id_only_reports_change_nothing() {
     bad[i] = if bad[i] == b'a' { b'b' } else { b'a' };
     send_bounce(&d, std::str::from_utf8(&bad).unwrap(), body());
     // A tag signed with another key.
-    let other = rebound::verp::Verp::new(b"attacker", "bounces.relay.test");
-    let tag = d.relay.verp.verify(&c.verp, d.relay.now(), Duration::from_secs(3600)).unwrap();
+    let other = rebound::feedback::verp::Verp::new(b"attacker", "bounces.relay.test");
+    let tag = d.daemon.verp.verify(&c.verp, d.daemon.now(), Duration::from_secs(3600)).unwrap();
     send_bounce(&d, &other.address(&tag), body());
     // An expired tag (issued long before the validity window).
-    let old = VerpTag { issued: rebound::time::Timestamp::parse_rfc3339("2021-01-01T00:00:00Z").unwrap(), ..tag };
-    send_bounce(&d, &d.relay.verp.address(&old), body());
+    let old = VerpTag { issued: rebound::model::time::Timestamp::parse_rfc3339("2021-01-01T00:00:00Z").unwrap(), ..tag };
+    send_bounce(&d, &d.daemon.verp.address(&old), body());
     // No tag, but the right Message-ID: a DSN and an ARF complaint.
     send_bounce(&d, "bounces@bounces.relay.test", body());
     send_bounce(&d, "abuse@bounces.relay.test", arf("target@example.net", &format!("Message-ID: {}\r\n", c.mid)));
@@ -189,7 +189,7 @@ async fn forged_tampered_expired_and_message_id_only_reports_change_nothing() {
     // The recipient's own log and status are untouched.
     assert_eq!(history(&d, "target@example.net"), ["queued", "delivered"]);
     assert_eq!(status_of(&d, &c.verp, 0), Status::Delivered);
-    assert!(d.relay.store.suppression("target@example.net").unwrap().is_none());
+    assert!(d.daemon.store.suppression("target@example.net").unwrap().is_none());
     // The generated Message-ID says nothing about the queue id.
     let qid = rebound::store::queue::format_queue_id(tag.queue_id);
     assert!(!c.mid.contains(&qid), "{} names queue id {qid}", c.mid);
@@ -224,7 +224,7 @@ async fn a_co_recipient_cannot_report_for_another() {
     assert_eq!(log.len(), 2, "{log:#?}");
     assert!(log.iter().all(|e| e.diagnostic.as_deref().unwrap().contains("signed for attacker@example.net but the report names victim@example.net")), "{log:#?}");
     assert_eq!(history(&d, "victim@example.net"), ["queued", "delivered"]);
-    assert!(d.relay.store.suppression("victim@example.net").unwrap().is_none());
+    assert!(d.daemon.store.suppression("victim@example.net").unwrap().is_none());
     assert_eq!(history(&d, "attacker@example.net"), ["queued", "delivered"]);
     d.stop().await;
 }
@@ -239,7 +239,7 @@ async fn a_complaint_carrying_the_report_token_is_applied_once() {
     send_bounce(&d, "fbl@bounces.relay.test", report.clone());
     let h = wait_for(&d, "reader@example.com", &[EventKind::Complained], Duration::from_secs(5)).await;
     assert_eq!(h, ["queued", "delivered", "complained", "suppression_added"]);
-    assert_eq!(d.relay.store.suppression("reader@example.com").unwrap().unwrap().reason, SuppressionReason::Complaint);
+    assert_eq!(d.daemon.store.suppression("reader@example.com").unwrap().unwrap().reason, SuppressionReason::Complaint);
     // The same complaint again: nothing new in the recipient's log.
     send_bounce(&d, "fbl@bounces.relay.test", report);
     let log = wait_security_log(&d, 1).await;
@@ -257,7 +257,7 @@ async fn a_replayed_genuine_dsn_after_unblock_changes_nothing() {
     let report = dsn("fixed@example.net", "5.1.1", "550 5.1.1 User unknown", &c.mid);
     send_bounce(&d, &c.verp, report.clone());
     wait_for(&d, "fixed@example.net", &[EventKind::Bounced], Duration::from_secs(5)).await;
-    assert!(d.relay.store.suppression("fixed@example.net").unwrap().is_some());
+    assert!(d.daemon.store.suppression("fixed@example.net").unwrap().is_some());
     let (code, body) = api_request(d.api_addr, "DELETE", "/v1/suppressions/fixed@example.net", Some("test-token"), "").await;
     assert_eq!(code, 200, "{body}");
     // Replayed unchanged, and a variant with other wording (a different digest).
@@ -267,7 +267,7 @@ async fn a_replayed_genuine_dsn_after_unblock_changes_nothing() {
     assert_eq!(log.len(), 2, "{log:#?}");
     assert!(log.iter().any(|e| e.diagnostic.as_deref().unwrap().contains("a replay")), "{log:#?}");
     assert!(log.iter().any(|e| e.diagnostic.as_deref().unwrap().contains("removed from the suppression list")), "{log:#?}");
-    assert!(d.relay.store.suppression("fixed@example.net").unwrap().is_none(), "not suppressed again");
+    assert!(d.daemon.store.suppression("fixed@example.net").unwrap().is_none(), "not suppressed again");
     assert_eq!(history(&d, "fixed@example.net"), ["queued", "delivered", "bounced", "suppression_added", "suppression_removed"]);
     d.stop().await;
 }
@@ -280,7 +280,7 @@ async fn ingest_api_needs_a_signature_unless_message_ids_are_trusted() {
         let (d, mx, _dir) = setup_with(|c| c.bounces.trust_message_id = trusted).await;
         let c = relay_one(&d, &mx, "reader@example.com").await;
         let report = arf("reader@example.com", &format!("Message-ID: {}\r\n", c.mid));
-        let resp = rebound::http_client::post(&format!("http://{}/v1/ingest", d.api_addr), &[("authorization", "Bearer test-token".into())], report.into_bytes(), Duration::from_secs(5)).await.unwrap();
+        let resp = rebound::records::http_client::post(&format!("http://{}/v1/ingest", d.api_addr), &[("authorization", "Bearer test-token".into())], report.into_bytes(), Duration::from_secs(5)).await.unwrap();
         assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
         let h = history(&d, "reader@example.com");
         if trusted {
@@ -289,10 +289,10 @@ async fn ingest_api_needs_a_signature_unless_message_ids_are_trusted() {
         } else {
             assert_eq!(h, ["queued", "delivered"]);
             assert_eq!(security_log(&d).len(), 1);
-            assert!(d.relay.store.suppression("reader@example.com").unwrap().is_none());
+            assert!(d.daemon.store.suppression("reader@example.com").unwrap().is_none());
         }
         // Without the token the API refuses.
-        let resp = rebound::http_client::post(&format!("http://{}/v1/ingest", d.api_addr), &[], b"x".to_vec(), Duration::from_secs(5)).await.unwrap();
+        let resp = rebound::records::http_client::post(&format!("http://{}/v1/ingest", d.api_addr), &[], b"x".to_vec(), Duration::from_secs(5)).await.unwrap();
         assert_eq!(resp.status, 401);
         d.stop().await;
     }
@@ -320,7 +320,7 @@ async fn a_late_failure_is_reported_to_the_sender_once() {
     // A replay of the report sends nothing more.
     send_bounce(&d, &c.verp, report);
     wait_security_log(&d, 1).await;
-    assert_eq!(d.relay.store.queue_len(), 2, "the original and one DSN, nothing queued for the replay");
+    assert_eq!(d.daemon.store.queue_len(), 2, "the original and one DSN, nothing queued for the replay");
     assert_eq!(mx.record().dsns_to("crm@school.test").len(), 1);
     d.stop().await;
 }
@@ -348,7 +348,7 @@ async fn one_big_report_to_many_bounce_addresses_is_bounded() {
         body
     };
     let (r4, r1) = (report(4), report(1));
-    let before = d.relay.store.size_on_disk();
+    let before = d.daemon.store.size_on_disk();
     let rss_before = rss_bytes();
     assert!(rss_before > 1_000_000, "VmRSS read from /proc/self/status");
     let rc = rcpts.clone();
@@ -372,8 +372,8 @@ async fn one_big_report_to_many_bounce_addresses_is_bounded() {
     assert_eq!(log.len(), 1, "stored once for 100 recipients: {}", log.len());
     assert!(log[0].diagnostic.as_deref().unwrap().len() < 3_000, "the stored text is capped");
     assert!(history(&d, "victim@example.net").is_empty());
-    d.relay.committer.durable().await.unwrap();
-    let grown = d.relay.store.size_on_disk().saturating_sub(before);
+    d.daemon.committer.durable().await.unwrap();
+    let grown = d.daemon.store.size_on_disk().saturating_sub(before);
     assert!(grown < 8_000_000, "5 MB of hostile input grew the store by {grown} bytes");
     // This process is the daemon (and the test): its resident memory may not grow by much
     // more than the one report it had to hold.

@@ -67,7 +67,7 @@ async fn history_report_unblock_and_resend_to_a_corrected_address() {
     let c = cli_cfg.clone();
     let (code, _, err) = tokio::task::spawn_blocking(move || cli(&c, &["suppressions", "remove", "unknown@example.net"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
-    assert!(d.relay.store.suppression("unknown@example.net").unwrap().is_none());
+    assert!(d.daemon.store.suppression("unknown@example.net").unwrap().is_none());
     d.stop().await;
 
     // With the daemon gone the CLI says so and exits 1.
@@ -95,6 +95,6 @@ async fn bulk_import_shows_progress_and_names_the_bad_line() {
     assert!(out.contains("added 11999"), "{out}");
     assert!(err.contains("5001/12001 lines imported") && err.contains("12001/12001 lines imported"), "progress: {err}");
     assert!(err.contains("legacy.csv: line 7000:"), "the bad record is named by file and line: {err}");
-    assert!(d.relay.store.suppression("old11999@example.com").unwrap().is_some());
+    assert!(d.daemon.store.suppression("old11999@example.com").unwrap().is_some());
     d.stop().await;
 }

@@ -36,18 +36,18 @@ async fn outcomes_per_recipient_follow_the_lifecycle() {
     let grey = wait_for(&d, "greyonce@example.org", FINAL, Duration::from_secs(20)).await;
     assert_eq!(grey, ["queued", "deferred", "delivered"]);
 
-    let s = d.relay.store.suppression("Unknown@EXAMPLE.net").unwrap().expect("hard bounce suppressed");
+    let s = d.daemon.store.suppression("Unknown@EXAMPLE.net").unwrap().expect("hard bounce suppressed");
     assert_eq!(s.reason, SuppressionReason::HardBounce);
     assert!(s.diagnostic.as_deref().unwrap_or("").contains("5.1.1"), "{s:?}");
-    assert!(d.relay.store.suppression("spam@example.net").unwrap().is_none(), "a block is never suppressed");
-    assert!(d.relay.store.suppression("fulltwice@example.net").unwrap().is_none(), "a soft failure is never suppressed");
+    assert!(d.daemon.store.suppression("spam@example.net").unwrap().is_none(), "a block is never suppressed");
+    assert!(d.daemon.store.suppression("fulltwice@example.net").unwrap().is_none(), "a soft failure is never suppressed");
 
     // The envelope sender is a VERP address that verifies back to the message and recipient.
     let rec = mx.record();
     let mail_from = rec.commands.iter().find(|c| c.starts_with("MAIL FROM:<bounces+")).expect("VERP sender used");
     let addr = mail_from.trim_start_matches("MAIL FROM:<").split('>').next().unwrap();
-    let tag = d.relay.verp.verify(addr, d.relay.now(), Duration::from_secs(3600)).expect("tag verifies");
-    assert!(d.relay.store.message(tag.queue_id).unwrap().is_some());
+    let tag = d.daemon.verp.verify(addr, d.daemon.now(), Duration::from_secs(3600)).expect("tag verifies");
+    assert!(d.daemon.store.message(tag.queue_id).unwrap().is_some());
 
     // A second message to the bounced address is dropped; no connection is made for it.
     let before = mx.record().connections;
@@ -78,7 +78,7 @@ async fn unreachable_host_expires_at_max_age() {
     let deferred = h.iter().filter(|k| *k == "deferred").count();
     assert!(deferred >= 2, "several attempts before expiry: {h:?}");
     assert_eq!(h.iter().filter(|k| *k == "expired").count(), 1);
-    assert!(d.relay.store.suppression("someone@nowhere.test").unwrap().is_none(), "expiry never suppresses");
+    assert!(d.daemon.store.suppression("someone@nowhere.test").unwrap().is_none(), "expiry never suppresses");
     d.stop().await;
 }
 
@@ -105,6 +105,6 @@ async fn missing_message_id_and_date_are_added_below_received() {
     assert!(mail_parser::DateTime::parse_rfc822(date).is_some(), "an RFC 5322 date: {date}");
     assert!(format!("{head}\r\n").ends_with(&format!("{}\r\n{app}", fields[2])), "the app's headers follow unchanged: {head}");
     assert_eq!(body, "Hello.\r\n.\r\n");
-    assert!(d.relay.store.message_by_message_id(&format!("<{mid}")).unwrap().is_some(), "the added id is the one indexed");
+    assert!(d.daemon.store.message_by_message_id(&format!("<{mid}")).unwrap().is_some(), "the added id is the one indexed");
     d.stop().await;
 }

@@ -98,7 +98,7 @@ async fn failed_recipients_get_a_dsn_that_parses_back() {
 
     // The DSN itself is a queued message with the null sender, marked as a DSN, delivered.
     assert_eq!(wait_for(&d, "app@school.test", FINAL, Duration::from_secs(20)).await, ["queued", "delivered"]);
-    let dsn_rec = d.relay.store.messages_after(None, 100).unwrap().into_iter().find(|m| m.is_dsn).expect("DSN record");
+    let dsn_rec = d.daemon.store.messages_after(None, 100).unwrap().into_iter().find(|m| m.is_dsn).expect("DSN record");
     assert_eq!((dsn_rec.sender.as_str(), dsn_rec.recipients[0].address.as_str()), ("", "app@school.test"));
     d.stop().await;
 }
@@ -132,6 +132,6 @@ async fn no_dsn_for_notify_never_or_a_null_sender() {
     assert!(rec.dsns_to("quiet@school.test").is_empty(), "DSN sent despite NOTIFY=NEVER");
     let null_mails = rec.commands.iter().filter(|c| c.starts_with("MAIL FROM:<>")).count();
     assert_eq!(null_mails, 2, "only the null-sender original and the marker's DSN: {:?}", rec.commands);
-    assert_eq!(d.relay.store.messages_after(None, 100).unwrap().iter().filter(|m| m.is_dsn).count(), 1);
+    assert_eq!(d.daemon.store.messages_after(None, 100).unwrap().iter().filter(|m| m.is_dsn).count(), 1);
     d.stop().await;
 }

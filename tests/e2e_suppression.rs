@@ -23,16 +23,16 @@ async fn suppressed_while_queued_is_dropped_not_attempted() {
     assert!(ok, "{out}");
     wait_for(&d, "wait@example.net", &[EventKind::Deferred], Duration::from_secs(10)).await;
     assert_eq!(api(&d, "PUT", "/v1/suppressions/WAIT@EXAMPLE.NET", r#"{"reason":"manual"}"#).await, 201, "created");
-    let rec = d.relay.store.messages_after(None, 10).unwrap().into_iter().find(|r| r.recipients[0].address == "Wait@Example.net").unwrap();
+    let rec = d.daemon.store.messages_after(None, 10).unwrap().into_iter().find(|r| r.recipients[0].address == "Wait@Example.net").unwrap();
     assert_eq!(api(&d, "POST", &format!("/v1/messages/{}/retry", rec.queue_id()), "").await, 200);
     let h = wait_for(&d, "wait@example.net", &[EventKind::Dropped], Duration::from_secs(10)).await;
     assert_eq!(h, ["queued", "deferred", "suppression_added", "dropped"]);
-    let after = d.relay.store.message(rec.id).unwrap().unwrap();
+    let after = d.daemon.store.message(rec.id).unwrap().unwrap();
     assert_eq!(after.attempts, 2);
     assert_eq!(after.recipients[0].attempts, 1, "no delivery attempt after the suppression");
     assert!(after.next_attempt.is_none(), "finished");
     // IDN: the U-label and A-label forms are one entry.
     assert_eq!(api(&d, "PUT", "/v1/suppressions/hans@xn--bcher-kva.example", r#"{"reason":"manual"}"#).await, 201);
-    assert!(d.relay.store.suppression("HANS@bücher.example").unwrap().is_some());
+    assert!(d.daemon.store.suppression("HANS@bücher.example").unwrap().is_some());
     d.stop().await;
 }

@@ -47,7 +47,7 @@ fn header_for(mx: &ScriptedMx, rcpt: &str, name: &str) -> Option<String> {
             current = true;
         } else if c == "DATA" {
             if current {
-                return rebound::accept::header_value(rec.messages.get(n)?, name);
+                return rebound::model::headers::header_value(rec.messages.get(n)?, name);
             }
             n += 1;
         }
@@ -62,7 +62,7 @@ fn between<'a>(s: &'a str, start: &str, end: char) -> &'a str {
 
 fn events_of(d: &Running, status: &str) -> usize {
     let q = EventQuery { statuses: vec![status.into()], limit: 100, ..Default::default() };
-    d.relay.store.query_events(&q).unwrap().events.len()
+    d.daemon.store.query_events(&q).unwrap().events.len()
 }
 
 async fn daemon(mx: SocketAddr, dir: &std::path::Path) -> Running {
@@ -114,7 +114,7 @@ async fn one_click_post_and_mailto_unsubscribe_the_right_recipient() {
     let (code, _) = tokio::task::spawn_blocking(move || http("POST", &bad_url, Some("List-Unsubscribe=One-Click"))).await.unwrap();
     assert_eq!(code, 400);
     assert_eq!(history(&d, "reader@example.net"), ["queued", "delivered"]);
-    assert!(d.relay.store.suppression("reader@example.net").unwrap().is_none());
+    assert!(d.daemon.store.suppression("reader@example.net").unwrap().is_none());
 
     // The one-click POST unsubscribes reader (only), idempotently.
     for expected in [200, 200] {
@@ -123,7 +123,7 @@ async fn one_click_post_and_mailto_unsubscribe_the_right_recipient() {
         assert_eq!(code, expected, "{body}");
     }
     assert_eq!(history(&d, "reader@example.net"), ["queued", "delivered", "unsubscribed", "suppression_added"]);
-    assert_eq!(d.relay.store.suppression("reader@example.net").unwrap().map(|s| s.reason), Some(SuppressionReason::Unsubscribe));
+    assert_eq!(d.daemon.store.suppression("reader@example.net").unwrap().map(|s| s.reason), Some(SuppressionReason::Unsubscribe));
     assert_eq!(history(&d, "reader2@example.net"), ["queued", "delivered"]);
 
     // Mail to the mailto address of reader2 does the same for reader2.
@@ -132,7 +132,7 @@ async fn one_click_post_and_mailto_unsubscribe_the_right_recipient() {
     assert!(ok, "{out}");
     let h = wait_for(&d, "reader2@example.net", &[EventKind::Unsubscribed], Duration::from_secs(10)).await;
     assert_eq!(h, ["queued", "delivered", "unsubscribed", "suppression_added"]);
-    assert_eq!(d.relay.store.suppression("reader2@example.net").unwrap().map(|s| s.reason), Some(SuppressionReason::Unsubscribe));
+    assert_eq!(d.daemon.store.suppression("reader2@example.net").unwrap().map(|s| s.reason), Some(SuppressionReason::Unsubscribe));
     d.stop().await;
 }
 
@@ -160,6 +160,6 @@ async fn forged_tokens_change_nothing() {
     assert_eq!(security_log(&d).len(), 1);
     assert_eq!(events_of(&d, "unverified"), 0);
     assert_eq!(events_of(&d, "unsubscribed"), 0);
-    assert_eq!(d.relay.store.suppression_count(), 0);
+    assert_eq!(d.daemon.store.suppression_count(), 0);
     d.stop().await;
 }

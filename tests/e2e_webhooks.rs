@@ -119,7 +119,7 @@ async fn every_event_arrives_signed_in_order_despite_failures_and_a_restart() {
     assert!(ok, "{out}");
     let h = wait_for(&d, "c@example.net", &[rebound::model::EventKind::Delivered], Duration::from_secs(10)).await;
     assert_eq!(h, ["queued", "delivered"]);
-    assert!(d.relay.store.outbox_len() >= 2, "undelivered events wait in the outbox");
+    assert!(d.daemon.store.outbox_len() >= 2, "undelivered events wait in the outbox");
     d.stop().await;
     receiver.fail_first.store(0, Ordering::SeqCst);
     let d = start_daemon(config(dir.path(), mx.addr, hook_addr)).await;
@@ -127,11 +127,11 @@ async fn every_event_arrives_signed_in_order_despite_failures_and_a_restart() {
     let per = by_recipient(&events);
     assert_eq!(per["c@example.net"].iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), ["queued", "delivered"]);
     for _ in 0..100 {
-        if d.relay.store.outbox_len() == 0 {
+        if d.daemon.store.outbox_len() == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(d.relay.store.outbox_len(), 0);
+    assert_eq!(d.daemon.store.outbox_len(), 0);
     d.stop().await;
 }

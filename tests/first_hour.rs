@@ -13,9 +13,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TOKEN, rig};
-use rebound::accept::QueueIntake;
-use rebound::address::Address;
-use rebound::intake::{Intake, RecipientSpec, SessionInfo, Submission};
+use rebound::inbound::accept::QueueIntake;
+use rebound::model::address::Address;
+use rebound::inbound::intake::{Intake, RecipientSpec, SessionInfo, Submission};
 
 /// The binary with a test-only pointer location and no config from the environment.
 fn rebound(runtime: &Path) -> Command {
@@ -194,7 +194,7 @@ async fn events_take_a_message_id_and_ingest_prints_a_table() {
         ret: None,
         body: b"From: app@example.org\r\nTo: pupil@example.net\r\nMessage-ID: <term.7@school.test>\r\nSubject: notice\r\n\r\nhello\r\n".to_vec(),
     };
-    let id = QueueIntake { relay: r.relay.clone() }.submit(sub).await.unwrap().queue_id;
+    let id = QueueIntake { daemon: r.daemon.clone() }.submit(sub).await.unwrap().queue_id;
     r.submit(&["someone.else@example.net"]).await;
     let run = |args: Vec<String>| {
         let cfg = cfg.clone();
@@ -228,7 +228,7 @@ async fn events_take_a_message_id_and_ingest_prints_a_table() {
 #[tokio::test]
 async fn returned_mail_alone_is_acknowledged_without_a_fake_queue_id() {
     let r = rig().await;
-    let intake = QueueIntake { relay: r.relay.clone() };
+    let intake = QueueIntake { daemon: r.daemon.clone() };
     let to = |a: &str| RecipientSpec { address: Address::parse(a).unwrap(), orcpt: None, notify: None };
     let sub = |rcpts: Vec<RecipientSpec>| Submission {
         session: SessionInfo { peer: "192.0.2.7:40000".parse().unwrap(), helo: "mx.example.net".into(), tls: false, auth_user: None, relay_allowed: false },
@@ -238,13 +238,13 @@ async fn returned_mail_alone_is_acknowledged_without_a_fake_queue_id() {
         ret: None,
         body: b"From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered\r\n\r\nsorry\r\n".to_vec(),
     };
-    let bounce_rcpt = format!("anything@{}", r.relay.verp.domain());
+    let bounce_rcpt = format!("anything@{}", r.daemon.verp.domain());
     let receipt = intake.submit(sub(vec![to(&bounce_rcpt)])).await.unwrap();
     assert!(receipt.is_report(), "{receipt:?}");
     assert_eq!(receipt.reply_text(), "Ok: report received");
     let queued = intake.submit(sub(vec![to(&bounce_rcpt), to("pupil@example.net")])).await.unwrap();
     assert_eq!(queued.reply_text(), format!("Ok: queued as {}", queued.queue_id));
-    assert!(r.relay.store.message(u64::from_str_radix(&queued.queue_id, 16).unwrap()).unwrap().is_some(), "a real, findable queue id");
+    assert!(r.daemon.store.message(u64::from_str_radix(&queued.queue_id, 16).unwrap()).unwrap().is_some(), "a real, findable queue id");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rebound::store::{Store, TreeId};
-use rebound::time::Timestamp;
+use rebound::model::time::Timestamp;
 use support_hardening::*;
 use support_outbound::{Script, ScriptedMx};
 

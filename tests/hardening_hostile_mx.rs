@@ -20,7 +20,7 @@ use support_outbound::{Mode, Script, ScriptedMx, tls_acceptor};
 
 fn events(d: &rebound::daemon::Running, rcpt: &str) -> Vec<Event> {
     let q = EventQuery { recipient: Some(rcpt.into()), limit: 100, ascending: true, ..Default::default() };
-    d.relay.store.query_events(&q).unwrap().events
+    d.daemon.store.query_events(&q).unwrap().events
 }
 
 /// (recipient, script of the MX its domain is routed to, words the diagnostic must contain)

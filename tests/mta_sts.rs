@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use rebound::config::{DeliveryConfig, MtaStsMode};
 use rebound::model::EventKind;
-use rebound::outbound::Deliverer;
+use rebound::delivery::outbound::Deliverer;
 use support_outbound::{Script, ScriptedMx, a, config, dns_server, mx, tls_acceptor, tx};
 
 const POLICY: &str = "version: STSv1\r\nmode: enforce\r\nmx: mx1.secure.test\r\nmx: *.pool.secure.test\r\nmax_age: 86400\r\n";
@@ -136,7 +136,7 @@ async fn delivery_config(ca: &TestCa, policy: &PolicyServer, records: Vec<Record
 
 /// The counter value for `mode` and `reason` in the metrics this process has counted.
 fn failures(mode: &str, reason: &str) -> u64 {
-    rebound::outbound::mta_sts::failure_counts().into_iter().find(|(m, r, _)| *m == mode && *r == reason).map(|(_, _, v)| v).unwrap()
+    rebound::delivery::outbound::mta_sts::failure_counts().into_iter().find(|(m, r, _)| *m == mode && *r == reason).map(|(_, _, v)| v).unwrap()
 }
 
 /// A free port on 127.0.0.1 that is also free on `others` (MX servers share `mx_port`).
@@ -347,7 +347,7 @@ async fn the_cached_policy_outlives_a_daemon_restart() {
     let h = support_daemon::wait_for(&second, "two@secure.test", &[EventKind::Delivered, EventKind::Deferred], Duration::from_secs(20)).await;
     assert!(h.contains(&"deferred".to_string()), "{h:?}");
     let q = rebound::store::events::EventQuery { recipient: Some("two@secure.test".into()), limit: 100, ascending: true, ..Default::default() };
-    let events = second.relay.store.query_events(&q).unwrap().events;
+    let events = second.daemon.store.query_events(&q).unwrap().events;
     let deferred = events.iter().find(|e| e.status == EventKind::Deferred).unwrap();
     assert_eq!(deferred.diagnostic.as_deref(), Some("451 4.7.5 MTA-STS policy for secure.test (id r1) does not list evil.secure.test"));
     assert_eq!(servers[1].record().connections, 0);
@@ -392,7 +392,7 @@ fn check_config_reads_the_mta_sts_ca_file_and_names_it_when_unusable() {
 /// on it, and fetched again after.
 #[tokio::test]
 async fn max_age_runs_on_the_injected_clock() {
-    use rebound::time::{ManualClock, Timestamp};
+    use rebound::model::time::{ManualClock, Timestamp};
     let ca = TestCa::new();
     let policy = PolicyServer::serving(&ca, &POLICY.replace("max_age: 86400", "max_age: 3600")).await;
     let (port, servers) = mx_servers(vec![("127.0.0.1", Script { tls: Some(ca.acceptor(&["mx1.secure.test"])), ..Script::default() })]).await;

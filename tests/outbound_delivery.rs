@@ -6,7 +6,7 @@ mod support_daemon;
 mod support_outbound;
 
 use rebound::config::TlsPolicy;
-use rebound::outbound::{Deliverer, RcptOutcome};
+use rebound::delivery::outbound::{Deliverer, RcptOutcome};
 use support_outbound::{Mode, Script, ScriptedMx, routed_to, tls_acceptor, tx};
 
 fn codes(outcomes: &[RcptOutcome]) -> Vec<String> {

@@ -5,7 +5,7 @@
 mod support_outbound;
 
 use rebound::model::Reply;
-use rebound::outbound::Deliverer;
+use rebound::delivery::outbound::Deliverer;
 use support_outbound::{Mode, Script, ScriptedMx, routed_to, tx};
 
 async fn one_reply(script: Script, rcpt: &str) -> (Reply, support_outbound::Record) {

@@ -3,7 +3,7 @@
 
 mod support_outbound;
 
-use rebound::outbound::Deliverer;
+use rebound::delivery::outbound::Deliverer;
 use support_outbound::{Mode, Script, ScriptedMx, a, config, dns_server, mx, tx};
 
 async fn deliverer(records: Vec<hickory_server::proto::rr::Record>, port: u16) -> Deliverer {

@@ -173,9 +173,9 @@ async fn submit(d: &Running, rcpt: &str) {
 /// The recipient's current status in its queue entry (found through its events).
 fn current_status(d: &Running, rcpt: &str) -> Option<Status> {
     let q = EventQuery { recipient: Some(rcpt.into()), limit: 1000, ascending: true, ..Default::default() };
-    let events = d.relay.store.query_events(&q).ok()?.events;
+    let events = d.daemon.store.query_events(&q).ok()?.events;
     let id = events.iter().find_map(|e| e.queue_id.as_deref().and_then(rebound::store::queue::parse_queue_id))?;
-    let rec = d.relay.store.message(id).ok()??;
+    let rec = d.daemon.store.message(id).ok()??;
     rec.recipients.iter().find(|r| r.address.eq_ignore_ascii_case(rcpt)).map(|r| r.status)
 }
 
@@ -259,7 +259,7 @@ async fn follow(d: &Running, copies: &Copies, s: &Scenario, deadline: Instant) -
         let h = wait_history(d, rcpt, |h| h.iter().any(|k| k == "delayed"), Duration::from_secs(10)).await;
         let status = current_status(d, rcpt);
         if !h.iter().any(|k| k == "delayed") {
-            let log: Vec<String> = d.relay.store.unverified(None, 20).unwrap().0.into_iter().filter_map(|e| e.diagnostic).collect();
+            let log: Vec<String> = d.daemon.store.unverified(None, 20).unwrap().0.into_iter().filter_map(|e| e.diagnostic).collect();
             failed.push(format!("{rcpt}: delay warning (Action: delayed) recorded no `delayed` event: history {h:?}; security log {log:?}"));
         }
         // Only meaningful until the final DSN lands, so checked right away.
@@ -290,13 +290,13 @@ async fn follow(d: &Running, copies: &Copies, s: &Scenario, deadline: Instant) -
     }
     if let Some(want) = s.want_reason {
         let q = EventQuery { recipient: Some(rcpt.into()), limit: 1000, ascending: true, ..Default::default() };
-        let events = d.relay.store.query_events(&q).unwrap().events;
+        let events = d.daemon.store.query_events(&q).unwrap().events;
         let reason = events.iter().rev().find(|e| e.status.as_str() == final_kind).and_then(|e| e.reason).map(|r| r.as_str());
         if reason != Some(want) {
             failed.push(format!("{rcpt}: the `{final_kind}` event's reason is {reason:?}, want {want:?}"));
         }
     }
-    let sup = d.relay.store.suppression(rcpt).unwrap();
+    let sup = d.daemon.store.suppression(rcpt).unwrap();
     match (s.want, sup) {
         (Status::Bounced, None) => failed.push(format!("{rcpt}: bounced (hard) but not suppressed")),
         (Status::Bounced, Some(x)) if x.reason != SuppressionReason::HardBounce => {

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use rebound::address::Address;
+use rebound::model::address::Address;
 use rebound::config::{DeliveryConfig, Dur, Shaping, TlsPolicy};
-use rebound::outbound::{Deliverer, Transaction};
+use rebound::delivery::outbound::{Deliverer, Transaction};
 
 /// What the throttling MX saw.
 #[derive(Debug, Default)]

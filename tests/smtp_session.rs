@@ -6,7 +6,7 @@ mod support_smtp;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rebound::intake::Ret;
+use rebound::model::dsn_request::DsnRet;
 use rebound::model::SuppressionReason;
 use support_smtp::*;
 
@@ -107,7 +107,7 @@ async fn mail_parameters_and_size_limits() {
     c.send(MSG).await;
     assert!(c.reply().await[0].starts_with("250 2.0.0 Ok: queued as "));
     let subs = srv.intake.take();
-    assert_eq!(subs[0].ret, Some(Ret::Headers));
+    assert_eq!(subs[0].ret, Some(DsnRet::Headers));
     assert_eq!(subs[0].env_id.as_deref(), Some("env-1"));
     let rcpt = &subs[0].recipients[0];
     assert_eq!(rcpt.orcpt.as_deref(), Some("rfc822;b@example.org"));

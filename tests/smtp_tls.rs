@@ -112,7 +112,7 @@ async fn missing_certificate_file_is_named_in_the_error() {
     cfg.smtp.tls_cert = Some("/nonexistent/rebound-cert.pem".into());
     cfg.smtp.tls_key = Some("/nonexistent/rebound-key.pem".into());
     let intake = std::sync::Arc::new(MemIntake::default());
-    let err = match rebound::smtp::SmtpServer::new(std::sync::Arc::new(cfg), intake) {
+    let err = match rebound::inbound::SmtpServer::new(std::sync::Arc::new(cfg), intake) {
         Ok(_) => panic!("a missing certificate must be an error"),
         Err(e) => e.to_string(),
     };

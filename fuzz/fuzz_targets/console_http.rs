@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rebound::console::http::{Form, cookie, local_path};
+use rebound::api::console::http::{Form, cookie, local_path};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rebound::console::preview::{document, sanitise};
+use rebound::api::console::preview::{document, sanitise};
 
 fuzz_target!(|data: &[u8]| {
     let html = String::from_utf8_lossy(data);

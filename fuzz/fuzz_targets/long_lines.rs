@@ -1,4 +1,4 @@
-//! Fuzzes the re-encoder for over-long lines (`rebound::outbound::long_lines`).
+//! Fuzzes the re-encoder for over-long lines (`rebound::delivery::outbound::long_lines`).
 //! The first byte picks a mode. Mode 0: the rest is a whole message (stored form,
 //! CRLF only): no panic, borrowed when no line is over 998, and every output line
 //! over 998 octets is one already in the input (a header line, left as it is).
@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
-use rebound::outbound::long_lines::{MAX_LINE, conform, has_long_line};
+use rebound::delivery::outbound::long_lines::{MAX_LINE, conform, has_long_line};
 
 /// Heads for the single-part modes, and how their body comes out.
 const HEADS: [(&str, Cte); 6] = [

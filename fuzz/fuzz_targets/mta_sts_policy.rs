@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rebound::outbound::mta_sts::fetch::parse_response;
-use rebound::outbound::mta_sts::policy::{MAX_MAX_AGE, MAX_MX_PATTERNS, Policy, PolicyMode, parse_policy, parse_record, record_id};
+use rebound::delivery::outbound::mta_sts::fetch::parse_response;
+use rebound::delivery::outbound::mta_sts::policy::{MAX_MAX_AGE, MAX_MX_PATTERNS, Policy, PolicyMode, parse_policy, parse_record, record_id};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = parse_policy(data) {

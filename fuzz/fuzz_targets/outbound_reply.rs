@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use rebound::outbound::reply::{MAX_REPLY_BYTES, ReplyReader};
+use rebound::delivery::outbound::reply::{MAX_REPLY_BYTES, ReplyReader};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rebound::smtp::body::{BodyReceiver, Framing};
+use rebound::inbound::body::{BodyReceiver, Framing};
 
 fn bare_line_end(b: &[u8]) -> bool {
     (0..b.len()).any(|i| (b[i] == b'\n' && (i == 0 || b[i - 1] != b'\r')) || (b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')))

@@ -13,13 +13,13 @@ fn lines(data: &[u8]) {
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end();
         for utf8 in [false, true] {
-            if let Ok(a) = rebound::smtp::commands::parse_address(text, utf8) {
+            if let Ok(a) = rebound::inbound::commands::parse_address(text, utf8) {
                 assert!(!a.as_str().contains(['\r', '\n', '\0']), "control character in a parsed address: {a:?}");
                 let _ = (a.domain(), a.key());
             }
         }
-        let _ = rebound::address::Address::parse(text);
-        let _ = rebound::smtp::commands::printable(text, 200);
+        let _ = rebound::model::address::Address::parse(text);
+        let _ = rebound::inbound::commands::printable(text, 200);
     }
 }
 

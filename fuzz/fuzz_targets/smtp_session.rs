@@ -12,10 +12,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use rebound::address::Address;
+use rebound::model::address::Address;
 use rebound::config::{Config, Dur};
-use rebound::intake::{Intake, IntakeError, RcptDecision, Receipt, Submission};
-use rebound::smtp::SmtpServer;
+use rebound::inbound::intake::{Intake, IntakeError, RcptDecision, Receipt, Submission};
+use rebound::inbound::SmtpServer;
 
 #[derive(Default)]
 struct Counting {
@@ -40,7 +40,7 @@ impl Intake for Counting {
 struct Server {
     addr: SocketAddr,
     intake: Arc<Counting>,
-    stats: Arc<rebound::smtp::SmtpStats>,
+    stats: Arc<rebound::inbound::SmtpStats>,
     _rt: tokio::runtime::Runtime,
 }
 

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use rebound::time::Timestamp;
-use rebound::verp::{Verp, VerpTag};
+use rebound::model::time::Timestamp;
+use rebound::feedback::verp::{Verp, VerpTag};
 
 const MAX_AGE: Duration = Duration::from_secs(3600);
 

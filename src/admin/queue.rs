@@ -4,14 +4,14 @@
 use serde::Serialize;
 
 use super::{AdminError, parse_id};
-use crate::accept::base_event;
-use crate::address::Address;
+use crate::records::enqueue::base_event;
+use crate::model::address::Address;
 use crate::model::{Event, EventKind, Source, Status};
-use crate::relay::Relay;
+use crate::daemon::state::Daemon;
 use crate::store::queue::{MessageRecord, RcptRecord, format_queue_id, new_queue_id};
 use crate::store::events::EventQuery;
 use crate::store::{TreeId, WriteSet};
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// Most events shown with one message.
 const SHOW_EVENTS: usize = 1000;
@@ -48,7 +48,7 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    fn of(relay: &Relay, rec: &MessageRecord) -> MessageView {
+    fn of(daemon: &Daemon, rec: &MessageRecord) -> MessageView {
         MessageView {
             queue_id: rec.queue_id(),
             received: rec.received,
@@ -60,7 +60,7 @@ impl MessageView {
             attempts: rec.attempts,
             next_attempt: rec.next_attempt,
             finished: rec.is_finished(),
-            body_kept: relay.store.has_body(rec.id).unwrap_or(false),
+            body_kept: daemon.store.has_body(rec.id).unwrap_or(false),
             resent_from: rec.resent_from.map(format_queue_id),
             recipients: rec.recipients.iter().map(|r| RcptView { address: r.address.clone(), status: r.status, attempts: r.attempts, last_diagnostic: r.last_diagnostic.clone() }).collect(),
             events: None,
@@ -76,7 +76,7 @@ pub struct QueuePage {
 }
 
 /// Messages in queue-id order after `cursor`; unfinished only unless `all`.
-pub fn list_queue(relay: &Relay, all: bool, cursor: Option<&str>, limit: usize) -> Result<QueuePage, AdminError> {
+pub fn list_queue(daemon: &Daemon, all: bool, cursor: Option<&str>, limit: usize) -> Result<QueuePage, AdminError> {
     let limit = limit.clamp(1, 1000);
     let mut after = match cursor {
         Some(c) => Some(crate::store::queue::parse_queue_id(c).ok_or_else(|| AdminError::bad("cursor", format!("{c:?} is not a cursor from this list")))?),
@@ -84,7 +84,7 @@ pub fn list_queue(relay: &Relay, all: bool, cursor: Option<&str>, limit: usize) 
     };
     let mut items = Vec::new();
     loop {
-        let batch = relay.store.messages_after(after, 256)?;
+        let batch = daemon.store.messages_after(after, 256)?;
         let done = batch.len() < 256;
         for rec in batch {
             after = Some(rec.id);
@@ -95,7 +95,7 @@ pub fn list_queue(relay: &Relay, all: bool, cursor: Option<&str>, limit: usize) 
                 let next = items.last().map(|m: &MessageView| m.queue_id.clone());
                 return Ok(QueuePage { items, next_cursor: next });
             }
-            items.push(MessageView::of(relay, &rec));
+            items.push(MessageView::of(daemon, &rec));
         }
         if done {
             return Ok(QueuePage { items, next_cursor: None });
@@ -104,57 +104,57 @@ pub fn list_queue(relay: &Relay, all: bool, cursor: Option<&str>, limit: usize) 
 }
 
 /// Loads a message by queue id, or by its Message-ID (`<...>`, as the app logged it).
-fn load(relay: &Relay, id: &str) -> Result<MessageRecord, AdminError> {
+fn load(daemon: &Daemon, id: &str) -> Result<MessageRecord, AdminError> {
     let id = id.trim();
     let n = if id.starts_with('<') && id.ends_with('>') {
-        relay.store.message_by_message_id(id)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {id}")))?
+        daemon.store.message_by_message_id(id)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {id}")))?
     } else {
         parse_id(id)?
     };
-    relay.store.message(n)?.ok_or_else(|| AdminError::NotFound(format!("no message {id} in the queue")))
+    daemon.store.message(n)?.ok_or_else(|| AdminError::NotFound(format!("no message {id} in the queue")))
 }
 
 /// A message with its recipients and its events (oldest first).
-pub fn show(relay: &Relay, id: &str) -> Result<MessageView, AdminError> {
-    let rec = load(relay, id)?;
-    let mut view = MessageView::of(relay, &rec);
+pub fn show(daemon: &Daemon, id: &str) -> Result<MessageView, AdminError> {
+    let rec = load(daemon, id)?;
+    let mut view = MessageView::of(daemon, &rec);
     let q = EventQuery { queue_id: Some(rec.id), limit: SHOW_EVENTS, ascending: true, ..Default::default() };
-    view.events = Some(relay.store.query_events(&q)?.events);
+    view.events = Some(daemon.store.query_events(&q)?.events);
     Ok(view)
 }
 
 /// Makes a message due now and wakes the scheduler.
-pub async fn retry(relay: &Relay, id: &str) -> Result<MessageView, AdminError> {
-    let mut rec = load(relay, id)?;
+pub async fn retry(daemon: &Daemon, id: &str) -> Result<MessageView, AdminError> {
+    let mut rec = load(daemon, id)?;
     if rec.is_finished() {
         return Err(AdminError::refused("finished", format!("message {id} has no recipient waiting for delivery (use resend to send it again)")));
     }
     let old_due = rec.next_attempt;
-    rec.next_attempt = Some(relay.now());
+    rec.next_attempt = Some(daemon.now());
     let mut ws = WriteSet::new();
     ws.put_message(&rec, old_due);
-    relay.commit(ws, &[]).await?;
-    relay.wake.notify_one();
-    Ok(MessageView::of(relay, &rec))
+    daemon.commit(ws, &[]).await?;
+    daemon.wake.notify_one();
+    Ok(MessageView::of(daemon, &rec))
 }
 
 /// Removes a message, its schedule entry and body; each pending recipient gets a `dropped` event.
-pub async fn delete(relay: &Relay, id: &str) -> Result<Vec<Event>, AdminError> {
-    let rec = load(relay, id)?;
-    let now = relay.now();
+pub async fn delete(daemon: &Daemon, id: &str) -> Result<Vec<Event>, AdminError> {
+    let rec = load(daemon, id)?;
+    let now = daemon.now();
     let mut ws = WriteSet::new();
     let mut events = Vec::new();
     for r in rec.recipients.iter().filter(|r| !r.status.is_final()) {
         let mut ev = base_event(EventKind::Dropped, now, &rec, &r.address);
         ev.source = Some(Source::Admin);
         ev.diagnostic = Some("deleted from the queue by an operator".into());
-        events.push(relay.record(&mut ws, ev)?);
+        events.push(daemon.record(&mut ws, ev)?);
     }
     ws.delete_message(&rec, false);
     if let Some(mid) = &rec.message_id {
         ws.remove(TreeId::MsgIds, mid.as_bytes().to_vec());
     }
-    relay.commit(ws, &events).await?;
+    daemon.commit(ws, &events).await?;
     Ok(events)
 }
 
@@ -168,16 +168,16 @@ pub struct ResendResult {
 
 /// Queues the stored body of `id` again as a new message, to `to` or to the original
 /// recipients. Refused when a target is suppressed (naming why) or the body is gone.
-pub async fn resend(relay: &Relay, id: &str, to: Option<Address>) -> Result<ResendResult, AdminError> {
-    let old = load(relay, id)?;
-    let body = relay.store.body(old.id)?.ok_or_else(|| AdminError::refused("body_expired", format!("the body of message {id} is no longer stored (kept {})", crate::time::format_duration(relay.cfg.retention.bodies.0))))?;
+pub async fn resend(daemon: &Daemon, id: &str, to: Option<Address>) -> Result<ResendResult, AdminError> {
+    let old = load(daemon, id)?;
+    let body = daemon.store.body(old.id)?.ok_or_else(|| AdminError::refused("body_expired", format!("the body of message {id} is no longer stored (kept {})", crate::model::time::format_duration(daemon.cfg.retention.bodies.0))))?;
     let targets: Vec<String> = match to {
         Some(a) => vec![a.to_string()],
         None => old.recipients.iter().map(|r| r.address.clone()).collect(),
     };
-    refuse_suppressed(relay, &targets)?;
-    let now = relay.now();
-    let new_id = new_queue_id(&relay.store, now)?;
+    refuse_suppressed(daemon, &targets)?;
+    let now = daemon.now();
+    let new_id = new_queue_id(&daemon.store, now)?;
     let rec = MessageRecord {
         id: new_id,
         received: now,
@@ -198,28 +198,28 @@ pub async fn resend(relay: &Relay, id: &str, to: Option<Address>) -> Result<Rese
         gone.source = Some(Source::Admin);
         gone.linked_queue_id = Some(rec.queue_id());
         gone.diagnostic = Some(format!("resent to {} as {}", targets.join(", "), rec.queue_id()));
-        events.push(relay.record(&mut ws, gone)?);
+        events.push(daemon.record(&mut ws, gone)?);
     }
     for a in &targets {
         let mut queued = base_event(EventKind::Queued, now, &rec, a);
         queued.source = Some(Source::Admin);
         queued.linked_queue_id = Some(old.queue_id());
-        events.push(relay.record(&mut ws, queued)?);
+        events.push(daemon.record(&mut ws, queued)?);
     }
     ws.put_message(&rec, None);
     ws.insert(TreeId::Bodies, new_id.to_be_bytes().to_vec(), body);
     if let Some(mid) = &rec.message_id {
         ws.insert(TreeId::MsgIds, mid.as_bytes().to_vec(), new_id.to_be_bytes().to_vec());
     }
-    relay.commit(ws, &events).await?;
-    relay.wake.notify_one();
+    daemon.commit(ws, &events).await?;
+    daemon.wake.notify_one();
     Ok(ResendResult { queue_id: rec.queue_id(), resent_from: old.queue_id(), recipients: targets })
 }
 
-fn refuse_suppressed(relay: &Relay, targets: &[String]) -> Result<(), AdminError> {
+fn refuse_suppressed(daemon: &Daemon, targets: &[String]) -> Result<(), AdminError> {
     let mut why = Vec::new();
     for a in targets {
-        if let Some(s) = relay.store.suppression(a)? {
+        if let Some(s) = daemon.store.suppression(a)? {
             why.push(format!("{a} is suppressed ({} since {}{})", s.reason, s.time, s.diagnostic.map(|d| format!(": {d}")).unwrap_or_default()));
         }
     }

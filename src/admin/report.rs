@@ -11,11 +11,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::AdminError;
-use crate::address::suppression_key;
+use crate::model::address::suppression_key;
 use crate::model::{Class, Event, Reason, Status};
-use crate::relay::Relay;
+use crate::daemon::state::Daemon;
 use crate::store::events::{EventPage, EventQuery};
-use crate::time::{Timestamp, parse_duration};
+use crate::model::time::{Timestamp, parse_duration};
 
 /// Every event name a filter may use.
 const EVENT_NAMES: [&str; 15] = [
@@ -104,17 +104,17 @@ impl EventFilter {
 }
 
 /// One page of the log, newest first.
-pub fn events(relay: &Relay, filter: &EventFilter) -> Result<EventPage, AdminError> {
-    let filter = by_queue_id(relay, filter)?;
-    let q = filter.to_query(relay.now())?;
-    Ok(relay.store.query_events(&q)?)
+pub fn events(daemon: &Daemon, filter: &EventFilter) -> Result<EventPage, AdminError> {
+    let filter = by_queue_id(daemon, filter)?;
+    let q = filter.to_query(daemon.now())?;
+    Ok(daemon.store.query_events(&q)?)
 }
 
 /// The filter with a `<Message-ID>` in `message` replaced by that message's queue id.
-fn by_queue_id(relay: &Relay, filter: &EventFilter) -> Result<EventFilter, AdminError> {
+fn by_queue_id(daemon: &Daemon, filter: &EventFilter) -> Result<EventFilter, AdminError> {
     let mut f = filter.clone();
     if let Some(m) = f.message.as_deref().map(str::trim).filter(|m| m.starts_with('<') && m.ends_with('>')) {
-        let n = relay.store.message_by_message_id(m)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {m}")))?;
+        let n = daemon.store.message_by_message_id(m)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {m}")))?;
         f.message = Some(crate::store::queue::format_queue_id(n));
     }
     Ok(f)
@@ -152,8 +152,8 @@ pub struct UndeliveredReport {
 const UNDELIVERED: [&str; 8] = ["queued", "deferred", "bounced", "failed", "expired", "dropped", "complained", "unsubscribed"];
 
 /// Builds the report over `[since, until]` (default: the last `days` days up to now).
-pub fn undelivered(relay: &Relay, days: Option<&str>, since: Option<&str>, until: Option<&str>, status: Option<&str>) -> Result<UndeliveredReport, AdminError> {
-    let now = relay.now();
+pub fn undelivered(daemon: &Daemon, days: Option<&str>, since: Option<&str>, until: Option<&str>, status: Option<&str>) -> Result<UndeliveredReport, AdminError> {
+    let now = daemon.now();
     let wanted = statuses_param(&status.map(str::to_string), &UNDELIVERED)?;
     let days = limit_param(days, 30, 3650).map_err(|_| AdminError::bad("days", format!("{:?} is not a number of days from 1 to 3650", days.unwrap_or(""))))?;
     let until = time_param("until", &until.map(str::to_string), now)?.unwrap_or(now);
@@ -161,8 +161,8 @@ pub fn undelivered(relay: &Relay, days: Option<&str>, since: Option<&str>, until
     if since > until {
         return Err(AdminError::bad("since", "since is after until"));
     }
-    let latest = latest_statuses(relay, since, until)?;
-    let done = resolved_by_resend(relay, since)?;
+    let latest = latest_statuses(daemon, since, until)?;
+    let done = resolved_by_resend(daemon, since)?;
     let mut items: Vec<UndeliveredItem> = Vec::with_capacity(latest.len());
     let mut resolved = 0;
     for (id, e) in latest {
@@ -193,19 +193,19 @@ pub fn row_id(i: &UndeliveredItem) -> (String, String) {
 /// the same address, or to the one (corrected) address it was resent to. Reads the `resent`
 /// events from `delivery.max_age` before `since` on (a row's latest status may be set after
 /// its resend: a deferred original that expires later), and each resend's own events.
-pub fn resolved_by_resend(relay: &Relay, since: Timestamp) -> Result<HashSet<(String, String)>, AdminError> {
+pub fn resolved_by_resend(daemon: &Daemon, since: Timestamp) -> Result<HashSet<(String, String)>, AdminError> {
     let mut out = HashSet::new();
     let mut delivered_of: HashMap<String, (HashSet<String>, HashSet<String>)> = HashMap::new();
-    let from = since.minus(relay.cfg.delivery.max_age.0);
+    let from = since.minus(daemon.cfg.delivery.max_age.0);
     let mut q = EventQuery { statuses: vec!["resent".into()], since: Some(from), limit: 1000, ..Default::default() };
     let mut seen = 0;
     loop {
-        let page = relay.store.query_events(&q)?;
+        let page = daemon.store.query_events(&q)?;
         seen += page.events.len();
         for e in &page.events {
             let (Some(linked), Some(qid), Some(rcpt)) = (e.linked_queue_id.as_deref(), e.queue_id.as_deref(), e.recipient.as_deref().and_then(suppression_key)) else { continue };
             if !delivered_of.contains_key(linked) {
-                delivered_of.insert(linked.to_string(), outcome_of(relay, linked)?);
+                delivered_of.insert(linked.to_string(), outcome_of(daemon, linked)?);
             }
             let (rcpts, delivered) = &delivered_of[linked];
             if delivered.contains(&rcpt) || (rcpts.len() == 1 && delivered.len() == 1) {
@@ -220,9 +220,9 @@ pub fn resolved_by_resend(relay: &Relay, since: Timestamp) -> Result<HashSet<(St
 }
 
 /// A message's recipients and those of them delivered, from its events.
-fn outcome_of(relay: &Relay, queue_id: &str) -> Result<(HashSet<String>, HashSet<String>), AdminError> {
+fn outcome_of(daemon: &Daemon, queue_id: &str) -> Result<(HashSet<String>, HashSet<String>), AdminError> {
     let Some(id) = crate::store::queue::parse_queue_id(queue_id) else { return Ok(Default::default()) };
-    let page = relay.store.query_events(&EventQuery { queue_id: Some(id), limit: 1000, ascending: true, ..Default::default() })?;
+    let page = daemon.store.query_events(&EventQuery { queue_id: Some(id), limit: 1000, ascending: true, ..Default::default() })?;
     let (mut rcpts, mut delivered) = (HashSet::new(), HashSet::new());
     for e in page.events {
         let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
@@ -256,10 +256,10 @@ fn item_of(e: Event, wanted: &[String]) -> Option<UndeliveredItem> {
 /// The latest status-setting event of each (queue id, recipient) whose current status was
 /// set in the window, read through the current-status index (one small entry per recipient,
 /// with the row it shows: no event is read, see [`crate::store::current`]).
-fn latest_statuses(relay: &Relay, since: Timestamp, until: Timestamp) -> Result<HashMap<(String, String), Event>, AdminError> {
+fn latest_statuses(daemon: &Daemon, since: Timestamp, until: Timestamp) -> Result<HashMap<(String, String), Event>, AdminError> {
     let mut latest: HashMap<(String, String), Event> = HashMap::new();
-    for c in relay.store.current_between(since, until, |s| s != Status::Delivered)? {
-        let Some(e) = relay.store.row_of(&c)? else { continue };
+    for c in daemon.store.current_between(since, until, |s| s != Status::Delivered)? {
+        let Some(e) = daemon.store.row_of(&c)? else { continue };
         let Some(r) = e.recipient.as_deref().and_then(suppression_key) else { continue };
         latest.insert((e.queue_id.clone().unwrap_or_default(), r), e);
     }

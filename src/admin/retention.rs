@@ -10,13 +10,13 @@
 use serde::Serialize;
 
 use super::AdminError;
-use crate::address::Address;
-use crate::relay::Relay;
+use crate::model::address::Address;
+use crate::daemon::state::Daemon;
 use crate::store::events::EventQuery;
 use crate::store::queue::MessageRecord;
 use crate::store::scan::contains_ci;
 use crate::store::{StoreError, TreeId, WriteSet};
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// What an erased address becomes in a message kept for its other recipients.
 pub const ERASED: &str = "erased@erased.invalid";
@@ -42,14 +42,14 @@ fn first_id_at(t: Timestamp) -> u64 {
 }
 
 /// Deletes what retention no longer allows. Never fails: errors end the run and are reported.
-pub async fn purge(relay: &Relay, now: Timestamp) -> PurgeStats {
+pub async fn purge(daemon: &Daemon, now: Timestamp) -> PurgeStats {
     let mut stats = PurgeStats::default();
-    let ev_cut = now.minus(relay.cfg.retention.events.0);
-    let body_cut = first_id_at(now.minus(relay.cfg.retention.bodies.0));
+    let ev_cut = now.minus(daemon.cfg.retention.events.0);
+    let body_cut = first_id_at(now.minus(daemon.cfg.retention.bodies.0));
     let res = async {
-        purge_events(relay, ev_cut, &mut stats).await?;
-        purge_messages(relay, body_cut, &mut stats).await?;
-        purge_bodies(relay, body_cut, &mut stats).await
+        purge_events(daemon, ev_cut, &mut stats).await?;
+        purge_messages(daemon, body_cut, &mut stats).await?;
+        purge_bodies(daemon, body_cut, &mut stats).await
     }
     .await;
     if let Err(e) = res {
@@ -59,15 +59,15 @@ pub async fn purge(relay: &Relay, now: Timestamp) -> PurgeStats {
     stats
 }
 
-async fn purge_events(relay: &Relay, cutoff: Timestamp, stats: &mut PurgeStats) -> Result<(), StoreError> {
+async fn purge_events(daemon: &Daemon, cutoff: Timestamp, stats: &mut PurgeStats) -> Result<(), StoreError> {
     for _ in 0..MAX_ROUNDS {
-        let old = relay.store.events_before(cutoff, BATCH)?;
+        let old = daemon.store.events_before(cutoff, BATCH)?;
         let mut ws = WriteSet::new();
         for e in &old {
             ws.delete_event(e);
         }
-        relay.store.purge_current_before(&mut ws, cutoff, BATCH)?;
-        relay.commit(ws, &[]).await?;
+        daemon.store.purge_current_before(&mut ws, cutoff, BATCH)?;
+        daemon.commit(ws, &[]).await?;
         stats.events += old.len();
         if old.len() < BATCH {
             break;
@@ -77,38 +77,38 @@ async fn purge_events(relay: &Relay, cutoff: Timestamp, stats: &mut PurgeStats) 
 }
 
 /// Finished records received before `cutoff_id`, with their bodies.
-async fn purge_messages(relay: &Relay, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
+async fn purge_messages(daemon: &Daemon, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
     let mut after = None;
     for _ in 0..MAX_ROUNDS {
-        let recs: Vec<MessageRecord> = relay.store.messages_after(after, BATCH)?.into_iter().take_while(|r| r.id < cutoff_id).collect();
+        let recs: Vec<MessageRecord> = daemon.store.messages_after(after, BATCH)?.into_iter().take_while(|r| r.id < cutoff_id).collect();
         let Some(last) = recs.last() else { break };
         after = Some(last.id);
         let mut ws = WriteSet::new();
         for r in recs.iter().filter(|r| r.is_finished()) {
-            stats.bodies += usize::from(relay.store.has_body(r.id)?);
+            stats.bodies += usize::from(daemon.store.has_body(r.id)?);
             remove_message(&mut ws, r);
             stats.messages += 1;
         }
-        relay.commit(ws, &[]).await?;
+        daemon.commit(ws, &[]).await?;
     }
     Ok(())
 }
 
 /// Bodies received before `cutoff_id` whose record is gone (never those of unfinished messages).
-async fn purge_bodies(relay: &Relay, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
+async fn purge_bodies(daemon: &Daemon, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
     let mut after = None;
     for _ in 0..MAX_ROUNDS {
-        let ids = relay.store.body_ids(after, cutoff_id, BATCH)?;
+        let ids = daemon.store.body_ids(after, cutoff_id, BATCH)?;
         let Some(&last) = ids.last() else { break };
         after = Some(last);
         let mut ws = WriteSet::new();
         for id in ids {
-            if relay.store.message(id)?.is_none() {
+            if daemon.store.message(id)?.is_none() {
                 ws.remove(TreeId::Bodies, id.to_be_bytes().to_vec());
                 stats.bodies += 1;
             }
         }
-        relay.commit(ws, &[]).await?;
+        daemon.commit(ws, &[]).await?;
     }
     Ok(())
 }
@@ -137,70 +137,70 @@ pub struct EraseStats {
 /// Removes every event (the security log's included), queue record and stored body that
 /// names `address`.
 /// Other pending recipients of an erased message get a `dropped` event.
-pub async fn erase(relay: &Relay, address: &Address) -> Result<EraseStats, AdminError> {
+pub async fn erase(daemon: &Daemon, address: &Address) -> Result<EraseStats, AdminError> {
     let mut stats = EraseStats { address: address.to_string(), ..Default::default() };
     let key = address.key();
-    erase_messages(relay, &key, address.as_str(), &mut stats).await?;
-    erase_bodies(relay, &[key.clone(), address.as_str().to_ascii_lowercase()], &mut stats).await?;
-    erase_events(relay, &key, &mut stats).await?;
+    erase_messages(daemon, &key, address.as_str(), &mut stats).await?;
+    erase_bodies(daemon, &[key.clone(), address.as_str().to_ascii_lowercase()], &mut stats).await?;
+    erase_events(daemon, &key, &mut stats).await?;
     let mut ws = WriteSet::new();
-    stats.events += relay.store.erase_unverified(&mut ws, address.as_str())?;
-    relay.commit(ws, &[]).await?;
-    if let Some(mut s) = relay.store.suppression(address.as_str())? {
+    stats.events += daemon.store.erase_unverified(&mut ws, address.as_str())?;
+    daemon.commit(ws, &[]).await?;
+    if let Some(mut s) = daemon.store.suppression(address.as_str())? {
         s.diagnostic = None;
         s.event_id = None;
         let mut ws = WriteSet::new();
         ws.put_suppression(&s);
-        relay.commit(ws, &[]).await?;
+        daemon.commit(ws, &[]).await?;
         stats.suppression_kept = true;
     }
     tracing::info!(events = stats.events, messages = stats.messages, bodies = stats.bodies, "erased an address on request");
     Ok(stats)
 }
 
-async fn erase_events(relay: &Relay, key: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
+async fn erase_events(daemon: &Daemon, key: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
     loop {
         let q = EventQuery { recipient: Some(key.to_string()), limit: BATCH, ascending: true, ..Default::default() };
-        let page = relay.store.query_events(&q)?;
+        let page = daemon.store.query_events(&q)?;
         if page.events.is_empty() {
             return Ok(());
         }
         let mut ws = WriteSet::new();
         // The current-status index keeps a report row naming the address.
-        relay.store.unindex_current(&mut ws, &page.events)?;
+        daemon.store.unindex_current(&mut ws, &page.events)?;
         for e in &page.events {
             ws.delete_event(e);
         }
-        relay.commit(ws, &[]).await?;
+        daemon.commit(ws, &[]).await?;
         stats.events += page.events.len();
     }
 }
 
 
-async fn erase_messages(relay: &Relay, key: &str, address: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
+async fn erase_messages(daemon: &Daemon, key: &str, address: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
     let mut after = None;
     loop {
-        let recs = relay.store.messages_after(after, BATCH)?;
+        let recs = daemon.store.messages_after(after, BATCH)?;
         let Some(last) = recs.last() else { return Ok(()) };
         after = Some(last.id);
         let mut ws = WriteSet::new();
         for r in recs.iter().filter(|r| r.recipients.iter().any(|x| names(&x.address, key))) {
             stats.messages += 1;
             if r.recipients.iter().all(|x| names(&x.address, key)) {
-                stats.bodies += usize::from(relay.store.has_body(r.id)?);
+                stats.bodies += usize::from(daemon.store.has_body(r.id)?);
                 remove_message(&mut ws, r);
             } else {
-                scrub_shared(relay, &mut ws, r, key, address)?;
+                scrub_shared(daemon, &mut ws, r, key, address)?;
                 stats.messages_kept += 1;
             }
         }
-        relay.commit(ws, &[]).await?;
+        daemon.commit(ws, &[]).await?;
     }
 }
 
 /// Takes the address out of a message other recipients still have: its envelope entry
 /// becomes [`ERASED`] (no longer attempted) and the stored body loses every mention.
-fn scrub_shared(relay: &Relay, ws: &mut WriteSet, r: &MessageRecord, key: &str, address: &str) -> Result<(), StoreError> {
+fn scrub_shared(daemon: &Daemon, ws: &mut WriteSet, r: &MessageRecord, key: &str, address: &str) -> Result<(), StoreError> {
     let mut rec = r.clone();
     for x in rec.recipients.iter_mut().filter(|x| names(&x.address, key)) {
         x.address = ERASED.to_string();
@@ -210,7 +210,7 @@ fn scrub_shared(relay: &Relay, ws: &mut WriteSet, r: &MessageRecord, key: &str, 
             x.status = crate::model::Status::Dropped;
         }
     }
-    if let Some(body) = relay.store.body(r.id)? {
+    if let Some(body) = daemon.store.body(r.id)? {
         ws.insert(TreeId::Bodies, r.id.to_be_bytes().to_vec(), replace_ci(&body, address.as_bytes(), b"[erased]"));
     }
     let old_due = r.next_attempt;
@@ -240,13 +240,13 @@ fn replace_ci(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 }
 
 fn names(address: &str, key: &str) -> bool {
-    crate::address::suppression_key(address).as_deref() == Some(key)
+    crate::model::address::suppression_key(address).as_deref() == Some(key)
 }
 
-async fn erase_bodies(relay: &Relay, needles: &[String], stats: &mut EraseStats) -> Result<(), StoreError> {
+async fn erase_bodies(daemon: &Daemon, needles: &[String], stats: &mut EraseStats) -> Result<(), StoreError> {
     let mut after = None;
     loop {
-        let bodies = relay.store.bodies_after(after, 64)?;
+        let bodies = daemon.store.bodies_after(after, 64)?;
         let Some((last, _)) = bodies.last() else { return Ok(()) };
         after = Some(*last);
         let mut ws = WriteSet::new();
@@ -254,7 +254,7 @@ async fn erase_bodies(relay: &Relay, needles: &[String], stats: &mut EraseStats)
             if !needles.iter().any(|n| contains_ci(body, n.as_bytes())) {
                 continue;
             }
-            if relay.store.message(*id)?.is_some() {
+            if daemon.store.message(*id)?.is_some() {
                 // Kept for its other recipients: scrubbed, not deleted.
                 let scrubbed = needles.iter().fold(body.clone(), |b, n| replace_ci(&b, n.as_bytes(), b"[erased]"));
                 ws.insert(TreeId::Bodies, id.to_be_bytes().to_vec(), scrubbed);
@@ -263,6 +263,6 @@ async fn erase_bodies(relay: &Relay, needles: &[String], stats: &mut EraseStats)
                 stats.bodies += 1;
             }
         }
-        relay.commit(ws, &[]).await?;
+        daemon.commit(ws, &[]).await?;
     }
 }

@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::AdminError;
 use super::suppressions::{parse_address, stage_add};
 use crate::model::SuppressionReason;
-use crate::relay::Relay;
+use crate::daemon::state::Daemon;
 use crate::store::WriteSet;
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// Entries committed per write set during import.
 const IMPORT_BATCH: usize = 500;
@@ -44,14 +44,14 @@ impl ExportFormat {
 }
 
 /// The whole list in one document.
-pub fn export_suppressions(relay: &Relay, format: ExportFormat) -> Result<String, AdminError> {
+pub fn export_suppressions(daemon: &Daemon, format: ExportFormat) -> Result<String, AdminError> {
     let mut out = String::new();
     if format == ExportFormat::Csv {
         out.push_str("address,reason,time,diagnostic\r\n");
     }
     let mut cursor: Option<String> = None;
     loop {
-        let (items, next) = relay.store.suppressions(None, cursor.as_deref(), 1000)?;
+        let (items, next) = daemon.store.suppressions(None, cursor.as_deref(), 1000)?;
         for s in &items {
             match format {
                 ExportFormat::Csv => out.push_str(&csv_row(&[&s.address, s.reason.as_str(), &s.time.to_rfc3339(), s.diagnostic.as_deref().unwrap_or("")])),
@@ -200,7 +200,7 @@ struct Row {
 
 /// Imports entries; bad records are listed in `errors` and the rest still imported.
 /// Existing complaint/unsubscribe entries are never replaced by an import.
-pub async fn import_suppressions(relay: &Relay, format: ExportFormat, text: &str) -> Result<ImportStats, AdminError> {
+pub async fn import_suppressions(daemon: &Daemon, format: ExportFormat, text: &str) -> Result<ImportStats, AdminError> {
     let rows = match format {
         ExportFormat::Csv => csv_rows(text)?,
         ExportFormat::JsonLines => json_rows(text),
@@ -210,19 +210,19 @@ pub async fn import_suppressions(relay: &Relay, format: ExportFormat, text: &str
     while rows.peek().is_some() {
         let (mut ws, mut events) = (WriteSet::new(), Vec::new());
         for row in rows.by_ref().take(IMPORT_BATCH) {
-            match row.and_then(|r| stage_row(relay, &mut ws, &mut events, r)) {
+            match row.and_then(|r| stage_row(daemon, &mut ws, &mut events, r)) {
                 Ok(true) => stats.added += 1,
                 Ok(false) => stats.unchanged += 1,
                 Err(e) if stats.errors.len() < MAX_LISTED_ERRORS => stats.errors.push(e),
                 Err(_) => stats.more_errors += 1,
             }
         }
-        relay.commit(ws, &events).await?;
+        daemon.commit(ws, &events).await?;
     }
     Ok(stats)
 }
 
-fn stage_row(relay: &Relay, ws: &mut WriteSet, events: &mut Vec<crate::model::Event>, r: Row) -> Result<bool, String> {
+fn stage_row(daemon: &Daemon, ws: &mut WriteSet, events: &mut Vec<crate::model::Event>, r: Row) -> Result<bool, String> {
     let at = |m: String| format!("line {}: {m}", r.line);
     let address = parse_address("address", &r.address).map_err(|e| at(e.to_string()))?;
     let reason = match r.reason.as_deref().filter(|s| !s.is_empty()) {
@@ -231,9 +231,9 @@ fn stage_row(relay: &Relay, ws: &mut WriteSet, events: &mut Vec<crate::model::Ev
     };
     let time = match r.time.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Timestamp::parse_rfc3339(s).ok_or_else(|| at(format!("bad time {s:?}")))?,
-        None => relay.now(),
+        None => daemon.now(),
     };
-    match stage_add(relay, ws, events, &address, reason, r.diagnostic.filter(|d| !d.is_empty()), false, time) {
+    match stage_add(daemon, ws, events, &address, reason, r.diagnostic.filter(|d| !d.is_empty()), false, time) {
         Ok((_, changed)) => Ok(changed),
         Err(AdminError::Refused { .. }) => Ok(false),
         Err(e) => Err(at(e.to_string())),

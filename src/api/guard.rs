@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 use crate::config::Config;
-use crate::relay::{RelayError, load_or_create_secret};
+use crate::daemon::state::{StateError, load_or_create_secret};
 
 /// The API token: `api.token`, else the one kept in `data_dir/api.token` (created, mode 0600).
-pub fn api_token(cfg: &Config) -> Result<String, RelayError> {
+pub fn api_token(cfg: &Config) -> Result<String, StateError> {
     match &cfg.api.token {
         Some(t) => Ok(t.expose().to_string()),
         None => load_or_create_secret(&cfg.server.data_dir.join("api.token")),
@@ -44,12 +44,12 @@ impl Guard {
         if let Some(h) = cfg.api.url.as_deref().and_then(url_host) {
             hosts.push(h);
         }
-        Guard { token_digest: Arc::from(crate::constant_time::sha256(token.as_bytes()).as_ref()), hosts: Arc::new(hosts) }
+        Guard { token_digest: Arc::from(crate::model::constant_time::sha256(token.as_bytes()).as_ref()), hosts: Arc::new(hosts) }
     }
 
     /// Constant-time check of a presented token (both sides hashed to equal length first).
     pub fn token_ok(&self, presented: &str) -> bool {
-        crate::constant_time::eq(crate::constant_time::sha256(presented.as_bytes()).as_ref(), &self.token_digest)
+        crate::model::constant_time::eq(crate::model::constant_time::sha256(presented.as_bytes()).as_ref(), &self.token_digest)
     }
 
     /// True for the configured address(es) and loopback names on any port.

@@ -18,10 +18,10 @@ use serde_json::json;
 use super::ApiError;
 use crate::admin::{self, EventFilter, ExportFormat, limit_param, parse_address};
 use crate::model::SuppressionReason;
-use crate::relay::Relay;
-pub use super::intake::{ingest, metrics};
+use crate::daemon::state::Daemon;
+pub use super::ingest::{ingest, metrics};
 
-type Rel = State<Arc<Relay>>;
+type Rel = State<Arc<Daemon>>;
 type Raw = Result<Query<Vec<(String, String)>>, QueryRejection>;
 type ApiResult = Result<Response, ApiError>;
 
@@ -78,19 +78,19 @@ fn ok(v: impl serde::Serialize) -> ApiResult {
     Ok(Json(v).into_response())
 }
 
-pub async fn healthz(State(relay): Rel) -> Response {
-    if relay.shutting_down.load(Ordering::SeqCst) {
+pub async fn healthz(State(daemon): Rel) -> Response {
+    if daemon.shutting_down.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "shutting_down"}))).into_response();
     }
-    if !relay.ready.load(Ordering::SeqCst) {
+    if !daemon.ready.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"}))).into_response();
     }
-    if let Some(f) = relay.committer.health().fault() {
+    if let Some(f) = daemon.committer.health().fault() {
         let body = json!({"status": "storage_failed", "reason": f.reason, "since": f.since, "restart_needed": f.restart_needed});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    let min = relay.cfg.smtp.min_free_space.0;
-    if let Some(free) = crate::accept::free_space(&relay.cfg.server.data_dir).filter(|f| *f < min) {
+    let min = daemon.cfg.smtp.min_free_space.0;
+    if let Some(free) = crate::records::enqueue::free_space(&daemon.cfg.server.data_dir).filter(|f| *f < min) {
         let reason = format!("{free} bytes free in data_dir, below smtp.min_free_space ({min}): MAIL gets 452 4.3.1");
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "insufficient_storage", "reason": reason}))).into_response();
     }
@@ -105,22 +105,22 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI).into_response()
 }
 
-pub async fn queue_list(State(relay): Rel, q: Raw) -> ApiResult {
+pub async fn queue_list(State(daemon): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["all", "limit", "cursor"])?;
     let limit = limit_param(p.get("limit"), 100, 1000)?;
-    ok(admin::list_queue(&relay, p.flag("all")?, p.get("cursor"), limit)?)
+    ok(admin::list_queue(&daemon, p.flag("all")?, p.get("cursor"), limit)?)
 }
 
-pub async fn message_show(State(relay): Rel, Path(id): Path<String>) -> ApiResult {
-    ok(admin::show(&relay, &id)?)
+pub async fn message_show(State(daemon): Rel, Path(id): Path<String>) -> ApiResult {
+    ok(admin::show(&daemon, &id)?)
 }
 
-pub async fn message_retry(State(relay): Rel, Path(id): Path<String>) -> ApiResult {
-    ok(admin::retry(&relay, &id).await?)
+pub async fn message_retry(State(daemon): Rel, Path(id): Path<String>) -> ApiResult {
+    ok(admin::retry(&daemon, &id).await?)
 }
 
-pub async fn message_delete(State(relay): Rel, Path(id): Path<String>) -> ApiResult {
-    let events = admin::delete(&relay, &id).await?;
+pub async fn message_delete(State(daemon): Rel, Path(id): Path<String>) -> ApiResult {
+    let events = admin::delete(&daemon, &id).await?;
     ok(json!({"deleted": id.to_ascii_uppercase(), "events": events}))
 }
 
@@ -130,17 +130,17 @@ struct ResendBody {
     to: Option<String>,
 }
 
-pub async fn message_resend(State(relay): Rel, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub async fn message_resend(State(daemon): Rel, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let b: Option<ResendBody> = json_body(&headers, &body)?;
     let to = match b.and_then(|b| b.to).filter(|s| !s.is_empty()) {
         Some(t) => Some(parse_address("to", &t)?),
         None => None,
     };
-    let r = admin::resend(&relay, &id, to).await?;
+    let r = admin::resend(&daemon, &id, to).await?;
     Ok((StatusCode::CREATED, Json(r)).into_response())
 }
 
-pub async fn events(State(relay): Rel, q: Raw) -> ApiResult {
+pub async fn events(State(daemon): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["recipient", "status", "message", "since", "until", "limit", "cursor"])?;
     let f = EventFilter {
         recipient: p.owned("recipient"),
@@ -151,8 +151,8 @@ pub async fn events(State(relay): Rel, q: Raw) -> ApiResult {
         limit: p.owned("limit"),
         cursor: p.owned("cursor"),
     };
-    let body = off_the_workers(&relay, move |relay| {
-        let page = admin::events(relay, &f)?;
+    let body = off_the_workers(&daemon, move |daemon| {
+        let page = admin::events(daemon, &f)?;
         Ok(to_json(&json!({"items": page.events, "next_cursor": page.next_cursor})))
     })
     .await?;
@@ -160,7 +160,7 @@ pub async fn events(State(relay): Rel, q: Raw) -> ApiResult {
 }
 
 /// The security log: untrusted returned reports, newest first.
-pub async fn unverified(State(relay): Rel, q: Raw) -> ApiResult {
+pub async fn unverified(State(daemon): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["limit", "cursor"])?;
     let limit = limit_param(p.get("limit"), 100, 1000)?;
     let cursor = p.get("cursor");
@@ -169,14 +169,14 @@ pub async fn unverified(State(relay): Rel, q: Raw) -> ApiResult {
     {
         return Err(ApiError::bad("cursor", "expected the next_cursor of a previous page"));
     }
-    let (items, next) = relay.store.unverified(cursor, limit)?;
+    let (items, next) = daemon.store.unverified(cursor, limit)?;
     ok(json!({"items": items, "next_cursor": next}))
 }
 
-pub async fn undelivered(State(relay): Rel, q: Raw) -> ApiResult {
+pub async fn undelivered(State(daemon): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["days", "status", "since", "until"])?;
     let (days, since, until, status) = (p.owned("days"), p.owned("since"), p.owned("until"), p.owned("status"));
-    let body = off_the_workers(&relay, move |relay| Ok(to_json(&admin::undelivered(relay, days.as_deref(), since.as_deref(), until.as_deref(), status.as_deref())?))).await?;
+    let body = off_the_workers(&daemon, move |daemon| Ok(to_json(&admin::undelivered(daemon, days.as_deref(), since.as_deref(), until.as_deref(), status.as_deref())?))).await?;
     Ok(json_bytes(body))
 }
 
@@ -196,10 +196,10 @@ static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HEAVY_R
 
 /// Runs a store read (and its serialisation) on the blocking pool, at most [`HEAVY_READS`] at a time, so reports and
 /// log queries never occupy the async workers SMTP sessions run on.
-async fn off_the_workers<T: Send + 'static>(relay: &Arc<Relay>, f: impl FnOnce(&Relay) -> Result<T, admin::AdminError> + Send + 'static) -> Result<T, ApiError> {
+async fn off_the_workers<T: Send + 'static>(daemon: &Arc<Daemon>, f: impl FnOnce(&Daemon) -> Result<T, admin::AdminError> + Send + 'static) -> Result<T, ApiError> {
     let _permit = HEAVY.acquire().await.map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the daemon is stopping"))?;
-    let relay = relay.clone();
-    let joined = tokio::task::spawn_blocking(move || f(&relay)).await;
+    let daemon = daemon.clone();
+    let joined = tokio::task::spawn_blocking(move || f(&daemon)).await;
     let done = joined.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the query failed: {e}")))?;
     Ok(done?)
 }
@@ -208,11 +208,11 @@ fn reason_param(v: Option<&str>, param: &str) -> Result<Option<SuppressionReason
     v.map(|r| r.parse::<SuppressionReason>().map_err(|e| ApiError::bad(param, e))).transpose()
 }
 
-pub async fn suppressions_list(State(relay): Rel, q: Raw) -> ApiResult {
+pub async fn suppressions_list(State(daemon): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["reason", "limit", "cursor"])?;
     let reason = reason_param(p.get("reason"), "reason")?;
     let limit = limit_param(p.get("limit"), 100, 1000)?;
-    ok(admin::list_suppressions(&relay, reason, p.get("cursor"), limit)?)
+    ok(admin::list_suppressions(&daemon, reason, p.get("cursor"), limit)?)
 }
 
 #[derive(Deserialize)]
@@ -224,23 +224,23 @@ struct PutBody {
     force: bool,
 }
 
-pub async fn suppression_put(State(relay): Rel, Path(address): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub async fn suppression_put(State(daemon): Rel, Path(address): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let address = parse_address("address", &address)?;
     let b: PutBody = json_body(&headers, &body)?.unwrap_or(PutBody { reason: None, diagnostic: None, force: false });
     let reason = reason_param(b.reason.as_deref(), "reason")?.unwrap_or(SuppressionReason::Manual);
-    let (entry, changed) = admin::add_suppression(&relay, &address, reason, b.diagnostic, b.force).await?;
+    let (entry, changed) = admin::add_suppression(&daemon, &address, reason, b.diagnostic, b.force).await?;
     let status = if changed { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(entry)).into_response())
 }
 
-pub async fn suppression_delete(State(relay): Rel, Path(address): Path<String>, q: Raw) -> ApiResult {
+pub async fn suppression_delete(State(daemon): Rel, Path(address): Path<String>, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["force"])?;
     let address = parse_address("address", &address)?;
-    let removed = admin::remove_suppression(&relay, &address, p.flag("force")?).await?;
+    let removed = admin::remove_suppression(&daemon, &address, p.flag("force")?).await?;
     ok(json!({"removed": removed}))
 }
 
-pub async fn suppressions_import(State(relay): Rel, q: Raw, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub async fn suppressions_import(State(daemon): Rel, q: Raw, headers: HeaderMap, body: Bytes) -> ApiResult {
     let p = Params::parse(q, &["format"])?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let from_type = match ct.as_str() {
@@ -253,13 +253,13 @@ pub async fn suppressions_import(State(relay): Rel, q: Raw, headers: HeaderMap, 
         None => from_type,
     };
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad("body", "not UTF-8"))?;
-    ok(admin::import_suppressions(&relay, format, text).await?)
+    ok(admin::import_suppressions(&daemon, format, text).await?)
 }
 
-pub async fn suppressions_export(State(relay): Rel, q: Raw) -> ApiResult {
+pub async fn suppressions_export(State(daemon): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["format"])?;
     let format = ExportFormat::parse(p.get("format").unwrap_or("csv"))?;
-    let text = admin::export_suppressions(&relay, format)?;
+    let text = admin::export_suppressions(&daemon, format)?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
 }
 
@@ -269,10 +269,10 @@ struct EraseBody {
     address: String,
 }
 
-pub async fn erase(State(relay): Rel, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub async fn erase(State(daemon): Rel, headers: HeaderMap, body: Bytes) -> ApiResult {
     let b: EraseBody = json_body(&headers, &body)?.ok_or_else(|| ApiError::bad("address", "a JSON body {\"address\": ...} is required"))?;
     let address = parse_address("address", &b.address)?;
-    let stats = admin::erase(&relay, &address).await?;
+    let stats = admin::erase(&daemon, &address).await?;
     ok(stats)
 }
 

@@ -9,7 +9,9 @@ mod conn;
 mod error;
 mod guard;
 mod handlers;
-mod intake;
+mod ingest;
+
+pub mod console;
 
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::ApiError;
 pub use guard::{Guard, api_token};
 
-use crate::relay::Relay;
+use crate::daemon::state::Daemon;
 
 /// The OpenAPI 3.1 description of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -30,7 +32,7 @@ const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The authenticated admin routes, without guards or state. Add routes to this (or pass
 /// them to [`router_with`]) to put them behind the same token check.
-pub fn routes() -> Router<Arc<Relay>> {
+pub fn routes() -> Router<Arc<Daemon>> {
     Router::new()
         .route("/v1/openapi.json", get(handlers::openapi))
         .route("/v1/queue", get(handlers::queue_list))
@@ -45,43 +47,43 @@ pub fn routes() -> Router<Arc<Relay>> {
         .route("/v1/suppressions/import", post(handlers::suppressions_import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)))
         .route("/v1/suppressions/export", get(handlers::suppressions_export))
         .route("/v1/erase", post(handlers::erase))
-        .route("/v1/ingest", post(handlers::ingest).layer(axum::extract::DefaultBodyLimit::max(intake::INGEST_LIMIT)))
+        .route("/v1/ingest", post(handlers::ingest).layer(axum::extract::DefaultBodyLimit::max(ingest::INGEST_LIMIT)))
         .route("/metrics", get(handlers::metrics))
 }
 
 /// The whole API for `relay`: [`routes`] behind the token, `/healthz` open, all behind the Host check.
-pub fn router(relay: Arc<Relay>) -> Router {
-    router_with(relay, Router::new())
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    router_with(daemon, Router::new())
 }
 
 /// Like [`router`], with `extra` routes (e.g. `/v1/ingest`, `/metrics`) behind the same token check.
-pub fn router_with(relay: Arc<Relay>, extra: Router<Arc<Relay>>) -> Router {
-    let guard = Guard::new(&relay.cfg);
+pub fn router_with(daemon: Arc<Daemon>, extra: Router<Arc<Daemon>>) -> Router {
+    let guard = Guard::new(&daemon.cfg);
     routes()
         .merge(extra)
         .route_layer(axum::middleware::from_fn_with_state(guard.clone(), guard::require_token))
         .route("/healthz", get(handlers::healthz))
-        .merge(crate::console::router(&relay)) // the web console (`/`, `/ui/...`): its own sign-in, not the token
+        .merge(crate::api::console::router(&daemon)) // the web console (`/`, `/ui/...`): its own sign-in, not the token
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(guard, guard::require_host))
-        .with_state(relay)
+        .with_state(daemon)
 }
 
 /// The API for the unix socket: the same routes without the token and Host checks (the
 /// socket's file permissions decide who may connect).
-pub fn unix_router(relay: Arc<Relay>) -> Router {
-    routes().route("/healthz", get(handlers::healthz)).fallback(handlers::not_found).with_state(relay)
+pub fn unix_router(daemon: Arc<Daemon>) -> Router {
+    routes().route("/healthz", get(handlers::healthz)).fallback(handlers::not_found).with_state(daemon)
 }
 
 /// Serves [`unix_router`] on a unix socket at `path` (replacing a stale one), mode 0600.
-pub async fn serve_unix(relay: Arc<Relay>, path: std::path::PathBuf, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve_unix(daemon: Arc<Daemon>, path: std::path::PathBuf, shutdown: CancellationToken) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if path.exists() {
         std::fs::remove_file(&path)?;
     }
     let listener = tokio::net::UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    let app = unix_router(relay);
+    let app = unix_router(daemon);
     let res = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
     let _ = std::fs::remove_file(&path);
     res
@@ -89,10 +91,10 @@ pub async fn serve_unix(relay: Arc<Relay>, path: std::path::PathBuf, shutdown: C
 
 /// Serves the admin API on `listener` until `shutdown`, within `api.max_connections`,
 /// `api.header_timeout` and `api.body_timeout` (see [`conn`]).
-pub async fn serve(relay: Arc<Relay>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-    api_token(&relay.cfg).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let limits = conn::Limits::from_config(&relay.cfg.api);
-    let app = router(relay);
+pub async fn serve(daemon: Arc<Daemon>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    api_token(&daemon.cfg).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let limits = conn::Limits::from_config(&daemon.cfg.api);
+    let app = router(daemon);
     conn::serve(listener, app, limits, shutdown).await
 }
 

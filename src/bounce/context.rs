@@ -77,7 +77,7 @@ impl Context {
             ctx.body = degraded(raw).body;
         }
         ctx.body_lower = ctx.body.to_ascii_lowercase();
-        ctx.marker = super::recognisers::marker_line(&ctx.body, &ctx.body_lower);
+        ctx.marker = super::markers::marker_line(&ctx.body, &ctx.body_lower);
         ctx
     }
 

@@ -12,6 +12,7 @@ pub mod permanence;
 pub mod dsn;
 pub mod fields;
 pub mod mbox;
+mod markers;
 pub mod recognisers;
 mod report;
 
@@ -44,7 +45,7 @@ pub fn parse(raw: &[u8]) -> BounceReport {
 fn not_a_bounce() -> RecipientReport {
     RecipientReport {
         reason: Reason::Undefined,
-        class: Class::None,
+        class: Class::Unclassified,
         rule: "none",
         ..RecipientReport::blank()
     }
@@ -355,7 +356,7 @@ fn infer_action(r: &RecipientReport) -> Option<String> {
     let inferred = match r.class {
         Class::Delivered => Action::Delivered,
         Class::Hard | Class::Soft | Class::Block => Action::Failed,
-        Class::Complaint | Class::Autoreply | Class::None => return None,
+        Class::Complaint | Class::Autoreply | Class::Unclassified => return None,
     };
     Some(inferred.as_str().to_string())
 }

@@ -75,7 +75,7 @@ impl RecipientReport {
             status: None,
             reply_code: None,
             reason: Reason::Undefined,
-            class: Class::None,
+            class: Class::Unclassified,
             diagnostic: None,
             remote_mta: None,
             last_attempt: None,

@@ -33,7 +33,7 @@ fn standard_dsn() {
 fn ordinary_mail_is_none() {
     let r = parse(b"From: a@example.com\nTo: b@example.net\nSubject: lunch?\n\nAt noon.\n");
     assert_eq!(r.recipients.len(), 1);
-    assert_eq!(r.recipients[0].class, Class::None);
+    assert_eq!(r.recipients[0].class, Class::Unclassified);
     assert_eq!(r.recipients[0].recipient, None);
 }
 
@@ -99,7 +99,7 @@ Subject: Mail delivery failed: returning message to sender\nX-Failed-Recipients:
 This message was created automatically by mail delivery software.\n\n\
 A message that you sent could not be delivered to one or more of its\n\
 recipients. This is a permanent error. The following address(es) failed:\n\n\
-  who@far.test\n    host mx.far.test [192.0.2.9]\n    SMTP error from remote mail server after EHLO relay.test:\n    550 Go away\n\n\
+  who@far.test\n    host mx.far.test [192.0.2.9]\n    SMTP error from remote mail server after EHLO daemon.test:\n    550 Go away\n\n\
 ------ This is a copy of the message, including all the headers. ------\n\nTo: who@far.test\nSubject: x\n\nbody\n";
     let r = parse(raw);
     let rc = &r.recipients[0];

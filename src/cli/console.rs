@@ -33,7 +33,7 @@ fn hash_password() -> i32 {
         eprintln!("rebound: the password is empty (give it on standard input, one line)");
         return 2;
     }
-    match crate::console::hash_password(&password) {
+    match crate::api::console::hash_password(&password) {
         Ok(h) => {
             println!("{h}");
             0

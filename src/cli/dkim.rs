@@ -9,11 +9,11 @@
 
 use clap::Subcommand;
 
-use crate::address::normalise_domain;
+use crate::model::address::normalise_domain;
 use crate::config::Config;
-use crate::outbound::dkim::rotation::{self, RotationState};
-use crate::outbound::dkim::{DkimError, Published, Signer, keys};
-use crate::time::{Timestamp, format_duration};
+use crate::delivery::outbound::dkim::rotation::{self, RotationState};
+use crate::delivery::outbound::dkim::{DkimError, Published, Signer, keys};
+use crate::model::time::{Timestamp, format_duration};
 
 #[derive(Debug, Subcommand)]
 pub enum DkimCmd {
@@ -115,7 +115,7 @@ fn status(cfg: &Config, domains: &[String]) -> CmdResult {
     let wanted: Vec<String> = if domains.is_empty() { cfg.dkim.domains.iter().map(|d| normalise_domain(d.trim_end_matches('.'))).collect() } else { domains.iter().map(|d| listed(cfg, d)).collect::<Result<_, _>>()? };
     let signer = Signer::from_config(cfg).map_err(failed)?.ok_or_else(|| usage("DKIM signing is off: dkim.domains is empty"))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
-    let resolver = rt.block_on(async { crate::outbound::resolver(&cfg.delivery.nameservers, cfg.delivery.command_timeout.0).ok() });
+    let resolver = rt.block_on(async { crate::delivery::outbound::resolver(&cfg.delivery.nameservers, cfg.delivery.command_timeout.0).ok() });
     let now = Timestamp::now();
     let every = format_duration(cfg.dkim.rotation_check.0);
     let grace = cfg.dkim.rotation_grace.0;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
 
-use crate::address::normalise_domain;
+use crate::model::address::normalise_domain;
 use crate::config::Config;
 
 /// Longest wait for one DNS answer in `--check`.
@@ -25,7 +25,7 @@ pub enum DnsCmdError {
     #[error("no domains: list them after `rebound dns` or set dkim.domains")]
     NoDomains,
     #[error(transparent)]
-    Dkim(#[from] crate::outbound::dkim::DkimError),
+    Dkim(#[from] crate::delivery::outbound::dkim::DkimError),
     #[error("cannot set up the DNS resolver: {0}")]
     Resolver(String),
 }
@@ -113,13 +113,13 @@ fn plan(cfg: &Config, domains: &[String], egress: &[IpAddr]) -> Result<Plan, Dns
     let hostname = normalise_domain(&cfg.server.hostname);
     let bounce = normalise_domain(&cfg.bounces.domain);
     let spf = spf_value(egress);
-    let signer = crate::outbound::dkim::prepare(cfg)?;
+    let signer = crate::delivery::outbound::dkim::prepare(cfg)?;
     let published = signer.as_ref().map(|s| s.records()).unwrap_or_default();
     let pending = signer.as_ref().map(|s| s.pending_records()).unwrap_or_default();
-    let now = crate::time::Timestamp::now();
+    let now = crate::model::time::Timestamp::now();
     let (mut records, mut notes) = (Vec::new(), Vec::new());
     for d in &sending {
-        let of_domain = |p: &&crate::outbound::dkim::Published| p.name.ends_with(&format!("._domainkey.{d}"));
+        let of_domain = |p: &&crate::delivery::outbound::dkim::Published| p.name.ends_with(&format!("._domainkey.{d}"));
         let keys: Vec<_> = published.iter().filter(of_domain).collect();
         if keys.is_empty() {
             notes.push(format!("; {d}: no DKIM key (add it to dkim.domains)"));
@@ -133,7 +133,7 @@ fn plan(cfg: &Config, domains: &[String], egress: &[IpAddr]) -> Result<Plan, Dns
         }
         let retired = signer.as_ref().and_then(|s| s.state(d)).map(|st| st.retired).unwrap_or_default();
         for r in retired {
-            let until = crate::outbound::dkim::RotationState::retire_after(&r, cfg.dkim.rotation_grace.0);
+            let until = crate::delivery::outbound::dkim::RotationState::retire_after(&r, cfg.dkim.rotation_grace.0);
             if now >= until {
                 notes.push(format!("; {d}: selector {} replaced {}, retire-able since {until}; you may remove:", r.selector, r.switched));
                 notes.extend(super::dkim::retired_lines(cfg, d, &r.selector).into_iter().map(|l| format!(";   {l}")));
@@ -142,7 +142,7 @@ fn plan(cfg: &Config, domains: &[String], egress: &[IpAddr]) -> Result<Plan, Dns
             for &alg in &cfg.dkim.algorithms {
                 let dir = cfg.dkim.key_dir(&cfg.server.data_dir);
                 let dns = alg.dns_selector(&r.selector);
-                if let Ok(Some(k)) = crate::outbound::dkim::keys::load_existing(&dir, d, &r.selector, alg) {
+                if let Ok(Some(k)) = crate::delivery::outbound::dkim::keys::load_existing(&dir, d, &r.selector, alg) {
                     let zone_line = format!("{} ; replaced {}, keep until {until}", k.zone_line(&dns, d), r.switched);
                     records.push(Wanted { kind: Kind::DkimOld, name: format!("{dns}._domainkey.{d}"), value: k.txt_value(), zone_line });
                 }
@@ -217,7 +217,7 @@ fn print_verdict(label: &str, name: &str, required: bool, verdict: &Result<Strin
 
 /// The system resolver, or `nameservers` (UDP and TCP) when set — as delivery resolves.
 fn resolver(nameservers: &[std::net::SocketAddr]) -> Result<TokioResolver, DnsCmdError> {
-    crate::outbound::resolver(nameservers, LOOKUP_TIMEOUT).map_err(|e| DnsCmdError::Resolver(e.to_string()))
+    crate::delivery::outbound::resolver(nameservers, LOOKUP_TIMEOUT).map_err(|e| DnsCmdError::Resolver(e.to_string()))
 }
 
 /// `Ok(note)` when the published record does the job, `Err(what was found)` otherwise.

@@ -300,7 +300,7 @@ fn check_config(cfg: &Config, path: Option<PathBuf>) -> i32 {
         return 2;
     }
     if let Some(ca) = cfg.delivery.mta_sts_ca_file.as_deref().filter(|_| cfg.delivery.mta_sts != crate::config::MtaStsMode::Off)
-        && let Err(e) = crate::outbound::mta_sts::tls::check_ca_file(ca)
+        && let Err(e) = crate::delivery::outbound::mta_sts::tls::check_ca_file(ca)
     {
         eprintln!("rebound: {label}: {e}");
         return 2;

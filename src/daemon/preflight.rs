@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 
 use crate::config::Config;
-use crate::outbound::route::{BadHop, Router};
-use crate::smtp::SmtpError;
+use crate::delivery::outbound::route::{BadHop, Router};
+use crate::inbound::SmtpError;
 
 /// A setting that parses but that `serve` could not use.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum PreflightError {
 /// Loads and checks everything `serve` needs from the config, touching nothing on disk.
 pub fn check(cfg: &Config) -> Result<(), PreflightError> {
     if let (Some(cert), Some(key)) = (&cfg.smtp.tls_cert, &cfg.smtp.tls_key) {
-        crate::smtp::tls::load_acceptor(cert, key)?;
+        crate::inbound::tls::load_acceptor(cert, key)?;
     }
     Router::new(&cfg.delivery)?;
     distinct_listeners(cfg)

@@ -23,9 +23,9 @@ use ring::digest;
 
 use super::queue::parse_queue_id;
 use super::{Store, StoreError, TreeId, WriteSet, unhex};
-use crate::address::suppression_key;
+use crate::model::address::suppression_key;
 use crate::model::{Event, Status};
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// One recipient's latest status-setting event, as the index holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

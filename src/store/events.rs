@@ -4,9 +4,9 @@
 //! cursor (the last event key seen).
 
 use super::{Store, StoreError, TreeId, WriteSet, hex, unhex};
-use crate::address::suppression_key;
+use crate::model::address::suppression_key;
 use crate::model::Event;
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// A filter over the log. Empty fields match everything.
 #[derive(Debug, Clone, Default)]

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// Why the store is faulted, and since when.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -394,7 +394,7 @@ impl Store {
 
 use sled::Transactional;
 
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// Key (in sled's default tree) the health probe writes and removes.
 const PROBE_KEY: &[u8] = b"rebound.probe";

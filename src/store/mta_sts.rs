@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::outbound::mta_sts::policy::Policy;
+use crate::delivery::outbound::mta_sts::policy::Policy;
 use crate::store::{Store, StoreError};
-use crate::time::{SharedClock, SystemClock};
+use crate::model::time::{SharedClock, SystemClock};
 
 /// The tree's name.
 pub const TREE: &str = "mta_sts";
@@ -102,7 +102,7 @@ impl PolicyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbound::mta_sts::policy::PolicyMode;
+    use crate::delivery::outbound::mta_sts::policy::PolicyMode;
 
     #[test]
     fn policies_survive_reopening_and_expire() {

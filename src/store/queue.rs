@@ -6,9 +6,9 @@ use bincode::Options as _;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, TreeId, WriteSet};
-use crate::intake::{Notify, Ret};
+use crate::model::dsn_request::{DsnNotify, DsnRet};
 use crate::model::Status;
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// Record format version; bump when [`MessageRecord`] changes shape.
 const RECORD_VERSION: u8 = 1;
@@ -18,7 +18,7 @@ const RECORD_VERSION: u8 = 1;
 pub struct RcptRecord {
     pub address: String,
     pub orcpt: Option<String>,
-    pub notify: Option<Notify>,
+    pub notify: Option<DsnNotify>,
     pub status: Status,
     /// Delivery attempts made for this recipient.
     pub attempts: u32,
@@ -35,7 +35,7 @@ pub struct MessageRecord {
     pub sender: String,
     pub message_id: Option<String>,
     pub env_id: Option<String>,
-    pub ret: Option<Ret>,
+    pub ret: Option<DsnRet>,
     /// Client address and AUTH user, for the log.
     pub client: String,
     pub auth_user: Option<String>,

@@ -9,9 +9,9 @@
 
 use super::events::{event_key, key_time};
 use super::{Store, StoreError, TreeId, WriteSet, hex, unhex};
-use crate::address::suppression_key;
+use crate::model::address::suppression_key;
 use crate::model::Event;
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// Most entries kept in the security log.
 pub const MAX_UNVERIFIED: usize = 10_000;

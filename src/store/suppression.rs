@@ -3,7 +3,7 @@
 //! address as first seen, the reason, time, diagnostic and causing event.
 
 use super::{Store, StoreError, TreeId, WriteSet};
-use crate::address::suppression_key;
+use crate::model::address::suppression_key;
 use crate::model::{Suppression, SuppressionReason};
 
 impl WriteSet {

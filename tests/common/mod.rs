@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rebound::accept::QueueIntake;
-use rebound::address::Address;
+use rebound::inbound::accept::QueueIntake;
+use rebound::model::address::Address;
 use rebound::config::{Config, Secret};
-use rebound::disposition::{Outcome, apply_attempt};
-use rebound::intake::{Intake, RecipientSpec, SessionInfo, Submission};
+use rebound::records::disposition::{Outcome, apply_attempt};
+use rebound::inbound::intake::{Intake, RecipientSpec, SessionInfo, Submission};
 use rebound::model::{EnhancedCode, Reply};
-use rebound::relay::Relay;
-use rebound::time::{ManualClock, Timestamp};
+use rebound::daemon::Daemon;
+use rebound::model::time::{ManualClock, Timestamp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,7 @@ pub const TOKEN: &str = "test-token-0123456789";
 pub const T0: Timestamp = Timestamp(1_795_000_000_000);
 
 pub struct Rig {
-    pub relay: Arc<Relay>,
+    pub daemon: Arc<Daemon>,
     pub clock: ManualClock,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
@@ -42,13 +42,13 @@ pub async fn rig_with(token: Option<&str>) -> Rig {
     cfg.server.data_dir = dir.path().to_path_buf();
     cfg.api.token = token.map(|t| Secret(t.to_string()));
     let clock = ManualClock::new(T0);
-    let relay = Relay::open(Arc::new(cfg), Arc::new(clock.clone())).unwrap();
-    relay.ready.store(true, Ordering::SeqCst);
+    let daemon = Daemon::open(Arc::new(cfg), Arc::new(clock.clone())).unwrap();
+    daemon.ready.store(true, Ordering::SeqCst);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(rebound::api::serve(relay.clone(), listener, shutdown.clone()));
-    Rig { relay, clock, addr, dir, shutdown }
+    tokio::spawn(rebound::api::serve(daemon.clone(), listener, shutdown.clone()));
+    Rig { daemon, clock, addr, dir, shutdown }
 }
 
 pub async fn rig() -> Rig {
@@ -149,15 +149,15 @@ impl Rig {
             ret: None,
             body: format!("From: app@example.org\r\nTo: {}\r\nSubject: notice\r\n\r\nhello\r\n", rcpts.join(", ")).into_bytes(),
         };
-        QueueIntake { relay: self.relay.clone() }.submit(sub).await.unwrap().queue_id
+        QueueIntake { daemon: self.daemon.clone() }.submit(sub).await.unwrap().queue_id
     }
 
     /// Applies one attempt: `(recipient index, code, enhanced, text)` per recipient.
     pub async fn attempt(&self, id: &str, replies: &[(usize, u16, &str, &str)]) {
         let n = u64::from_str_radix(id, 16).unwrap();
-        let mut rec = self.relay.store.message(n).unwrap().unwrap();
+        let mut rec = self.daemon.store.message(n).unwrap().unwrap();
         let outcomes: Vec<Outcome> = replies.iter().map(|(i, c, e, t)| Outcome { index: *i, reply: Reply::remote(*c, EnhancedCode::parse(e), *t), remote_host: Some("mx.example.net".into()) }).collect();
-        let (ws, events) = apply_attempt(&self.relay, &mut rec, &outcomes, self.relay.now()).unwrap();
-        self.relay.commit(ws, &events).await.unwrap();
+        let (ws, events) = apply_attempt(&self.daemon, &mut rec, &outcomes, self.daemon.now()).unwrap();
+        self.daemon.commit(ws, &events).await.unwrap();
     }
 }

@@ -13,7 +13,7 @@ use rebound::config::{Config, Dur};
 use rebound::daemon::{Running, start};
 use rebound::model::EventKind;
 use rebound::store::events::EventQuery;
-use rebound::time::SystemClock;
+use rebound::model::time::SystemClock;
 
 /// A config for tests: loopback port 0 everywhere, second-scale retries.
 pub fn test_config(dir: &std::path::Path) -> Config {
@@ -110,13 +110,13 @@ pub fn python_send_from(src: &str, addr: SocketAddr, from: &str, to: &[&str], bo
 
 /// The security log (untrusted returned reports), newest first.
 pub fn security_log(r: &Running) -> Vec<rebound::model::Event> {
-    r.relay.store.unverified(None, 10_000).unwrap().0
+    r.daemon.store.unverified(None, 10_000).unwrap().0
 }
 
 /// The event kinds of one recipient, oldest first.
 pub fn history(r: &Running, rcpt: &str) -> Vec<String> {
     let q = EventQuery { recipient: Some(rcpt.into()), limit: 1000, ascending: true, ..Default::default() };
-    r.relay.store.query_events(&q).unwrap().events.iter().map(|e| e.status.as_str().to_string()).collect()
+    r.daemon.store.query_events(&q).unwrap().events.iter().map(|e| e.status.as_str().to_string()).collect()
 }
 
 /// Waits (bounded) until `rcpt` has an event of one of `kinds`; returns its history.

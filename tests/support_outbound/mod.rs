@@ -13,9 +13,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use rebound::address::Address;
+use rebound::model::address::Address;
 use rebound::config::{DeliveryConfig, Dur, TlsPolicy};
-use rebound::outbound::Transaction;
+use rebound::delivery::outbound::Transaction;
 
 /// What the scripted server saw.
 #[derive(Debug, Default, Clone)]

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rebound::address::Address;
+use rebound::model::address::Address;
 use rebound::config::{Config, Secret, SmtpUser};
-use rebound::intake::{Intake, IntakeError, RcptDecision, Receipt, Submission};
+use rebound::inbound::intake::{Intake, IntakeError, RcptDecision, Receipt, Submission};
 use rebound::model::SuppressionReason;
-use rebound::smtp::{SmtpServer, SmtpStats};
+use rebound::inbound::{SmtpServer, SmtpStats};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;

@@ -29,6 +29,7 @@ use regex::Regex;
 
 use super::RecipientReport;
 use super::context::Context;
+use super::markers::{ORIGINAL_MARKERS, first_marker, line_start};
 use crate::model::Reason;
 use super::fields::{Field, clean_address, contains_ci, parse_fields_where, squeeze};
 
@@ -101,27 +102,6 @@ pub struct Layout {
     pub stop_at_blank: bool,
 }
 
-/// Markers after which the returned original (or its headers) is quoted.
-pub const ORIGINAL_MARKERS: &[&str] = &[
-    "below this line is a copy of the message",
-    "this is a copy of the message",
-    "original message follows",
-    "----- original message -----",
-    "message headers follow",
-    "--- original message ---",
-    "original message headers",
-    "unsent message below",
-    "-- the header and top 20 lines of the message follows --",
-    "the header of the original message",
-    "------ original message ------",
-    "----- message header follows -----",
-    "headers of the original message",
-    "--- original message header ---",
-    "copy of the original message",
-    "unsent message follows",
-    "------- returned message",
-];
-
 /// Scans the notification body with a family layout into unclassified recipient records.
 pub fn scan(ctx: &Context, layout: &Layout) -> Vec<RecipientReport> {
     let mut out: Vec<(String, String, bool)> = Vec::new();
@@ -169,28 +149,9 @@ pub(super) fn region<'a>(body: &'a str, lower: &str, layout: &Layout) -> &'a str
     &body[begin..end]
 }
 
-/// Where the first of `markers` (lower case) occurs in `lower` (an ASCII-lower-cased text) at or
-/// after `from`.
-pub(super) fn first_marker<'m>(
-    lower: &str,
-    markers: impl Iterator<Item = &'m &'static str>,
-    from: usize,
-) -> Option<usize> {
-    let hay = lower.as_bytes().get(from..)?;
-    markers
-        .filter_map(|m| crate::bounce::fields::find_in_lower(hay, m))
-        .min()
-        .map(|at| from + at)
-}
-
 /// The offset just after the line of `text` holding offset `at`.
 pub(super) fn line_after(text: &str, at: usize) -> usize {
     text[at..].find('\n').map_or(text.len(), |i| at + i + 1)
-}
-
-/// The offset of the start of the line of `text` holding offset `at`.
-pub(super) fn line_start(text: &str, at: usize) -> usize {
-    text[..at].rfind('\n').map_or(0, |i| i + 1)
 }
 
 /// One record per address, keeping the first non-empty diagnostic.
@@ -316,13 +277,6 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
         .iter()
         .any(|m| contains_ci(from, m))
         || ctx.header("x-failed-recipients").is_some()
-}
-
-/// Byte offset of the start of the first line carrying an original-message marker, given the
-/// ASCII-lower-cased text.
-pub(crate) fn marker_line(text: &str, lower: &str) -> Option<usize> {
-    let at = first_marker(lower, ORIGINAL_MARKERS.iter(), 0)?;
-    text.is_char_boundary(at).then(|| line_start(text, at))
 }
 
 /// A quoted header line naming the sender or the message, not a recipient.
