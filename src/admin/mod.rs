@@ -1,6 +1,6 @@
 //! Admin operations (issue #6): queue inspection and management, resend, the
 //! communications log, the undelivered report, the suppression list with import
-//! and export, retention and erasure. A pure Rust API over [`Relay`]; the HTTP
+//! and export, retention and erasure. A pure Rust API over [`Daemon`](crate::daemon::state::Daemon); the HTTP
 //! handlers in [`crate::api`] are thin wrappers. Every state change goes through
 //! one write set and `relay.commit`, and records its own event.
 

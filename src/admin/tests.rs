@@ -1,4 +1,4 @@
-//! Tests of the admin operations against a real Relay on a temp dir, with
+//! Tests of the admin operations against a real daemon state (`Daemon`) on a temp dir, with
 //! messages queued through the intake and outcomes applied by the disposition.
 
 use std::sync::Arc;

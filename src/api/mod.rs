@@ -1,4 +1,4 @@
-//! The admin API (SPEC §6) over axum: routes, the bearer-token and Host guards,
+//! The admin API (README "Admin API and webhooks") over axum: routes, the bearer-token and Host guards,
 //! and the server loop. Handlers live in [`handlers`]; every route but
 //! `/healthz` needs `Authorization: Bearer <token>` (from `api.token`, or
 //! generated in `data_dir/api.token`); requests whose `Host` is not the

@@ -1,4 +1,4 @@
-//! `rebound parse FILE... | -` (SPEC §5): one JSON line per recipient of every message read.
+//! `rebound parse FILE... | -` (README "Bounces, complaints and unsubscribes"): one JSON line per recipient of every message read.
 
 use std::io::{Read, Write};
 
@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{RecipientReport, parse, split_mbox};
 use crate::model::{Class, Reason};
 
-/// One output line, keys in the order SPEC §5 shows.
+/// One output line, keys in the order README "Bounces, complaints and unsubscribes" shows.
 #[derive(Serialize)]
 struct Line<'a> {
     file: &'a str,

@@ -37,7 +37,7 @@ pub fn classify_reply(reply: &Reply) -> Verdict {
 
 /// Classifies from whatever is known: a basic reply code, an enhanced status, and free text.
 ///
-/// Class follows the reason (SPEC §2), except that a 4xx reply is always `Soft`.
+/// Class follows the reason (README "Bounces, complaints and unsubscribes"), except that a 4xx reply is always `Soft`.
 pub fn classify(code: Option<u16>, enhanced: Option<EnhancedCode>, text: &str) -> Verdict {
     let (reason, rule) = find_reason(code, enhanced, text);
     let transient = code.map_or(enhanced.is_some_and(|e| e.class == 4), |c| {

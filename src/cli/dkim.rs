@@ -1,4 +1,4 @@
-//! `rebound dkim rotate DOMAIN` and `rebound dkim status [DOMAIN...]` (SPEC §8): key
+//! `rebound dkim rotate DOMAIN` and `rebound dkim status [DOMAIN...]` (README "Sending to Gmail and Outlook"): key
 //! rotation without a failed signature. `rotate` creates the next selector's keys
 //! (`KEY_DIR/DOMAIN/SELECTOR.{rsa,ed25519}.key`, 0600), records the pending rotation in
 //! `KEY_DIR/DOMAIN/rotation.json` and prints the records to publish; the running daemon

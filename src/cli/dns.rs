@@ -1,4 +1,4 @@
-//! `rebound dns [--check] [DOMAIN...]` (SPEC §8): the DNS records an operator publishes
+//! `rebound dns [--check] [DOMAIN...]` (README "Sending to Gmail and Outlook"): the DNS records an operator publishes
 //! for this config, as zone-file lines — DKIM TXT per domain and algorithm, SPF for each
 //! sending domain and the bounce domain, a DMARC suggestion, the bounce domain's MX and
 //! the PTR expected for the egress addresses. `--check` resolves each through the

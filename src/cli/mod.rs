@@ -1,4 +1,4 @@
-//! The `rebound` command line (SPEC §3): `serve`, `check-config`, `parse`, `dns`, and
+//! The `rebound` command line (README "Configuration"): `serve`, `check-config`, `parse`, `dns`, and
 //! the admin commands, which talk to the running daemon through its API (sled
 //! allows one process per database). Exit codes: 0 ok, 2 bad usage or input,
 //! 1 when the daemon cannot be reached or fails.

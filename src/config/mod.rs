@@ -1,4 +1,4 @@
-//! Configuration (SPEC §4): typed serde structs with `deny_unknown_fields`, built-in
+//! Configuration (README "Configuration"): typed serde structs with `deny_unknown_fields`, built-in
 //! defaults so `rebound serve` runs with no file, durations and sizes as strings,
 //! secrets masked when printed, and one `validate` run at startup and by `check-config`.
 
@@ -511,7 +511,7 @@ impl DkimAlgorithm {
     }
 }
 
-/// DKIM signing of relayed mail (SPEC §8).
+/// DKIM signing of relayed mail (README "Sending to Gmail and Outlook").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DkimConfig {
@@ -593,7 +593,7 @@ impl Config {
         Config::from_str(&text, &p)
     }
 
-    /// Resolves SPEC §3: `--config`, else `$REBOUND_CONFIG`, else `/etc/rebound/rebound.toml`
+    /// Resolves README "Configuration": `--config`, else `$REBOUND_CONFIG`, else `/etc/rebound/rebound.toml`
     /// if it exists, else built-in defaults. Returns the config and the file used.
     pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
         let chosen = explicit
@@ -696,7 +696,7 @@ impl Config {
     }
 }
 
-/// SPEC §8's route form `"d" = { host = "h:p", sign = false }`: each such route becomes
+/// README "Sending to Gmail and Outlook" route form `"d" = { host = "h:p", sign = false }`: each such route becomes
 /// `"d" = "h:p"`, and `sign = false` adds `"d"` to `dkim.skip_routes`. `None` when the file
 /// has no route written as a table (the first parse error stands).
 fn route_tables_rewritten(text: &str) -> Option<Result<Config, toml::de::Error>> {

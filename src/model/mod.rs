@@ -1,4 +1,4 @@
-//! The product's vocabulary (SPEC §1, §2, §6): recipient statuses, failure classes and
+//! The product's vocabulary (README "What happens to each recipient", "Bounces, complaints and unsubscribes", "Admin API and webhooks"): recipient statuses, failure classes and
 //! reasons, SMTP replies, events and suppression entries. Pure data, no I/O.
 
 pub mod address;
@@ -12,7 +12,7 @@ use std::fmt;
 
 use crate::model::time::Timestamp;
 
-/// The current status of one (message, recipient) pair (SPEC §1).
+/// The current status of one (message, recipient) pair (README "What happens to each recipient").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -202,7 +202,7 @@ impl fmt::Display for Action {
     }
 }
 
-/// Failure class (SPEC §2).
+/// Failure class (README "Bounces, complaints and unsubscribes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
@@ -232,7 +232,7 @@ impl Class {
     }
 }
 
-/// Failure reason, Sisimai's vocabulary (SPEC §2).
+/// Failure reason, Sisimai's vocabulary (README "Bounces, complaints and unsubscribes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reason {
@@ -318,7 +318,7 @@ impl Reason {
         }
     }
 
-    /// The class a failure with this reason belongs to (SPEC §2: class follows reason).
+    /// The class a failure with this reason belongs to (README "Bounces, complaints and unsubscribes": class follows reason).
     /// `NotAccept` is hard only when permanent; callers with a 4xx pass `permanent = false`.
     pub fn class(self, permanent: bool) -> Class {
         use Reason::*;
@@ -458,7 +458,7 @@ pub enum Source {
     Admin,
 }
 
-/// One entry of the communications log (SPEC §6 event shape, plus extras).
+/// One entry of the communications log (README "Admin API and webhooks" event shape, plus extras).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: String,
@@ -534,7 +534,7 @@ impl Event {
     }
 }
 
-/// Why an address is on the suppression list (SPEC §6).
+/// Why an address is on the suppression list (README "Admin API and webhooks").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuppressionReason {
@@ -583,7 +583,7 @@ impl std::str::FromStr for SuppressionReason {
     }
 }
 
-/// One suppression-list entry (SPEC §6).
+/// One suppression-list entry (README "Admin API and webhooks").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suppression {
     pub address: String,

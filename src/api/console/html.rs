@@ -43,7 +43,7 @@ pub fn time(t: Timestamp) -> String {
     format!("<time datetime=\"{}\">{}</time>", esc(&iso), esc(&shown))
 }
 
-/// A status word (SPEC §1) as a coloured label.
+/// A status word (README "What happens to each recipient") as a coloured label.
 pub fn status(word: &str) -> String {
     let class: String = word.chars().filter(|c| c.is_ascii_lowercase() || *c == '_').collect();
     format!("<span class=\"st st-{class}\">{}</span>", esc(word))

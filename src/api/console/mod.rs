@@ -1,4 +1,4 @@
-//! The web console (issue #20, SPEC §9): server-rendered HTML pages for office
+//! The web console (issue #20, README "Web console"): server-rendered HTML pages for office
 //! staff on the admin listener under `/ui/` (`/` redirects there), working
 //! without JavaScript and loading nothing from other hosts.
 //!

@@ -221,7 +221,7 @@ pub fn near<'a>(body: &'a str, addr: &str) -> Option<&'a str> {
 }
 
 /// Header fields of an original message quoted in the text after the marker line starting at
-/// `marker` (see [`marker_line`]), if any.
+/// `marker` (see `markers::marker_line`), if any.
 pub fn original_in_text(body: &str, marker: Option<usize>) -> Vec<Field> {
     let Some(start) = marker else {
         return Vec::new();

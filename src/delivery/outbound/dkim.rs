@@ -1,4 +1,4 @@
-//! DKIM signing of relayed mail (SPEC §8, RFC 6376, RFC 8463): the keys of
+//! DKIM signing of relayed mail (README "Sending to Gmail and Outlook", RFC 6376, RFC 8463): the keys of
 //! `[dkim]` loaded (or created) once, the signing domain chosen from the
 //! From header (its domain, else the nearest listed parent), and one
 //! `DKIM-Signature` per configured algorithm prepended to each recipient's

@@ -26,7 +26,7 @@ const SORTS: [(&str, &str); 2] = [("newest", "Newest first"), ("oldest", "Oldest
 /// The periods offered: (value, label).
 const PERIODS: [(&str, &str); 4] = [("7d", "Last 7 days"), ("30d", "Last 30 days"), ("all", "All kept"), ("range", "Dates below")];
 
-/// The page's parameters (SPEC §9: `recipient`, `status`, `since`, `message`, `sort`; plus
+/// The page's parameters (README "Web console": `recipient`, `status`, `since`, `message`, `sort`; plus
 /// `from`/`to` for a range and `cursor`).
 #[derive(Debug, Clone, Default)]
 pub struct Filters {

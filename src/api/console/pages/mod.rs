@@ -72,7 +72,7 @@ pub fn options(words: &[&str], current: Option<&str>, any: &str) -> String {
     s
 }
 
-/// The statuses the undelivered report shows (SPEC §1, all but delivered).
+/// The statuses the undelivered report shows (README "What happens to each recipient", all but delivered).
 pub const UNDELIVERED: [&str; 8] = ["bounced", "failed", "expired", "dropped", "complained", "unsubscribed", "deferred", "queued"];
 /// Every event name the communications log filters on.
 pub const EVENTS: [&str; 14] = [

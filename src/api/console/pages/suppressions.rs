@@ -23,7 +23,7 @@ pub const PAGE: usize = 50;
 /// Most entries read for one page of a search.
 const SCAN: usize = 50_000;
 
-/// The page's parameters (SPEC §9: `q`, `reason`; plus `cursor`).
+/// The page's parameters (README "Web console": `q`, `reason`; plus `cursor`).
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     pub q: Option<String>,

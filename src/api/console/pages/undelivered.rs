@@ -27,7 +27,7 @@ use crate::model::time::Timestamp;
 /// Rows per page.
 pub const PAGE: usize = 50;
 
-/// The page's parameters (SPEC §9: `from`, `to`, `status`, `q`, plus `cursor`).
+/// The page's parameters (README "Web console": `from`, `to`, `status`, `q`, plus `cursor`).
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     pub from: Option<String>,
