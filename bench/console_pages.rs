@@ -117,7 +117,7 @@ fn fill_store(daemon: &rebound::daemon::Daemon, n: usize) {
             size: 2000,
             is_dsn: false,
         };
-        ws.put_message(&rec, None);
+        ws.put_message(&rec, None).expect("record encodes");
         ws.insert(rebound::store::TreeId::Bodies, id.to_be_bytes().to_vec(), b"Subject: Term dates\r\nContent-Type: text/html\r\n\r\n<p>School starts on 5 September.</p>\r\n".to_vec());
     }
     for i in 0..SUPPRESSED {

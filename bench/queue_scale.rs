@@ -54,7 +54,7 @@ fn fill(store: &Store, n: u64, body_len: usize, now: Timestamp) -> Result<(), Bo
             let due = now.plus(Duration::from_millis(600_000 + (id * 37) % 3_600_000));
             let mut rec = record(id + 1, now, due);
             rec.size = body_len as u64;
-            ws.put_message(&rec, None);
+            ws.put_message(&rec, None).expect("record encodes");
             ws.insert(TreeId::Bodies, (id + 1).to_be_bytes().to_vec(), body.clone());
         }
         store.apply(&ws)?;

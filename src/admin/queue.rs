@@ -132,7 +132,7 @@ pub async fn retry(daemon: &Daemon, id: &str) -> Result<MessageView, AdminError>
     let old_due = rec.next_attempt;
     rec.next_attempt = Some(daemon.now());
     let mut ws = WriteSet::new();
-    ws.put_message(&rec, old_due);
+    ws.put_message(&rec, old_due)?;
     daemon.commit(ws, &[]).await?;
     daemon.wake.notify_one();
     Ok(MessageView::of(daemon, &rec))
@@ -206,7 +206,7 @@ pub async fn resend(daemon: &Daemon, id: &str, to: Option<Address>) -> Result<Re
         queued.linked_queue_id = Some(old.queue_id());
         events.push(daemon.record(&mut ws, queued)?);
     }
-    ws.put_message(&rec, None);
+    ws.put_message(&rec, None)?;
     ws.insert(TreeId::Bodies, new_id.to_be_bytes().to_vec(), body);
     if let Some(mid) = &rec.message_id {
         ws.insert(TreeId::MsgIds, mid.as_bytes().to_vec(), new_id.to_be_bytes().to_vec());

@@ -217,7 +217,7 @@ fn scrub_shared(daemon: &Daemon, ws: &mut WriteSet, r: &MessageRecord, key: &str
     if rec.is_finished() {
         rec.next_attempt = None;
     }
-    ws.put_message(&rec, old_due);
+    ws.put_message(&rec, old_due)?;
     Ok(())
 }
 

@@ -622,6 +622,10 @@ impl Config {
         if self.smtp.max_recipients == 0 {
             return bad("smtp.max_recipients", "must be at least 1".into());
         }
+        if self.smtp.max_recipients > usize::from(u16::MAX) {
+            // A recipient's index travels in its 16-bit VERP tag.
+            return bad("smtp.max_recipients", format!("must be at most {}", u16::MAX));
+        }
         if self.smtp.connection_rate_window.0.is_zero() {
             return bad("smtp.connection_rate_window", "must be greater than zero".into());
         }
@@ -773,6 +777,13 @@ mod tests {
         assert!(c.smtp.listen.iter().all(|a| a.ip().is_loopback()));
         assert!(c.api.listen.ip().is_loopback());
         assert_eq!(c.delivery.max_age.0, Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
+    fn max_recipients_fits_the_verp_tag() {
+        let err = Config::from_str("[smtp]\nmax_recipients = 70000\n", "x.toml").unwrap_err().to_string();
+        assert!(err.contains("smtp.max_recipients") && err.contains("65535"), "{err}");
+        assert!(Config::from_str("[smtp]\nmax_recipients = 65535\n", "x.toml").is_ok());
     }
 
     #[test]

@@ -38,8 +38,9 @@ use crate::model::time::{SharedClock, SystemClock};
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("{0}")]
-    Startup(String),
+    /// A step of start-up failed; `context` says which (may be empty), `source` why.
+    #[error("{context}{source}")]
+    Startup { context: &'static str, #[source] source: Box<dyn std::error::Error + Send + Sync> },
     /// A setting that parses but cannot be used (TLS files, routes, listeners).
     #[error(transparent)]
     Config(#[from] preflight::PreflightError),
@@ -126,23 +127,28 @@ async fn mark_closed_cleanly(daemon: &Daemon, budget: Duration) {
 }
 
 /// Starts every part of the daemon on the current runtime.
+/// A start-up error keeping its cause, `context` before it in the message.
+fn startup(context: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> DaemonError {
+    DaemonError::Startup { context, source: Box::new(e) }
+}
+
 pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonError> {
     preflight::check(&cfg)?;
-    let deliverer = Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| DaemonError::Startup(e.to_string()))?);
+    let deliverer = Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| startup("", e))?);
     let pid_lock = pidlock::acquire(&cfg.server.data_dir)?;
     let cfg = Arc::new(cfg);
-    let daemon = Daemon::open(cfg.clone(), clock).map_err(|e| DaemonError::Startup(e.to_string()))?;
-    deliverer.use_policy_cache(daemon.store.mta_sts_cache().map_err(|e| DaemonError::Startup(format!("MTA-STS policy cache: {e}")))?.with_clock(daemon.clock.clone()));
-    crate::delivery::outbound::dkim::prepare(&cfg).map_err(|e| DaemonError::Startup(e.to_string()))?; // keys loaded or made, TXT records logged
-    let indexed = daemon.store.backfill_current().map_err(|e| DaemonError::Startup(format!("current-status index: {e}")))?;
+    let daemon = Daemon::open(cfg.clone(), clock).map_err(|e| startup("", e))?;
+    deliverer.use_policy_cache(daemon.store.mta_sts_cache().map_err(|e| startup("MTA-STS policy cache: ", e))?.with_clock(daemon.clock.clone()));
+    crate::delivery::outbound::dkim::prepare(&cfg).map_err(|e| startup("", e))?; // keys loaded or made, TXT records logged
+    let indexed = daemon.store.backfill_current().map_err(|e| startup("current-status index: ", e))?;
     if indexed > 0 {
         tracing::info!(recipients = indexed, "built the current-status index from the event log");
     }
-    crate::delivery::scheduler::record_unrecorded(&daemon).await.map_err(|e| DaemonError::Startup(format!("saved delivery outcomes: {e}")))?;
+    crate::delivery::scheduler::record_unrecorded(&daemon).await.map_err(|e| startup("saved delivery outcomes: ", e))?;
     if daemon.store.opened_clean() {
         tracing::info!(messages = daemon.store.queue_len(), "queue opened after a clean shutdown; no scan needed");
     } else {
-        let (n, bad, fixed) = daemon.store.recover(daemon.now()).map_err(|e| DaemonError::Startup(e.to_string()))?;
+        let (n, bad, fixed) = daemon.store.recover(daemon.now()).map_err(|e| startup("", e))?;
         tracing::info!(messages = n, quarantined = bad, rescheduled = fixed, "queue recovered");
     }
     let mut smtp_listeners = Vec::new();
@@ -151,13 +157,13 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     }
     let smtp_addrs: Vec<SocketAddr> = smtp_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let api_listener = TcpListener::bind(cfg.api.listen).await.map_err(|source| DaemonError::Bind { addr: cfg.api.listen, source })?;
-    let api_addr = api_listener.local_addr().map_err(|e| DaemonError::Startup(e.to_string()))?;
+    let api_addr = api_listener.local_addr().map_err(|e| startup("", e))?;
     let unsub_listener = match cfg.unsubscribe.listen {
         Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?),
         None => None,
     };
     let unsubscribe_addr = unsub_listener.as_ref().and_then(|l| l.local_addr().ok());
-    let smtp = Arc::new(SmtpServer::new(cfg.clone(), Arc::new(QueueIntake { daemon: daemon.clone() })).map_err(|e| DaemonError::Startup(e.to_string()))?);
+    let smtp = Arc::new(SmtpServer::new(cfg.clone(), Arc::new(QueueIntake { daemon: daemon.clone() })).map_err(|e| startup("", e))?);
     let smtp_stats = smtp.stats();
     let _ = daemon.smtp_stats.set(smtp_stats.clone());
     let _ = daemon.shaping.set(deliverer.shaper());
@@ -183,7 +189,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     if cfg.webhooks.url.is_some() {
         let secret = match &cfg.webhooks.secret {
             Some(s) => s.expose().as_bytes().to_vec(),
-            None => load_or_create_secret(&cfg.server.data_dir.join("webhook.key")).map_err(|e| DaemonError::Startup(e.to_string()))?.into_bytes(),
+            None => load_or_create_secret(&cfg.server.data_dir.join("webhook.key")).map_err(|e| startup("", e))?.into_bytes(),
         };
         tasks.push(tokio::spawn(crate::records::webhooks::run(daemon.clone(), secret, shutdown.clone())));
     }
@@ -231,7 +237,7 @@ async fn retention_loop(daemon: Arc<Daemon>, shutdown: CancellationToken) {
 /// its own runtime). Returns within `server.shutdown_timeout` of the signal.
 pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     init_logging();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rebound").build().map_err(|e| DaemonError::Startup(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rebound").build().map_err(|e| startup("", e))?;
     let timeout = cfg.server.shutdown_timeout.0;
     let res = rt.block_on(async move {
         let source = config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());

@@ -361,7 +361,7 @@ async fn expire_without_body(daemon: &Daemon, rec: &mut MessageRecord, now: Time
     let (mut ws, mut events) = (WriteSet::new(), Vec::new());
     let old = rec.next_attempt;
     expire_pending(daemon, rec, now, &mut ws, &mut events)?;
-    ws.put_message(rec, old);
+    ws.put_message(rec, old)?;
     daemon.commit(ws, &events).await?;
     notify_sender(daemon, rec, &events).await;
     Ok(())
@@ -415,5 +415,8 @@ pub fn envelope_sender(daemon: &Daemon, rec: &MessageRecord, index: usize, now: 
     if rec.sender.is_empty() {
         return String::new();
     }
-    daemon.verp.address(&VerpTag { queue_id: rec.id, rcpt_index: index as u16, issued: now })
+    // smtp.max_recipients is at most u16::MAX (config check); a larger index could only
+    // come from a record written before that check, and gets a tag that matches nobody.
+    let rcpt_index = u16::try_from(index).unwrap_or(u16::MAX);
+    daemon.verp.address(&VerpTag { queue_id: rec.id, rcpt_index, issued: now })
 }

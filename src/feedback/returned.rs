@@ -236,7 +236,7 @@ fn apply_all(job: Job<'_>, targets: Targets, ws: &mut WriteSet, out: &mut Return
             for (idx, line) in &lines {
                 apply_line(job, &mut rec, *idx, line, ws, out)?;
             }
-            finish(&mut rec, ws, out, before);
+            finish(&mut rec, ws, out, before)?;
         }
     }
     Ok(())
@@ -264,25 +264,25 @@ fn apply_signed(job: Job<'_>, rec: &mut MessageRecord, idx: usize, ws: &mut Writ
     }
     let before = out.events.len();
     apply_line(job, rec, idx, &line, ws, out)?;
-    finish(rec, ws, out, before);
-    Ok(())
+    finish(rec, ws, out, before)
 }
 
 /// Writes the record back when a line changed it; remembers it for a sender DSN when a
 /// recipient newly failed for good.
-fn finish(rec: &mut MessageRecord, ws: &mut WriteSet, out: &mut Returned, events_before: usize) {
+fn finish(rec: &mut MessageRecord, ws: &mut WriteSet, out: &mut Returned, events_before: usize) -> Result<(), StoreError> {
     let new = &out.events[events_before..];
     if new.is_empty() {
-        return;
+        return Ok(());
     }
     let old = rec.next_attempt;
     if rec.is_finished() {
         rec.next_attempt = None;
     }
-    ws.put_message(rec, old);
+    ws.put_message(rec, old)?;
     if new.iter().any(|e| matches!(e.status, EventKind::Bounced | EventKind::Failed)) {
         out.failed.push(rec.clone());
     }
+    Ok(())
 }
 
 /// Applies one authenticated line to recipient `idx`, unless it was applied before or is

@@ -180,7 +180,7 @@ pub fn apply_attempt(daemon: &Daemon, rec: &mut MessageRecord, outcomes: &[Outco
     if rec.next_attempt.is_none() && !rec.is_finished() {
         expire_pending(daemon, rec, now, &mut ws, &mut events)?;
     }
-    ws.put_message(rec, old_due);
+    ws.put_message(rec, old_due)?;
     Ok((ws, events))
 }
 

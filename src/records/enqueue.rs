@@ -79,7 +79,7 @@ pub fn queue_message(daemon: &Daemon, new: NewMessage, ws: &mut WriteSet, events
     if !rec.is_finished() {
         rec.next_attempt = Some(now);
     }
-    ws.put_message(&rec, None);
+    ws.put_message(&rec, None)?;
     ws.insert(TreeId::Bodies, id.to_be_bytes().to_vec(), body);
     ws.insert(TreeId::MsgIds, message_id.into_bytes(), id.to_be_bytes().to_vec());
     Ok(id)

@@ -84,7 +84,14 @@ async fn next_batch(daemon: &Daemon, shutdown: &CancellationToken) -> Option<Vec
             }
         }
     }
-    let events = daemon.store.outbox(cfg.batch_size).unwrap_or_default();
+    let events = match daemon.store.outbox(cfg.batch_size) {
+        Ok(events) => events,
+        Err(e) => {
+            // Nothing is sent or removed; the next round reads again.
+            tracing::error!(error = %e, "cannot read the webhook outbox");
+            Vec::new()
+        }
+    };
     let now = daemon.now();
     let (stale, fresh): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| now.since(e.time) > cfg.max_age.0);
     if !stale.is_empty() {

@@ -55,6 +55,9 @@ pub enum StoreError {
     Corrupt { tree: &'static str, detail: String },
     #[error("the store stopped accepting writes after a failed flush")]
     Poisoned,
+    /// A record that cannot be written (e.g. over the codec's size limit): nothing is stored.
+    #[error("cannot encode a record for {tree}: {detail}")]
+    Encode { tree: &'static str, detail: String },
 }
 
 impl From<sled::Error> for StoreError {

@@ -52,10 +52,12 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
-    pub fn encode(&self) -> Vec<u8> {
+    /// The stored form: a version byte, then the record. A record the codec refuses is an
+    /// error, never a truncated write.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         let mut v = vec![RECORD_VERSION];
-        v.extend(codec().serialize(self).unwrap_or_default());
-        v
+        v.extend(codec().serialize(self).map_err(|e| StoreError::Encode { tree: "messages", detail: e.to_string() })?);
+        Ok(v)
     }
 
     /// Decodes a stored record; never panics on garbage (torn writes, poison records).
@@ -128,7 +130,8 @@ fn decode_schedule_key(k: &[u8]) -> Option<(Timestamp, u64)> {
 
 impl WriteSet {
     /// Stores (or updates) a message record and moves its schedule entry from `old_due` to its `next_attempt`.
-    pub fn put_message(&mut self, rec: &MessageRecord, old_due: Option<Timestamp>) {
+    pub fn put_message(&mut self, rec: &MessageRecord, old_due: Option<Timestamp>) -> Result<(), StoreError> {
+        let encoded = rec.encode()?;
         if let Some(old) = old_due
             && Some(old) != rec.next_attempt {
                 self.remove(TreeId::Schedule, schedule_key(old, rec.id).to_vec());
@@ -136,7 +139,8 @@ impl WriteSet {
         if let Some(due) = rec.next_attempt {
             self.insert(TreeId::Schedule, schedule_key(due, rec.id).to_vec(), Vec::new());
         }
-        self.insert(TreeId::Messages, rec.id.to_be_bytes().to_vec(), rec.encode());
+        self.insert(TreeId::Messages, rec.id.to_be_bytes().to_vec(), encoded);
+        Ok(())
     }
 
     /// Removes a message record, its schedule entry and (optionally) its body.
@@ -241,7 +245,7 @@ impl Store {
                 Ok(mut r) if !r.is_finished() && !scheduled.contains(&r.id) => {
                     r.next_attempt = Some(now);
                     let mut ws = WriteSet::new();
-                    ws.put_message(&r, None);
+                    ws.put_message(&r, None)?;
                     self.apply(&ws)?;
                     fixed += 1;
                     n += 1;
@@ -305,14 +309,27 @@ mod tests {
     #[test]
     fn records_round_trip_and_garbage_is_an_error() {
         let r = rec(7);
-        assert_eq!(MessageRecord::decode(&r.encode()).unwrap(), r);
+        assert_eq!(MessageRecord::decode(&r.encode().unwrap()).unwrap(), r);
         for junk in [&b""[..], &b"\x01"[..], &b"\x01\xff\xff\xff\xff\xff\xff\xff\xff"[..], &b"\x09abc"[..]] {
             assert!(MessageRecord::decode(junk).is_err());
         }
-        let enc = r.encode();
+        let enc = r.encode().unwrap();
         for cut in 0..enc.len() {
             assert!(MessageRecord::decode(&enc[..cut]).is_err(), "truncated at {cut} decoded");
         }
+    }
+
+    #[test]
+    fn a_record_the_codec_refuses_is_an_error_and_writes_nothing() {
+        let mut r = rec(8);
+        r.sender = "x".repeat(65 * 1024 * 1024);
+        assert!(matches!(r.encode(), Err(StoreError::Encode { tree: "messages", .. })));
+        let mut ws = WriteSet::new();
+        assert!(ws.put_message(&r, None).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.apply(&ws).unwrap();
+        assert_eq!(store.message(8).unwrap(), None, "nothing stored");
     }
 
     #[test]
@@ -323,7 +340,7 @@ mod tests {
         for (id, due) in [(1u64, 3000i64), (2, 1000), (3, 9000)] {
             let mut r = rec(id);
             r.next_attempt = Some(Timestamp(due));
-            ws.put_message(&r, None);
+            ws.put_message(&r, None).unwrap();
         }
         store.apply(&ws).unwrap();
         let due: Vec<u64> = store.due(Timestamp(5000), 10).unwrap().into_iter().map(|(_, id)| id).collect();

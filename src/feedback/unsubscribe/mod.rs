@@ -158,7 +158,7 @@ pub fn apply(daemon: &Daemon, tok: &UnsubToken, via: &str, ws: &mut WriteSet) ->
     if rec.is_finished() {
         rec.next_attempt = None;
     }
-    ws.put_message(&rec, old);
+    ws.put_message(&rec, old)?;
     Ok(Applied::Done(events))
 }
 
