@@ -19,7 +19,9 @@ skipped() {
     fi
 }
 
-# Lints first: a warning fails the run (clippy's default set, every target).
+# Style and lints first: unformatted code (rustfmt's defaults) or a clippy warning
+# (the default set, every target) fails the run.
+cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 
 cargo test --locked --all-targets

@@ -36,18 +36,35 @@ pub fn routes() -> Router<Arc<Daemon>> {
     Router::new()
         .route("/v1/openapi.json", get(handlers::openapi))
         .route("/v1/queue", get(handlers::queue_list))
-        .route("/v1/messages/{id}", get(handlers::message_show).delete(handlers::message_delete))
+        .route(
+            "/v1/messages/{id}",
+            get(handlers::message_show).delete(handlers::message_delete),
+        )
         .route("/v1/messages/{id}/retry", post(handlers::message_retry))
         .route("/v1/messages/{id}/resend", post(handlers::message_resend))
         .route("/v1/events", get(handlers::events))
         .route("/v1/unverified", get(handlers::unverified))
         .route("/v1/reports/undelivered", get(handlers::undelivered))
         .route("/v1/suppressions", get(handlers::suppressions_list))
-        .route("/v1/suppressions/{address}", put(handlers::suppression_put).delete(handlers::suppression_delete))
-        .route("/v1/suppressions/import", post(handlers::suppressions_import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)))
-        .route("/v1/suppressions/export", get(handlers::suppressions_export))
+        .route(
+            "/v1/suppressions/{address}",
+            put(handlers::suppression_put).delete(handlers::suppression_delete),
+        )
+        .route(
+            "/v1/suppressions/import",
+            post(handlers::suppressions_import)
+                .layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
+        .route(
+            "/v1/suppressions/export",
+            get(handlers::suppressions_export),
+        )
         .route("/v1/erase", post(handlers::erase))
-        .route("/v1/ingest", post(handlers::ingest).layer(axum::extract::DefaultBodyLimit::max(ingest::INGEST_LIMIT)))
+        .route(
+            "/v1/ingest",
+            post(handlers::ingest)
+                .layer(axum::extract::DefaultBodyLimit::max(ingest::INGEST_LIMIT)),
+        )
         .route("/metrics", get(handlers::metrics))
 }
 
@@ -61,22 +78,35 @@ pub fn router_with(daemon: Arc<Daemon>, extra: Router<Arc<Daemon>>) -> Router {
     let guard = Guard::new(&daemon.cfg);
     routes()
         .merge(extra)
-        .route_layer(axum::middleware::from_fn_with_state(guard.clone(), guard::require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            guard::require_token,
+        ))
         .route("/healthz", get(handlers::healthz))
         .merge(crate::api::console::router(&daemon)) // the web console (`/`, `/ui/...`): its own sign-in, not the token
         .fallback(handlers::not_found)
-        .layer(axum::middleware::from_fn_with_state(guard, guard::require_host))
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            guard::require_host,
+        ))
         .with_state(daemon)
 }
 
 /// The API for the unix socket: the same routes without the token and Host checks (the
 /// socket's file permissions decide who may connect).
 pub fn unix_router(daemon: Arc<Daemon>) -> Router {
-    routes().route("/healthz", get(handlers::healthz)).fallback(handlers::not_found).with_state(daemon)
+    routes()
+        .route("/healthz", get(handlers::healthz))
+        .fallback(handlers::not_found)
+        .with_state(daemon)
 }
 
 /// Serves [`unix_router`] on a unix socket at `path` (replacing a stale one), mode 0600.
-pub async fn serve_unix(daemon: Arc<Daemon>, path: std::path::PathBuf, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve_unix(
+    daemon: Arc<Daemon>,
+    path: std::path::PathBuf,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if path.exists() {
         std::fs::remove_file(&path)?;
@@ -84,14 +114,20 @@ pub async fn serve_unix(daemon: Arc<Daemon>, path: std::path::PathBuf, shutdown:
     let listener = tokio::net::UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let app = unix_router(daemon);
-    let res = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+    let res = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
     let _ = std::fs::remove_file(&path);
     res
 }
 
 /// Serves the admin API on `listener` until `shutdown`, within `api.max_connections`,
 /// `api.header_timeout` and `api.body_timeout` (see [`conn`]).
-pub async fn serve(daemon: Arc<Daemon>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     api_token(&daemon.cfg).map_err(|e| std::io::Error::other(e.to_string()))?;
     let limits = conn::Limits::from_config(&daemon.cfg.api);
     let app = router(daemon);
@@ -103,21 +139,45 @@ mod tests {
     /// Every route registered in [`super::routes`] is described in the OpenAPI document.
     #[test]
     fn every_route_is_in_the_openapi_document() {
-        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
-        assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+        let doc: serde_json::Value =
+            serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(
+            doc["openapi"].as_str().map(|v| v.starts_with("3.1")),
+            Some(true)
+        );
         let paths = doc["paths"].as_object().expect("paths");
-        let src = include_str!("mod.rs");
-        let mut seen = 0;
-        for line in src.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
-            let path = line.trim_start_matches(".route(\"").split('"').next().unwrap_or_default();
-            let entry = paths.get(path).unwrap_or_else(|| panic!("{path} is missing from openapi.json"));
+        // The file's source with whitespace collapsed, so a `.route(` call reads the same on
+        // one line or across several; each call ends at the end of its statement or block.
+        let src = include_str!("mod.rs")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("( ", "(");
+        let mut seen = std::collections::BTreeSet::new();
+        for call in src.split(".route(\"").skip(1) {
+            let line = call.split(';').next().unwrap_or_default();
+            let line = line.split(" }").next().unwrap_or_default();
+            let path = call.split('"').next().unwrap_or_default();
+            let entry = paths
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} is missing from openapi.json"));
             for method in ["get", "post", "put", "delete"] {
-                let used = line.contains(&format!(" {method}(handlers::")) || line.contains(&format!("({method}(handlers::")) || line.contains(&format!(".{method}(handlers::"));
-                assert_eq!(used, entry.get(method).is_some(), "{method} {path}: router and openapi.json disagree");
+                let used = line.contains(&format!(" {method}(handlers::"))
+                    || line.contains(&format!("({method}(handlers::"))
+                    || line.contains(&format!(".{method}(handlers::"));
+                assert_eq!(
+                    used,
+                    entry.get(method).is_some(),
+                    "{method} {path}: router and openapi.json disagree"
+                );
             }
-            seen += 1;
+            seen.insert(path);
         }
-        assert!(seen >= 13, "found only {seen} routes");
-        assert_eq!(paths.len(), seen, "openapi.json describes routes the router does not have");
+        assert!(seen.len() >= 13, "found only {} routes", seen.len());
+        assert_eq!(
+            paths.len(),
+            seen.len(),
+            "openapi.json describes routes the router does not have"
+        );
     }
 }
