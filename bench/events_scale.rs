@@ -10,15 +10,23 @@
 
 use std::time::Instant;
 
+use rebound::model::time::Timestamp;
 use rebound::model::{Event, EventKind};
 use rebound::store::events::EventQuery;
 use rebound::store::{Store, WriteSet};
-use rebound::model::time::Timestamp;
 
-const KINDS: [EventKind; 4] = [EventKind::Queued, EventKind::Deferred, EventKind::Delivered, EventKind::Bounced];
+const KINDS: [EventKind; 4] = [
+    EventKind::Queued,
+    EventKind::Deferred,
+    EventKind::Delivered,
+    EventKind::Bounced,
+];
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     if std::env::args().any(|a| a == "--undelivered-only") {
         undelivered(Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap(), n);
         return;
@@ -41,12 +49,46 @@ fn main() {
         }
     }
     store.apply(&ws).unwrap();
-    println!("filled {n} events in {:.1} s ({:.0} events/s), {} MB on disk", fill.elapsed().as_secs_f64(), n as f64 / fill.elapsed().as_secs_f64(), store.size_on_disk() / 1_000_000);
+    println!(
+        "filled {n} events in {:.1} s ({:.0} events/s), {} MB on disk",
+        fill.elapsed().as_secs_f64(),
+        n as f64 / fill.elapsed().as_secs_f64(),
+        store.size_on_disk() / 1_000_000
+    );
     let queries = [
-        ("by recipient (newest 100)", EventQuery { recipient: Some("user1234@example2.net".into()), limit: 100, ..Default::default() }),
-        ("by message", EventQuery { queue_id: Some(0x1234), limit: 100, ..Default::default() }),
-        ("by status bounced (newest 100)", EventQuery { statuses: vec!["bounced".into()], limit: 100, ..Default::default() }),
-        ("time window of 1 minute", EventQuery { since: Some(t0.plus(std::time::Duration::from_secs(3600))), until: Some(t0.plus(std::time::Duration::from_secs(3660))), limit: 1000, ..Default::default() }),
+        (
+            "by recipient (newest 100)",
+            EventQuery {
+                recipient: Some("user1234@example2.net".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        ),
+        (
+            "by message",
+            EventQuery {
+                queue_id: Some(0x1234),
+                limit: 100,
+                ..Default::default()
+            },
+        ),
+        (
+            "by status bounced (newest 100)",
+            EventQuery {
+                statuses: vec!["bounced".into()],
+                limit: 100,
+                ..Default::default()
+            },
+        ),
+        (
+            "time window of 1 minute",
+            EventQuery {
+                since: Some(t0.plus(std::time::Duration::from_secs(3600))),
+                until: Some(t0.plus(std::time::Duration::from_secs(3660))),
+                limit: 1000,
+                ..Default::default()
+            },
+        ),
     ];
     for (name, q) in queries {
         let runs = 50;
@@ -55,7 +97,10 @@ fn main() {
         for _ in 0..runs {
             found = store.query_events(&q).unwrap().events.len();
         }
-        println!("{name:32} {found:5} events  {:8.3} ms per query", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+        println!(
+            "{name:32} {found:5} events  {:8.3} ms per query",
+            start.elapsed().as_secs_f64() * 1000.0 / runs as f64
+        );
     }
     undelivered(t0, n);
 }
@@ -69,7 +114,11 @@ fn undelivered(t0: Timestamp, n: usize) {
     let store = Store::open(dir.path()).expect("store");
     let mut ws = WriteSet::new();
     for i in 0..messages {
-        let last = if i % 50 == 0 { EventKind::Bounced } else { EventKind::Delivered };
+        let last = if i % 50 == 0 {
+            EventKind::Bounced
+        } else {
+            EventKind::Delivered
+        };
         for (k, kind) in [EventKind::Queued, last].into_iter().enumerate() {
             let mut e = Event::new(kind, Timestamp(t0.millis() + i as i64 * 1000 + k as i64));
             e.recipient = Some(format!("user{i}@example{}.net", i % 7));
@@ -87,12 +136,18 @@ fn undelivered(t0: Timestamp, n: usize) {
     let start = Instant::now();
     let (mut recipients, mut undelivered) = (0, 0);
     for _ in 0..runs {
-        let current = store.current_between(since, until, |s| s != rebound::model::Status::Delivered).unwrap();
+        let current = store
+            .current_between(since, until, |s| s != rebound::model::Status::Delivered)
+            .unwrap();
         recipients = current.len();
         undelivered = 0;
         for c in &current {
             undelivered += usize::from(store.event_of(c).unwrap().is_some());
         }
     }
-    println!("{:32} {messages} recipients, {recipients} not delivered ({undelivered} read)  {:8.3} ms per report", "undelivered report (30 days)", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+    println!(
+        "{:32} {messages} recipients, {recipients} not delivered ({undelivered} read)  {:8.3} ms per report",
+        "undelivered report (30 days)",
+        start.elapsed().as_secs_f64() * 1000.0 / runs as f64
+    );
 }

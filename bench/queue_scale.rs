@@ -9,9 +9,9 @@
 use std::time::{Duration, Instant};
 
 use rebound::model::Status;
+use rebound::model::time::Timestamp;
 use rebound::store::queue::{MessageRecord, RcptRecord};
 use rebound::store::{Committer, Store, TreeId, WriteSet};
-use rebound::model::time::Timestamp;
 
 /// Messages per write set while filling.
 const CHUNK: u64 = 1000;
@@ -45,7 +45,12 @@ fn record(id: u64, now: Timestamp, due: Timestamp) -> MessageRecord {
 }
 
 /// Writes `n` deferred messages due between `now + 10 min` and `now + 70 min`.
-fn fill(store: &Store, n: u64, body_len: usize, now: Timestamp) -> Result<(), Box<dyn std::error::Error>> {
+fn fill(
+    store: &Store,
+    n: u64,
+    body_len: usize,
+    now: Timestamp,
+) -> Result<(), Box<dyn std::error::Error>> {
     let body = vec![b'x'; body_len];
     let mut i = 0;
     while i < n {
@@ -55,7 +60,11 @@ fn fill(store: &Store, n: u64, body_len: usize, now: Timestamp) -> Result<(), Bo
             let mut rec = record(id + 1, now, due);
             rec.size = body_len as u64;
             ws.put_message(&rec, None).expect("record encodes");
-            ws.insert(TreeId::Bodies, (id + 1).to_be_bytes().to_vec(), body.clone());
+            ws.insert(
+                TreeId::Bodies,
+                (id + 1).to_be_bytes().to_vec(),
+                body.clone(),
+            );
         }
         store.apply(&ws)?;
         i += CHUNK;
@@ -64,7 +73,10 @@ fn fill(store: &Store, n: u64, body_len: usize, now: Timestamp) -> Result<(), Bo
 }
 
 /// Mean time of `Store::due(now, 512)` and how many entries it returned.
-fn time_due(store: &Store, now: Timestamp) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
+fn time_due(
+    store: &Store,
+    now: Timestamp,
+) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
     let mut got = 0;
     let t = Instant::now();
     for _ in 0..REPS {
@@ -76,7 +88,11 @@ fn time_due(store: &Store, now: Timestamp) -> Result<(Duration, usize), Box<dyn 
 fn vm_hwm() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
         .unwrap_or_else(|| "n/a".into())
 }
 
@@ -87,14 +103,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: queue_scale DATA_DIR [MESSAGES] [BODY_BYTES]");
         std::process::exit(2);
     };
-    let n: u64 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+    let n: u64 = args
+        .get(2)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let body_len: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(4096);
     let store = Store::open(std::path::Path::new(dir))?;
     let now = Timestamp::now();
     let started = Instant::now();
     fill(&store, n, body_len, now)?;
     Committer::start(store.clone()).durable().await?;
-    println!("filled {n} deferred messages ({body_len}-byte bodies) in {:.1?}; queue_len={}", started.elapsed(), store.queue_len());
+    println!(
+        "filled {n} deferred messages ({body_len}-byte bodies) in {:.1?}; queue_len={}",
+        started.elapsed(),
+        store.queue_len()
+    );
     let (t, got) = time_due(&store, now)?;
     println!("Store::due with nothing due among {n}: {t:.2?} per call ({got} returned)");
     let (t, got) = time_due(&store, now.plus(Duration::from_secs(600 + 36)))?;
@@ -107,7 +131,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("peak RSS of this process: {}", vm_hwm());
     // Leave the store as a graceful stop of the daemon would (QUEUE_SCALE_UNCLEAN=1: as a crash would).
-    if std::env::var("QUEUE_SCALE_UNCLEAN").unwrap_or_default().is_empty() {
+    if std::env::var("QUEUE_SCALE_UNCLEAN")
+        .unwrap_or_default()
+        .is_empty()
+    {
         store.close_cleanly()?;
     }
     Ok(())

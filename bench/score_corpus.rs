@@ -45,7 +45,15 @@ fn read_sisimai(path: &str) -> Sisimai {
             continue;
         }
         let action = c.get(5).unwrap_or(&"").to_string();
-        let got = Got { hard: c[3] == "1", reason: c[2].to_string(), status: c[4].to_string(), rule: "sisimai".into(), command: "-".into(), diagnostic: String::new(), action };
+        let got = Got {
+            hard: c[3] == "1",
+            reason: c[2].to_string(),
+            status: c[4].to_string(),
+            rule: "sisimai".into(),
+            command: "-".into(),
+            diagnostic: String::new(),
+            action,
+        };
         out.entry(c[0].to_string()).or_default().push(got);
     }
     out
@@ -103,14 +111,37 @@ fn main() {
         }
     };
     let split = args.iter().any(|a| a == "--split");
-    let sisimai = args.iter().position(|a| a == "--sisimai").and_then(|i| args.get(i + 1)).map(|p| read_sisimai(p));
+    let sisimai = args
+        .iter()
+        .position(|a| a == "--sisimai")
+        .and_then(|i| args.get(i + 1))
+        .map(|p| read_sisimai(p));
     let (mut tally, mut validation) = (Tally::default(), Tally::default());
     for (file, rows) in read_manifest(&manifest) {
         match std::fs::read(Path::new(dir).join("samples").join(&file)) {
             Ok(raw) => {
-                let t = if split && is_validation(&raw) { &mut validation } else { &mut tally };
+                let t = if split && is_validation(&raw) {
+                    &mut validation
+                } else {
+                    &mut tally
+                };
                 let got = match &sisimai {
-                    Some(s) => s.get(&file).map(|v| v.iter().map(|g| Got { rule: g.rule.clone(), reason: g.reason.clone(), status: g.status.clone(), command: g.command.clone(), diagnostic: String::new(), hard: g.hard, action: g.action.clone() }).collect()).unwrap_or_default(),
+                    Some(s) => s
+                        .get(&file)
+                        .map(|v| {
+                            v.iter()
+                                .map(|g| Got {
+                                    rule: g.rule.clone(),
+                                    reason: g.reason.clone(),
+                                    status: g.status.clone(),
+                                    command: g.command.clone(),
+                                    diagnostic: String::new(),
+                                    hard: g.hard,
+                                    action: g.action.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     None => ours(&reencode(raw, ends)),
                 };
                 score_message(&file, &rows, got, t, rules)
@@ -121,7 +152,11 @@ fn main() {
             }
         }
     }
-    let who = if sisimai.is_some() { "Sisimai" } else { "rebound" };
+    let who = if sisimai.is_some() {
+        "Sisimai"
+    } else {
+        "rebound"
+    };
     if split {
         println!("== {who}, training part (4/5; disagreements listed with --verbose)");
         print_summary(&tally, verbose);
@@ -191,7 +226,10 @@ fn score_message(file: &str, rows: &[Row], ours: Vec<Got>, t: &mut Tally, rules:
     if expected == ours.len() {
         t.count += 1;
     } else {
-        t.notes.push(format!("{file}: recipients: expected {expected}, got {}", ours.len()));
+        t.notes.push(format!(
+            "{file}: recipients: expected {expected}, got {}",
+            ours.len()
+        ));
     }
     for (i, row) in rows.iter().enumerate() {
         t.rows += 1;
@@ -200,16 +238,28 @@ fn score_message(file: &str, rows: &[Row], ours: Vec<Got>, t: &mut Tally, rules:
         let reason = got.map_or("notbounce", |g| g.reason.as_str());
         let status = got.map(|g| g.status.as_str()).unwrap_or_default();
         if rules {
-            println!("RULE\t{file}\t{}\t{}\t{}\t{status}\t{}", row.reason, reason, got.map_or("-", |g| g.rule.as_str()), got.map_or("-", |g| g.command.as_str()));
+            println!(
+                "RULE\t{file}\t{}\t{}\t{}\t{status}\t{}",
+                row.reason,
+                reason,
+                got.map_or("-", |g| g.rule.as_str()),
+                got.map_or("-", |g| g.command.as_str())
+            );
         }
         let what = |field: &str, want: &str, have: &str| {
-            let (rule, diag) = got.map_or(("-", String::new()), |g| (g.rule.as_str(), g.diagnostic.chars().take(110).collect()));
-            format!("{file}#{}: {field}: expected {want:?}, got {have:?} [{rule}] reply={} {diag}", row.rcpt, row.reply)
+            let (rule, diag) = got.map_or(("-", String::new()), |g| {
+                (g.rule.as_str(), g.diagnostic.chars().take(110).collect())
+            });
+            format!(
+                "{file}#{}: {field}: expected {want:?}, got {have:?} [{rule}] reply={} {diag}",
+                row.rcpt, row.reply
+            )
         };
         if hard == row.hard {
             t.hard += 1;
         } else {
-            t.notes.push(what("hard", &row.hard.to_string(), &hard.to_string()));
+            t.notes
+                .push(what("hard", &row.hard.to_string(), &hard.to_string()));
         }
         if reason == row.reason {
             t.reason += 1;

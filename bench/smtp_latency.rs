@@ -23,7 +23,10 @@ async fn reply(r: &mut BufReader<TcpStream>, line: &mut String) -> Result<u16, E
             return Err("connection closed".into());
         }
         if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok(line.get(..3).and_then(|c| c.parse().ok()).ok_or("bad reply")?);
+            return Ok(line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .ok_or("bad reply")?);
         }
     }
 }
@@ -46,9 +49,13 @@ async fn one(addr: SocketAddr, body: &[u8]) -> Result<(Duration, Duration), Erro
     expect(&mut r, &mut line, 220).await?;
     r.get_mut().write_all(b"EHLO latency.test\r\n").await?;
     expect(&mut r, &mut line, 250).await?;
-    r.get_mut().write_all(b"MAIL FROM:<bench@app.test>\r\n").await?;
+    r.get_mut()
+        .write_all(b"MAIL FROM:<bench@app.test>\r\n")
+        .await?;
     expect(&mut r, &mut line, 250).await?;
-    r.get_mut().write_all(b"RCPT TO:<rcpt@sink.test>\r\n").await?;
+    r.get_mut()
+        .write_all(b"RCPT TO:<rcpt@sink.test>\r\n")
+        .await?;
     expect(&mut r, &mut line, 250).await?;
     r.get_mut().write_all(b"DATA\r\n").await?;
     expect(&mut r, &mut line, 354).await?;
@@ -65,19 +72,30 @@ async fn one(addr: SocketAddr, body: &[u8]) -> Result<(Duration, Duration), Erro
 fn body(size: usize) -> Vec<u8> {
     let mut b = b"From: bench@app.test\r\nTo: rcpt@sink.test\r\nSubject: latency\r\n\r\n".to_vec();
     while b.len() + 2 < size {
-        b.extend_from_slice(b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxy\r\n");
+        b.extend_from_slice(
+            b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxy\r\n",
+        );
     }
     b
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted.get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
+    sorted
+        .get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or_default()
 }
 
 fn show(name: &str, mut v: Vec<Duration>) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("{name}: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms", ms(pct(&v, 0.5)), ms(pct(&v, 0.9)), ms(pct(&v, 0.99)), ms(pct(&v, 1.0)));
+    println!(
+        "{name}: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        ms(pct(&v, 0.5)),
+        ms(pct(&v, 0.9)),
+        ms(pct(&v, 0.99)),
+        ms(pct(&v, 1.0))
+    );
 }
 
 #[tokio::main]
@@ -87,9 +105,15 @@ async fn main() -> Result<(), Error> {
         eprintln!("usage: smtp_latency HOST:PORT [MESSAGES] [CLIENTS] [SIZE]");
         std::process::exit(2);
     };
-    let n: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(20_000);
+    let n: usize = args
+        .get(2)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(20_000);
     let c: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(50);
-    let body = Arc::new(body(args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(4096)));
+    let body = Arc::new(body(
+        args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(4096),
+    ));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -116,7 +140,12 @@ async fn main() -> Result<(), Error> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{} messages ({} failed) with {c} clients in {secs:.2} s: {:.0} msg/s", commit.len(), failed, commit.len() as f64 / secs);
+    println!(
+        "{} messages ({} failed) with {c} clients in {secs:.2} s: {:.0} msg/s",
+        commit.len(),
+        failed,
+        commit.len() as f64 / secs
+    );
     show("end of data -> 250", commit);
     show("connect -> 250   ", whole);
     Ok(())

@@ -134,8 +134,14 @@ mod layout_tests {
     /// `delivery/outbound/mod.rs` -> `delivery::outbound`; test files are left out.
     fn module_of(file: &Path) -> Option<String> {
         let rel = file.strip_prefix(src()).unwrap().with_extension("");
-        let mut parts: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
-        if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        if matches!(
+            parts.last().map(String::as_str),
+            Some("mod" | "lib" | "main")
+        ) {
             parts.pop();
         }
         (parts.last().map(String::as_str) != Some("tests")).then(|| parts.join("::"))
@@ -143,18 +149,34 @@ mod layout_tests {
 
     /// The modules a file's code (not its comments, not its test module) names.
     fn imports(text: &str, me: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
-        let code: String = text.split("#[cfg(test)]").next().unwrap().lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let parent = me.rsplit_once("::").map_or("", |(p, _)| p);
         let mut out = BTreeSet::new();
         for (prefix, base) in [("crate::", String::new()), ("super::", parent.to_string())] {
             for (at, _) in code.match_indices(prefix) {
-                if prefix == "crate::" && code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                if prefix == "crate::"
+                    && code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                {
                     continue;
                 }
-                let rest: String = code[at + prefix.len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+                let rest: String = code[at + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
                 let mut path: Vec<&str> = rest.split("::").filter(|s| !s.is_empty()).collect();
                 while !path.is_empty() {
-                    let candidate = if base.is_empty() { path.join("::") } else { format!("{base}::{}", path.join("::")) };
+                    let candidate = if base.is_empty() {
+                        path.join("::")
+                    } else {
+                        format!("{base}::{}", path.join("::"))
+                    };
                     if known.contains(&candidate) {
                         if candidate != me && !me.starts_with(&format!("{candidate}::")) {
                             out.insert(candidate);
@@ -181,8 +203,16 @@ mod layout_tests {
         assert!(files.len() > 50, "{} files", files.len());
         for f in &files {
             let text = std::fs::read_to_string(f).unwrap();
-            assert!(text.starts_with("//!"), "{} does not open with a //! comment", f.display());
-            assert!(!text.contains(concat!("SPEC ", "§")), "{} cites a SPEC section (point at the README)", f.display());
+            assert!(
+                text.starts_with("//!"),
+                "{} does not open with a //! comment",
+                f.display()
+            );
+            assert!(
+                !text.contains(concat!("SPEC ", "§")),
+                "{} cites a SPEC section (point at the README)",
+                f.display()
+            );
         }
     }
 
@@ -190,12 +220,31 @@ mod layout_tests {
     fn no_import_cycle_between_files() {
         let mut files = Vec::new();
         rust_files(&src(), &mut files);
-        let mods: BTreeMap<String, PathBuf> = files.iter().filter_map(|f| Some((module_of(f)?, f.clone()))).collect();
+        let mods: BTreeMap<String, PathBuf> = files
+            .iter()
+            .filter_map(|f| Some((module_of(f)?, f.clone())))
+            .collect();
         let known: BTreeSet<String> = mods.keys().cloned().collect();
-        let graph: BTreeMap<&str, BTreeSet<String>> = mods.iter().map(|(m, f)| (m.as_str(), imports(&std::fs::read_to_string(f).unwrap(), m, &known))).collect();
-        assert!(graph["inbound::accept"].contains("records::enqueue"), "the import reader finds nothing");
+        let graph: BTreeMap<&str, BTreeSet<String>> = mods
+            .iter()
+            .map(|(m, f)| {
+                (
+                    m.as_str(),
+                    imports(&std::fs::read_to_string(f).unwrap(), m, &known),
+                )
+            })
+            .collect();
+        assert!(
+            graph["inbound::accept"].contains("records::enqueue"),
+            "the import reader finds nothing"
+        );
         // Depth-first search; a module met again while still on the path closes a cycle.
-        fn visit<'a>(m: &'a str, g: &'a BTreeMap<&str, BTreeSet<String>>, path: &mut Vec<&'a str>, done: &mut BTreeSet<&'a str>) {
+        fn visit<'a>(
+            m: &'a str,
+            g: &'a BTreeMap<&str, BTreeSet<String>>,
+            path: &mut Vec<&'a str>,
+            done: &mut BTreeSet<&'a str>,
+        ) {
             if done.contains(m) {
                 return;
             }

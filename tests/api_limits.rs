@@ -44,21 +44,44 @@ async fn start(tune: impl FnOnce(&mut Config)) -> Api {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(rebound::api::serve(daemon.clone(), listener, shutdown.clone()));
-    Api { addr, shutdown, _relay: daemon, _dir: dir }
+    tokio::spawn(rebound::api::serve(
+        daemon.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    Api {
+        addr,
+        shutdown,
+        _relay: daemon,
+        _dir: dir,
+    }
 }
 
 async fn get(addr: SocketAddr, path: &str) -> u16 {
     let host = addr.to_string();
     let auth = format!("Bearer {TOKEN}");
-    tokio::time::timeout(GUARD, raw(addr, "GET", path, &[("Host", &host), ("Authorization", &auth)], b"")).await.expect("response in time").status
+    tokio::time::timeout(
+        GUARD,
+        raw(
+            addr,
+            "GET",
+            path,
+            &[("Host", &host), ("Authorization", &auth)],
+            b"",
+        ),
+    )
+    .await
+    .expect("response in time")
+    .status
 }
 
 /// Reads until the server closes; the bytes read and how long it took.
 async fn until_closed(s: &mut TcpStream) -> (Vec<u8>, Duration) {
     let t = Instant::now();
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(GUARD, s.read_to_end(&mut buf)).await.expect("server closed the connection");
+    let _ = tokio::time::timeout(GUARD, s.read_to_end(&mut buf))
+        .await
+        .expect("server closed the connection");
     (buf, t.elapsed())
 }
 
@@ -70,12 +93,36 @@ async fn connections_over_the_cap_get_healthz_only() {
     })
     .await;
     assert_eq!(get(api.addr, "/v1/queue").await, 200);
-    let mut idle = vec![TcpStream::connect(api.addr).await.unwrap(), TcpStream::connect(api.addr).await.unwrap()];
+    let mut idle = vec![
+        TcpStream::connect(api.addr).await.unwrap(),
+        TcpStream::connect(api.addr).await.unwrap(),
+    ];
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let refused = tokio::time::timeout(GUARD, raw(api.addr, "GET", "/v1/queue", &[("Host", &api.addr.to_string()), ("Authorization", &format!("Bearer {TOKEN}"))], b"")).await.unwrap();
-    assert_eq!((refused.status, refused.error_code().as_str()), (503, "too_many_connections"));
+    let refused = tokio::time::timeout(
+        GUARD,
+        raw(
+            api.addr,
+            "GET",
+            "/v1/queue",
+            &[
+                ("Host", &api.addr.to_string()),
+                ("Authorization", &format!("Bearer {TOKEN}")),
+            ],
+            b"",
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (refused.status, refused.error_code().as_str()),
+        (503, "too_many_connections")
+    );
     assert_eq!(refused.header("retry-after"), Some("1"));
-    assert_eq!(get(api.addr, "/healthz").await, 200, "/healthz still answers at the cap");
+    assert_eq!(
+        get(api.addr, "/healthz").await,
+        200,
+        "/healthz still answers at the cap"
+    );
     // Freeing a slot lets a full connection in again.
     idle.pop();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -90,17 +137,33 @@ async fn connections_over_the_cap_get_healthz_only() {
 async fn a_connection_without_complete_headers_is_closed() {
     let api = start(|c| c.api.header_timeout = Dur(Duration::from_millis(300))).await;
     let mut partial = TcpStream::connect(api.addr).await.unwrap();
-    partial.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
     let mut silent = TcpStream::connect(api.addr).await.unwrap();
     let (_, took) = until_closed(&mut partial).await;
-    assert!(took >= Duration::from_millis(200), "closed after only {took:?}");
+    assert!(
+        took >= Duration::from_millis(200),
+        "closed after only {took:?}"
+    );
     let (bytes, _) = until_closed(&mut silent).await;
-    assert!(bytes.is_empty() || bytes.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&bytes));
+    assert!(
+        bytes.is_empty() || bytes.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
     // A keep-alive connection left idle after its request is closed too.
     let mut kept = TcpStream::connect(api.addr).await.unwrap();
-    kept.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", api.addr).as_bytes()).await.unwrap();
+    kept.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", api.addr).as_bytes())
+        .await
+        .unwrap();
     let (bytes, _) = until_closed(&mut kept).await;
-    assert!(bytes.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&bytes));
+    assert!(
+        bytes.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
     assert_eq!(get(api.addr, "/healthz").await, 200);
 }
 
@@ -117,6 +180,9 @@ async fn a_body_that_does_not_arrive_in_time_gets_408() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("request_timeout"), "{text}");
-    assert!(took >= Duration::from_millis(200), "answered after only {took:?}");
+    assert!(
+        took >= Duration::from_millis(200),
+        "answered after only {took:?}"
+    );
     assert_eq!(get(api.addr, "/healthz").await, 200);
 }

@@ -23,21 +23,65 @@ fn fixtures() -> Vec<PathBuf> {
 #[test]
 fn real_mta_dsns_mean_what_they_say() {
     let cases: &[(&str, Class, Reason, &str)] = &[
-        ("postfix-user-unknown.eml", Class::Hard, Reason::UserUnknown, "failed"),
-        ("postfix-mailbox-disabled.eml", Class::Soft, Reason::Suspend, "failed"),
-        ("postfix-quota.eml", Class::Soft, Reason::MailboxFull, "failed"),
-        ("postfix-deferral-timeout.eml", Class::Soft, Reason::NetworkError, "failed"),
-        ("postfix-delay-warning.eml", Class::Soft, Reason::Expired, "delayed"),
-        ("exim-user-unknown.eml", Class::Hard, Reason::UserUnknown, "failed"),
-        ("exim-mailbox-disabled.eml", Class::Soft, Reason::Suspend, "failed"),
+        (
+            "postfix-user-unknown.eml",
+            Class::Hard,
+            Reason::UserUnknown,
+            "failed",
+        ),
+        (
+            "postfix-mailbox-disabled.eml",
+            Class::Soft,
+            Reason::Suspend,
+            "failed",
+        ),
+        (
+            "postfix-quota.eml",
+            Class::Soft,
+            Reason::MailboxFull,
+            "failed",
+        ),
+        (
+            "postfix-deferral-timeout.eml",
+            Class::Soft,
+            Reason::NetworkError,
+            "failed",
+        ),
+        (
+            "postfix-delay-warning.eml",
+            Class::Soft,
+            Reason::Expired,
+            "delayed",
+        ),
+        (
+            "exim-user-unknown.eml",
+            Class::Hard,
+            Reason::UserUnknown,
+            "failed",
+        ),
+        (
+            "exim-mailbox-disabled.eml",
+            Class::Soft,
+            Reason::Suspend,
+            "failed",
+        ),
         ("exim-quota.eml", Class::Soft, Reason::MailboxFull, "failed"),
-        ("exim-deferral-timeout.eml", Class::Soft, Reason::Expired, "failed"),
+        (
+            "exim-deferral-timeout.eml",
+            Class::Soft,
+            Reason::Expired,
+            "failed",
+        ),
     ];
     for (file, class, reason, action) in cases {
         let r = one(&format!("real/{file}"));
         assert_eq!(r.recipients.len(), 1, "{file}");
         let line = &r.recipients[0];
-        assert_eq!((line.class, line.reason, line.action.as_deref()), (*class, *reason, Some(*action)), "{file}");
+        assert_eq!(
+            (line.class, line.reason, line.action.as_deref()),
+            (*class, *reason, Some(*action)),
+            "{file}"
+        );
     }
 }
 
@@ -46,24 +90,79 @@ fn real_mta_dsns_mean_what_they_say() {
 #[test]
 fn old_mta_notices_state_their_verdict() {
     let cases: &[(&str, &str, Class, Reason, &str)] = &[
-        ("sun-messaging.eml", "sun-messaging", Class::Hard, Reason::UserUnknown, "failed"),
-        ("interscan.eml", "interscan", Class::Hard, Reason::UserUnknown, "failed"),
-        ("netscape.eml", "netscape", Class::Soft, Reason::MailboxFull, "failed"),
-        ("groupwise.eml", "groupwise", Class::Hard, Reason::UserUnknown, "failed"),
+        (
+            "sun-messaging.eml",
+            "sun-messaging",
+            Class::Hard,
+            Reason::UserUnknown,
+            "failed",
+        ),
+        (
+            "interscan.eml",
+            "interscan",
+            Class::Hard,
+            Reason::UserUnknown,
+            "failed",
+        ),
+        (
+            "netscape.eml",
+            "netscape",
+            Class::Soft,
+            Reason::MailboxFull,
+            "failed",
+        ),
+        (
+            "groupwise.eml",
+            "groupwise",
+            Class::Hard,
+            Reason::UserUnknown,
+            "failed",
+        ),
         ("aol.eml", "aol", Class::Hard, Reason::UserUnknown, "failed"),
-        ("notes-domino.eml", "notes", Class::Hard, Reason::UserUnknown, "failed"),
-        ("yahoo-old.eml", "yahoo", Class::Soft, Reason::Suspend, "failed"),
-        ("qmail-permanent.eml", "qmail", Class::Soft, Reason::SystemError, "failed"),
-        ("sendmail-warning.eml", "sendmail", Class::Soft, Reason::Expired, "delayed"),
+        (
+            "notes-domino.eml",
+            "notes",
+            Class::Hard,
+            Reason::UserUnknown,
+            "failed",
+        ),
+        (
+            "yahoo-old.eml",
+            "yahoo",
+            Class::Soft,
+            Reason::Suspend,
+            "failed",
+        ),
+        (
+            "qmail-permanent.eml",
+            "qmail",
+            Class::Soft,
+            Reason::SystemError,
+            "failed",
+        ),
+        (
+            "sendmail-warning.eml",
+            "sendmail",
+            Class::Soft,
+            Reason::Expired,
+            "delayed",
+        ),
     ];
     for (file, format, class, reason, action) in cases {
         let r = one(file);
         assert_eq!(r.format, *format, "{file}");
         let line = &r.recipients[0];
-        assert_eq!((line.class, line.reason, line.action.as_deref()), (*class, *reason, Some(*action)), "{file}");
+        assert_eq!(
+            (line.class, line.reason, line.action.as_deref()),
+            (*class, *reason, Some(*action)),
+            "{file}"
+        );
     }
     // The address the sender used, not the server's rewrite of it.
-    assert_eq!(one("sun-messaging.eml").recipients[0].recipient.as_deref(), Some("nanami.ito@example.org"));
+    assert_eq!(
+        one("sun-messaging.eml").recipients[0].recipient.as_deref(),
+        Some("nanami.ito@example.org")
+    );
 }
 
 #[test]
@@ -198,9 +297,24 @@ fn fixtures_mean_what_they_say() {
         ),
         // James quotes the remote's "550 ... no such user" with no 5.1.x code and no stage: not
         // proof enough to suppress the address.
-        ("james.eml", "5550100@sms.example.net", Class::Block, Reason::Filtered),
-        ("imail.eml", "gone@imail.example.org", Class::Hard, Reason::UserUnknown),
-        ("inline-dsn.eml", "quentin@example.org", Class::Block, Reason::MesgTooBig),
+        (
+            "james.eml",
+            "5550100@sms.example.net",
+            Class::Block,
+            Reason::Filtered,
+        ),
+        (
+            "imail.eml",
+            "gone@imail.example.org",
+            Class::Hard,
+            Reason::UserUnknown,
+        ),
+        (
+            "inline-dsn.eml",
+            "quentin@example.org",
+            Class::Block,
+            Reason::MesgTooBig,
+        ),
     ];
     for (file, rcpt, class, reason) in cases {
         let r = one(file);
@@ -259,7 +373,9 @@ fn hostile_fixtures_give_a_report() {
     ] {
         // The unguarded entry: a panic in rebound's own code fails this test (only the
         // mail-parser call inside is guarded).
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bounce").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/bounce")
+            .join(name);
         let r = rebound::bounce::parse_unguarded(&std::fs::read(path).expect("fixture"));
         assert!(!r.recipients.is_empty(), "{name}");
     }

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rebound::config::{Dur, Secret};
 use rebound::api::console::{ConsoleUser, Role, hash_password};
+use rebound::config::{Dur, Secret};
 use rebound::model::EventKind;
 use support_daemon::*;
 use support_outbound::{Script, ScriptedMx};
@@ -37,7 +37,12 @@ fn missing_tool() -> Option<(&'static str, &'static str)> {
     if !Path::new(CHROMIUM).exists() {
         return Some(("chromium", "apt-get install -y chromium chromium-driver"));
     }
-    if std::process::Command::new("node").arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         return Some(("node", "apt-get install -y nodejs npm"));
     }
     if !console_dir().join("node_modules/playwright-core").exists() {
@@ -57,7 +62,9 @@ async fn watcher() -> (u16, Arc<AtomicUsize>) {
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             h.fetch_add(1, Ordering::SeqCst);
-            let _ = s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").await;
+            let _ = s
+                .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                .await;
         }
     });
     (port, hits)
@@ -76,13 +83,24 @@ fn hostile_message(port: u16) -> String {
 }
 
 async fn send(smtp: std::net::SocketAddr, to: &'static str, body: String) {
-    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "office@school.test", &[to], &body)).await.unwrap();
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || python_send(smtp, "office@school.test", &[to], &body))
+            .await
+            .unwrap();
     assert!(ok, "{out}");
 }
 
 fn queue_id_of(d: &rebound::daemon::Running, rcpt: &str) -> String {
-    let q = rebound::store::events::EventQuery { recipient: Some(rcpt.into()), statuses: vec!["queued".into()], limit: 1, ..Default::default() };
-    d.daemon.store.query_events(&q).unwrap().events[0].queue_id.clone().unwrap()
+    let q = rebound::store::events::EventQuery {
+        recipient: Some(rcpt.into()),
+        statuses: vec!["queued".into()],
+        limit: 1,
+        ..Default::default()
+    };
+    d.daemon.store.query_events(&q).unwrap().events[0]
+        .queue_id
+        .clone()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,21 +113,62 @@ async fn the_console_in_a_real_browser() {
     let (watch_port, hits) = watcher().await;
     let dir = tempfile::tempdir().unwrap();
     let viewer_pass = "viewer pass phrase";
-    let hash = tokio::task::spawn_blocking(move || hash_password(viewer_pass).unwrap()).await.unwrap();
+    let hash = tokio::task::spawn_blocking(move || hash_password(viewer_pass).unwrap())
+        .await
+        .unwrap();
     let d = start_routed(dir.path(), mx.addr, |c| {
-        c.api.users = vec![ConsoleUser { name: "Vera".into(), password_hash: Secret(hash), role: Role::Viewer }];
+        c.api.users = vec![ConsoleUser {
+            name: "Vera".into(),
+            password_hash: Secret(hash),
+            role: Role::Viewer,
+        }];
         c.delivery.retry = vec![Dur(Duration::from_secs(3600))];
         c.delivery.max_age = Dur(Duration::from_secs(72 * 3600));
     })
     .await;
     let smtp = d.smtp_addrs[0];
-    send(smtp, "unknown@parents.test", "Subject: Term dates\r\n\r\nSchool starts on 5 September.\r\n".into()).await;
-    send(smtp, "grey@parents.test", "Subject: Waiting\r\n\r\nThis one is greylisted.\r\n".into()).await;
+    send(
+        smtp,
+        "unknown@parents.test",
+        "Subject: Term dates\r\n\r\nSchool starts on 5 September.\r\n".into(),
+    )
+    .await;
+    send(
+        smtp,
+        "grey@parents.test",
+        "Subject: Waiting\r\n\r\nThis one is greylisted.\r\n".into(),
+    )
+    .await;
     send(smtp, "hostile@parents.test", hostile_message(watch_port)).await;
-    wait_for(&d, "unknown@parents.test", &[EventKind::Bounced], Duration::from_secs(20)).await;
-    wait_for(&d, "grey@parents.test", &[EventKind::Deferred], Duration::from_secs(20)).await;
-    wait_for(&d, "hostile@parents.test", &[EventKind::Delivered], Duration::from_secs(20)).await;
-    let (code, body) = api_request(d.api_addr, "PUT", "/v1/suppressions/complainer@parents.test", Some("test-token"), r#"{"reason":"complaint","diagnostic":"abuse report"}"#).await;
+    wait_for(
+        &d,
+        "unknown@parents.test",
+        &[EventKind::Bounced],
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_for(
+        &d,
+        "grey@parents.test",
+        &[EventKind::Deferred],
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_for(
+        &d,
+        "hostile@parents.test",
+        &[EventKind::Delivered],
+        Duration::from_secs(20),
+    )
+    .await;
+    let (code, body) = api_request(
+        d.api_addr,
+        "PUT",
+        "/v1/suppressions/complainer@parents.test",
+        Some("test-token"),
+        r#"{"reason":"complaint","diagnostic":"abuse report"}"#,
+    )
+    .await;
     assert_eq!(code, 201, "{body}");
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -129,14 +188,26 @@ async fn the_console_in_a_real_browser() {
         ("CHROMIUM", CHROMIUM.to_string()),
     ];
     let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("walkthrough.mjs").current_dir(console_dir()).kill_on_drop(true);
+    cmd.arg("walkthrough.mjs")
+        .current_dir(console_dir())
+        .kill_on_drop(true);
     for (k, v) in &env {
         cmd.env(k, v);
     }
-    let out = tokio::time::timeout(Duration::from_secs(240), cmd.output()).await.expect("the walkthrough finishes within 4 minutes").expect("node runs");
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = tokio::time::timeout(Duration::from_secs(240), cmd.output())
+        .await
+        .expect("the walkthrough finishes within 4 minutes")
+        .expect("node runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("{text}");
-    assert!(out.status.success(), "the browser walkthrough failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "the browser walkthrough failed:\n{text}"
+    );
     assert!(text.contains("walkthrough: all checks passed"), "{text}");
     check_the_daemon_side(&d, &mx, &hits).await;
     d.stop().await;
@@ -145,45 +216,115 @@ async fn the_console_in_a_real_browser() {
 /// What the walkthrough did, seen from the daemon: the MX got the corrected address and the
 /// unblocked one again, the watcher port was never called, the audit log names who acted.
 async fn check_the_daemon_side(d: &rebound::daemon::Running, mx: &ScriptedMx, hits: &AtomicUsize) {
-    let rcpts: Vec<String> = mx.record().commands.iter().filter(|c| c.to_ascii_uppercase().starts_with("RCPT TO:")).cloned().collect();
-    assert!(rcpts.iter().any(|c| c.contains("<parent@parents.test>")), "the resend reached the MX: {rcpts:?}");
-    assert!(rcpts.iter().filter(|c| c.contains("<unknown@parents.test>")).count() >= 2, "the unblocked address was mailed again: {rcpts:?}");
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "the hostile preview made a request to the watcher");
-    assert!(d.daemon.store.suppression("complainer@parents.test").unwrap().is_none(), "removed with consent in the end");
-    let audit = std::fs::read_to_string(d.daemon.cfg.server.data_dir.join("console-audit.log")).expect("the audit log exists");
-    let entries: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let has = |user: &str, action: &str, outcome: &str| entries.iter().any(|e| e["user"] == user && e["action"] == action && e["outcome"].as_str().is_some_and(|o| o.starts_with(outcome)));
+    let rcpts: Vec<String> = mx
+        .record()
+        .commands
+        .iter()
+        .filter(|c| c.to_ascii_uppercase().starts_with("RCPT TO:"))
+        .cloned()
+        .collect();
+    assert!(
+        rcpts.iter().any(|c| c.contains("<parent@parents.test>")),
+        "the resend reached the MX: {rcpts:?}"
+    );
+    assert!(
+        rcpts
+            .iter()
+            .filter(|c| c.contains("<unknown@parents.test>"))
+            .count()
+            >= 2,
+        "the unblocked address was mailed again: {rcpts:?}"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the hostile preview made a request to the watcher"
+    );
+    assert!(
+        d.daemon
+            .store
+            .suppression("complainer@parents.test")
+            .unwrap()
+            .is_none(),
+        "removed with consent in the end"
+    );
+    let audit = std::fs::read_to_string(d.daemon.cfg.server.data_dir.join("console-audit.log"))
+        .expect("the audit log exists");
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |user: &str, action: &str, outcome: &str| {
+        entries.iter().any(|e| {
+            e["user"] == user
+                && e["action"] == action
+                && e["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with(outcome))
+        })
+    };
     assert!(has("api-token", "resend", "done"), "{audit}");
     assert!(has("api-token", "unblock", "done"), "{audit}");
-    assert!(has("api-token", "unblock", "refused"), "the complaint unblock without consent is recorded as refused: {audit}");
+    assert!(
+        has("api-token", "unblock", "refused"),
+        "the complaint unblock without consent is recorded as refused: {audit}"
+    );
     assert!(has("api-token", "unblock_with_consent", "done"), "{audit}");
     assert!(has("api-token", "retry", "done"), "{audit}");
     assert!(has("Vera", "sign_in", "done"), "{audit}");
     let removed = support_daemon::history(d, "complainer@parents.test");
-    assert_eq!(removed.iter().filter(|k| *k == "suppression_removed").count(), 1, "{removed:?}");
+    assert_eq!(
+        removed
+            .iter()
+            .filter(|k| *k == "suppression_removed")
+            .count(),
+        1,
+        "{removed:?}"
+    );
 }
 
 /// One raw HTTP/1.1 request (a new connection): (status, the whole response, head and body).
 async fn http(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("{head}Host: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let req = format!(
+        "{head}Host: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
-    (text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), text)
+    (
+        text.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+        text,
+    )
 }
 
 fn cookie_of(resp: &str, name: &str) -> String {
-    resp.lines().find_map(|l| l.split_once(": ").filter(|(h, v)| h.eq_ignore_ascii_case("set-cookie") && v.starts_with(name)).map(|(_, v)| v)).and_then(|v| v.split(';').next()).unwrap_or_else(|| panic!("{name} is set: {resp}")).to_string()
+    resp.lines()
+        .find_map(|l| {
+            l.split_once(": ")
+                .filter(|(h, v)| h.eq_ignore_ascii_case("set-cookie") && v.starts_with(name))
+                .map(|(_, v)| v)
+        })
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("{name} is set: {resp}"))
+        .to_string()
 }
 
 /// Signs in to the console with the token through the sign-in form; the session cookie pair.
 async fn console_session(addr: std::net::SocketAddr, token: &str) -> String {
     let (_, page) = http(addr, "GET /ui/login HTTP/1.1\r\n", "").await;
     let login = cookie_of(&page, "rebound_login");
-    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("a CSRF field");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a CSRF field");
     let body = format!("csrf={csrf}&name=&password={token}&next=%2Fui%2F");
     let (code, resp) = http(addr, &format!("POST /ui/login HTTP/1.1\r\nCookie: {login}\r\nContent-Type: application/x-www-form-urlencoded\r\n"), &body).await;
     assert_eq!(code, 303, "signed in: {resp}");
@@ -191,8 +332,17 @@ async fn console_session(addr: std::net::SocketAddr, token: &str) -> String {
 }
 
 async fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rebound")).args(args).env_remove("REBOUND_CONFIG").output().await.unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rebound"))
+        .args(args)
+        .env_remove("REBOUND_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 /// `rebound report undelivered` (table and --json), `GET /v1/reports/undelivered` and the
@@ -203,16 +353,36 @@ async fn cli(args: &[&str]) -> (i32, String, String) {
 async fn a_row_resolved_by_a_delivered_resend_leaves_the_cli_api_and_console_reports() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let d = start_routed(dir.path(), mx.addr, |c| c.delivery.max_age = Dur(Duration::from_secs(72 * 3600))).await;
-    send(d.smtp_addrs[0], "unknown@parents.test", "Subject: Term dates\r\n\r\nSchool starts on 5 September.\r\n".into()).await;
-    send(d.smtp_addrs[0], "unknown@other.test", "Subject: Term dates\r\n\r\nNot resent.\r\n".into()).await;
+    let d = start_routed(dir.path(), mx.addr, |c| {
+        c.delivery.max_age = Dur(Duration::from_secs(72 * 3600))
+    })
+    .await;
+    send(
+        d.smtp_addrs[0],
+        "unknown@parents.test",
+        "Subject: Term dates\r\n\r\nSchool starts on 5 September.\r\n".into(),
+    )
+    .await;
+    send(
+        d.smtp_addrs[0],
+        "unknown@other.test",
+        "Subject: Term dates\r\n\r\nNot resent.\r\n".into(),
+    )
+    .await;
     for r in ["unknown@parents.test", "unknown@other.test"] {
         let h = wait_for(&d, r, &[EventKind::Bounced], Duration::from_secs(20)).await;
         assert!(h.iter().any(|k| k == "bounced"), "{r}: {h:?}");
     }
     let id = queue_id_of(&d, "unknown@parents.test");
     let cfg = dir.path().join("cli.toml");
-    std::fs::write(&cfg, format!("[api]\nurl = \"http://{}\"\ntoken = \"test-token\"\n", d.api_addr)).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[api]\nurl = \"http://{}\"\ntoken = \"test-token\"\n",
+            d.api_addr
+        ),
+    )
+    .unwrap();
     let cfg = cfg.to_str().unwrap().to_string();
     let session = console_session(d.api_addr, "test-token").await;
 
@@ -220,45 +390,125 @@ async fn a_row_resolved_by_a_delivered_resend_leaves_the_cli_api_and_console_rep
     let look = |addr: &'static str| {
         let (cfg, session, api) = (cfg.clone(), session.clone(), d.api_addr);
         async move {
-            let (code, body) = api_request(api, "GET", "/v1/reports/undelivered", Some("test-token"), "").await;
+            let (code, body) = api_request(
+                api,
+                "GET",
+                "/v1/reports/undelivered",
+                Some("test-token"),
+                "",
+            )
+            .await;
             assert_eq!(code, 200, "{body}");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            let api_rows = v["items"].as_array().unwrap().iter().filter(|i| i["recipient"] == addr).count();
-            let (code, out, err) = cli(&["report", "undelivered", "--json", "--config", &cfg]).await;
+            let api_rows = v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["recipient"] == addr)
+                .count();
+            let (code, out, err) =
+                cli(&["report", "undelivered", "--json", "--config", &cfg]).await;
             assert_eq!(code, 0, "{err}");
-            let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let lines: Vec<serde_json::Value> = out
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
             let cli_rows = lines.iter().filter(|l| l["recipient"] == addr).count();
             let cli_resolved = lines.last().unwrap()["resolved"].as_u64();
             let (code, table, err) = cli(&["report", "undelivered", "--config", &cfg]).await;
             assert_eq!(code, 0, "{err}");
             let table_rows = table.lines().filter(|l| l.starts_with(addr)).count();
-            let (code, page) = http(api, &format!("GET /ui/undelivered HTTP/1.1\r\nCookie: {session}\r\n"), "").await;
+            let (code, page) = http(
+                api,
+                &format!("GET /ui/undelivered HTTP/1.1\r\nCookie: {session}\r\n"),
+                "",
+            )
+            .await;
             assert_eq!(code, 200, "{page}");
             let page_rows = page.matches(&format!(">{addr}</a></td>")).count();
-            let (code, csv) = http(api, &format!("GET /ui/undelivered.csv HTTP/1.1\r\nCookie: {session}\r\n"), "").await;
+            let (code, csv) = http(
+                api,
+                &format!("GET /ui/undelivered.csv HTTP/1.1\r\nCookie: {session}\r\n"),
+                "",
+            )
+            .await;
             assert_eq!(code, 200, "{csv}");
-            let csv_rows = csv.lines().filter(|l| l.contains(&format!(",{addr},"))).count();
-            let resolved = (v["resolved"].as_u64(), cli_resolved, table.contains("(1 resolved by a delivered resend"), page.contains("(1 resolved by a delivered resend not shown)"));
-            ([api_rows, cli_rows, table_rows, page_rows, csv_rows], resolved, v["total"].as_u64())
+            let csv_rows = csv
+                .lines()
+                .filter(|l| l.contains(&format!(",{addr},")))
+                .count();
+            let resolved = (
+                v["resolved"].as_u64(),
+                cli_resolved,
+                table.contains("(1 resolved by a delivered resend"),
+                page.contains("(1 resolved by a delivered resend not shown)"),
+            );
+            (
+                [api_rows, cli_rows, table_rows, page_rows, csv_rows],
+                resolved,
+                v["total"].as_u64(),
+            )
         }
     };
     let (before, resolved, total) = look("unknown@parents.test").await;
-    assert_eq!(before, [1; 5], "API, CLI --json, CLI table, console page, CSV list the bounce before the resend");
+    assert_eq!(
+        before, [1; 5],
+        "API, CLI --json, CLI table, console page, CSV list the bounce before the resend"
+    );
     assert_eq!(resolved, (Some(0), Some(0), false, false));
     assert_eq!(total, Some(2));
 
-    let (code, body) = api_request(d.api_addr, "POST", &format!("/v1/messages/{id}/resend"), Some("test-token"), r#"{"to":"parent@parents.test"}"#).await;
+    let (code, body) = api_request(
+        d.api_addr,
+        "POST",
+        &format!("/v1/messages/{id}/resend"),
+        Some("test-token"),
+        r#"{"to":"parent@parents.test"}"#,
+    )
+    .await;
     assert!(code == 200 || code == 201, "{code} {body}");
-    let h = wait_for(&d, "parent@parents.test", &[EventKind::Delivered], Duration::from_secs(20)).await;
-    assert!(h.iter().any(|k| k == "delivered"), "the resend was delivered: {h:?}");
-    assert!(mx.record().commands.iter().any(|c| c.contains("<parent@parents.test>")), "the corrected address reached the MX");
+    let h = wait_for(
+        &d,
+        "parent@parents.test",
+        &[EventKind::Delivered],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        h.iter().any(|k| k == "delivered"),
+        "the resend was delivered: {h:?}"
+    );
+    assert!(
+        mx.record()
+            .commands
+            .iter()
+            .any(|c| c.contains("<parent@parents.test>")),
+        "the corrected address reached the MX"
+    );
 
     let (after, resolved, total) = look("unknown@parents.test").await;
-    assert_eq!(after, [0; 5], "API, CLI --json, CLI table, console page, CSV no longer list it");
-    assert_eq!(resolved, (Some(1), Some(1), true, true), "each says one row was resolved by a delivered resend");
+    assert_eq!(
+        after, [0; 5],
+        "API, CLI --json, CLI table, console page, CSV no longer list it"
+    );
+    assert_eq!(
+        resolved,
+        (Some(1), Some(1), true, true),
+        "each says one row was resolved by a delivered resend"
+    );
     assert_eq!(total, Some(1));
     let (other, _, _) = look("unknown@other.test").await;
-    assert_eq!(other, [1; 5], "the bounce that was not resent is still listed everywhere");
-    assert_eq!(history(&d, "unknown@parents.test").iter().filter(|k| *k == "bounced").count(), 1, "the original keeps its bounced status in the log");
+    assert_eq!(
+        other, [1; 5],
+        "the bounce that was not resent is still listed everywhere"
+    );
+    assert_eq!(
+        history(&d, "unknown@parents.test")
+            .iter()
+            .filter(|k| *k == "bounced")
+            .count(),
+        1,
+        "the original keeps its bounced status in the log"
+    );
     d.stop().await;
 }

@@ -42,9 +42,16 @@ for path in sys.argv[2:]:
 
 /// dkimpy with Ed25519 support (PyNaCl) importable; under CI its absence fails.
 fn dkimpy_ready() -> bool {
-    let ok = std::process::Command::new("python3").args(["-c", "import dkim, nacl"]).output().is_ok_and(|o| o.status.success());
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import dkim, nacl"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
-        support_skip::skip("DKIM verification with dkimpy", "python3 module dkim (dkimpy) or nacl (PyNaCl)", "python3 -m pip install --user dkimpy pynacl");
+        support_skip::skip(
+            "DKIM verification with dkimpy",
+            "python3 module dkim (dkimpy) or nacl (PyNaCl)",
+            "python3 -m pip install --user dkimpy pynacl",
+        );
     }
     ok
 }
@@ -57,8 +64,17 @@ fn send_bytes(addr: SocketAddr, from: &str, to: &[&str], msg: &[u8]) {
         addr.ip(),
         addr.port()
     );
-    let out = std::process::Command::new("python3").arg("-c").arg(&script).output().expect("python3 runs");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The message as sent: terminator line removed, dot-stuffing undone.
@@ -66,7 +82,11 @@ fn unstuff(raw: &[u8]) -> Vec<u8> {
     let body = raw.strip_suffix(b".\r\n").unwrap_or(raw);
     let mut out = Vec::with_capacity(body.len());
     for line in body.split_inclusive(|b| *b == b'\n') {
-        out.extend_from_slice(line.strip_prefix(b".").filter(|_| line.starts_with(b"..")).unwrap_or(line));
+        out.extend_from_slice(
+            line.strip_prefix(b".")
+                .filter(|_| line.starts_with(b".."))
+                .unwrap_or(line),
+        );
     }
     out
 }
@@ -83,13 +103,23 @@ fn verify(records: &serde_json::Value, messages: &[Vec<u8>]) -> Vec<Vec<serde_js
     }
     let out = cmd.output().expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn header_block(m: &[u8]) -> String {
     let text = String::from_utf8_lossy(m);
-    text.split("\r\n\r\n").next().unwrap().replace("\r\n ", " ").replace("\r\n\t", " ")
+    text.split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ")
 }
 
 fn message(from: &str, to: &str, subject: &str, extra: &str, body: &[u8]) -> Vec<u8> {
@@ -103,7 +133,11 @@ async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
     if !dkimpy_ready() {
         return;
     }
-    let mx = ScriptedMx::start(Script { pipelining: true, ..Default::default() }).await;
+    let mx = ScriptedMx::start(Script {
+        pipelining: true,
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let d = start_routed(dir.path(), mx.addr, |cfg| {
         cfg.dkim.domains = vec!["school.example".into()];
@@ -117,63 +151,165 @@ async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
     let unsigned_before = rebound::delivery::outbound::dkim::unsigned_total();
     let reused_before = rebound::delivery::outbound::dkim::body_hash_counts().1;
 
-    let plain = message("\"News\" <news@mail.school.example>", "a@dest.test, b@dest.test", "two", "Content-Type: text/plain\r\n", b"Hello both.\r\n.leading dot\r\n");
-    send_bytes(smtp, "news@mail.school.example", &["a@dest.test", "b@dest.test"], &plain);
-    let long_line = format!("<html><body><p>{}</p></body></html>\r\n", "wide ".repeat(700));
-    let html = message("news@school.example", "c@dest.test", "html", "Content-Type: text/html; charset=utf-8\r\n", long_line.as_bytes());
+    let plain = message(
+        "\"News\" <news@mail.school.example>",
+        "a@dest.test, b@dest.test",
+        "two",
+        "Content-Type: text/plain\r\n",
+        b"Hello both.\r\n.leading dot\r\n",
+    );
+    send_bytes(
+        smtp,
+        "news@mail.school.example",
+        &["a@dest.test", "b@dest.test"],
+        &plain,
+    );
+    let long_line = format!(
+        "<html><body><p>{}</p></body></html>\r\n",
+        "wide ".repeat(700)
+    );
+    let html = message(
+        "news@school.example",
+        "c@dest.test",
+        "html",
+        "Content-Type: text/html; charset=utf-8\r\n",
+        long_line.as_bytes(),
+    );
     send_bytes(smtp, "news@school.example", &["c@dest.test"], &html);
-    let eight = message("news@school.example", "d@dest.test", "eight", "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n", "Grüße aus der Schule, café.\r\n".as_bytes());
+    let eight = message(
+        "news@school.example",
+        "d@dest.test",
+        "eight",
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n",
+        "Grüße aus der Schule, café.\r\n".as_bytes(),
+    );
     send_bytes(smtp, "news@school.example", &["d@dest.test"], &eight);
-    let other = message("x@elsewhere.test", "e@dest.test", "other", "", b"not ours\r\n");
+    let other = message(
+        "x@elsewhere.test",
+        "e@dest.test",
+        "other",
+        "",
+        b"not ours\r\n",
+    );
     send_bytes(smtp, "x@elsewhere.test", &["e@dest.test"], &other);
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while mx.record().messages.len() < 5 {
-        assert!(std::time::Instant::now() < deadline, "only {} copies arrived", mx.record().messages.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} copies arrived",
+            mx.record().messages.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let copies: Vec<Vec<u8>> = mx.record().messages.iter().map(|m| unstuff(m)).collect();
-    let signer = rebound::delivery::outbound::dkim::prepare(&d.daemon.cfg).unwrap().expect("signing is on");
-    let records: serde_json::Map<String, serde_json::Value> = signer.records().iter().map(|r| (r.name.clone(), r.value.clone().into())).collect();
+    let signer = rebound::delivery::outbound::dkim::prepare(&d.daemon.cfg)
+        .unwrap()
+        .expect("signing is on");
+    let records: serde_json::Map<String, serde_json::Value> = signer
+        .records()
+        .iter()
+        .map(|r| (r.name.clone(), r.value.clone().into()))
+        .collect();
     assert_eq!(records.len(), 2, "{records:?}");
     let records = serde_json::Value::Object(records);
 
-    let subject = |m: &Vec<u8>| rebound::model::headers::header_value(m, "Subject").unwrap_or_default();
-    let ours: Vec<Vec<u8>> = copies.iter().filter(|m| subject(m) != "other").cloned().collect();
+    let subject =
+        |m: &Vec<u8>| rebound::model::headers::header_value(m, "Subject").unwrap_or_default();
+    let ours: Vec<Vec<u8>> = copies
+        .iter()
+        .filter(|m| subject(m) != "other")
+        .cloned()
+        .collect();
     assert_eq!(ours.len(), 4);
     for (m, verdict) in ours.iter().zip(verify(&records, &ours)) {
         let head = header_block(m);
         assert_eq!(verdict, vec![serde_json::Value::Bool(true); 2], "{head}");
-        assert!(head.contains("a=rsa-sha256") && head.contains("a=ed25519-sha256"), "{head}");
-        assert!(head.contains("d=school.example") && head.contains("c=relaxed/relaxed"), "{head}");
-        assert!(head.to_ascii_lowercase().contains("list-unsubscribe:"), "copy has no List-Unsubscribe: {head}");
-        let h_tag: String = head.split(" h=").nth(1).unwrap_or_else(|| panic!("no h= in {head}")).split(';').next().unwrap().split_whitespace().collect();
-        let h_names: Vec<String> = h_tag.to_ascii_lowercase().split(':').map(str::to_string).collect();
+        assert!(
+            head.contains("a=rsa-sha256") && head.contains("a=ed25519-sha256"),
+            "{head}"
+        );
+        assert!(
+            head.contains("d=school.example") && head.contains("c=relaxed/relaxed"),
+            "{head}"
+        );
+        assert!(
+            head.to_ascii_lowercase().contains("list-unsubscribe:"),
+            "copy has no List-Unsubscribe: {head}"
+        );
+        let h_tag: String = head
+            .split(" h=")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no h= in {head}"))
+            .split(';')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let h_names: Vec<String> = h_tag
+            .to_ascii_lowercase()
+            .split(':')
+            .map(str::to_string)
+            .collect();
         assert!(h_names.iter().any(|h| h == "list-unsubscribe"), "{h_tag}");
         for name in ["from", "subject", "date"] {
             // Each signature's h= names it twice: the one present and one absent (over-signed).
-            assert_eq!(head.to_ascii_lowercase().split("\r\n").filter(|l| l.starts_with(&format!("{name}:"))).count(), 1, "{head}");
+            assert_eq!(
+                head.to_ascii_lowercase()
+                    .split("\r\n")
+                    .filter(|l| l.starts_with(&format!("{name}:")))
+                    .count(),
+                1,
+                "{head}"
+            );
             let per_sig = h_names.iter().filter(|h| *h == name).count();
             assert_eq!(per_sig, 2, "{name} in {h_tag}");
         }
-        assert!(m.split(|b| *b == b'\n').all(|l| l.len() <= 1000), "a line over 998 octets went out");
+        assert!(
+            m.split(|b| *b == b'\n').all(|l| l.len() <= 1000),
+            "a line over 998 octets went out"
+        );
     }
     let twos: Vec<&Vec<u8>> = ours.iter().filter(|m| subject(m) == "two").collect();
     assert_eq!(twos.len(), 2);
-    assert_ne!(header_block(twos[0]), header_block(twos[1]), "the two copies should differ (own token and link)");
-    assert!(rebound::delivery::outbound::dkim::body_hash_counts().1 > reused_before, "the second copy reused the first one's body hash");
+    assert_ne!(
+        header_block(twos[0]),
+        header_block(twos[1]),
+        "the two copies should differ (own token and link)"
+    );
+    assert!(
+        rebound::delivery::outbound::dkim::body_hash_counts().1 > reused_before,
+        "the second copy reused the first one's body hash"
+    );
     let html_copy = ours.iter().find(|m| subject(m) == "html").unwrap();
-    assert!(header_block(html_copy).to_ascii_lowercase().contains("content-transfer-encoding: quoted-printable"), "long line not re-encoded");
-    assert!(ours.iter().any(|m| subject(m) == "eight" && String::from_utf8_lossy(m).contains("Grüße")), "8-bit body changed");
+    assert!(
+        header_block(html_copy)
+            .to_ascii_lowercase()
+            .contains("content-transfer-encoding: quoted-printable"),
+        "long line not re-encoded"
+    );
+    assert!(
+        ours.iter()
+            .any(|m| subject(m) == "eight" && String::from_utf8_lossy(m).contains("Grüße")),
+        "8-bit body changed"
+    );
 
     let other_copy = copies.iter().find(|m| subject(m) == "other").unwrap();
-    assert!(!header_block(other_copy).to_ascii_lowercase().contains("dkim-signature"), "unlisted domain signed");
+    assert!(
+        !header_block(other_copy)
+            .to_ascii_lowercase()
+            .contains("dkim-signature"),
+        "unlisted domain signed"
+    );
     assert!(rebound::delivery::outbound::dkim::unsigned_total() > unsigned_before);
 
     let mut tampered = twos[0].clone();
     let at = tampered.windows(5).position(|w| w == b"Hello").unwrap();
     tampered[at] = b'J';
-    assert_eq!(verify(&records, &[tampered]), vec![vec![serde_json::Value::Bool(false); 2]]);
+    assert_eq!(
+        verify(&records, &[tampered]),
+        vec![vec![serde_json::Value::Bool(false); 2]]
+    );
     d.stop().await;
 }
 
@@ -185,7 +321,10 @@ async fn a_key_that_cannot_be_read_stops_the_start() {
     std::fs::write(&key, "not a key").unwrap();
     let mut cfg = test_config(dir.path());
     cfg.dkim.domains = vec!["school.example".into()];
-    let err = rebound::daemon::start(cfg, std::sync::Arc::new(rebound::model::time::SystemClock)).await.err().expect("start refused");
+    let err = rebound::daemon::start(cfg, std::sync::Arc::new(rebound::model::time::SystemClock))
+        .await
+        .err()
+        .expect("start refused");
     assert!(err.to_string().contains("rb1.rsa.key"), "{err}");
 }
 
@@ -205,12 +344,20 @@ async fn keys_are_reused_across_restarts() {
     .unwrap()
     .unwrap();
     let d = start_routed(dir.path(), mx.addr, adjust).await;
-    let again = rebound::delivery::outbound::dkim::prepare(&d.daemon.cfg).unwrap().unwrap();
+    let again = rebound::delivery::outbound::dkim::prepare(&d.daemon.cfg)
+        .unwrap()
+        .unwrap();
     assert_eq!(first.records(), again.records());
     let key = &again.records()[0].key_file;
-    assert_eq!(key, &dir.path().join("data/dkim/school.example/rb1.ed25519.key"));
+    assert_eq!(
+        key,
+        &dir.path().join("data/dkim/school.example/rb1.ed25519.key")
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     d.stop().await;
 }
 
@@ -224,14 +371,22 @@ async fn a_route_that_opts_out_sends_unsigned() {
         cfg.dkim.skip_routes = vec!["*".into()];
     })
     .await;
-    send_bytes(d.smtp_addrs[0], "news@school.example", &["a@dest.test"], &message("news@school.example", "a@dest.test", "skip", "", b"hi\r\n"));
+    send_bytes(
+        d.smtp_addrs[0],
+        "news@school.example",
+        &["a@dest.test"],
+        &message("news@school.example", "a@dest.test", "skip", "", b"hi\r\n"),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while mx.record().messages.is_empty() {
         assert!(std::time::Instant::now() < deadline, "nothing arrived");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let head = header_block(&unstuff(&mx.record().messages[0]));
-    assert!(!head.to_ascii_lowercase().contains("dkim-signature"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("dkim-signature"),
+        "{head}"
+    );
     d.stop().await;
 }
 
@@ -246,14 +401,31 @@ async fn dsns_rebound_writes_are_not_signed() {
         cfg.bounces.notify_sender = true;
     })
     .await;
-    send_bytes(d.smtp_addrs[0], "app@relay.test", &["unknown@dest.test"], &message("app@relay.test", "unknown@dest.test", "refused", "", b"hi\r\n"));
+    send_bytes(
+        d.smtp_addrs[0],
+        "app@relay.test",
+        &["unknown@dest.test"],
+        &message(
+            "app@relay.test",
+            "unknown@dest.test",
+            "refused",
+            "",
+            b"hi\r\n",
+        ),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while mx.record().messages.is_empty() {
         assert!(std::time::Instant::now() < deadline, "no DSN arrived");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let head = header_block(&unstuff(&mx.record().messages[0]));
-    assert!(head.contains("MAILER-DAEMON@relay.test"), "not the DSN: {head}");
-    assert!(!head.to_ascii_lowercase().contains("dkim-signature"), "{head}");
+    assert!(
+        head.contains("MAILER-DAEMON@relay.test"),
+        "not the DSN: {head}"
+    );
+    assert!(
+        !head.to_ascii_lowercase().contains("dkim-signature"),
+        "{head}"
+    );
     d.stop().await;
 }

@@ -37,7 +37,15 @@ impl LiveDns {
     async fn start() -> LiveDns {
         let origin = Name::from_ascii("test.").unwrap();
         let mut zone = Zone::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
-        let soa = SOA::new(Name::from_ascii("ns.test.").unwrap(), Name::from_ascii("admin.test.").unwrap(), 1, 3600, 600, 86400, 1);
+        let soa = SOA::new(
+            Name::from_ascii("ns.test.").unwrap(),
+            Name::from_ascii("admin.test.").unwrap(),
+            1,
+            3600,
+            600,
+            86400,
+            1,
+        );
         zone.upsert_mut(Record::from_rdata(origin.clone(), 1, RData::SOA(soa)), 1);
         let zone = Arc::new(zone);
         let mut catalog = Catalog::new();
@@ -61,9 +69,20 @@ impl LiveDns {
     /// Publishes the TXT record of a zone line `NAME. IN TXT "a" "b" [; comment]`.
     async fn publish(&self, zone_line: &str) {
         let line = zone_line.split(" ; ").next().unwrap();
-        let (name, rest) = line.split_once(" IN TXT ").unwrap_or_else(|| panic!("a TXT zone line: {line}"));
-        let strings: Vec<String> = rest.split('"').skip(1).step_by(2).map(String::from).collect();
-        let rec = Record::from_rdata(Name::from_ascii(name).unwrap(), 1, RData::TXT(TXT::new(strings)));
+        let (name, rest) = line
+            .split_once(" IN TXT ")
+            .unwrap_or_else(|| panic!("a TXT zone line: {line}"));
+        let strings: Vec<String> = rest
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect();
+        let rec = Record::from_rdata(
+            Name::from_ascii(name).unwrap(),
+            1,
+            RData::TXT(TXT::new(strings)),
+        );
         assert!(self.zone.upsert(rec, 2).await, "{name} published");
     }
 }
@@ -88,9 +107,16 @@ print(json.dumps(res))
 "#;
 
 fn dkimpy_ready() -> bool {
-    let ok = std::process::Command::new("python3").args(["-c", "import dkim, nacl"]).output().is_ok_and(|o| o.status.success());
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import dkim, nacl"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
-        support_skip::skip("DKIM rotation with dkimpy", "python3 module dkim (dkimpy) or nacl (PyNaCl)", "python3 -m pip install --user dkimpy pynacl");
+        support_skip::skip(
+            "DKIM rotation with dkimpy",
+            "python3 module dkim (dkimpy) or nacl (PyNaCl)",
+            "python3 -m pip install --user dkimpy pynacl",
+        );
     }
     ok
 }
@@ -99,8 +125,18 @@ fn dkimpy_ready() -> bool {
 fn verify(records: &serde_json::Map<String, serde_json::Value>, message: &[u8]) -> Vec<bool> {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), message).unwrap();
-    let out = std::process::Command::new("python3").arg("-c").arg(VERIFY).arg(serde_json::Value::Object(records.clone()).to_string()).arg(file.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(VERIFY)
+        .arg(serde_json::Value::Object(records.clone()).to_string())
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -108,7 +144,11 @@ fn unstuff(raw: &[u8]) -> Vec<u8> {
     let body = raw.strip_suffix(b".\r\n").unwrap_or(raw);
     let mut out = Vec::with_capacity(body.len());
     for line in body.split_inclusive(|b| *b == b'\n') {
-        out.extend_from_slice(line.strip_prefix(b".").filter(|_| line.starts_with(b"..")).unwrap_or(line));
+        out.extend_from_slice(
+            line.strip_prefix(b".")
+                .filter(|_| line.starts_with(b".."))
+                .unwrap_or(line),
+        );
     }
     out
 }
@@ -116,10 +156,22 @@ fn unstuff(raw: &[u8]) -> Vec<u8> {
 /// The `s=` of each DKIM-Signature, in order.
 fn selectors(m: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(m);
-    let head = text.split("\r\n\r\n").next().unwrap().replace("\r\n ", " ").replace("\r\n\t", " ");
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
     head.split("\r\n")
         .filter(|l| l.to_ascii_lowercase().starts_with("dkim-signature:"))
-        .map(|l| l.split(';').filter_map(|t| t.trim().strip_prefix("s=")).next().unwrap_or_else(|| panic!("no s= in {l}")).trim().to_string())
+        .map(|l| {
+            l.split(';')
+                .filter_map(|t| t.trim().strip_prefix("s="))
+                .next()
+                .unwrap_or_else(|| panic!("no s= in {l}"))
+                .trim()
+                .to_string()
+        })
         .collect()
 }
 
@@ -131,10 +183,22 @@ struct Out {
 
 /// `rebound --config CONFIG ARGS`, off the runtime (the DNS server keeps answering).
 async fn rebound(config: &Path, args: &[&str]) -> Out {
-    let (config, args): (PathBuf, Vec<String>) = (config.to_path_buf(), args.iter().map(|a| a.to_string()).collect());
+    let (config, args): (PathBuf, Vec<String>) = (
+        config.to_path_buf(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
     tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rebound")).arg("--config").arg(&config).args(&args).output().unwrap();
-        Out { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rebound"))
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .output()
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
     })
     .await
     .unwrap()
@@ -155,12 +219,17 @@ fn config_file(dir: &Path, cfg: &Config, grace: &str) -> PathBuf {
 /// Sends one message from school.test and returns the copy the MX received.
 async fn send_one(d: &rebound::daemon::Running, mx: &ScriptedMx, subject: &str) -> Vec<u8> {
     let before = mx.record().messages.len();
-    let body = format!("From: News <news@school.test>\r\nTo: a@dest.test\r\nSubject: {subject}\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\nHello from {subject}.\r\n");
+    let body = format!(
+        "From: News <news@school.test>\r\nTo: a@dest.test\r\nSubject: {subject}\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\nHello from {subject}.\r\n"
+    );
     let (ok, text) = python_send(d.smtp_addrs[0], "news@school.test", &["a@dest.test"], &body);
     assert!(ok, "{text}");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while mx.record().messages.len() <= before {
-        assert!(std::time::Instant::now() < deadline, "{subject}: nothing arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{subject}: nothing arrived"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     unstuff(&mx.record().messages[before])
@@ -182,7 +251,9 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
     cfg.dkim.rotation_check = Dur(Duration::from_millis(200));
     let conf = config_file(dir.path(), &cfg, "7d");
     let d = start_daemon(cfg.clone()).await;
-    let signer = rebound::delivery::outbound::dkim::prepare(&d.daemon.cfg).unwrap().unwrap();
+    let signer = rebound::delivery::outbound::dkim::prepare(&d.daemon.cfg)
+        .unwrap()
+        .unwrap();
     let mut keys: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
     for r in signer.records() {
         dns.publish(&r.zone_line).await;
@@ -193,29 +264,70 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
     // Rotate: rb2's records printed, nothing published yet.
     let rotated = rebound(&conf, &["dkim", "rotate", "school.test"]).await;
     assert_eq!(rotated.code, 0, "{}{}", rotated.stdout, rotated.stderr);
-    let lines: Vec<&str> = rotated.stdout.lines().filter(|l| !l.starts_with(';')).collect();
+    let lines: Vec<&str> = rotated
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .collect();
     assert_eq!(lines.len(), 2, "{}", rotated.stdout);
-    assert!(lines[0].starts_with("rb2._domainkey.school.test. IN TXT \"v=DKIM1; k=rsa; p=MII"), "{}", rotated.stdout);
-    assert!(lines[1].starts_with("rb2-ed25519._domainkey.school.test. IN TXT \"v=DKIM1; k=ed25519; p="), "{}", rotated.stdout);
+    assert!(
+        lines[0].starts_with("rb2._domainkey.school.test. IN TXT \"v=DKIM1; k=rsa; p=MII"),
+        "{}",
+        rotated.stdout
+    );
+    assert!(
+        lines[1].starts_with("rb2-ed25519._domainkey.school.test. IN TXT \"v=DKIM1; k=ed25519; p="),
+        "{}",
+        rotated.stdout
+    );
     let key_dir = dir.path().join("data/dkim/school.test");
     use std::os::unix::fs::PermissionsExt;
     for f in ["rb2.rsa.key", "rb2.ed25519.key", "rotation.json"] {
-        assert_eq!(std::fs::metadata(key_dir.join(f)).unwrap().permissions().mode() & 0o777, 0o600, "{f}");
+        assert_eq!(
+            std::fs::metadata(key_dir.join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600,
+            "{f}"
+        );
     }
     // Asked again while pending: the same records, no third selector.
     let again = rebound(&conf, &["dkim", "rotate", "school.test"]).await;
-    assert!(again.code == 0 && again.stdout.contains("already pending"), "{}", again.stdout);
-    assert_eq!(again.stdout.lines().filter(|l| !l.starts_with(';')).collect::<Vec<_>>(), lines);
+    assert!(
+        again.code == 0 && again.stdout.contains("already pending"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        again
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with(';'))
+            .collect::<Vec<_>>(),
+        lines
+    );
     for l in &lines {
         let (name, rest) = l.split_once(". IN TXT ").unwrap();
-        keys.insert(name.to_string(), rest.split('"').skip(1).step_by(2).collect::<String>().into());
+        keys.insert(
+            name.to_string(),
+            rest.split('"')
+                .skip(1)
+                .step_by(2)
+                .collect::<String>()
+                .into(),
+        );
     }
 
     // The daemon has looked rb2 up (twice, so once after seeing the rotation) and not found it.
     let checks = rebound::delivery::outbound::dkim::rotation_checks();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while rebound::delivery::outbound::dkim::rotation_checks() < checks + 2 {
-        assert!(std::time::Instant::now() < deadline, "no rotation check ran");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rotation check ran"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = send_one(&d, &mx, "before").await;
@@ -223,15 +335,48 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
     assert_eq!(verify(&keys, &before), [true, true]);
     let status = rebound(&conf, &["dkim", "status"]).await;
     assert_eq!(status.code, 0, "{}", status.stderr);
-    for want in ["school.test: signing with selector rb1", "  ✓ rb1._domainkey.school.test (current)", "school.test: rotation to rb2 pending since ", "  ✗ rb2._domainkey.school.test (pending): nothing found", "    publish: rb2-ed25519._domainkey.school.test. IN TXT"] {
-        assert!(status.stdout.lines().any(|l| l.starts_with(want)), "no {want:?} in\n{}", status.stdout);
+    for want in [
+        "school.test: signing with selector rb1",
+        "  ✓ rb1._domainkey.school.test (current)",
+        "school.test: rotation to rb2 pending since ",
+        "  ✗ rb2._domainkey.school.test (pending): nothing found",
+        "    publish: rb2-ed25519._domainkey.school.test. IN TXT",
+    ] {
+        assert!(
+            status.stdout.lines().any(|l| l.starts_with(want)),
+            "no {want:?} in\n{}",
+            status.stdout
+        );
     }
     let check = rebound(&conf, &["dns", "--check"]).await;
-    assert_eq!(check.code, 1, "a pending record missing fails the check:\n{}", check.stdout);
-    assert!(check.stdout.lines().any(|l| l.starts_with("✗ DKIM rb2._domainkey.school.test: ")), "{}", check.stdout);
-    assert!(check.stdout.lines().any(|l| l.starts_with("✓ DKIM rb1._domainkey.school.test")), "{}", check.stdout);
+    assert_eq!(
+        check.code, 1,
+        "a pending record missing fails the check:\n{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("✗ DKIM rb2._domainkey.school.test: ")),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("✓ DKIM rb1._domainkey.school.test")),
+        "{}",
+        check.stdout
+    );
     let printed = rebound(&conf, &["dns"]).await.stdout;
-    assert!(printed.lines().any(|l| l.starts_with(lines[0]) && l.contains("; pending rotation to rb2")), "{printed}");
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.starts_with(lines[0]) && l.contains("; pending rotation to rb2")),
+        "{printed}"
+    );
 
     // Only the RSA record published: still rb1 (every record must resolve).
     dns.publish(lines[0]).await;
@@ -239,19 +384,37 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
     while rebound::delivery::outbound::dkim::rotation_checks() < checks + 2 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(selectors(&send_one(&d, &mx, "half").await), ["rb1", "rb1-ed25519"]);
+    assert_eq!(
+        selectors(&send_one(&d, &mx, "half").await),
+        ["rb1", "rb1-ed25519"]
+    );
 
     // Both published: the daemon switches (state file first), then signs with rb2.
     dns.publish(lines[1]).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let state = rebound::delivery::outbound::dkim::rotation::load(&dir.path().join("data/dkim"), "school.test").unwrap().unwrap();
+        let state = rebound::delivery::outbound::dkim::rotation::load(
+            &dir.path().join("data/dkim"),
+            "school.test",
+        )
+        .unwrap()
+        .unwrap();
         if state.current == "rb2" {
             assert!(state.pending.is_none());
-            assert_eq!(state.retired.iter().map(|r| r.selector.as_str()).collect::<Vec<_>>(), ["rb1"]);
+            assert_eq!(
+                state
+                    .retired
+                    .iter()
+                    .map(|r| r.selector.as_str())
+                    .collect::<Vec<_>>(),
+                ["rb1"]
+            );
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never switched: {state:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never switched: {state:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The swap follows the write; give the watcher's pass a moment to finish.
@@ -270,19 +433,54 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
     assert_eq!(verify(&keys, &tampered), [false, false]);
 
     // rb1 is kept through the grace period, then retire-able with the line to remove.
-    let status = rebound(&conf, &["dkim", "status", "school.test"]).await.stdout;
-    assert!(status.lines().any(|l| l.starts_with("school.test: signing with selector rb2 since ")), "{status}");
-    assert!(status.lines().any(|l| l.starts_with("school.test: rb1 replaced ") && l.contains("keep its records until")), "{status}");
-    let rb1_line = status.lines().find(|l| l.starts_with("    rb1._domainkey.school.test. IN TXT \"v=DKIM1; k=rsa;")).unwrap_or_else(|| panic!("{status}"));
+    let status = rebound(&conf, &["dkim", "status", "school.test"])
+        .await
+        .stdout;
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("school.test: signing with selector rb2 since ")),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("school.test: rb1 replaced ")
+                && l.contains("keep its records until")),
+        "{status}"
+    );
+    let rb1_line = status
+        .lines()
+        .find(|l| l.starts_with("    rb1._domainkey.school.test. IN TXT \"v=DKIM1; k=rsa;"))
+        .unwrap_or_else(|| panic!("{status}"));
     let printed = rebound(&conf, &["dns"]).await.stdout;
-    assert!(printed.lines().any(|l| l.starts_with(rb1_line.trim()) && l.contains("; replaced ")), "{printed}");
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.starts_with(rb1_line.trim()) && l.contains("; replaced ")),
+        "{printed}"
+    );
     let no_grace = config_file(dir.path(), &cfg, "0s");
     let status = rebound(&no_grace, &["dkim", "status"]).await.stdout;
     assert!(status.lines().any(|l| l.starts_with("school.test: rb1 replaced ") && l.contains("retire-able since")), "{status}");
     assert!(status.lines().any(|l| l == rb1_line), "{status}");
     let check = rebound(&no_grace, &["dns", "--check"]).await;
-    assert!(check.stdout.lines().any(|l| l.starts_with("✓ DKIM rb2._domainkey.school.test")), "{}", check.stdout);
-    assert!(!check.stdout.lines().any(|l| l.contains("rb1._domainkey") && !l.starts_with(';')), "a retire-able record is not checked:\n{}", check.stdout);
+    assert!(
+        check
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("✓ DKIM rb2._domainkey.school.test")),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        !check
+            .stdout
+            .lines()
+            .any(|l| l.contains("rb1._domainkey") && !l.starts_with(';')),
+        "a retire-able record is not checked:\n{}",
+        check.stdout
+    );
 
     // A restart reads the state back: rb2.
     d.stop().await;
@@ -301,6 +499,11 @@ async fn rotate_refuses_a_domain_that_is_not_signed() {
     let conf = config_file(dir.path(), &cfg, "7d");
     let out = rebound(&conf, &["dkim", "rotate", "other.test"]).await;
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("other.test is not in dkim.domains (school.test)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("other.test is not in dkim.domains (school.test)"),
+        "{}",
+        out.stderr
+    );
     assert!(!dir.path().join("data/dkim/other.test").exists());
 }

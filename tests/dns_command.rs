@@ -19,19 +19,36 @@ struct Run {
 
 /// Runs `rebound --config CONFIG dns ARGS` off the runtime (the DNS server keeps serving).
 async fn rebound_dns(config: &Path, args: &[&str]) -> Run {
-    let (config, args): (std::path::PathBuf, Vec<String>) = (config.to_path_buf(), args.iter().map(|a| a.to_string()).collect());
+    let (config, args): (std::path::PathBuf, Vec<String>) = (
+        config.to_path_buf(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
     tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rebound")).arg("--config").arg(&config).arg("dns").args(&args).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rebound"))
+            .arg("--config")
+            .arg(&config)
+            .arg("dns")
+            .args(&args)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.is_empty() || out.status.code() != Some(0), "stderr: {stderr}");
-        Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into() }
+        assert!(
+            stderr.is_empty() || out.status.code() != Some(0),
+            "stderr: {stderr}"
+        );
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+        }
     })
     .await
     .unwrap()
 }
 
 fn write_config(dir: &Path, nameserver: Option<SocketAddr>) -> std::path::PathBuf {
-    let ns = nameserver.map(|a| format!("[delivery]\nnameservers = [\"{a}\"]\n")).unwrap_or_default();
+    let ns = nameserver
+        .map(|a| format!("[delivery]\nnameservers = [\"{a}\"]\n"))
+        .unwrap_or_default();
     let text = format!(
         "[server]\nhostname = \"relay.example.test\"\ndata_dir = \"{}\"\n[bounces]\ndomain = \"bounces.example.test\"\n[dkim]\ndomains = [\"example.test\"]\nalgorithms = [\"rsa-sha256\", \"ed25519-sha256\"]\n{ns}",
         dir.join("data").display()
@@ -46,11 +63,20 @@ fn records_of(zone: &str) -> Vec<Record> {
     let mut out = Vec::new();
     for line in zone.lines().filter(|l| !l.starts_with(';')) {
         let line = line.split(" ; ").next().unwrap();
-        let (name, rest) = line.split_once(" IN ").unwrap_or_else(|| panic!("a zone line: {line}"));
+        let (name, rest) = line
+            .split_once(" IN ")
+            .unwrap_or_else(|| panic!("a zone line: {line}"));
         if let Some(host) = rest.strip_prefix("MX 10 ") {
             out.push(mx(name, 10, host));
         } else {
-            let strings: Vec<String> = rest.strip_prefix("TXT ").unwrap().split('"').skip(1).step_by(2).map(String::from).collect();
+            let strings: Vec<String> = rest
+                .strip_prefix("TXT ")
+                .unwrap()
+                .split('"')
+                .skip(1)
+                .step_by(2)
+                .map(String::from)
+                .collect();
             out.push(txt(name, strings));
         }
     }
@@ -58,7 +84,11 @@ fn records_of(zone: &str) -> Vec<Record> {
 }
 
 fn txt(name: &str, strings: Vec<String>) -> Record {
-    Record::from_rdata(Name::from_ascii(name).unwrap(), 60, RData::TXT(TXT::new(strings)))
+    Record::from_rdata(
+        Name::from_ascii(name).unwrap(),
+        60,
+        RData::TXT(TXT::new(strings)),
+    )
 }
 
 fn owner(r: &Record) -> String {
@@ -72,8 +102,16 @@ async fn prints_the_records_and_checks_them_against_dns() {
     let printed = rebound_dns(&offline, &["--egress", "192.0.2.7"]).await;
     assert_eq!(printed.code, 0, "{}", printed.stdout);
     let out = &printed.stdout;
-    assert!(out.lines().any(|l| l.starts_with("rb1._domainkey.example.test. IN TXT \"v=DKIM1; k=rsa; p=MII")), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("rb1-ed25519._domainkey.example.test. IN TXT \"v=DKIM1; k=ed25519; p=")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("rb1._domainkey.example.test. IN TXT \"v=DKIM1; k=rsa; p=MII")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l
+            .starts_with("rb1-ed25519._domainkey.example.test. IN TXT \"v=DKIM1; k=ed25519; p=")),
+        "{out}"
+    );
     for line in [
         "example.test. IN TXT \"v=spf1 ip4:192.0.2.7 -all\"",
         "bounces.example.test. IN TXT \"v=spf1 ip4:192.0.2.7 -all\"",
@@ -85,11 +123,21 @@ async fn prints_the_records_and_checks_them_against_dns() {
     }
     // Without egress addresses, SPF falls back to `a mx` and says to replace it.
     let fallback = rebound_dns(&offline, &[]).await.stdout;
-    assert!(fallback.contains("example.test. IN TXT \"v=spf1 a mx ~all\" ; replace with your egress addresses\n"), "{fallback}");
+    assert!(
+        fallback.contains(
+            "example.test. IN TXT \"v=spf1 a mx ~all\" ; replace with your egress addresses\n"
+        ),
+        "{fallback}"
+    );
     // The RSA key is longer than one TXT string: split, the halves joined back by resolvers.
     let records = records_of(out);
-    let rsa = records.iter().find(|r| owner(r) == "rb1._domainkey.example.test.").unwrap();
-    let RData::TXT(t) = &rsa.data else { unreachable!() };
+    let rsa = records
+        .iter()
+        .find(|r| owner(r) == "rb1._domainkey.example.test.")
+        .unwrap();
+    let RData::TXT(t) = &rsa.data else {
+        unreachable!()
+    };
     assert!(t.txt_data.len() >= 2 && t.txt_data[0].len() == 255, "{t:?}");
 
     // Every record published: ✓ throughout, exit 0 (the PTR, not served here, is advisory).
@@ -97,28 +145,77 @@ async fn prints_the_records_and_checks_them_against_dns() {
     let cfg = write_config(dir.path(), Some(ns));
     let good = rebound_dns(&cfg, &["--check", "--egress", "192.0.2.7"]).await;
     assert_eq!(good.code, 0, "{}", good.stdout);
-    for what in ["DKIM rb1._domainkey.example.test", "DKIM rb1-ed25519._domainkey.example.test", "SPF example.test", "SPF bounces.example.test", "MX bounces.example.test", "DMARC _dmarc.example.test"] {
-        assert!(good.stdout.lines().any(|l| l.starts_with(&format!("✓ {what}"))), "no ✓ for {what}:\n{}", good.stdout);
+    for what in [
+        "DKIM rb1._domainkey.example.test",
+        "DKIM rb1-ed25519._domainkey.example.test",
+        "SPF example.test",
+        "SPF bounces.example.test",
+        "MX bounces.example.test",
+        "DMARC _dmarc.example.test",
+    ] {
+        assert!(
+            good.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("✓ {what}"))),
+            "no ✓ for {what}:\n{}",
+            good.stdout
+        );
     }
-    assert!(!good.stdout.lines().any(|l| l.starts_with('✗') && !l.contains("(advisory)")), "{}", good.stdout);
+    assert!(
+        !good
+            .stdout
+            .lines()
+            .any(|l| l.starts_with('✗') && !l.contains("(advisory)")),
+        "{}",
+        good.stdout
+    );
 
     // The RSA DKIM record missing: ✗, exit 1.
-    let without: Vec<Record> = records.iter().filter(|r| owner(r) != "rb1._domainkey.example.test.").cloned().collect();
+    let without: Vec<Record> = records
+        .iter()
+        .filter(|r| owner(r) != "rb1._domainkey.example.test.")
+        .cloned()
+        .collect();
     let ns = dns_server(without).await;
     let cfg = write_config(dir.path(), Some(ns));
     let missing = rebound_dns(&cfg, &["--check", "--egress", "192.0.2.7"]).await;
     assert_eq!(missing.code, 1, "{}", missing.stdout);
-    assert!(missing.stdout.lines().any(|l| l.starts_with("✗ DKIM rb1._domainkey.example.test: ")), "{}", missing.stdout);
-    assert!(missing.stdout.lines().any(|l| l.starts_with("✓ SPF example.test")), "{}", missing.stdout);
+    assert!(
+        missing
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("✗ DKIM rb1._domainkey.example.test: ")),
+        "{}",
+        missing.stdout
+    );
+    assert!(
+        missing
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("✓ SPF example.test")),
+        "{}",
+        missing.stdout
+    );
 
     // The RSA DKIM record with another key: ✗ showing what was found, exit 1.
     let other_key = "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAotherkey";
-    let mut swapped: Vec<Record> = records.iter().filter(|r| owner(r) != "rb1._domainkey.example.test.").cloned().collect();
-    swapped.push(txt("rb1._domainkey.example.test.", vec![other_key.to_string()]));
+    let mut swapped: Vec<Record> = records
+        .iter()
+        .filter(|r| owner(r) != "rb1._domainkey.example.test.")
+        .cloned()
+        .collect();
+    swapped.push(txt(
+        "rb1._domainkey.example.test.",
+        vec![other_key.to_string()],
+    ));
     let ns = dns_server(swapped).await;
     let cfg = write_config(dir.path(), Some(ns));
     let wrong = rebound_dns(&cfg, &["--check", "--egress", "192.0.2.7"]).await;
     assert_eq!(wrong.code, 1, "{}", wrong.stdout);
-    let line = wrong.stdout.lines().find(|l| l.starts_with("✗ DKIM rb1._domainkey.example.test")).unwrap_or_else(|| panic!("{}", wrong.stdout));
+    let line = wrong
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("✗ DKIM rb1._domainkey.example.test"))
+        .unwrap_or_else(|| panic!("{}", wrong.stdout));
     assert!(line.contains(other_key), "{line}");
 }

@@ -12,8 +12,8 @@ mod support_outbound;
 use std::time::Duration;
 
 use rebound::daemon::Running;
-use rebound::model::{EventKind, Status, SuppressionReason};
 use rebound::feedback::verp::VerpTag;
+use rebound::model::{EventKind, Status, SuppressionReason};
 use support_daemon::*;
 use support_outbound::{Script, ScriptedMx};
 
@@ -27,13 +27,42 @@ struct Copy {
 /// The copy the scripted MX received for `rcpt` (the last one).
 fn copy_for(mx: &ScriptedMx, rcpt: &str) -> Copy {
     let rec = mx.record();
-    let idx = rec.commands.iter().rposition(|c| c.eq_ignore_ascii_case(&format!("RCPT TO:<{rcpt}>"))).expect("rcpt seen");
-    let mail_from = rec.commands[..idx].iter().rev().find(|c| c.starts_with("MAIL FROM:")).unwrap();
-    let verp = mail_from.trim_start_matches("MAIL FROM:<").split('>').next().unwrap().to_string();
-    let n = rec.commands[..idx].iter().filter(|c| c.starts_with("MAIL FROM:")).count();
+    let idx = rec
+        .commands
+        .iter()
+        .rposition(|c| c.eq_ignore_ascii_case(&format!("RCPT TO:<{rcpt}>")))
+        .expect("rcpt seen");
+    let mail_from = rec.commands[..idx]
+        .iter()
+        .rev()
+        .find(|c| c.starts_with("MAIL FROM:"))
+        .unwrap();
+    let verp = mail_from
+        .trim_start_matches("MAIL FROM:<")
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    let n = rec.commands[..idx]
+        .iter()
+        .filter(|c| c.starts_with("MAIL FROM:"))
+        .count();
     let text = String::from_utf8_lossy(&rec.messages[n - 1]).into_owned();
-    let header = |name: &str| text.lines().find(|l| l.to_ascii_lowercase().starts_with(name)).unwrap().split_once(':').unwrap().1.trim().to_string();
-    Copy { verp, mid: header("message-id:"), token: header("x-rebound-token:") }
+    let header = |name: &str| {
+        text.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(name))
+            .unwrap()
+            .split_once(':')
+            .unwrap()
+            .1
+            .trim()
+            .to_string()
+    };
+    Copy {
+        verp,
+        mid: header("message-id:"),
+        token: header("x-rebound-token:"),
+    }
 }
 
 /// Sends one message to `rcpts` through rebound, waits until each is delivered.
@@ -42,7 +71,12 @@ async fn relay_to(d: &Running, rcpts: &[&str]) {
     let r: Vec<String> = rcpts.iter().map(|s| s.to_string()).collect();
     let (ok, out) = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = r.iter().map(String::as_str).collect();
-        python_send(smtp, "crm@school.test", &refs, "Subject: Term dates\r\n\r\nSee you soon.\r\n")
+        python_send(
+            smtp,
+            "crm@school.test",
+            &refs,
+            "Subject: Term dates\r\n\r\nSee you soon.\r\n",
+        )
     })
     .await
     .unwrap();
@@ -66,7 +100,13 @@ fn dsn_with(rcpt: &str, action: &str, status: &str, diag: &str, original_headers
 }
 
 fn dsn(rcpt: &str, status: &str, diag: &str, mid: &str) -> String {
-    dsn_with(rcpt, "failed", status, diag, &format!("Message-ID: {mid}\r\n"))
+    dsn_with(
+        rcpt,
+        "failed",
+        status,
+        diag,
+        &format!("Message-ID: {mid}\r\n"),
+    )
 }
 
 fn arf(rcpt: &str, original_headers: &str) -> String {
@@ -95,15 +135,27 @@ async fn wait_security_log(d: &Running, n: usize) -> Vec<rebound::model::Event> 
 }
 
 fn status_of(d: &Running, verp: &str, idx: usize) -> Status {
-    let tag = d.daemon.verp.verify(verp, d.daemon.now(), Duration::from_secs(3600)).unwrap();
-    d.daemon.store.message(tag.queue_id).unwrap().unwrap().recipients[idx].status
+    let tag = d
+        .daemon
+        .verp
+        .verify(verp, d.daemon.now(), Duration::from_secs(3600))
+        .unwrap();
+    d.daemon
+        .store
+        .message(tag.queue_id)
+        .unwrap()
+        .unwrap()
+        .recipients[idx]
+        .status
 }
 
 async fn setup() -> (Running, ScriptedMx, tempfile::TempDir) {
     setup_with(|_| {}).await
 }
 
-async fn setup_with(adjust: impl FnOnce(&mut rebound::config::Config)) -> (Running, ScriptedMx, tempfile::TempDir) {
+async fn setup_with(
+    adjust: impl FnOnce(&mut rebound::config::Config),
+) -> (Running, ScriptedMx, tempfile::TempDir) {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let d = start_routed(dir.path(), mx.addr, |c| {
@@ -118,10 +170,30 @@ async fn setup_with(adjust: impl FnOnce(&mut rebound::config::Config)) -> (Runni
 async fn async_dsn_after_delivery_bounces_and_suppresses() {
     let (d, mx, _dir) = setup().await;
     let c = relay_one(&d, &mx, "pupil@example.net").await;
-    send_bounce(&d, &c.verp, dsn("pupil@example.net", "5.1.1", "550 5.1.1 <pupil@example.net>: Recipient address rejected: User unknown", &c.mid));
-    let h = wait_for(&d, "pupil@example.net", &[EventKind::Bounced], Duration::from_secs(5)).await;
+    send_bounce(
+        &d,
+        &c.verp,
+        dsn(
+            "pupil@example.net",
+            "5.1.1",
+            "550 5.1.1 <pupil@example.net>: Recipient address rejected: User unknown",
+            &c.mid,
+        ),
+    );
+    let h = wait_for(
+        &d,
+        "pupil@example.net",
+        &[EventKind::Bounced],
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(h, ["queued", "delivered", "bounced", "suppression_added"]);
-    let s = d.daemon.store.suppression("pupil@example.net").unwrap().expect("suppressed");
+    let s = d
+        .daemon
+        .store
+        .suppression("pupil@example.net")
+        .unwrap()
+        .expect("suppressed");
     assert_eq!(s.reason, SuppressionReason::HardBounce);
     assert!(s.diagnostic.unwrap().contains("User unknown"));
     assert_eq!(status_of(&d, &c.verp, 0), Status::Bounced);
@@ -138,22 +210,77 @@ async fn final_failures_after_delivery_end_the_recipient_and_delays_do_not() {
     let c = relay_one(&d, &mx, "parent@example.org").await;
     let ndr = "From: MAILER-DAEMON@mail.example.org\r\nSubject: failure notice\r\n\r\nHi. This is the qmail-send program at mail.example.org.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\nThis is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n<parent@example.org>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n".to_string();
     send_bounce(&d, &c.verp, ndr);
-    let h = wait_for(&d, "parent@example.org", &[EventKind::Bounced], Duration::from_secs(5)).await;
+    let h = wait_for(
+        &d,
+        "parent@example.org",
+        &[EventKind::Bounced],
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(h.contains(&"bounced".to_string()), "{h:?}");
-    assert!(d.daemon.store.suppression("parent@example.org").unwrap().is_some());
+    assert!(
+        d.daemon
+            .store
+            .suppression("parent@example.org")
+            .unwrap()
+            .is_some()
+    );
 
     let c2 = relay_one(&d, &mx, "busy@example.org").await;
-    let warn = dsn_with("busy@example.org", "delayed", "4.2.2", "452 4.2.2 Mailbox full", &format!("Message-ID: {}\r\n", c2.mid));
+    let warn = dsn_with(
+        "busy@example.org",
+        "delayed",
+        "4.2.2",
+        "452 4.2.2 Mailbox full",
+        &format!("Message-ID: {}\r\n", c2.mid),
+    );
     send_bounce(&d, &c2.verp, warn);
-    let h = wait_for(&d, "busy@example.org", &[EventKind::Delayed], Duration::from_secs(5)).await;
+    let h = wait_for(
+        &d,
+        "busy@example.org",
+        &[EventKind::Delayed],
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(h, ["queued", "delivered", "delayed"]);
-    assert_eq!(status_of(&d, &c2.verp, 0), Status::Delivered, "a delay changes no status");
-    send_bounce(&d, &c2.verp, dsn("busy@example.org", "5.2.2", "552 5.2.2 Mailbox full, over quota", &c2.mid));
-    let h = wait_for(&d, "busy@example.org", &[EventKind::Failed], Duration::from_secs(5)).await;
+    assert_eq!(
+        status_of(&d, &c2.verp, 0),
+        Status::Delivered,
+        "a delay changes no status"
+    );
+    send_bounce(
+        &d,
+        &c2.verp,
+        dsn(
+            "busy@example.org",
+            "5.2.2",
+            "552 5.2.2 Mailbox full, over quota",
+            &c2.mid,
+        ),
+    );
+    let h = wait_for(
+        &d,
+        "busy@example.org",
+        &[EventKind::Failed],
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(h, ["queued", "delivered", "delayed", "failed"]);
     assert_eq!(status_of(&d, &c2.verp, 0), Status::Failed);
-    assert!(d.daemon.store.suppression("busy@example.org").unwrap().is_none(), "a full mailbox never suppresses");
-    let q = rebound::store::events::EventQuery { recipient: Some("busy@example.org".into()), statuses: vec!["failed".into()], limit: 10, ..Default::default() };
+    assert!(
+        d.daemon
+            .store
+            .suppression("busy@example.org")
+            .unwrap()
+            .is_none(),
+        "a full mailbox never suppresses"
+    );
+    let q = rebound::store::events::EventQuery {
+        recipient: Some("busy@example.org".into()),
+        statuses: vec!["failed".into()],
+        limit: 10,
+        ..Default::default()
+    };
     let ev = d.daemon.store.query_events(&q).unwrap().events;
     assert_eq!(ev[0].action, Some(rebound::model::Action::Failed));
     assert_eq!(ev[0].reason, Some(rebound::model::Reason::MailboxFull));
@@ -164,7 +291,14 @@ async fn final_failures_after_delivery_end_the_recipient_and_delays_do_not() {
 async fn forged_tampered_expired_and_message_id_only_reports_change_nothing() {
     let (d, mx, _dir) = setup().await;
     let c = relay_one(&d, &mx, "target@example.net").await;
-    let body = || dsn("target@example.net", "5.1.1", "550 5.1.1 User unknown", &c.mid);
+    let body = || {
+        dsn(
+            "target@example.net",
+            "5.1.1",
+            "550 5.1.1 User unknown",
+            &c.mid,
+        )
+    };
     // Wrong MAC: flip one character of the tag.
     let mut bad = c.verp.clone().into_bytes();
     let i = "bounces+".len() + 3;
@@ -172,33 +306,82 @@ async fn forged_tampered_expired_and_message_id_only_reports_change_nothing() {
     send_bounce(&d, std::str::from_utf8(&bad).unwrap(), body());
     // A tag signed with another key.
     let other = rebound::feedback::verp::Verp::new(b"attacker", "bounces.relay.test");
-    let tag = d.daemon.verp.verify(&c.verp, d.daemon.now(), Duration::from_secs(3600)).unwrap();
+    let tag = d
+        .daemon
+        .verp
+        .verify(&c.verp, d.daemon.now(), Duration::from_secs(3600))
+        .unwrap();
     send_bounce(&d, &other.address(&tag), body());
     // An expired tag (issued long before the validity window).
-    let old = VerpTag { issued: rebound::model::time::Timestamp::parse_rfc3339("2021-01-01T00:00:00Z").unwrap(), ..tag };
+    let old = VerpTag {
+        issued: rebound::model::time::Timestamp::parse_rfc3339("2021-01-01T00:00:00Z").unwrap(),
+        ..tag
+    };
     send_bounce(&d, &d.daemon.verp.address(&old), body());
     // No tag, but the right Message-ID: a DSN and an ARF complaint.
     send_bounce(&d, "bounces@bounces.relay.test", body());
-    send_bounce(&d, "abuse@bounces.relay.test", arf("target@example.net", &format!("Message-ID: {}\r\n", c.mid)));
+    send_bounce(
+        &d,
+        "abuse@bounces.relay.test",
+        arf("target@example.net", &format!("Message-ID: {}\r\n", c.mid)),
+    );
     // A forged report token in the quoted original.
-    send_bounce(&d, "fbl@bounces.relay.test", arf("target@example.net", "X-Rebound-Token: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"));
+    send_bounce(
+        &d,
+        "fbl@bounces.relay.test",
+        arf(
+            "target@example.net",
+            "X-Rebound-Token: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+        ),
+    );
     let log = wait_security_log(&d, 6).await;
-    assert_eq!(log.len(), 6, "each untrusted report is in the security log: {log:#?}");
-    assert!(log.iter().all(|e| e.status == EventKind::Unverified && e.diagnostic.as_deref().is_some_and(|t| t.contains("via SMTP from 127.0.0.2"))), "{log:#?}");
-    assert!(log.iter().any(|e| e.diagnostic.as_deref().unwrap().contains("a Message-ID alone proves nothing")));
+    assert_eq!(
+        log.len(),
+        6,
+        "each untrusted report is in the security log: {log:#?}"
+    );
+    assert!(
+        log.iter().all(|e| e.status == EventKind::Unverified
+            && e.diagnostic
+                .as_deref()
+                .is_some_and(|t| t.contains("via SMTP from 127.0.0.2"))),
+        "{log:#?}"
+    );
+    assert!(log.iter().any(|e| {
+        e.diagnostic
+            .as_deref()
+            .unwrap()
+            .contains("a Message-ID alone proves nothing")
+    }));
     // The recipient's own log and status are untouched.
     assert_eq!(history(&d, "target@example.net"), ["queued", "delivered"]);
     assert_eq!(status_of(&d, &c.verp, 0), Status::Delivered);
-    assert!(d.daemon.store.suppression("target@example.net").unwrap().is_none());
+    assert!(
+        d.daemon
+            .store
+            .suppression("target@example.net")
+            .unwrap()
+            .is_none()
+    );
     // The generated Message-ID says nothing about the queue id.
     let qid = rebound::store::queue::format_queue_id(tag.queue_id);
     assert!(!c.mid.contains(&qid), "{} names queue id {qid}", c.mid);
     // The metric counts them.
     let (code, text) = api_request(d.api_addr, "GET", "/metrics", Some("test-token"), "").await;
     assert_eq!(code, 200);
-    assert!(text.contains("rebound_unverified_reports_total 6"), "{text}");
+    assert!(
+        text.contains("rebound_unverified_reports_total 6"),
+        "{text}"
+    );
     // And the API shows them.
-    let (code, body) = api_request(d.api_addr, "GET", "/v1/unverified?limit=2", Some("test-token"), "").await;
+    let (code, body) = api_request(
+        d.api_addr,
+        "GET",
+        "/v1/unverified?limit=2",
+        Some("test-token"),
+        "",
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 2);
@@ -217,14 +400,43 @@ async fn a_co_recipient_cannot_report_for_another() {
     assert_ne!(mine.token, theirs.token);
     assert_ne!(mine.verp, theirs.verp);
     // The attacker's VERP tag, naming the victim.
-    send_bounce(&d, &mine.verp, dsn("victim@example.net", "5.1.1", "550 5.1.1 User unknown", &theirs.mid));
+    send_bounce(
+        &d,
+        &mine.verp,
+        dsn(
+            "victim@example.net",
+            "5.1.1",
+            "550 5.1.1 User unknown",
+            &theirs.mid,
+        ),
+    );
     // The attacker's token in a complaint naming the victim.
-    send_bounce(&d, "fbl@bounces.relay.test", arf("victim@example.net", &format!("X-Rebound-Token: {}\r\n", mine.token)));
+    send_bounce(
+        &d,
+        "fbl@bounces.relay.test",
+        arf(
+            "victim@example.net",
+            &format!("X-Rebound-Token: {}\r\n", mine.token),
+        ),
+    );
     let log = wait_security_log(&d, 2).await;
     assert_eq!(log.len(), 2, "{log:#?}");
-    assert!(log.iter().all(|e| e.diagnostic.as_deref().unwrap().contains("signed for attacker@example.net but the report names victim@example.net")), "{log:#?}");
+    assert!(
+        log.iter().all(|e| e
+            .diagnostic
+            .as_deref()
+            .unwrap()
+            .contains("signed for attacker@example.net but the report names victim@example.net")),
+        "{log:#?}"
+    );
     assert_eq!(history(&d, "victim@example.net"), ["queued", "delivered"]);
-    assert!(d.daemon.store.suppression("victim@example.net").unwrap().is_none());
+    assert!(
+        d.daemon
+            .store
+            .suppression("victim@example.net")
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(history(&d, "attacker@example.net"), ["queued", "delivered"]);
     d.stop().await;
 }
@@ -235,16 +447,42 @@ async fn a_co_recipient_cannot_report_for_another() {
 async fn a_complaint_carrying_the_report_token_is_applied_once() {
     let (d, mx, _dir) = setup().await;
     let c = relay_one(&d, &mx, "reader@example.com").await;
-    let report = arf("reader@example.com", &format!("Message-ID: {}\r\nX-Rebound-Token: {}\r\n", c.mid, c.token));
+    let report = arf(
+        "reader@example.com",
+        &format!("Message-ID: {}\r\nX-Rebound-Token: {}\r\n", c.mid, c.token),
+    );
     send_bounce(&d, "fbl@bounces.relay.test", report.clone());
-    let h = wait_for(&d, "reader@example.com", &[EventKind::Complained], Duration::from_secs(5)).await;
-    assert_eq!(h, ["queued", "delivered", "complained", "suppression_added"]);
-    assert_eq!(d.daemon.store.suppression("reader@example.com").unwrap().unwrap().reason, SuppressionReason::Complaint);
+    let h = wait_for(
+        &d,
+        "reader@example.com",
+        &[EventKind::Complained],
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        h,
+        ["queued", "delivered", "complained", "suppression_added"]
+    );
+    assert_eq!(
+        d.daemon
+            .store
+            .suppression("reader@example.com")
+            .unwrap()
+            .unwrap()
+            .reason,
+        SuppressionReason::Complaint
+    );
     // The same complaint again: nothing new in the recipient's log.
     send_bounce(&d, "fbl@bounces.relay.test", report);
     let log = wait_security_log(&d, 1).await;
-    assert!(log[0].diagnostic.as_deref().unwrap().contains("a replay"), "{log:#?}");
-    assert_eq!(history(&d, "reader@example.com"), ["queued", "delivered", "complained", "suppression_added"]);
+    assert!(
+        log[0].diagnostic.as_deref().unwrap().contains("a replay"),
+        "{log:#?}"
+    );
+    assert_eq!(
+        history(&d, "reader@example.com"),
+        ["queued", "delivered", "complained", "suppression_added"]
+    );
     d.stop().await;
 }
 
@@ -254,21 +492,81 @@ async fn a_complaint_carrying_the_report_token_is_applied_once() {
 async fn a_replayed_genuine_dsn_after_unblock_changes_nothing() {
     let (d, mx, _dir) = setup().await;
     let c = relay_one(&d, &mx, "fixed@example.net").await;
-    let report = dsn("fixed@example.net", "5.1.1", "550 5.1.1 User unknown", &c.mid);
+    let report = dsn(
+        "fixed@example.net",
+        "5.1.1",
+        "550 5.1.1 User unknown",
+        &c.mid,
+    );
     send_bounce(&d, &c.verp, report.clone());
-    wait_for(&d, "fixed@example.net", &[EventKind::Bounced], Duration::from_secs(5)).await;
-    assert!(d.daemon.store.suppression("fixed@example.net").unwrap().is_some());
-    let (code, body) = api_request(d.api_addr, "DELETE", "/v1/suppressions/fixed@example.net", Some("test-token"), "").await;
+    wait_for(
+        &d,
+        "fixed@example.net",
+        &[EventKind::Bounced],
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        d.daemon
+            .store
+            .suppression("fixed@example.net")
+            .unwrap()
+            .is_some()
+    );
+    let (code, body) = api_request(
+        d.api_addr,
+        "DELETE",
+        "/v1/suppressions/fixed@example.net",
+        Some("test-token"),
+        "",
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     // Replayed unchanged, and a variant with other wording (a different digest).
     send_bounce(&d, &c.verp, report);
-    send_bounce(&d, &c.verp, dsn("fixed@example.net", "5.1.1", "550 5.1.1 No such user here", &c.mid));
+    send_bounce(
+        &d,
+        &c.verp,
+        dsn(
+            "fixed@example.net",
+            "5.1.1",
+            "550 5.1.1 No such user here",
+            &c.mid,
+        ),
+    );
     let log = wait_security_log(&d, 2).await;
     assert_eq!(log.len(), 2, "{log:#?}");
-    assert!(log.iter().any(|e| e.diagnostic.as_deref().unwrap().contains("a replay")), "{log:#?}");
-    assert!(log.iter().any(|e| e.diagnostic.as_deref().unwrap().contains("removed from the suppression list")), "{log:#?}");
-    assert!(d.daemon.store.suppression("fixed@example.net").unwrap().is_none(), "not suppressed again");
-    assert_eq!(history(&d, "fixed@example.net"), ["queued", "delivered", "bounced", "suppression_added", "suppression_removed"]);
+    assert!(
+        log.iter()
+            .any(|e| e.diagnostic.as_deref().unwrap().contains("a replay")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|e| e
+            .diagnostic
+            .as_deref()
+            .unwrap()
+            .contains("removed from the suppression list")),
+        "{log:#?}"
+    );
+    assert!(
+        d.daemon
+            .store
+            .suppression("fixed@example.net")
+            .unwrap()
+            .is_none(),
+        "not suppressed again"
+    );
+    assert_eq!(
+        history(&d, "fixed@example.net"),
+        [
+            "queued",
+            "delivered",
+            "bounced",
+            "suppression_added",
+            "suppression_removed"
+        ]
+    );
     d.stop().await;
 }
 
@@ -280,19 +578,42 @@ async fn ingest_api_needs_a_signature_unless_message_ids_are_trusted() {
         let (d, mx, _dir) = setup_with(|c| c.bounces.trust_message_id = trusted).await;
         let c = relay_one(&d, &mx, "reader@example.com").await;
         let report = arf("reader@example.com", &format!("Message-ID: {}\r\n", c.mid));
-        let resp = rebound::records::http_client::post(&format!("http://{}/v1/ingest", d.api_addr), &[("authorization", "Bearer test-token".into())], report.into_bytes(), Duration::from_secs(5)).await.unwrap();
+        let resp = rebound::records::http_client::post(
+            &format!("http://{}/v1/ingest", d.api_addr),
+            &[("authorization", "Bearer test-token".into())],
+            report.into_bytes(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
         let h = history(&d, "reader@example.com");
         if trusted {
-            assert_eq!(h, ["queued", "delivered", "complained", "suppression_added"]);
+            assert_eq!(
+                h,
+                ["queued", "delivered", "complained", "suppression_added"]
+            );
             assert!(security_log(&d).is_empty());
         } else {
             assert_eq!(h, ["queued", "delivered"]);
             assert_eq!(security_log(&d).len(), 1);
-            assert!(d.daemon.store.suppression("reader@example.com").unwrap().is_none());
+            assert!(
+                d.daemon
+                    .store
+                    .suppression("reader@example.com")
+                    .unwrap()
+                    .is_none()
+            );
         }
         // Without the token the API refuses.
-        let resp = rebound::records::http_client::post(&format!("http://{}/v1/ingest", d.api_addr), &[], b"x".to_vec(), Duration::from_secs(5)).await.unwrap();
+        let resp = rebound::records::http_client::post(
+            &format!("http://{}/v1/ingest", d.api_addr),
+            &[],
+            b"x".to_vec(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         assert_eq!(resp.status, 401);
         d.stop().await;
     }
@@ -304,10 +625,17 @@ async fn ingest_api_needs_a_signature_unless_message_ids_are_trusted() {
 async fn a_late_failure_is_reported_to_the_sender_once() {
     let (d, mx, _dir) = setup_with(|c| c.bounces.notify_sender = true).await;
     let c = relay_one(&d, &mx, "gone@example.net").await;
-    let report = dsn("gone@example.net", "5.1.1", "550 5.1.1 <gone@example.net>: User unknown", &c.mid);
+    let report = dsn(
+        "gone@example.net",
+        "5.1.1",
+        "550 5.1.1 <gone@example.net>: User unknown",
+        &c.mid,
+    );
     send_bounce(&d, &c.verp, report.clone());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while mx.record().dsns_to("crm@school.test").is_empty() && tokio::time::Instant::now() < deadline {
+    while mx.record().dsns_to("crm@school.test").is_empty()
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let dsns = mx.record().dsns_to("crm@school.test");
@@ -320,7 +648,11 @@ async fn a_late_failure_is_reported_to_the_sender_once() {
     // A replay of the report sends nothing more.
     send_bounce(&d, &c.verp, report);
     wait_security_log(&d, 1).await;
-    assert_eq!(d.daemon.store.queue_len(), 2, "the original and one DSN, nothing queued for the replay");
+    assert_eq!(
+        d.daemon.store.queue_len(),
+        2,
+        "the original and one DSN, nothing queued for the replay"
+    );
     assert_eq!(mx.record().dsns_to("crm@school.test").len(), 1);
     d.stop().await;
 }
@@ -328,7 +660,11 @@ async fn a_late_failure_is_reported_to_the_sender_once() {
 /// Resident memory of this process (VmRSS), in bytes.
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok()).map_or(0, |kb| kb * 1024)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// One outside host, one transaction, 100 bounce-domain recipients: a report over
@@ -338,10 +674,14 @@ fn rss_bytes() -> u64 {
 async fn one_big_report_to_many_bounce_addresses_is_bounded() {
     let (d, _mx, _dir) = setup().await;
     let smtp = d.smtp_addrs[0];
-    let rcpts: Vec<String> = (0..100).map(|i| format!("bounces+x{i}@bounces.relay.test")).collect();
+    let rcpts: Vec<String> = (0..100)
+        .map(|i| format!("bounces+x{i}@bounces.relay.test"))
+        .collect();
     let report = |mb: usize| {
         let line = format!("{}\r\n", "Diagnostic text that goes on and on ".repeat(2));
-        let mut body = String::from("From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nThis is a permanent error; I've given up.\r\n\r\n<victim@example.net>: 550 5.1.1 User unknown ");
+        let mut body = String::from(
+            "From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nThis is a permanent error; I've given up.\r\n\r\n<victim@example.net>: 550 5.1.1 User unknown ",
+        );
         while body.len() < mb * 1_000_000 {
             body.push_str(&line);
         }
@@ -358,7 +698,10 @@ async fn one_big_report_to_many_bounce_addresses_is_bounded() {
     })
     .await
     .unwrap();
-    assert!(!ok && out.contains("552"), "a 4 MB report is refused with 552: {out}");
+    assert!(
+        !ok && out.contains("552"),
+        "a 4 MB report is refused with 552: {out}"
+    );
     assert!(security_log(&d).is_empty());
     let rc = rcpts.clone();
     let (ok, out) = tokio::task::spawn_blocking(move || {
@@ -369,15 +712,29 @@ async fn one_big_report_to_many_bounce_addresses_is_bounded() {
     .unwrap();
     assert!(ok, "{out}");
     let log = wait_security_log(&d, 1).await;
-    assert_eq!(log.len(), 1, "stored once for 100 recipients: {}", log.len());
-    assert!(log[0].diagnostic.as_deref().unwrap().len() < 3_000, "the stored text is capped");
+    assert_eq!(
+        log.len(),
+        1,
+        "stored once for 100 recipients: {}",
+        log.len()
+    );
+    assert!(
+        log[0].diagnostic.as_deref().unwrap().len() < 3_000,
+        "the stored text is capped"
+    );
     assert!(history(&d, "victim@example.net").is_empty());
     d.daemon.committer.durable().await.unwrap();
     let grown = d.daemon.store.size_on_disk().saturating_sub(before);
-    assert!(grown < 8_000_000, "5 MB of hostile input grew the store by {grown} bytes");
+    assert!(
+        grown < 8_000_000,
+        "5 MB of hostile input grew the store by {grown} bytes"
+    );
     // This process is the daemon (and the test): its resident memory may not grow by much
     // more than the one report it had to hold.
     let rss_grown = rss_bytes().saturating_sub(rss_before);
-    assert!(rss_grown < 150_000_000, "resident memory grew by {rss_grown} bytes");
+    assert!(
+        rss_grown < 150_000_000,
+        "resident memory grew by {rss_grown} bytes"
+    );
     d.stop().await;
 }

@@ -15,7 +15,11 @@ async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u1
 }
 
 fn value(text: &str, series: &str) -> f64 {
-    text.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' ')).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,19 +27,53 @@ async fn metrics_move_when_mail_flows() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let d = start_routed(dir.path(), mx.addr, |_| {}).await;
-    assert_eq!(get(d.api_addr, "/metrics", None).await.0, 401, "metrics need the token");
+    assert_eq!(
+        get(d.api_addr, "/metrics", None).await.0,
+        401,
+        "metrics need the token"
+    );
     let (code, before) = get(d.api_addr, "/metrics", Some("test-token")).await;
     assert_eq!(code, 200);
-    assert_eq!(value(&before, "rebound_recipients_total{status=\"delivered\"}"), 0.0);
+    assert_eq!(
+        value(&before, "rebound_recipients_total{status=\"delivered\"}"),
+        0.0
+    );
     let smtp = d.smtp_addrs[0];
-    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "crm@school.test", &["a@example.net", "unknown@example.net"], "Subject: m\r\n\r\nm\r\n")).await.unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        python_send(
+            smtp,
+            "crm@school.test",
+            &["a@example.net", "unknown@example.net"],
+            "Subject: m\r\n\r\nm\r\n",
+        )
+    })
+    .await
+    .unwrap();
     assert!(ok, "{out}");
-    wait_for(&d, "unknown@example.net", &[EventKind::Bounced], Duration::from_secs(10)).await;
-    wait_for(&d, "a@example.net", &[EventKind::Delivered], Duration::from_secs(10)).await;
+    wait_for(
+        &d,
+        "unknown@example.net",
+        &[EventKind::Bounced],
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_for(
+        &d,
+        "a@example.net",
+        &[EventKind::Delivered],
+        Duration::from_secs(10),
+    )
+    .await;
     let (_, after) = get(d.api_addr, "/metrics", Some("test-token")).await;
     assert_eq!(value(&after, "rebound_messages_received_total"), 2.0);
-    assert_eq!(value(&after, "rebound_recipients_total{status=\"delivered\"}"), 1.0);
-    assert_eq!(value(&after, "rebound_recipients_total{status=\"bounced\"}"), 1.0);
+    assert_eq!(
+        value(&after, "rebound_recipients_total{status=\"delivered\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&after, "rebound_recipients_total{status=\"bounced\"}"),
+        1.0
+    );
     assert_eq!(value(&after, "rebound_suppressed_addresses"), 1.0);
     assert!(value(&after, "rebound_delivery_attempt_duration_seconds_count") >= 1.0);
     assert!(value(&after, "rebound_smtp_sessions_total") >= 1.0);
@@ -59,9 +97,14 @@ async fn unix_socket_serves_the_api_to_its_owner_without_a_token() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
-    s.write_all(b"GET /v1/suppressions HTTP/1.1\r\nHost: anything\r\nConnection: close\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /v1/suppressions HTTP/1.1\r\nHost: anything\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");

@@ -31,9 +31,16 @@ struct Receiver {
 
 async fn hook(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     r.requests.fetch_add(1, Ordering::SeqCst);
-    let sig = headers.get("x-rebound-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let sig = headers
+        .get("x-rebound-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
-    let expected: String = ring::hmac::sign(&key, &body).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let expected: String = ring::hmac::sign(&key, &body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     if sig != expected || headers.get("x-rebound-timestamp").is_none() {
         r.bad_signatures.fetch_add(1, Ordering::SeqCst);
         return StatusCode::UNAUTHORIZED;
@@ -50,7 +57,9 @@ async fn hook(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -
 async fn start_receiver(fail_first: usize) -> (SocketAddr, Arc<Receiver>) {
     let r = Arc::new(Receiver::default());
     r.fail_first.store(fail_first, Ordering::SeqCst);
-    let app = axum::Router::new().route("/hook", axum::routing::post(hook)).with_state(r.clone());
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(r.clone());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
@@ -81,7 +90,10 @@ fn by_recipient(events: &[serde_json::Value]) -> HashMap<String, Vec<(String, St
     let mut m: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for e in events {
         let rcpt = e["recipient"].as_str().unwrap_or("").to_string();
-        m.entry(rcpt).or_default().push((e["id"].as_str().unwrap().to_string(), e["status"].as_str().unwrap().to_string()));
+        m.entry(rcpt).or_default().push((
+            e["id"].as_str().unwrap().to_string(),
+            e["status"].as_str().unwrap().to_string(),
+        ));
     }
     m
 }
@@ -94,19 +106,36 @@ async fn every_event_arrives_signed_in_order_despite_failures_and_a_restart() {
     let d = start_daemon(config(dir.path(), mx.addr, hook_addr)).await;
     let smtp = d.smtp_addrs[0];
     let rcpts = ["a@example.net", "unknown@example.net", "b@example.org"];
-    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "crm@school.test", &rcpts, "Subject: hi\r\n\r\nhi\r\n")).await.unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        python_send(smtp, "crm@school.test", &rcpts, "Subject: hi\r\n\r\nhi\r\n")
+    })
+    .await
+    .unwrap();
     assert!(ok, "{out}");
     // queued x3, delivered x2, bounced, suppression_added = 7 events.
     let events = wait_events(&receiver, 7).await;
-    assert!(events.len() >= 7, "got {} events: {events:#?}", events.len());
-    assert!(receiver.requests.load(Ordering::SeqCst) >= 3, "the first two attempts were refused and retried");
+    assert!(
+        events.len() >= 7,
+        "got {} events: {events:#?}",
+        events.len()
+    );
+    assert!(
+        receiver.requests.load(Ordering::SeqCst) >= 3,
+        "the first two attempts were refused and retried"
+    );
     assert_eq!(receiver.bad_signatures.load(Ordering::SeqCst), 0);
     let per = by_recipient(&events);
     let statuses = |r: &str| per[r].iter().map(|(_, s)| s.clone()).collect::<Vec<_>>();
     assert_eq!(statuses("a@example.net"), ["queued", "delivered"]);
-    assert_eq!(statuses("unknown@example.net"), ["queued", "bounced", "suppression_added"]);
+    assert_eq!(
+        statuses("unknown@example.net"),
+        ["queued", "bounced", "suppression_added"]
+    );
     for list in per.values() {
-        assert!(list.windows(2).all(|w| w[0].0 < w[1].0), "ids increase per recipient: {list:?}");
+        assert!(
+            list.windows(2).all(|w| w[0].0 < w[1].0),
+            "ids increase per recipient: {list:?}"
+        );
     }
     d.stop().await;
 
@@ -115,17 +144,41 @@ async fn every_event_arrives_signed_in_order_despite_failures_and_a_restart() {
     receiver.fail_first.store(usize::MAX / 2, Ordering::SeqCst);
     let d = start_daemon(config(dir.path(), mx.addr, hook_addr)).await;
     let smtp = d.smtp_addrs[0];
-    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "crm@school.test", &["c@example.net"], "Subject: hi\r\n\r\nhi\r\n")).await.unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        python_send(
+            smtp,
+            "crm@school.test",
+            &["c@example.net"],
+            "Subject: hi\r\n\r\nhi\r\n",
+        )
+    })
+    .await
+    .unwrap();
     assert!(ok, "{out}");
-    let h = wait_for(&d, "c@example.net", &[rebound::model::EventKind::Delivered], Duration::from_secs(10)).await;
+    let h = wait_for(
+        &d,
+        "c@example.net",
+        &[rebound::model::EventKind::Delivered],
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(h, ["queued", "delivered"]);
-    assert!(d.daemon.store.outbox_len() >= 2, "undelivered events wait in the outbox");
+    assert!(
+        d.daemon.store.outbox_len() >= 2,
+        "undelivered events wait in the outbox"
+    );
     d.stop().await;
     receiver.fail_first.store(0, Ordering::SeqCst);
     let d = start_daemon(config(dir.path(), mx.addr, hook_addr)).await;
     let events = wait_events(&receiver, 9).await;
     let per = by_recipient(&events);
-    assert_eq!(per["c@example.net"].iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), ["queued", "delivered"]);
+    assert_eq!(
+        per["c@example.net"]
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>(),
+        ["queued", "delivered"]
+    );
     for _ in 0..100 {
         if d.daemon.store.outbox_len() == 0 {
             break;

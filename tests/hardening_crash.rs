@@ -25,17 +25,29 @@ const CLIENTS: usize = 3;
 const STALL: Duration = Duration::from_secs(30);
 
 fn cycles() -> usize {
-    std::env::var("REBOUND_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
+    std::env::var("REBOUND_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
 }
 
 fn message(n: u64) -> Vec<u8> {
-    stuffed(&format!("X-Seq: {n}\r\nSubject: crash test {n}\r\n\r\nbody of {n}\r\n.leading dot\r\n"))
+    stuffed(&format!(
+        "X-Seq: {n}\r\nSubject: crash test {n}\r\n\r\nbody of {n}\r\n.leading dot\r\n"
+    ))
 }
 
 /// One client: connections of up to 10 messages each until `stop` or the daemon dies.
-fn client(addr: std::net::SocketAddr, next: Arc<AtomicU64>, acked: Arc<Mutex<BTreeSet<u64>>>, stop: Arc<AtomicBool>) {
+fn client(
+    addr: std::net::SocketAddr,
+    next: Arc<AtomicU64>,
+    acked: Arc<Mutex<BTreeSet<u64>>>,
+    stop: Arc<AtomicBool>,
+) {
     while !stop.load(Ordering::SeqCst) {
-        let Ok(mut s) = Smtp::greeted(addr) else { return };
+        let Ok(mut s) = Smtp::greeted(addr) else {
+            return;
+        };
         for _ in 0..10 {
             let n = next.fetch_add(1, Ordering::SeqCst);
             match s.transaction("app@school.test", &["sink@example.net"], &message(n)) {
@@ -65,7 +77,11 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if p.is_dir() { out.extend(files_under(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(files_under(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }
@@ -112,7 +128,11 @@ fn kill_loop(config: PathBuf, data: PathBuf, record: Arc<Mutex<support_outbound:
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    eprintln!("kill -9 loop: the drain ended after {:?} with {} acknowledged messages undelivered", drain_start.elapsed(), missing.len());
+    eprintln!(
+        "kill -9 loop: the drain ended after {:?} with {} acknowledged messages undelivered",
+        drain_start.elapsed(),
+        missing.len()
+    );
     let (clean, log) = d.term();
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     for s in seqs(&record.lock().unwrap().messages) {
@@ -128,22 +148,43 @@ fn kill_loop(config: PathBuf, data: PathBuf, record: Arc<Mutex<support_outbound:
         counts.len(),
         files.len()
     );
-    assert!(!acked.is_empty(), "no message was ever acknowledged: the loop tested nothing");
-    assert!(missing.is_empty(), "acknowledged but never delivered (no new delivery for {stalled:?}): {missing:?}\n{log}");
+    assert!(
+        !acked.is_empty(),
+        "no message was ever acknowledged: the loop tested nothing"
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged but never delivered (no new delivery for {stalled:?}): {missing:?}\n{log}"
+    );
     assert!(clean, "the last daemon did not stop cleanly:\n{log}");
-    assert!(log.contains("queue recovered"), "a start after kill -9 must scan the queue:\n{log}");
-    let generating = files.iter().filter(|p| p.to_string_lossy().ends_with(".generating")).count();
-    assert!(generating <= 1 && files.len() < 40, "temporary files pile up in data_dir: {files:?}");
+    assert!(
+        log.contains("queue recovered"),
+        "a start after kill -9 must scan the queue:\n{log}"
+    );
+    let generating = files
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".generating"))
+        .count();
+    assert!(
+        generating <= 1 && files.len() < 40,
+        "temporary files pile up in data_dir: {files:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_loop_loses_no_acknowledged_message() {
-    let mx = ScriptedMx::start(Script { pipelining: true, ..Default::default() }).await;
+    let mx = ScriptedMx::start(Script {
+        pipelining: true,
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = ProcConfig::new(&data, mx.addr).write(&dir.path().join("rebound.toml"));
     let record = mx.record.clone();
-    tokio::task::spawn_blocking(move || kill_loop(config, data, record)).await.unwrap();
+    tokio::task::spawn_blocking(move || kill_loop(config, data, record))
+        .await
+        .unwrap();
 }
 
 fn queue_ids_after_kill(dir: &Path) -> (Vec<String>, String, String) {
@@ -157,9 +198,17 @@ fn queue_ids_after_kill(dir: &Path) -> (Vec<String>, String, String) {
             std::thread::spawn(move || {
                 let mut s = Smtp::greeted(addr).expect("connect");
                 for i in 0..10 {
-                    let r = s.transaction("app@school.test", &["kept@example.net"], &message(t * 100 + i)).expect("transaction");
+                    let r = s
+                        .transaction(
+                            "app@school.test",
+                            &["kept@example.net"],
+                            &message(t * 100 + i),
+                        )
+                        .expect("transaction");
                     let last = r.last().cloned().unwrap_or_default();
-                    let id = last.strip_prefix("250 2.0.0 Ok: queued as ").unwrap_or_else(|| panic!("not accepted: {r:?}"));
+                    let id = last
+                        .strip_prefix("250 2.0.0 Ok: queued as ")
+                        .unwrap_or_else(|| panic!("not accepted: {r:?}"));
                     ids.lock().unwrap().push(id.to_string());
                 }
             })
@@ -182,8 +231,16 @@ fn queue_ids_after_kill(dir: &Path) -> (Vec<String>, String, String) {
 async fn kill9_right_after_250_keeps_every_message_queued() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
-    let (ids, listed, _) = tokio::task::spawn_blocking(move || queue_ids_after_kill(&path)).await.unwrap();
+    let (ids, listed, _) = tokio::task::spawn_blocking(move || queue_ids_after_kill(&path))
+        .await
+        .unwrap();
     assert_eq!(ids.len(), 20);
-    let missing: Vec<&String> = ids.iter().filter(|id| !listed.lines().any(|l| l.contains(&format!("\"{id}\"")))).collect();
-    assert!(missing.is_empty(), "acknowledged but not in `rebound queue list` after kill -9: {missing:?}\n{listed}");
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !listed.lines().any(|l| l.contains(&format!("\"{id}\""))))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not in `rebound queue list` after kill -9: {missing:?}\n{listed}"
+    );
 }

@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rebound::store::{Store, TreeId};
 use rebound::model::time::Timestamp;
+use rebound::store::{Store, TreeId};
 use support_hardening::*;
 use support_outbound::{Script, ScriptedMx};
 
@@ -33,7 +33,10 @@ fn message(n: u64, filler: usize) -> Vec<u8> {
 }
 
 /// Waits (bounded) until the sink has every number in `want`; returns the missing ones.
-fn wait_delivered(rec: &std::sync::Mutex<support_outbound::Record>, want: &BTreeSet<u64>) -> Vec<u64> {
+fn wait_delivered(
+    rec: &std::sync::Mutex<support_outbound::Record>,
+    want: &BTreeSet<u64>,
+) -> Vec<u64> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let seen: BTreeSet<u64> = seqs(&rec.lock().unwrap().messages).into_iter().collect();
@@ -45,45 +48,82 @@ fn wait_delivered(rec: &std::sync::Mutex<support_outbound::Record>, want: &BTree
     }
 }
 
-fn injected_flush_failure(dir: &Path, sink: std::net::SocketAddr, rec: std::sync::Arc<std::sync::Mutex<support_outbound::Record>>) {
+fn injected_flush_failure(
+    dir: &Path,
+    sink: std::net::SocketAddr,
+    rec: std::sync::Arc<std::sync::Mutex<support_outbound::Record>>,
+) {
     let data = dir.join("data");
     let held = ProcConfig::new(&data, closed_port()).write(&dir.join("held.toml"));
     let fail = dir.join("fail-flush");
     let d = Daemon::spawn(&held, &[("REBOUND_FAIL_FLUSH", &fail)]).expect("starts");
     let mut s = Smtp::greeted(d.smtp).unwrap();
-    let r = s.transaction("app@school.test", &["a@example.net"], &message(1, 3)).unwrap();
+    let r = s
+        .transaction("app@school.test", &["a@example.net"], &message(1, 3))
+        .unwrap();
     assert!(r[3].starts_with("250 "), "{r:?}");
     std::fs::write(&fail, b"").unwrap();
-    let r = s.transaction("app@school.test", &["b@example.net"], &message(2, 3)).unwrap();
-    assert!(r.last().unwrap().starts_with("451 4.3.0"), "a failed flush must give 451 4.3.0 after DATA: {r:?}");
+    let r = s
+        .transaction("app@school.test", &["b@example.net"], &message(2, 3))
+        .unwrap();
+    assert!(
+        r.last().unwrap().starts_with("451 4.3.0"),
+        "a failed flush must give 451 4.3.0 after DATA: {r:?}"
+    );
     assert!(r.iter().all(|l| !l.starts_with("250 2.0.0")), "{r:?}");
     let again = s.cmd("MAIL FROM:<app@school.test>").unwrap();
-    assert_eq!(api_status(d.api, "/healthz").map(|r| r.0), Ok(503), "health after disk full");
+    assert_eq!(
+        api_status(d.api, "/healthz").map(|r| r.0),
+        Ok(503),
+        "health after disk full"
+    );
     assert!(again.starts_with('4'), "MAIL after a failed flush: {again}");
     let (code, health) = api_status(d.api, "/healthz").unwrap();
-    assert_eq!((code, health.contains("storage_failed")), (503, true), "{health}");
+    assert_eq!(
+        (code, health.contains("storage_failed")),
+        (503, true),
+        "{health}"
+    );
     std::thread::sleep(Duration::from_secs(1));
     let mut refused = Smtp::greeted(d.smtp).unwrap();
     let r = refused.cmd("MAIL FROM:<app@school.test>").unwrap();
-    assert!(r.starts_with('4'), "no probe succeeds while flushes fail, so MAIL stays refused: {r}");
+    assert!(
+        r.starts_with('4'),
+        "no probe succeeds while flushes fail, so MAIL stays refused: {r}"
+    );
     std::fs::remove_file(&fail).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while api_status(d.api, "/healthz").map(|r| r.0) != Ok(200) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut fresh = Smtp::greeted(d.smtp).unwrap();
-    let later = fresh.transaction("app@school.test", &["c@example.net"], &message(3, 3)).unwrap();
-    assert!(later.last().unwrap().starts_with("250 "), "a probe write succeeded, so intake resumes: {later:?}\n{}", d.log());
+    let later = fresh
+        .transaction("app@school.test", &["c@example.net"], &message(3, 3))
+        .unwrap();
+    assert!(
+        later.last().unwrap().starts_with("250 "),
+        "a probe write succeeded, so intake resumes: {later:?}\n{}",
+        d.log()
+    );
     let log = d.kill9();
-    assert!(log.contains("storage failed:") && log.contains("storage recovered"), "{log}");
+    assert!(
+        log.contains("storage failed:") && log.contains("storage recovered"),
+        "{log}"
+    );
     let deliver = ProcConfig::new(&data, sink).write(&dir.join("deliver.toml"));
     let d = Daemon::spawn(&deliver, &[]).expect("restarts without the fault");
     let missing = wait_delivered(&rec, &BTreeSet::from([1, 3]));
     std::thread::sleep(Duration::from_secs(1));
     let seen = seqs(&rec.lock().unwrap().messages);
     d.term();
-    assert!(missing.is_empty(), "mail acknowledged before or after the fault was not delivered: {seen:?}");
-    assert!(!seen.contains(&2), "a message refused with 451 (its write set taken back) was delivered: {seen:?}");
+    assert!(
+        missing.is_empty(),
+        "mail acknowledged before or after the fault was not delivered: {seen:?}"
+    );
+    assert!(
+        !seen.contains(&2),
+        "a message refused with 451 (its write set taken back) was delivered: {seen:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +131,9 @@ async fn injected_flush_failure_never_acknowledges() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (path, addr, rec) = (dir.path().to_path_buf(), mx.addr, mx.record.clone());
-    tokio::task::spawn_blocking(move || injected_flush_failure(&path, addr, rec)).await.unwrap();
+    tokio::task::spawn_blocking(move || injected_flush_failure(&path, addr, rec))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,14 +145,24 @@ async fn free_space_threshold_refuses_at_mail() {
     let (addr, api) = (d.smtp_addrs[0], d.api_addr);
     let (r, health) = tokio::task::spawn_blocking(move || {
         let mut s = Smtp::greeted(addr).unwrap();
-        (s.transaction("app@school.test", &["a@example.net"], &message(1, 1)).unwrap(), api_status(api, "/healthz").unwrap())
+        (
+            s.transaction("app@school.test", &["a@example.net"], &message(1, 1))
+                .unwrap(),
+            api_status(api, "/healthz").unwrap(),
+        )
     })
     .await
     .unwrap();
     assert_eq!(r.len(), 1, "refused at MAIL: {r:?}");
     assert!(r[0].starts_with("452 4.3.1"), "{r:?}");
-    assert_eq!(health.0, 503, "healthz while every MAIL gets 452 4.3.1: {health:?}");
-    assert!(health.1.contains("insufficient_storage") && health.1.contains("min_free_space"), "{health:?}");
+    assert_eq!(
+        health.0, 503,
+        "healthz while every MAIL gets 452 4.3.1: {health:?}"
+    );
+    assert!(
+        health.1.contains("insufficient_storage") && health.1.contains("min_free_space"),
+        "{health:?}"
+    );
     d.stop().await;
 }
 
@@ -120,12 +172,21 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(at).ok()?;
-        let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).status().ok()?.success();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .ok()?
+            .success();
         ok.then(|| Tmpfs(at.to_path_buf()))
     }
 
     fn grow(&self, size: &str) -> bool {
-        std::process::Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).status().is_ok_and(|s| s.success())
+        std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success())
     }
 }
 
@@ -140,7 +201,13 @@ fn fill(d: &Daemon) -> (BTreeSet<u64>, Vec<String>) {
     let mut acked = BTreeSet::new();
     for n in 1..=200 {
         let mut s = Smtp::greeted(d.smtp).expect("daemon still answers");
-        let r = s.transaction("app@school.test", &["filler@example.net"], &message(n, 5000)).expect("daemon still answers");
+        let r = s
+            .transaction(
+                "app@school.test",
+                &["filler@example.net"],
+                &message(n, 5000),
+            )
+            .expect("daemon still answers");
         if r.len() == 4 && r[3].starts_with("250 ") {
             acked.insert(n);
         } else {
@@ -150,7 +217,11 @@ fn fill(d: &Daemon) -> (BTreeSet<u64>, Vec<String>) {
     panic!("a 16 MB tmpfs never filled up");
 }
 
-fn full_tmpfs(dir: &Path, sink: std::net::SocketAddr, rec: std::sync::Arc<std::sync::Mutex<support_outbound::Record>>) {
+fn full_tmpfs(
+    dir: &Path,
+    sink: std::net::SocketAddr,
+    rec: std::sync::Arc<std::sync::Mutex<support_outbound::Record>>,
+) {
     let Some(fs) = Tmpfs::mount(&dir.join("spool"), "16m") else {
         support_skip::skip(
             "full_tmpfs",
@@ -165,20 +236,39 @@ fn full_tmpfs(dir: &Path, sink: std::net::SocketAddr, rec: std::sync::Arc<std::s
     let (acked, refusal) = fill(&d);
     assert!(!acked.is_empty(), "nothing fit on the tmpfs");
     let last = refusal.last().unwrap();
-    assert!(last.starts_with("451 4.3.0") || last.starts_with("452 4.3.1"), "disk full must be 451 4.3.0 or 452 4.3.1: {refusal:?}");
+    assert!(
+        last.starts_with("451 4.3.0") || last.starts_with("452 4.3.1"),
+        "disk full must be 451 4.3.0 or 452 4.3.1: {refusal:?}"
+    );
     let mut s = Smtp::greeted(d.smtp).expect("the daemon survives a full disk");
     let again = s.cmd("MAIL FROM:<app@school.test>").unwrap();
-    assert_eq!(api_status(d.api, "/healthz").map(|r| r.0), Ok(503), "health after disk full");
-    assert!(again.starts_with('4'), "MAIL after {refusal:?} (with {} acknowledged): {again}\n{}", acked.len(), d.log());
+    assert_eq!(
+        api_status(d.api, "/healthz").map(|r| r.0),
+        Ok(503),
+        "health after disk full"
+    );
+    assert!(
+        again.starts_with('4'),
+        "MAIL after {refusal:?} (with {} acknowledged): {again}\n{}",
+        acked.len(),
+        d.log()
+    );
     let log = d.kill9();
     assert!(fs.grow("256m"), "remount failed");
     let deliver = ProcConfig::new(&data, sink).write(&dir.join("deliver.toml"));
-    let d = Daemon::spawn(&deliver, &[]).unwrap_or_else(|l| panic!("restart after disk full failed:\n{l}\nfirst run:\n{log}"));
+    let d = Daemon::spawn(&deliver, &[])
+        .unwrap_or_else(|l| panic!("restart after disk full failed:\n{l}\nfirst run:\n{log}"));
     let missing = wait_delivered(&rec, &acked);
     let (_, log2) = d.term();
     let dump = queue_dump(&data);
-    assert!(missing.is_empty(), "acknowledged before the disk filled but not delivered: {missing:?}\nafter restart:\n{log2}\nqueue:\n{dump}");
-    eprintln!("tmpfs: {} acknowledged then {refusal:?}; all delivered after growing the fs", acked.len());
+    assert!(
+        missing.is_empty(),
+        "acknowledged before the disk filled but not delivered: {missing:?}\nafter restart:\n{log2}\nqueue:\n{dump}"
+    );
+    eprintln!(
+        "tmpfs: {} acknowledged then {refusal:?}; all delivered after growing the fs",
+        acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,16 +276,27 @@ async fn full_tmpfs_refuses_and_delivers_after_space_returns() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (path, addr, rec) = (dir.path().to_path_buf(), mx.addr, mx.record.clone());
-    tokio::task::spawn_blocking(move || full_tmpfs(&path, addr, rec)).await.unwrap();
+    tokio::task::spawn_blocking(move || full_tmpfs(&path, addr, rec))
+        .await
+        .unwrap();
 }
 
 /// Each queued message's state and the schedule index, for failure messages.
 fn queue_dump(data: &Path) -> String {
-    let Ok(store) = Store::open(data) else { return "cannot open".into() };
+    let Ok(store) = Store::open(data) else {
+        return "cannot open".into();
+    };
     let mut out = String::new();
     for item in store.tree(TreeId::Messages).iter().flatten() {
         match rebound::store::MessageRecord::decode(&item.1) {
-            Ok(r) => out.push_str(&format!("{} next={:?} attempts={} body={:?} last={:?}\n", r.queue_id(), r.next_attempt, r.attempts, store.has_body(r.id), r.recipients[0].last_diagnostic)),
+            Ok(r) => out.push_str(&format!(
+                "{} next={:?} attempts={} body={:?} last={:?}\n",
+                r.queue_id(),
+                r.next_attempt,
+                r.attempts,
+                store.has_body(r.id),
+                r.recipients[0].last_diagnostic
+            )),
             Err(e) => out.push_str(&format!("undecodable: {e}\n")),
         }
     }
@@ -209,10 +310,19 @@ fn queue_dump(data: &Path) -> String {
 fn poison(data: &Path) -> usize {
     let store = Store::open(data).expect("opens the stopped daemon's db");
     let messages = store.tree(TreeId::Messages);
-    let (_, good) = messages.iter().next().expect("a queued message").expect("readable");
+    let (_, good) = messages
+        .iter()
+        .next()
+        .expect("a queued message")
+        .expect("readable");
     let truncated = good[..good.len() / 2].to_vec();
-    let bad: [(u64, Vec<u8>); 5] =
-        [(1, Vec::new()), (2, truncated), (3, b"\x00garbage\xff\xfe".to_vec()), (4, [vec![1u8], vec![0xff; 64]].concat()), (5, vec![1u8, 0, 0])];
+    let bad: [(u64, Vec<u8>); 5] = [
+        (1, Vec::new()),
+        (2, truncated),
+        (3, b"\x00garbage\xff\xfe".to_vec()),
+        (4, [vec![1u8], vec![0xff; 64]].concat()),
+        (5, vec![1u8, 0, 0]),
+    ];
     for (id, value) in &bad {
         messages.insert(id.to_be_bytes(), value.as_slice()).unwrap();
         let key = rebound::store::queue::schedule_key(Timestamp(0), *id);
@@ -222,31 +332,52 @@ fn poison(data: &Path) -> usize {
     bad.len()
 }
 
-fn poison_records(dir: &Path, sink: std::net::SocketAddr, rec: std::sync::Arc<std::sync::Mutex<support_outbound::Record>>) {
+fn poison_records(
+    dir: &Path,
+    sink: std::net::SocketAddr,
+    rec: std::sync::Arc<std::sync::Mutex<support_outbound::Record>>,
+) {
     let data = dir.join("data");
     let held = ProcConfig::new(&data, closed_port()).write(&dir.join("held.toml"));
     let d = Daemon::spawn(&held, &[]).expect("starts");
     let mut s = Smtp::greeted(d.smtp).unwrap();
     for n in 1..=3 {
-        let r = s.transaction("app@school.test", &["p@example.net"], &message(n, 2)).unwrap();
+        let r = s
+            .transaction("app@school.test", &["p@example.net"], &message(n, 2))
+            .unwrap();
         assert!(r[3].starts_with("250 "), "{r:?}");
     }
     let (ok, log) = d.term();
     assert!(ok, "{log}");
     let n_bad = poison(&data);
     let deliver = ProcConfig::new(&data, sink).write(&dir.join("deliver.toml"));
-    let d = Daemon::spawn(&deliver, &[]).unwrap_or_else(|l| panic!("poisoned queue stops the daemon from starting:\n{l}"));
+    let d = Daemon::spawn(&deliver, &[])
+        .unwrap_or_else(|l| panic!("poisoned queue stops the daemon from starting:\n{l}"));
     let missing = wait_delivered(&rec, &BTreeSet::from([1, 2, 3]));
     let metrics = api_get(d.api, "/metrics").expect("metrics");
     let (ok, log) = d.term();
-    assert!(missing.is_empty(), "good messages not delivered: {missing:?}\n{log}");
-    assert!(metrics.lines().any(|l| l == format!("rebound_quarantined_records {n_bad}")), "{metrics}");
+    assert!(
+        missing.is_empty(),
+        "good messages not delivered: {missing:?}\n{log}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == format!("rebound_quarantined_records {n_bad}")),
+        "{metrics}"
+    );
     assert!(log.contains("quarantined"), "{log}");
     assert!(ok, "{log}");
-    let d = Daemon::spawn(&deliver, &[]).unwrap_or_else(|l| panic!("second start after quarantine failed:\n{l}"));
+    let d = Daemon::spawn(&deliver, &[])
+        .unwrap_or_else(|l| panic!("second start after quarantine failed:\n{l}"));
     let metrics = api_get(d.api, "/metrics").expect("metrics");
     d.term();
-    assert!(metrics.lines().any(|l| l == format!("rebound_quarantined_records {n_bad}")), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == format!("rebound_quarantined_records {n_bad}")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,5 +385,7 @@ async fn poison_records_are_quarantined_and_the_rest_delivered() {
     let mx = ScriptedMx::start(Script::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (path, addr, rec) = (dir.path().to_path_buf(), mx.addr, mx.record.clone());
-    tokio::task::spawn_blocking(move || poison_records(&path, addr, rec)).await.unwrap();
+    tokio::task::spawn_blocking(move || poison_records(&path, addr, rec))
+        .await
+        .unwrap();
 }

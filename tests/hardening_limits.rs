@@ -19,7 +19,10 @@ const IDLE: usize = 1000;
 
 /// Raises the soft fd limit to `want` if needed; false when impossible.
 fn ensure_fds(want: u64) -> bool {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit on a valid, initialised struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
@@ -38,7 +41,11 @@ fn ensure_fds(want: u64) -> bool {
 
 fn vm_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Connects and reads the greeting line.
@@ -56,22 +63,37 @@ async fn thousand_idle_connections_and_one_real_session() {
         let want = 4 * IDLE + 256;
         support_skip::skip(
             "thousand_idle_connections_and_one_real_session",
-            &format!("an RLIMIT_NOFILE hard limit of {want} (cannot raise the soft limit that far)"),
-            &format!("raise the hard limit first, e.g. `ulimit -Hn {want}` as root or LimitNOFILE= / limits.conf"),
+            &format!(
+                "an RLIMIT_NOFILE hard limit of {want} (cannot raise the soft limit that far)"
+            ),
+            &format!(
+                "raise the hard limit first, e.g. `ulimit -Hn {want}` as root or LimitNOFILE= / limits.conf"
+            ),
         );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let d = start_routed(dir.path(), support_hardening::closed_port(), |cfg| cfg.smtp.max_connections = IDLE + 50).await;
+    let d = start_routed(dir.path(), support_hardening::closed_port(), |cfg| {
+        cfg.smtp.max_connections = IDLE + 50
+    })
+    .await;
     let addr = d.smtp_addrs[0];
     let mut idle = Vec::with_capacity(IDLE);
     for _ in 0..IDLE {
         idle.push(idle_client(addr).await);
     }
-    assert!(d.smtp_stats.sessions_active.load(Ordering::SeqCst) >= IDLE as u64, "the idle connections are live sessions");
+    assert!(
+        d.smtp_stats.sessions_active.load(Ordering::SeqCst) >= IDLE as u64,
+        "the idle connections are live sessions"
+    );
     let r = tokio::task::spawn_blocking(move || {
         let mut s = Smtp::greeted(addr).expect("a real session gets in");
-        s.transaction("app@school.test", &["busy@example.net"], &stuffed("Subject: through\r\n\r\nx\r\n")).expect("transaction")
+        s.transaction(
+            "app@school.test",
+            &["busy@example.net"],
+            &stuffed("Subject: through\r\n\r\nx\r\n"),
+        )
+        .expect("transaction")
     })
     .await
     .unwrap();
@@ -90,8 +112,16 @@ async fn thousand_idle_connections_and_one_real_session() {
 async fn trickle(addr: std::net::SocketAddr, n: usize) -> String {
     let mut c = idle_client(addr).await;
     let mut line = String::new();
-    for cmd in ["EHLO t.test", "MAIL FROM:<app@school.test>", &format!("RCPT TO:<t{n}@example.net>"), "DATA"] {
-        c.get_mut().write_all(format!("{cmd}\r\n").as_bytes()).await.unwrap();
+    for cmd in [
+        "EHLO t.test",
+        "MAIL FROM:<app@school.test>",
+        &format!("RCPT TO:<t{n}@example.net>"),
+        "DATA",
+    ] {
+        c.get_mut()
+            .write_all(format!("{cmd}\r\n").as_bytes())
+            .await
+            .unwrap();
         loop {
             line.clear();
             c.read_line(&mut line).await.unwrap();
@@ -101,7 +131,10 @@ async fn trickle(addr: std::net::SocketAddr, n: usize) -> String {
         }
     }
     assert!(line.starts_with("354"), "{line}");
-    c.get_mut().write_all(b"Subject: slow\r\n\r\n").await.unwrap();
+    c.get_mut()
+        .write_all(b"Subject: slow\r\n\r\n")
+        .await
+        .unwrap();
     for _ in 0..40 {
         if c.get_mut().write_all(b"slow bytes ").await.is_err() {
             return "closed".into();
@@ -121,8 +154,12 @@ async fn slow_trickle_clients_keep_memory_bounded() {
         let want = 4 * CLIENTS + 256;
         support_skip::skip(
             "slow_trickle_clients_keep_memory_bounded",
-            &format!("an RLIMIT_NOFILE hard limit of {want} (cannot raise the soft limit that far)"),
-            &format!("raise the hard limit first, e.g. `ulimit -Hn {want}` as root or LimitNOFILE= / limits.conf"),
+            &format!(
+                "an RLIMIT_NOFILE hard limit of {want} (cannot raise the soft limit that far)"
+            ),
+            &format!(
+                "raise the hard limit first, e.g. `ulimit -Hn {want}` as root or LimitNOFILE= / limits.conf"
+            ),
         );
         return;
     }
@@ -130,7 +167,9 @@ async fn slow_trickle_clients_keep_memory_bounded() {
     let d = start_routed(dir.path(), support_hardening::closed_port(), |_| {}).await;
     let addr = d.smtp_addrs[0];
     let before = vm_rss_kib();
-    let clients: Vec<_> = (0..CLIENTS).map(|n| tokio::spawn(trickle(addr, n))).collect();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| tokio::spawn(trickle(addr, n)))
+        .collect();
     let mut peak = before;
     while clients.iter().any(|c| !c.is_finished()) {
         peak = peak.max(vm_rss_kib());
@@ -139,11 +178,20 @@ async fn slow_trickle_clients_keep_memory_bounded() {
     let mut accepted = 0;
     for c in clients {
         let end = c.await.unwrap();
-        assert!(end.starts_with("250") || end.starts_with("421") || end == "closed", "{end}");
+        assert!(
+            end.starts_with("250") || end.starts_with("421") || end == "closed",
+            "{end}"
+        );
         accepted += usize::from(end.starts_with("250"));
     }
-    eprintln!("{CLIENTS} trickling clients: VmRSS {before} KiB -> peak {peak} KiB, {accepted} accepted");
-    assert!(peak.saturating_sub(before) < 64 * 1024, "RSS grew by {} KiB", peak - before);
+    eprintln!(
+        "{CLIENTS} trickling clients: VmRSS {before} KiB -> peak {peak} KiB, {accepted} accepted"
+    );
+    assert!(
+        peak.saturating_sub(before) < 64 * 1024,
+        "RSS grew by {} KiB",
+        peak - before
+    );
     assert!(accepted > 0, "no trickling client got through");
     d.stop().await;
 }

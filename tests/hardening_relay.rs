@@ -19,7 +19,12 @@ use support_hardening::{Smtp, stuffed};
 use support_outbound::{Script, ScriptedMx};
 
 /// Sender forms (the daemon calls itself relay.test).
-const FROMS: [&str; 4] = ["relaytest@example.net", "", "relaytest@relay.test", "relaytest@[127.0.0.1]"];
+const FROMS: [&str; 4] = [
+    "relaytest@example.net",
+    "",
+    "relaytest@relay.test",
+    "relaytest@[127.0.0.1]",
+];
 
 /// Recipient forms; the hidden target is always relaytest@example.net.
 const RCPTS: [&str; 17] = [
@@ -64,8 +69,11 @@ fn probe(addr: SocketAddr) -> Vec<(String, String, String)> {
 
 fn bounce_accepted(addr: SocketAddr) -> Vec<String> {
     let mut s = Smtp::greeted(addr).unwrap();
-    let dsn = stuffed("From: MAILER-DAEMON@example.net\r\nSubject: Undelivered Mail\r\n\r\nThis is a returned message.\r\n");
-    s.transaction("", &["b+whatever@bounces.relay.test"], &dsn).unwrap()
+    let dsn = stuffed(
+        "From: MAILER-DAEMON@example.net\r\nSubject: Undelivered Mail\r\n\r\nThis is a returned message.\r\n",
+    );
+    s.transaction("", &["b+whatever@bounces.relay.test"], &dsn)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,10 +82,21 @@ async fn outside_relay_networks_every_form_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = start_routed(dir.path(), mx.addr, |cfg| cfg.smtp.relay_networks = vec![]).await;
     let addr = d.smtp_addrs[0];
-    let accepted = tokio::task::spawn_blocking(move || probe(addr)).await.unwrap();
-    assert_eq!(accepted, Vec::<(String, String, String)>::new(), "relay forms accepted from a non-relay client");
-    let bounce = tokio::task::spawn_blocking(move || bounce_accepted(addr)).await.unwrap();
-    assert!(bounce.len() == 4 && bounce[1].starts_with("250") && bounce[3].starts_with("250"), "mail to the bounce domain: {bounce:?}");
+    let accepted = tokio::task::spawn_blocking(move || probe(addr))
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted,
+        Vec::<(String, String, String)>::new(),
+        "relay forms accepted from a non-relay client"
+    );
+    let bounce = tokio::task::spawn_blocking(move || bounce_accepted(addr))
+        .await
+        .unwrap();
+    assert!(
+        bounce.len() == 4 && bounce[1].starts_with("250") && bounce[3].starts_with("250"),
+        "mail to the bounce domain: {bounce:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(mx.record().connections, 0, "something was relayed");
     nmap_open_relay(addr).await;
@@ -88,13 +107,36 @@ async fn outside_relay_networks_every_form_is_refused() {
 /// with `CI=true`).
 async fn nmap_open_relay(addr: SocketAddr) {
     let port = addr.port().to_string();
-    let args = ["-Pn", "-sV", "--version-intensity", "0", "-p", &port, "--script", "smtp-open-relay", "--script-args", "smtp-open-relay.domain=relay.test", "127.0.0.1"];
-    match tokio::process::Command::new("nmap").args(args).output().await {
-        Err(e) => support_skip::skip("nmap smtp-open-relay", &format!("a runnable nmap ({e})"), "apt-get install nmap (see .ci/run)"),
+    let args = [
+        "-Pn",
+        "-sV",
+        "--version-intensity",
+        "0",
+        "-p",
+        &port,
+        "--script",
+        "smtp-open-relay",
+        "--script-args",
+        "smtp-open-relay.domain=relay.test",
+        "127.0.0.1",
+    ];
+    match tokio::process::Command::new("nmap")
+        .args(args)
+        .output()
+        .await
+    {
+        Err(e) => support_skip::skip(
+            "nmap smtp-open-relay",
+            &format!("a runnable nmap ({e})"),
+            "apt-get install nmap (see .ci/run)",
+        ),
         Ok(out) => {
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(out.status.success(), "{text}");
-            assert!(text.contains("smtp-open-relay"), "the script did not run: {text}");
+            assert!(
+                text.contains("smtp-open-relay"),
+                "the script did not run: {text}"
+            );
             assert!(!text.contains("Server is an open relay"), "{text}");
             let script: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
             eprintln!("nmap smtp-open-relay: {}", script.join(" / "));
@@ -108,7 +150,11 @@ fn allowed_odd_forms(addr: SocketAddr) -> Vec<(String, String)> {
     let mut accepted = Vec::new();
     for rcpt in &RCPTS[1..] {
         let _ = s.cmd("RSET").unwrap();
-        assert!(s.cmd("MAIL FROM:<app@school.test>").unwrap().starts_with("250"));
+        assert!(
+            s.cmd("MAIL FROM:<app@school.test>")
+                .unwrap()
+                .starts_with("250")
+        );
         let r = s.cmd(&format!("RCPT TO:{rcpt}")).unwrap();
         if r.starts_with('2') {
             let d = s.cmd("DATA").unwrap();
@@ -128,12 +174,28 @@ async fn odd_forms_are_never_routed_to_the_hidden_host() {
     let dir = tempfile::tempdir().unwrap();
     let d = start_routed(dir.path(), mx.addr, |_| {}).await;
     let addr = d.smtp_addrs[0];
-    let accepted = tokio::task::spawn_blocking(move || allowed_odd_forms(addr)).await.unwrap();
+    let accepted = tokio::task::spawn_blocking(move || allowed_odd_forms(addr))
+        .await
+        .unwrap();
     eprintln!("odd forms accepted literally from an allowed client: {accepted:?}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rec = mx.record();
-    assert_eq!(rec.messages.len(), accepted.len(), "every accepted odd form is delivered as one message: {:?}", rec.commands);
-    let hidden: Vec<&String> = rec.commands.iter().filter(|c| c.starts_with("RCPT") && c.to_ascii_lowercase().contains("<relaytest@example.net>")).collect();
-    assert!(hidden.is_empty(), "an odd form was rewritten to the hidden host: {hidden:?}");
+    assert_eq!(
+        rec.messages.len(),
+        accepted.len(),
+        "every accepted odd form is delivered as one message: {:?}",
+        rec.commands
+    );
+    let hidden: Vec<&String> = rec
+        .commands
+        .iter()
+        .filter(|c| {
+            c.starts_with("RCPT") && c.to_ascii_lowercase().contains("<relaytest@example.net>")
+        })
+        .collect();
+    assert!(
+        hidden.is_empty(),
+        "an odd form was rewritten to the hidden host: {hidden:?}"
+    );
     d.stop().await;
 }

@@ -18,7 +18,14 @@ async fn deliverer(records: Vec<hickory_server::proto::rr::Record>, port: u16) -
 async fn mx_in_preference_order_with_fallback_past_dead_and_busy_hosts() {
     let good = ScriptedMx::start(Script::default()).await;
     let port = good.addr.port();
-    let busy = ScriptedMx::start_on(format!("127.0.0.3:{port}").parse().unwrap(), Script { mode: Mode::Greeting("421 4.3.2 busy"), ..Script::default() }).await;
+    let busy = ScriptedMx::start_on(
+        format!("127.0.0.3:{port}").parse().unwrap(),
+        Script {
+            mode: Mode::Greeting("421 4.3.2 busy"),
+            ..Script::default()
+        },
+    )
+    .await;
     let d = deliverer(
         vec![
             mx("mail.test.", 5, "busy.test."),
@@ -31,7 +38,16 @@ async fn mx_in_preference_order_with_fallback_past_dead_and_busy_hosts() {
         port,
     )
     .await;
-    let out = d.deliver("mail.test", vec![tx("s@app.test", &["ok@mail.test", "unknown@mail.test"], b"hi\r\n")]).await;
+    let out = d
+        .deliver(
+            "mail.test",
+            vec![tx(
+                "s@app.test",
+                &["ok@mail.test", "unknown@mail.test"],
+                b"hi\r\n",
+            )],
+        )
+        .await;
     assert_eq!(out[0][0].reply.code, 250);
     assert_eq!(out[0][1].reply.diagnostic(), "550 5.1.1 User unknown");
     assert_eq!(out[0][0].remote_host.as_deref(), Some("good.test"));
@@ -43,7 +59,12 @@ async fn mx_in_preference_order_with_fallback_past_dead_and_busy_hosts() {
 async fn implicit_mx_uses_the_domain_address() {
     let good = ScriptedMx::start(Script::default()).await;
     let d = deliverer(vec![a("plain.test.", "127.0.0.1")], good.addr.port()).await;
-    let out = d.deliver("plain.test", vec![tx("s@app.test", &["ok@plain.test"], b"hi\r\n")]).await;
+    let out = d
+        .deliver(
+            "plain.test",
+            vec![tx("s@app.test", &["ok@plain.test"], b"hi\r\n")],
+        )
+        .await;
     assert_eq!(out[0][0].reply.code, 250);
     assert_eq!(out[0][0].remote_host.as_deref(), Some("plain.test"));
 }
@@ -51,19 +72,39 @@ async fn implicit_mx_uses_the_domain_address() {
 #[tokio::test]
 async fn null_mx_is_permanent_556() {
     let d = deliverer(vec![mx("nomail.test.", 0, ".")], 1).await;
-    let out = d.deliver("nomail.test", vec![tx("s@app.test", &["a@nomail.test", "b@nomail.test"], b"hi\r\n")]).await;
+    let out = d
+        .deliver(
+            "nomail.test",
+            vec![tx(
+                "s@app.test",
+                &["a@nomail.test", "b@nomail.test"],
+                b"hi\r\n",
+            )],
+        )
+        .await;
     for o in &out[0] {
         assert!(o.reply.synthetic);
-        assert_eq!(o.reply.diagnostic().split(' ').take(2).collect::<Vec<_>>(), ["556", "5.1.10"]);
+        assert_eq!(
+            o.reply.diagnostic().split(' ').take(2).collect::<Vec<_>>(),
+            ["556", "5.1.10"]
+        );
     }
 }
 
 #[tokio::test]
 async fn nxdomain_is_permanent_550_5_1_2() {
     let d = deliverer(vec![a("other.test.", "127.0.0.1")], 1).await;
-    let out = d.deliver("nosuch.test", vec![tx("s@app.test", &["a@nosuch.test"], b"hi\r\n")]).await;
+    let out = d
+        .deliver(
+            "nosuch.test",
+            vec![tx("s@app.test", &["a@nosuch.test"], b"hi\r\n")],
+        )
+        .await;
     let r = &out[0][0].reply;
-    assert_eq!((r.code, r.enhanced.unwrap().to_string(), r.synthetic), (550, "5.1.2".to_string(), true));
+    assert_eq!(
+        (r.code, r.enhanced.unwrap().to_string(), r.synthetic),
+        (550, "5.1.2".to_string(), true)
+    );
 }
 
 #[tokio::test]
@@ -73,7 +114,13 @@ async fn unreachable_nameserver_is_temporary_4_4_3() {
     drop(sock);
     let mut cfg = config();
     cfg.nameservers = vec![addr];
-    let out = Deliverer::new(&cfg, "relay.test").unwrap().deliver("x.test", vec![tx("s@app.test", &["a@x.test"], b"hi\r\n")]).await;
+    let out = Deliverer::new(&cfg, "relay.test")
+        .unwrap()
+        .deliver("x.test", vec![tx("s@app.test", &["a@x.test"], b"hi\r\n")])
+        .await;
     let r = &out[0][0].reply;
-    assert_eq!((r.code, r.enhanced.unwrap().to_string()), (451, "4.4.3".to_string()));
+    assert_eq!(
+        (r.code, r.enhanced.unwrap().to_string()),
+        (451, "4.4.3".to_string())
+    );
 }

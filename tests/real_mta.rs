@@ -2,12 +2,12 @@
 //! domains, accept what rebound relays (so the recipient is `delivered`), then fail
 //! it after acceptance and send their own DSN to rebound's VERP envelope sender,
 //! which they route back to rebound's SMTP listener. Each recipient's final status
-//! and suppression state must follow SPEC §1:
+//! and suppression state must follow README "What happens to each recipient":
 //!
 //! | scenario | MTA says | expected |
 //! | --- | --- | --- |
 //! | user vanished after acceptance | 5.1.1 | `bounced` (reason `userunknown`), suppressed |
-//! | mailbox disabled | 5.2.1 | `failed` (reason `suspend`), not suppressed: accounts get re-enabled (SPEC §1) |
+//! | mailbox disabled | 5.2.1 | `failed` (reason `suspend`), not suppressed: accounts get re-enabled (README "What happens to each recipient") |
 //! | over quota | 5.2.2 / Exim "mailbox is full" | `failed` (reason `mailboxfull`), not suppressed |
 //! | deferral timed out | 4.4.1, Action: failed | `failed`, not suppressed |
 //! | delay warning (Postfix) | Action: delayed | a `delayed` event, status unchanged |
@@ -42,7 +42,10 @@ fn in_ci() -> bool {
 
 fn find_bin(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':').chain(["/usr/sbin", "/sbin", "/usr/local/sbin"]).map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
 fn find_exim() -> Option<PathBuf> {
@@ -58,7 +61,14 @@ fn find_exim() -> Option<PathBuf> {
 
 fn output(cmd: &mut Command) -> (bool, String) {
     match cmd.stdin(Stdio::null()).output() {
-        Ok(o) => (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))),
+        Ok(o) => (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        ),
         Err(e) => (false, e.to_string()),
     }
 }
@@ -70,14 +80,18 @@ fn is_root() -> bool {
 fn user_ids(name: &str) -> Option<(u32, u32)> {
     let (ok, uid) = output(Command::new("id").args(["-u", name]));
     let (ok2, gid) = output(Command::new("id").args(["-g", name]));
-    (ok && ok2).then(|| (uid.trim().parse().ok(), gid.trim().parse().ok())).and_then(|(u, g)| Some((u?, g?)))
+    (ok && ok2)
+        .then(|| (uid.trim().parse().ok(), gid.trim().parse().ok()))
+        .and_then(|(u, g)| Some((u?, g?)))
 }
 
 /// `None`: skip (outside CI, Postfix not installed at all). Panics (fails the test)
 /// when anything else is missing.
 fn prerequisites(need_exim: bool) -> Option<Option<PathBuf>> {
     if find_bin("postfix").is_none() && !in_ci() {
-        eprintln!("SKIPPED: real MTA tests (postfix is not installed; see .ci/run for the install steps)");
+        eprintln!(
+            "SKIPPED: real MTA tests (postfix is not installed; see .ci/run for the install steps)"
+        );
         return None;
     }
     let mut missing = Vec::new();
@@ -93,11 +107,17 @@ fn prerequisites(need_exim: bool) -> Option<Option<PathBuf>> {
     let exim = if need_exim {
         let e = find_exim();
         match &e {
-            None => missing.push("an Exim binary (REBOUND_EXIM, /opt/exim4/usr/sbin/exim4 or exim4 on PATH)".into()),
+            None => missing.push(
+                "an Exim binary (REBOUND_EXIM, /opt/exim4/usr/sbin/exim4 or exim4 on PATH)".into(),
+            ),
             Some(p) => {
                 let (_, v) = output(Command::new(p).arg("-bV"));
                 if !v.contains("Exim version") {
-                    missing.push(format!("a working {} (-bV said: {})", p.display(), v.trim()));
+                    missing.push(format!(
+                        "a working {} (-bV said: {})",
+                        p.display(),
+                        v.trim()
+                    ));
                 }
             }
         }
@@ -108,14 +128,22 @@ fn prerequisites(need_exim: bool) -> Option<Option<PathBuf>> {
     } else {
         None
     };
-    assert!(missing.is_empty(), "real MTA tests need: {} (see .ci/run)", missing.join("; "));
+    assert!(
+        missing.is_empty(),
+        "real MTA tests need: {} (see .ci/run)",
+        missing.join("; ")
+    );
     Some(exim)
 }
 
 // ---------------------------------------------------------------- helpers
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn fill(template: &str, vars: &[(&str, String)]) -> String {
@@ -165,18 +193,36 @@ async fn submit(d: &Running, rcpt: &str) {
     let smtp = d.smtp_addrs[0];
     let r = rcpt.to_string();
     let tag = rcpt.replace(['@', '.'], "-");
-    let body = format!("From: crm@school.test\r\nTo: {r}\r\nMessage-ID: <{tag}@school.test>\r\nSubject: Term dates\r\n\r\nSee you soon.\r\n");
-    let (ok, out) = tokio::task::spawn_blocking(move || python_send(smtp, "crm@school.test", &[r.as_str()], &body)).await.unwrap();
+    let body = format!(
+        "From: crm@school.test\r\nTo: {r}\r\nMessage-ID: <{tag}@school.test>\r\nSubject: Term dates\r\n\r\nSee you soon.\r\n"
+    );
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        python_send(smtp, "crm@school.test", &[r.as_str()], &body)
+    })
+    .await
+    .unwrap();
     assert!(ok, "rebound refused the submission to {rcpt}: {out}");
 }
 
 /// The recipient's current status in its queue entry (found through its events).
 fn current_status(d: &Running, rcpt: &str) -> Option<Status> {
-    let q = EventQuery { recipient: Some(rcpt.into()), limit: 1000, ascending: true, ..Default::default() };
+    let q = EventQuery {
+        recipient: Some(rcpt.into()),
+        limit: 1000,
+        ascending: true,
+        ..Default::default()
+    };
     let events = d.daemon.store.query_events(&q).ok()?.events;
-    let id = events.iter().find_map(|e| e.queue_id.as_deref().and_then(rebound::store::queue::parse_queue_id))?;
+    let id = events.iter().find_map(|e| {
+        e.queue_id
+            .as_deref()
+            .and_then(rebound::store::queue::parse_queue_id)
+    })?;
     let rec = d.daemon.store.message(id).ok()??;
-    rec.recipients.iter().find(|r| r.address.eq_ignore_ascii_case(rcpt)).map(|r| r.status)
+    rec.recipients
+        .iter()
+        .find(|r| r.address.eq_ignore_ascii_case(rcpt))
+        .map(|r| r.status)
 }
 
 /// Where each MTA leaves its copy of the DSNs it sent to rebound.
@@ -192,9 +238,12 @@ impl Copies {
     fn find(&self, rcpt: &str, action: &str) -> Option<String> {
         let rcpt = rcpt.to_ascii_lowercase();
         for e in std::fs::read_dir(&self.dir).ok()?.flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue;
+            };
             let lower = text.to_ascii_lowercase();
-            let about = lower.contains(&format!("final-recipient: rfc822; {rcpt}")) || lower.contains(&format!("final-recipient: rfc822;{rcpt}"));
+            let about = lower.contains(&format!("final-recipient: rfc822; {rcpt}"))
+                || lower.contains(&format!("final-recipient: rfc822;{rcpt}"));
             if about && lower.contains(&format!("action: {action}")) {
                 return Some(self.strip(&text));
             }
@@ -206,7 +255,11 @@ impl Copies {
         let mut lines = text.split_inclusive('\n').peekable();
         let mut out = String::new();
         while let Some(l) = lines.peek() {
-            if self.prepended.iter().any(|p| l.to_ascii_lowercase().starts_with(&p.to_ascii_lowercase())) {
+            if self
+                .prepended
+                .iter()
+                .any(|p| l.to_ascii_lowercase().starts_with(&p.to_ascii_lowercase()))
+            {
                 lines.next();
             } else {
                 break;
@@ -249,17 +302,36 @@ async fn follow(d: &Running, copies: &Copies, s: &Scenario, deadline: Instant) -
     let rcpt = s.rcpt;
     let h = history(d, rcpt);
     let Some(delivered_at) = h.iter().position(|k| k == "delivered") else {
-        return vec![format!("{rcpt}: never `delivered` by the real MTA: history {h:?}, status {:?}", current_status(d, rcpt))];
+        return vec![format!(
+            "{rcpt}: never `delivered` by the real MTA: history {h:?}, status {:?}",
+            current_status(d, rcpt)
+        )];
     };
     if let Some(name) = s.delay_warning_first {
         let Some(text) = wait_copy(copies, rcpt, "delayed", deadline).await else {
-            return vec![format!("{rcpt}: the MTA sent no delay warning before the deadline: history {h:?}")];
+            return vec![format!(
+                "{rcpt}: the MTA sent no delay warning before the deadline: history {h:?}"
+            )];
         };
         save_dsn(name, &text);
-        let h = wait_history(d, rcpt, |h| h.iter().any(|k| k == "delayed"), Duration::from_secs(10)).await;
+        let h = wait_history(
+            d,
+            rcpt,
+            |h| h.iter().any(|k| k == "delayed"),
+            Duration::from_secs(10),
+        )
+        .await;
         let status = current_status(d, rcpt);
         if !h.iter().any(|k| k == "delayed") {
-            let log: Vec<String> = d.daemon.store.unverified(None, 20).unwrap().0.into_iter().filter_map(|e| e.diagnostic).collect();
+            let log: Vec<String> = d
+                .daemon
+                .store
+                .unverified(None, 20)
+                .unwrap()
+                .0
+                .into_iter()
+                .filter_map(|e| e.diagnostic)
+                .collect();
             failed.push(format!("{rcpt}: delay warning (Action: delayed) recorded no `delayed` event: history {h:?}; security log {log:?}"));
         }
         // Only meaningful until the final DSN lands, so checked right away.
@@ -268,42 +340,83 @@ async fn follow(d: &Running, copies: &Copies, s: &Scenario, deadline: Instant) -
         }
     }
     let Some(text) = wait_copy(copies, rcpt, "failed", deadline).await else {
-        failed.push(format!("{rcpt}: the MTA sent no failure DSN before the deadline: history {:?}", history(d, rcpt)));
+        failed.push(format!(
+            "{rcpt}: the MTA sent no failure DSN before the deadline: history {:?}",
+            history(d, rcpt)
+        ));
         return failed;
     };
     save_dsn(s.fixture, &text);
-    let final_kind = if s.want == Status::Bounced { "bounced" } else { "failed" };
+    let final_kind = if s.want == Status::Bounced {
+        "bounced"
+    } else {
+        "failed"
+    };
     // The copy and the DSN to rebound are delivered side by side: give rebound a
     // moment to receive and apply it (settles as soon as the final kind shows up).
-    let h = wait_history(d, rcpt, |h| h[delivered_at + 1..].iter().any(|k| k == final_kind), Duration::from_secs(10)).await;
+    let h = wait_history(
+        d,
+        rcpt,
+        |h| h[delivered_at + 1..].iter().any(|k| k == final_kind),
+        Duration::from_secs(10),
+    )
+    .await;
     let status = current_status(d, rcpt);
     let after: Vec<&String> = h[delivered_at + 1..].iter().collect();
     if !after.iter().any(|k| *k == final_kind) {
-        failed.push(format!("{rcpt}: no `{final_kind}` event after `delivered`: history {h:?}"));
+        failed.push(format!(
+            "{rcpt}: no `{final_kind}` event after `delivered`: history {h:?}"
+        ));
     }
     if status != Some(s.want) {
-        failed.push(format!("{rcpt}: status {status:?}, want {:?} (history {h:?})", s.want));
+        failed.push(format!(
+            "{rcpt}: status {status:?}, want {:?} (history {h:?})",
+            s.want
+        ));
     }
-    let last_status_event = h.iter().rev().find(|k| Status::ALL.iter().any(|st| st.as_str() == k.as_str()));
+    let last_status_event = h
+        .iter()
+        .rev()
+        .find(|k| Status::ALL.iter().any(|st| st.as_str() == k.as_str()));
     if last_status_event.map(|k| k.as_str()) != Some(final_kind) {
         failed.push(format!("{rcpt}: last status-setting event {last_status_event:?}, want {final_kind:?} (history {h:?})"));
     }
     if let Some(want) = s.want_reason {
-        let q = EventQuery { recipient: Some(rcpt.into()), limit: 1000, ascending: true, ..Default::default() };
+        let q = EventQuery {
+            recipient: Some(rcpt.into()),
+            limit: 1000,
+            ascending: true,
+            ..Default::default()
+        };
         let events = d.daemon.store.query_events(&q).unwrap().events;
-        let reason = events.iter().rev().find(|e| e.status.as_str() == final_kind).and_then(|e| e.reason).map(|r| r.as_str());
+        let reason = events
+            .iter()
+            .rev()
+            .find(|e| e.status.as_str() == final_kind)
+            .and_then(|e| e.reason)
+            .map(|r| r.as_str());
         if reason != Some(want) {
-            failed.push(format!("{rcpt}: the `{final_kind}` event's reason is {reason:?}, want {want:?}"));
+            failed.push(format!(
+                "{rcpt}: the `{final_kind}` event's reason is {reason:?}, want {want:?}"
+            ));
         }
     }
     let sup = d.daemon.store.suppression(rcpt).unwrap();
     match (s.want, sup) {
-        (Status::Bounced, None) => failed.push(format!("{rcpt}: bounced (hard) but not suppressed")),
+        (Status::Bounced, None) => {
+            failed.push(format!("{rcpt}: bounced (hard) but not suppressed"))
+        }
         (Status::Bounced, Some(x)) if x.reason != SuppressionReason::HardBounce => {
-            failed.push(format!("{rcpt}: suppressed with reason {:?}, want HardBounce", x.reason))
+            failed.push(format!(
+                "{rcpt}: suppressed with reason {:?}, want HardBounce",
+                x.reason
+            ))
         }
         (Status::Bounced, Some(_)) => {}
-        (_, Some(x)) => failed.push(format!("{rcpt}: must not be suppressed, but is ({:?}: {:?})", x.reason, x.diagnostic)),
+        (_, Some(x)) => failed.push(format!(
+            "{rcpt}: must not be suppressed, but is ({:?}: {:?})",
+            x.reason, x.diagnostic
+        )),
         (_, None) => {}
     }
     failed
@@ -321,7 +434,12 @@ async fn wait_copy(copies: &Copies, rcpt: &str, action: &str, deadline: Instant)
     }
 }
 
-async fn wait_history(d: &Running, rcpt: &str, done: impl Fn(&[String]) -> bool, within: Duration) -> Vec<String> {
+async fn wait_history(
+    d: &Running,
+    rcpt: &str,
+    done: impl Fn(&[String]) -> bool,
+    within: Duration,
+) -> Vec<String> {
     let deadline = Instant::now() + within;
     loop {
         let h = history(d, rcpt);
@@ -334,21 +452,48 @@ async fn wait_history(d: &Running, rcpt: &str, done: impl Fn(&[String]) -> bool,
 
 /// Submits every scenario's recipient, waits for rebound to deliver each to the
 /// real MTA, then follows each one; fails with every failed assertion at once.
-async fn run_scenarios(mta: &str, d: &Running, copies: &Copies, scenarios: &[Scenario], log: &Path) {
+async fn run_scenarios(
+    mta: &str,
+    d: &Running,
+    copies: &Copies,
+    scenarios: &[Scenario],
+    log: &Path,
+) {
     for s in scenarios {
         submit(d, s.rcpt).await;
     }
     for s in scenarios {
-        wait_history(d, s.rcpt, |h| h.iter().any(|k| k == "delivered"), Duration::from_secs(20)).await;
+        wait_history(
+            d,
+            s.rcpt,
+            |h| h.iter().any(|k| k == "delivered"),
+            Duration::from_secs(20),
+        )
+        .await;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut failed = Vec::new();
     for s in scenarios {
         let f = follow(d, copies, s, deadline).await;
-        eprintln!("{mta} {}: {}", s.rcpt, if f.is_empty() { "ok".to_string() } else { f.join(" | ") });
+        eprintln!(
+            "{mta} {}: {}",
+            s.rcpt,
+            if f.is_empty() {
+                "ok".to_string()
+            } else {
+                f.join(" | ")
+            }
+        );
         failed.extend(f);
     }
-    assert!(failed.is_empty(), "{mta}: {} assertion(s) failed:\n  {}\n--- {} (tail):\n{}", failed.len(), failed.join("\n  "), log.display(), tail(log, 40));
+    assert!(
+        failed.is_empty(),
+        "{mta}: {} assertion(s) failed:\n  {}\n--- {} (tail):\n{}",
+        failed.len(),
+        failed.join("\n  "),
+        log.display(),
+        tail(log, 40)
+    );
 }
 
 // ---------------------------------------------------------------- Postfix
@@ -361,7 +506,12 @@ struct PostfixGuard {
 
 impl Drop for PostfixGuard {
     fn drop(&mut self) {
-        let _ = output(Command::new("postfix").arg("-c").arg(&self.config_dir).arg("stop"));
+        let _ = output(
+            Command::new("postfix")
+                .arg("-c")
+                .arg(&self.config_dir)
+                .arg("stop"),
+        );
     }
 }
 
@@ -369,7 +519,12 @@ impl Drop for PostfixGuard {
 fn start_postfix(root: &Path, port: u16, rebound_port: u16) -> (PostfixGuard, Copies, PathBuf) {
     let postfix = user_ids("postfix").unwrap();
     let nobody = user_ids("nobody").expect("user nobody");
-    let (cfg, queue, data, vmail) = (root.join("postfix"), root.join("queue"), root.join("data"), root.join("vmail"));
+    let (cfg, queue, data, vmail) = (
+        root.join("postfix"),
+        root.join("queue"),
+        root.join("data"),
+        root.join("vmail"),
+    );
     for d in [&cfg, &queue, &data, &vmail] {
         std::fs::create_dir_all(d).unwrap();
     }
@@ -399,11 +554,25 @@ fn start_postfix(root: &Path, port: u16, rebound_port: u16) -> (PostfixGuard, Co
     std::fs::write(cfg.join("master.cf"), fill("postfix-master.cf", &vars)).unwrap();
     std::fs::write(cfg.join("transport"), fill("postfix-transport", &vars)).unwrap();
     std::fs::write(cfg.join("dsn_copy"), fill("postfix-dsn_copy", &vars)).unwrap();
-    let guard = PostfixGuard { config_dir: cfg.clone() };
+    let guard = PostfixGuard {
+        config_dir: cfg.clone(),
+    };
     let (ok, out) = output(Command::new("postfix").arg("-c").arg(&cfg).arg("start"));
-    assert!(ok, "postfix -c {} start failed: {out}\n{}", cfg.display(), tail(&log, 30));
-    assert!(wait_port(port, Duration::from_secs(20)), "Postfix smtpd never listened on {port}:\n{}", tail(&log, 30));
-    let copies = Copies { dir: vmail.join("copies/new"), prepended: &["Return-Path:", "X-Original-To:", "Delivered-To:"] };
+    assert!(
+        ok,
+        "postfix -c {} start failed: {out}\n{}",
+        cfg.display(),
+        tail(&log, 30)
+    );
+    assert!(
+        wait_port(port, Duration::from_secs(20)),
+        "Postfix smtpd never listened on {port}:\n{}",
+        tail(&log, 30)
+    );
+    let copies = Copies {
+        dir: vmail.join("copies/new"),
+        prepended: &["Return-Path:", "X-Original-To:", "Delivered-To:"],
+    };
     (guard, copies, log)
 }
 
@@ -421,12 +590,35 @@ async fn postfix_dsns_after_delivery() {
     // rebound first (its listener is where the DSNs go), routed to a Postfix port
     // chosen now; Postfix starts right after, before anything is submitted.
     let port = free_port();
-    let d = start_routed(&dir.path().join("rebound"), ([127, 0, 0, 1], port).into(), |c| c.bounces.domain = BOUNCE_DOMAIN.into()).await;
+    let d = start_routed(
+        &dir.path().join("rebound"),
+        ([127, 0, 0, 1], port).into(),
+        |c| c.bounces.domain = BOUNCE_DOMAIN.into(),
+    )
+    .await;
     let (_guard, copies, log) = start_postfix(&mta_root, port, d.smtp_addrs[0].port());
     let scenarios = [
-        Scenario { rcpt: "gone@local.postfix.test", fixture: "postfix-user-unknown.eml", want: Status::Bounced, want_reason: Some("userunknown"), delay_warning_first: None },
-        Scenario { rcpt: "off@disabled.postfix.test", fixture: "postfix-mailbox-disabled.eml", want: Status::Failed, want_reason: Some("suspend"), delay_warning_first: None },
-        Scenario { rcpt: "full@quota.postfix.test", fixture: "postfix-quota.eml", want: Status::Failed, want_reason: Some("mailboxfull"), delay_warning_first: None },
+        Scenario {
+            rcpt: "gone@local.postfix.test",
+            fixture: "postfix-user-unknown.eml",
+            want: Status::Bounced,
+            want_reason: Some("userunknown"),
+            delay_warning_first: None,
+        },
+        Scenario {
+            rcpt: "off@disabled.postfix.test",
+            fixture: "postfix-mailbox-disabled.eml",
+            want: Status::Failed,
+            want_reason: Some("suspend"),
+            delay_warning_first: None,
+        },
+        Scenario {
+            rcpt: "full@quota.postfix.test",
+            fixture: "postfix-quota.eml",
+            want: Status::Failed,
+            want_reason: Some("mailboxfull"),
+            delay_warning_first: None,
+        },
         Scenario {
             rcpt: "late@slow.postfix.test",
             fixture: "postfix-deferral-timeout.eml",
@@ -455,7 +647,12 @@ impl Drop for EximGuard {
 
 /// Writes the config under `root`, starts Exim's daemon on `port` with a queue
 /// run every second; returns its guard, copies and main log.
-fn start_exim(exim: &Path, root: &Path, port: u16, rebound_port: u16) -> (EximGuard, Copies, PathBuf) {
+fn start_exim(
+    exim: &Path,
+    root: &Path,
+    port: u16,
+    rebound_port: u16,
+) -> (EximGuard, Copies, PathBuf) {
     let ids = user_ids("Debian-exim").unwrap();
     let (spool, mail, copies) = (root.join("spool"), root.join("mail"), root.join("copies"));
     for d in [&spool, &mail, &copies] {
@@ -487,13 +684,27 @@ fn start_exim(exim: &Path, root: &Path, port: u16, rebound_port: u16) -> (EximGu
         .spawn()
         .expect("exim starts");
     let guard = EximGuard { child };
-    assert!(wait_port(port, Duration::from_secs(20)), "Exim never listened on {port}:\n{}\n{}", tail(&log, 30), tail(&spool.join("log/paniclog"), 30));
-    (guard, Copies { dir: copies, prepended: &[] }, log)
+    assert!(
+        wait_port(port, Duration::from_secs(20)),
+        "Exim never listened on {port}:\n{}\n{}",
+        tail(&log, 30),
+        tail(&spool.join("log/paniclog"), 30)
+    );
+    (
+        guard,
+        Copies {
+            dir: copies,
+            prepended: &[],
+        },
+        log,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exim_dsns_after_delivery() {
-    let Some(exim) = prerequisites(true) else { return };
+    let Some(exim) = prerequisites(true) else {
+        return;
+    };
     let exim = exim.expect("checked by prerequisites");
     let dir = tempfile::tempdir().unwrap();
     chmod(dir.path(), 0o755);
@@ -501,13 +712,42 @@ async fn exim_dsns_after_delivery() {
     std::fs::create_dir_all(&mta_root).unwrap();
     chmod(&mta_root, 0o755);
     let port = free_port();
-    let d = start_routed(&dir.path().join("rebound"), ([127, 0, 0, 1], port).into(), |c| c.bounces.domain = BOUNCE_DOMAIN.into()).await;
+    let d = start_routed(
+        &dir.path().join("rebound"),
+        ([127, 0, 0, 1], port).into(),
+        |c| c.bounces.domain = BOUNCE_DOMAIN.into(),
+    )
+    .await;
     let (_guard, copies, log) = start_exim(&exim, &mta_root, port, d.smtp_addrs[0].port());
     let scenarios = [
-        Scenario { rcpt: "gone@local.exim.test", fixture: "exim-user-unknown.eml", want: Status::Bounced, want_reason: Some("userunknown"), delay_warning_first: None },
-        Scenario { rcpt: "off@local.exim.test", fixture: "exim-mailbox-disabled.eml", want: Status::Failed, want_reason: Some("suspend"), delay_warning_first: None },
-        Scenario { rcpt: "full@quota.exim.test", fixture: "exim-quota.eml", want: Status::Failed, want_reason: Some("mailboxfull"), delay_warning_first: None },
-        Scenario { rcpt: "late@slow.exim.test", fixture: "exim-deferral-timeout.eml", want: Status::Failed, want_reason: None, delay_warning_first: None },
+        Scenario {
+            rcpt: "gone@local.exim.test",
+            fixture: "exim-user-unknown.eml",
+            want: Status::Bounced,
+            want_reason: Some("userunknown"),
+            delay_warning_first: None,
+        },
+        Scenario {
+            rcpt: "off@local.exim.test",
+            fixture: "exim-mailbox-disabled.eml",
+            want: Status::Failed,
+            want_reason: Some("suspend"),
+            delay_warning_first: None,
+        },
+        Scenario {
+            rcpt: "full@quota.exim.test",
+            fixture: "exim-quota.eml",
+            want: Status::Failed,
+            want_reason: Some("mailboxfull"),
+            delay_warning_first: None,
+        },
+        Scenario {
+            rcpt: "late@slow.exim.test",
+            fixture: "exim-deferral-timeout.eml",
+            want: Status::Failed,
+            want_reason: None,
+            delay_warning_first: None,
+        },
     ];
     run_scenarios("exim", &d, &copies, &scenarios, &log).await;
     d.stop().await;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use rebound::model::address::Address;
 use rebound::config::{DeliveryConfig, Dur, Shaping, TlsPolicy};
 use rebound::delivery::outbound::{Deliverer, Transaction};
+use rebound::model::address::Address;
 
 /// What the throttling MX saw.
 #[derive(Debug, Default)]
@@ -32,7 +32,10 @@ struct Seen {
 
 /// Accepts `accept_first` messages, answers `421 4.7.28` to the next `throttle_next` MAILs
 /// (closing the connection), then accepts again. Each DATA is held 100 ms so deliveries overlap.
-async fn throttling_mx(accept_first: usize, throttle_next: usize) -> (SocketAddr, Arc<Mutex<Seen>>) {
+async fn throttling_mx(
+    accept_first: usize,
+    throttle_next: usize,
+) -> (SocketAddr, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -52,7 +55,12 @@ async fn throttling_mx(accept_first: usize, throttle_next: usize) -> (SocketAddr
     (addr, seen)
 }
 
-async fn session(sock: tokio::net::TcpStream, seen: Arc<Mutex<Seen>>, accept_first: usize, throttle_next: usize) {
+async fn session(
+    sock: tokio::net::TcpStream,
+    seen: Arc<Mutex<Seen>>,
+    accept_first: usize,
+    throttle_next: usize,
+) {
     let (r, mut w) = sock.into_split();
     let mut lines = BufReader::new(r).lines();
     if w.write_all(b"220 throttle.test ESMTP\r\n").await.is_err() {
@@ -121,7 +129,11 @@ fn deliverer(mx: SocketAddr, backoff: &str) -> Deliverer {
         ..DeliveryConfig::default()
     };
     cfg.routes.insert("*".into(), mx.to_string());
-    let rule = Shaping { connections: Some(4), backoff: Some(Dur(humantime::parse_duration(backoff).unwrap())), ..Shaping::default() };
+    let rule = Shaping {
+        connections: Some(4),
+        backoff: Some(Dur(humantime::parse_duration(backoff).unwrap())),
+        ..Shaping::default()
+    };
     cfg.shaping.insert("example.com".into(), rule);
     Deliverer::new(&cfg, "rebound.test").unwrap()
 }
@@ -138,7 +150,13 @@ fn tx(i: usize) -> Transaction {
 async fn burst(d: &Arc<Deliverer>, range: std::ops::Range<usize>) -> Vec<rebound::model::Reply> {
     let calls = range.map(|i| {
         let d = d.clone();
-        async move { d.deliver("example.com", vec![tx(i)]).await.remove(0).remove(0).reply }
+        async move {
+            d.deliver("example.com", vec![tx(i)])
+                .await
+                .remove(0)
+                .remove(0)
+                .reply
+        }
     });
     futures_util::future::join_all(calls).await
 }
@@ -150,17 +168,58 @@ async fn after_a_throttle_no_new_connections_open_and_the_rest_is_deferred_witho
     let replies = burst(&d, 0..40).await;
     let st = seen.lock().unwrap();
     let delivered = replies.iter().filter(|r| r.code == 250).count();
-    let held_back: Vec<_> = replies.iter().filter(|r| r.synthetic && r.text.contains("asked us to slow down")).collect();
+    let held_back: Vec<_> = replies
+        .iter()
+        .filter(|r| r.synthetic && r.text.contains("asked us to slow down"))
+        .collect();
     assert_eq!(delivered, 10, "the first ten are accepted: {replies:?}");
-    assert!(replies.iter().all(|r| r.code == 250 || (400..500).contains(&r.code)), "every other recipient is a soft failure: {replies:?}");
-    assert!(st.throttled <= 4, "at most the deliveries already running hear the 421 ({} did)", st.throttled);
-    assert!(st.connections_after_throttle <= 4, "no burst of new connections during the pause ({} opened)", st.connections_after_throttle);
-    assert_eq!(held_back.len(), 40 - 10 - st.throttled, "the rest is deferred without a connection");
-    assert!(held_back[0].text.contains("example.com") && held_back[0].text.contains("421 "), "the diagnostic names the destination and its reply: {}", held_back[0].text);
-    assert_eq!(held_back[0].enhanced.map(|e| (e.class, e.subject, e.detail)), Some((4, 4, 5)));
-    let gate = d.shaper().snapshot().into_iter().find(|g| g.name == "example.com").expect("the destination is shown");
-    assert_eq!((gate.limit, gate.connections), (2, 4), "the limit is halved once");
-    assert!(gate.paused_for > Duration::from_secs(3000), "paused for the back-off: {gate:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.code == 250 || (400..500).contains(&r.code)),
+        "every other recipient is a soft failure: {replies:?}"
+    );
+    assert!(
+        st.throttled <= 4,
+        "at most the deliveries already running hear the 421 ({} did)",
+        st.throttled
+    );
+    assert!(
+        st.connections_after_throttle <= 4,
+        "no burst of new connections during the pause ({} opened)",
+        st.connections_after_throttle
+    );
+    assert_eq!(
+        held_back.len(),
+        40 - 10 - st.throttled,
+        "the rest is deferred without a connection"
+    );
+    assert!(
+        held_back[0].text.contains("example.com") && held_back[0].text.contains("421 "),
+        "the diagnostic names the destination and its reply: {}",
+        held_back[0].text
+    );
+    assert_eq!(
+        held_back[0]
+            .enhanced
+            .map(|e| (e.class, e.subject, e.detail)),
+        Some((4, 4, 5))
+    );
+    let gate = d
+        .shaper()
+        .snapshot()
+        .into_iter()
+        .find(|g| g.name == "example.com")
+        .expect("the destination is shown");
+    assert_eq!(
+        (gate.limit, gate.connections),
+        (2, 4),
+        "the limit is halved once"
+    );
+    assert!(
+        gate.paused_for > Duration::from_secs(3000),
+        "paused for the back-off: {gate:?}"
+    );
     assert_eq!(gate.held_back as usize, held_back.len());
 }
 
@@ -170,14 +229,26 @@ async fn after_the_back_off_fewer_transactions_run_at_once_then_the_limit_recove
     let d = Arc::new(deliverer(addr, "1s"));
     burst(&d, 0..24).await;
     let before = *seen.lock().unwrap().max_in_tx.get(&0).unwrap();
-    assert!(before > 2, "before the throttle four deliveries overlap (saw {before})");
+    assert!(
+        before > 2,
+        "before the throttle four deliveries overlap (saw {before})"
+    );
     assert_eq!(d.shaper().snapshot()[0].limit, 2);
     tokio::time::sleep(Duration::from_millis(1500)).await; // the back-off passes
     seen.lock().unwrap().phase = 1;
     let replies = burst(&d, 100..110).await;
-    assert!(replies.iter().all(|r| r.code == 250), "the destination takes mail again: {replies:?}");
+    assert!(
+        replies.iter().all(|r| r.code == 250),
+        "the destination takes mail again: {replies:?}"
+    );
     let after = *seen.lock().unwrap().max_in_tx.get(&1).unwrap();
-    assert!(after <= 2, "after the throttle at most two transactions run at once (saw {after})");
+    assert!(
+        after <= 2,
+        "after the throttle at most two transactions run at once (saw {after})"
+    );
     let gate = d.shaper().snapshot()[0].clone();
-    assert_eq!(gate.limit, 3, "ten accepted transactions raise the limit by one: {gate:?}");
+    assert_eq!(
+        gate.limit, 3,
+        "ten accepted transactions raise the limit by one: {gate:?}"
+    );
 }

@@ -14,7 +14,9 @@ use support_smtp::*;
 async fn run(cmd: Command) -> Option<Output> {
     let mut cmd = cmd;
     let name = cmd.get_program().to_string_lossy().into_owned();
-    let out = tokio::task::spawn_blocking(move || cmd.output()).await.expect("join");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join");
     match out {
         Ok(o) => Some(o),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -37,7 +39,12 @@ fn python(script: &str, args: &[String]) -> Command {
 }
 
 fn check(o: &Output) {
-    assert!(o.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 const PY_PLAIN: &str = r#"
@@ -61,13 +68,25 @@ with smtplib.SMTP("127.0.0.1", port, local_hostname="py.client.test") as s:
 #[tokio::test]
 async fn python_smtplib_plain_and_multi_recipient() {
     let srv = start(base_config()).await;
-    let Some(out) = run(python(PY_PLAIN, &[srv.addr.port().to_string()])).await else { return };
+    let Some(out) = run(python(PY_PLAIN, &[srv.addr.port().to_string()])).await else {
+        return;
+    };
     check(&out);
     let subs = srv.intake.take();
     assert_eq!(subs.len(), 2);
     assert_eq!(subs[0].session.helo, "py.client.test");
-    assert!(subs[0].body.ends_with(b"Subject: from python\r\n\r\nbare lf\r\nline\r\n.leading dot\r\n"), "{:?}", String::from_utf8_lossy(&subs[0].body));
-    let rcpts: Vec<_> = subs[1].recipients.iter().map(|r| r.address.to_string()).collect();
+    assert!(
+        subs[0]
+            .body
+            .ends_with(b"Subject: from python\r\n\r\nbare lf\r\nline\r\n.leading dot\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&subs[0].body)
+    );
+    let rcpts: Vec<_> = subs[1]
+        .recipients
+        .iter()
+        .map(|r| r.address.to_string())
+        .collect();
     assert_eq!(rcpts, ["a@example.org", "b@example.org"]);
 }
 
@@ -107,18 +126,36 @@ async fn python_smtplib_starttls_and_login() {
     );
     std::fs::write(&ca, pem).unwrap();
     for mech in ["LOGIN", "PLAIN"] {
-        let args = [srv.addr.port().to_string(), ca.display().to_string(), mech.to_string()];
-        let Some(out) = run(python(PY_TLS, &args)).await else { return };
+        let args = [
+            srv.addr.port().to_string(),
+            ca.display().to_string(),
+            mech.to_string(),
+        ];
+        let Some(out) = run(python(PY_TLS, &args)).await else {
+            return;
+        };
         check(&out);
     }
     let subs = srv.intake.take();
     assert_eq!(subs.len(), 2);
-    assert!(subs.iter().all(|s| s.session.tls && s.session.auth_user.as_deref() == Some("app")));
+    assert!(
+        subs.iter()
+            .all(|s| s.session.tls && s.session.auth_user.as_deref() == Some("app"))
+    );
 }
 
 fn swaks(port: u16, extra: &[&str]) -> Command {
     let mut c = Command::new("swaks");
-    c.args(["--server", "127.0.0.1", "--port", &port.to_string(), "--helo", "swaks.test", "--from", "app@example.com"]);
+    c.args([
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--helo",
+        "swaks.test",
+        "--from",
+        "app@example.com",
+    ]);
     c.args(extra);
     c
 }
@@ -127,10 +164,21 @@ fn swaks(port: u16, extra: &[&str]) -> Command {
 async fn swaks_pipelined_multi_recipient() {
     let srv = start(base_config()).await;
     let to = "one@example.org,two@example.org";
-    let Some(out) = run(swaks(srv.addr.port(), &["--to", to, "--pipeline", "--body", "pipelined body"])).await else { return };
+    let Some(out) = run(swaks(
+        srv.addr.port(),
+        &["--to", to, "--pipeline", "--body", "pipelined body"],
+    ))
+    .await
+    else {
+        return;
+    };
     check(&out);
     let transcript = String::from_utf8_lossy(&out.stdout);
-    assert!(transcript.contains("<~  250 2.0.0 Ok: queued as Q0001") || transcript.contains("<-  250 2.0.0 Ok: queued as Q0001"), "{transcript}");
+    assert!(
+        transcript.contains("<~  250 2.0.0 Ok: queued as Q0001")
+            || transcript.contains("<-  250 2.0.0 Ok: queued as Q0001"),
+        "{transcript}"
+    );
     let subs = srv.intake.take();
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].recipients.len(), 2);
@@ -142,14 +190,36 @@ async fn swaks_starttls_auth_and_relay_denied_without_it() {
     let mut cfg = base_config();
     cfg.smtp.relay_networks = vec![];
     let (srv, _cert) = start_tls(cfg).await;
-    let Some(out) = run(swaks(srv.addr.port(), &["--to", "far@example.org", "--quit-after", "RCPT"])).await else { return };
+    let Some(out) = run(swaks(
+        srv.addr.port(),
+        &["--to", "far@example.org", "--quit-after", "RCPT"],
+    ))
+    .await
+    else {
+        return;
+    };
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("550 5.7.1 Relaying denied"));
-    let auth = ["--to", "far@example.org", "--tls", "--auth", "LOGIN", "--auth-user", "app", "--auth-password", "correct horse"];
-    let Some(out) = run(swaks(srv.addr.port(), &auth)).await else { return };
+    let auth = [
+        "--to",
+        "far@example.org",
+        "--tls",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "app",
+        "--auth-password",
+        "correct horse",
+    ];
+    let Some(out) = run(swaks(srv.addr.port(), &auth)).await else {
+        return;
+    };
     check(&out);
     let transcript = String::from_utf8_lossy(&out.stdout);
-    assert!(transcript.contains("235 2.7.0 Authentication successful"), "{transcript}");
+    assert!(
+        transcript.contains("235 2.7.0 Authentication successful"),
+        "{transcript}"
+    );
     let subs = srv.intake.take();
     assert_eq!(subs.len(), 1);
     assert!(subs[0].session.tls && subs[0].session.relay_allowed);

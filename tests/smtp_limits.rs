@@ -16,7 +16,10 @@ async fn idle_client_gets_421() {
     cfg.smtp.idle_timeout = Dur(Duration::from_millis(300));
     let srv = start(cfg).await;
     let mut c = Client::greeted(srv.addr).await;
-    assert_eq!(c.reply().await, vec![format!("421 4.4.2 {HOST} Idle timeout, closing connection")]);
+    assert_eq!(
+        c.reply().await,
+        vec![format!("421 4.4.2 {HOST} Idle timeout, closing connection")]
+    );
     assert!(c.closed().await);
 }
 
@@ -30,7 +33,12 @@ async fn busy_client_still_hits_the_session_limit() {
         c.send("NOOP\r\n").await;
         let r = c.reply().await;
         if r[0] != "250 2.0.0 OK" {
-            assert_eq!(r, vec![format!("421 4.4.2 {HOST} Session time limit exceeded, closing connection")]);
+            assert_eq!(
+                r,
+                vec![format!(
+                    "421 4.4.2 {HOST} Session time limit exceeded, closing connection"
+                )]
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -55,10 +63,17 @@ async fn slow_trickle_data_is_cut_off() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let mut c = Client { io: tokio::io::BufReader::new(rd) };
+    let mut c = Client {
+        io: tokio::io::BufReader::new(rd),
+    };
     let reply = c.reply_only().await;
     trickle.abort();
-    assert_eq!(reply, vec![format!("421 4.4.2 {HOST} Message transfer too slow, closing connection")]);
+    assert_eq!(
+        reply,
+        vec![format!(
+            "421 4.4.2 {HOST} Message transfer too slow, closing connection"
+        )]
+    );
     assert_eq!(srv.intake.count(), 0);
 }
 
@@ -69,7 +84,12 @@ async fn connection_cap_refuses_extra_clients() {
     let srv = start(cfg).await;
     let mut first = Client::greeted(srv.addr).await;
     let mut second = Client::connect(srv.addr).await;
-    assert_eq!(second.reply().await, vec![format!("421 4.7.0 {HOST} Too many connections, try again later")]);
+    assert_eq!(
+        second.reply().await,
+        vec![format!(
+            "421 4.7.0 {HOST} Too many connections, try again later"
+        )]
+    );
     assert!(second.closed().await);
     assert_eq!(first.cmd("NOOP").await, "250 2.0.0 OK");
     assert_eq!(srv.stats.connections_refused.load(Ordering::Relaxed), 1);
@@ -82,17 +102,31 @@ async fn shutdown_says_421_and_serve_returns() {
     let mut c = Client::greeted(srv.addr).await;
     c.envelope("app@example.com", &["user@example.org"]).await;
     srv.shutdown.cancel();
-    assert_eq!(c.reply().await, vec![format!("421 4.3.0 {HOST} Service shutting down, closing connection")]);
+    assert_eq!(
+        c.reply().await,
+        vec![format!(
+            "421 4.3.0 {HOST} Service shutting down, closing connection"
+        )]
+    );
     assert!(c.closed().await);
-    tokio::time::timeout(Duration::from_secs(20), srv.handle).await.expect("serve returned").expect("no panic");
-    assert!(tokio::net::TcpStream::connect(srv.addr).await.is_err(), "listener closed");
+    tokio::time::timeout(Duration::from_secs(20), srv.handle)
+        .await
+        .expect("serve returned")
+        .expect("no panic");
+    assert!(
+        tokio::net::TcpStream::connect(srv.addr).await.is_err(),
+        "listener closed"
+    );
 }
 
 /// A client whose connection comes from `source` (a loopback alias such as 127.0.0.2).
 async fn connect_from(source: &str, addr: std::net::SocketAddr) -> Client<tokio::net::TcpStream> {
     let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-    sock.bind(format!("{source}:0").parse().unwrap()).expect("bind source");
-    Client { io: tokio::io::BufReader::new(sock.connect(addr).await.expect("connect")) }
+    sock.bind(format!("{source}:0").parse().unwrap())
+        .expect("bind source");
+    Client {
+        io: tokio::io::BufReader::new(sock.connect(addr).await.expect("connect")),
+    }
 }
 
 async fn greeted_from(source: &str, addr: std::net::SocketAddr) -> Client<tokio::net::TcpStream> {
@@ -114,9 +148,17 @@ async fn per_ip_connection_cap_leaves_a_second_source_served() {
     let mut cfg = per_ip_config();
     cfg.smtp.max_connections_per_ip = 2;
     let srv = start(cfg).await;
-    let mut held = [greeted_from("127.0.0.2", srv.addr).await, greeted_from("127.0.0.2", srv.addr).await];
+    let mut held = [
+        greeted_from("127.0.0.2", srv.addr).await,
+        greeted_from("127.0.0.2", srv.addr).await,
+    ];
     let mut third = connect_from("127.0.0.2", srv.addr).await;
-    assert_eq!(third.reply().await, vec![format!("421 4.7.0 {HOST} Too many connections from your address (limit 2)")]);
+    assert_eq!(
+        third.reply().await,
+        vec![format!(
+            "421 4.7.0 {HOST} Too many connections from your address (limit 2)"
+        )]
+    );
     assert!(third.closed().await);
     let mut other = greeted_from("127.0.0.3", srv.addr).await;
     assert_eq!(other.cmd("NOOP").await, "250 2.0.0 OK");
@@ -124,9 +166,16 @@ async fn per_ip_connection_cap_leaves_a_second_source_served() {
     for _ in 0..4 {
         app.push(greeted_from("127.0.0.9", srv.addr).await);
     }
-    assert_eq!(app[3].cmd("NOOP").await, "250 2.0.0 OK", "relay_networks are exempt");
+    assert_eq!(
+        app[3].cmd("NOOP").await,
+        "250 2.0.0 OK",
+        "relay_networks are exempt"
+    );
     assert_eq!(held[0].cmd("NOOP").await, "250 2.0.0 OK");
-    assert_eq!(srv.stats.connections_refused_per_ip.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        srv.stats.connections_refused_per_ip.load(Ordering::Relaxed),
+        1
+    );
     // A slot freed by QUIT is available again.
     held[0].cmd("QUIT").await;
     assert!(held[0].closed().await);
@@ -137,7 +186,10 @@ async fn per_ip_connection_cap_leaves_a_second_source_served() {
         if r[0].starts_with("220 ") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "slot never freed: {r:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slot never freed: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -153,7 +205,12 @@ async fn per_ip_connection_rate_is_limited_per_window() {
         c.cmd("QUIT").await;
     }
     let mut fourth = connect_from("127.0.0.2", srv.addr).await;
-    assert_eq!(fourth.reply().await, vec![format!("421 4.7.0 {HOST} Too many connections per minute from your address")]);
+    assert_eq!(
+        fourth.reply().await,
+        vec![format!(
+            "421 4.7.0 {HOST} Too many connections per minute from your address"
+        )]
+    );
     assert!(fourth.closed().await);
     let mut other = greeted_from("127.0.0.3", srv.addr).await;
     assert_eq!(other.cmd("NOOP").await, "250 2.0.0 OK");
@@ -168,13 +225,20 @@ async fn per_ip_connection_rate_is_limited_per_window() {
         if c.reply().await[0].starts_with("220 ") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "rate window never reset");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rate window never reset"
+        );
     }
     assert!(srv.stats.connections_refused_per_ip.load(Ordering::Relaxed) >= 1);
 }
 
 /// EHLO, STARTTLS, EHLO again: a TLS client from `source` ready for AUTH.
-async fn tls_from(source: &str, srv: &TestServer, cert: &rustls::pki_types::CertificateDer<'static>) -> Client<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+async fn tls_from(
+    source: &str,
+    srv: &TestServer,
+    cert: &rustls::pki_types::CertificateDer<'static>,
+) -> Client<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let mut c = greeted_from(source, srv.addr).await;
     c.cmd("EHLO client.test").await;
     assert_eq!(c.cmd("STARTTLS").await, "220 2.0.0 Ready to start TLS");
@@ -184,7 +248,10 @@ async fn tls_from(source: &str, srv: &TestServer, cert: &rustls::pki_types::Cert
 }
 
 /// Sends `AUTH PLAIN` for app/`pass`; returns the reply and how long it took.
-async fn auth_plain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(c: &mut Client<S>, pass: &str) -> (String, Duration) {
+async fn auth_plain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    c: &mut Client<S>,
+    pass: &str,
+) -> (String, Duration) {
     use base64::Engine;
     let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0app\0{pass}"));
     let t = std::time::Instant::now();
@@ -204,20 +271,38 @@ async fn auth_failures_are_delayed_and_lock_the_address_out() {
     for _ in 0..2 {
         let (r, took) = auth_plain(&mut c, "wrong").await;
         assert_eq!(r, "535 5.7.8 Authentication credentials invalid");
-        assert!(took >= Duration::from_millis(240), "failed AUTH answered after only {took:?}");
+        assert!(
+            took >= Duration::from_millis(240),
+            "failed AUTH answered after only {took:?}"
+        );
     }
     drop(c);
     // The count spans sessions: the third failure, in a new session, locks the address out.
     let mut c = tls_from("127.0.0.2", &srv, &cert).await;
-    assert_eq!(auth_plain(&mut c, "wrong").await.0, "535 5.7.8 Authentication credentials invalid");
-    assert_eq!(auth_plain(&mut c, "correct horse").await.0, "454 4.7.0 Too many failed authentication attempts, try again later");
-    assert_eq!(c.cmd("AUTH LOGIN").await, "454 4.7.0 Too many failed authentication attempts, try again later");
+    assert_eq!(
+        auth_plain(&mut c, "wrong").await.0,
+        "535 5.7.8 Authentication credentials invalid"
+    );
+    assert_eq!(
+        auth_plain(&mut c, "correct horse").await.0,
+        "454 4.7.0 Too many failed authentication attempts, try again later"
+    );
+    assert_eq!(
+        c.cmd("AUTH LOGIN").await,
+        "454 4.7.0 Too many failed authentication attempts, try again later"
+    );
     drop(c);
     let mut c = tls_from("127.0.0.2", &srv, &cert).await;
-    assert_eq!(auth_plain(&mut c, "correct horse").await.0, "454 4.7.0 Too many failed authentication attempts, try again later");
+    assert_eq!(
+        auth_plain(&mut c, "correct horse").await.0,
+        "454 4.7.0 Too many failed authentication attempts, try again later"
+    );
     // Another address is not affected.
     let mut other = tls_from("127.0.0.3", &srv, &cert).await;
-    assert_eq!(auth_plain(&mut other, "correct horse").await.0, "235 2.7.0 Authentication successful");
+    assert_eq!(
+        auth_plain(&mut other, "correct horse").await.0,
+        "235 2.7.0 Authentication successful"
+    );
     assert_eq!(srv.stats.auth_lockouts.load(Ordering::Relaxed), 1);
 }
 
@@ -229,8 +314,17 @@ async fn auth_lockout_expires() {
     cfg.smtp.auth_lockout = Dur(Duration::from_millis(500));
     let (srv, cert) = support_smtp::start_tls(cfg).await;
     let mut c = tls_from("127.0.0.2", &srv, &cert).await;
-    assert_eq!(auth_plain(&mut c, "wrong").await.0, "535 5.7.8 Authentication credentials invalid");
-    assert_eq!(auth_plain(&mut c, "correct horse").await.0, "454 4.7.0 Too many failed authentication attempts, try again later");
+    assert_eq!(
+        auth_plain(&mut c, "wrong").await.0,
+        "535 5.7.8 Authentication credentials invalid"
+    );
+    assert_eq!(
+        auth_plain(&mut c, "correct horse").await.0,
+        "454 4.7.0 Too many failed authentication attempts, try again later"
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(auth_plain(&mut c, "correct horse").await.0, "235 2.7.0 Authentication successful");
+    assert_eq!(
+        auth_plain(&mut c, "correct horse").await.0,
+        "235 2.7.0 Authentication successful"
+    );
 }

@@ -6,8 +6,8 @@ mod support_smtp;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rebound::model::dsn_request::DsnRet;
 use rebound::model::SuppressionReason;
+use rebound::model::dsn_request::DsnRet;
 use support_smtp::*;
 
 const MSG: &str = "Subject: hi\r\n\r\nhello\r\n.\r\n";
@@ -17,7 +17,10 @@ async fn plain_transaction_is_submitted_with_received_header() {
     let srv = start(base_config()).await;
     let mut c = Client::greeted(srv.addr).await;
     c.envelope("app@example.com", &["user@example.org"]).await;
-    assert_eq!(c.cmd("DATA").await, "354 Start mail input; end with <CRLF>.<CRLF>");
+    assert_eq!(
+        c.cmd("DATA").await,
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
     c.send(MSG).await;
     assert_eq!(c.reply().await, vec!["250 2.0.0 Ok: queued as Q0001"]);
     assert_eq!(c.cmd("QUIT").await, format!("221 2.0.0 {HOST} Bye"));
@@ -30,7 +33,10 @@ async fn plain_transaction_is_submitted_with_received_header() {
     assert!(s.session.relay_allowed && !s.session.tls);
     let body = String::from_utf8(s.body.clone()).unwrap();
     assert!(body.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby mx.rebound.test (rebound) with ESMTP id "), "{body}");
-    assert!(body.contains("\r\n\tfor <user@example.org>;\r\n\t"), "{body}");
+    assert!(
+        body.contains("\r\n\tfor <user@example.org>;\r\n\t"),
+        "{body}"
+    );
     assert!(body.ends_with("\r\nSubject: hi\r\n\r\nhello\r\n"), "{body}");
     assert_eq!(srv.stats.messages_accepted.load(Ordering::Relaxed), 1);
 }
@@ -54,30 +60,60 @@ async fn ehlo_advertises_extensions_without_tls_or_auth() {
             "250 DSN".into(),
         ]
     );
-    assert_eq!(c.cmd("HELO old.client").await, format!("250 {HOST} Hello old.client [127.0.0.1]"));
+    assert_eq!(
+        c.cmd("HELO old.client").await,
+        format!("250 {HOST} Hello old.client [127.0.0.1]")
+    );
 }
 
 #[tokio::test]
 async fn small_verbs_and_errors() {
     let srv = start(base_config()).await;
     let mut c = Client::greeted(srv.addr).await;
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com>").await, "503 5.5.1 Send EHLO/HELO first");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com>").await,
+        "503 5.5.1 Send EHLO/HELO first"
+    );
     assert_eq!(c.cmd("EHLO client.test").await.get(..4), Some("250 "));
     assert_eq!(c.cmd("NOOP").await, "250 2.0.0 OK");
-    assert_eq!(c.cmd("VRFY root").await, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+    assert_eq!(
+        c.cmd("VRFY root").await,
+        "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"
+    );
     assert_eq!(c.cmd("EXPN staff").await, "502 5.5.1 EXPN not supported");
     assert!(c.cmd("HELP").await.starts_with("214 2.0.0 "));
     assert_eq!(c.cmd("FROB").await, "500 5.5.1 Unknown command");
-    assert_eq!(c.cmd("RCPT TO:<a@example.com>").await, "503 5.5.1 Need MAIL command before RCPT");
+    assert_eq!(
+        c.cmd("RCPT TO:<a@example.com>").await,
+        "503 5.5.1 Need MAIL command before RCPT"
+    );
     assert_eq!(c.cmd("DATA").await, "503 5.5.1 Need MAIL command");
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com>").await, "250 2.1.0 Sender <a@example.com> OK");
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com>").await, "503 5.5.1 Nested MAIL command");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com>").await,
+        "250 2.1.0 Sender <a@example.com> OK"
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com>").await,
+        "503 5.5.1 Nested MAIL command"
+    );
     assert_eq!(c.cmd("DATA").await, "503 5.5.1 Need RCPT command");
     assert_eq!(c.cmd("RSET").await, "250 2.0.0 OK");
-    assert_eq!(c.cmd("RCPT TO:<a@example.com>").await, "503 5.5.1 Need MAIL command before RCPT");
-    assert_eq!(c.cmd("MAIL FROM:a@example.com").await, "501 5.5.2 Syntax: MAIL FROM:<reverse-path> [parameters]");
-    assert_eq!(c.cmd("DATA now").await, "501 5.5.4 Syntax error: DATA takes no arguments");
-    assert_eq!(c.cmd("ETRN example.com").await, "502 5.5.1 Command not implemented");
+    assert_eq!(
+        c.cmd("RCPT TO:<a@example.com>").await,
+        "503 5.5.1 Need MAIL command before RCPT"
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:a@example.com").await,
+        "501 5.5.2 Syntax: MAIL FROM:<reverse-path> [parameters]"
+    );
+    assert_eq!(
+        c.cmd("DATA now").await,
+        "501 5.5.4 Syntax error: DATA takes no arguments"
+    );
+    assert_eq!(
+        c.cmd("ETRN example.com").await,
+        "502 5.5.1 Command not implemented"
+    );
     assert_eq!(c.cmd("QUIT").await, format!("221 2.0.0 {HOST} Bye"));
     assert!(c.closed().await);
 }
@@ -89,20 +125,60 @@ async fn mail_parameters_and_size_limits() {
     c.cmd("EHLO client.test").await;
     let too_big = "552 5.3.4 Message size exceeds fixed maximum message size (65536 octets)";
     assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=65537").await, too_big);
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=5000000000000000").await, too_big);
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=99999999999999999999999999").await, too_big);
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=50000000000000000000000").await, too_big);
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=18446744073709617152").await, too_big, "2^64 + 65536 must not wrap");
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=12ab").await, "501 5.5.4 Invalid SIZE parameter");
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com> SIZE=").await, "501 5.5.4 Invalid SIZE parameter");
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com> FOO=BAR").await, "555 5.5.4 Unsupported parameter FOO=BAR");
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com> BODY=BINARYMIME").await, "555 5.5.4 Unsupported MAIL parameter");
-    let r = c.cmd("MAIL FROM:<a@example.com> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=env+2D1").await;
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com> SIZE=5000000000000000")
+            .await,
+        too_big
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com> SIZE=99999999999999999999999999")
+            .await,
+        too_big
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com> SIZE=50000000000000000000000")
+            .await,
+        too_big
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com> SIZE=18446744073709617152")
+            .await,
+        too_big,
+        "2^64 + 65536 must not wrap"
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com> SIZE=12ab").await,
+        "501 5.5.4 Invalid SIZE parameter"
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com> SIZE=").await,
+        "501 5.5.4 Invalid SIZE parameter"
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com> FOO=BAR").await,
+        "555 5.5.4 Unsupported parameter FOO=BAR"
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com> BODY=BINARYMIME").await,
+        "555 5.5.4 Unsupported MAIL parameter"
+    );
+    let r = c
+        .cmd("MAIL FROM:<a@example.com> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=env+2D1")
+        .await;
     assert_eq!(r, "250 2.1.0 Sender <a@example.com> OK");
-    let r = c.cmd("RCPT TO:<b@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@example.org").await;
+    let r = c
+        .cmd("RCPT TO:<b@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@example.org")
+        .await;
     assert_eq!(r, "250 2.1.5 Recipient <b@example.org> OK");
-    assert_eq!(c.cmd("RCPT TO:<c@example.org> NOTIFY=NEVER,SUCCESS").await, "501 5.5.4 NOTIFY=NEVER cannot be combined");
-    assert_eq!(c.cmd("RCPT TO:<c@example.org> ORCPT=rfc822;x+0D+0Ay@example.org").await, "501 5.5.4 Invalid ORCPT parameter");
+    assert_eq!(
+        c.cmd("RCPT TO:<c@example.org> NOTIFY=NEVER,SUCCESS").await,
+        "501 5.5.4 NOTIFY=NEVER cannot be combined"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<c@example.org> ORCPT=rfc822;x+0D+0Ay@example.org")
+            .await,
+        "501 5.5.4 Invalid ORCPT parameter"
+    );
     c.cmd("DATA").await;
     c.send(MSG).await;
     assert!(c.reply().await[0].starts_with("250 2.0.0 Ok: queued as "));
@@ -121,16 +197,38 @@ async fn address_forms_used_for_open_relay_are_refused() {
     let mut c = Client::greeted(srv.addr).await;
     c.cmd("EHLO client.test").await;
     c.cmd("MAIL FROM:<a@example.com>").await;
-    for bad in ["victim%target.example@example.org", "@hop.example:victim@target.example", "victim@target.example@example.org", "target.example!victim@example.org", "\"victim@target.example\"@example.org", "noatsign"] {
+    for bad in [
+        "victim%target.example@example.org",
+        "@hop.example:victim@target.example",
+        "victim@target.example@example.org",
+        "target.example!victim@example.org",
+        "\"victim@target.example\"@example.org",
+        "noatsign",
+    ] {
         let r = c.cmd(&format!("RCPT TO:<{bad}>")).await;
-        assert!(r.starts_with("553 5.1.3 ") || r.starts_with("501 5.1.3 "), "{bad}: {r}");
+        assert!(
+            r.starts_with("553 5.1.3 ") || r.starts_with("501 5.1.3 "),
+            "{bad}: {r}"
+        );
     }
-    assert_eq!(c.cmd("RCPT TO:<>").await, "501 5.1.3 Empty recipient address");
-    assert_eq!(c.cmd("RCPT TO:<jörg@example.org>").await, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+    assert_eq!(
+        c.cmd("RCPT TO:<>").await,
+        "501 5.1.3 Empty recipient address"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<jörg@example.org>").await,
+        "553 5.6.7 Non-ASCII address requires SMTPUTF8"
+    );
     assert_eq!(srv.intake.count(), 0);
     c.cmd("RSET").await;
-    assert_eq!(c.cmd("MAIL FROM:<jörg@example.org> SMTPUTF8").await, "250 2.1.0 Sender <jörg@example.org> OK");
-    assert_eq!(c.cmd("RCPT TO:<jörg@bücher.example>").await, "250 2.1.5 Recipient <jörg@bücher.example> OK");
+    assert_eq!(
+        c.cmd("MAIL FROM:<jörg@example.org> SMTPUTF8").await,
+        "250 2.1.0 Sender <jörg@example.org> OK"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<jörg@bücher.example>").await,
+        "250 2.1.5 Recipient <jörg@bücher.example> OK"
+    );
     c.cmd("DATA").await;
     c.send(MSG).await;
     assert!(c.reply().await[0].starts_with("250 "));
@@ -146,13 +244,20 @@ async fn relay_refused_from_foreign_network_but_bounce_domain_accepted() {
     let mut c = Client::greeted(srv.addr).await;
     c.cmd("EHLO remote.test").await;
     assert_eq!(c.cmd("MAIL FROM:<>").await, "250 2.1.0 Sender <> OK");
-    assert_eq!(c.cmd("RCPT TO:<someone@example.org>").await, "550 5.7.1 Relaying denied");
+    assert_eq!(
+        c.cmd("RCPT TO:<someone@example.org>").await,
+        "550 5.7.1 Relaying denied"
+    );
     let r = c.cmd(&format!("RCPT TO:<b+tag@{BOUNCE_DOMAIN}>")).await;
     assert_eq!(r, format!("250 2.1.5 Recipient <b+tag@{BOUNCE_DOMAIN}> OK"));
     let r = c.cmd(&format!("RCPT TO:<b+other@{BOUNCE_DOMAIN}>")).await;
-    assert_eq!(r, "550 5.5.3 Null sender (bounce) mail must have exactly one recipient");
+    assert_eq!(
+        r,
+        "550 5.5.3 Null sender (bounce) mail must have exactly one recipient"
+    );
     c.cmd("DATA").await;
-    c.send("Subject: Delivery Status Notification\r\n\r\nfailed\r\n.\r\n").await;
+    c.send("Subject: Delivery Status Notification\r\n\r\nfailed\r\n.\r\n")
+        .await;
     assert!(c.reply().await[0].starts_with("250 2.0.0 Ok: queued as "));
     let subs = srv.intake.take();
     assert_eq!(subs.len(), 1);
@@ -163,22 +268,39 @@ async fn relay_refused_from_foreign_network_but_bounce_domain_accepted() {
 #[tokio::test]
 async fn suppressed_recipient_limit_and_intake_failures() {
     let srv = start(base_config()).await;
-    srv.intake.suppress("gone@example.org", SuppressionReason::HardBounce);
+    srv.intake
+        .suppress("gone@example.org", SuppressionReason::HardBounce);
     let mut c = Client::greeted(srv.addr).await;
     c.cmd("EHLO client.test").await;
     srv.intake.storage_full.store(true, Ordering::SeqCst);
-    assert_eq!(c.cmd("MAIL FROM:<a@example.com>").await, "452 4.3.1 Insufficient system storage, try again later");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com>").await,
+        "452 4.3.1 Insufficient system storage, try again later"
+    );
     srv.intake.storage_full.store(false, Ordering::SeqCst);
     c.cmd("MAIL FROM:<a@example.com>").await;
-    assert_eq!(c.cmd("RCPT TO:<Gone@Example.org>").await, "550 5.1.1 <Gone@Example.org>: recipient is suppressed (hard_bounce)");
+    assert_eq!(
+        c.cmd("RCPT TO:<Gone@Example.org>").await,
+        "550 5.1.1 <Gone@Example.org>: recipient is suppressed (hard_bounce)"
+    );
     for i in 0..5 {
-        assert!(c.cmd(&format!("RCPT TO:<u{i}@example.org>")).await.starts_with("250 "));
+        assert!(
+            c.cmd(&format!("RCPT TO:<u{i}@example.org>"))
+                .await
+                .starts_with("250 ")
+        );
     }
-    assert_eq!(c.cmd("RCPT TO:<u5@example.org>").await, "452 4.5.3 Too many recipients");
+    assert_eq!(
+        c.cmd("RCPT TO:<u5@example.org>").await,
+        "452 4.5.3 Too many recipients"
+    );
     srv.intake.fail_writes.store(true, Ordering::SeqCst);
     c.cmd("DATA").await;
     c.send(MSG).await;
-    assert_eq!(c.reply().await, vec!["451 4.3.0 Local error in processing, message not accepted, try again later"]);
+    assert_eq!(
+        c.reply().await,
+        vec!["451 4.3.0 Local error in processing, message not accepted, try again later"]
+    );
     assert_eq!(srv.intake.count(), 0);
     assert_eq!(c.cmd("NOOP").await, "250 2.0.0 OK");
 }
@@ -190,9 +312,15 @@ async fn pipelined_batch_is_answered_in_order() {
     c.cmd("EHLO client.test").await;
     c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<bad%x@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n").await;
     assert_eq!(c.reply().await, vec!["250 2.1.0 Sender <a@example.com> OK"]);
-    assert_eq!(c.reply().await, vec!["250 2.1.5 Recipient <b@example.org> OK"]);
+    assert_eq!(
+        c.reply().await,
+        vec!["250 2.1.5 Recipient <b@example.org> OK"]
+    );
     assert!(c.reply().await[0].starts_with("553 5.1.3 "));
-    assert_eq!(c.reply().await, vec!["250 2.1.5 Recipient <c@example.org> OK"]);
+    assert_eq!(
+        c.reply().await,
+        vec!["250 2.1.5 Recipient <c@example.org> OK"]
+    );
     assert!(c.reply().await[0].starts_with("354 "));
     c.send("Subject: one\r\n\r\nx\r\n.\r\nRSET\r\nMAIL FROM:<d@example.com>\r\nRCPT TO:<e@example.org>\r\nDATA\r\n").await;
     assert!(c.reply().await[0].starts_with("250 2.0.0 Ok: queued as "));
@@ -214,7 +342,10 @@ async fn body_sent_before_354_is_a_synchronization_error() {
     let mut c = Client::greeted(srv.addr).await;
     c.envelope("a@example.com", &["b@example.org"]).await;
     c.send("DATA\r\nSubject: eager\r\n\r\nx\r\n.\r\n").await;
-    assert_eq!(c.reply().await, vec!["554 5.5.0 Error: SMTP protocol synchronization (DATA must end a pipelined group)"]);
+    assert_eq!(
+        c.reply().await,
+        vec!["554 5.5.0 Error: SMTP protocol synchronization (DATA must end a pipelined group)"]
+    );
     assert!(c.closed().await);
     assert_eq!(srv.intake.count(), 0);
 }
@@ -224,7 +355,10 @@ async fn early_talker_is_refused() {
     let srv = start_with(base_config(), Duration::from_secs(3)).await;
     let mut c = Client::connect(srv.addr).await;
     c.send("EHLO impatient.test\r\n").await;
-    assert_eq!(c.reply().await, vec!["554 5.5.0 Error: SMTP protocol synchronization (talked before greeting)"]);
+    assert_eq!(
+        c.reply().await,
+        vec!["554 5.5.0 Error: SMTP protocol synchronization (talked before greeting)"]
+    );
     assert!(c.closed().await);
 }
 
@@ -292,13 +426,25 @@ async fn the_bare_postmaster_is_accepted_from_anyone() {
     let srv = start(cfg).await;
     let mut c = Client::greeted(srv.addr).await;
     c.cmd("EHLO remote.test").await;
-    assert_eq!(c.cmd("MAIL FROM:<someone@example.org>").await, "250 2.1.0 Sender <someone@example.org> OK");
-    assert_eq!(c.cmd("RCPT TO:<PostMaster>").await, format!("250 2.1.5 Recipient <postmaster@{HOST}> OK"));
-    assert_eq!(c.cmd("RCPT TO:<postmaster@example.org>").await, "550 5.7.1 Relaying denied");
+    assert_eq!(
+        c.cmd("MAIL FROM:<someone@example.org>").await,
+        "250 2.1.0 Sender <someone@example.org> OK"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<PostMaster>").await,
+        format!("250 2.1.5 Recipient <postmaster@{HOST}> OK")
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<postmaster@example.org>").await,
+        "550 5.7.1 Relaying denied"
+    );
     c.cmd("DATA").await;
     c.send(MSG).await;
     assert!(c.reply().await[0].starts_with("250 "));
     let subs = srv.intake.take();
     assert_eq!(subs[0].recipients.len(), 1);
-    assert_eq!(subs[0].recipients[0].address.as_str(), format!("postmaster@{HOST}"));
+    assert_eq!(
+        subs[0].recipients[0].address.as_str(),
+        format!("postmaster@{HOST}")
+    );
 }

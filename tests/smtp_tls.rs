@@ -20,26 +20,50 @@ async fn starttls_then_auth_plain_allows_relay() {
     let mut c = Client::greeted(srv.addr).await;
     c.send("EHLO client.test\r\n").await;
     let ehlo = c.reply().await;
-    assert!(ehlo.contains(&"250-STARTTLS".to_string()) || ehlo.last().unwrap() == "250 STARTTLS", "{ehlo:?}");
+    assert!(
+        ehlo.contains(&"250-STARTTLS".to_string()) || ehlo.last().unwrap() == "250 STARTTLS",
+        "{ehlo:?}"
+    );
     assert!(!ehlo.iter().any(|l| l.contains("AUTH")), "{ehlo:?}");
-    assert_eq!(c.cmd("AUTH PLAIN AGFwcABjb3JyZWN0IGhvcnNl").await, "538 5.7.11 Encryption required for requested authentication mechanism");
-    assert_eq!(c.cmd("STARTTLS extra").await, "501 5.5.4 Syntax error: STARTTLS takes no arguments");
+    assert_eq!(
+        c.cmd("AUTH PLAIN AGFwcABjb3JyZWN0IGhvcnNl").await,
+        "538 5.7.11 Encryption required for requested authentication mechanism"
+    );
+    assert_eq!(
+        c.cmd("STARTTLS extra").await,
+        "501 5.5.4 Syntax error: STARTTLS takes no arguments"
+    );
     assert_eq!(c.cmd("STARTTLS").await, "220 2.0.0 Ready to start TLS");
     let mut c = c.into_tls(&cert).await;
-    assert_eq!(c.cmd("MAIL FROM:<app@example.com>").await, "503 5.5.1 Send EHLO/HELO first");
+    assert_eq!(
+        c.cmd("MAIL FROM:<app@example.com>").await,
+        "503 5.5.1 Send EHLO/HELO first"
+    );
     c.send("EHLO client.test\r\n").await;
     let ehlo = c.reply().await;
     assert_eq!(ehlo.last().unwrap(), "250 AUTH PLAIN LOGIN", "{ehlo:?}");
     assert!(!ehlo.iter().any(|l| l.contains("STARTTLS")), "{ehlo:?}");
     assert_eq!(c.cmd("STARTTLS").await, "503 5.5.1 Already running TLS");
     c.cmd("MAIL FROM:<app@example.com>").await;
-    assert_eq!(c.cmd("RCPT TO:<user@example.org>").await, "550 5.7.1 Relaying denied");
+    assert_eq!(
+        c.cmd("RCPT TO:<user@example.org>").await,
+        "550 5.7.1 Relaying denied"
+    );
     c.cmd("RSET").await;
     let creds = STANDARD.encode(b"\0app\0correct horse");
-    assert_eq!(c.cmd(&format!("AUTH PLAIN {creds}")).await, "235 2.7.0 Authentication successful");
-    assert_eq!(c.cmd(&format!("AUTH PLAIN {creds}")).await, "503 5.5.1 Already authenticated");
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {creds}")).await,
+        "235 2.7.0 Authentication successful"
+    );
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {creds}")).await,
+        "503 5.5.1 Already authenticated"
+    );
     c.cmd("MAIL FROM:<app@example.com>").await;
-    assert_eq!(c.cmd("RCPT TO:<user@example.org>").await, "250 2.1.5 Recipient <user@example.org> OK");
+    assert_eq!(
+        c.cmd("RCPT TO:<user@example.org>").await,
+        "250 2.1.5 Recipient <user@example.org> OK"
+    );
     assert!(c.cmd("DATA").await.starts_with("354 "));
     c.send("Subject: tls\r\n\r\nsecret\r\n.\r\n").await;
     assert!(c.reply().await[0].starts_with("250 2.0.0 Ok: queued as "));
@@ -57,16 +81,28 @@ async fn auth_login_and_failure_modes() {
     c.cmd("STARTTLS").await;
     let mut c = c.into_tls(&cert).await;
     c.cmd("EHLO client.test").await;
-    assert_eq!(c.cmd("AUTH CRAM-MD5").await, "504 5.5.4 Unrecognized authentication mechanism");
+    assert_eq!(
+        c.cmd("AUTH CRAM-MD5").await,
+        "504 5.5.4 Unrecognized authentication mechanism"
+    );
     assert_eq!(c.cmd("AUTH PLAIN").await, "334 ");
     assert_eq!(c.cmd("*").await, "501 5.7.0 Authentication cancelled");
-    assert_eq!(c.cmd("AUTH PLAIN !!!notbase64").await, "501 5.5.2 Cannot decode base64 response");
+    assert_eq!(
+        c.cmd("AUTH PLAIN !!!notbase64").await,
+        "501 5.5.2 Cannot decode base64 response"
+    );
     assert_eq!(c.cmd("AUTH LOGIN").await, "334 VXNlcm5hbWU6");
     assert_eq!(c.cmd(&STANDARD.encode("app")).await, "334 UGFzc3dvcmQ6");
-    assert_eq!(c.cmd(&STANDARD.encode("wrong")).await, "535 5.7.8 Authentication credentials invalid");
+    assert_eq!(
+        c.cmd(&STANDARD.encode("wrong")).await,
+        "535 5.7.8 Authentication credentials invalid"
+    );
     assert_eq!(c.cmd("AUTH LOGIN").await, "334 VXNlcm5hbWU6");
     assert_eq!(c.cmd(&STANDARD.encode("app")).await, "334 UGFzc3dvcmQ6");
-    assert_eq!(c.cmd(&STANDARD.encode("correct horse")).await, "235 2.7.0 Authentication successful");
+    assert_eq!(
+        c.cmd(&STANDARD.encode("correct horse")).await,
+        "235 2.7.0 Authentication successful"
+    );
     drop(c);
 
     let mut c = Client::greeted(srv.addr).await;
@@ -75,11 +111,23 @@ async fn auth_login_and_failure_modes() {
     let mut c = c.into_tls(&cert).await;
     c.cmd("EHLO client.test").await;
     let bad = STANDARD.encode(b"\0app\0nope");
-    assert_eq!(c.cmd(&format!("AUTH PLAIN {bad}")).await, "535 5.7.8 Authentication credentials invalid");
-    assert_eq!(c.cmd(&format!("AUTH PLAIN {bad}")).await, "535 5.7.8 Authentication credentials invalid");
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {bad}")).await,
+        "535 5.7.8 Authentication credentials invalid"
+    );
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {bad}")).await,
+        "535 5.7.8 Authentication credentials invalid"
+    );
     c.send(format!("AUTH PLAIN {bad}\r\n")).await;
-    assert_eq!(c.reply().await, vec!["535 5.7.8 Authentication credentials invalid"]);
-    assert_eq!(c.reply().await, vec!["421 4.7.0 Too many authentication failures, closing connection"]);
+    assert_eq!(
+        c.reply().await,
+        vec!["535 5.7.8 Authentication credentials invalid"]
+    );
+    assert_eq!(
+        c.reply().await,
+        vec!["421 4.7.0 Too many authentication failures, closing connection"]
+    );
     assert!(c.try_reply().await.is_none());
 }
 
@@ -88,12 +136,16 @@ async fn commands_pipelined_after_starttls_are_discarded() {
     let (srv, cert) = start_tls(base_config()).await;
     let mut c = Client::greeted(srv.addr).await;
     c.cmd("EHLO client.test").await;
-    c.send("STARTTLS\r\nRSET\r\nMAIL FROM:<injected@evil.test>\r\n").await;
+    c.send("STARTTLS\r\nRSET\r\nMAIL FROM:<injected@evil.test>\r\n")
+        .await;
     assert_eq!(c.reply().await, vec!["220 2.0.0 Ready to start TLS"]);
     let mut c = c.into_tls(&cert).await;
     // The first reply inside TLS answers our NOOP, not the injected RSET/MAIL.
     assert_eq!(c.cmd("NOOP").await, "250 2.0.0 OK");
-    assert_eq!(c.cmd("RCPT TO:<user@example.org>").await, "503 5.5.1 Need MAIL command before RCPT");
+    assert_eq!(
+        c.cmd("RCPT TO:<user@example.org>").await,
+        "503 5.5.1 Need MAIL command before RCPT"
+    );
     drop(srv);
 }
 

@@ -4,14 +4,14 @@
 use serde::Serialize;
 
 use super::{AdminError, parse_id};
-use crate::records::enqueue::base_event;
-use crate::model::address::Address;
-use crate::model::{Event, EventKind, Source, Status};
 use crate::daemon::state::Daemon;
-use crate::store::queue::{MessageRecord, RcptRecord, format_queue_id, new_queue_id};
-use crate::store::events::EventQuery;
-use crate::store::{TreeId, WriteSet};
+use crate::model::address::Address;
 use crate::model::time::Timestamp;
+use crate::model::{Event, EventKind, Source, Status};
+use crate::records::enqueue::base_event;
+use crate::store::events::EventQuery;
+use crate::store::queue::{MessageRecord, RcptRecord, format_queue_id, new_queue_id};
+use crate::store::{TreeId, WriteSet};
 
 /// Most events shown with one message.
 const SHOW_EVENTS: usize = 1000;
@@ -62,7 +62,16 @@ impl MessageView {
             finished: rec.is_finished(),
             body_kept: daemon.store.has_body(rec.id).unwrap_or(false),
             resent_from: rec.resent_from.map(format_queue_id),
-            recipients: rec.recipients.iter().map(|r| RcptView { address: r.address.clone(), status: r.status, attempts: r.attempts, last_diagnostic: r.last_diagnostic.clone() }).collect(),
+            recipients: rec
+                .recipients
+                .iter()
+                .map(|r| RcptView {
+                    address: r.address.clone(),
+                    status: r.status,
+                    attempts: r.attempts,
+                    last_diagnostic: r.last_diagnostic.clone(),
+                })
+                .collect(),
             events: None,
         }
     }
@@ -76,10 +85,17 @@ pub struct QueuePage {
 }
 
 /// Messages in queue-id order after `cursor`; unfinished only unless `all`.
-pub fn list_queue(daemon: &Daemon, all: bool, cursor: Option<&str>, limit: usize) -> Result<QueuePage, AdminError> {
+pub fn list_queue(
+    daemon: &Daemon,
+    all: bool,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<QueuePage, AdminError> {
     let limit = limit.clamp(1, 1000);
     let mut after = match cursor {
-        Some(c) => Some(crate::store::queue::parse_queue_id(c).ok_or_else(|| AdminError::bad("cursor", format!("{c:?} is not a cursor from this list")))?),
+        Some(c) => Some(crate::store::queue::parse_queue_id(c).ok_or_else(|| {
+            AdminError::bad("cursor", format!("{c:?} is not a cursor from this list"))
+        })?),
         None => None,
     };
     let mut items = Vec::new();
@@ -93,12 +109,18 @@ pub fn list_queue(daemon: &Daemon, all: bool, cursor: Option<&str>, limit: usize
             }
             if items.len() == limit {
                 let next = items.last().map(|m: &MessageView| m.queue_id.clone());
-                return Ok(QueuePage { items, next_cursor: next });
+                return Ok(QueuePage {
+                    items,
+                    next_cursor: next,
+                });
             }
             items.push(MessageView::of(daemon, &rec));
         }
         if done {
-            return Ok(QueuePage { items, next_cursor: None });
+            return Ok(QueuePage {
+                items,
+                next_cursor: None,
+            });
         }
     }
 }
@@ -107,18 +129,29 @@ pub fn list_queue(daemon: &Daemon, all: bool, cursor: Option<&str>, limit: usize
 fn load(daemon: &Daemon, id: &str) -> Result<MessageRecord, AdminError> {
     let id = id.trim();
     let n = if id.starts_with('<') && id.ends_with('>') {
-        daemon.store.message_by_message_id(id)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {id}")))?
+        daemon
+            .store
+            .message_by_message_id(id)?
+            .ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {id}")))?
     } else {
         parse_id(id)?
     };
-    daemon.store.message(n)?.ok_or_else(|| AdminError::NotFound(format!("no message {id} in the queue")))
+    daemon
+        .store
+        .message(n)?
+        .ok_or_else(|| AdminError::NotFound(format!("no message {id} in the queue")))
 }
 
 /// A message with its recipients and its events (oldest first).
 pub fn show(daemon: &Daemon, id: &str) -> Result<MessageView, AdminError> {
     let rec = load(daemon, id)?;
     let mut view = MessageView::of(daemon, &rec);
-    let q = EventQuery { queue_id: Some(rec.id), limit: SHOW_EVENTS, ascending: true, ..Default::default() };
+    let q = EventQuery {
+        queue_id: Some(rec.id),
+        limit: SHOW_EVENTS,
+        ascending: true,
+        ..Default::default()
+    };
     view.events = Some(daemon.store.query_events(&q)?.events);
     Ok(view)
 }
@@ -127,7 +160,12 @@ pub fn show(daemon: &Daemon, id: &str) -> Result<MessageView, AdminError> {
 pub async fn retry(daemon: &Daemon, id: &str) -> Result<MessageView, AdminError> {
     let mut rec = load(daemon, id)?;
     if rec.is_finished() {
-        return Err(AdminError::refused("finished", format!("message {id} has no recipient waiting for delivery (use resend to send it again)")));
+        return Err(AdminError::refused(
+            "finished",
+            format!(
+                "message {id} has no recipient waiting for delivery (use resend to send it again)"
+            ),
+        ));
     }
     let old_due = rec.next_attempt;
     rec.next_attempt = Some(daemon.now());
@@ -168,9 +206,21 @@ pub struct ResendResult {
 
 /// Queues the stored body of `id` again as a new message, to `to` or to the original
 /// recipients. Refused when a target is suppressed (naming why) or the body is gone.
-pub async fn resend(daemon: &Daemon, id: &str, to: Option<Address>) -> Result<ResendResult, AdminError> {
+pub async fn resend(
+    daemon: &Daemon,
+    id: &str,
+    to: Option<Address>,
+) -> Result<ResendResult, AdminError> {
     let old = load(daemon, id)?;
-    let body = daemon.store.body(old.id)?.ok_or_else(|| AdminError::refused("body_expired", format!("the body of message {id} is no longer stored (kept {})", crate::model::time::format_duration(daemon.cfg.retention.bodies.0))))?;
+    let body = daemon.store.body(old.id)?.ok_or_else(|| {
+        AdminError::refused(
+            "body_expired",
+            format!(
+                "the body of message {id} is no longer stored (kept {})",
+                crate::model::time::format_duration(daemon.cfg.retention.bodies.0)
+            ),
+        )
+    })?;
     let targets: Vec<String> = match to {
         Some(a) => vec![a.to_string()],
         None => old.recipients.iter().map(|r| r.address.clone()).collect(),
@@ -183,7 +233,17 @@ pub async fn resend(daemon: &Daemon, id: &str, to: Option<Address>) -> Result<Re
         received: now,
         client: "admin".into(),
         auth_user: None,
-        recipients: targets.iter().map(|a| RcptRecord { address: a.clone(), orcpt: None, notify: None, status: Status::Queued, attempts: 0, last_diagnostic: None }).collect(),
+        recipients: targets
+            .iter()
+            .map(|a| RcptRecord {
+                address: a.clone(),
+                orcpt: None,
+                notify: None,
+                status: Status::Queued,
+                attempts: 0,
+                last_diagnostic: None,
+            })
+            .collect(),
         attempts: 0,
         next_attempt: Some(now),
         resent_from: Some(old.id),
@@ -197,7 +257,11 @@ pub async fn resend(daemon: &Daemon, id: &str, to: Option<Address>) -> Result<Re
         let mut gone = base_event(EventKind::Resent, now, &old, &r.address);
         gone.source = Some(Source::Admin);
         gone.linked_queue_id = Some(rec.queue_id());
-        gone.diagnostic = Some(format!("resent to {} as {}", targets.join(", "), rec.queue_id()));
+        gone.diagnostic = Some(format!(
+            "resent to {} as {}",
+            targets.join(", "),
+            rec.queue_id()
+        ));
         events.push(daemon.record(&mut ws, gone)?);
     }
     for a in &targets {
@@ -209,22 +273,38 @@ pub async fn resend(daemon: &Daemon, id: &str, to: Option<Address>) -> Result<Re
     ws.put_message(&rec, None)?;
     ws.insert(TreeId::Bodies, new_id.to_be_bytes().to_vec(), body);
     if let Some(mid) = &rec.message_id {
-        ws.insert(TreeId::MsgIds, mid.as_bytes().to_vec(), new_id.to_be_bytes().to_vec());
+        ws.insert(
+            TreeId::MsgIds,
+            mid.as_bytes().to_vec(),
+            new_id.to_be_bytes().to_vec(),
+        );
     }
     daemon.commit(ws, &events).await?;
     daemon.wake.notify_one();
-    Ok(ResendResult { queue_id: rec.queue_id(), resent_from: old.queue_id(), recipients: targets })
+    Ok(ResendResult {
+        queue_id: rec.queue_id(),
+        resent_from: old.queue_id(),
+        recipients: targets,
+    })
 }
 
 fn refuse_suppressed(daemon: &Daemon, targets: &[String]) -> Result<(), AdminError> {
     let mut why = Vec::new();
     for a in targets {
         if let Some(s) = daemon.store.suppression(a)? {
-            why.push(format!("{a} is suppressed ({} since {}{})", s.reason, s.time, s.diagnostic.map(|d| format!(": {d}")).unwrap_or_default()));
+            why.push(format!(
+                "{a} is suppressed ({} since {}{})",
+                s.reason,
+                s.time,
+                s.diagnostic.map(|d| format!(": {d}")).unwrap_or_default()
+            ));
         }
     }
     if why.is_empty() {
         return Ok(());
     }
-    Err(AdminError::refused("suppressed", format!("resend refused: {}", why.join("; "))))
+    Err(AdminError::refused(
+        "suppressed",
+        format!("resend refused: {}", why.join("; ")),
+    ))
 }

@@ -10,13 +10,13 @@
 use serde::Serialize;
 
 use super::AdminError;
-use crate::model::address::Address;
 use crate::daemon::state::Daemon;
+use crate::model::address::Address;
+use crate::model::time::Timestamp;
 use crate::store::events::EventQuery;
 use crate::store::queue::MessageRecord;
 use crate::store::scan::contains_ci;
 use crate::store::{StoreError, TreeId, WriteSet};
-use crate::model::time::Timestamp;
 
 /// What an erased address becomes in a message kept for its other recipients.
 pub const ERASED: &str = "erased@erased.invalid";
@@ -59,7 +59,11 @@ pub async fn purge(daemon: &Daemon, now: Timestamp) -> PurgeStats {
     stats
 }
 
-async fn purge_events(daemon: &Daemon, cutoff: Timestamp, stats: &mut PurgeStats) -> Result<(), StoreError> {
+async fn purge_events(
+    daemon: &Daemon,
+    cutoff: Timestamp,
+    stats: &mut PurgeStats,
+) -> Result<(), StoreError> {
     for _ in 0..MAX_ROUNDS {
         let old = daemon.store.events_before(cutoff, BATCH)?;
         let mut ws = WriteSet::new();
@@ -77,10 +81,19 @@ async fn purge_events(daemon: &Daemon, cutoff: Timestamp, stats: &mut PurgeStats
 }
 
 /// Finished records received before `cutoff_id`, with their bodies.
-async fn purge_messages(daemon: &Daemon, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
+async fn purge_messages(
+    daemon: &Daemon,
+    cutoff_id: u64,
+    stats: &mut PurgeStats,
+) -> Result<(), StoreError> {
     let mut after = None;
     for _ in 0..MAX_ROUNDS {
-        let recs: Vec<MessageRecord> = daemon.store.messages_after(after, BATCH)?.into_iter().take_while(|r| r.id < cutoff_id).collect();
+        let recs: Vec<MessageRecord> = daemon
+            .store
+            .messages_after(after, BATCH)?
+            .into_iter()
+            .take_while(|r| r.id < cutoff_id)
+            .collect();
         let Some(last) = recs.last() else { break };
         after = Some(last.id);
         let mut ws = WriteSet::new();
@@ -95,7 +108,11 @@ async fn purge_messages(daemon: &Daemon, cutoff_id: u64, stats: &mut PurgeStats)
 }
 
 /// Bodies received before `cutoff_id` whose record is gone (never those of unfinished messages).
-async fn purge_bodies(daemon: &Daemon, cutoff_id: u64, stats: &mut PurgeStats) -> Result<(), StoreError> {
+async fn purge_bodies(
+    daemon: &Daemon,
+    cutoff_id: u64,
+    stats: &mut PurgeStats,
+) -> Result<(), StoreError> {
     let mut after = None;
     for _ in 0..MAX_ROUNDS {
         let ids = daemon.store.body_ids(after, cutoff_id, BATCH)?;
@@ -138,10 +155,18 @@ pub struct EraseStats {
 /// names `address`.
 /// Other pending recipients of an erased message get a `dropped` event.
 pub async fn erase(daemon: &Daemon, address: &Address) -> Result<EraseStats, AdminError> {
-    let mut stats = EraseStats { address: address.to_string(), ..Default::default() };
+    let mut stats = EraseStats {
+        address: address.to_string(),
+        ..Default::default()
+    };
     let key = address.key();
     erase_messages(daemon, &key, address.as_str(), &mut stats).await?;
-    erase_bodies(daemon, &[key.clone(), address.as_str().to_ascii_lowercase()], &mut stats).await?;
+    erase_bodies(
+        daemon,
+        &[key.clone(), address.as_str().to_ascii_lowercase()],
+        &mut stats,
+    )
+    .await?;
     erase_events(daemon, &key, &mut stats).await?;
     let mut ws = WriteSet::new();
     stats.events += daemon.store.erase_unverified(&mut ws, address.as_str())?;
@@ -154,13 +179,27 @@ pub async fn erase(daemon: &Daemon, address: &Address) -> Result<EraseStats, Adm
         daemon.commit(ws, &[]).await?;
         stats.suppression_kept = true;
     }
-    tracing::info!(events = stats.events, messages = stats.messages, bodies = stats.bodies, "erased an address on request");
+    tracing::info!(
+        events = stats.events,
+        messages = stats.messages,
+        bodies = stats.bodies,
+        "erased an address on request"
+    );
     Ok(stats)
 }
 
-async fn erase_events(daemon: &Daemon, key: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
+async fn erase_events(
+    daemon: &Daemon,
+    key: &str,
+    stats: &mut EraseStats,
+) -> Result<(), StoreError> {
     loop {
-        let q = EventQuery { recipient: Some(key.to_string()), limit: BATCH, ascending: true, ..Default::default() };
+        let q = EventQuery {
+            recipient: Some(key.to_string()),
+            limit: BATCH,
+            ascending: true,
+            ..Default::default()
+        };
         let page = daemon.store.query_events(&q)?;
         if page.events.is_empty() {
             return Ok(());
@@ -176,15 +215,24 @@ async fn erase_events(daemon: &Daemon, key: &str, stats: &mut EraseStats) -> Res
     }
 }
 
-
-async fn erase_messages(daemon: &Daemon, key: &str, address: &str, stats: &mut EraseStats) -> Result<(), StoreError> {
+async fn erase_messages(
+    daemon: &Daemon,
+    key: &str,
+    address: &str,
+    stats: &mut EraseStats,
+) -> Result<(), StoreError> {
     let mut after = None;
     loop {
         let recs = daemon.store.messages_after(after, BATCH)?;
-        let Some(last) = recs.last() else { return Ok(()) };
+        let Some(last) = recs.last() else {
+            return Ok(());
+        };
         after = Some(last.id);
         let mut ws = WriteSet::new();
-        for r in recs.iter().filter(|r| r.recipients.iter().any(|x| names(&x.address, key))) {
+        for r in recs
+            .iter()
+            .filter(|r| r.recipients.iter().any(|x| names(&x.address, key)))
+        {
             stats.messages += 1;
             if r.recipients.iter().all(|x| names(&x.address, key)) {
                 stats.bodies += usize::from(daemon.store.has_body(r.id)?);
@@ -200,7 +248,13 @@ async fn erase_messages(daemon: &Daemon, key: &str, address: &str, stats: &mut E
 
 /// Takes the address out of a message other recipients still have: its envelope entry
 /// becomes [`ERASED`] (no longer attempted) and the stored body loses every mention.
-fn scrub_shared(daemon: &Daemon, ws: &mut WriteSet, r: &MessageRecord, key: &str, address: &str) -> Result<(), StoreError> {
+fn scrub_shared(
+    daemon: &Daemon,
+    ws: &mut WriteSet,
+    r: &MessageRecord,
+    key: &str,
+    address: &str,
+) -> Result<(), StoreError> {
     let mut rec = r.clone();
     for x in rec.recipients.iter_mut().filter(|x| names(&x.address, key)) {
         x.address = ERASED.to_string();
@@ -211,7 +265,11 @@ fn scrub_shared(daemon: &Daemon, ws: &mut WriteSet, r: &MessageRecord, key: &str
         }
     }
     if let Some(body) = daemon.store.body(r.id)? {
-        ws.insert(TreeId::Bodies, r.id.to_be_bytes().to_vec(), replace_ci(&body, address.as_bytes(), b"[erased]"));
+        ws.insert(
+            TreeId::Bodies,
+            r.id.to_be_bytes().to_vec(),
+            replace_ci(&body, address.as_bytes(), b"[erased]"),
+        );
     }
     let old_due = r.next_attempt;
     if rec.is_finished() {
@@ -243,11 +301,17 @@ fn names(address: &str, key: &str) -> bool {
     crate::model::address::suppression_key(address).as_deref() == Some(key)
 }
 
-async fn erase_bodies(daemon: &Daemon, needles: &[String], stats: &mut EraseStats) -> Result<(), StoreError> {
+async fn erase_bodies(
+    daemon: &Daemon,
+    needles: &[String],
+    stats: &mut EraseStats,
+) -> Result<(), StoreError> {
     let mut after = None;
     loop {
         let bodies = daemon.store.bodies_after(after, 64)?;
-        let Some((last, _)) = bodies.last() else { return Ok(()) };
+        let Some((last, _)) = bodies.last() else {
+            return Ok(());
+        };
         after = Some(*last);
         let mut ws = WriteSet::new();
         for (id, body) in &bodies {
@@ -256,7 +320,9 @@ async fn erase_bodies(daemon: &Daemon, needles: &[String], stats: &mut EraseStat
             }
             if daemon.store.message(*id)?.is_some() {
                 // Kept for its other recipients: scrubbed, not deleted.
-                let scrubbed = needles.iter().fold(body.clone(), |b, n| replace_ci(&b, n.as_bytes(), b"[erased]"));
+                let scrubbed = needles.iter().fold(body.clone(), |b, n| {
+                    replace_ci(&b, n.as_bytes(), b"[erased]")
+                });
                 ws.insert(TreeId::Bodies, id.to_be_bytes().to_vec(), scrubbed);
             } else {
                 ws.remove(TreeId::Bodies, id.to_be_bytes().to_vec());

@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::inbound::accept::QueueIntake;
-use crate::model::address::Address;
 use crate::config::Config;
-use crate::records::disposition::{Outcome, apply_attempt};
-use crate::inbound::intake::{Intake, RecipientSpec, SessionInfo, Submission};
-use crate::model::{EnhancedCode, EventKind, Reply, Status, SuppressionReason};
 use crate::daemon::state::Daemon;
-use crate::store::TreeId;
+use crate::inbound::accept::QueueIntake;
+use crate::inbound::intake::{Intake, RecipientSpec, SessionInfo, Submission};
+use crate::model::address::Address;
 use crate::model::time::{ManualClock, Timestamp};
+use crate::model::{EnhancedCode, EventKind, Reply, Status, SuppressionReason};
+use crate::records::disposition::{Outcome, apply_attempt};
+use crate::store::TreeId;
 
 const T0: Timestamp = Timestamp(1_795_000_000_000);
 
@@ -29,25 +29,63 @@ fn kit() -> Kit {
     cfg.server.data_dir = dir.path().to_path_buf();
     let clock = ManualClock::new(T0);
     let daemon = Daemon::open(Arc::new(cfg), Arc::new(clock.clone())).unwrap();
-    Kit { daemon, clock, _dir: dir }
+    Kit {
+        daemon,
+        clock,
+        _dir: dir,
+    }
 }
 
 async fn submit(daemon: &Arc<Daemon>, rcpts: &[&str]) -> String {
     let sub = Submission {
-        session: SessionInfo { peer: "127.0.0.1:40000".parse().unwrap(), helo: "app".into(), tls: false, auth_user: None, relay_allowed: true },
+        session: SessionInfo {
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            helo: "app".into(),
+            tls: false,
+            auth_user: None,
+            relay_allowed: true,
+        },
         sender: Some(Address::parse("app@example.org").unwrap()),
-        recipients: rcpts.iter().map(|r| RecipientSpec { address: Address::parse(r).unwrap(), orcpt: None, notify: None }).collect(),
+        recipients: rcpts
+            .iter()
+            .map(|r| RecipientSpec {
+                address: Address::parse(r).unwrap(),
+                orcpt: None,
+                notify: None,
+            })
+            .collect(),
         env_id: None,
         ret: None,
-        body: format!("From: app@example.org\r\nTo: {}\r\nSubject: hi\r\n\r\nhello\r\n", rcpts.join(", ")).into_bytes(),
+        body: format!(
+            "From: app@example.org\r\nTo: {}\r\nSubject: hi\r\n\r\nhello\r\n",
+            rcpts.join(", ")
+        )
+        .into_bytes(),
     };
-    QueueIntake { daemon: daemon.clone() }.submit(sub).await.unwrap().queue_id
+    QueueIntake {
+        daemon: daemon.clone(),
+    }
+    .submit(sub)
+    .await
+    .unwrap()
+    .queue_id
 }
 
 /// Applies one reply per recipient (by index) to a queued message.
 async fn reply(daemon: &Daemon, id: &str, replies: &[(usize, u16, &str, &str)]) {
-    let mut rec = daemon.store.message(parse_id(id).unwrap()).unwrap().unwrap();
-    let outcomes: Vec<Outcome> = replies.iter().map(|(i, c, e, t)| Outcome { index: *i, reply: Reply::remote(*c, EnhancedCode::parse(e), *t), remote_host: Some("mx.example.net".into()) }).collect();
+    let mut rec = daemon
+        .store
+        .message(parse_id(id).unwrap())
+        .unwrap()
+        .unwrap();
+    let outcomes: Vec<Outcome> = replies
+        .iter()
+        .map(|(i, c, e, t)| Outcome {
+            index: *i,
+            reply: Reply::remote(*c, EnhancedCode::parse(e), *t),
+            remote_host: Some("mx.example.net".into()),
+        })
+        .collect();
     let (ws, events) = apply_attempt(daemon, &mut rec, &outcomes, daemon.now()).unwrap();
     daemon.commit(ws, &events).await.unwrap();
 }
@@ -63,7 +101,14 @@ async fn queue_list_show_retry_delete() {
     let b = submit(&k.daemon, &["c@example.net"]).await;
     reply(&k.daemon, &b, &[(0, 250, "2.0.0", "ok")]).await;
     let page = list_queue(&k.daemon, false, None, 10).unwrap();
-    assert_eq!(page.items.iter().map(|m| m.queue_id.clone()).collect::<Vec<_>>(), vec![a.clone()], "finished messages hidden by default");
+    assert_eq!(
+        page.items
+            .iter()
+            .map(|m| m.queue_id.clone())
+            .collect::<Vec<_>>(),
+        vec![a.clone()],
+        "finished messages hidden by default"
+    );
     let all = list_queue(&k.daemon, true, None, 1).unwrap();
     assert_eq!(all.items.len(), 1);
     let rest = list_queue(&k.daemon, true, all.next_cursor.as_deref(), 10).unwrap();
@@ -76,22 +121,65 @@ async fn queue_list_show_retry_delete() {
     assert!(shown.body_kept);
 
     k.clock.advance(Duration::from_secs(60));
-    reply(&k.daemon, &a, &[(0, 451, "4.7.1", "greylisted"), (1, 451, "4.7.1", "greylisted")]).await;
-    let due_before = k.daemon.store.message(parse_id(&a).unwrap()).unwrap().unwrap().next_attempt.unwrap();
+    reply(
+        &k.daemon,
+        &a,
+        &[
+            (0, 451, "4.7.1", "greylisted"),
+            (1, 451, "4.7.1", "greylisted"),
+        ],
+    )
+    .await;
+    let due_before = k
+        .daemon
+        .store
+        .message(parse_id(&a).unwrap())
+        .unwrap()
+        .unwrap()
+        .next_attempt
+        .unwrap();
     assert!(due_before > k.daemon.now());
     let v = retry(&k.daemon, &a).await.unwrap();
     assert_eq!(v.next_attempt, Some(k.daemon.now()));
-    assert_eq!(k.daemon.store.due(k.daemon.now(), 10).unwrap().len(), 1, "schedule key moved, not duplicated");
-    assert!(matches!(retry(&k.daemon, &b).await, Err(AdminError::Refused { .. })));
+    assert_eq!(
+        k.daemon.store.due(k.daemon.now(), 10).unwrap().len(),
+        1,
+        "schedule key moved, not duplicated"
+    );
+    assert!(matches!(
+        retry(&k.daemon, &b).await,
+        Err(AdminError::Refused { .. })
+    ));
 
     let dropped = delete(&k.daemon, &a).await.unwrap();
     assert_eq!(dropped.len(), 2);
     assert!(dropped.iter().all(|e| e.status == EventKind::Dropped));
-    assert!(k.daemon.store.message(parse_id(&a).unwrap()).unwrap().is_none());
-    assert!(k.daemon.store.body(parse_id(&a).unwrap()).unwrap().is_none());
-    assert!(k.daemon.store.due(Timestamp(i64::MAX / 2), 10).unwrap().is_empty());
+    assert!(
+        k.daemon
+            .store
+            .message(parse_id(&a).unwrap())
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        k.daemon
+            .store
+            .body(parse_id(&a).unwrap())
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        k.daemon
+            .store
+            .due(Timestamp(i64::MAX / 2), 10)
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(show(&k.daemon, &a), Err(AdminError::NotFound(_))));
-    assert!(matches!(show(&k.daemon, "zz"), Err(AdminError::BadInput { param: "id", .. })));
+    assert!(matches!(
+        show(&k.daemon, "zz"),
+        Err(AdminError::BadInput { param: "id", .. })
+    ));
 }
 
 #[tokio::test]
@@ -99,19 +187,48 @@ async fn resend_links_both_messages_and_checks_suppression() {
     let k = kit();
     let a = submit(&k.daemon, &["typo@example.nte"]).await;
     reply(&k.daemon, &a, &[(0, 550, "5.1.1", "user unknown")]).await;
-    assert!(k.daemon.store.suppression("typo@example.nte").unwrap().is_some(), "hard bounce suppressed");
+    assert!(
+        k.daemon
+            .store
+            .suppression("typo@example.nte")
+            .unwrap()
+            .is_some(),
+        "hard bounce suppressed"
+    );
     let err = resend(&k.daemon, &a, None).await.unwrap_err();
-    assert!(matches!(&err, AdminError::Refused { code: "suppressed", .. }), "{err}");
+    assert!(
+        matches!(
+            &err,
+            AdminError::Refused {
+                code: "suppressed",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("hard_bounce"), "{err}");
 
-    let r = resend(&k.daemon, &a, Some(addr("right@example.net"))).await.unwrap();
+    let r = resend(&k.daemon, &a, Some(addr("right@example.net")))
+        .await
+        .unwrap();
     assert_ne!(r.queue_id, a);
-    let new = k.daemon.store.message(parse_id(&r.queue_id).unwrap()).unwrap().unwrap();
+    let new = k
+        .daemon
+        .store
+        .message(parse_id(&r.queue_id).unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!(new.resent_from, Some(parse_id(&a).unwrap()));
     assert_eq!(new.recipients[0].address, "right@example.net");
-    assert_eq!(k.daemon.store.body(new.id).unwrap(), k.daemon.store.body(parse_id(&a).unwrap()).unwrap());
+    assert_eq!(
+        k.daemon.store.body(new.id).unwrap(),
+        k.daemon.store.body(parse_id(&a).unwrap()).unwrap()
+    );
     let old_events = show(&k.daemon, &a).unwrap().events.unwrap();
-    let resent = old_events.iter().find(|e| e.status == EventKind::Resent).expect("resent event on the old message");
+    let resent = old_events
+        .iter()
+        .find(|e| e.status == EventKind::Resent)
+        .expect("resent event on the old message");
     assert_eq!(resent.linked_queue_id.as_deref(), Some(r.queue_id.as_str()));
     let new_events = show(&k.daemon, &r.queue_id).unwrap().events.unwrap();
     assert_eq!(new_events[0].status, EventKind::Queued);
@@ -121,12 +238,37 @@ async fn resend_links_both_messages_and_checks_suppression() {
 #[tokio::test]
 async fn undelivered_report_takes_the_latest_status_in_the_window() {
     let k = kit();
-    let m = submit(&k.daemon, &["ok@example.net", "gone@example.net", "full@example.net", "spam@example.net", "later@example.net"]).await;
-    reply(&k.daemon, &m, &[(0, 250, "2.0.0", "ok"), (1, 550, "5.1.1", "no such user"), (2, 452, "4.2.2", "mailbox full"), (3, 554, "5.7.1", "message rejected as spam"), (4, 451, "4.3.0", "try later")]).await;
+    let m = submit(
+        &k.daemon,
+        &[
+            "ok@example.net",
+            "gone@example.net",
+            "full@example.net",
+            "spam@example.net",
+            "later@example.net",
+        ],
+    )
+    .await;
+    reply(
+        &k.daemon,
+        &m,
+        &[
+            (0, 250, "2.0.0", "ok"),
+            (1, 550, "5.1.1", "no such user"),
+            (2, 452, "4.2.2", "mailbox full"),
+            (3, 554, "5.7.1", "message rejected as spam"),
+            (4, 451, "4.3.0", "try later"),
+        ],
+    )
+    .await;
     k.clock.advance(Duration::from_secs(600));
     reply(&k.daemon, &m, &[(4, 250, "2.0.0", "ok")]).await;
     let rep = undelivered(&k.daemon, None, None, None, None).unwrap();
-    let mut got: Vec<(String, Status)> = rep.items.iter().map(|i| (i.recipient.clone(), i.status)).collect();
+    let mut got: Vec<(String, Status)> = rep
+        .items
+        .iter()
+        .map(|i| (i.recipient.clone(), i.status))
+        .collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
     // 554 5.7.1 is `failed` with the rules table, `deferred` with the placeholder classifier.
     assert_eq!(got.len(), 3, "{got:?}");
@@ -135,38 +277,127 @@ async fn undelivered_report_takes_the_latest_status_in_the_window() {
     assert_eq!(got[2].0, "spam@example.net");
     assert_eq!(rep.summary.get("bounced"), Some(&1));
     assert_eq!(rep.total, 3);
-    let gone = rep.items.iter().find(|i| i.status == Status::Bounced).unwrap();
+    let gone = rep
+        .items
+        .iter()
+        .find(|i| i.status == Status::Bounced)
+        .unwrap();
     assert_eq!(gone.diagnostic.as_deref(), Some("550 5.1.1 no such user"));
     assert!(gone.reason.is_some());
     let only = undelivered(&k.daemon, None, None, None, Some("bounced,expired")).unwrap();
     assert_eq!(only.items.len(), 1);
     assert_eq!(only.items[0].recipient, "gone@example.net");
-    assert!(matches!(undelivered(&k.daemon, Some("0"), None, None, None), Err(AdminError::BadInput { param: "days", .. })));
-    assert!(matches!(undelivered(&k.daemon, None, None, None, Some("delivered")), Err(AdminError::BadInput { param: "status", .. })));
+    assert!(matches!(
+        undelivered(&k.daemon, Some("0"), None, None, None),
+        Err(AdminError::BadInput { param: "days", .. })
+    ));
+    assert!(matches!(
+        undelivered(&k.daemon, None, None, None, Some("delivered")),
+        Err(AdminError::BadInput {
+            param: "status",
+            ..
+        })
+    ));
     k.clock.advance(Duration::from_secs(31 * 86_400));
-    assert!(undelivered(&k.daemon, None, None, None, None).unwrap().items.is_empty(), "outside the 30-day window");
+    assert!(
+        undelivered(&k.daemon, None, None, None, None)
+            .unwrap()
+            .items
+            .is_empty(),
+        "outside the 30-day window"
+    );
 }
 
 #[tokio::test]
 async fn suppressions_add_remove_force_and_events() {
     let k = kit();
-    let (e, changed) = add_suppression(&k.daemon, &addr("Bob@Example.COM"), SuppressionReason::Manual, None, false).await.unwrap();
+    let (e, changed) = add_suppression(
+        &k.daemon,
+        &addr("Bob@Example.COM"),
+        SuppressionReason::Manual,
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     assert!(changed);
     assert_eq!(e.reason, SuppressionReason::Manual);
-    assert!(!add_suppression(&k.daemon, &addr("bob@example.com"), SuppressionReason::Manual, None, false).await.unwrap().1, "same entry: unchanged");
-    add_suppression(&k.daemon, &addr("c@example.com"), SuppressionReason::Complaint, Some("abuse report".into()), false).await.unwrap();
+    assert!(
+        !add_suppression(
+            &k.daemon,
+            &addr("bob@example.com"),
+            SuppressionReason::Manual,
+            None,
+            false
+        )
+        .await
+        .unwrap()
+        .1,
+        "same entry: unchanged"
+    );
+    add_suppression(
+        &k.daemon,
+        &addr("c@example.com"),
+        SuppressionReason::Complaint,
+        Some("abuse report".into()),
+        false,
+    )
+    .await
+    .unwrap();
     let page = list_suppressions(&k.daemon, Some(SuppressionReason::Complaint), None, 10).unwrap();
     assert_eq!(page.items.len(), 1);
-    let err = remove_suppression(&k.daemon, &addr("c@example.com"), false).await.unwrap_err();
-    assert!(matches!(&err, AdminError::Refused { code: "consent_required", .. }) && err.to_string().contains("consent"), "{err}");
-    assert!(add_suppression(&k.daemon, &addr("c@example.com"), SuppressionReason::Manual, None, false).await.is_err(), "cannot downgrade a complaint");
-    remove_suppression(&k.daemon, &addr("c@example.com"), true).await.unwrap();
-    remove_suppression(&k.daemon, &addr("BOB@example.com"), false).await.unwrap();
-    assert!(matches!(remove_suppression(&k.daemon, &addr("bob@example.com"), false).await, Err(AdminError::NotFound(_))));
-    let f = EventFilter { status: Some("suppression_added,suppression_removed".into()), ..Default::default() };
+    let err = remove_suppression(&k.daemon, &addr("c@example.com"), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AdminError::Refused {
+                code: "consent_required",
+                ..
+            }
+        ) && err.to_string().contains("consent"),
+        "{err}"
+    );
+    assert!(
+        add_suppression(
+            &k.daemon,
+            &addr("c@example.com"),
+            SuppressionReason::Manual,
+            None,
+            false
+        )
+        .await
+        .is_err(),
+        "cannot downgrade a complaint"
+    );
+    remove_suppression(&k.daemon, &addr("c@example.com"), true)
+        .await
+        .unwrap();
+    remove_suppression(&k.daemon, &addr("BOB@example.com"), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        remove_suppression(&k.daemon, &addr("bob@example.com"), false).await,
+        Err(AdminError::NotFound(_))
+    ));
+    let f = EventFilter {
+        status: Some("suppression_added,suppression_removed".into()),
+        ..Default::default()
+    };
     let evs = events(&k.daemon, &f).unwrap().events;
-    assert_eq!(evs.iter().filter(|e| e.status == EventKind::SuppressionAdded).count(), 2);
-    assert_eq!(evs.iter().filter(|e| e.status == EventKind::SuppressionRemoved).count(), 2);
+    assert_eq!(
+        evs.iter()
+            .filter(|e| e.status == EventKind::SuppressionAdded)
+            .count(),
+        2
+    );
+    assert_eq!(
+        evs.iter()
+            .filter(|e| e.status == EventKind::SuppressionRemoved)
+            .count(),
+        2
+    );
 }
 
 /// The cells of one exported CSV record exactly as written (quotes removed, `""` undoubled),
@@ -200,12 +431,30 @@ async fn imports_bound_their_error_list_and_refuse_broken_quoting_up_front() {
         csv.push_str(&format!("not-an-address-{i},manual\n"));
     }
     csv.push_str("ok@example.com,manual\n");
-    let st = import_suppressions(&k.daemon, ExportFormat::Csv, &csv).await.unwrap();
-    assert_eq!((st.added, st.errors.len(), st.more_errors), (1, crate::admin::transfer::MAX_LISTED_ERRORS, 150), "{:?}", (st.added, st.errors.len(), st.more_errors));
+    let st = import_suppressions(&k.daemon, ExportFormat::Csv, &csv)
+        .await
+        .unwrap();
+    assert_eq!(
+        (st.added, st.errors.len(), st.more_errors),
+        (1, crate::admin::transfer::MAX_LISTED_ERRORS, 150),
+        "{:?}",
+        (st.added, st.errors.len(), st.more_errors)
+    );
     let k2 = kit();
     let broken = "address,reason\nfirst@example.com,manual\n\"second@example.com,manual\n";
-    assert!(import_suppressions(&k2.daemon, ExportFormat::Csv, broken).await.is_err());
-    assert!(k2.daemon.store.suppression("first@example.com").unwrap().is_none(), "nothing imported from a refused file");
+    assert!(
+        import_suppressions(&k2.daemon, ExportFormat::Csv, broken)
+            .await
+            .is_err()
+    );
+    assert!(
+        k2.daemon
+            .store
+            .suppression("first@example.com")
+            .unwrap()
+            .is_none(),
+        "nothing imported from a refused file"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +462,9 @@ async fn csv_round_trip_neutralises_formulas() {
     let k = kit();
     let csv = "address,reason,time,diagnostic\r\nx@example.com,hard_bounce,2026-11-01T10:00:00Z,\"550 5.1.1 no, really\"\r\n\"=cmd@example.com\",manual,,=HYPERLINK(\"http://evil\")\nnot-an-address,manual,,\ny@example.com,bogus,,\n\
 +plus@example.com,manual,,+1+1\n-minus@example.com,manual,,-2+3\nat@example.com,manual,,@SUM(A1:A2)\n";
-    let st = import_suppressions(&k.daemon, ExportFormat::Csv, csv).await.unwrap();
+    let st = import_suppressions(&k.daemon, ExportFormat::Csv, csv)
+        .await
+        .unwrap();
     assert_eq!(st.added, 5, "{st:?}");
     assert_eq!(st.errors.len(), 2, "{st:?}");
     assert!(st.errors[0].starts_with("line 4"), "{st:?}");
@@ -227,32 +478,99 @@ async fn csv_round_trip_neutralises_formulas() {
         .map(raw_cells)
         .map(|c| (c[0].trim_start_matches('\'').to_string(), c))
         .collect();
-    let cells = |address: &str, n: usize| rows.get(address).unwrap_or_else(|| panic!("{address} not exported: {out}"))[n].clone();
+    let cells = |address: &str, n: usize| {
+        rows.get(address)
+            .unwrap_or_else(|| panic!("{address} not exported: {out}"))[n]
+            .clone()
+    };
     assert_eq!(cells("=cmd@example.com", 0), "'=cmd@example.com", "{out}");
-    assert_eq!(cells("=cmd@example.com", 3), "'=HYPERLINK(\"http://evil\")", "{out}");
+    assert_eq!(
+        cells("=cmd@example.com", 3),
+        "'=HYPERLINK(\"http://evil\")",
+        "{out}"
+    );
     assert_eq!(cells("+plus@example.com", 0), "'+plus@example.com", "{out}");
     assert_eq!(cells("+plus@example.com", 3), "'+1+1", "{out}");
-    assert_eq!(cells("-minus@example.com", 0), "'-minus@example.com", "{out}");
+    assert_eq!(
+        cells("-minus@example.com", 0),
+        "'-minus@example.com",
+        "{out}"
+    );
     assert_eq!(cells("-minus@example.com", 3), "'-2+3", "{out}");
     assert_eq!(cells("at@example.com", 3), "'@SUM(A1:A2)", "{out}");
-    assert_eq!(cells("x@example.com", 3), "550 5.1.1 no, really", "a harmless cell is left alone: {out}");
+    assert_eq!(
+        cells("x@example.com", 3),
+        "550 5.1.1 no, really",
+        "a harmless cell is left alone: {out}"
+    );
     assert_eq!(rows.len(), 5, "{out}");
-    let guarded = rows.values().flatten().filter(|c| c.starts_with('\'')).count();
+    let guarded = rows
+        .values()
+        .flatten()
+        .filter(|c| c.starts_with('\''))
+        .count();
     assert_eq!(guarded, 7, "{out}");
     for row in rows.values() {
-        assert!(!row.iter().any(|c| c.starts_with(['=', '+', '-', '@', '\t', '\r'])), "unguarded formula cell: {row:?}");
+        assert!(
+            !row.iter()
+                .any(|c| c.starts_with(['=', '+', '-', '@', '\t', '\r'])),
+            "unguarded formula cell: {row:?}"
+        );
     }
     // Import strips the guard again.
     let k2 = kit();
-    let st2 = import_suppressions(&k2.daemon, ExportFormat::Csv, &out).await.unwrap();
+    let st2 = import_suppressions(&k2.daemon, ExportFormat::Csv, &out)
+        .await
+        .unwrap();
     assert_eq!((st2.added, st2.errors.len()), (5, 0), "{st2:?}");
-    assert_eq!(k2.daemon.store.suppression("=cmd@example.com").unwrap().unwrap().diagnostic.as_deref(), Some("=HYPERLINK(\"http://evil\")"));
-    assert_eq!(k2.daemon.store.suppression("+plus@example.com").unwrap().unwrap().diagnostic.as_deref(), Some("+1+1"));
-    assert_eq!(k2.daemon.store.suppression("at@example.com").unwrap().unwrap().diagnostic.as_deref(), Some("@SUM(A1:A2)"));
+    assert_eq!(
+        k2.daemon
+            .store
+            .suppression("=cmd@example.com")
+            .unwrap()
+            .unwrap()
+            .diagnostic
+            .as_deref(),
+        Some("=HYPERLINK(\"http://evil\")")
+    );
+    assert_eq!(
+        k2.daemon
+            .store
+            .suppression("+plus@example.com")
+            .unwrap()
+            .unwrap()
+            .diagnostic
+            .as_deref(),
+        Some("+1+1")
+    );
+    assert_eq!(
+        k2.daemon
+            .store
+            .suppression("at@example.com")
+            .unwrap()
+            .unwrap()
+            .diagnostic
+            .as_deref(),
+        Some("@SUM(A1:A2)")
+    );
     let jl = export_suppressions(&k.daemon, ExportFormat::JsonLines).unwrap();
     let k3 = kit();
-    assert_eq!(import_suppressions(&k3.daemon, ExportFormat::JsonLines, &jl).await.unwrap().added, 5);
-    assert_eq!(k3.daemon.store.suppression("x@example.com").unwrap().unwrap().time, Timestamp::parse_rfc3339("2026-11-01T10:00:00Z").unwrap());
+    assert_eq!(
+        import_suppressions(&k3.daemon, ExportFormat::JsonLines, &jl)
+            .await
+            .unwrap()
+            .added,
+        5
+    );
+    assert_eq!(
+        k3.daemon
+            .store
+            .suppression("x@example.com")
+            .unwrap()
+            .unwrap()
+            .time,
+        Timestamp::parse_rfc3339("2026-11-01T10:00:00Z").unwrap()
+    );
 }
 
 #[tokio::test]
@@ -268,43 +586,119 @@ async fn purge_respects_retention_and_is_idempotent() {
     k.clock.advance(Duration::from_secs(30 * 86_400 + 1));
     let s = purge(&k.daemon, k.daemon.now()).await;
     assert_eq!((s.events, s.messages, s.bodies), (0, 1, 1), "{s:?}");
-    assert!(k.daemon.store.message(parse_id(&done).unwrap()).unwrap().is_none());
-    assert!(k.daemon.store.body(parse_id(&pending).unwrap()).unwrap().is_some(), "unfinished message keeps its body");
+    assert!(
+        k.daemon
+            .store
+            .message(parse_id(&done).unwrap())
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        k.daemon
+            .store
+            .body(parse_id(&pending).unwrap())
+            .unwrap()
+            .is_some(),
+        "unfinished message keeps its body"
+    );
     k.clock.advance(Duration::from_secs(60 * 86_400));
     let s = purge(&k.daemon, k.daemon.now()).await;
     assert_eq!(s.events, events_before);
     assert_eq!(k.daemon.store.event_count(), 0);
-    assert_eq!(k.daemon.store.tree(TreeId::EvRcpt).len() + k.daemon.store.tree(TreeId::EvMsg).len() + k.daemon.store.tree(TreeId::EvStatus).len(), 0);
+    assert_eq!(
+        k.daemon.store.tree(TreeId::EvRcpt).len()
+            + k.daemon.store.tree(TreeId::EvMsg).len()
+            + k.daemon.store.tree(TreeId::EvStatus).len(),
+        0
+    );
     let again = purge(&k.daemon, k.daemon.now()).await;
-    assert_eq!((again.events, again.bodies, again.messages, again.error), (0, 0, 0, None));
+    assert_eq!(
+        (again.events, again.bodies, again.messages, again.error),
+        (0, 0, 0, None)
+    );
 }
 
 #[tokio::test]
 async fn erase_leaves_nothing_naming_the_address() {
     let k = kit();
     let m1 = submit(&k.daemon, &["Erase.Me@Example.NET"]).await;
-    reply(&k.daemon, &m1, &[(0, 550, "5.1.1", "<erase.me@example.net> unknown")]).await;
+    reply(
+        &k.daemon,
+        &m1,
+        &[(0, 550, "5.1.1", "<erase.me@example.net> unknown")],
+    )
+    .await;
     let m2 = submit(&k.daemon, &["keep@example.net", "erase.me@example.net"]).await;
     let m3 = submit(&k.daemon, &["other@example.net"]).await;
-    let st = erase(&k.daemon, &addr("erase.me@example.net")).await.unwrap();
+    let st = erase(&k.daemon, &addr("erase.me@example.net"))
+        .await
+        .unwrap();
     assert_eq!(st.messages, 2, "{st:?}");
     assert!(st.events >= 3, "{st:?}");
     assert!(st.suppression_kept);
-    for t in TreeId::ALL.into_iter().filter(|t| *t != TreeId::Suppressions) {
-        assert_eq!(k.daemon.store.tree_mentions(t, "erase.me@example.net").unwrap(), 0, "{t:?} still names the address");
+    for t in TreeId::ALL
+        .into_iter()
+        .filter(|t| *t != TreeId::Suppressions)
+    {
+        assert_eq!(
+            k.daemon
+                .store
+                .tree_mentions(t, "erase.me@example.net")
+                .unwrap(),
+            0,
+            "{t:?} still names the address"
+        );
     }
-    let s = k.daemon.store.suppression("erase.me@example.net").unwrap().unwrap();
+    let s = k
+        .daemon
+        .store
+        .suppression("erase.me@example.net")
+        .unwrap()
+        .unwrap();
     assert_eq!((s.diagnostic, s.event_id), (None, None));
-    assert!(k.daemon.store.message(parse_id(&m3).unwrap()).unwrap().is_some());
+    assert!(
+        k.daemon
+            .store
+            .message(parse_id(&m3).unwrap())
+            .unwrap()
+            .is_some()
+    );
     // The shared message stays for its other recipient, without the erased address.
     assert_eq!(st.messages_kept, 1, "{st:?}");
-    let shared = k.daemon.store.message(parse_id(&m2).unwrap()).unwrap().expect("kept for keep@");
-    let addrs: Vec<&str> = shared.recipients.iter().map(|r| r.address.as_str()).collect();
+    let shared = k
+        .daemon
+        .store
+        .message(parse_id(&m2).unwrap())
+        .unwrap()
+        .expect("kept for keep@");
+    let addrs: Vec<&str> = shared
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
     assert_eq!(addrs, ["keep@example.net", super::retention::ERASED]);
-    assert_eq!(shared.recipients[0].status, crate::model::Status::Queued, "still to be delivered");
-    assert!(k.daemon.store.body(shared.id).unwrap().is_some(), "the body stays for keep@");
-    let keep = events(&k.daemon, &EventFilter { recipient: Some("keep@example.net".into()), ..Default::default() }).unwrap().events;
-    assert!(keep.iter().all(|e| e.status != EventKind::Dropped), "{keep:?}");
+    assert_eq!(
+        shared.recipients[0].status,
+        crate::model::Status::Queued,
+        "still to be delivered"
+    );
+    assert!(
+        k.daemon.store.body(shared.id).unwrap().is_some(),
+        "the body stays for keep@"
+    );
+    let keep = events(
+        &k.daemon,
+        &EventFilter {
+            recipient: Some("keep@example.net".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .events;
+    assert!(
+        keep.iter().all(|e| e.status != EventKind::Dropped),
+        "{keep:?}"
+    );
 }
 
 #[tokio::test]
@@ -315,11 +709,45 @@ async fn event_filters_name_bad_parameters() {
         Err(AdminError::BadInput { param, .. }) => param,
         other => panic!("expected a bad parameter, got {other:?}"),
     };
-    assert_eq!(bad(EventFilter { status: Some("queued,nope".into()), ..Default::default() }), "status");
-    assert_eq!(bad(EventFilter { since: Some("yesterday-ish".into()), ..Default::default() }), "since");
-    assert_eq!(bad(EventFilter { limit: Some("0".into()), ..Default::default() }), "limit");
-    assert_eq!(bad(EventFilter { message: Some("xyz".into()), ..Default::default() }), "message");
-    assert_eq!(bad(EventFilter { cursor: Some("abc".into()), ..Default::default() }), "cursor");
-    let f = EventFilter { since: Some("1h".into()), status: Some("queued".into()), ..Default::default() };
+    assert_eq!(
+        bad(EventFilter {
+            status: Some("queued,nope".into()),
+            ..Default::default()
+        }),
+        "status"
+    );
+    assert_eq!(
+        bad(EventFilter {
+            since: Some("yesterday-ish".into()),
+            ..Default::default()
+        }),
+        "since"
+    );
+    assert_eq!(
+        bad(EventFilter {
+            limit: Some("0".into()),
+            ..Default::default()
+        }),
+        "limit"
+    );
+    assert_eq!(
+        bad(EventFilter {
+            message: Some("xyz".into()),
+            ..Default::default()
+        }),
+        "message"
+    );
+    assert_eq!(
+        bad(EventFilter {
+            cursor: Some("abc".into()),
+            ..Default::default()
+        }),
+        "cursor"
+    );
+    let f = EventFilter {
+        since: Some("1h".into()),
+        status: Some("queued".into()),
+        ..Default::default()
+    };
     assert_eq!(events(&k.daemon, &f).unwrap().events.len(), 1);
 }

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::AdminError;
 use super::suppressions::{parse_address, stage_add};
-use crate::model::SuppressionReason;
 use crate::daemon::state::Daemon;
-use crate::store::WriteSet;
+use crate::model::SuppressionReason;
 use crate::model::time::Timestamp;
+use crate::store::WriteSet;
 
 /// Entries committed per write set during import.
 const IMPORT_BATCH: usize = 500;
@@ -31,7 +31,10 @@ impl ExportFormat {
         match s {
             "csv" => Ok(ExportFormat::Csv),
             "jsonl" | "json" | "ndjson" => Ok(ExportFormat::JsonLines),
-            _ => Err(AdminError::bad("format", format!("{s:?} is not csv or jsonl"))),
+            _ => Err(AdminError::bad(
+                "format",
+                format!("{s:?} is not csv or jsonl"),
+            )),
         }
     }
 
@@ -54,7 +57,12 @@ pub fn export_suppressions(daemon: &Daemon, format: ExportFormat) -> Result<Stri
         let (items, next) = daemon.store.suppressions(None, cursor.as_deref(), 1000)?;
         for s in &items {
             match format {
-                ExportFormat::Csv => out.push_str(&csv_row(&[&s.address, s.reason.as_str(), &s.time.to_rfc3339(), s.diagnostic.as_deref().unwrap_or("")])),
+                ExportFormat::Csv => out.push_str(&csv_row(&[
+                    &s.address,
+                    s.reason.as_str(),
+                    &s.time.to_rfc3339(),
+                    s.diagnostic.as_deref().unwrap_or(""),
+                ])),
                 ExportFormat::JsonLines => {
                     out.push_str(&serde_json::to_string(s).unwrap_or_default());
                     out.push('\n');
@@ -75,7 +83,11 @@ fn csv_row(cells: &[&str]) -> String {
 
 /// Quotes a cell when needed and neutralises formula starts.
 pub fn csv_cell(c: &str) -> String {
-    let c = if c.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{c}") } else { c.to_string() };
+    let c = if c.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{c}")
+    } else {
+        c.to_string()
+    };
     if c.contains([',', '"', '\r', '\n']) || c.starts_with(' ') || c.ends_with(' ') {
         format!("\"{}\"", c.replace('"', "\"\""))
     } else {
@@ -114,7 +126,10 @@ fn check_quotes(text: &str) -> Result<(), String> {
         }
     }
     if quoted {
-        return Err(format!("unterminated quoted cell in record {}", records + 1));
+        return Err(format!(
+            "unterminated quoted cell in record {}",
+            records + 1
+        ));
     }
     Ok(())
 }
@@ -126,7 +141,9 @@ pub struct CsvRecords<'a> {
 
 impl<'a> CsvRecords<'a> {
     pub fn new(text: &'a str) -> Self {
-        CsvRecords { chars: text.chars().peekable() }
+        CsvRecords {
+            chars: text.chars().peekable(),
+        }
     }
 }
 
@@ -134,7 +151,8 @@ impl Iterator for CsvRecords<'_> {
     type Item = Vec<String>;
 
     fn next(&mut self) -> Option<Vec<String>> {
-        let (mut row, mut cell, mut quoted, mut was_quoted) = (Vec::new(), String::new(), false, false);
+        let (mut row, mut cell, mut quoted, mut was_quoted) =
+            (Vec::new(), String::new(), false, false);
         let mut any = false;
         while let Some(ch) = self.chars.next() {
             any = true;
@@ -200,7 +218,11 @@ struct Row {
 
 /// Imports entries; bad records are listed in `errors` and the rest still imported.
 /// Existing complaint/unsubscribe entries are never replaced by an import.
-pub async fn import_suppressions(daemon: &Daemon, format: ExportFormat, text: &str) -> Result<ImportStats, AdminError> {
+pub async fn import_suppressions(
+    daemon: &Daemon,
+    format: ExportFormat,
+    text: &str,
+) -> Result<ImportStats, AdminError> {
     let rows = match format {
         ExportFormat::Csv => csv_rows(text)?,
         ExportFormat::JsonLines => json_rows(text),
@@ -222,7 +244,12 @@ pub async fn import_suppressions(daemon: &Daemon, format: ExportFormat, text: &s
     Ok(stats)
 }
 
-fn stage_row(daemon: &Daemon, ws: &mut WriteSet, events: &mut Vec<crate::model::Event>, r: Row) -> Result<bool, String> {
+fn stage_row(
+    daemon: &Daemon,
+    ws: &mut WriteSet,
+    events: &mut Vec<crate::model::Event>,
+    r: Row,
+) -> Result<bool, String> {
     let at = |m: String| format!("line {}: {m}", r.line);
     let address = parse_address("address", &r.address).map_err(|e| at(e.to_string()))?;
     let reason = match r.reason.as_deref().filter(|s| !s.is_empty()) {
@@ -233,25 +260,48 @@ fn stage_row(daemon: &Daemon, ws: &mut WriteSet, events: &mut Vec<crate::model::
         Some(s) => Timestamp::parse_rfc3339(s).ok_or_else(|| at(format!("bad time {s:?}")))?,
         None => daemon.now(),
     };
-    match stage_add(daemon, ws, events, &address, reason, r.diagnostic.filter(|d| !d.is_empty()), false, time) {
+    match stage_add(
+        daemon,
+        ws,
+        events,
+        &address,
+        reason,
+        r.diagnostic.filter(|d| !d.is_empty()),
+        false,
+        time,
+    ) {
         Ok((_, changed)) => Ok(changed),
         Err(AdminError::Refused { .. }) => Ok(false),
         Err(e) => Err(at(e.to_string())),
     }
 }
 
-fn csv_rows(text: &str) -> Result<Box<dyn Iterator<Item = Result<Row, String>> + Send + '_>, AdminError> {
+fn csv_rows(
+    text: &str,
+) -> Result<Box<dyn Iterator<Item = Result<Row, String>> + Send + '_>, AdminError> {
     check_quotes(text).map_err(|e| AdminError::bad("body", e))?;
     if memchr::memchr_iter(b'\n', text.as_bytes()).count() > IMPORT_MAX {
-        return Err(AdminError::bad("body", format!("more than {IMPORT_MAX} records")));
+        return Err(AdminError::bad(
+            "body",
+            format!("more than {IMPORT_MAX} records"),
+        ));
     }
     let rows = CsvRecords::new(text).enumerate().filter_map(|(i, cells)| {
-        let first = cells.first().map(|c| c.trim().to_ascii_lowercase()).unwrap_or_default();
+        let first = cells
+            .first()
+            .map(|c| c.trim().to_ascii_lowercase())
+            .unwrap_or_default();
         if (i == 0 && first == "address") || cells.iter().all(|c| c.trim().is_empty()) {
             return None;
         }
         let cell = |n: usize| cells.get(n).map(|c| c.trim().to_string());
-        Some(Ok(Row { line: i + 1, address: cell(0).unwrap_or_default(), reason: cell(1), time: cell(2), diagnostic: cell(3) }))
+        Some(Ok(Row {
+            line: i + 1,
+            address: cell(0).unwrap_or_default(),
+            reason: cell(1),
+            time: cell(2),
+            diagnostic: cell(3),
+        }))
     });
     Ok(Box::new(rows))
 }
@@ -271,7 +321,13 @@ fn json_rows(text: &str) -> Box<dyn Iterator<Item = Result<Row, String>> + Send 
         .take(IMPORT_MAX)
         .map(|(i, l)| {
             serde_json::from_str::<J>(l)
-                .map(|j| Row { line: i + 1, address: j.address, reason: j.reason, time: j.time, diagnostic: j.diagnostic })
+                .map(|j| Row {
+                    line: i + 1,
+                    address: j.address,
+                    reason: j.reason,
+                    time: j.time,
+                    diagnostic: j.diagnostic,
+                })
                 .map_err(|e| format!("line {}: {e}", i + 1))
         });
     Box::new(rows)

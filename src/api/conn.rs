@@ -50,14 +50,26 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_config(cfg: &ApiConfig) -> Self {
-        Limits { max_connections: cfg.max_connections, header_timeout: cfg.header_timeout.0, body_timeout: cfg.body_timeout.0 }
+        Limits {
+            max_connections: cfg.max_connections,
+            header_timeout: cfg.header_timeout.0,
+            body_timeout: cfg.body_timeout.0,
+        }
     }
 }
 
 /// Serves `app` on `listener` until `shutdown`, then drains open connections.
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let full = with_body_deadline(app.clone(), limits.body_timeout);
-    let overflow_app = with_body_deadline(app.layer(axum::middleware::from_fn(healthz_only)), limits.body_timeout);
+    let overflow_app = with_body_deadline(
+        app.layer(axum::middleware::from_fn(healthz_only)),
+        limits.body_timeout,
+    );
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let spare = Arc::new(Semaphore::new(OVERFLOW));
     let tracker = TaskTracker::new();
@@ -74,26 +86,53 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
             },
         };
         if let Ok(permit) = slots.clone().try_acquire_owned() {
-            tracker.spawn(connection(tcp, full.clone(), limits.header_timeout, true, permit, shutdown.clone()));
+            tracker.spawn(connection(
+                tcp,
+                full.clone(),
+                limits.header_timeout,
+                true,
+                permit,
+                shutdown.clone(),
+            ));
         } else if let Ok(permit) = spare.clone().try_acquire_owned() {
             tracing::debug!("api: connection cap reached; serving /healthz only");
             let header_timeout = limits.header_timeout.min(OVERFLOW_HEADER_TIMEOUT);
-            tracker.spawn(connection(tcp, overflow_app.clone(), header_timeout, false, permit, shutdown.clone()));
+            tracker.spawn(connection(
+                tcp,
+                overflow_app.clone(),
+                header_timeout,
+                false,
+                permit,
+                shutdown.clone(),
+            ));
         } else {
             tracing::debug!("api: connection cap reached; closing a connection");
         }
     }
     tracker.close();
     if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
-        tracing::warn!(open = tracker.len(), "api: connections still open at shutdown; leaving them");
+        tracing::warn!(
+            open = tracker.len(),
+            "api: connections still open at shutdown; leaving them"
+        );
     }
     Ok(())
 }
 
 /// Drives one connection; `keep_alive` false answers a single request.
-async fn connection(tcp: TcpStream, app: Router, header_timeout: Duration, keep_alive: bool, permit: OwnedSemaphorePermit, shutdown: CancellationToken) {
+async fn connection(
+    tcp: TcpStream,
+    app: Router,
+    header_timeout: Duration,
+    keep_alive: bool,
+    permit: OwnedSemaphorePermit,
+    shutdown: CancellationToken,
+) {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(keep_alive);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(keep_alive);
     let conn = builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app));
     tokio::pin!(conn);
     let res = tokio::select! {
@@ -114,26 +153,48 @@ async fn healthz_only(req: Request, next: Next) -> Response {
     if req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
-    let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", "too many open API connections; try again").into_response();
-    resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    let mut resp = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        "too many open API connections; try again",
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     resp
 }
 
 /// Wraps every request body in a deadline of `limit` from the headers' arrival.
 fn with_body_deadline(app: Router, limit: Duration) -> Router {
-    app.layer(axum::middleware::from_fn(move |req: Request, next: Next| body_deadline(req, next, limit)))
+    app.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| body_deadline(req, next, limit),
+    ))
 }
 
 async fn body_deadline(req: Request, next: Next, limit: Duration) -> Response {
     let expired = Arc::new(AtomicBool::new(false));
-    let req = req.map(|body| Body::new(TimedBody { inner: body, sleep: Box::pin(tokio::time::sleep(limit)), expired: expired.clone() }));
+    let req = req.map(|body| {
+        Body::new(TimedBody {
+            inner: body,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            expired: expired.clone(),
+        })
+    });
     let resp = next.run(req).await;
     if !expired.load(Ordering::Relaxed) {
         return resp;
     }
     tracing::info!(timeout = ?limit, "api: request body not received in time");
-    let mut resp = ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time").into_response();
-    resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    let mut resp = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request body did not arrive in time",
+    )
+    .into_response();
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     resp
 }
 
@@ -153,7 +214,10 @@ impl HttpBody for TimedBody {
     type Data = Bytes;
     type Error = axum::BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }

@@ -17,12 +17,20 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 naming the parameter.
     pub fn bad(param: &str, message: impl std::fmt::Display) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{param}: {message}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{param}: {message}"),
+        )
     }
 }
 
@@ -31,7 +39,9 @@ impl From<AdminError> for ApiError {
         match e {
             AdminError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             AdminError::BadInput { param, message } => ApiError::bad(param, message),
-            AdminError::Refused { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            AdminError::Refused { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
             AdminError::Store(e) => e.into(),
         }
     }

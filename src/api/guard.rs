@@ -29,7 +29,9 @@ pub struct Guard {
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").field("hosts", &self.hosts).finish_non_exhaustive()
+        f.debug_struct("Guard")
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -44,12 +46,18 @@ impl Guard {
         if let Some(h) = cfg.api.url.as_deref().and_then(url_host) {
             hosts.push(h);
         }
-        Guard { token_digest: Arc::from(crate::model::constant_time::sha256(token.as_bytes()).as_ref()), hosts: Arc::new(hosts) }
+        Guard {
+            token_digest: Arc::from(crate::model::constant_time::sha256(token.as_bytes()).as_ref()),
+            hosts: Arc::new(hosts),
+        }
     }
 
     /// Constant-time check of a presented token (both sides hashed to equal length first).
     pub fn token_ok(&self, presented: &str) -> bool {
-        crate::model::constant_time::eq(crate::model::constant_time::sha256(presented.as_bytes()).as_ref(), &self.token_digest)
+        crate::model::constant_time::eq(
+            crate::model::constant_time::sha256(presented.as_bytes()).as_ref(),
+            &self.token_digest,
+        )
     }
 
     /// True for the configured address(es) and loopback names on any port.
@@ -74,7 +82,8 @@ impl Guard {
 }
 
 fn is_port(p: &str) -> bool {
-    p.strip_prefix(':').is_some_and(|d| !d.is_empty() && d.len() <= 5 && d.bytes().all(|b| b.is_ascii_digit()))
+    p.strip_prefix(':')
+        .is_some_and(|d| !d.is_empty() && d.len() <= 5 && d.bytes().all(|b| b.is_ascii_digit()))
         || (!p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -87,25 +96,54 @@ fn url_host(url: &str) -> Option<String> {
 
 /// Refuses requests whose `Host` is not ours (403).
 pub async fn require_host(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
     match host {
         Some(h) if g.host_ok(&h) => next.run(req).await,
-        Some(h) => ApiError::new(StatusCode::FORBIDDEN, "forbidden_host", format!("Host {h:?} is not this API's address")).into_response(),
-        None => ApiError::new(StatusCode::FORBIDDEN, "forbidden_host", "a Host header is required").into_response(),
+        Some(h) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_host",
+            format!("Host {h:?} is not this API's address"),
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_host",
+            "a Host header is required",
+        )
+        .into_response(),
     }
 }
 
 /// Refuses requests without `Authorization: Bearer <token>` (401).
 pub async fn require_token(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-        let (scheme, token) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
-    });
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_string())
+        });
     match presented {
         Some(t) if g.token_ok(&t) => next.run(req).await,
         _ => {
-            let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid Authorization: Bearer token is required").into_response();
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            let mut r = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid Authorization: Bearer token is required",
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
             r
         }
     }
@@ -121,10 +159,25 @@ mod tests {
         cfg.api.token = Some(crate::config::Secret("s3cret".into()));
         cfg.api.url = Some("http://relay.internal:8025/".into());
         let g = Guard::new(&cfg);
-        for ok in ["127.0.0.1:8025", "localhost", "LOCALHOST:1234", "[::1]:9", "127.0.0.1", "relay.internal:8025"] {
+        for ok in [
+            "127.0.0.1:8025",
+            "localhost",
+            "LOCALHOST:1234",
+            "[::1]:9",
+            "127.0.0.1",
+            "relay.internal:8025",
+        ] {
             assert!(g.host_ok(ok), "{ok}");
         }
-        for bad in ["evil.example", "evil.example:8025", "localhost.evil.example", "127.0.0.1.nip.io:8025", "[::1]x", "localhost:abc", ""] {
+        for bad in [
+            "evil.example",
+            "evil.example:8025",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:8025",
+            "[::1]x",
+            "localhost:abc",
+            "",
+        ] {
             assert!(!g.host_ok(bad), "{bad}");
         }
         assert!(g.token_ok("s3cret"));

@@ -16,10 +16,10 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::ApiError;
-use crate::admin::{self, EventFilter, ExportFormat, limit_param, parse_address};
-use crate::model::SuppressionReason;
-use crate::daemon::state::Daemon;
 pub use super::ingest::{ingest, metrics};
+use crate::admin::{self, EventFilter, ExportFormat, limit_param, parse_address};
+use crate::daemon::state::Daemon;
+use crate::model::SuppressionReason;
 
 type Rel = State<Arc<Daemon>>;
 type Raw = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -34,7 +34,10 @@ impl Params {
         let mut map = HashMap::new();
         for (k, v) in pairs {
             if !allowed.contains(&k.as_str()) {
-                return Err(ApiError::bad(&k, format!("unknown parameter (accepted: {})", allowed.join(", "))));
+                return Err(ApiError::bad(
+                    &k,
+                    format!("unknown parameter (accepted: {})", allowed.join(", ")),
+                ));
             }
             if map.insert(k.clone(), v).is_some() {
                 return Err(ApiError::bad(&k, "given more than once"));
@@ -63,15 +66,33 @@ impl Params {
 }
 
 /// Parses an optional JSON body; a body must come as `application/json` (415 otherwise).
-fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<Option<T>, ApiError> {
+fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Option<T>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "a request body must be sent as Content-Type: application/json"));
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a request body must be sent as Content-Type: application/json",
+        ));
     }
-    serde_json::from_slice(body).map(Some).map_err(|e| ApiError::bad("body", e))
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::bad("body", e))
 }
 
 fn ok(v: impl serde::Serialize) -> ApiResult {
@@ -80,19 +101,35 @@ fn ok(v: impl serde::Serialize) -> ApiResult {
 
 pub async fn healthz(State(daemon): Rel) -> Response {
     if daemon.shutting_down.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "shutting_down"}))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "shutting_down"})),
+        )
+            .into_response();
     }
     if !daemon.ready.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"}))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "starting"})),
+        )
+            .into_response();
     }
     if let Some(f) = daemon.committer.health().fault() {
         let body = json!({"status": "storage_failed", "reason": f.reason, "since": f.since, "restart_needed": f.restart_needed});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     let min = daemon.cfg.smtp.min_free_space.0;
-    if let Some(free) = crate::records::enqueue::free_space(&daemon.cfg.server.data_dir).filter(|f| *f < min) {
-        let reason = format!("{free} bytes free in data_dir, below smtp.min_free_space ({min}): MAIL gets 452 4.3.1");
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "insufficient_storage", "reason": reason}))).into_response();
+    if let Some(free) =
+        crate::records::enqueue::free_space(&daemon.cfg.server.data_dir).filter(|f| *f < min)
+    {
+        let reason = format!(
+            "{free} bytes free in data_dir, below smtp.min_free_space ({min}): MAIL gets 452 4.3.1"
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "insufficient_storage", "reason": reason})),
+        )
+            .into_response();
     }
     Json(json!({"status": "ok"})).into_response()
 }
@@ -108,7 +145,12 @@ pub async fn openapi() -> Response {
 pub async fn queue_list(State(daemon): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["all", "limit", "cursor"])?;
     let limit = limit_param(p.get("limit"), 100, 1000)?;
-    ok(admin::list_queue(&daemon, p.flag("all")?, p.get("cursor"), limit)?)
+    ok(admin::list_queue(
+        &daemon,
+        p.flag("all")?,
+        p.get("cursor"),
+        limit,
+    )?)
 }
 
 pub async fn message_show(State(daemon): Rel, Path(id): Path<String>) -> ApiResult {
@@ -130,7 +172,12 @@ struct ResendBody {
     to: Option<String>,
 }
 
-pub async fn message_resend(State(daemon): Rel, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub async fn message_resend(
+    State(daemon): Rel,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let b: Option<ResendBody> = json_body(&headers, &body)?;
     let to = match b.and_then(|b| b.to).filter(|s| !s.is_empty()) {
         Some(t) => Some(parse_address("to", &t)?),
@@ -141,7 +188,18 @@ pub async fn message_resend(State(daemon): Rel, Path(id): Path<String>, headers:
 }
 
 pub async fn events(State(daemon): Rel, q: Raw) -> ApiResult {
-    let p = Params::parse(q, &["recipient", "status", "message", "since", "until", "limit", "cursor"])?;
+    let p = Params::parse(
+        q,
+        &[
+            "recipient",
+            "status",
+            "message",
+            "since",
+            "until",
+            "limit",
+            "cursor",
+        ],
+    )?;
     let f = EventFilter {
         recipient: p.owned("recipient"),
         status: p.owned("status"),
@@ -153,7 +211,9 @@ pub async fn events(State(daemon): Rel, q: Raw) -> ApiResult {
     };
     let body = off_the_workers(&daemon, move |daemon| {
         let page = admin::events(daemon, &f)?;
-        Ok(to_json(&json!({"items": page.events, "next_cursor": page.next_cursor})))
+        Ok(to_json(
+            &json!({"items": page.events, "next_cursor": page.next_cursor}),
+        ))
     })
     .await?;
     Ok(json_bytes(body))
@@ -167,7 +227,10 @@ pub async fn unverified(State(daemon): Rel, q: Raw) -> ApiResult {
     if let Some(c) = cursor
         && (c.len() != 32 || crate::store::unhex(c).is_none())
     {
-        return Err(ApiError::bad("cursor", "expected the next_cursor of a previous page"));
+        return Err(ApiError::bad(
+            "cursor",
+            "expected the next_cursor of a previous page",
+        ));
     }
     let (items, next) = daemon.store.unverified(cursor, limit)?;
     ok(json!({"items": items, "next_cursor": next}))
@@ -175,14 +238,30 @@ pub async fn unverified(State(daemon): Rel, q: Raw) -> ApiResult {
 
 pub async fn undelivered(State(daemon): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["days", "status", "since", "until"])?;
-    let (days, since, until, status) = (p.owned("days"), p.owned("since"), p.owned("until"), p.owned("status"));
-    let body = off_the_workers(&daemon, move |daemon| Ok(to_json(&admin::undelivered(daemon, days.as_deref(), since.as_deref(), until.as_deref(), status.as_deref())?))).await?;
+    let (days, since, until, status) = (
+        p.owned("days"),
+        p.owned("since"),
+        p.owned("until"),
+        p.owned("status"),
+    );
+    let body = off_the_workers(&daemon, move |daemon| {
+        Ok(to_json(&admin::undelivered(
+            daemon,
+            days.as_deref(),
+            since.as_deref(),
+            until.as_deref(),
+            status.as_deref(),
+        )?))
+    })
+    .await?;
     Ok(json_bytes(body))
 }
 
 /// Serialised on the blocking pool too: a page of 1,000 events is megabytes of JSON.
 fn to_json(v: &impl serde::Serialize) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_else(|e| format!("{{\"error\":{{\"code\":\"internal\",\"message\":\"{e}\"}}}}").into_bytes())
+    serde_json::to_vec(v).unwrap_or_else(|e| {
+        format!("{{\"error\":{{\"code\":\"internal\",\"message\":\"{e}\"}}}}").into_bytes()
+    })
 }
 
 fn json_bytes(body: Vec<u8>) -> Response {
@@ -196,23 +275,47 @@ static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HEAVY_R
 
 /// Runs a store read (and its serialisation) on the blocking pool, at most [`HEAVY_READS`] at a time, so reports and
 /// log queries never occupy the async workers SMTP sessions run on.
-async fn off_the_workers<T: Send + 'static>(daemon: &Arc<Daemon>, f: impl FnOnce(&Daemon) -> Result<T, admin::AdminError> + Send + 'static) -> Result<T, ApiError> {
-    let _permit = HEAVY.acquire().await.map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the daemon is stopping"))?;
+async fn off_the_workers<T: Send + 'static>(
+    daemon: &Arc<Daemon>,
+    f: impl FnOnce(&Daemon) -> Result<T, admin::AdminError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = HEAVY.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the daemon is stopping",
+        )
+    })?;
     let daemon = daemon.clone();
     let joined = tokio::task::spawn_blocking(move || f(&daemon)).await;
-    let done = joined.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the query failed: {e}")))?;
+    let done = joined.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the query failed: {e}"),
+        )
+    })?;
     Ok(done?)
 }
 
 fn reason_param(v: Option<&str>, param: &str) -> Result<Option<SuppressionReason>, ApiError> {
-    v.map(|r| r.parse::<SuppressionReason>().map_err(|e| ApiError::bad(param, e))).transpose()
+    v.map(|r| {
+        r.parse::<SuppressionReason>()
+            .map_err(|e| ApiError::bad(param, e))
+    })
+    .transpose()
 }
 
 pub async fn suppressions_list(State(daemon): Rel, q: Raw) -> ApiResult {
     let p = Params::parse(q, &["reason", "limit", "cursor"])?;
     let reason = reason_param(p.get("reason"), "reason")?;
     let limit = limit_param(p.get("limit"), 100, 1000)?;
-    ok(admin::list_suppressions(&daemon, reason, p.get("cursor"), limit)?)
+    ok(admin::list_suppressions(
+        &daemon,
+        reason,
+        p.get("cursor"),
+        limit,
+    )?)
 }
 
 #[derive(Deserialize)]
@@ -224,29 +327,68 @@ struct PutBody {
     force: bool,
 }
 
-pub async fn suppression_put(State(daemon): Rel, Path(address): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub async fn suppression_put(
+    State(daemon): Rel,
+    Path(address): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let address = parse_address("address", &address)?;
-    let b: PutBody = json_body(&headers, &body)?.unwrap_or(PutBody { reason: None, diagnostic: None, force: false });
+    let b: PutBody = json_body(&headers, &body)?.unwrap_or(PutBody {
+        reason: None,
+        diagnostic: None,
+        force: false,
+    });
     let reason = reason_param(b.reason.as_deref(), "reason")?.unwrap_or(SuppressionReason::Manual);
-    let (entry, changed) = admin::add_suppression(&daemon, &address, reason, b.diagnostic, b.force).await?;
-    let status = if changed { StatusCode::CREATED } else { StatusCode::OK };
+    let (entry, changed) =
+        admin::add_suppression(&daemon, &address, reason, b.diagnostic, b.force).await?;
+    let status = if changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(entry)).into_response())
 }
 
-pub async fn suppression_delete(State(daemon): Rel, Path(address): Path<String>, q: Raw) -> ApiResult {
+pub async fn suppression_delete(
+    State(daemon): Rel,
+    Path(address): Path<String>,
+    q: Raw,
+) -> ApiResult {
     let p = Params::parse(q, &["force"])?;
     let address = parse_address("address", &address)?;
     let removed = admin::remove_suppression(&daemon, &address, p.flag("force")?).await?;
     ok(json!({"removed": removed}))
 }
 
-pub async fn suppressions_import(State(daemon): Rel, q: Raw, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub async fn suppressions_import(
+    State(daemon): Rel,
+    q: Raw,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let p = Params::parse(q, &["format"])?;
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let from_type = match ct.as_str() {
         "text/csv" => ExportFormat::Csv,
-        "application/x-ndjson" | "application/jsonl" | "application/json" => ExportFormat::JsonLines,
-        _ => return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send text/csv or application/x-ndjson")),
+        "application/x-ndjson" | "application/jsonl" | "application/json" => {
+            ExportFormat::JsonLines
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send text/csv or application/x-ndjson",
+            ));
+        }
     };
     let format = match p.get("format") {
         Some(f) => ExportFormat::parse(f)?,
@@ -270,9 +412,9 @@ struct EraseBody {
 }
 
 pub async fn erase(State(daemon): Rel, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let b: EraseBody = json_body(&headers, &body)?.ok_or_else(|| ApiError::bad("address", "a JSON body {\"address\": ...} is required"))?;
+    let b: EraseBody = json_body(&headers, &body)?
+        .ok_or_else(|| ApiError::bad("address", "a JSON body {\"address\": ...} is required"))?;
     let address = parse_address("address", &b.address)?;
     let stats = admin::erase(&daemon, &address).await?;
     ok(stats)
 }
-

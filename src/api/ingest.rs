@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::ApiError;
-use crate::records::metrics::{SmtpGauges, render};
 use crate::daemon::state::Daemon;
+use crate::records::metrics::{SmtpGauges, render};
 use crate::store::WriteSet;
 
 /// Largest returned message accepted by `/v1/ingest`.
@@ -21,13 +21,26 @@ pub const INGEST_LIMIT: usize = 10 * 1024 * 1024;
 
 pub async fn ingest(State(daemon): State<Arc<Daemon>>, body: Bytes) -> Result<Response, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body: expected a raw RFC 5322 message"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "body: expected a raw RFC 5322 message",
+        ));
     }
     let mut ws = WriteSet::new();
-    let done = crate::feedback::returned::ingest(&daemon, &body, crate::feedback::returned::Origin::Api, &mut ws)?;
+    let done = crate::feedback::returned::ingest(
+        &daemon,
+        &body,
+        crate::feedback::returned::Origin::Api,
+        &mut ws,
+    )?;
     daemon.commit(ws, &done.events).await?;
     crate::inbound::accept::notify_late_failures(&daemon, &done.failed, &done.events).await;
-    Ok((StatusCode::OK, axum::Json(json!({ "events": done.events, "unverified": done.unverified }))).into_response())
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({ "events": done.events, "unverified": done.unverified })),
+    )
+        .into_response())
 }
 
 pub async fn metrics(State(daemon): State<Arc<Daemon>>) -> Response {
@@ -42,5 +55,9 @@ pub async fn metrics(State(daemon): State<Arc<Daemon>>) -> Response {
             auth_lockouts: s.auth_lockouts.load(Ordering::Relaxed),
         })
         .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&daemon, gauges)).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&daemon, gauges),
+    )
+        .into_response()
 }

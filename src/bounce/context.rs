@@ -90,13 +90,19 @@ impl Context {
 
     /// The first top-level header named `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        debug_assert!(TOP_FIELDS.contains(&name), "{name} is not kept in TOP_FIELDS");
+        debug_assert!(
+            TOP_FIELDS.contains(&name),
+            "{name} is not kept in TOP_FIELDS"
+        );
         field(&self.headers, name)
     }
 
     /// All top-level headers named `name`.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        debug_assert!(TOP_FIELDS.contains(&name), "{name} is not kept in TOP_FIELDS");
+        debug_assert!(
+            TOP_FIELDS.contains(&name),
+            "{name} is not kept in TOP_FIELDS"
+        );
         self.headers
             .iter()
             .filter(move |f| f.name.eq_ignore_ascii_case(name))
@@ -134,7 +140,9 @@ impl Context {
 /// multiparts): `None` when it could not parse `raw` or panicked. Only the mail-parser call is
 /// guarded; a panic in rebound's own code (such as [`from_message`]) propagates.
 fn mail_parse(raw: &[u8]) -> Option<Message<'_>> {
-    catch_unwind(AssertUnwindSafe(|| PARSER.parse(raw))).ok().flatten()
+    catch_unwind(AssertUnwindSafe(|| PARSER.parse(raw)))
+        .ok()
+        .flatten()
 }
 
 /// The message taken apart by mail-parser, or `None` when mail-parser could not take it.
@@ -229,7 +237,10 @@ pub fn is_original_field(name: &str) -> bool {
 
 /// One of our own `X-Rebound-*` fields.
 pub fn is_rebound_field(name: &str) -> bool {
-    name.len() > 10 && name.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-"))
+    name.len() > 10
+        && name
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case("x-rebound-"))
 }
 
 /// Adds what one MIME part holds to `ctx`; an embedded delivery report's bytes go to
@@ -282,7 +293,9 @@ fn collect_part<'a>(
                 (_, "rfc822-headers" | "global-headers") => {
                     set_original(ctx, parse_fields_where(&text(), true, is_original_field))
                 }
-                ("message", "rfc822" | "global") => set_original(ctx, parse_fields_where(&text(), true, is_original_field)),
+                ("message", "rfc822" | "global") => {
+                    set_original(ctx, parse_fields_where(&text(), true, is_original_field))
+                }
                 ("text", _) | ("", _) => push_body(&mut ctx.body, &text()),
                 _ => {}
             }
@@ -321,14 +334,17 @@ fn head_fields(bytes: &[u8]) -> Vec<Field> {
     let bytes = &bytes[start..];
     let blank = |sep: &[u8]| memchr::memmem::find(bytes, sep).unwrap_or(bytes.len());
     let end = blank(b"\n\n").min(blank(b"\n\r\n"));
-    parse_fields_where(&String::from_utf8_lossy(&bytes[..end]), true, is_original_field)
+    parse_fields_where(
+        &String::from_utf8_lossy(&bytes[..end]),
+        true,
+        is_original_field,
+    )
 }
 
 /// True when an embedded message's header declares a delivery report.
 fn is_report_head(fields: &[Field]) -> bool {
-    field(fields, "content-type").is_some_and(|ct| {
-        contains_ci(ct, "multipart/report") && contains_ci(ct, "delivery-status")
-    })
+    field(fields, "content-type")
+        .is_some_and(|ct| contains_ci(ct, "multipart/report") && contains_ci(ct, "delivery-status"))
 }
 
 fn set_original(ctx: &mut Context, fields: Vec<Field>) {

@@ -192,11 +192,18 @@ fn enhanced_at(b: &[u8], dot: usize) -> Option<EnhancedCode> {
 
 /// 1-3 ASCII digits at `at` (no more), their value and the offset after them.
 fn number_at(b: &[u8], at: usize) -> Option<(u16, usize)> {
-    let len = b.get(at..)?.iter().take(4).take_while(|c| c.is_ascii_digit()).count();
+    let len = b
+        .get(at..)?
+        .iter()
+        .take(4)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     if !(1..=3).contains(&len) {
         return None;
     }
-    let value = b[at..at + len].iter().fold(0u16, |v, d| v * 10 + u16::from(d - b'0'));
+    let value = b[at..at + len]
+        .iter()
+        .fold(0u16, |v, d| v * 10 + u16::from(d - b'0'));
     Some((value, at + len))
 }
 

@@ -2,7 +2,6 @@
 //! ("----- Original message -----", "Content-Type: message/rfc822", ...) that the context
 //! ([`super::context`]) and the recognisers ([`super::recognisers`]) both look for.
 
-
 /// Markers after which the returned original (or its headers) is quoted.
 pub const ORIGINAL_MARKERS: &[&str] = &[
     "below this line is a copy of the message",

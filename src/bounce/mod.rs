@@ -7,12 +7,12 @@ pub mod arf;
 pub mod autoreply;
 pub mod command;
 pub mod context;
-mod opaque;
-pub mod permanence;
 pub mod dsn;
 pub mod fields;
-pub mod mbox;
 mod markers;
+pub mod mbox;
+mod opaque;
+pub mod permanence;
 pub mod recognisers;
 mod report;
 
@@ -124,7 +124,11 @@ fn find_commands(ctx: &Context, recipients: &mut [RecipientReport]) {
     let whole = std::cell::OnceCell::new();
     let look_near = recipients.len() <= MAX_TEXT_LOOKUPS;
     for r in recipients.iter_mut().filter(|r| r.smtp_command.is_none()) {
-        let near = || r.recipient.as_deref().and_then(|a| recognisers::near(text, a));
+        let near = || {
+            r.recipient
+                .as_deref()
+                .and_then(|a| recognisers::near(text, a))
+        };
         r.smtp_command = r
             .diagnostic
             .as_deref()
@@ -246,7 +250,10 @@ fn fill_status(r: &mut RecipientReport, diag: &str, whole: &str, success: bool) 
     let in_diag = find_enhanced(diag);
     let specific = in_diag.filter(is_specific).or_else(|| {
         let quoted = diag.len() != whole.len();
-        quoted.then(|| find_enhanced(whole)).flatten().filter(is_specific)
+        quoted
+            .then(|| find_enhanced(whole))
+            .flatten()
+            .filter(is_specific)
     });
     match (r.status, specific) {
         (None, found) => r.status = found.or(in_diag),
@@ -269,7 +276,10 @@ fn reason_of(
     if success {
         return (Reason::Delivered, "action.delivered");
     }
-    let x_unix = r.diagnostic_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("x-unix"));
+    let x_unix = r
+        .diagnostic_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("x-unix"));
     if x_unix {
         return match crate::classify::match_text(diag) {
             Some((Reason::MailboxFull, rule)) => (Reason::MailboxFull, rule),
@@ -285,7 +295,11 @@ fn reason_of(
 /// A failure's reason from its codes and text ([`find_reason`]), then corrected in order by what
 /// the report says around them: retries that ran out, a delay notice, the SMTP stage, a DNS
 /// failure under a temporary status, unconfirmed "user unknown" words.
-fn classify_failure(r: &RecipientReport, diag: &str, evidence: &Evidence) -> (Reason, &'static str) {
+fn classify_failure(
+    r: &RecipientReport,
+    diag: &str,
+    evidence: &Evidence,
+) -> (Reason, &'static str) {
     let found = find_reason(r.reply_code, r.status, diag);
     let found = after_retries(r, diag, found);
     let found = delayed_vague(r, found);
@@ -296,12 +310,17 @@ fn classify_failure(r: &RecipientReport, diag: &str, evidence: &Evidence) -> (Re
 
 /// A final report that gives up on a temporary failure (a timeout under a 4.x.x status, a network
 /// failure under a 4xx reply): the retries ran out, `expired`.
-fn after_retries(r: &RecipientReport, diag: &str, found: (Reason, &'static str)) -> (Reason, &'static str) {
+fn after_retries(
+    r: &RecipientReport,
+    diag: &str,
+    found: (Reason, &'static str),
+) -> (Reason, &'static str) {
     let timed_out = fields::contains_ci(diag, "timed out") || fields::contains_ci(diag, "timeout");
     let final_report = matches!(r.action.as_deref(), Some("failed") | None);
     let temporary_status = r.status.is_some_and(|s| s.class == 4);
     let temporary_reply = r.reply_code.is_some_and(|c| (400..500).contains(&c));
-    let gave_up = (temporary_status && timed_out) || (temporary_reply && found.0 == Reason::NetworkError);
+    let gave_up =
+        (temporary_status && timed_out) || (temporary_reply && found.0 == Reason::NetworkError);
     if final_report && gave_up {
         (Reason::Expired, "action.failed-after-retries")
     } else {
@@ -312,7 +331,8 @@ fn after_retries(r: &RecipientReport, diag: &str, found: (Reason, &'static str))
 /// A delay notice whose only cause is a code class or a network failure: delivery is still being
 /// retried, `expired` (the message is late).
 fn delayed_vague(r: &RecipientReport, found: (Reason, &'static str)) -> (Reason, &'static str) {
-    let vague = found.1.starts_with("reply.") || found.1.ends_with(".*") || found.0 == Reason::NetworkError;
+    let vague =
+        found.1.starts_with("reply.") || found.1.ends_with(".*") || found.0 == Reason::NetworkError;
     if r.action.as_deref() == Some("delayed") && vague {
         (Reason::Expired, "action.delayed")
     } else {
@@ -322,7 +342,10 @@ fn delayed_vague(r: &RecipientReport, found: (Reason, &'static str)) -> (Reason,
 
 /// A DNS failure read from the text under a temporary status may clear: the MTA says so itself.
 fn temporary_dns(r: &RecipientReport, found: (Reason, &'static str)) -> (Reason, &'static str) {
-    if found.0 == Reason::HostUnknown && found.1.starts_with("text.") && r.status.is_some_and(|s| s.class == 4) {
+    if found.0 == Reason::HostUnknown
+        && found.1.starts_with("text.")
+        && r.status.is_some_and(|s| s.class == 4)
+    {
         (Reason::NetworkError, "text.hostunknown.temporary")
     } else {
         found
@@ -331,7 +354,11 @@ fn temporary_dns(r: &RecipientReport, found: (Reason, &'static str)) -> (Reason,
 
 /// "User unknown" words that are a quoted remote reply, or come from a notice nobody recognised,
 /// and that nothing confirms (see [`unconfirmed_unknown`]).
-fn unconfirmed(r: &RecipientReport, evidence: &Evidence, found: (Reason, &'static str)) -> (Reason, &'static str) {
+fn unconfirmed(
+    r: &RecipientReport,
+    evidence: &Evidence,
+    found: (Reason, &'static str),
+) -> (Reason, &'static str) {
     let remote_words = r.reply_code.is_some_and(|c| c >= 500);
     let unknown_words = r.reply_code.is_none() && !evidence.recognised;
     if r.smtp_command.is_some() || !(remote_words || unknown_words) {
@@ -369,7 +396,9 @@ fn infer_action(r: &RecipientReport) -> Option<String> {
 fn x_unix_by_status(status: Option<EnhancedCode>) -> (Reason, &'static str) {
     let specific = status.filter(|s| s.subject == 2 && s.detail != 0);
     match specific.map(|s| find_reason(None, Some(s), "")) {
-        Some((reason, rule)) if !matches!(reason, Reason::Undefined | Reason::OnHold) => (reason, rule),
+        Some((reason, rule)) if !matches!(reason, Reason::Undefined | Reason::OnHold) => {
+            (reason, rule)
+        }
         _ => (Reason::MailerError, "dsn.x-unix"),
     }
 }
@@ -378,7 +407,10 @@ fn x_unix_by_status(status: Option<EnhancedCode>) -> (Reason, &'static str) {
 /// `onhold` (for a person to judge); `undefined` is kept for reports with nothing to go on (the
 /// generic reader's diagnostic may be the notice's boilerplate).
 fn hold_unexplained(r: &mut RecipientReport, recognised: bool) {
-    let explained = r.diagnostic.as_deref().is_some_and(|d| !d.trim().is_empty());
+    let explained = r
+        .diagnostic
+        .as_deref()
+        .is_some_and(|d| !d.trim().is_empty());
     if r.reason == Reason::Undefined && explained && (recognised || r.status.is_some()) {
         (r.reason, r.rule) = (Reason::OnHold, "unexplained");
     }

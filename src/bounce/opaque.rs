@@ -96,7 +96,10 @@ fn apply(raw: &[u8], edits: &[Edit]) -> Vec<u8> {
 /// `text/html` or `text/plain` on a `Content-Type:` line.
 fn declared_at(raw: &[u8], at: usize) -> Option<Declared> {
     // Most slashes (base64, URLs, dates) are followed by none of r, g, h, p.
-    if !matches!(raw.get(at + 1)?.to_ascii_lowercase(), b'r' | b'g' | b'h' | b'p') {
+    if !matches!(
+        raw.get(at + 1)?.to_ascii_lowercase(),
+        b'r' | b'g' | b'h' | b'p'
+    ) {
         return None;
     }
     let word_ends = |end: usize| {
@@ -116,9 +119,7 @@ fn declared_at(raw: &[u8], at: usize) -> Option<Declared> {
     } else if at >= 4 && is(at - 4, b"text") {
         match () {
             _ if is(at + 1, b"html") && word_ends(at + 5) => (4, Declared::Html),
-            _ if is(at + 1, b"plain") && word_ends(at + 6) => {
-                (4, Declared::Plain)
-            }
+            _ if is(at + 1, b"plain") && word_ends(at + 6) => (4, Declared::Plain),
             _ => return None,
         }
     } else {
@@ -175,14 +176,21 @@ mod tests {
         let text = String::from_utf8(p.bytes).unwrap();
         assert!(p.skipped_html);
         assert!(text.contains("Content-Type: text/plain\n"), "{text}");
-        assert!(text.contains("Content-Type: x-rebound/skipped-html; charset"), "{text}");
-        assert!(text.contains("X-Rebound-Skipped-Encoding: quoted-printable"), "{text}");
+        assert!(
+            text.contains("Content-Type: x-rebound/skipped-html; charset"),
+            "{text}"
+        );
+        assert!(
+            text.contains("X-Rebound-Skipped-Encoding: quoted-printable"),
+            "{text}"
+        );
         assert!(prepare(ALTERNATIVE, false).is_none());
     }
 
     #[test]
     fn html_alone_is_kept() {
-        let raw = b"Content-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n<p>x</p>\n";
+        let raw =
+            b"Content-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n<p>x</p>\n";
         assert!(prepare(raw, true).is_none());
     }
 
@@ -192,7 +200,10 @@ mod tests {
             see the message/rfc822 part\n--b\nContent-Type: Message/RFC822\n\nFrom: a@b.example\n\n--b--\n";
         let text = String::from_utf8(prepare(raw, true).unwrap().bytes).unwrap();
         assert!(text.contains("see the message/rfc822 part"), "{text}");
-        assert!(text.contains("Content-Type: Message/x-rebound-embedded\n"), "{text}");
+        assert!(
+            text.contains("Content-Type: Message/x-rebound-embedded\n"),
+            "{text}"
+        );
         assert!(!text.contains("RFC822"), "{text}");
     }
 }

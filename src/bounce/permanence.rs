@@ -89,9 +89,20 @@ mod tests {
 
     #[test]
     fn words_decide() {
-        assert_eq!(stated_in("This is a permanent error; I've given up. Sorry it didn't work out."), Some(Stated::Permanent));
-        assert_eq!(stated_in("Warning: message still undelivered after 4 hours\nWill keep trying until message is 5 days old"), Some(Stated::Temporary));
-        assert_eq!(stated_in("**  THIS IS A WARNING MESSAGE ONLY  ** giving up on host x"), Some(Stated::Temporary));
+        assert_eq!(
+            stated_in("This is a permanent error; I've given up. Sorry it didn't work out."),
+            Some(Stated::Permanent)
+        );
+        assert_eq!(
+            stated_in(
+                "Warning: message still undelivered after 4 hours\nWill keep trying until message is 5 days old"
+            ),
+            Some(Stated::Temporary)
+        );
+        assert_eq!(
+            stated_in("**  THIS IS A WARNING MESSAGE ONLY  ** giving up on host x"),
+            Some(Stated::Temporary)
+        );
         assert_eq!(stated_in("550 5.1.1 user unknown"), None);
     }
 }

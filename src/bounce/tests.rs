@@ -185,7 +185,10 @@ Subject: Undelivered Mail Returned to Sender\n\n\
 A message that you sent could not be delivered to one or more of its recipients. This is a permanent error.\n\n\
 user@example.net Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable.\n";
     let rc = &parse(raw).recipients[0];
-    assert_eq!((rc.action.as_deref(), rc.reply_code), (Some("failed"), Some(421)));
+    assert_eq!(
+        (rc.action.as_deref(), rc.reply_code),
+        (Some("failed"), Some(421))
+    );
     assert_eq!(
         (rc.class, rc.reason, rc.rule),
         (Class::Soft, Reason::Expired, "action.failed-after-retries")

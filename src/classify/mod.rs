@@ -101,8 +101,12 @@ pub fn match_text(text: &str) -> Option<(Reason, &'static str)> {
         .map(|(rule, _)| (rule.reason, rule.id))
 }
 
-static OVERRIDE_REGEXES: LazyLock<Vec<Option<Regex>>> =
-    LazyLock::new(|| OVERRIDE_RULES.iter().map(|r| Regex::new(r.pattern).ok()).collect());
+static OVERRIDE_REGEXES: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {
+    OVERRIDE_RULES
+        .iter()
+        .map(|r| Regex::new(r.pattern).ok())
+        .collect()
+});
 
 /// The first override rule matching `text` (short texts only: these wordings open a reply).
 fn match_override(text: &str) -> Option<(Reason, &'static str)> {

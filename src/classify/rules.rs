@@ -45,11 +45,7 @@ pub static TEXT_RULES: &[TextRule] = &[
         AuthFailure,
         r"\b(spf|dkim|dmarc)\b|sender policy framework|unauthenticated (e-?mail|message)|authentication (check|checks) fail|not pass (spf|dkim|dmarc)|authentication information|fails to pass|failed (spf|dkim|dmarc)",
     ),
-    text(
-        "text.orange-spam",
-        SpamDetected,
-        r"\b(ofr|lpn)\d*_506\b",
-    ),
+    text("text.orange-spam", SpamDetected, r"\b(ofr|lpn)\d*_506\b"),
     text(
         "text.virus",
         VirusDetected,

@@ -179,7 +179,11 @@ const CASES: &[(&str, Class, Reason)] = &[
         Block,
         SpamDetected,
     ),
-    ("550 5.2.0 Message refused. OFR_506 [506]", Block, SpamDetected),
+    (
+        "550 5.2.0 Message refused. OFR_506 [506]",
+        Block,
+        SpamDetected,
+    ),
     (
         "550 You are writing from an address that has been blacklisted here",
         Block,

@@ -13,7 +13,10 @@ type Res = Result<(), ClientError>;
 
 /// Runs one admin command against the daemon; returns the exit code.
 pub fn run(cfg: &Config, json: bool, cmd: Cmd) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rebound: cannot start: {e}");
@@ -23,7 +26,10 @@ pub fn run(cfg: &Config, json: bool, cmd: Cmd) -> i32 {
     let result = rt.block_on(async {
         let api = ApiClient::new(cfg)?;
         let mut stdout = std::io::stdout().lock();
-        let mut out = Out { json, w: &mut stdout };
+        let mut out = Out {
+            json,
+            w: &mut stdout,
+        };
         dispatch(&api, &mut out, cmd).await
     });
     match result {
@@ -39,21 +45,60 @@ async fn dispatch(api: &ApiClient, out: &mut Out<'_>, cmd: Cmd) -> Res {
     match cmd {
         Cmd::Queue(q) => queue(api, out, q).await,
         Cmd::Events(a) => events(api, out, a).await,
-        Cmd::Report(ReportCmd::Undelivered { days, status }) => undelivered(api, out, days, status).await,
+        Cmd::Report(ReportCmd::Undelivered { days, status }) => {
+            undelivered(api, out, days, status).await
+        }
         Cmd::Suppressions(s) => suppressions(api, out, s).await,
         Cmd::Resend { id, to } => {
-            let v = api.call(Method::POST, &format!("/v1/messages/{}/resend", encode(&id)), Some(json!({ "to": to }))).await?;
-            print_or(out, &v, || format!("queued {} (resent from {}) to {}", cell(&v["queue_id"]), cell(&v["resent_from"]), cell(&v["recipients"])));
+            let v = api
+                .call(
+                    Method::POST,
+                    &format!("/v1/messages/{}/resend", encode(&id)),
+                    Some(json!({ "to": to })),
+                )
+                .await?;
+            print_or(out, &v, || {
+                format!(
+                    "queued {} (resent from {}) to {}",
+                    cell(&v["queue_id"]),
+                    cell(&v["resent_from"]),
+                    cell(&v["recipients"])
+                )
+            });
             Ok(())
         }
         Cmd::Erase { address } => {
-            let v = api.call(Method::POST, "/v1/erase", Some(json!({ "address": address }))).await?;
-            let kept = if v["suppression_kept"] == true { "; suppression entry kept (reason and date only)" } else { "" };
-            print_or(out, &v, || format!("erased {}: {} events, {} messages, {} bodies{kept}", cell(&v["address"]), v["events"], v["messages"], v["bodies"]));
+            let v = api
+                .call(
+                    Method::POST,
+                    "/v1/erase",
+                    Some(json!({ "address": address })),
+                )
+                .await?;
+            let kept = if v["suppression_kept"] == true {
+                "; suppression entry kept (reason and date only)"
+            } else {
+                ""
+            };
+            print_or(out, &v, || {
+                format!(
+                    "erased {}: {} events, {} messages, {} bodies{kept}",
+                    cell(&v["address"]),
+                    v["events"],
+                    v["messages"],
+                    v["bodies"]
+                )
+            });
             Ok(())
         }
         Cmd::Ingest { files } => ingest(api, out, files).await,
-        Cmd::Serve | Cmd::CheckConfig | Cmd::Parse { .. } | Cmd::Sink { .. } | Cmd::Dns { .. } | Cmd::Dkim(_) | Cmd::Console(_) => Ok(()),
+        Cmd::Serve
+        | Cmd::CheckConfig
+        | Cmd::Parse { .. }
+        | Cmd::Sink { .. }
+        | Cmd::Dns { .. }
+        | Cmd::Dkim(_)
+        | Cmd::Console(_) => Ok(()),
     }
 }
 
@@ -75,12 +120,31 @@ fn more(v: &Value) {
     }
 }
 
-const MSG_COLS: [(&str, &str); 5] = [("QUEUE ID", "queue_id"), ("RECEIVED", "received"), ("SENDER", "sender"), ("NEXT ATTEMPT", "next_attempt"), ("RECIPIENTS", "rcpts")];
-const EVENT_COLS: [(&str, &str); 5] = [("TIME", "time"), ("STATUS", "status"), ("RECIPIENT", "recipient"), ("QUEUE ID", "queue_id"), ("DIAGNOSTIC", "diagnostic")];
+const MSG_COLS: [(&str, &str); 5] = [
+    ("QUEUE ID", "queue_id"),
+    ("RECEIVED", "received"),
+    ("SENDER", "sender"),
+    ("NEXT ATTEMPT", "next_attempt"),
+    ("RECIPIENTS", "rcpts"),
+];
+const EVENT_COLS: [(&str, &str); 5] = [
+    ("TIME", "time"),
+    ("STATUS", "status"),
+    ("RECIPIENT", "recipient"),
+    ("QUEUE ID", "queue_id"),
+    ("DIAGNOSTIC", "diagnostic"),
+];
 
 /// Adds a `rcpts` summary (`a@x (queued), b@y (deferred)`) for the table.
 fn with_rcpts(mut m: Value) -> Value {
-    let s: Vec<String> = m["recipients"].as_array().map(|a| a.iter().map(|r| format!("{} ({})", cell(&r["address"]), cell(&r["status"]))).collect()).unwrap_or_default();
+    let s: Vec<String> = m["recipients"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| format!("{} ({})", cell(&r["address"]), cell(&r["status"])))
+                .collect()
+        })
+        .unwrap_or_default();
     m["rcpts"] = Value::String(s.join(", "));
     m
 }
@@ -88,32 +152,87 @@ fn with_rcpts(mut m: Value) -> Value {
 async fn queue(api: &ApiClient, out: &mut Out<'_>, q: QueueCmd) -> Res {
     match q {
         QueueCmd::List { all, limit, cursor } => {
-            let v = api.get(&format!("/v1/queue{}", query(&[("all", all.then(|| "true".into())), ("limit", limit.map(|n| n.to_string())), ("cursor", cursor)]))).await?;
+            let v = api
+                .get(&format!(
+                    "/v1/queue{}",
+                    query(&[
+                        ("all", all.then(|| "true".into())),
+                        ("limit", limit.map(|n| n.to_string())),
+                        ("cursor", cursor)
+                    ])
+                ))
+                .await?;
             if out.json {
                 out.json_lines(&items(&v));
             } else {
-                out.table(&MSG_COLS, &items(&v).into_iter().map(with_rcpts).collect::<Vec<_>>());
+                out.table(
+                    &MSG_COLS,
+                    &items(&v).into_iter().map(with_rcpts).collect::<Vec<_>>(),
+                );
             }
             more(&v);
         }
         QueueCmd::Show { id } => {
             let v = api.get(&format!("/v1/messages/{}", encode(&id))).await?;
-            out.object(&v, &["queue_id", "received", "sender", "message_id", "client", "size", "attempts", "next_attempt", "finished", "body_kept", "resent_from"]);
+            out.object(
+                &v,
+                &[
+                    "queue_id",
+                    "received",
+                    "sender",
+                    "message_id",
+                    "client",
+                    "size",
+                    "attempts",
+                    "next_attempt",
+                    "finished",
+                    "body_kept",
+                    "resent_from",
+                ],
+            );
             if !out.json {
                 out.line("");
-                out.table(&[("RECIPIENT", "address"), ("STATUS", "status"), ("ATTEMPTS", "attempts"), ("LAST DIAGNOSTIC", "last_diagnostic")], &v["recipients"].as_array().cloned().unwrap_or_default());
+                out.table(
+                    &[
+                        ("RECIPIENT", "address"),
+                        ("STATUS", "status"),
+                        ("ATTEMPTS", "attempts"),
+                        ("LAST DIAGNOSTIC", "last_diagnostic"),
+                    ],
+                    &v["recipients"].as_array().cloned().unwrap_or_default(),
+                );
                 out.line("");
-                out.table(&EVENT_COLS, &v["events"].as_array().cloned().unwrap_or_default());
+                out.table(
+                    &EVENT_COLS,
+                    &v["events"].as_array().cloned().unwrap_or_default(),
+                );
             }
         }
         QueueCmd::Retry { id } => {
-            let v = api.call(Method::POST, &format!("/v1/messages/{}/retry", encode(&id)), None).await?;
+            let v = api
+                .call(
+                    Method::POST,
+                    &format!("/v1/messages/{}/retry", encode(&id)),
+                    None,
+                )
+                .await?;
             print_or(out, &v, || format!("{} is due now", cell(&v["queue_id"])));
         }
         QueueCmd::Delete { id } => {
-            let v = api.call(Method::DELETE, &format!("/v1/messages/{}", encode(&id)), None).await?;
+            let v = api
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/messages/{}", encode(&id)),
+                    None,
+                )
+                .await?;
             let n = v["events"].as_array().map(Vec::len).unwrap_or(0);
-            print_or(out, &v, || format!("deleted {} ({n} pending recipient(s) dropped)", cell(&v["deleted"])));
+            print_or(out, &v, || {
+                format!(
+                    "deleted {} ({n} pending recipient(s) dropped)",
+                    cell(&v["deleted"])
+                )
+            });
         }
     }
     Ok(())
@@ -121,9 +240,17 @@ async fn queue(api: &ApiClient, out: &mut Out<'_>, q: QueueCmd) -> Res {
 
 async fn events(api: &ApiClient, out: &mut Out<'_>, a: EventsArgs) -> Res {
     if a.unverified {
-        let q = query(&[("limit", a.limit.map(|n| n.to_string())), ("cursor", a.cursor)]);
+        let q = query(&[
+            ("limit", a.limit.map(|n| n.to_string())),
+            ("cursor", a.cursor),
+        ]);
         let v = api.get(&format!("/v1/unverified{q}")).await?;
-        let cols = [("TIME", "time"), ("CLAIMED RECIPIENT", "recipient"), ("QUEUE ID", "queue_id"), ("WHY NOT TRUSTED", "diagnostic")];
+        let cols = [
+            ("TIME", "time"),
+            ("CLAIMED RECIPIENT", "recipient"),
+            ("QUEUE ID", "queue_id"),
+            ("WHY NOT TRUSTED", "diagnostic"),
+        ];
         out.table(&cols, &items(&v));
         more(&v);
         return Ok(());
@@ -143,17 +270,39 @@ async fn events(api: &ApiClient, out: &mut Out<'_>, a: EventsArgs) -> Res {
     Ok(())
 }
 
-async fn undelivered(api: &ApiClient, out: &mut Out<'_>, days: Option<u32>, status: Option<String>) -> Res {
-    let v = api.get(&format!("/v1/reports/undelivered{}", query(&[("days", days.map(|d| d.to_string())), ("status", status)]))).await?;
+async fn undelivered(
+    api: &ApiClient,
+    out: &mut Out<'_>,
+    days: Option<u32>,
+    status: Option<String>,
+) -> Res {
+    let v = api
+        .get(&format!(
+            "/v1/reports/undelivered{}",
+            query(&[("days", days.map(|d| d.to_string())), ("status", status)])
+        ))
+        .await?;
     if out.json {
         out.json_lines(&items(&v));
         out.json_lines(&[json!({"summary": v["summary"], "total": v["total"], "resolved": v["resolved"], "since": v["since"], "until": v["until"]})]);
         return Ok(());
     }
-    let cols = [("RECIPIENT", "recipient"), ("STATUS", "status"), ("TIME", "time"), ("QUEUE ID", "queue_id"), ("REASON", "reason"), ("DIAGNOSTIC", "diagnostic")];
+    let cols = [
+        ("RECIPIENT", "recipient"),
+        ("STATUS", "status"),
+        ("TIME", "time"),
+        ("QUEUE ID", "queue_id"),
+        ("REASON", "reason"),
+        ("DIAGNOSTIC", "diagnostic"),
+    ];
     out.table(&cols, &items(&v));
     out.line("");
-    out.line(&format!("{} undelivered from {} to {}", v["total"], cell(&v["since"]), cell(&v["until"])));
+    out.line(&format!(
+        "{} undelivered from {} to {}",
+        v["total"],
+        cell(&v["since"]),
+        cell(&v["until"])
+    ));
     if let Some(m) = v["summary"].as_object() {
         for (k, n) in m {
             out.line(&format!("  {k:<13} {n}"));
@@ -167,57 +316,156 @@ async fn undelivered(api: &ApiClient, out: &mut Out<'_>, days: Option<u32>, stat
 
 async fn suppressions(api: &ApiClient, out: &mut Out<'_>, s: SuppressionsCmd) -> Res {
     match s {
-        SuppressionsCmd::List { reason, limit, cursor } => {
-            let v = api.get(&format!("/v1/suppressions{}", query(&[("reason", reason), ("limit", limit.map(|n| n.to_string())), ("cursor", cursor)]))).await?;
-            out.table(&[("ADDRESS", "address"), ("REASON", "reason"), ("TIME", "time"), ("DIAGNOSTIC", "diagnostic")], &items(&v));
+        SuppressionsCmd::List {
+            reason,
+            limit,
+            cursor,
+        } => {
+            let v = api
+                .get(&format!(
+                    "/v1/suppressions{}",
+                    query(&[
+                        ("reason", reason),
+                        ("limit", limit.map(|n| n.to_string())),
+                        ("cursor", cursor)
+                    ])
+                ))
+                .await?;
+            out.table(
+                &[
+                    ("ADDRESS", "address"),
+                    ("REASON", "reason"),
+                    ("TIME", "time"),
+                    ("DIAGNOSTIC", "diagnostic"),
+                ],
+                &items(&v),
+            );
             more(&v);
         }
-        SuppressionsCmd::Add { address, reason, diagnostic } => {
-            let v = api.call(Method::PUT, &format!("/v1/suppressions/{}", encode(&address)), Some(json!({"reason": reason, "diagnostic": diagnostic}))).await?;
-            print_or(out, &v, || format!("{} suppressed ({})", cell(&v["address"]), cell(&v["reason"])));
+        SuppressionsCmd::Add {
+            address,
+            reason,
+            diagnostic,
+        } => {
+            let v = api
+                .call(
+                    Method::PUT,
+                    &format!("/v1/suppressions/{}", encode(&address)),
+                    Some(json!({"reason": reason, "diagnostic": diagnostic})),
+                )
+                .await?;
+            print_or(out, &v, || {
+                format!(
+                    "{} suppressed ({})",
+                    cell(&v["address"]),
+                    cell(&v["reason"])
+                )
+            });
         }
         SuppressionsCmd::Remove { address, force } => {
             let q = if force { "?force=true" } else { "" };
-            let v = api.call(Method::DELETE, &format!("/v1/suppressions/{}{q}", encode(&address)), None).await?;
-            print_or(out, &v, || format!("{} removed from the suppression list (was {})", cell(&v["removed"]["address"]), cell(&v["removed"]["reason"])));
+            let v = api
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/suppressions/{}{q}", encode(&address)),
+                    None,
+                )
+                .await?;
+            print_or(out, &v, || {
+                format!(
+                    "{} removed from the suppression list (was {})",
+                    cell(&v["removed"]["address"]),
+                    cell(&v["removed"]["reason"])
+                )
+            });
         }
         SuppressionsCmd::Import { file, format } => import(api, out, file, format).await?,
         SuppressionsCmd::Export { format } => {
-            let a = api.send(Method::GET, &format!("/v1/suppressions/export{}", query(&[("format", Some(format))])), None).await?;
+            let a = api
+                .send(
+                    Method::GET,
+                    &format!(
+                        "/v1/suppressions/export{}",
+                        query(&[("format", Some(format))])
+                    ),
+                    None,
+                )
+                .await?;
             let _ = out.w.write_all(&a.body);
         }
     }
     Ok(())
 }
 
-async fn import(api: &ApiClient, out: &mut Out<'_>, file: std::path::PathBuf, format: Option<String>) -> Res {
-    let data = std::fs::read(&file).map_err(|e| ClientError::Api { status: 400, code: "io".into(), message: format!("{}: {e}", file.display()) })?;
+async fn import(
+    api: &ApiClient,
+    out: &mut Out<'_>,
+    file: std::path::PathBuf,
+    format: Option<String>,
+) -> Res {
+    let data = std::fs::read(&file).map_err(|e| ClientError::Api {
+        status: 400,
+        code: "io".into(),
+        message: format!("{}: {e}", file.display()),
+    })?;
     let jsonl = match format.as_deref() {
         Some(f) => matches!(f, "jsonl" | "json" | "ndjson"),
-        None => file.extension().is_some_and(|e| e == "jsonl" || e == "ndjson" || e == "json"),
+        None => file
+            .extension()
+            .is_some_and(|e| e == "jsonl" || e == "ndjson" || e == "json"),
     };
-    let ct = if jsonl { "application/x-ndjson" } else { "text/csv" };
+    let ct = if jsonl {
+        "application/x-ndjson"
+    } else {
+        "text/csv"
+    };
     let chunks = import_chunks(&data, jsonl);
     let total_lines = data.iter().filter(|&&b| b == b'\n').count().max(1);
     let (mut added, mut unchanged, mut errors, mut more) = (0u64, 0u64, Vec::new(), 0u64);
     for chunk in &chunks {
-        let v = api.send(Method::POST, "/v1/suppressions/import", Some((ct, chunk.body.clone()))).await?.json()?;
+        let v = api
+            .send(
+                Method::POST,
+                "/v1/suppressions/import",
+                Some((ct, chunk.body.clone())),
+            )
+            .await?
+            .json()?;
         added += v["added"].as_u64().unwrap_or(0);
         unchanged += v["unchanged"].as_u64().unwrap_or(0);
         more += v["more_errors"].as_u64().unwrap_or(0);
-        errors.extend(v["errors"].as_array().into_iter().flatten().map(|e| chunk.file_line(&cell(e))));
+        errors.extend(
+            v["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| chunk.file_line(&cell(e))),
+        );
         if chunks.len() > 1 {
-            eprintln!("{}: {}/{} lines imported", file.display(), chunk.last_line.min(total_lines), total_lines);
+            eprintln!(
+                "{}: {}/{} lines imported",
+                file.display(),
+                chunk.last_line.min(total_lines),
+                total_lines
+            );
         }
     }
     for e in &errors {
         eprintln!("{}: {e}", file.display());
     }
     if more > 0 {
-        eprintln!("{}: and {more} more refused records (only the first of each request are listed)", file.display());
+        eprintln!(
+            "{}: and {more} more refused records (only the first of each request are listed)",
+            file.display()
+        );
     }
     let v = json!({"added": added, "unchanged": unchanged, "errors": errors, "more_errors": more});
-    print_or(out, &v, || format!("added {added}, unchanged {unchanged}, refused {}", errors.len() as u64 + more));
+    print_or(out, &v, || {
+        format!(
+            "added {added}, unchanged {unchanged}, refused {}",
+            errors.len() as u64 + more
+        )
+    });
     Ok(())
 }
 
@@ -233,7 +481,9 @@ struct Chunk {
 impl Chunk {
     /// Rewrites the server's `line N: ...` (counted in the chunk) to the file's line.
     fn file_line(&self, e: &str) -> String {
-        let Some((n, rest)) = e.strip_prefix("line ").and_then(|r| r.split_once(':')) else { return e.to_string() };
+        let Some((n, rest)) = e.strip_prefix("line ").and_then(|r| r.split_once(':')) else {
+            return e.to_string();
+        };
         match n.parse::<usize>() {
             Ok(n) => format!("line {}:{rest}", self.offset + n - usize::from(self.header)),
             Err(_) => e.to_string(),
@@ -249,18 +499,38 @@ const IMPORT_CHUNK_LINES: usize = 5_000;
 fn import_chunks(data: &[u8], jsonl: bool) -> Vec<Chunk> {
     let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
     if lines.len() <= IMPORT_CHUNK_LINES || (!jsonl && data.contains(&b'"')) {
-        return vec![Chunk { body: data.to_vec(), offset: 0, header: false, last_line: lines.len() }];
+        return vec![Chunk {
+            body: data.to_vec(),
+            offset: 0,
+            header: false,
+            last_line: lines.len(),
+        }];
     }
-    let header = !jsonl && lines.first().is_some_and(|l| String::from_utf8_lossy(l).trim_start().to_ascii_lowercase().starts_with("address"));
+    let header = !jsonl
+        && lines.first().is_some_and(|l| {
+            String::from_utf8_lossy(l)
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("address")
+        });
     let start = usize::from(header);
     lines[start..]
         .chunks(IMPORT_CHUNK_LINES)
         .enumerate()
         .map(|(i, part)| {
-            let mut body = if header { lines[0].to_vec() } else { Vec::new() };
+            let mut body = if header {
+                lines[0].to_vec()
+            } else {
+                Vec::new()
+            };
             part.iter().for_each(|l| body.extend_from_slice(l));
             let offset = start + i * IMPORT_CHUNK_LINES;
-            Chunk { body, offset, header, last_line: offset + part.len() }
+            Chunk {
+                body,
+                offset,
+                header,
+                last_line: offset + part.len(),
+            }
         })
         .collect()
 }
@@ -272,16 +542,30 @@ async fn ingest(api: &ApiClient, out: &mut Out<'_>, files: Vec<std::path::PathBu
             Ok(d) => d,
             Err(e) => {
                 eprintln!("rebound: {}: {e}", f.display());
-                failed = Some(ClientError::Api { status: 400, code: "io".into(), message: format!("{}: cannot read", f.display()) });
+                failed = Some(ClientError::Api {
+                    status: 400,
+                    code: "io".into(),
+                    message: format!("{}: cannot read", f.display()),
+                });
                 continue;
             }
         };
-        let v = api.send(Method::POST, "/v1/ingest", Some(("message/rfc822", data))).await?.json()?;
+        let v = api
+            .send(Method::POST, "/v1/ingest", Some(("message/rfc822", data)))
+            .await?
+            .json()?;
         let file = Value::String(f.display().to_string());
-        events.extend(v["events"].as_array().into_iter().flatten().cloned().map(|mut e| {
-            e["file"] = file.clone();
-            e
-        }));
+        events.extend(
+            v["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .cloned()
+                .map(|mut e| {
+                    e["file"] = file.clone();
+                    e
+                }),
+        );
         unverified += v["unverified"].as_u64().unwrap_or(0);
     }
     print_ingested(out, &events, unverified, files.len());
@@ -293,13 +577,24 @@ async fn ingest(api: &ApiClient, out: &mut Out<'_>, files: Vec<std::path::PathBu
 fn print_ingested(out: &mut Out<'_>, events: &[Value], unverified: u64, files: usize) {
     if out.json {
         out.json_lines(events);
-        out.json_lines(&[json!({"summary": {"files": files, "events": events.len(), "unverified": unverified}})]);
+        out.json_lines(&[
+            json!({"summary": {"files": files, "events": events.len(), "unverified": unverified}}),
+        ]);
         return;
     }
-    let cols = [("FILE", "file"), ("STATUS", "status"), ("RECIPIENT", "recipient"), ("QUEUE ID", "queue_id"), ("REASON", "reason"), ("DIAGNOSTIC", "diagnostic")];
+    let cols = [
+        ("FILE", "file"),
+        ("STATUS", "status"),
+        ("RECIPIENT", "recipient"),
+        ("QUEUE ID", "queue_id"),
+        ("REASON", "reason"),
+        ("DIAGNOSTIC", "diagnostic"),
+    ];
     out.table(&cols, events);
     if unverified > 0 {
-        out.line(&format!("{unverified} report(s) not trusted: see `rebound events --unverified`"));
+        out.line(&format!(
+            "{unverified} report(s) not trusted: see `rebound events --unverified`"
+        ));
     }
 }
 
@@ -315,12 +610,22 @@ mod import_tests {
         }
         let chunks = import_chunks(csv.as_bytes(), false);
         assert_eq!(chunks.len(), 3);
-        assert!(chunks.iter().all(|c| c.body.starts_with(b"address,reason\n")));
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.body.starts_with(b"address,reason\n"))
+        );
         // Chunk 2's line 2 (after its repeated header) is file line 2 + 5000.
-        assert_eq!(chunks[1].file_line("line 2: bad address"), "line 5002: bad address");
+        assert_eq!(
+            chunks[1].file_line("line 2: bad address"),
+            "line 5002: bad address"
+        );
         assert_eq!(chunks[0].file_line("line 2: x"), "line 2: x");
         assert_eq!(chunks[2].last_line, 12_001);
         // Quoted CSV (a cell may hold a newline) is never split.
-        assert_eq!(import_chunks(b"\"a\nb\"@x.com\n".repeat(6000).as_slice(), false).len(), 1);
+        assert_eq!(
+            import_chunks(b"\"a\nb\"@x.com\n".repeat(6000).as_slice(), false).len(),
+            1
+        );
     }
 }

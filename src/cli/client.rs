@@ -24,7 +24,11 @@ pub enum ClientError {
     Unreachable { url: String, detail: String },
     /// The daemon answered with an error.
     #[error("{message} (HTTP {status}, {code})")]
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// Local problem before any request (exit 1): no token, bad URL.
     #[error("{0}")]
     Setup(String),
@@ -34,7 +38,10 @@ impl ClientError {
     /// 2 for bad usage or input, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Api { status: 400 | 404 | 409 | 413 | 415 | 422, .. } => 2,
+            ClientError::Api {
+                status: 400 | 404 | 409 | 413 | 415 | 422,
+                ..
+            } => 2,
             _ => 1,
         }
     }
@@ -50,7 +57,9 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(&self) -> Result<serde_json::Value, ClientError> {
-        serde_json::from_slice(&self.body).map_err(|e| ClientError::Setup(format!("the daemon sent something that is not JSON: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ClientError::Setup(format!("the daemon sent something that is not JSON: {e}"))
+        })
     }
 }
 
@@ -72,7 +81,11 @@ pub fn base_url(cfg: &Config) -> String {
 /// `http://<addr>`, an unspecified address meaning loopback.
 pub fn url_for(mut a: std::net::SocketAddr) -> String {
     if a.ip().is_unspecified() {
-        a.set_ip(if a.is_ipv6() { std::net::Ipv6Addr::LOCALHOST.into() } else { std::net::Ipv4Addr::LOCALHOST.into() });
+        a.set_ip(if a.is_ipv6() {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        });
     }
     format!("http://{a}")
 }
@@ -97,10 +110,16 @@ impl ApiClient {
     pub fn new(cfg: &Config) -> Result<ApiClient, ClientError> {
         let base = base_url(cfg);
         if !base.starts_with("http://") {
-            return Err(ClientError::Setup(format!("api.url {base:?}: only http:// URLs are supported")));
+            return Err(ClientError::Setup(format!(
+                "api.url {base:?}: only http:// URLs are supported"
+            )));
         }
         let http = Client::builder(TokioExecutor::new()).build_http();
-        Ok(ApiClient { base, token: token(cfg)?, http })
+        Ok(ApiClient {
+            base,
+            token: token(cfg)?,
+            http,
+        })
     }
 
     pub fn base(&self) -> &str {
@@ -108,9 +127,18 @@ impl ApiClient {
     }
 
     /// Sends a request; `body` is `(content type, bytes)`.
-    pub async fn send(&self, method: Method, path: &str, body: Option<(&str, Vec<u8>)>) -> Result<Answer, ClientError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Answer, ClientError> {
         let url = format!("{}{}", self.base, path);
-        let mut req = Request::builder().method(method).uri(&url).header("authorization", format!("Bearer {}", self.token)).header("accept", "application/json");
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("accept", "application/json");
         let bytes = match body {
             Some((ct, b)) => {
                 req = req.header("content-type", ct);
@@ -118,14 +146,36 @@ impl ApiClient {
             }
             None => Vec::new(),
         };
-        let req = req.body(Full::new(Bytes::from(bytes))).map_err(|e| ClientError::Setup(format!("bad request for {url}: {e}")))?;
-        let unreachable = |detail: String| ClientError::Unreachable { url: self.base.clone(), detail };
-        let resp = tokio::time::timeout(TIMEOUT, self.http.request(req)).await.map_err(|_| unreachable("timed out".into()))?.map_err(|e| unreachable(error_chain(&e)))?;
+        let req = req
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| ClientError::Setup(format!("bad request for {url}: {e}")))?;
+        let unreachable = |detail: String| ClientError::Unreachable {
+            url: self.base.clone(),
+            detail,
+        };
+        let resp = tokio::time::timeout(TIMEOUT, self.http.request(req))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(error_chain(&e)))?;
         let status = resp.status().as_u16();
-        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let body = resp.into_body().collect().await.map_err(|e| unreachable(e.to_string()))?.to_bytes();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_bytes();
         if (200..300).contains(&status) {
-            return Ok(Answer { status, content_type, body });
+            return Ok(Answer {
+                status,
+                content_type,
+                body,
+            });
         }
         Err(api_error(status, &body))
     }
@@ -135,7 +185,12 @@ impl ApiClient {
     }
 
     /// Sends a JSON body (or none) and returns the JSON answer.
-    pub async fn call(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value, ClientError> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
         let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
         self.send(method, path, body).await?.json()
     }
@@ -144,8 +199,15 @@ impl ApiClient {
 fn api_error(status: u16, body: &[u8]) -> ClientError {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let code = v["error"]["code"].as_str().unwrap_or("error").to_string();
-    let message = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
-    ClientError::Api { status, code, message }
+    let message = v["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
+    ClientError::Api {
+        status,
+        code,
+        message,
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -174,6 +236,13 @@ pub fn encode(s: &str) -> String {
 
 /// Builds `?k=v&...` from the pairs whose value is set.
 pub fn query(pairs: &[(&str, Option<String>)]) -> String {
-    let parts: Vec<String> = pairs.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v)))).collect();
-    if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
 }

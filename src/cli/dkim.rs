@@ -9,10 +9,10 @@
 
 use clap::Subcommand;
 
-use crate::model::address::normalise_domain;
 use crate::config::Config;
 use crate::delivery::outbound::dkim::rotation::{self, RotationState};
 use crate::delivery::outbound::dkim::{DkimError, Published, Signer, keys};
+use crate::model::address::normalise_domain;
 use crate::model::time::{Timestamp, format_duration};
 
 #[derive(Debug, Subcommand)]
@@ -61,8 +61,16 @@ fn listed(cfg: &Config, domain: &str) -> Result<String, (i32, String)> {
         return Err(usage("DKIM signing is off: dkim.domains is empty"));
     }
     let d = normalise_domain(domain.trim_end_matches('.'));
-    if !cfg.dkim.domains.iter().any(|x| normalise_domain(x.trim_end_matches('.')) == d) {
-        return Err(usage(format!("{d} is not in dkim.domains ({})", cfg.dkim.domains.join(", "))));
+    if !cfg
+        .dkim
+        .domains
+        .iter()
+        .any(|x| normalise_domain(x.trim_end_matches('.')) == d)
+    {
+        return Err(usage(format!(
+            "{d} is not in dkim.domains ({})",
+            cfg.dkim.domains.join(", ")
+        )));
     }
     Ok(d)
 }
@@ -72,7 +80,11 @@ fn records_of(cfg: &Config, domain: &str, selector: &str) -> Result<Vec<Publishe
     let dir = cfg.dkim.key_dir(&cfg.server.data_dir);
     let mut out = Vec::new();
     for &alg in &cfg.dkim.algorithms {
-        let loaded = keys::load_or_create(&dir, domain, selector, alg).map_err(|source| DkimError::Key { domain: domain.to_string(), source })?;
+        let loaded =
+            keys::load_or_create(&dir, domain, selector, alg).map_err(|source| DkimError::Key {
+                domain: domain.to_string(),
+                source,
+            })?;
         let dns = alg.dns_selector(selector);
         out.push(Published {
             name: format!("{dns}._domainkey.{domain}"),
@@ -90,54 +102,131 @@ fn rotate(cfg: &Config, domain: &str) -> CmdResult {
     let domain = listed(cfg, domain)?;
     let dir = cfg.dkim.key_dir(&cfg.server.data_dir);
     let _lock = rotation::lock(&dir, &domain).map_err(failed)?;
-    let state = RotationState::effective(rotation::load(&dir, &domain).map_err(failed)?, &cfg.dkim.selector);
+    let state = RotationState::effective(
+        rotation::load(&dir, &domain).map_err(failed)?,
+        &cfg.dkim.selector,
+    );
     let every = format_duration(cfg.dkim.rotation_check.0);
     if let Some(p) = &state.pending {
         let records = records_of(cfg, &domain, &p.selector).map_err(failed)?;
-        println!("; {domain}: the rotation {} -> {} is already pending (since {}); publish these records,", state.current, p.selector, p.since);
-        println!("; signing switches once they resolve (checked every {every}). `rebound dkim status {domain}` shows where it stands.");
+        println!(
+            "; {domain}: the rotation {} -> {} is already pending (since {}); publish these records,",
+            state.current, p.selector, p.since
+        );
+        println!(
+            "; signing switches once they resolve (checked every {every}). `rebound dkim status {domain}` shows where it stands."
+        );
         records.iter().for_each(|r| println!("{}", r.zone_line));
         return Ok(0);
     }
     records_of(cfg, &domain, &state.current).map_err(failed)?; // the current keys exist before the next ones
     let next = state.begin(Timestamp::now());
-    let Some(selector) = next.pending.as_ref().map(|p| p.selector.clone()) else { return Err(failed("no selector to rotate to")) };
+    let Some(selector) = next.pending.as_ref().map(|p| p.selector.clone()) else {
+        return Err(failed("no selector to rotate to"));
+    };
     let records = records_of(cfg, &domain, &selector).map_err(failed)?;
-    rotation::save(&dir, &domain, &next).map_err(|e| failed(format!("{e}; nothing changed: {domain} is still signed with {}", state.current)))?;
-    println!("; {domain}: DKIM rotation {} -> {selector}. Publish these records; rebound keeps signing with", state.current);
-    println!("; {} until every one resolves through its resolver (checked every {every}), then switches.", state.current);
-    println!("; `rebound dkim status {domain}` shows where it stands. Keys: {}", records.iter().map(|r| r.key_file.display().to_string()).collect::<Vec<_>>().join(", "));
+    rotation::save(&dir, &domain, &next).map_err(|e| {
+        failed(format!(
+            "{e}; nothing changed: {domain} is still signed with {}",
+            state.current
+        ))
+    })?;
+    println!(
+        "; {domain}: DKIM rotation {} -> {selector}. Publish these records; rebound keeps signing with",
+        state.current
+    );
+    println!(
+        "; {} until every one resolves through its resolver (checked every {every}), then switches.",
+        state.current
+    );
+    println!(
+        "; `rebound dkim status {domain}` shows where it stands. Keys: {}",
+        records
+            .iter()
+            .map(|r| r.key_file.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     records.iter().for_each(|r| println!("{}", r.zone_line));
     Ok(0)
 }
 
 fn status(cfg: &Config, domains: &[String]) -> CmdResult {
-    let wanted: Vec<String> = if domains.is_empty() { cfg.dkim.domains.iter().map(|d| normalise_domain(d.trim_end_matches('.'))).collect() } else { domains.iter().map(|d| listed(cfg, d)).collect::<Result<_, _>>()? };
-    let signer = Signer::from_config(cfg).map_err(failed)?.ok_or_else(|| usage("DKIM signing is off: dkim.domains is empty"))?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
-    let resolver = rt.block_on(async { crate::delivery::outbound::resolver(&cfg.delivery.nameservers, cfg.delivery.command_timeout.0).ok() });
+    let wanted: Vec<String> = if domains.is_empty() {
+        cfg.dkim
+            .domains
+            .iter()
+            .map(|d| normalise_domain(d.trim_end_matches('.')))
+            .collect()
+    } else {
+        domains
+            .iter()
+            .map(|d| listed(cfg, d))
+            .collect::<Result<_, _>>()?
+    };
+    let signer = Signer::from_config(cfg)
+        .map_err(failed)?
+        .ok_or_else(|| usage("DKIM signing is off: dkim.domains is empty"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(failed)?;
+    let resolver = rt.block_on(async {
+        crate::delivery::outbound::resolver(
+            &cfg.delivery.nameservers,
+            cfg.delivery.command_timeout.0,
+        )
+        .ok()
+    });
     let now = Timestamp::now();
     let every = format_duration(cfg.dkim.rotation_check.0);
     let grace = cfg.dkim.rotation_grace.0;
     for domain in wanted.iter().filter(|d| signer.domains().contains(d)) {
-        let Some(state) = signer.state(domain) else { continue };
-        let since = state.retired.last().map(|r| format!(" since {}", r.switched)).unwrap_or_default();
+        let Some(state) = signer.state(domain) else {
+            continue;
+        };
+        let since = state
+            .retired
+            .last()
+            .map(|r| format!(" since {}", r.switched))
+            .unwrap_or_default();
         println!("{domain}: signing with selector {}{since}", state.current);
-        let current: Vec<Published> = signer.records().into_iter().filter(|r| r.name.ends_with(&format!("._domainkey.{domain}"))).collect();
+        let current: Vec<Published> = signer
+            .records()
+            .into_iter()
+            .filter(|r| r.name.ends_with(&format!("._domainkey.{domain}")))
+            .collect();
         rt.block_on(print_checks(resolver.as_ref(), &current, "current"));
         if let Some(p) = &state.pending {
-            println!("{domain}: rotation to {} pending since {}; signing switches once every record below resolves (checked every {every})", p.selector, p.since);
-            let pending: Vec<Published> = signer.pending_records().into_iter().filter(|r| r.selector == p.selector && r.name.ends_with(&format!("._domainkey.{domain}"))).collect();
+            println!(
+                "{domain}: rotation to {} pending since {}; signing switches once every record below resolves (checked every {every})",
+                p.selector, p.since
+            );
+            let pending: Vec<Published> = signer
+                .pending_records()
+                .into_iter()
+                .filter(|r| {
+                    r.selector == p.selector && r.name.ends_with(&format!("._domainkey.{domain}"))
+                })
+                .collect();
             rt.block_on(print_checks(resolver.as_ref(), &pending, "pending"));
-            pending.iter().for_each(|r| println!("    publish: {}", r.zone_line));
+            pending
+                .iter()
+                .for_each(|r| println!("    publish: {}", r.zone_line));
         }
         for r in &state.retired {
             let until = RotationState::retire_after(r, grace);
             let lines = retired_lines(cfg, domain, &r.selector);
             if now >= until {
-                println!("{domain}: {} replaced {}, retire-able since {until}; you may remove:", r.selector, r.switched);
+                println!(
+                    "{domain}: {} replaced {}, retire-able since {until}; you may remove:",
+                    r.selector, r.switched
+                );
             } else {
-                println!("{domain}: {} replaced {}; keep its records until {until} (mail signed before the switch may still be in transit):", r.selector, r.switched);
+                println!(
+                    "{domain}: {} replaced {}; keep its records until {until} (mail signed before the switch may still be in transit):",
+                    r.selector, r.switched
+                );
             }
             lines.iter().for_each(|l| println!("    {l}"));
         }
@@ -161,7 +250,11 @@ pub fn retired_lines(cfg: &Config, domain: &str, selector: &str) -> Vec<String> 
         .collect()
 }
 
-async fn print_checks(resolver: Option<&hickory_resolver::TokioResolver>, records: &[Published], what: &str) {
+async fn print_checks(
+    resolver: Option<&hickory_resolver::TokioResolver>,
+    records: &[Published],
+    what: &str,
+) {
     for r in records {
         match resolver {
             None => println!("  ? {} ({what}): not checked (no DNS resolver)", r.name),

@@ -13,8 +13,8 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
 
-use crate::model::address::normalise_domain;
 use crate::config::Config;
+use crate::model::address::normalise_domain;
 
 /// Longest wait for one DNS answer in `--check`.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,7 +100,11 @@ pub fn run(cfg: &Config, domains: &[String], egress: &[IpAddr], check: bool) -> 
 }
 
 fn plan(cfg: &Config, domains: &[String], egress: &[IpAddr]) -> Result<Plan, DnsCmdError> {
-    let listed: Vec<String> = if domains.is_empty() { cfg.dkim.domains.clone() } else { domains.to_vec() };
+    let listed: Vec<String> = if domains.is_empty() {
+        cfg.dkim.domains.clone()
+    } else {
+        domains.to_vec()
+    };
     let mut sending: Vec<String> = Vec::new();
     for d in listed.iter().map(|d| normalise_domain(d)) {
         if !sending.contains(&d) {
@@ -115,47 +119,104 @@ fn plan(cfg: &Config, domains: &[String], egress: &[IpAddr]) -> Result<Plan, Dns
     let spf = spf_value(egress);
     let signer = crate::delivery::outbound::dkim::prepare(cfg)?;
     let published = signer.as_ref().map(|s| s.records()).unwrap_or_default();
-    let pending = signer.as_ref().map(|s| s.pending_records()).unwrap_or_default();
+    let pending = signer
+        .as_ref()
+        .map(|s| s.pending_records())
+        .unwrap_or_default();
     let now = crate::model::time::Timestamp::now();
     let (mut records, mut notes) = (Vec::new(), Vec::new());
     for d in &sending {
-        let of_domain = |p: &&crate::delivery::outbound::dkim::Published| p.name.ends_with(&format!("._domainkey.{d}"));
+        let of_domain = |p: &&crate::delivery::outbound::dkim::Published| {
+            p.name.ends_with(&format!("._domainkey.{d}"))
+        };
         let keys: Vec<_> = published.iter().filter(of_domain).collect();
         if keys.is_empty() {
             notes.push(format!("; {d}: no DKIM key (add it to dkim.domains)"));
         }
         for p in keys {
-            records.push(Wanted { kind: Kind::Dkim, name: p.name.clone(), value: p.value.clone(), zone_line: p.zone_line.clone() });
+            records.push(Wanted {
+                kind: Kind::Dkim,
+                name: p.name.clone(),
+                value: p.value.clone(),
+                zone_line: p.zone_line.clone(),
+            });
         }
         for p in pending.iter().filter(of_domain) {
-            let zone_line = format!("{} ; pending rotation to {}: signing switches once it resolves", p.zone_line, p.selector);
-            records.push(Wanted { kind: Kind::Dkim, name: p.name.clone(), value: p.value.clone(), zone_line });
+            let zone_line = format!(
+                "{} ; pending rotation to {}: signing switches once it resolves",
+                p.zone_line, p.selector
+            );
+            records.push(Wanted {
+                kind: Kind::Dkim,
+                name: p.name.clone(),
+                value: p.value.clone(),
+                zone_line,
+            });
         }
-        let retired = signer.as_ref().and_then(|s| s.state(d)).map(|st| st.retired).unwrap_or_default();
+        let retired = signer
+            .as_ref()
+            .and_then(|s| s.state(d))
+            .map(|st| st.retired)
+            .unwrap_or_default();
         for r in retired {
-            let until = crate::delivery::outbound::dkim::RotationState::retire_after(&r, cfg.dkim.rotation_grace.0);
+            let until = crate::delivery::outbound::dkim::RotationState::retire_after(
+                &r,
+                cfg.dkim.rotation_grace.0,
+            );
             if now >= until {
-                notes.push(format!("; {d}: selector {} replaced {}, retire-able since {until}; you may remove:", r.selector, r.switched));
-                notes.extend(super::dkim::retired_lines(cfg, d, &r.selector).into_iter().map(|l| format!(";   {l}")));
+                notes.push(format!(
+                    "; {d}: selector {} replaced {}, retire-able since {until}; you may remove:",
+                    r.selector, r.switched
+                ));
+                notes.extend(
+                    super::dkim::retired_lines(cfg, d, &r.selector)
+                        .into_iter()
+                        .map(|l| format!(";   {l}")),
+                );
                 continue;
             }
             for &alg in &cfg.dkim.algorithms {
                 let dir = cfg.dkim.key_dir(&cfg.server.data_dir);
                 let dns = alg.dns_selector(&r.selector);
-                if let Ok(Some(k)) = crate::delivery::outbound::dkim::keys::load_existing(&dir, d, &r.selector, alg) {
-                    let zone_line = format!("{} ; replaced {}, keep until {until}", k.zone_line(&dns, d), r.switched);
-                    records.push(Wanted { kind: Kind::DkimOld, name: format!("{dns}._domainkey.{d}"), value: k.txt_value(), zone_line });
+                if let Ok(Some(k)) =
+                    crate::delivery::outbound::dkim::keys::load_existing(&dir, d, &r.selector, alg)
+                {
+                    let zone_line = format!(
+                        "{} ; replaced {}, keep until {until}",
+                        k.zone_line(&dns, d),
+                        r.switched
+                    );
+                    records.push(Wanted {
+                        kind: Kind::DkimOld,
+                        name: format!("{dns}._domainkey.{d}"),
+                        value: k.txt_value(),
+                        zone_line,
+                    });
                 }
             }
         }
         records.push(txt(Kind::Spf, d, &spf));
-        records.push(txt(Kind::Dmarc, &format!("_dmarc.{d}"), &format!("v=DMARC1; p=none; rua=mailto:dmarc@{d}")));
+        records.push(txt(
+            Kind::Dmarc,
+            &format!("_dmarc.{d}"),
+            &format!("v=DMARC1; p=none; rua=mailto:dmarc@{d}"),
+        ));
     }
     if !sending.contains(&bounce) {
         records.push(txt(Kind::Spf, &bounce, &spf));
     }
-    records.push(Wanted { kind: Kind::Mx, name: bounce.clone(), value: hostname.clone(), zone_line: format!("{bounce}. IN MX 10 {hostname}.") });
-    Ok(Plan { records, egress: egress.to_vec(), hostname, notes })
+    records.push(Wanted {
+        kind: Kind::Mx,
+        name: bounce.clone(),
+        value: hostname.clone(),
+        zone_line: format!("{bounce}. IN MX 10 {hostname}."),
+    });
+    Ok(Plan {
+        records,
+        egress: egress.to_vec(),
+        hostname,
+        notes,
+    })
 }
 
 /// `v=spf1 ip4:A ip6:B -all` for known egress addresses, else the `a mx` fallback.
@@ -163,12 +224,26 @@ fn spf_value(egress: &[IpAddr]) -> String {
     if egress.is_empty() {
         return "v=spf1 a mx ~all".into();
     }
-    let terms: Vec<String> = egress.iter().map(|ip| if ip.is_ipv4() { format!("ip4:{ip}") } else { format!("ip6:{ip}") }).collect();
+    let terms: Vec<String> = egress
+        .iter()
+        .map(|ip| {
+            if ip.is_ipv4() {
+                format!("ip4:{ip}")
+            } else {
+                format!("ip6:{ip}")
+            }
+        })
+        .collect();
     format!("v=spf1 {} -all", terms.join(" "))
 }
 
 fn txt(kind: Kind, name: &str, value: &str) -> Wanted {
-    Wanted { kind, name: name.to_string(), value: value.to_string(), zone_line: format!("{name}. IN TXT \"{value}\"") }
+    Wanted {
+        kind,
+        name: name.to_string(),
+        value: value.to_string(),
+        zone_line: format!("{name}. IN TXT \"{value}\""),
+    }
 }
 
 /// The zone-file text of print mode.
@@ -178,21 +253,38 @@ fn render(plan: &Plan) -> String {
         out.push_str(&format!("{n}\n"));
     }
     for r in &plan.records {
-        let comment = if r.kind == Kind::Spf && plan.egress.is_empty() { " ; replace with your egress addresses" } else { "" };
+        let comment = if r.kind == Kind::Spf && plan.egress.is_empty() {
+            " ; replace with your egress addresses"
+        } else {
+            ""
+        };
         out.push_str(&format!("{}{comment}\n", r.zone_line));
     }
-    let addrs = if plan.egress.is_empty() { "the egress address".to_string() } else { join(&plan.egress) };
-    out.push_str(&format!("; PTR: {addrs} should reverse-resolve to {}.\n", plan.hostname));
+    let addrs = if plan.egress.is_empty() {
+        "the egress address".to_string()
+    } else {
+        join(&plan.egress)
+    };
+    out.push_str(&format!(
+        "; PTR: {addrs} should reverse-resolve to {}.\n",
+        plan.hostname
+    ));
     out
 }
 
 fn join(ips: &[IpAddr]) -> String {
-    ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ")
+    ips.iter()
+        .map(|ip| ip.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Resolves every record and prints a ✓/✗ line each; `Ok(false)` when a required one fails.
 fn check_all(cfg: &Config, plan: &Plan) -> Result<bool, DnsCmdError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| DnsCmdError::Resolver(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DnsCmdError::Resolver(e.to_string()))?;
     rt.block_on(async {
         let resolver = resolver(&cfg.delivery.nameservers)?;
         let mut ok = true;
@@ -217,14 +309,23 @@ fn print_verdict(label: &str, name: &str, required: bool, verdict: &Result<Strin
 
 /// The system resolver, or `nameservers` (UDP and TCP) when set — as delivery resolves.
 fn resolver(nameservers: &[std::net::SocketAddr]) -> Result<TokioResolver, DnsCmdError> {
-    crate::delivery::outbound::resolver(nameservers, LOOKUP_TIMEOUT).map_err(|e| DnsCmdError::Resolver(e.to_string()))
+    crate::delivery::outbound::resolver(nameservers, LOOKUP_TIMEOUT)
+        .map_err(|e| DnsCmdError::Resolver(e.to_string()))
 }
 
 /// `Ok(note)` when the published record does the job, `Err(what was found)` otherwise.
-async fn check_one(resolver: &TokioResolver, r: &Wanted, egress: &[IpAddr]) -> Result<String, String> {
+async fn check_one(
+    resolver: &TokioResolver,
+    r: &Wanted,
+    egress: &[IpAddr],
+) -> Result<String, String> {
     if r.kind == Kind::Mx {
         let found = mx_hosts(resolver, &r.name).await?;
-        return if found.contains(&r.value) { Ok(String::new()) } else { Err(format!("found MX {}, want {}", found.join(", "), r.value)) };
+        return if found.contains(&r.value) {
+            Ok(String::new())
+        } else {
+            Err(format!("found MX {}, want {}", found.join(", "), r.value))
+        };
     }
     let found = txt_values(resolver, &r.name).await?;
     match r.kind {
@@ -236,29 +337,50 @@ async fn check_one(resolver: &TokioResolver, r: &Wanted, egress: &[IpAddr]) -> R
 
 /// Each TXT record at `name`, its strings joined.
 async fn txt_values(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, String> {
-    let lookup = resolver.txt_lookup(format!("{name}.")).await.map_err(lookup_error)?;
+    let lookup = resolver
+        .txt_lookup(format!("{name}."))
+        .await
+        .map_err(lookup_error)?;
     let values: Vec<String> = lookup
         .answers()
         .iter()
         .filter_map(|rec| match &rec.data {
-            RData::TXT(t) => Some(t.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
             _ => None,
         })
         .collect();
-    if values.is_empty() { Err("no TXT record found".into()) } else { Ok(values) }
+    if values.is_empty() {
+        Err("no TXT record found".into())
+    } else {
+        Ok(values)
+    }
 }
 
 async fn mx_hosts(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, String> {
-    let lookup = resolver.mx_lookup(format!("{name}.")).await.map_err(lookup_error)?;
+    let lookup = resolver
+        .mx_lookup(format!("{name}."))
+        .await
+        .map_err(lookup_error)?;
     let hosts: Vec<String> = lookup
         .answers()
         .iter()
         .filter_map(|rec| match &rec.data {
-            RData::MX(m) => Some(normalise_domain(m.exchange.to_ascii().trim_end_matches('.'))),
+            RData::MX(m) => Some(normalise_domain(
+                m.exchange.to_ascii().trim_end_matches('.'),
+            )),
             _ => None,
         })
         .collect();
-    if hosts.is_empty() { Err("no MX record found".into()) } else { Ok(hosts) }
+    if hosts.is_empty() {
+        Err("no MX record found".into())
+    } else {
+        Ok(hosts)
+    }
 }
 
 fn lookup_error(e: hickory_resolver::net::NetError) -> String {
@@ -276,7 +398,12 @@ fn tags(value: &str) -> BTreeMap<String, String> {
     value
         .split(';')
         .filter_map(|t| t.split_once('='))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.chars().filter(|c| !c.is_whitespace()).collect()))
+        .map(|(k, v)| {
+            (
+                k.trim().to_ascii_lowercase(),
+                v.chars().filter(|c| !c.is_whitespace()).collect(),
+            )
+        })
         .collect()
 }
 
@@ -285,48 +412,95 @@ fn dkim_verdict(want: &str, found: &[String]) -> Result<String, String> {
     let w = tags(want);
     let same = |v: &String| {
         let f = tags(v);
-        f.get("p") == w.get("p") && f.get("k").map_or("rsa", String::as_str) == w.get("k").map_or("rsa", String::as_str)
+        f.get("p") == w.get("p")
+            && f.get("k").map_or("rsa", String::as_str) == w.get("k").map_or("rsa", String::as_str)
     };
-    if found.iter().any(same) { Ok(String::new()) } else { Err(format!("another key: found {}", quoted(found))) }
+    if found.iter().any(same) {
+        Ok(String::new())
+    } else {
+        Err(format!("another key: found {}", quoted(found)))
+    }
 }
 
 /// Exactly one SPF record, and it lists every known egress address (or equals the suggestion).
 fn spf_verdict(want: &str, found: &[String], egress: &[IpAddr]) -> Result<String, String> {
-    let spf: Vec<&String> = found.iter().filter(|v| v.to_ascii_lowercase().starts_with("v=spf1")).collect();
+    let spf: Vec<&String> = found
+        .iter()
+        .filter(|v| v.to_ascii_lowercase().starts_with("v=spf1"))
+        .collect();
     let [record] = spf.as_slice() else {
-        return Err(if spf.is_empty() { format!("no SPF record (found {})", quoted(found)) } else { format!("{} SPF records (RFC 7208 allows one)", spf.len()) });
+        return Err(if spf.is_empty() {
+            format!("no SPF record (found {})", quoted(found))
+        } else {
+            format!("{} SPF records (RFC 7208 allows one)", spf.len())
+        });
     };
     if record.split_whitespace().eq(want.split_whitespace()) {
         return Ok(String::new());
     }
     if egress.is_empty() {
-        return Ok(format!("found \"{record}\" (give --egress to check its addresses)"));
+        return Ok(format!(
+            "found \"{record}\" (give --egress to check its addresses)"
+        ));
     }
-    let terms: Vec<String> = record.split_whitespace().map(|t| t.trim_start_matches('+').to_ascii_lowercase()).collect();
-    let missing: Vec<String> = egress.iter().map(|ip| ip.to_string()).filter(|ip| !terms.iter().any(|t| t.strip_prefix("ip4:").or(t.strip_prefix("ip6:")) == Some(ip))).collect();
-    if missing.is_empty() { Ok(format!("found \"{record}\"")) } else { Err(format!("found \"{record}\", which does not list {}", missing.join(", "))) }
+    let terms: Vec<String> = record
+        .split_whitespace()
+        .map(|t| t.trim_start_matches('+').to_ascii_lowercase())
+        .collect();
+    let missing: Vec<String> = egress
+        .iter()
+        .map(|ip| ip.to_string())
+        .filter(|ip| {
+            !terms
+                .iter()
+                .any(|t| t.strip_prefix("ip4:").or(t.strip_prefix("ip6:")) == Some(ip))
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(format!("found \"{record}\""))
+    } else {
+        Err(format!(
+            "found \"{record}\", which does not list {}",
+            missing.join(", ")
+        ))
+    }
 }
 
 fn dmarc_verdict(found: &[String]) -> Result<String, String> {
-    match found.iter().find(|v| tags(v).get("v").is_some_and(|x| x.eq_ignore_ascii_case("DMARC1"))) {
+    match found.iter().find(|v| {
+        tags(v)
+            .get("v")
+            .is_some_and(|x| x.eq_ignore_ascii_case("DMARC1"))
+    }) {
         Some(v) => Ok(format!("found \"{v}\"")),
         None => Err(format!("no DMARC record (found {})", quoted(found))),
     }
 }
 
 fn quoted(values: &[String]) -> String {
-    values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Advisory: each egress address's PTR names the server hostname.
 async fn check_ptr(resolver: &TokioResolver, plan: &Plan) {
     if plan.egress.is_empty() {
-        println!("- PTR: not checked (give --egress ADDR); the egress address should reverse-resolve to {}", plan.hostname);
+        println!(
+            "- PTR: not checked (give --egress ADDR); the egress address should reverse-resolve to {}",
+            plan.hostname
+        );
     }
     for ip in &plan.egress {
         let verdict = match ptr_names(resolver, *ip).await {
             Ok(names) if names.contains(&plan.hostname) => Ok(String::new()),
-            Ok(names) => Err(format!("found {}, want {}", names.join(", "), plan.hostname)),
+            Ok(names) => Err(format!(
+                "found {}, want {}",
+                names.join(", "),
+                plan.hostname
+            )),
             Err(e) => Err(e),
         };
         print_verdict("PTR", &ip.to_string(), false, &verdict);
@@ -355,7 +529,11 @@ mod tests {
         assert!(spf_verdict(&spf_value(&ips), &found, &ips).is_ok());
         assert!(spf_verdict(&spf_value(&ips), &found, &ips[..1]).is_ok());
         let other = vec!["v=spf1 ip4:198.51.100.7 -all".to_string()];
-        assert!(spf_verdict(&spf_value(&ips), &other, &ips).unwrap_err().contains("192.0.2.1"));
+        assert!(
+            spf_verdict(&spf_value(&ips), &other, &ips)
+                .unwrap_err()
+                .contains("192.0.2.1")
+        );
         let two = vec!["v=spf1 a -all".to_string(), "v=spf1 mx -all".to_string()];
         assert!(spf_verdict("v=spf1 a mx ~all", &two, &[]).is_err());
     }

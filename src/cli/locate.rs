@@ -27,11 +27,17 @@ pub fn admin_config(cfg: Config, from_file: bool) -> Result<Config, ClientError>
     if default_token.exists() {
         return Ok(cfg);
     }
-    Err(ClientError::Setup(nothing_found(&at, &note, &default_token)))
+    Err(ClientError::Setup(nothing_found(
+        &at,
+        &note,
+        &default_token,
+    )))
 }
 
 fn nothing_found(at: &Path, note: &str, default_token: &Path) -> String {
-    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "the current directory".into());
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "the current directory".into());
     format!(
         "no config given; looked for /etc/rebound/rebound.toml, $REBOUND_CONFIG, the running-daemon pointer at {}{note}, and {} relative to {cwd}; none found. \
          Start the daemon with `rebound serve` (admin commands then find it from any directory), or pass --config PATH (or set REBOUND_CONFIG) naming the daemon's config file",
@@ -47,13 +53,24 @@ fn from_pointer(mut cfg: Config, p: DaemonPointer, at: &Path) -> Result<Config, 
     cfg.api.token = Some(match (&p.token_file, &p.config) {
         (Some(file), _) => read_token(file, at)?,
         (None, Some(conf)) => config_token(conf, &p)?,
-        (None, None) => return Err(ClientError::Setup(format!("the running-daemon pointer at {} names no token file; pass --config with the daemon's config", at.display()))),
+        (None, None) => {
+            return Err(ClientError::Setup(format!(
+                "the running-daemon pointer at {} names no token file; pass --config with the daemon's config",
+                at.display()
+            )));
+        }
     });
     Ok(cfg)
 }
 
 fn read_token(file: &Path, at: &Path) -> Result<Secret, ClientError> {
-    let setup = |why: String| ClientError::Setup(format!("no API token: {} (named by the running-daemon pointer at {}) {why}; run as the daemon's user or pass --config", file.display(), at.display()));
+    let setup = |why: String| {
+        ClientError::Setup(format!(
+            "no API token: {} (named by the running-daemon pointer at {}) {why}; run as the daemon's user or pass --config",
+            file.display(),
+            at.display()
+        ))
+    };
     match std::fs::read_to_string(file) {
         Ok(t) if !t.trim().is_empty() => Ok(Secret(t.trim().to_string())),
         Ok(_) => Err(setup("is empty".into())),
@@ -63,9 +80,18 @@ fn read_token(file: &Path, at: &Path) -> Result<Secret, ClientError> {
 
 /// `api.token` from the config the daemon was started with.
 fn config_token(conf: &Path, p: &DaemonPointer) -> Result<Secret, ClientError> {
-    let setup = |why: String| ClientError::Setup(format!("the daemon at {} has its API token in {conf}, {why}; pass --config {conf} as a user who can read it", p.api_url, conf = conf.display()));
+    let setup = |why: String| {
+        ClientError::Setup(format!(
+            "the daemon at {} has its API token in {conf}, {why}; pass --config {conf} as a user who can read it",
+            p.api_url,
+            conf = conf.display()
+        ))
+    };
     match Config::from_file(conf) {
-        Ok(c) => c.api.token.ok_or_else(|| setup("which no longer sets api.token".into())),
+        Ok(c) => c
+            .api
+            .token
+            .ok_or_else(|| setup("which no longer sets api.token".into())),
         Err(e) => Err(setup(format!("which cannot be loaded ({e})"))),
     }
 }

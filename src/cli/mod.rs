@@ -261,7 +261,11 @@ pub fn run(cli: Cli) -> i32 {
         return console::run(c);
     }
     if let Cmd::Parse { files } = &cli.cmd {
-        let (mut i, mut o, mut e) = (std::io::stdin().lock(), std::io::stdout().lock(), std::io::stderr().lock());
+        let (mut i, mut o, mut e) = (
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+            std::io::stderr().lock(),
+        );
         return crate::bounce::run_parse_command(files, &mut i, &mut o, &mut e);
     }
     let (cfg, path) = match Config::load(cli.config.as_deref()) {
@@ -280,7 +284,11 @@ pub fn run(cli: Cli) -> i32 {
             }
         },
         Cmd::CheckConfig => check_config(&cfg, path),
-        Cmd::Dns { check, egress, domains } => dns::run(&cfg, &domains, &egress, check),
+        Cmd::Dns {
+            check,
+            egress,
+            domains,
+        } => dns::run(&cfg, &domains, &egress, check),
         Cmd::Dkim(c) => dkim::run(&cfg, c),
         cmd => match locate::admin_config(cfg, path.is_some()) {
             Ok(cfg) => admin::run(&cfg, cli.json, cmd),
@@ -294,12 +302,18 @@ pub fn run(cli: Cli) -> i32 {
 
 /// Loads what `serve` would load (TLS files, routes, listeners), then prints the settings.
 fn check_config(cfg: &Config, path: Option<PathBuf>) -> i32 {
-    let label = path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
+    let label = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in defaults".into());
     if let Err(e) = crate::daemon::preflight::check(cfg) {
         eprintln!("rebound: {label}: {e}");
         return 2;
     }
-    if let Some(ca) = cfg.delivery.mta_sts_ca_file.as_deref().filter(|_| cfg.delivery.mta_sts != crate::config::MtaStsMode::Off)
+    if let Some(ca) = cfg
+        .delivery
+        .mta_sts_ca_file
+        .as_deref()
+        .filter(|_| cfg.delivery.mta_sts != crate::config::MtaStsMode::Off)
         && let Err(e) = crate::delivery::outbound::mta_sts::tls::check_ca_file(ca)
     {
         eprintln!("rebound: {label}: {e}");

@@ -28,8 +28,14 @@ impl Out<'_> {
         if self.json {
             return self.json_lines(items);
         }
-        let rows: Vec<Vec<String>> = items.iter().map(|it| cols.iter().map(|(_, f)| cell(&it[*f])).collect()).collect();
-        self.grid(&cols.iter().map(|(h, _)| h.to_string()).collect::<Vec<_>>(), &rows);
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|it| cols.iter().map(|(_, f)| cell(&it[*f])).collect())
+            .collect();
+        self.grid(
+            &cols.iter().map(|(h, _)| h.to_string()).collect::<Vec<_>>(),
+            &rows,
+        );
     }
 
     /// Prints rows under headers, columns padded to their widest cell (the last one unpadded).
@@ -42,7 +48,18 @@ impl Out<'_> {
         }
         let fmt = |cells: &[String]| {
             let n = cells.len();
-            cells.iter().enumerate().map(|(i, c)| if i + 1 == n { c.clone() } else { format!("{c:<w$}", w = width[i]) }).collect::<Vec<_>>().join("  ")
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i + 1 == n {
+                        c.clone()
+                    } else {
+                        format!("{c:<w$}", w = width[i])
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
         };
         let _ = writeln!(self.w, "{}", fmt(headers).trim_end());
         for r in rows {
@@ -71,5 +88,7 @@ pub fn cell(v: &Value) -> String {
         Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     };
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }

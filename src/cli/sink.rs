@@ -16,14 +16,20 @@ const MAX_MESSAGE: usize = 10 * 1024 * 1024;
 
 /// Runs the sink until interrupted; returns the process exit code.
 pub fn run(listen: SocketAddr, unknown: Vec<String>) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rebound sink: {e}");
             return 1;
         }
     };
-    let unknown: Vec<String> = unknown.into_iter().map(|a| a.to_ascii_lowercase()).collect();
+    let unknown: Vec<String> = unknown
+        .into_iter()
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
     rt.block_on(async move {
         let listener = match TcpListener::bind(listen).await {
             Ok(l) => l,
@@ -32,7 +38,14 @@ pub fn run(listen: SocketAddr, unknown: Vec<String>) -> i32 {
                 return 1;
             }
         };
-        println!("rebound sink: listening on {}, accepting every recipient but {:?}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), unknown);
+        println!(
+            "rebound sink: listening on {}, accepting every recipient but {:?}",
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            unknown
+        );
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return 0,
@@ -58,17 +71,23 @@ struct Envelope {
 async fn session(sock: TcpStream, unknown: &[String]) -> std::io::Result<()> {
     let (r, mut w) = sock.into_split();
     let mut r = BufReader::new(r);
-    w.write_all(b"220 sink.rebound.test ESMTP rebound sink\r\n").await?;
+    w.write_all(b"220 sink.rebound.test ESMTP rebound sink\r\n")
+        .await?;
     let mut env = Envelope::default();
     loop {
-        let Some(line) = read_line(&mut r).await? else { return Ok(()) };
+        let Some(line) = read_line(&mut r).await? else {
+            return Ok(());
+        };
         let upper = line.to_ascii_uppercase();
         let reply = if upper.starts_with("EHLO") {
             "250-sink.rebound.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8".to_string()
         } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
             "250 2.0.0 OK".into()
         } else if upper.starts_with("MAIL FROM:") {
-            env = Envelope { from: Some(path_of(&line[10..])), rcpts: Vec::new() };
+            env = Envelope {
+                from: Some(path_of(&line[10..])),
+                rcpts: Vec::new(),
+            };
             "250 2.1.0 OK".into()
         } else if upper.starts_with("RCPT TO:") {
             rcpt(&mut env, &path_of(&line[8..]), unknown)
@@ -98,15 +117,22 @@ fn rcpt(env: &mut Envelope, addr: &str, unknown: &[String]) -> String {
     "250 2.1.5 OK".into()
 }
 
-async fn data<R: AsyncBufReadExt + Unpin, W: AsyncWriteExt + Unpin>(r: &mut R, w: &mut W, env: &mut Envelope) -> std::io::Result<String> {
+async fn data<R: AsyncBufReadExt + Unpin, W: AsyncWriteExt + Unpin>(
+    r: &mut R,
+    w: &mut W,
+    env: &mut Envelope,
+) -> std::io::Result<String> {
     if env.rcpts.is_empty() {
         return Ok("503 5.5.1 RCPT first".into());
     }
-    w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+    w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        .await?;
     let (mut size, mut subject) = (0usize, None);
     let mut in_headers = true;
     loop {
-        let Some(line) = read_line(r).await? else { return Ok("451 4.3.0 Connection lost".into()) };
+        let Some(line) = read_line(r).await? else {
+            return Ok("451 4.3.0 Connection lost".into());
+        };
         if line == "." {
             break;
         }
@@ -124,7 +150,16 @@ async fn data<R: AsyncBufReadExt + Unpin, W: AsyncWriteExt + Unpin>(r: &mut R, w
     let from = env.from.take().unwrap_or_default();
     let rcpts = std::mem::take(&mut env.rcpts);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "delivered: from <{from}> to {} ({size} bytes) subject {:?}", rcpts.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(", "), subject.unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "delivered: from <{from}> to {} ({size} bytes) subject {:?}",
+        rcpts
+            .iter()
+            .map(|r| format!("<{r}>"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        subject.unwrap_or_default()
+    );
     let _ = out.flush();
     Ok("250 2.0.0 Ok: delivered to the sink".into())
 }

@@ -18,11 +18,18 @@ use crate::model::time::{format_duration, parse_duration};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: {key}: {message}")]
-    Invalid { path: String, key: String, message: String },
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
 }
 
 /// A duration written as `"30s"`, `"5m"`, `"72h"`, `"30d"`.
@@ -32,7 +39,9 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
+        parse_duration(&s)
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -71,7 +80,9 @@ impl Serialize for Size {
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..split].parse().map_err(|_| format!("bad size {s:?}: expected a number like \"25MB\""))?;
+    let n: u64 = t[..split]
+        .parse()
+        .map_err(|_| format!("bad size {s:?}: expected a number like \"25MB\""))?;
     let mult: u64 = match t[split..].trim().to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "K" | "KB" => 1000,
@@ -80,9 +91,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "KIB" => 1 << 10,
         "MIB" => 1 << 20,
         "GIB" => 1 << 30,
-        other => return Err(format!("bad size {s:?}: unknown unit {other:?} (B, KB, MB, GB, KiB, MiB, GiB)")),
+        other => {
+            return Err(format!(
+                "bad size {s:?}: unknown unit {other:?} (B, KB, MB, GB, KiB, MiB, GiB)"
+            ));
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("bad size {s:?}: too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("bad size {s:?}: too large"))
 }
 
 /// A secret: never printed.
@@ -292,18 +308,27 @@ impl DeliveryConfig {
     /// The first invalid `shaping` entry: (config key, what is wrong).
     fn shaping_problem(&self) -> Option<(String, String)> {
         if self.throttle_backoff.0.is_zero() {
-            return Some(("delivery.throttle_backoff".into(), "must be greater than zero".into()));
+            return Some((
+                "delivery.throttle_backoff".into(),
+                "must be greater than zero".into(),
+            ));
         }
         for (dest, s) in &self.shaping {
             let key = |k: &str| format!("delivery.shaping.\"{dest}\".{k}");
             if dest.is_empty() || dest.contains(['@', ' ', '/']) {
-                return Some((format!("delivery.shaping.\"{dest}\""), "must be a domain or an MX host suffix".into()));
+                return Some((
+                    format!("delivery.shaping.\"{dest}\""),
+                    "must be a domain or an MX host suffix".into(),
+                ));
             }
             if s.connections == Some(0) {
                 return Some((key("connections"), "must be at least 1".into()));
             }
             if s.messages_per_minute == Some(0) {
-                return Some((key("messages_per_minute"), "must be at least 1 (leave it out for no limit)".into()));
+                return Some((
+                    key("messages_per_minute"),
+                    "must be at least 1 (leave it out for no limit)".into(),
+                ));
             }
             if s.backoff.as_ref().is_some_and(|d| d.0.is_zero()) {
                 return Some((key("backoff"), "must be greater than zero".into()));
@@ -390,7 +415,9 @@ pub struct SuppressionConfig {
 
 impl Default for SuppressionConfig {
     fn default() -> Self {
-        SuppressionConfig { on_suppressed: OnSuppressed::Drop }
+        SuppressionConfig {
+            on_suppressed: OnSuppressed::Drop,
+        }
     }
 }
 
@@ -466,7 +493,10 @@ pub struct RetentionConfig {
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig { events: Dur(Duration::from_secs(90 * 86400)), bodies: Dur(Duration::from_secs(30 * 86400)) }
+        RetentionConfig {
+            events: Dur(Duration::from_secs(90 * 86400)),
+            bodies: Dur(Duration::from_secs(30 * 86400)),
+        }
     }
 }
 
@@ -548,22 +578,43 @@ impl Default for DkimConfig {
 impl DkimConfig {
     /// The key directory in effect for `data_dir`.
     pub fn key_dir(&self, data_dir: &Path) -> PathBuf {
-        self.key_dir.clone().unwrap_or_else(|| data_dir.join("dkim"))
+        self.key_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("dkim"))
     }
 
     /// What is wrong with these settings, as (key, message).
     fn problem(&self) -> Option<(&'static str, String)> {
-        let label_ok = |s: &str| !s.is_empty() && s.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let label_ok = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        };
         if !label_ok(&self.selector) {
-            return Some(("dkim.selector", format!("{:?} is not a DNS label", self.selector)));
+            return Some((
+                "dkim.selector",
+                format!("{:?} is not a DNS label", self.selector),
+            ));
         }
-        if let Some(d) = self.domains.iter().find(|d| !label_ok(d.trim_end_matches('.'))) {
+        if let Some(d) = self
+            .domains
+            .iter()
+            .find(|d| !label_ok(d.trim_end_matches('.')))
+        {
             return Some(("dkim.domains", format!("{d:?} is not a domain")));
         }
         if self.algorithms.is_empty() && !self.domains.is_empty() {
             return Some(("dkim.algorithms", "needs at least one algorithm".into()));
         }
-        if self.algorithms.iter().enumerate().any(|(i, a)| self.algorithms[..i].contains(a)) {
+        if self
+            .algorithms
+            .iter()
+            .enumerate()
+            .any(|(i, a)| self.algorithms[..i].contains(a))
+        {
             return Some(("dkim.algorithms", "an algorithm is listed twice".into()));
         }
         if self.rotation_check.0.is_zero() {
@@ -579,8 +630,16 @@ impl Config {
         let cfg: Config = match toml::from_str(text) {
             Ok(c) => c,
             Err(e) => match route_tables_rewritten(text) {
-                Some(rewritten) => rewritten.map_err(|e2| ConfigError::Parse { path: path.to_string(), message: e2.message().trim().to_string() })?,
-                None => return Err(ConfigError::Parse { path: path.to_string(), message: one_line(&e, text) }),
+                Some(rewritten) => rewritten.map_err(|e2| ConfigError::Parse {
+                    path: path.to_string(),
+                    message: e2.message().trim().to_string(),
+                })?,
+                None => {
+                    return Err(ConfigError::Parse {
+                        path: path.to_string(),
+                        message: one_line(&e, text),
+                    });
+                }
             },
         };
         cfg.validate(path)?;
@@ -589,7 +648,10 @@ impl Config {
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
         Config::from_str(&text, &p)
     }
 
@@ -598,7 +660,11 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
         let chosen = explicit
             .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("REBOUND_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| {
+                std::env::var_os("REBOUND_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .or_else(|| Some(PathBuf::from("/etc/rebound/rebound.toml")).filter(|p| p.exists()));
         match chosen {
             Some(p) => Ok((Config::from_file(&p)?, Some(p))),
@@ -612,28 +678,46 @@ impl Config {
 
     /// Checks what serde cannot: cross-field rules and value ranges.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| Err(ConfigError::Invalid { path: path.to_string(), key: key.to_string(), message });
+        let bad = |key: &str, message: String| {
+            Err(ConfigError::Invalid {
+                path: path.to_string(),
+                key: key.to_string(),
+                message,
+            })
+        };
         if self.smtp.listen.is_empty() {
             return bad("smtp.listen", "at least one address is needed".into());
         }
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
-            return bad("smtp.tls_cert", "tls_cert and tls_key must be set together".into());
+            return bad(
+                "smtp.tls_cert",
+                "tls_cert and tls_key must be set together".into(),
+            );
         }
         if self.smtp.max_recipients == 0 {
             return bad("smtp.max_recipients", "must be at least 1".into());
         }
         if self.smtp.max_recipients > usize::from(u16::MAX) {
             // A recipient's index travels in its 16-bit VERP tag.
-            return bad("smtp.max_recipients", format!("must be at most {}", u16::MAX));
+            return bad(
+                "smtp.max_recipients",
+                format!("must be at most {}", u16::MAX),
+            );
         }
         if self.smtp.connection_rate_window.0.is_zero() {
-            return bad("smtp.connection_rate_window", "must be greater than zero".into());
+            return bad(
+                "smtp.connection_rate_window",
+                "must be greater than zero".into(),
+            );
         }
         if self.api.max_connections == 0 {
             return bad("api.max_connections", "must be at least 1".into());
         }
         if self.api.header_timeout.0.is_zero() || self.api.body_timeout.0.is_zero() {
-            return bad("api.header_timeout", "API timeouts must be greater than zero".into());
+            return bad(
+                "api.header_timeout",
+                "API timeouts must be greater than zero".into(),
+            );
         }
         if let Err(e) = crate::config::users::check_users(&self.api.users) {
             return bad("api.users", e.to_string());
@@ -651,44 +735,74 @@ impl Config {
             return bad("delivery.max_age", "must be greater than zero".into());
         }
         if self.delivery.concurrency == 0 || self.delivery.per_domain_concurrency == 0 {
-            return bad("delivery.concurrency", "concurrency limits must be at least 1".into());
+            return bad(
+                "delivery.concurrency",
+                "concurrency limits must be at least 1".into(),
+            );
         }
         if let Some((key, message)) = self.delivery.shaping_problem() {
             return bad(&key, message);
         }
         for (domain, hop) in &self.delivery.routes {
             if parse_host_port(hop, 25).is_none() {
-                return bad(&format!("delivery.routes.\"{domain}\""), format!("{hop:?} is not host:port"));
+                return bad(
+                    &format!("delivery.routes.\"{domain}\""),
+                    format!("{hop:?} is not host:port"),
+                );
             }
         }
         if let Some(r) = &self.delivery.relayhost
-            && parse_host_port(r, 25).is_none() {
-                return bad("delivery.relayhost", format!("{r:?} is not host:port"));
-            }
+            && parse_host_port(r, 25).is_none()
+        {
+            return bad("delivery.relayhost", format!("{r:?} is not host:port"));
+        }
         if self.bounces.domain.is_empty() || self.bounces.domain.contains(['@', ' ']) {
-            return bad("bounces.domain", format!("{:?} is not a domain", self.bounces.domain));
+            return bad(
+                "bounces.domain",
+                format!("{:?} is not a domain", self.bounces.domain),
+            );
         }
         if let Some(u) = &self.webhooks.url
-            && !(u.starts_with("http://") || u.starts_with("https://")) {
-                return bad("webhooks.url", format!("{u:?} must start with http:// or https://"));
-            }
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return bad(
+                "webhooks.url",
+                format!("{u:?} must start with http:// or https://"),
+            );
+        }
         if self.webhooks.batch_size == 0 {
             return bad("webhooks.batch_size", "must be at least 1".into());
         }
         for s in &self.webhooks.statuses {
-            if !crate::model::Status::ALL.iter().any(|st| st.as_str() == s) && !["delayed", "resent", "autoreply", "unverified", "suppression_added", "suppression_removed"].contains(&s.as_str()) {
+            if !crate::model::Status::ALL.iter().any(|st| st.as_str() == s)
+                && ![
+                    "delayed",
+                    "resent",
+                    "autoreply",
+                    "unverified",
+                    "suppression_added",
+                    "suppression_removed",
+                ]
+                .contains(&s.as_str())
+            {
                 return bad("webhooks.statuses", format!("unknown status {s:?}"));
             }
         }
         if self.unsubscribe.listen.is_some() && self.unsubscribe.base_url.is_none() {
-            return bad("unsubscribe.base_url", "needed when unsubscribe.listen is set".into());
+            return bad(
+                "unsubscribe.base_url",
+                "needed when unsubscribe.listen is set".into(),
+            );
         }
         if let Some((key, message)) = self.dkim.problem() {
             return bad(key, message);
         }
         for u in &self.smtp.users {
             if u.name.is_empty() || u.password.0.is_empty() {
-                return bad("smtp.users", "every user needs a name and a password".into());
+                return bad(
+                    "smtp.users",
+                    "every user needs a name and a password".into(),
+                );
             }
         }
         Ok(())
@@ -705,7 +819,11 @@ impl Config {
 /// has no route written as a table (the first parse error stands).
 fn route_tables_rewritten(text: &str) -> Option<Result<Config, toml::de::Error>> {
     let mut doc: toml::Table = toml::from_str(text).ok()?;
-    let routes = doc.get_mut("delivery")?.as_table_mut()?.get_mut("routes")?.as_table_mut()?;
+    let routes = doc
+        .get_mut("delivery")?
+        .as_table_mut()?
+        .get_mut("routes")?
+        .as_table_mut()?;
     let mut unsigned = Vec::new();
     let mut any = false;
     for (key, value) in routes.iter_mut() {
@@ -716,15 +834,24 @@ fn route_tables_rewritten(text: &str) -> Option<Result<Config, toml::de::Error>>
         }
         match (t.get("host"), t.keys().all(|k| k == "host" || k == "sign")) {
             (Some(host @ toml::Value::String(_)), true) => *value = host.clone(),
-            _ => return Some(Err(serde::de::Error::custom(format!("delivery.routes.{key:?}: a route table takes host = \"host:port\" and sign = true|false")))),
+            _ => {
+                return Some(Err(serde::de::Error::custom(format!(
+                    "delivery.routes.{key:?}: a route table takes host = \"host:port\" and sign = true|false"
+                ))));
+            }
         }
     }
     if !any {
         return None;
     }
     if !unsigned.is_empty() {
-        let dkim = doc.entry("dkim").or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let skip = dkim.as_table_mut()?.entry("skip_routes").or_insert_with(|| toml::Value::Array(Vec::new()));
+        let dkim = doc
+            .entry("dkim")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let skip = dkim
+            .as_table_mut()?
+            .entry("skip_routes")
+            .or_insert_with(|| toml::Value::Array(Vec::new()));
         skip.as_array_mut()?.extend(unsigned);
     }
     Some(toml::Value::Table(doc).try_into())
@@ -781,14 +908,21 @@ mod tests {
 
     #[test]
     fn max_recipients_fits_the_verp_tag() {
-        let err = Config::from_str("[smtp]\nmax_recipients = 70000\n", "x.toml").unwrap_err().to_string();
-        assert!(err.contains("smtp.max_recipients") && err.contains("65535"), "{err}");
+        let err = Config::from_str("[smtp]\nmax_recipients = 70000\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("smtp.max_recipients") && err.contains("65535"),
+            "{err}"
+        );
         assert!(Config::from_str("[smtp]\nmax_recipients = 65535\n", "x.toml").is_ok());
     }
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = Config::from_str("[smtp]\nmax_recipients = 5\nbogus = 1\n", "x.toml").unwrap_err().to_string();
+        let err = Config::from_str("[smtp]\nmax_recipients = 5\nbogus = 1\n", "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("x.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("bogus"), "{err}");
@@ -798,8 +932,13 @@ mod tests {
     fn durations_and_sizes_parse() {
         let c = Config::from_str("[smtp]\nmax_message_size = \"10MB\"\n[delivery]\nretry = [\"1s\", \"2s\"]\nmax_age = \"6s\"\n", "t").unwrap();
         assert_eq!(c.smtp.max_message_size.0, 10_000_000);
-        assert_eq!(c.delivery.retry, vec![Dur(Duration::from_secs(1)), Dur(Duration::from_secs(2))]);
-        let err = Config::from_str("[delivery]\nmax_age = \"6 parsecs\"\n", "t").unwrap_err().to_string();
+        assert_eq!(
+            c.delivery.retry,
+            vec![Dur(Duration::from_secs(1)), Dur(Duration::from_secs(2))]
+        );
+        let err = Config::from_str("[delivery]\nmax_age = \"6 parsecs\"\n", "t")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -807,7 +946,10 @@ mod tests {
     fn secrets_are_masked() {
         let c = Config::from_str("[api]\ntoken = \"hunter2\"\n[[smtp.users]]\nname = \"app\"\npassword = \"pw-secret\"\n", "t").unwrap();
         let shown = c.to_masked_toml();
-        assert!(!shown.contains("hunter2") && !shown.contains("pw-secret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("pw-secret"),
+            "{shown}"
+        );
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
@@ -818,18 +960,34 @@ mod tests {
         assert_eq!(c.delivery.routes["*"], "smtp.provider.example:587");
         assert_eq!(c.delivery.routes["a.test"], "127.0.0.1:2526");
         assert_eq!(c.delivery.routes["b.test"], "127.0.0.1:2527");
-        assert_eq!(c.dkim.skip_routes, vec!["c.test".to_string(), "*".to_string()]);
-        let err = Config::from_str("[delivery.routes]\n\"*\" = { hots = \"x:1\" }\n", "t").unwrap_err().to_string();
-        assert!(err.contains("delivery.routes") && err.contains("host"), "{err}");
+        assert_eq!(
+            c.dkim.skip_routes,
+            vec!["c.test".to_string(), "*".to_string()]
+        );
+        let err = Config::from_str("[delivery.routes]\n\"*\" = { hots = \"x:1\" }\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("delivery.routes") && err.contains("host"),
+            "{err}"
+        );
         // Without route tables, errors still name the line.
-        let err = Config::from_str("[delivery.routes]\n\"*\" = 5\n", "t").unwrap_err().to_string();
+        let err = Config::from_str("[delivery.routes]\n\"*\" = 5\n", "t")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
     fn host_port_forms() {
-        assert_eq!(parse_host_port("127.0.0.1:2526", 25), Some(("127.0.0.1".into(), 2526)));
-        assert_eq!(parse_host_port("mx.example", 25), Some(("mx.example".into(), 25)));
+        assert_eq!(
+            parse_host_port("127.0.0.1:2526", 25),
+            Some(("127.0.0.1".into(), 2526))
+        );
+        assert_eq!(
+            parse_host_port("mx.example", 25),
+            Some(("mx.example".into(), 25))
+        );
         assert_eq!(parse_host_port("[::1]:26", 25), Some(("::1".into(), 26)));
         assert_eq!(parse_host_port("a:b:c", 25), None);
     }

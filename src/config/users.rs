@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Secret;
 
-
 /// The name sessions signed in with the API token act under.
 pub const TOKEN_USER: &str = "api-token";
 
@@ -53,7 +52,9 @@ pub enum UsersError {
     Reserved(String),
     #[error("api.users: {0:?} is given more than once")]
     Duplicate(String),
-    #[error("api.users.{0}: password_hash is not an argon2 hash in PHC form ($argon2id$v=19$...): make one with `rebound console hash-password`")]
+    #[error(
+        "api.users.{0}: password_hash is not an argon2 hash in PHC form ($argon2id$v=19$...): make one with `rebound console hash-password`"
+    )]
     BadHash(String),
 }
 

@@ -28,19 +28,23 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::inbound::accept::QueueIntake;
 use crate::config::Config;
 use crate::delivery::outbound::Deliverer;
-use state::load_or_create_secret;
+use crate::inbound::accept::QueueIntake;
 use crate::inbound::{SmtpServer, SmtpStats};
 use crate::model::time::{SharedClock, SystemClock};
+use state::load_or_create_secret;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// A step of start-up failed; `context` says which (may be empty), `source` why.
     #[error("{context}{source}")]
-    Startup { context: &'static str, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    Startup {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A setting that parses but cannot be used (TLS files, routes, listeners).
     #[error(transparent)]
     Config(#[from] preflight::PreflightError),
@@ -48,7 +52,10 @@ pub enum DaemonError {
     #[error(transparent)]
     Locked(#[from] pidlock::PidLockError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     /// The store could not be flushed at shutdown, or needs a restart to take writes again.
     #[error("storage failed: {0}")]
     Storage(String),
@@ -93,9 +100,13 @@ impl Running {
             }
             self.attempts.wait().await;
         };
-        let drained = tokio::time::timeout(timeout.mul_f64(DRAIN_SHARE), drain).await.is_ok();
+        let drained = tokio::time::timeout(timeout.mul_f64(DRAIN_SHARE), drain)
+            .await
+            .is_ok();
         if !drained {
-            tracing::warn!("shutdown deadline passed with work still running; it resumes after restart");
+            tracing::warn!(
+                "shutdown deadline passed with work still running; it resumes after restart"
+            );
         }
         let flush_budget = timeout.mul_f64(FLUSH_SHARE - DRAIN_SHARE);
         let flushed = match tokio::time::timeout(flush_budget, daemon.committer.durable()).await {
@@ -116,7 +127,11 @@ impl Running {
 /// Nothing writes any more: the next start may skip its queue scan.
 async fn mark_closed_cleanly(daemon: &Daemon, budget: Duration) {
     let store = daemon.store.clone();
-    let marked = tokio::time::timeout(budget, tokio::task::spawn_blocking(move || store.close_cleanly().map_err(|e| e.to_string()))).await;
+    let marked = tokio::time::timeout(
+        budget,
+        tokio::task::spawn_blocking(move || store.close_cleanly().map_err(|e| e.to_string())),
+    )
+    .await;
     let res = match marked {
         Ok(joined) => joined.map_err(|e| e.to_string()).and_then(|r| r),
         Err(_) => Err("timed out".into()),
@@ -128,42 +143,98 @@ async fn mark_closed_cleanly(daemon: &Daemon, budget: Duration) {
 
 /// Starts every part of the daemon on the current runtime.
 /// A start-up error keeping its cause, `context` before it in the message.
-fn startup(context: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> DaemonError {
-    DaemonError::Startup { context, source: Box::new(e) }
+fn startup(
+    context: &'static str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> DaemonError {
+    DaemonError::Startup {
+        context,
+        source: Box::new(e),
+    }
 }
 
 pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonError> {
     preflight::check(&cfg)?;
-    let deliverer = Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| startup("", e))?);
+    let deliverer =
+        Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| startup("", e))?);
     let pid_lock = pidlock::acquire(&cfg.server.data_dir)?;
     let cfg = Arc::new(cfg);
     let daemon = Daemon::open(cfg.clone(), clock).map_err(|e| startup("", e))?;
-    deliverer.use_policy_cache(daemon.store.mta_sts_cache().map_err(|e| startup("MTA-STS policy cache: ", e))?.with_clock(daemon.clock.clone()));
+    deliverer.use_policy_cache(
+        daemon
+            .store
+            .mta_sts_cache()
+            .map_err(|e| startup("MTA-STS policy cache: ", e))?
+            .with_clock(daemon.clock.clone()),
+    );
     crate::delivery::outbound::dkim::prepare(&cfg).map_err(|e| startup("", e))?; // keys loaded or made, TXT records logged
-    let indexed = daemon.store.backfill_current().map_err(|e| startup("current-status index: ", e))?;
+    let indexed = daemon
+        .store
+        .backfill_current()
+        .map_err(|e| startup("current-status index: ", e))?;
     if indexed > 0 {
-        tracing::info!(recipients = indexed, "built the current-status index from the event log");
+        tracing::info!(
+            recipients = indexed,
+            "built the current-status index from the event log"
+        );
     }
-    crate::delivery::scheduler::record_unrecorded(&daemon).await.map_err(|e| startup("saved delivery outcomes: ", e))?;
+    crate::delivery::scheduler::record_unrecorded(&daemon)
+        .await
+        .map_err(|e| startup("saved delivery outcomes: ", e))?;
     if daemon.store.opened_clean() {
-        tracing::info!(messages = daemon.store.queue_len(), "queue opened after a clean shutdown; no scan needed");
+        tracing::info!(
+            messages = daemon.store.queue_len(),
+            "queue opened after a clean shutdown; no scan needed"
+        );
     } else {
-        let (n, bad, fixed) = daemon.store.recover(daemon.now()).map_err(|e| startup("", e))?;
-        tracing::info!(messages = n, quarantined = bad, rescheduled = fixed, "queue recovered");
+        let (n, bad, fixed) = daemon
+            .store
+            .recover(daemon.now())
+            .map_err(|e| startup("", e))?;
+        tracing::info!(
+            messages = n,
+            quarantined = bad,
+            rescheduled = fixed,
+            "queue recovered"
+        );
     }
     let mut smtp_listeners = Vec::new();
     for addr in &cfg.smtp.listen {
-        smtp_listeners.push(bind_smtp(*addr).map_err(|source| DaemonError::Bind { addr: *addr, source })?);
+        smtp_listeners.push(bind_smtp(*addr).map_err(|source| DaemonError::Bind {
+            addr: *addr,
+            source,
+        })?);
     }
-    let smtp_addrs: Vec<SocketAddr> = smtp_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    let api_listener = TcpListener::bind(cfg.api.listen).await.map_err(|source| DaemonError::Bind { addr: cfg.api.listen, source })?;
+    let smtp_addrs: Vec<SocketAddr> = smtp_listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let api_listener =
+        TcpListener::bind(cfg.api.listen)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                addr: cfg.api.listen,
+                source,
+            })?;
     let api_addr = api_listener.local_addr().map_err(|e| startup("", e))?;
     let unsub_listener = match cfg.unsubscribe.listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?),
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind { addr, source })?,
+        ),
         None => None,
     };
     let unsubscribe_addr = unsub_listener.as_ref().and_then(|l| l.local_addr().ok());
-    let smtp = Arc::new(SmtpServer::new(cfg.clone(), Arc::new(QueueIntake { daemon: daemon.clone() })).map_err(|e| startup("", e))?);
+    let smtp = Arc::new(
+        SmtpServer::new(
+            cfg.clone(),
+            Arc::new(QueueIntake {
+                daemon: daemon.clone(),
+            }),
+        )
+        .map_err(|e| startup("", e))?,
+    );
     let smtp_stats = smtp.stats();
     let _ = daemon.smtp_stats.set(smtp_stats.clone());
     let _ = daemon.shaping.set(deliverer.shaper());
@@ -171,12 +242,21 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     let attempts = TaskTracker::new();
     let mut tasks = vec![
         tokio::spawn(smtp.serve(smtp_listeners, shutdown.clone())),
-        tokio::spawn(crate::delivery::scheduler::run(daemon.clone(), deliverer, shutdown.clone(), attempts.clone())),
+        tokio::spawn(crate::delivery::scheduler::run(
+            daemon.clone(),
+            deliverer,
+            shutdown.clone(),
+            attempts.clone(),
+        )),
         tokio::spawn(serve_api(daemon.clone(), api_listener, shutdown.clone())),
         tokio::spawn(retention_loop(daemon.clone(), shutdown.clone())),
     ];
     if let Some(listener) = unsub_listener {
-        tasks.push(tokio::spawn(serve_unsubscribe(daemon.clone(), listener, shutdown.clone())));
+        tasks.push(tokio::spawn(serve_unsubscribe(
+            daemon.clone(),
+            listener,
+            shutdown.clone(),
+        )));
     }
     if let Some(path) = cfg.api.socket.clone() {
         let (r, sd) = (daemon.clone(), shutdown.clone());
@@ -189,12 +269,28 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
     if cfg.webhooks.url.is_some() {
         let secret = match &cfg.webhooks.secret {
             Some(s) => s.expose().as_bytes().to_vec(),
-            None => load_or_create_secret(&cfg.server.data_dir.join("webhook.key")).map_err(|e| startup("", e))?.into_bytes(),
+            None => load_or_create_secret(&cfg.server.data_dir.join("webhook.key"))
+                .map_err(|e| startup("", e))?
+                .into_bytes(),
         };
-        tasks.push(tokio::spawn(crate::records::webhooks::run(daemon.clone(), secret, shutdown.clone())));
+        tasks.push(tokio::spawn(crate::records::webhooks::run(
+            daemon.clone(),
+            secret,
+            shutdown.clone(),
+        )));
     }
     daemon.ready.store(true, Ordering::SeqCst);
-    Ok(Running { smtp_addrs, api_addr, unsubscribe_addr, daemon, smtp_stats, shutdown, tasks, attempts, _pid_lock: pid_lock })
+    Ok(Running {
+        smtp_addrs,
+        api_addr,
+        unsubscribe_addr,
+        daemon,
+        smtp_stats,
+        shutdown,
+        tasks,
+        attempts,
+        _pid_lock: pid_lock,
+    })
 }
 
 /// Accept-queue length of the SMTP listeners. `TcpListener::bind` uses 128, which a
@@ -202,7 +298,11 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
 const SMTP_BACKLOG: u32 = 4096;
 
 fn bind_smtp(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(SMTP_BACKLOG)
@@ -214,7 +314,11 @@ async fn serve_api(daemon: Arc<Daemon>, listener: TcpListener, shutdown: Cancell
     }
 }
 
-async fn serve_unsubscribe(daemon: Arc<Daemon>, listener: TcpListener, shutdown: CancellationToken) {
+async fn serve_unsubscribe(
+    daemon: Arc<Daemon>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
     if let Err(e) = crate::feedback::unsubscribe::http::serve(daemon, listener, shutdown).await {
         tracing::error!(error = %e, "unsubscribe listener stopped");
     }
@@ -237,7 +341,11 @@ async fn retention_loop(daemon: Arc<Daemon>, shutdown: CancellationToken) {
 /// its own runtime). Returns within `server.shutdown_timeout` of the signal.
 pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     init_logging();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rebound").build().map_err(|e| startup("", e))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rebound")
+        .build()
+        .map_err(|e| startup("", e))?;
     let timeout = cfg.server.shutdown_timeout.0;
     let res = rt.block_on(async move {
         let source = config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
@@ -274,13 +382,25 @@ pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonErro
 }
 
 /// Writes the running-daemon pointer for the CLI; a failure is only logged (`--config` still works).
-fn leave_pointer(running: &Running, config_path: Option<&std::path::Path>) -> Option<(PathBuf, pointer::DaemonPointer)> {
+fn leave_pointer(
+    running: &Running,
+    config_path: Option<&std::path::Path>,
+) -> Option<(PathBuf, pointer::DaemonPointer)> {
     let cfg = &running.daemon.cfg;
-    let absolute = |p: &std::path::Path| std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).unwrap_or_else(|_| p.to_path_buf());
+    let absolute = |p: &std::path::Path| {
+        std::fs::canonicalize(p)
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
     let data_dir = absolute(&cfg.server.data_dir);
     let p = pointer::DaemonPointer {
         pid: std::process::id(),
-        api_url: cfg.api.url.clone().map(|u| u.trim_end_matches('/').to_string()).unwrap_or_else(|| crate::cli::client::url_for(running.api_addr)),
+        api_url: cfg
+            .api
+            .url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| crate::cli::client::url_for(running.api_addr)),
         token_file: cfg.api.token.is_none().then(|| data_dir.join("api.token")),
         data_dir,
         config: config_path.map(absolute),
@@ -302,14 +422,19 @@ fn leave_pointer(running: &Running, config_path: Option<&std::path::Path>) -> Op
 fn start_watchdog(timeout: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(timeout);
-        tracing::error!("shutdown did not finish within server.shutdown_timeout; exiting without a clean close");
+        tracing::error!(
+            "shutdown did not finish within server.shutdown_timeout; exiting without a clean close"
+        );
         std::process::exit(1);
     });
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -325,9 +450,17 @@ async fn wait_for_signal() {
 /// Logs to stderr; `RUST_LOG` filters (default `info`), `REBOUND_LOG_FORMAT=json` for JSON lines.
 /// Colour only when stderr is a terminal and `NO_COLOR` is not set.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(log_colour());
-    let _ = if std::env::var("REBOUND_LOG_FORMAT").is_ok_and(|v| v == "json") { builder.json().try_init() } else { builder.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(log_colour());
+    let _ = if std::env::var("REBOUND_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// <https://no-color.org>: a non-empty `NO_COLOR` turns colour off; so does a stderr that is

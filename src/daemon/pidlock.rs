@@ -17,7 +17,10 @@ pub enum PidLockError {
     #[error("another rebound is running on {data_dir} (pid {pid})")]
     Held { data_dir: String, pid: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The held lock; dropping it releases it.
@@ -30,23 +33,51 @@ pub struct PidLock {
 /// Creates `data_dir` if needed and locks `data_dir/rebound.pid`, writing this process's pid.
 pub fn acquire(data_dir: &Path) -> Result<PidLock, PidLockError> {
     let path = data_dir.join("rebound.pid");
-    let io = |source| PidLockError::Io { path: path.display().to_string(), source };
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir).map_err(|source| PidLockError::Io { path: data_dir.display().to_string(), source })?;
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(io)?;
+    let io = |source| PidLockError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|source| PidLockError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
     if let Err(e) = try_lock(&file) {
         if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
             return Err(io(e));
         }
-        return Err(PidLockError::Held { data_dir: data_dir.display().to_string(), pid: holder(&mut file) });
+        return Err(PidLockError::Held {
+            data_dir: data_dir.display().to_string(),
+            pid: holder(&mut file),
+        });
     }
-    file.set_len(0).and_then(|()| file.rewind()).and_then(|()| writeln!(file, "{}", std::process::id())).and_then(|()| file.flush()).map_err(io)?;
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush())
+        .map_err(io)?;
     Ok(PidLock { file, path })
 }
 
 fn try_lock(file: &File) -> std::io::Result<()> {
     // SAFETY: a valid, open descriptor; flock has no other preconditions.
     let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// The pid the holder wrote (it writes just after locking, so an empty file is retried briefly).
@@ -80,11 +111,26 @@ mod tests {
         let data = dir.path().join("data");
         let first = acquire(&data).unwrap();
         let err = acquire(&data).unwrap_err().to_string();
-        assert_eq!(err, format!("another rebound is running on {} (pid {})", data.display(), std::process::id()));
+        assert_eq!(
+            err,
+            format!(
+                "another rebound is running on {} (pid {})",
+                data.display(),
+                std::process::id()
+            )
+        );
         drop(first);
-        assert_eq!(std::fs::read_to_string(data.join("rebound.pid")).unwrap(), "");
+        assert_eq!(
+            std::fs::read_to_string(data.join("rebound.pid")).unwrap(),
+            ""
+        );
         let again = acquire(&data).unwrap();
-        assert_eq!(std::fs::read_to_string(data.join("rebound.pid")).unwrap().trim(), std::process::id().to_string());
+        assert_eq!(
+            std::fs::read_to_string(data.join("rebound.pid"))
+                .unwrap()
+                .trim(),
+            std::process::id().to_string()
+        );
         drop(again);
     }
 }

@@ -31,18 +31,31 @@ pub struct DaemonPointer {
 #[derive(Debug, thiserror::Error)]
 pub enum PointerError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a rebound daemon pointer: {source}")]
-    Json { path: String, source: serde_json::Error },
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PointerError + '_ {
-    move |source| PointerError::Io { path: path.display().to_string(), source }
+    move |source| PointerError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Where the pointer lives for this user (see the module docs).
 pub fn path() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(d) = var("REBOUND_RUNTIME_DIR") {
         return d.join("daemon.json");
     }
@@ -61,19 +74,39 @@ impl DaemonPointer {
     /// Writes the pointer atomically (temporary file, then rename), creating its directory 0700.
     pub fn write(&self, path: &Path) -> Result<(), PointerError> {
         if let Some(dir) = path.parent() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err(dir))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err(dir))?;
         }
         let tmp = path.with_extension(format!("json.{}.tmp", self.pid));
-        let body = serde_json::to_vec_pretty(self).map_err(|source| PointerError::Json { path: path.display().to_string(), source })?;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&body).and_then(|()| f.write_all(b"\n")).map_err(io_err(&tmp))?;
+        let body = serde_json::to_vec_pretty(self).map_err(|source| PointerError::Json {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
+        f.write_all(&body)
+            .and_then(|()| f.write_all(b"\n"))
+            .map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, path).map_err(io_err(path))
     }
 
     /// Reads a pointer; `Ok(None)` when there is none.
     pub fn read(path: &Path) -> Result<Option<DaemonPointer>, PointerError> {
         match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|source| PointerError::Json { path: path.display().to_string(), source }),
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|source| PointerError::Json {
+                    path: path.display().to_string(),
+                    source,
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(path)(e)),
         }
@@ -81,7 +114,9 @@ impl DaemonPointer {
 
     /// Whether the process it names still exists (a daemon killed with SIGKILL leaves its pointer).
     pub fn is_alive(&self) -> bool {
-        let Ok(pid) = libc::pid_t::try_from(self.pid) else { return false };
+        let Ok(pid) = libc::pid_t::try_from(self.pid) else {
+            return false;
+        };
         // SAFETY: signal 0 only checks that the process exists and may be signalled.
         let r = unsafe { libc::kill(pid, 0) };
         r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
@@ -108,14 +143,33 @@ mod tests {
     fn written_private_read_back_and_removed_only_by_its_daemon() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/daemon.json");
-        let me = DaemonPointer { pid: std::process::id(), api_url: "http://127.0.0.1:1".into(), data_dir: "/d".into(), token_file: Some("/d/api.token".into()), config: None };
+        let me = DaemonPointer {
+            pid: std::process::id(),
+            api_url: "http://127.0.0.1:1".into(),
+            data_dir: "/d".into(),
+            token_file: Some("/d/api.token".into()),
+            config: None,
+        };
         me.write(&path).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
         assert_eq!(DaemonPointer::read(&path).unwrap().as_ref(), Some(&me));
         assert!(me.is_alive());
-        let other = DaemonPointer { pid: me.pid + 1, ..me.clone() };
+        let other = DaemonPointer {
+            pid: me.pid + 1,
+            ..me.clone()
+        };
         remove_if_mine(&path, &other);
         assert!(path.exists(), "a pointer naming another daemon stays");
         remove_if_mine(&path, &me);

@@ -18,7 +18,11 @@ pub enum PreflightError {
     #[error(transparent)]
     Route(#[from] BadHop),
     #[error("{first} and {second} both listen on {addr}")]
-    SharedListen { first: &'static str, second: &'static str, addr: SocketAddr },
+    SharedListen {
+        first: &'static str,
+        second: &'static str,
+        addr: SocketAddr,
+    },
 }
 
 /// Loads and checks everything `serve` needs from the config, touching nothing on disk.
@@ -32,13 +36,22 @@ pub fn check(cfg: &Config) -> Result<(), PreflightError> {
 
 /// Every listener with a fixed port must have an address of its own.
 fn distinct_listeners(cfg: &Config) -> Result<(), PreflightError> {
-    let mut all: Vec<(&'static str, SocketAddr)> = cfg.smtp.listen.iter().map(|a| ("smtp.listen", *a)).collect();
+    let mut all: Vec<(&'static str, SocketAddr)> = cfg
+        .smtp
+        .listen
+        .iter()
+        .map(|a| ("smtp.listen", *a))
+        .collect();
     all.push(("api.listen", cfg.api.listen));
     all.extend(cfg.unsubscribe.listen.map(|a| ("unsubscribe.listen", a)));
     for (i, (first, a)) in all.iter().enumerate() {
         for (second, b) in &all[i + 1..] {
             if a.port() != 0 && overlap(*a, *b) {
-                return Err(PreflightError::SharedListen { first, second, addr: *b });
+                return Err(PreflightError::SharedListen {
+                    first,
+                    second,
+                    addr: *b,
+                });
             }
         }
     }
@@ -47,7 +60,9 @@ fn distinct_listeners(cfg: &Config) -> Result<(), PreflightError> {
 
 /// Same port, and the same IP or a wildcard of the same family.
 fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port() && a.is_ipv4() == b.is_ipv4() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 #[cfg(test)]
@@ -59,11 +74,24 @@ mod tests {
         let mut c = Config::default();
         check(&c).unwrap();
         c.api.listen = "0.0.0.0:2525".parse().unwrap();
-        assert_eq!(check(&c).unwrap_err().to_string(), "smtp.listen and api.listen both listen on 0.0.0.0:2525");
+        assert_eq!(
+            check(&c).unwrap_err().to_string(),
+            "smtp.listen and api.listen both listen on 0.0.0.0:2525"
+        );
         c.api.listen = "127.0.0.1:0".parse().unwrap();
-        c.smtp.listen = vec!["127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()];
+        c.smtp.listen = vec![
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        ];
         check(&c).unwrap();
-        c.delivery.routes.insert("example.test".into(), "mx example:25".into());
-        assert!(check(&c).unwrap_err().to_string().contains("delivery.routes"));
+        c.delivery
+            .routes
+            .insert("example.test".into(), "mx example:25".into());
+        assert!(
+            check(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("delivery.routes")
+        );
     }
 }

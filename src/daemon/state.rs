@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::model::{Event, EventKind};
 use crate::delivery::retry::RetryPolicy;
-use crate::store::{Committer, Store, StoreError, WriteSet};
-use crate::model::time::{SharedClock, Timestamp};
 use crate::feedback::verp::Verp;
+use crate::model::time::{SharedClock, Timestamp};
+use crate::model::{Event, EventKind};
+use crate::store::{Committer, Store, StoreError, WriteSet};
 
 /// Counters exported on `/metrics`.
 #[derive(Debug, Default)]
@@ -59,7 +59,10 @@ impl Counters {
     pub fn observe_attempt(&self, ms: u64) {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         self.attempt_ms_sum.fetch_add(ms, Ordering::Relaxed);
-        let i = ATTEMPT_BUCKETS_MS.iter().position(|&b| ms <= b).unwrap_or(ATTEMPT_BUCKETS_MS.len());
+        let i = ATTEMPT_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b)
+            .unwrap_or(ATTEMPT_BUCKETS_MS.len());
         self.attempt_buckets[i].fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -102,7 +105,10 @@ impl Daemon {
             None => load_or_create_secret(&cfg.server.data_dir.join("verp.key"))?.into_bytes(),
         };
         let verp = Verp::new(&secret, &cfg.bounces.domain);
-        let retry = RetryPolicy { delays: cfg.delivery.retry.iter().map(|d| d.0).collect(), max_age: cfg.delivery.max_age.0 };
+        let retry = RetryPolicy {
+            delays: cfg.delivery.retry.iter().map(|d| d.0).collect(),
+            max_age: cfg.delivery.max_age.0,
+        };
         let committer = Committer::start(store.clone());
         Ok(Arc::new(Daemon {
             cfg,
@@ -163,7 +169,10 @@ pub enum StateError {
 
 /// Reads a secret file, or creates one with 32 random bytes (hex) and mode 0600.
 pub fn load_or_create_secret(path: &Path) -> Result<String, StateError> {
-    let err = |m: String| StateError::Secret { path: path.display().to_string(), message: m };
+    let err = |m: String| StateError::Secret {
+        path: path.display().to_string(),
+        message: m,
+    };
     if let Ok(s) = std::fs::read_to_string(path) {
         let s = s.trim().to_string();
         if !s.is_empty() {
@@ -183,14 +192,23 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(content.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
 
 /// Writes `ev` (kind `unverified`) to the security log and counts it.
-pub fn record_unverified(daemon: &Daemon, ws: &mut WriteSet, mut ev: Event) -> Result<(), StoreError> {
+pub fn record_unverified(
+    daemon: &Daemon,
+    ws: &mut WriteSet,
+    mut ev: Event,
+) -> Result<(), StoreError> {
     ev.status = EventKind::Unverified;
     daemon.store.log_unverified(ws, &mut ev)?;
     daemon.counters.unverified.fetch_add(1, Ordering::Relaxed);

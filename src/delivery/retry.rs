@@ -18,7 +18,10 @@ impl RetryPolicy {
     /// The delay after the `attempts`-th attempt (1-based); the last configured delay repeats.
     pub fn delay(&self, attempts: u32) -> Duration {
         let i = (attempts.max(1) as usize - 1).min(self.delays.len().saturating_sub(1));
-        self.delays.get(i).copied().unwrap_or(Duration::from_secs(300))
+        self.delays
+            .get(i)
+            .copied()
+            .unwrap_or(Duration::from_secs(300))
     }
 
     /// When the message must be given up.
@@ -32,7 +35,12 @@ impl RetryPolicy {
     }
 
     /// The next attempt after `attempts` attempts made, or `None` when the message expired.
-    pub fn next_attempt(&self, received: Timestamp, attempts: u32, now: Timestamp) -> Option<Timestamp> {
+    pub fn next_attempt(
+        &self,
+        received: Timestamp,
+        attempts: u32,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
         let deadline = self.deadline(received);
         if now >= deadline {
             return None;
@@ -55,7 +63,10 @@ mod tests {
 
     fn policy() -> RetryPolicy {
         let m = |n: u64| Duration::from_secs(n * 60);
-        RetryPolicy { delays: vec![m(5), m(10), m(30), m(60), m(120), m(240)], max_age: Duration::from_secs(72 * 3600) }
+        RetryPolicy {
+            delays: vec![m(5), m(10), m(30), m(60), m(120), m(240)],
+            max_age: Duration::from_secs(72 * 3600),
+        }
     }
 
     #[test]
@@ -85,16 +96,28 @@ mod tests {
         }
         let deadline = p.deadline(t0);
         let last = *times.last().unwrap();
-        assert!(last <= deadline && deadline.since(last) <= Duration::from_secs(300), "final attempt shortly before the deadline");
+        assert!(
+            last <= deadline && deadline.since(last) <= Duration::from_secs(300),
+            "final attempt shortly before the deadline"
+        );
         assert!(attempts > 15 && attempts < 30, "{attempts} attempts");
         assert_eq!(p.next_attempt(t0, attempts, deadline), None);
     }
 
     #[test]
     fn second_scale_schedules_work() {
-        let p = RetryPolicy { delays: vec![Duration::from_secs(1)], max_age: Duration::from_secs(6) };
-        assert_eq!(p.next_attempt(Timestamp(0), 1, Timestamp(0)), Some(Timestamp(1000)));
-        assert_eq!(p.next_attempt(Timestamp(0), 6, Timestamp(5500)), Some(Timestamp(5940)));
+        let p = RetryPolicy {
+            delays: vec![Duration::from_secs(1)],
+            max_age: Duration::from_secs(6),
+        };
+        assert_eq!(
+            p.next_attempt(Timestamp(0), 1, Timestamp(0)),
+            Some(Timestamp(1000))
+        );
+        assert_eq!(
+            p.next_attempt(Timestamp(0), 6, Timestamp(5500)),
+            Some(Timestamp(5940))
+        );
         assert_eq!(p.next_attempt(Timestamp(0), 7, Timestamp(5940)), None);
     }
 }

@@ -20,15 +20,15 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::model::address::Address;
-use crate::records::disposition::{Outcome, apply_attempt, expire_pending};
-use crate::model::{EnhancedCode, Event, Reply, Status};
-use crate::delivery::outbound::{Deliver, Transaction};
 use crate::daemon::state::Daemon;
+use crate::delivery::outbound::{Deliver, Transaction};
+use crate::feedback::verp::VerpTag;
+use crate::model::address::Address;
+use crate::model::time::Timestamp;
+use crate::model::{EnhancedCode, Event, Reply, Status};
+use crate::records::disposition::{Outcome, apply_attempt, expire_pending};
 use crate::store::queue::{MessageRecord, schedule_key};
 use crate::store::{StoreError, TreeId, WriteSet};
-use crate::model::time::Timestamp;
-use crate::feedback::verp::VerpTag;
 
 /// Most messages taken from the index per wake-up.
 const BATCH: usize = 512;
@@ -73,11 +73,19 @@ enum AttemptError {
     Store(#[from] StoreError),
     /// Delivered (or refused) but not recorded: the outcome is kept, the message not retried.
     #[error("outcome could not be recorded: {error}")]
-    Unrecorded { error: StoreError, outcome: Box<Unrecorded> },
+    Unrecorded {
+        error: StoreError,
+        outcome: Box<Unrecorded>,
+    },
 }
 
 /// Runs until `shutdown`; in-flight attempts are tracked by `tracker`.
-pub async fn run<D: Deliver>(daemon: Arc<Daemon>, transport: Arc<D>, shutdown: CancellationToken, tracker: TaskTracker) {
+pub async fn run<D: Deliver>(
+    daemon: Arc<Daemon>,
+    transport: Arc<D>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let inflight: InFlight = Arc::default();
     let held: Held = Arc::default();
     let slots = Arc::new(Semaphore::new(daemon.cfg.delivery.concurrency.max(1) * 4));
@@ -98,8 +106,15 @@ pub async fn run<D: Deliver>(daemon: Arc<Daemon>, transport: Arc<D>, shutdown: C
             Ok(due) => {
                 let n = due.len();
                 for (at, id) in due {
-                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                    let (daemon, transport, inflight, held) = (daemon.clone(), transport.clone(), inflight.clone(), held.clone());
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let (daemon, transport, inflight, held) = (
+                        daemon.clone(),
+                        transport.clone(),
+                        inflight.clone(),
+                        held.clone(),
+                    );
                     tracker.spawn(async move {
                         let result = attempt(&daemon, transport.as_ref(), id, at).await;
                         finish(&daemon, id, result, &inflight, &held);
@@ -132,7 +147,13 @@ pub async fn run<D: Deliver>(daemon: Arc<Daemon>, transport: Arc<D>, shutdown: C
 }
 
 /// Releases the message after its attempt, or keeps it in flight with its outcome held.
-fn finish(daemon: &Daemon, id: u64, result: Result<(), AttemptError>, inflight: &Mutex<HashSet<u64>>, held: &Mutex<HashMap<u64, Unrecorded>>) {
+fn finish(
+    daemon: &Daemon,
+    id: u64,
+    result: Result<(), AttemptError>,
+    inflight: &Mutex<HashSet<u64>>,
+    held: &Mutex<HashMap<u64, Unrecorded>>,
+) {
     match result {
         Ok(()) => {}
         Err(AttemptError::Unrecorded { error, outcome }) => {
@@ -146,15 +167,23 @@ fn finish(daemon: &Daemon, id: u64, result: Result<(), AttemptError>, inflight: 
             daemon.committer.poison(&e);
         }
         // While faulted the store's one log line says why; no line per message.
-        Err(e) if daemon.committer.is_poisoned() => tracing::debug!(queue_id = %format!("{id:X}"), error = %e, "attempt not recorded"),
-        Err(e) => tracing::error!(queue_id = %format!("{id:X}"), error = %e, "attempt could not be recorded"),
+        Err(e) if daemon.committer.is_poisoned() => {
+            tracing::debug!(queue_id = %format!("{id:X}"), error = %e, "attempt not recorded")
+        }
+        Err(e) => {
+            tracing::error!(queue_id = %format!("{id:X}"), error = %e, "attempt could not be recorded")
+        }
     }
     inflight.lock().map(|mut s| s.remove(&id)).ok();
 }
 
 /// Writes the held outcomes (oldest first is not needed: each is one message). False when
 /// some could not be written yet (the store faulted again).
-async fn record_held(daemon: &Daemon, held: &Mutex<HashMap<u64, Unrecorded>>, inflight: &Mutex<HashSet<u64>>) -> bool {
+async fn record_held(
+    daemon: &Daemon,
+    held: &Mutex<HashMap<u64, Unrecorded>>,
+    inflight: &Mutex<HashSet<u64>>,
+) -> bool {
     let pending: Vec<(u64, Unrecorded)> = match held.lock() {
         Ok(mut h) if !h.is_empty() => h.drain().collect(),
         _ => return true,
@@ -171,7 +200,10 @@ async fn record_held(daemon: &Daemon, held: &Mutex<HashMap<u64, Unrecorded>>, in
         }
         inflight.lock().map(|mut s| s.remove(&id)).ok();
     }
-    tracing::info!(outcomes = n, "recorded the delivery outcomes held during the storage fault");
+    tracing::info!(
+        outcomes = n,
+        "recorded the delivery outcomes held during the storage fault"
+    );
     true
 }
 
@@ -192,7 +224,9 @@ fn save_unrecorded(daemon: &Daemon, held: &Mutex<HashMap<u64, Unrecorded>>) {
     }
     if !sets.is_empty() {
         match daemon.store.save_unrecorded(&sets) {
-            Ok(path) => tracing::warn!(messages = sets.len(), file = %path.display(), "delivery outcomes not recorded before shutdown were saved; the next start records them"),
+            Ok(path) => {
+                tracing::warn!(messages = sets.len(), file = %path.display(), "delivery outcomes not recorded before shutdown were saved; the next start records them")
+            }
             Err(e) => {
                 tracing::error!(messages = sets.len(), error = %e, "delivery outcomes could not be saved");
                 lost.extend(h.keys().map(|id| format!("{id:X}")));
@@ -213,17 +247,29 @@ pub async fn record_unrecorded(daemon: &Daemon) -> Result<usize, StoreError> {
         daemon.committer.commit(ws).await?;
     }
     if n > 0 {
-        daemon.store.clear_unrecorded().map_err(|e| StoreError::Db(format!("removing the saved outcomes: {e}")))?;
-        tracing::info!(outcomes = n, "recorded the delivery outcomes saved at the last shutdown");
+        daemon
+            .store
+            .clear_unrecorded()
+            .map_err(|e| StoreError::Db(format!("removing the saved outcomes: {e}")))?;
+        tracing::info!(
+            outcomes = n,
+            "recorded the delivery outcomes saved at the last shutdown"
+        );
     }
     Ok(n)
 }
 
 /// Due entries not already in flight; marks them in flight.
 fn take_due(daemon: &Daemon, inflight: &InFlight) -> Result<Vec<(Timestamp, u64)>, StoreError> {
-    let mut set = inflight.lock().map_err(|_| StoreError::Db("scheduler lock poisoned".into()))?;
+    let mut set = inflight
+        .lock()
+        .map_err(|_| StoreError::Db("scheduler lock poisoned".into()))?;
     let due = daemon.store.due(daemon.now(), set.len() + BATCH)?;
-    let fresh: Vec<_> = due.into_iter().filter(|(_, id)| !set.contains(id)).take(BATCH).collect();
+    let fresh: Vec<_> = due
+        .into_iter()
+        .filter(|(_, id)| !set.contains(id))
+        .take(BATCH)
+        .collect();
     for (_, id) in &fresh {
         set.insert(*id);
     }
@@ -241,13 +287,26 @@ fn sleep_time(daemon: &Daemon) -> Duration {
 }
 
 /// One attempt for one message; nothing is sent while the store is faulted.
-async fn attempt<D: Deliver>(daemon: &Daemon, transport: &D, id: u64, at: Timestamp) -> Result<(), AttemptError> {
+async fn attempt<D: Deliver>(
+    daemon: &Daemon,
+    transport: &D,
+    id: u64,
+    at: Timestamp,
+) -> Result<(), AttemptError> {
     let Some(mut rec) = daemon.store.message(id)? else {
-        daemon.store.tree(TreeId::Schedule).remove(schedule_key(at, id)).map_err(StoreError::from)?;
+        daemon
+            .store
+            .tree(TreeId::Schedule)
+            .remove(schedule_key(at, id))
+            .map_err(StoreError::from)?;
         return Ok(());
     };
     if rec.next_attempt != Some(at) {
-        daemon.store.tree(TreeId::Schedule).remove(schedule_key(at, id)).map_err(StoreError::from)?;
+        daemon
+            .store
+            .tree(TreeId::Schedule)
+            .remove(schedule_key(at, id))
+            .map_err(StoreError::from)?;
         return Ok(());
     }
     let now = daemon.now();
@@ -262,10 +321,23 @@ async fn attempt<D: Deliver>(daemon: &Daemon, transport: &D, id: u64, at: Timest
     let groups = pending_by_domain(&rec);
     let started = Instant::now();
     let outcomes = deliver_groups(daemon, transport, &rec, groups, body).await;
-    daemon.counters.observe_attempt(started.elapsed().as_millis() as u64);
+    daemon
+        .counters
+        .observe_attempt(started.elapsed().as_millis() as u64);
     // From here on the next hop has the message: every failure keeps the outcome.
-    let delivered = Delivered { rec, outcomes, now: daemon.now(), dropped_ws, dropped };
-    record(daemon, Unrecorded::Delivered(delivered)).await.map_err(|(error, u)| AttemptError::Unrecorded { error, outcome: Box::new(u) })
+    let delivered = Delivered {
+        rec,
+        outcomes,
+        now: daemon.now(),
+        dropped_ws,
+        dropped,
+    };
+    record(daemon, Unrecorded::Delivered(delivered))
+        .await
+        .map_err(|(error, u)| AttemptError::Unrecorded {
+            error,
+            outcome: Box::new(u),
+        })
 }
 
 /// Builds (if not yet built) and writes an attempt's outcome; on failure returns it to hold.
@@ -297,19 +369,31 @@ async fn record(daemon: &Daemon, u: Unrecorded) -> Result<(), (StoreError, Unrec
 /// not to ours. `None` when the message was deleted.
 fn build(daemon: &Daemon, d: &Delivered) -> Result<Option<Built>, StoreError> {
     let mut rec = d.rec.clone();
-    let Some(outcomes) = merge_concurrent(daemon, &mut rec, d.outcomes.clone())? else { return Ok(None) };
+    let Some(outcomes) = merge_concurrent(daemon, &mut rec, d.outcomes.clone())? else {
+        return Ok(None);
+    };
     let (mut ws, events) = apply_attempt(daemon, &mut rec, &outcomes, d.now)?;
     ws.extend(d.dropped_ws.clone());
     let mut all = d.dropped.clone();
     all.extend(events);
-    Ok(Some(Built { ws, events: all, rec }))
+    Ok(Some(Built {
+        ws,
+        events: all,
+        rec,
+    }))
 }
 
 /// Re-reads the record: recipients finished by someone else meanwhile keep that status and
 /// lose this attempt's outcome; the stored schedule time is the one to move. `None` when the
 /// message was deleted.
-fn merge_concurrent(daemon: &Daemon, rec: &mut MessageRecord, outcomes: Vec<Outcome>) -> Result<Option<Vec<Outcome>>, StoreError> {
-    let Some(fresh) = daemon.store.message(rec.id)? else { return Ok(None) };
+fn merge_concurrent(
+    daemon: &Daemon,
+    rec: &mut MessageRecord,
+    outcomes: Vec<Outcome>,
+) -> Result<Option<Vec<Outcome>>, StoreError> {
+    let Some(fresh) = daemon.store.message(rec.id)? else {
+        return Ok(None);
+    };
     let mut changed = Vec::new();
     for (i, (mine, theirs)) in rec.recipients.iter_mut().zip(&fresh.recipients).enumerate() {
         if theirs.status.is_final() && theirs.status != mine.status {
@@ -318,21 +402,40 @@ fn merge_concurrent(daemon: &Daemon, rec: &mut MessageRecord, outcomes: Vec<Outc
         }
     }
     rec.next_attempt = fresh.next_attempt;
-    Ok(Some(outcomes.into_iter().filter(|o| !changed.contains(&o.index)).collect()))
+    Ok(Some(
+        outcomes
+            .into_iter()
+            .filter(|o| !changed.contains(&o.index))
+            .collect(),
+    ))
 }
 
 /// Recipients suppressed since the message was queued are not attempted: `dropped`.
-fn drop_newly_suppressed(daemon: &Daemon, rec: &mut MessageRecord, now: Timestamp) -> Result<(WriteSet, Vec<crate::model::Event>), StoreError> {
+fn drop_newly_suppressed(
+    daemon: &Daemon,
+    rec: &mut MessageRecord,
+    now: Timestamp,
+) -> Result<(WriteSet, Vec<crate::model::Event>), StoreError> {
     let (mut ws, mut events) = (WriteSet::new(), Vec::new());
     for i in 0..rec.recipients.len() {
         if rec.recipients[i].status.is_final() {
             continue;
         }
-        let Some(s) = daemon.store.suppression(&rec.recipients[i].address)? else { continue };
+        let Some(s) = daemon.store.suppression(&rec.recipients[i].address)? else {
+            continue;
+        };
         rec.recipients[i].status = Status::Dropped;
-        let mut ev = crate::records::enqueue::base_event(crate::model::EventKind::Dropped, now, rec, &rec.recipients[i].address);
+        let mut ev = crate::records::enqueue::base_event(
+            crate::model::EventKind::Dropped,
+            now,
+            rec,
+            &rec.recipients[i].address,
+        );
         ev.source = Some(crate::model::Source::Scheduler);
-        ev.diagnostic = Some(format!("{} while queued", crate::records::enqueue::suppressed_since(&s)));
+        ev.diagnostic = Some(format!(
+            "{} while queued",
+            crate::records::enqueue::suppressed_since(&s)
+        ));
         events.push(daemon.record(&mut ws, ev)?);
     }
     Ok((ws, events))
@@ -341,8 +444,18 @@ fn drop_newly_suppressed(daemon: &Daemon, rec: &mut MessageRecord, now: Timestam
 /// One log line per recipient outcome, for operators (the event log is the product's record).
 fn log_outcomes(events: &[Event]) {
     for e in events {
-        let (q, r, d) = (e.queue_id.as_deref().unwrap_or("-"), e.recipient.as_deref().unwrap_or("-"), e.diagnostic.as_deref().unwrap_or(""));
-        tracing::info!(queue_id = q, recipient = r, status = e.status.as_str(), relay = e.remote_host.as_deref().unwrap_or("-"), "{d}");
+        let (q, r, d) = (
+            e.queue_id.as_deref().unwrap_or("-"),
+            e.recipient.as_deref().unwrap_or("-"),
+            e.diagnostic.as_deref().unwrap_or(""),
+        );
+        tracing::info!(
+            queue_id = q,
+            recipient = r,
+            status = e.status.as_str(),
+            relay = e.remote_host.as_deref().unwrap_or("-"),
+            "{d}"
+        );
     }
 }
 
@@ -350,13 +463,21 @@ fn log_outcomes(events: &[Event]) {
 /// the attempt itself is already recorded).
 async fn notify_sender(daemon: &Daemon, rec: &MessageRecord, events: &[Event]) {
     match crate::delivery::sender_dsn::maybe_notify(daemon, rec, events).await {
-        Ok(Some(id)) => tracing::info!(queue_id = %rec.queue_id(), dsn = %format!("{id:X}"), "DSN queued for the sender"),
+        Ok(Some(id)) => {
+            tracing::info!(queue_id = %rec.queue_id(), dsn = %format!("{id:X}"), "DSN queued for the sender")
+        }
         Ok(None) => {}
-        Err(e) => tracing::error!(queue_id = %rec.queue_id(), error = %e, "could not queue a DSN for the sender"),
+        Err(e) => {
+            tracing::error!(queue_id = %rec.queue_id(), error = %e, "could not queue a DSN for the sender")
+        }
     }
 }
 
-async fn expire_without_body(daemon: &Daemon, rec: &mut MessageRecord, now: Timestamp) -> Result<(), StoreError> {
+async fn expire_without_body(
+    daemon: &Daemon,
+    rec: &mut MessageRecord,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     tracing::error!(queue_id = %rec.queue_id(), "message body missing; expiring its recipients");
     let (mut ws, mut events) = (WriteSet::new(), Vec::new());
     let old = rec.next_attempt;
@@ -372,15 +493,22 @@ fn pending_by_domain(rec: &MessageRecord) -> BTreeMap<String, Vec<(usize, Addres
     let mut groups: BTreeMap<String, Vec<(usize, Address)>> = BTreeMap::new();
     for (i, r) in rec.recipients.iter().enumerate() {
         if matches!(r.status, Status::Queued | Status::Deferred)
-            && let Ok(a) = Address::parse(&r.address) {
-                groups.entry(a.domain_key()).or_default().push((i, a));
-            }
+            && let Ok(a) = Address::parse(&r.address)
+        {
+            groups.entry(a.domain_key()).or_default().push((i, a));
+        }
     }
     groups
 }
 
 /// Runs every domain group concurrently; returns one outcome per pending recipient.
-async fn deliver_groups<D: Deliver>(daemon: &Daemon, transport: &D, rec: &MessageRecord, groups: BTreeMap<String, Vec<(usize, Address)>>, body: Arc<Vec<u8>>) -> Vec<Outcome> {
+async fn deliver_groups<D: Deliver>(
+    daemon: &Daemon,
+    transport: &D,
+    rec: &MessageRecord,
+    groups: BTreeMap<String, Vec<(usize, Address)>>,
+    body: Arc<Vec<u8>>,
+) -> Vec<Outcome> {
     let now = daemon.now();
     let futures = groups.into_iter().map(|(domain, rcpts)| {
         let txs: Vec<Transaction> = rcpts
@@ -388,12 +516,21 @@ async fn deliver_groups<D: Deliver>(daemon: &Daemon, transport: &D, rec: &Messag
             .map(|(i, a)| Transaction {
                 mail_from: envelope_sender(daemon, rec, *i, now),
                 recipients: vec![a.clone()],
-                body: crate::delivery::outbound::dkim::sign_copy(daemon, rec, &domain, crate::feedback::unsubscribe::personalise(daemon, rec, *i, &body, now)),
+                body: crate::delivery::outbound::dkim::sign_copy(
+                    daemon,
+                    rec,
+                    &domain,
+                    crate::feedback::unsubscribe::personalise(daemon, rec, *i, &body, now),
+                ),
             })
             .collect();
         async move {
             let results = transport.deliver(&domain, txs).await;
-            rcpts.iter().zip(results).map(|((i, _), mut res)| outcome_of(*i, res.pop())).collect::<Vec<_>>()
+            rcpts
+                .iter()
+                .zip(results)
+                .map(|((i, _), mut res)| outcome_of(*i, res.pop()))
+                .collect::<Vec<_>>()
         }
     });
     let mut out = Vec::new();
@@ -405,18 +542,39 @@ async fn deliver_groups<D: Deliver>(daemon: &Daemon, transport: &D, rec: &Messag
 
 fn outcome_of(index: usize, res: Option<crate::delivery::outbound::RcptOutcome>) -> Outcome {
     match res {
-        Some(o) => Outcome { index, reply: o.reply, remote_host: o.remote_host },
-        None => Outcome { index, reply: Reply::local(451, EnhancedCode::new(4, 3, 0), "internal error: no outcome for recipient"), remote_host: None },
+        Some(o) => Outcome {
+            index,
+            reply: o.reply,
+            remote_host: o.remote_host,
+        },
+        None => Outcome {
+            index,
+            reply: Reply::local(
+                451,
+                EnhancedCode::new(4, 3, 0),
+                "internal error: no outcome for recipient",
+            ),
+            remote_host: None,
+        },
     }
 }
 
 /// The VERP-signed envelope sender for recipient `index`; `<>` stays `<>`.
-pub fn envelope_sender(daemon: &Daemon, rec: &MessageRecord, index: usize, now: Timestamp) -> String {
+pub fn envelope_sender(
+    daemon: &Daemon,
+    rec: &MessageRecord,
+    index: usize,
+    now: Timestamp,
+) -> String {
     if rec.sender.is_empty() {
         return String::new();
     }
     // smtp.max_recipients is at most u16::MAX (config check); a larger index could only
     // come from a record written before that check, and gets a tag that matches nobody.
     let rcpt_index = u16::try_from(index).unwrap_or(u16::MAX);
-    daemon.verp.address(&VerpTag { queue_id: rec.id, rcpt_index, issued: now })
+    daemon.verp.address(&VerpTag {
+        queue_id: rec.id,
+        rcpt_index,
+        issued: now,
+    })
 }

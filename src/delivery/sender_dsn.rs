@@ -11,14 +11,14 @@ use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 
-use crate::records::enqueue::{NewMessage, is_bounce_domain, queue_message};
+use crate::daemon::state::Daemon;
 use crate::model::address::Address;
 use crate::model::dsn_request::{DsnNotify, DsnRet};
+use crate::model::time::Timestamp;
 use crate::model::{Event, EventKind, Source};
-use crate::daemon::state::Daemon;
+use crate::records::enqueue::{NewMessage, is_bounce_domain, queue_message};
 use crate::store::queue::{MessageRecord, RcptRecord};
 use crate::store::{StoreError, WriteSet};
-use crate::model::time::Timestamp;
 
 /// Longest value written in a delivery-status field (well under the 998-octet line limit).
 const MAX_FIELD: usize = 900;
@@ -33,8 +33,14 @@ pub struct Failure<'a> {
 }
 
 /// Queues the DSN for this attempt's failures, if one is due; returns its queue id.
-pub async fn maybe_notify(daemon: &Daemon, rec: &MessageRecord, events: &[Event]) -> Result<Option<u64>, StoreError> {
-    let Some(new) = build(daemon, rec, events)? else { return Ok(None) };
+pub async fn maybe_notify(
+    daemon: &Daemon,
+    rec: &MessageRecord,
+    events: &[Event],
+) -> Result<Option<u64>, StoreError> {
+    let Some(new) = build(daemon, rec, events)? else {
+        return Ok(None);
+    };
     let (mut ws, mut queued) = (WriteSet::new(), Vec::new());
     let id = queue_message(daemon, new, &mut ws, &mut queued)?;
     daemon.commit(ws, &queued).await?;
@@ -43,11 +49,17 @@ pub async fn maybe_notify(daemon: &Daemon, rec: &MessageRecord, events: &[Event]
 }
 
 /// The DSN to queue for `events` (one attempt of `rec`), or `None` when none is due.
-pub fn build(daemon: &Daemon, rec: &MessageRecord, events: &[Event]) -> Result<Option<NewMessage>, StoreError> {
+pub fn build(
+    daemon: &Daemon,
+    rec: &MessageRecord,
+    events: &[Event],
+) -> Result<Option<NewMessage>, StoreError> {
     if !daemon.cfg.bounces.notify_sender || rec.sender.is_empty() || rec.is_dsn {
         return Ok(None);
     }
-    let Ok(sender) = Address::parse(&rec.sender) else { return Ok(None) };
+    let Ok(sender) = Address::parse(&rec.sender) else {
+        return Ok(None);
+    };
     if is_bounce_domain(daemon, &sender) {
         return Ok(None);
     }
@@ -57,7 +69,14 @@ pub fn build(daemon: &Daemon, rec: &MessageRecord, events: &[Event]) -> Result<O
     }
     let original = daemon.store.body(rec.id)?;
     let limit = daemon.cfg.smtp.max_message_size.0 as usize;
-    let body = compose(&daemon.cfg.server.hostname, rec, &failed, original.as_deref(), limit, daemon.now());
+    let body = compose(
+        &daemon.cfg.server.hostname,
+        rec,
+        &failed,
+        original.as_deref(),
+        limit,
+        daemon.now(),
+    );
     Ok(Some(NewMessage {
         sender: String::new(),
         recipients: vec![(sender.to_string(), None, None)],
@@ -76,10 +95,20 @@ pub fn failures<'a>(rec: &'a MessageRecord, events: &'a [Event]) -> Vec<Failure<
     let qid = rec.queue_id();
     let mut out: Vec<Failure> = Vec::new();
     for ev in events {
-        if !matches!(ev.status, EventKind::Failed | EventKind::Bounced | EventKind::Expired) || ev.queue_id.as_deref() != Some(qid.as_str()) {
+        if !matches!(
+            ev.status,
+            EventKind::Failed | EventKind::Bounced | EventKind::Expired
+        ) || ev.queue_id.as_deref() != Some(qid.as_str())
+        {
             continue;
         }
-        let Some(rcpt) = rec.recipients.iter().find(|r| Some(r.address.as_str()) == ev.recipient.as_deref()) else { continue };
+        let Some(rcpt) = rec
+            .recipients
+            .iter()
+            .find(|r| Some(r.address.as_str()) == ev.recipient.as_deref())
+        else {
+            continue;
+        };
         if wants_failure(rcpt.notify) && !out.iter().any(|f| std::ptr::eq(f.rcpt, rcpt)) {
             out.push(Failure { rcpt, event: ev });
         }
@@ -93,18 +122,34 @@ pub fn wants_failure(n: Option<DsnNotify>) -> bool {
 }
 
 /// The whole DSN message: headers, human-readable part, delivery-status, original.
-pub fn compose(host: &str, rec: &MessageRecord, failed: &[Failure], original: Option<&[u8]>, full_limit: usize, now: Timestamp) -> Vec<u8> {
+pub fn compose(
+    host: &str,
+    rec: &MessageRecord,
+    failed: &[Failure],
+    original: Option<&[u8]>,
+    full_limit: usize,
+    now: Timestamp,
+) -> Vec<u8> {
     let host = clean(host, 255);
     let report = MimePart::new(
         ContentType::new("multipart/report").attribute("report-type", "delivery-status"),
         vec![
-            MimePart::new(ContentType::new("text/plain").attribute("charset", "us-ascii"), human_text(&host, rec, failed)),
-            MimePart::raw(format!("Content-Type: message/delivery-status\r\n\r\n{}", status_fields(&host, rec, failed))),
+            MimePart::new(
+                ContentType::new("text/plain").attribute("charset", "us-ascii"),
+                human_text(&host, rec, failed),
+            ),
+            MimePart::raw(format!(
+                "Content-Type: message/delivery-status\r\n\r\n{}",
+                status_fields(&host, rec, failed)
+            )),
             original_part(rec.ret, original, full_limit),
         ],
     );
     MessageBuilder::new()
-        .from(("Mail Delivery System", format!("MAILER-DAEMON@{host}").as_str()))
+        .from((
+            "Mail Delivery System",
+            format!("MAILER-DAEMON@{host}").as_str(),
+        ))
         .to(rec.sender.as_str())
         .subject("Delivery Status Notification (Failure)")
         .date(now.millis().div_euclid(1000))
@@ -116,13 +161,20 @@ pub fn compose(host: &str, rec: &MessageRecord, failed: &[Failure], original: Op
 }
 
 fn human_text(host: &str, rec: &MessageRecord, failed: &[Failure]) -> String {
-    let mut t = format!("This is the mail system at host {host}.\r\n\r\nYour message could not be delivered to one or more recipients.\r\n");
+    let mut t = format!(
+        "This is the mail system at host {host}.\r\n\r\nYour message could not be delivered to one or more recipients.\r\n"
+    );
     if let Some(mid) = &rec.message_id {
         t.push_str(&format!("Message-ID: {}\r\n", clean(mid, 200)));
     }
     t.push_str("\r\n");
     for f in failed {
-        let why = f.event.diagnostic.as_deref().map(|d| clean(d, 300)).unwrap_or_else(|| "delivery failed".into());
+        let why = f
+            .event
+            .diagnostic
+            .as_deref()
+            .map(|d| clean(d, 300))
+            .unwrap_or_else(|| "delivery failed".into());
         t.push_str(&format!("<{}>: {}\r\n", clean(&f.rcpt.address, 300), why));
     }
     t
@@ -139,17 +191,29 @@ pub fn status_fields(host: &str, rec: &MessageRecord, failed: &[Failure]) -> Str
     for f in failed {
         out.push_str("\r\n");
         if let Some(orcpt) = &f.rcpt.orcpt {
-            let v = if orcpt.contains(';') { orcpt.clone() } else { format!("rfc822;{orcpt}") };
+            let v = if orcpt.contains(';') {
+                orcpt.clone()
+            } else {
+                format!("rfc822;{orcpt}")
+            };
             field(&mut out, "Original-Recipient", &v);
         }
-        field(&mut out, "Final-Recipient", &format!("rfc822; {}", f.rcpt.address));
+        field(
+            &mut out,
+            "Final-Recipient",
+            &format!("rfc822; {}", f.rcpt.address),
+        );
         field(&mut out, "Action", "failed");
         field(&mut out, "Status", &status_code(f.event));
         if let Some(mta) = &f.event.remote_host {
             field(&mut out, "Remote-MTA", &format!("dns; {mta}"));
         }
         if let Some(d) = &f.event.diagnostic {
-            field(&mut out, "Diagnostic-Code", &format!("{}; {d}", diagnostic_type(f.event)));
+            field(
+                &mut out,
+                "Diagnostic-Code",
+                &format!("{}; {d}", diagnostic_type(f.event)),
+            );
         }
         field(&mut out, "Last-Attempt-Date", &f.event.time.to_rfc5322());
     }
@@ -159,12 +223,20 @@ pub fn status_fields(host: &str, rec: &MessageRecord, failed: &[Failure]) -> Str
 /// RFC 3464 §2.3.6 diagnostic-type: `smtp` only for a reply a remote SMTP server sent (the
 /// event has a reply code); rebound's own text (expiry, DNS or connection failures) is `x-rebound`.
 fn diagnostic_type(ev: &Event) -> &'static str {
-    if ev.reply_code.is_some() { "smtp" } else { "x-rebound" }
+    if ev.reply_code.is_some() {
+        "smtp"
+    } else {
+        "x-rebound"
+    }
 }
 
 /// The enhanced status of a failure: the reply's, else 4.4.7 for expiry, else from the reply class.
 fn status_code(ev: &Event) -> String {
-    if let Some(s) = ev.enhanced_status.as_deref().and_then(crate::model::EnhancedCode::parse) {
+    if let Some(s) = ev
+        .enhanced_status
+        .as_deref()
+        .and_then(crate::model::EnhancedCode::parse)
+    {
         return s.to_string();
     }
     match (ev.status, ev.reply_code) {
@@ -215,11 +287,16 @@ pub fn clean(s: &str, max: usize) -> String {
 
 /// `message/rfc822` with the whole original for RET=FULL (when it fits and has no
 /// over-long line), else `text/rfc822-headers` with its header block.
-fn original_part(ret: Option<DsnRet>, original: Option<&[u8]>, full_limit: usize) -> MimePart<'static> {
+fn original_part(
+    ret: Option<DsnRet>,
+    original: Option<&[u8]>,
+    full_limit: usize,
+) -> MimePart<'static> {
     let Some(body) = original else {
         return MimePart::raw("Content-Type: text/rfc822-headers\r\n\r\nX-Rebound-Note: the original message is no longer kept\r\n".to_string());
     };
-    let fits = body.len() <= full_limit && body.split(|&b| b == b'\n').all(|l| l.len() <= MAX_LINE + 1);
+    let fits =
+        body.len() <= full_limit && body.split(|&b| b == b'\n').all(|l| l.len() <= MAX_LINE + 1);
     let mut part = Vec::with_capacity(body.len().min(full_limit) + 64);
     if ret == Some(DsnRet::Full) && fits {
         part.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
@@ -236,7 +313,9 @@ fn original_part(ret: Option<DsnRet>, original: Option<&[u8]>, full_limit: usize
 
 /// The header block of `msg` (up to the blank line), lines cut at 998 octets, CRLF-terminated.
 fn header_block(msg: &[u8]) -> Vec<u8> {
-    let end = memchr::memmem::find(msg, b"\r\n\r\n").map(|i| i + 2).unwrap_or(msg.len());
+    let end = memchr::memmem::find(msg, b"\r\n\r\n")
+        .map(|i| i + 2)
+        .unwrap_or(msg.len());
     let mut out = Vec::with_capacity(end + 2);
     for line in msg[..end].split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -15,17 +15,16 @@
 //! Everything else is kept in the bounded security log (`rebound events
 //! --unverified`), never in a recipient's communications log, never by webhook.
 
-
 use ring::digest;
 
-use crate::model::address::suppression_key;
 use crate::bounce::{BounceReport, RecipientReport};
-use crate::records::disposition::{Finding, apply_effect, effect};
-use crate::model::{Action, Class, Event, EventKind, Source};
 use crate::daemon::state::{Daemon, record_unverified};
+use crate::feedback::verp::{TOKEN_HEADER, VerpError, VerpTag};
+use crate::model::address::suppression_key;
+use crate::model::{Action, Class, Event, EventKind, Source};
+use crate::records::disposition::{Finding, apply_effect, effect};
 use crate::store::queue::MessageRecord;
 use crate::store::{StoreError, WriteSet};
-use crate::feedback::verp::{TOKEN_HEADER, VerpError, VerpTag};
 
 /// At most this many recipients of one report are acted on (a report naming
 /// thousands of addresses must not empty the list by itself).
@@ -66,11 +65,18 @@ pub struct Returned {
 }
 
 /// Parses `raw` and applies what it says; everything it writes goes into `ws`.
-pub fn ingest(daemon: &Daemon, raw: &[u8], origin: Origin<'_>, ws: &mut WriteSet) -> Result<Returned, StoreError> {
+pub fn ingest(
+    daemon: &Daemon,
+    raw: &[u8],
+    origin: Origin<'_>,
+    ws: &mut WriteSet,
+) -> Result<Returned, StoreError> {
     let mut out = Returned::default();
     if let Origin::Smtp { rcpts, .. } = origin {
         for rcpt in rcpts {
-            if let Some(events) = crate::feedback::unsubscribe::by_mail(daemon, raw, Some(rcpt), ws)? {
+            if let Some(events) =
+                crate::feedback::unsubscribe::by_mail(daemon, raw, Some(rcpt), ws)?
+            {
                 out.events.extend(events);
                 return Ok(out);
             }
@@ -80,7 +86,11 @@ pub fn ingest(daemon: &Daemon, raw: &[u8], origin: Origin<'_>, ws: &mut WriteSet
         return Ok(out);
     }
     let report = crate::bounce::parse(raw);
-    let job = Job { daemon, report: &report, origin };
+    let job = Job {
+        daemon,
+        report: &report,
+        origin,
+    };
     match authenticate(daemon, raw, &report, origin)? {
         Ok(targets) => apply_all(job, targets, ws, &mut out)?,
         Err(why) => untrusted(job, None, &why, ws, &mut out)?,
@@ -97,7 +107,12 @@ enum Targets {
 }
 
 /// The recipients the report is cryptographically tied to, or why it is not trusted.
-fn authenticate(daemon: &Daemon, raw: &[u8], report: &BounceReport, origin: Origin<'_>) -> Result<Result<Targets, String>, StoreError> {
+fn authenticate(
+    daemon: &Daemon,
+    raw: &[u8],
+    report: &BounceReport,
+    origin: Origin<'_>,
+) -> Result<Result<Targets, String>, StoreError> {
     let (tags, problem) = signed_tags(daemon, raw, report, origin);
     let mut targets: Vec<(MessageRecord, usize)> = Vec::new();
     for tag in tags {
@@ -117,21 +132,40 @@ fn authenticate(daemon: &Daemon, raw: &[u8], report: &BounceReport, origin: Orig
     if let Some(why) = problem {
         return Ok(Err(why));
     }
-    let mid = report.original_message_id.clone().or_else(|| report.original.message_id.clone());
+    let mid = report
+        .original_message_id
+        .clone()
+        .or_else(|| report.original.message_id.clone());
     let trusted_caller = matches!(origin, Origin::Api) && daemon.cfg.bounces.trust_message_id;
     match (mid, trusted_caller) {
-        (Some(mid), true) => match daemon.store.message_by_message_id(&mid)?.map(|id| daemon.store.message(id)).transpose()?.flatten() {
+        (Some(mid), true) => match daemon
+            .store
+            .message_by_message_id(&mid)?
+            .map(|id| daemon.store.message(id))
+            .transpose()?
+            .flatten()
+        {
             Some(rec) => Ok(Ok(Targets::ByMessageId(rec))),
-            None => Ok(Err(format!("no message of ours has Message-ID {}", clip(&mid, 200)))),
+            None => Ok(Err(format!(
+                "no message of ours has Message-ID {}",
+                clip(&mid, 200)
+            ))),
         },
-        (Some(_), false) => Ok(Err("no signed VERP tag or report token; a Message-ID alone proves nothing".into())),
+        (Some(_), false) => Ok(Err(
+            "no signed VERP tag or report token; a Message-ID alone proves nothing".into(),
+        )),
         (None, _) => Ok(Err("no signed VERP tag or report token".into())),
     }
 }
 
 /// Valid tags from the envelope recipients, `bounces+…` addresses and report tokens in the
 /// report, with the first problem seen when some did not verify.
-fn signed_tags(daemon: &Daemon, raw: &[u8], report: &BounceReport, origin: Origin<'_>) -> (Vec<VerpTag>, Option<String>) {
+fn signed_tags(
+    daemon: &Daemon,
+    raw: &[u8],
+    report: &BounceReport,
+    origin: Origin<'_>,
+) -> (Vec<VerpTag>, Option<String>) {
     let validity = daemon.cfg.bounces.tag_validity.0;
     let now = daemon.now();
     let envelope: &[&str] = match origin {
@@ -140,7 +174,10 @@ fn signed_tags(daemon: &Daemon, raw: &[u8], report: &BounceReport, origin: Origi
     };
     // Both searches read the same lower-cased head of the report.
     let text = String::from_utf8_lossy(&raw[..raw.len().min(SEARCH_LIMIT)]).to_ascii_lowercase();
-    let addresses = envelope.iter().map(|s| s.to_string()).chain(verp_addresses(&text, daemon.verp.domain()));
+    let addresses = envelope
+        .iter()
+        .map(|s| s.to_string())
+        .chain(verp_addresses(&text, daemon.verp.domain()));
     let (mut tags, mut problem) = (Vec::new(), None);
     for addr in addresses.take(MAX_CANDIDATES) {
         match daemon.verp.verify(&addr, now, validity) {
@@ -149,7 +186,10 @@ fn signed_tags(daemon: &Daemon, raw: &[u8], report: &BounceReport, origin: Origi
             Err(e) => problem = Some(format!("VERP tag rejected: {e}")),
         }
     }
-    for token in report_tokens(&text, report).into_iter().take(MAX_CANDIDATES) {
+    for token in report_tokens(&text, report)
+        .into_iter()
+        .take(MAX_CANDIDATES)
+    {
         match daemon.verp.verify_report_token(&token, now, validity) {
             Ok(tag) => tags.push(tag),
             Err(e) => problem = Some(format!("report token rejected: {e}")),
@@ -167,7 +207,9 @@ fn verp_addresses(text: &str, domain: &str) -> Vec<String> {
     while let Some(i) = text[from..].find("bounces+") {
         let start = from + i;
         let tail = &text[start..];
-        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || "+.-_@".contains(c))).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "+.-_@".contains(c)))
+            .unwrap_or(tail.len());
         let cand = &tail[..end];
         if let Some(cut) = cand.find(&suffix) {
             let addr = cand[..cut + suffix.len()].to_string();
@@ -213,7 +255,12 @@ fn report_tokens(text: &str, report: &BounceReport) -> Vec<String> {
     out
 }
 
-fn apply_all(job: Job<'_>, targets: Targets, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+fn apply_all(
+    job: Job<'_>,
+    targets: Targets,
+    ws: &mut WriteSet,
+    out: &mut Returned,
+) -> Result<(), StoreError> {
     match targets {
         Targets::Signed(list) => {
             for (mut rec, idx) in list {
@@ -229,7 +276,10 @@ fn apply_all(job: Job<'_>, targets: Targets, ws: &mut WriteSet, out: &mut Return
                 .filter_map(|r| position_of(&rec, r).map(|i| (i, r.clone())))
                 .collect();
             if lines.is_empty() {
-                let why = format!("Message-ID matches {} but no reported recipient was one of its recipients", rec.queue_id());
+                let why = format!(
+                    "Message-ID matches {} but no reported recipient was one of its recipients",
+                    rec.queue_id()
+                );
                 return untrusted(job, Some(&rec), &why, ws, out);
             }
             let before = out.events.len();
@@ -245,21 +295,46 @@ fn apply_all(job: Job<'_>, targets: Targets, ws: &mut WriteSet, out: &mut Return
 /// A report tied to recipient `idx` of `rec`: the line about that recipient (or the only
 /// line, when the report names nobody) is applied; a report that names only other
 /// addresses is not about this copy.
-fn apply_signed(job: Job<'_>, rec: &mut MessageRecord, idx: usize, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+fn apply_signed(
+    job: Job<'_>,
+    rec: &mut MessageRecord,
+    idx: usize,
+    ws: &mut WriteSet,
+    out: &mut Returned,
+) -> Result<(), StoreError> {
     let report = job.report;
     let ours = suppression_key(&rec.recipients[idx].address);
-    let claimed: Vec<&RecipientReport> = report.recipients.iter().filter(|r| r.recipient.is_some()).collect();
+    let claimed: Vec<&RecipientReport> = report
+        .recipients
+        .iter()
+        .filter(|r| r.recipient.is_some())
+        .collect();
     let line = match claimed.iter().find(|r| keys_of(r).contains(&ours)) {
         Some(r) => (*r).clone(),
-        None if claimed.is_empty() => report.recipients.first().cloned().unwrap_or_else(RecipientReport::blank),
+        None if claimed.is_empty() => report
+            .recipients
+            .first()
+            .cloned()
+            .unwrap_or_else(RecipientReport::blank),
         None => {
-            let named: Vec<String> = claimed.iter().take(5).filter_map(|r| r.recipient.clone()).collect();
-            let why = format!("signed for {} but the report names {}", rec.recipients[idx].address, named.join(", "));
+            let named: Vec<String> = claimed
+                .iter()
+                .take(5)
+                .filter_map(|r| r.recipient.clone())
+                .collect();
+            let why = format!(
+                "signed for {} but the report names {}",
+                rec.recipients[idx].address,
+                named.join(", ")
+            );
             return untrusted(job, Some(rec), &why, ws, out);
         }
     };
     if line.class == Class::Unclassified {
-        let why = format!("signed for {} but not a bounce ({} format)", rec.recipients[idx].address, report.format);
+        let why = format!(
+            "signed for {} but not a bounce ({} format)",
+            rec.recipients[idx].address, report.format
+        );
         return untrusted(job, Some(rec), &why, ws, out);
     }
     let before = out.events.len();
@@ -269,7 +344,12 @@ fn apply_signed(job: Job<'_>, rec: &mut MessageRecord, idx: usize, ws: &mut Writ
 
 /// Writes the record back when a line changed it; remembers it for a sender DSN when a
 /// recipient newly failed for good.
-fn finish(rec: &mut MessageRecord, ws: &mut WriteSet, out: &mut Returned, events_before: usize) -> Result<(), StoreError> {
+fn finish(
+    rec: &mut MessageRecord,
+    ws: &mut WriteSet,
+    out: &mut Returned,
+    events_before: usize,
+) -> Result<(), StoreError> {
     let new = &out.events[events_before..];
     if new.is_empty() {
         return Ok(());
@@ -279,7 +359,10 @@ fn finish(rec: &mut MessageRecord, ws: &mut WriteSet, out: &mut Returned, events
         rec.next_attempt = None;
     }
     ws.put_message(rec, old)?;
-    if new.iter().any(|e| matches!(e.status, EventKind::Bounced | EventKind::Failed)) {
+    if new
+        .iter()
+        .any(|e| matches!(e.status, EventKind::Bounced | EventKind::Failed))
+    {
         out.failed.push(rec.clone());
     }
     Ok(())
@@ -287,25 +370,46 @@ fn finish(rec: &mut MessageRecord, ws: &mut WriteSet, out: &mut Returned, events
 
 /// Applies one authenticated line to recipient `idx`, unless it was applied before or is
 /// about a copy sent before the address's last manual removal (both go to the security log).
-fn apply_line(job: Job<'_>, rec: &mut MessageRecord, idx: usize, line: &RecipientReport, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
+fn apply_line(
+    job: Job<'_>,
+    rec: &mut MessageRecord,
+    idx: usize,
+    line: &RecipientReport,
+    ws: &mut WriteSet,
+    out: &mut Returned,
+) -> Result<(), StoreError> {
     let daemon = job.daemon;
-    let action = line.action.as_deref().and_then(Action::parse).unwrap_or(match line.class {
-        Class::Delivered => Action::Delivered,
-        _ => Action::Failed,
+    let action = line
+        .action
+        .as_deref()
+        .and_then(Action::parse)
+        .unwrap_or(match line.class {
+            Class::Delivered => Action::Delivered,
+            _ => Action::Failed,
+        });
+    let opt_out = line.feedback_type.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case("opt-out") || t.eq_ignore_ascii_case("unsubscribe")
     });
-    let opt_out = line.feedback_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("opt-out") || t.eq_ignore_ascii_case("unsubscribe"));
-    let effect = effect(Finding::Report { class: line.class, action, opt_out });
+    let effect = effect(Finding::Report {
+        class: line.class,
+        action,
+        opt_out,
+    });
     let address = rec.recipients[idx].address.clone();
     let digest = evidence_digest(rec.id, idx, action, line);
     if let Some(at) = daemon.store.applied_at(&digest)? {
-        let why = format!("a replay: this report about {address} was already applied at {at}; nothing changes");
+        let why = format!(
+            "a replay: this report about {address} was already applied at {at}; nothing changes"
+        );
         return untrusted(job, Some(rec), &why, ws, out);
     }
     if effect.status.is_some()
         && let Some(at) = daemon.store.unblocked_at(&address)?
         && rec.received <= at
     {
-        let why = format!("about a copy sent before {address} was removed from the suppression list at {at}; nothing changes");
+        let why = format!(
+            "about a copy sent before {address} was removed from the suppression list at {at}; nothing changes"
+        );
         return untrusted(job, Some(rec), &why, ws, out);
     }
     let mut ev = Event::new(effect.event, daemon.now());
@@ -326,7 +430,12 @@ fn evidence_digest(queue_id: u64, idx: usize, action: Action, line: &RecipientRe
         ctx.update(part.as_bytes());
         ctx.update(b"\0");
     }
-    ctx.update(line.status.map(|s| s.to_string()).unwrap_or_default().as_bytes());
+    ctx.update(
+        line.status
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     ctx.update(b"\0");
     ctx.update(line.diagnostic.as_deref().unwrap_or("").as_bytes());
     ctx.update(b"\0");
@@ -336,16 +445,27 @@ fn evidence_digest(queue_id: u64, idx: usize, action: Action, line: &RecipientRe
 
 fn position_of(rec: &MessageRecord, r: &RecipientReport) -> Option<usize> {
     let keys = keys_of(r);
-    rec.recipients.iter().position(|x| keys.contains(&suppression_key(&x.address)))
+    rec.recipients
+        .iter()
+        .position(|x| keys.contains(&suppression_key(&x.address)))
 }
 
 fn keys_of(r: &RecipientReport) -> Vec<Option<String>> {
     let strip = |s: &String| s.rsplit(';').next().unwrap_or(s).trim().to_string();
-    [r.recipient.as_ref(), r.original_recipient.as_ref()].into_iter().flatten().map(|s| suppression_key(&strip(s))).filter(Option::is_some).collect()
+    [r.recipient.as_ref(), r.original_recipient.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|s| suppression_key(&strip(s)))
+        .filter(Option::is_some)
+        .collect()
 }
 
 fn describe(ev: &mut Event, r: &RecipientReport, report: &BounceReport, action: Action) {
-    ev.source = Some(if r.class == Class::Complaint { Source::Arf } else { Source::Dsn });
+    ev.source = Some(if r.class == Class::Complaint {
+        Source::Arf
+    } else {
+        Source::Dsn
+    });
     ev.class = Some(r.class);
     ev.reason = Some(r.reason);
     ev.rule = Some(format!("{}:{}", report.format, r.rule));
@@ -371,10 +491,28 @@ pub fn clip(s: &str, max: usize) -> String {
 
 /// Adds one entry to the security log: what the report claimed, where it came from and
 /// why it was not trusted. Changes no recipient.
-fn untrusted(job: Job<'_>, rec: Option<&MessageRecord>, why: &str, ws: &mut WriteSet, out: &mut Returned) -> Result<(), StoreError> {
-    let Job { daemon, report, origin } = job;
-    let first = report.recipients.first().cloned().unwrap_or_else(RecipientReport::blank);
-    let action = first.action.as_deref().and_then(Action::parse).unwrap_or(Action::Failed);
+fn untrusted(
+    job: Job<'_>,
+    rec: Option<&MessageRecord>,
+    why: &str,
+    ws: &mut WriteSet,
+    out: &mut Returned,
+) -> Result<(), StoreError> {
+    let Job {
+        daemon,
+        report,
+        origin,
+    } = job;
+    let first = report
+        .recipients
+        .first()
+        .cloned()
+        .unwrap_or_else(RecipientReport::blank);
+    let action = first
+        .action
+        .as_deref()
+        .and_then(Action::parse)
+        .unwrap_or(Action::Failed);
     let mut ev = Event::new(EventKind::Unverified, daemon.now());
     describe(&mut ev, &first, report, action);
     ev.recipient = first.recipient.as_deref().map(|r| clip(r, 320));
@@ -386,8 +524,17 @@ fn untrusted(job: Job<'_>, rec: Option<&MessageRecord>, why: &str, ws: &mut Writ
         Origin::Smtp { peer, .. } => format!("SMTP from {peer}"),
         Origin::Api => "the admin API".to_string(),
     };
-    let summary = first.diagnostic.as_deref().map(|d| format!(": {}", clip(d, 300))).unwrap_or_default();
-    ev.diagnostic = Some(format!("{why} (via {via}); parsed as {} {} ({}){summary}", report.format, first.class.as_str(), first.reason));
+    let summary = first
+        .diagnostic
+        .as_deref()
+        .map(|d| format!(": {}", clip(d, 300)))
+        .unwrap_or_default();
+    ev.diagnostic = Some(format!(
+        "{why} (via {via}); parsed as {} {} ({}){summary}",
+        report.format,
+        first.class.as_str(),
+        first.reason
+    ));
     tracing::warn!(reason = why, via = %via, "returned message not trusted; kept in the security log");
     record_unverified(daemon, ws, ev)?;
     out.unverified += 1;
@@ -402,7 +549,10 @@ mod tests {
     fn finds_verp_addresses_in_raw_text() {
         let raw = b"To: Bounces+ABCdef234@Bounces.Example.com\r\nX: <bounces+zzz@other.example>\r\n\r\nReturn-Path: <bounces+abcdef234@bounces.example.com>\r\n";
         let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
-        assert_eq!(verp_addresses(&text, "bounces.example.com"), vec!["bounces+abcdef234@bounces.example.com".to_string()]);
+        assert_eq!(
+            verp_addresses(&text, "bounces.example.com"),
+            vec!["bounces+abcdef234@bounces.example.com".to_string()]
+        );
     }
 
     #[test]
@@ -410,7 +560,10 @@ mod tests {
         let raw = b"Subject: bounce\r\n\r\n> X-Rebound-Token: AbC234\r\nx-rebound-token:abc234\r\nX-Rebound-Token: zz7\r\n";
         let report = crate::bounce::parse(raw);
         let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
-        assert_eq!(report_tokens(&text, &report), vec!["abc234".to_string(), "zz7".to_string()]);
+        assert_eq!(
+            report_tokens(&text, &report),
+            vec!["abc234".to_string(), "zz7".to_string()]
+        );
     }
 
     #[test]

@@ -61,7 +61,10 @@ impl std::fmt::Debug for Verp {
 
 impl Verp {
     pub fn new(secret: &[u8], domain: &str) -> Verp {
-        Verp { key: hmac::Key::new(hmac::HMAC_SHA256, secret), domain: domain.to_ascii_lowercase() }
+        Verp {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            domain: domain.to_ascii_lowercase(),
+        }
     }
 
     pub fn domain(&self) -> &str {
@@ -84,7 +87,12 @@ impl Verp {
     }
 
     /// Verifies a report token (any case); `max_age` bounds how old it may be.
-    pub fn verify_report_token(&self, token: &str, now: Timestamp, max_age: std::time::Duration) -> Result<VerpTag, VerpError> {
+    pub fn verify_report_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+        max_age: std::time::Duration,
+    ) -> Result<VerpTag, VerpError> {
         if token.len() > 64 {
             return Err(VerpError::Malformed);
         }
@@ -113,7 +121,12 @@ impl Verp {
     }
 
     /// Verifies a VERP address (any case); `max_age` bounds how old a tag may be.
-    pub fn verify(&self, address: &str, now: Timestamp, max_age: std::time::Duration) -> Result<VerpTag, VerpError> {
+    pub fn verify(
+        &self,
+        address: &str,
+        now: Timestamp,
+        max_age: std::time::Duration,
+    ) -> Result<VerpTag, VerpError> {
         let (local, domain) = address.rsplit_once('@').ok_or(VerpError::NotOurs)?;
         if !domain.eq_ignore_ascii_case(&self.domain) {
             return Err(VerpError::NotOurs);
@@ -144,14 +157,26 @@ fn payload(tag: &VerpTag) -> [u8; 12] {
 }
 
 /// Reads a verified payload; refuses one older than `max_age` (plus the day's rounding).
-fn decode_payload(p: &[u8], now: Timestamp, max_age: std::time::Duration) -> Result<VerpTag, VerpError> {
-    let queue_id = u64::from_be_bytes(p.get(..8).and_then(|b| b.try_into().ok()).ok_or(VerpError::Malformed)?);
+fn decode_payload(
+    p: &[u8],
+    now: Timestamp,
+    max_age: std::time::Duration,
+) -> Result<VerpTag, VerpError> {
+    let queue_id = u64::from_be_bytes(
+        p.get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(VerpError::Malformed)?,
+    );
     let rcpt_index = u16::from_be_bytes([p[8], p[9]]);
     let issued = day_start(u16::from_be_bytes([p[10], p[11]]));
     if now.since(issued) > max_age + std::time::Duration::from_millis(DAY_MS as u64) {
         return Err(VerpError::Expired);
     }
-    Ok(VerpTag { queue_id, rcpt_index, issued })
+    Ok(VerpTag {
+        queue_id,
+        rcpt_index,
+        issued,
+    })
 }
 
 /// The day number (since 2020-01-01) a tag or token records for `t`.
@@ -210,37 +235,81 @@ mod tests {
     fn round_trip_and_rejections() {
         let v = Verp::new(b"k1", "bounces.example.com");
         let now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
-        let tag = VerpTag { queue_id: 0x1234_5678_9abc, rcpt_index: 3, issued: now };
+        let tag = VerpTag {
+            queue_id: 0x1234_5678_9abc,
+            rcpt_index: 3,
+            issued: now,
+        };
         let addr = v.address(&tag);
-        assert!(addr.len() < 90 && addr.split('@').next().unwrap().len() <= 64, "{addr}");
+        assert!(
+            addr.len() < 90 && addr.split('@').next().unwrap().len() <= 64,
+            "{addr}"
+        );
         let got = v.verify(&addr.to_uppercase(), now, 30 * DAY).unwrap();
         assert_eq!((got.queue_id, got.rcpt_index), (tag.queue_id, 3));
-        assert_eq!(v.verify(&addr, now.plus(60 * DAY), 30 * DAY), Err(VerpError::Expired));
+        assert_eq!(
+            v.verify(&addr, now.plus(60 * DAY), 30 * DAY),
+            Err(VerpError::Expired)
+        );
         let other = Verp::new(b"k2", "bounces.example.com");
         assert_eq!(other.verify(&addr, now, 30 * DAY), Err(VerpError::BadMac));
         let mut tampered = addr.clone().into_bytes();
         tampered[9] = if tampered[9] == b'a' { b'b' } else { b'a' };
-        assert!(v.verify(std::str::from_utf8(&tampered).unwrap(), now, 30 * DAY).is_err());
-        assert_eq!(v.verify("bounces@bounces.example.com", now, 30 * DAY), Err(VerpError::NotOurs));
-        assert_eq!(v.verify("bounces+abc@elsewhere.example", now, 30 * DAY), Err(VerpError::NotOurs));
-        assert_eq!(v.verify("bounces+!!!@bounces.example.com", now, 30 * DAY), Err(VerpError::Malformed));
+        assert!(
+            v.verify(std::str::from_utf8(&tampered).unwrap(), now, 30 * DAY)
+                .is_err()
+        );
+        assert_eq!(
+            v.verify("bounces@bounces.example.com", now, 30 * DAY),
+            Err(VerpError::NotOurs)
+        );
+        assert_eq!(
+            v.verify("bounces+abc@elsewhere.example", now, 30 * DAY),
+            Err(VerpError::NotOurs)
+        );
+        assert_eq!(
+            v.verify("bounces+!!!@bounces.example.com", now, 30 * DAY),
+            Err(VerpError::Malformed)
+        );
     }
 
     #[test]
     fn report_tokens_round_trip_and_are_not_verp_tags() {
         let v = Verp::new(b"k1", "bounces.example.com");
         let now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
-        let tag = VerpTag { queue_id: 77, rcpt_index: 4, issued: now };
+        let tag = VerpTag {
+            queue_id: 77,
+            rcpt_index: 4,
+            issued: now,
+        };
         let tok = v.report_token(&tag);
-        let got = v.verify_report_token(&tok.to_uppercase(), now, 30 * DAY).unwrap();
+        let got = v
+            .verify_report_token(&tok.to_uppercase(), now, 30 * DAY)
+            .unwrap();
         assert_eq!((got.queue_id, got.rcpt_index), (77, 4));
-        assert_eq!(v.verify_report_token(&tok, now.plus(60 * DAY), 30 * DAY), Err(VerpError::Expired));
-        assert_eq!(Verp::new(b"k2", "bounces.example.com").verify_report_token(&tok, now, 30 * DAY), Err(VerpError::BadMac));
+        assert_eq!(
+            v.verify_report_token(&tok, now.plus(60 * DAY), 30 * DAY),
+            Err(VerpError::Expired)
+        );
+        assert_eq!(
+            Verp::new(b"k2", "bounces.example.com").verify_report_token(&tok, now, 30 * DAY),
+            Err(VerpError::BadMac)
+        );
         // The VERP tag for the same recipient is not a report token, nor the reverse.
         let addr = v.address(&tag);
-        let verp_tag = addr.trim_start_matches("bounces+").split('@').next().unwrap();
-        assert_eq!(v.verify_report_token(verp_tag, now, 30 * DAY), Err(VerpError::BadMac));
-        assert_eq!(v.verify(&format!("bounces+{tok}@bounces.example.com"), now, 30 * DAY), Err(VerpError::BadMac));
+        let verp_tag = addr
+            .trim_start_matches("bounces+")
+            .split('@')
+            .next()
+            .unwrap();
+        assert_eq!(
+            v.verify_report_token(verp_tag, now, 30 * DAY),
+            Err(VerpError::BadMac)
+        );
+        assert_eq!(
+            v.verify(&format!("bounces+{tok}@bounces.example.com"), now, 30 * DAY),
+            Err(VerpError::BadMac)
+        );
     }
 
     #[test]
@@ -251,7 +320,11 @@ mod tests {
         for _ in 0..200 {
             let k1: [u8; 16] = rng.r#gen();
             let k2: [u8; 16] = rng.r#gen();
-            let a = Verp::new(&k1, "b.example").address(&VerpTag { queue_id: rng.r#gen(), rcpt_index: rng.r#gen(), issued: now });
+            let a = Verp::new(&k1, "b.example").address(&VerpTag {
+                queue_id: rng.r#gen(),
+                rcpt_index: rng.r#gen(),
+                issued: now,
+            });
             assert!(Verp::new(&k2, "b.example").verify(&a, now, DAY).is_err());
         }
     }

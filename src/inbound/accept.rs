@@ -7,12 +7,12 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::model::address::Address;
-use crate::records::enqueue::{NewMessage, free_space, is_bounce_domain, queue_message};
 use crate::config::OnSuppressed;
-use crate::inbound::intake::{Intake, IntakeError, RcptDecision, Receipt, Submission};
-use crate::model::{Event, Source};
 use crate::daemon::state::Daemon;
+use crate::inbound::intake::{Intake, IntakeError, RcptDecision, Receipt, Submission};
+use crate::model::address::Address;
+use crate::model::{Event, Source};
+use crate::records::enqueue::{NewMessage, free_space, is_bounce_domain, queue_message};
 use crate::store::queue::{MessageRecord, format_queue_id};
 use crate::store::{StoreError, WriteSet};
 
@@ -29,10 +29,14 @@ impl Intake for QueueIntake {
             return Err(IntakeError::ShuttingDown);
         }
         if r.committer.is_poisoned() {
-            return Err(IntakeError::StorageFailed("store poisoned after a failed flush".into()));
+            return Err(IntakeError::StorageFailed(
+                "store poisoned after a failed flush".into(),
+            ));
         }
         match free_space(&r.cfg.server.data_dir) {
-            Some(free) if free < r.cfg.smtp.min_free_space.0 => Err(IntakeError::InsufficientStorage),
+            Some(free) if free < r.cfg.smtp.min_free_space.0 => {
+                Err(IntakeError::InsufficientStorage)
+            }
             _ => Ok(()),
         }
     }
@@ -43,9 +47,10 @@ impl Intake for QueueIntake {
             return RcptDecision::BounceIntake;
         }
         if r.cfg.suppression.on_suppressed == OnSuppressed::Reject
-            && let Ok(Some(s)) = r.store.suppression(rcpt.as_str()) {
-                return RcptDecision::RejectSuppressed(s.reason);
-            }
+            && let Ok(Some(s)) = r.store.suppression(rcpt.as_str())
+        {
+            return RcptDecision::RejectSuppressed(s.reason);
+        }
         RcptDecision::Relay
     }
 
@@ -53,10 +58,15 @@ impl Intake for QueueIntake {
         self.accepting()?;
         let daemon = self.daemon.clone();
         let built = build_submission(&daemon, sub).map_err(storage)?;
-        daemon.commit(built.ws, &built.events).await.map_err(storage)?;
+        daemon
+            .commit(built.ws, &built.events)
+            .await
+            .map_err(storage)?;
         daemon.wake.notify_one();
         notify_late_failures(&daemon, &built.late_failures, &built.events).await;
-        Ok(built.id.map_or_else(Receipt::report_received, |queue_id| Receipt { queue_id }))
+        Ok(built
+            .id
+            .map_or_else(Receipt::report_received, |queue_id| Receipt { queue_id }))
     }
 }
 
@@ -89,22 +99,36 @@ struct Built {
 /// recipients is parsed and stored once.
 fn build_submission(daemon: &Daemon, sub: Submission) -> Result<Built, StoreError> {
     let mut ws = WriteSet::new();
-    let (returned, outgoing): (Vec<_>, Vec<_>) = sub.recipients.iter().partition(|r| is_bounce_domain(daemon, &r.address));
+    let (returned, outgoing): (Vec<_>, Vec<_>) = sub
+        .recipients
+        .iter()
+        .partition(|r| is_bounce_domain(daemon, &r.address));
     let (mut events, mut late_failures) = (Vec::new(), Vec::new());
     if !returned.is_empty() {
         let rcpts: Vec<&str> = returned.iter().map(|r| r.address.as_str()).collect();
         let peer = sub.session.peer.ip().to_string();
-        let origin = crate::feedback::returned::Origin::Smtp { rcpts: &rcpts, peer: &peer };
+        let origin = crate::feedback::returned::Origin::Smtp {
+            rcpts: &rcpts,
+            peer: &peer,
+        };
         let done = crate::feedback::returned::ingest(daemon, &sub.body, origin, &mut ws)?;
         events = done.events;
         late_failures = done.failed;
     }
     if outgoing.is_empty() {
-        return Ok(Built { ws, events, id: None, late_failures });
+        return Ok(Built {
+            ws,
+            events,
+            id: None,
+            late_failures,
+        });
     }
     let new = NewMessage {
         sender: sub.sender.map(|a| a.to_string()).unwrap_or_default(),
-        recipients: outgoing.iter().map(|r| (r.address.to_string(), r.orcpt.clone(), r.notify)).collect(),
+        recipients: outgoing
+            .iter()
+            .map(|r| (r.address.to_string(), r.orcpt.clone(), r.notify))
+            .collect(),
         env_id: sub.env_id,
         ret: sub.ret,
         client: sub.session.peer.ip().to_string(),
@@ -114,5 +138,10 @@ fn build_submission(daemon: &Daemon, sub: Submission) -> Result<Built, StoreErro
         body: sub.body,
     };
     let id = queue_message(daemon, new, &mut ws, &mut events)?;
-    Ok(Built { ws, events, id: Some(format_queue_id(id)), late_failures })
+    Ok(Built {
+        ws,
+        events,
+        id: Some(format_queue_id(id)),
+        late_failures,
+    })
 }

@@ -72,12 +72,24 @@ struct Entry {
 
 impl Entry {
     fn new(now: Instant) -> Self {
-        Entry { active: 0, window_start: now, window_count: 0, refusal_logged: false, failures: 0, first_failure: now, locked_until: None, last_seen: now }
+        Entry {
+            active: 0,
+            window_start: now,
+            window_count: 0,
+            refusal_logged: false,
+            failures: 0,
+            first_failure: now,
+            locked_until: None,
+            last_seen: now,
+        }
     }
 
     /// Nothing here still matters at `now`.
     fn stale(&self, now: Instant, l: &Limits) -> bool {
-        self.active == 0 && now >= self.window_start + l.rate_window && !self.locked(now) && (self.failures == 0 || now >= self.first_failure + l.auth_lockout)
+        self.active == 0
+            && now >= self.window_start + l.rate_window
+            && !self.locked(now)
+            && (self.failures == 0 || now >= self.first_failure + l.auth_lockout)
     }
 
     fn locked(&self, now: Instant) -> bool {
@@ -102,7 +114,10 @@ pub struct Anvil {
 
 impl Anvil {
     pub fn new(limits: Limits) -> Arc<Self> {
-        Arc::new(Anvil { limits, table: Mutex::new(HashMap::new()) })
+        Arc::new(Anvil {
+            limits,
+            table: Mutex::new(HashMap::new()),
+        })
     }
 
     fn table(&self) -> MutexGuard<'_, HashMap<IpAddr, Entry>> {
@@ -136,7 +151,9 @@ impl Anvil {
         let why = if l.max_rate > 0 && e.window_count > l.max_rate {
             Some(Refusal::TooFast { limit: l.max_rate })
         } else if l.max_connections > 0 && e.active >= l.max_connections {
-            Some(Refusal::TooManyConnections { limit: l.max_connections })
+            Some(Refusal::TooManyConnections {
+                limit: l.max_connections,
+            })
         } else {
             None
         };
@@ -145,7 +162,10 @@ impl Anvil {
             return Err(Refused { why, first });
         }
         e.active += 1;
-        Ok(Permit { anvil: Some(self.clone()), ip })
+        Ok(Permit {
+            anvil: Some(self.clone()),
+            ip,
+        })
     }
 
     fn release(&self, ip: IpAddr) {
@@ -189,7 +209,12 @@ impl Anvil {
 }
 
 /// The entry for `ip`, made room for if the table is full.
-fn entry<'a>(table: &'a mut HashMap<IpAddr, Entry>, ip: IpAddr, now: Instant, l: &Limits) -> &'a mut Entry {
+fn entry<'a>(
+    table: &'a mut HashMap<IpAddr, Entry>,
+    ip: IpAddr,
+    now: Instant,
+    l: &Limits,
+) -> &'a mut Entry {
     if !table.contains_key(&ip) && table.len() >= l.max_tracked {
         make_room(table, now, l);
     }
@@ -204,7 +229,11 @@ fn make_room(table: &mut HashMap<IpAddr, Entry>, now: Instant, l: &Limits) {
     if table.len() < l.max_tracked {
         return;
     }
-    let oldest = table.iter().filter(|(_, e)| e.active == 0).min_by_key(|(_, e)| e.last_seen).map(|(ip, _)| *ip);
+    let oldest = table
+        .iter()
+        .filter(|(_, e)| e.active == 0)
+        .min_by_key(|(_, e)| e.last_seen)
+        .map(|(ip, _)| *ip);
     if let Some(ip) = oldest {
         table.remove(&ip);
     }
@@ -252,8 +281,17 @@ mod tests {
         let p1 = a.connect(ip(1), t).unwrap();
         let _p2 = a.connect(ip(1), t).unwrap();
         let err = a.connect(ip(1), t).unwrap_err();
-        assert_eq!(err, Refused { why: Refusal::TooManyConnections { limit: 2 }, first: true });
-        assert!(!a.connect(ip(1), t).unwrap_err().first, "only the first refusal is logged");
+        assert_eq!(
+            err,
+            Refused {
+                why: Refusal::TooManyConnections { limit: 2 },
+                first: true
+            }
+        );
+        assert!(
+            !a.connect(ip(1), t).unwrap_err().first,
+            "only the first refusal is logged"
+        );
         assert!(a.connect(ip(2), t).is_ok(), "another address is served");
         drop(p1);
         assert!(a.connect(ip(1), t).is_ok());
@@ -266,7 +304,10 @@ mod tests {
         for _ in 0..5 {
             drop(a.connect(ip(1), t).unwrap());
         }
-        assert_eq!(a.connect(ip(1), t).unwrap_err().why, Refusal::TooFast { limit: 5 });
+        assert_eq!(
+            a.connect(ip(1), t).unwrap_err().why,
+            Refusal::TooFast { limit: 5 }
+        );
         assert!(a.connect(ip(1), t + Duration::from_secs(61)).is_ok());
     }
 
@@ -274,7 +315,9 @@ mod tests {
     fn relay_networks_are_exempt() {
         let a = Anvil::new(limits());
         let t = Instant::now();
-        let held: Vec<_> = (0..50).map(|_| a.connect("10.1.2.3".parse().unwrap(), t).unwrap()).collect();
+        let held: Vec<_> = (0..50)
+            .map(|_| a.connect("10.1.2.3".parse().unwrap(), t).unwrap())
+            .collect();
         assert_eq!(held.len(), 50);
         assert_eq!(a.tracked(), 0);
     }
@@ -287,7 +330,10 @@ mod tests {
         assert!(!a.auth_failed(ip(1), t));
         assert!(a.auth_failed(ip(1), t), "the third failure locks");
         assert!(a.auth_locked(ip(1), t));
-        assert!(!a.auth_failed(ip(1), t), "no second lockout line while locked");
+        assert!(
+            !a.auth_failed(ip(1), t),
+            "no second lockout line while locked"
+        );
         assert!(!a.auth_locked(ip(2), t));
         assert!(!a.auth_locked(ip(1), t + Duration::from_secs(901)));
     }
@@ -313,6 +359,10 @@ mod tests {
         }
         assert!(a.tracked() <= 4, "{}", a.tracked());
         let _second = a.connect(ip(1), t).unwrap();
-        assert_eq!(a.connect(ip(1), t).unwrap_err().why, Refusal::TooManyConnections { limit: 2 }, "open connections are never evicted");
+        assert_eq!(
+            a.connect(ip(1), t).unwrap_err().why,
+            Refusal::TooManyConnections { limit: 2 },
+            "open connections are never evicted"
+        );
     }
 }

@@ -23,11 +23,14 @@ const MAX_AUTH_FAILURES: u32 = 3;
 /// The reply text to a locked-out address.
 const LOCKED_OUT: &str = "Too many failed authentication attempts, try again later";
 
-
 impl<I: Intake> Session<I> {
     pub(super) fn auth_command(&mut self, mechanism: u64, initial: &str) -> Result<(), End> {
         if !self.stream.is_tls() {
-            return self.error(538, "5.7.11", "Encryption required for requested authentication mechanism");
+            return self.error(
+                538,
+                "5.7.11",
+                "Encryption required for requested authentication mechanism",
+            );
         }
         if self.server.cfg.smtp.users.is_empty() {
             return self.error(502, "5.5.1", "AUTH not available");
@@ -81,9 +84,13 @@ impl<I: Intake> Session<I> {
     }
 
     fn plain_response(&mut self, b64: &str) -> Result<(), End> {
-        let Some(raw) = self.decode(b64) else { return Ok(()) };
+        let Some(raw) = self.decode(b64) else {
+            return Ok(());
+        };
         let mut parts = raw.split(|&b| b == 0);
-        let (Some(authzid), Some(user), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(authzid), Some(user), Some(pass), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return self.error(501, "5.5.2", "Malformed PLAIN response");
         };
         if !authzid.is_empty() && authzid != user {
@@ -94,13 +101,17 @@ impl<I: Intake> Session<I> {
     }
 
     fn login_user(&mut self, b64: &str) -> Result<(), End> {
-        let Some(raw) = self.decode(b64) else { return Ok(()) };
+        let Some(raw) = self.decode(b64) else {
+            return Ok(());
+        };
         let user = String::from_utf8_lossy(&raw).into_owned();
         self.challenge(AuthStep::LoginPassword { user }, "UGFzc3dvcmQ6")
     }
 
     fn login_password(&mut self, user: &str, b64: &str) -> Result<(), End> {
-        let Some(pass) = self.decode(b64) else { return Ok(()) };
+        let Some(pass) = self.decode(b64) else {
+            return Ok(());
+        };
         self.verify(user, &pass)
     }
 
@@ -133,7 +144,10 @@ impl<I: Intake> Session<I> {
 
     /// The peer's address is locked out of AUTH (logged at debug: the lockout itself was logged).
     fn locked_out(&self) -> bool {
-        let locked = self.server.anvil.auth_locked(self.peer.ip(), Instant::now());
+        let locked = self
+            .server
+            .anvil
+            .auth_locked(self.peer.ip(), Instant::now());
         if locked {
             tracing::debug!(peer = %self.peer, "smtp: AUTH from a locked-out address");
         }
@@ -156,14 +170,22 @@ impl<I: Intake> Session<I> {
         self.auth_failures += 1;
         self.auth_pause = true;
         tracing::warn!(peer = %self.peer, failures = self.auth_failures, "smtp: authentication failed");
-        if self.server.anvil.auth_failed(self.peer.ip(), Instant::now()) {
+        if self
+            .server
+            .anvil
+            .auth_failed(self.peer.ip(), Instant::now())
+        {
             SmtpStats::bump(&self.server.stats.auth_lockouts);
             let s = &self.server.cfg.smtp;
             tracing::warn!(ip = %self.peer.ip(), failures = s.auth_max_failures, lockout = ?s.auth_lockout.0, "smtp: too many failed AUTH attempts, locking the address out");
         }
         self.reply(535, "5.7.8", "Authentication credentials invalid");
         if self.auth_failures >= MAX_AUTH_FAILURES {
-            self.reply(421, "4.7.0", "Too many authentication failures, closing connection");
+            self.reply(
+                421,
+                "4.7.0",
+                "Too many authentication failures, closing connection",
+            );
             return Err(End::Protocol);
         }
         Ok(())
@@ -181,7 +203,6 @@ pub fn credentials_match(users: &[SmtpUser], user: &str, pass: &[u8]) -> bool {
     found
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,7 +210,10 @@ mod tests {
 
     #[test]
     fn credentials_need_both_name_and_password() {
-        let users = vec![SmtpUser { name: "app".into(), password: Secret("s3cret".into()) }];
+        let users = vec![SmtpUser {
+            name: "app".into(),
+            password: Secret("s3cret".into()),
+        }];
         assert!(credentials_match(&users, "app", b"s3cret"));
         assert!(!credentials_match(&users, "app", b"s3cre"));
         assert!(!credentials_match(&users, "ap", b"s3cret"));

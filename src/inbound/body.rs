@@ -206,7 +206,17 @@ mod tests {
 
     #[test]
     fn smuggling_variants_never_end_data() {
-        for v in [&b"\n.\n"[..], b"\n.\r\n", b"\r.\r", b"\r\n.\n", b"\n.\r", b"\r.\r\n", b"\r\n.\r", b"\r\n.\r\r\n", b"\r\n\x00.\r\n"] {
+        for v in [
+            &b"\n.\n"[..],
+            b"\n.\r\n",
+            b"\r.\r",
+            b"\r\n.\n",
+            b"\n.\r",
+            b"\r.\r\n",
+            b"\r\n.\r",
+            b"\r\n.\r\r\n",
+            b"\r\n\x00.\r\n",
+        ] {
             let mut input = b"Subject: x\r\n\r\nhello".to_vec();
             input.extend_from_slice(v);
             input.extend_from_slice(b"MAIL FROM:<evil@x.test>\r\n");

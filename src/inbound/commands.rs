@@ -3,14 +3,15 @@
 //! control, suppression, recipient limit) and the small verbs.
 
 use smtp_proto::{
-    MAIL_BODY_BINARYMIME, MAIL_BY_NOTIFY, MAIL_BY_RETURN, MAIL_CONPERM, MAIL_REQUIRETLS, MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8,
-    MailFrom, RCPT_CONNEG, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RCPT_RRVS_CONTINUE,
+    MAIL_BODY_BINARYMIME, MAIL_BY_NOTIFY, MAIL_BY_RETURN, MAIL_CONPERM, MAIL_REQUIRETLS,
+    MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8, MailFrom, RCPT_CONNEG, RCPT_NOTIFY_DELAY,
+    RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RCPT_RRVS_CONTINUE,
     RCPT_RRVS_REJECT, RcptTo, Request,
 };
 
 use super::session::{End, Envelope, Session};
-use crate::model::address::Address;
 use crate::inbound::intake::{Intake, RcptDecision, RecipientSpec};
+use crate::model::address::Address;
 use crate::model::dsn_request::{DsnNotify, DsnRet};
 
 /// Commands that take no argument; anything after them is a syntax error.
@@ -23,14 +24,22 @@ impl<I: Intake> Session<I> {
     /// Handles one complete command line; `input` is what follows it in the current batch.
     pub(super) async fn command(&mut self, line: &[u8], input: &mut &[u8]) -> Result<(), End> {
         if let Some(verb) = bare_verb_with_argument(line) {
-            return self.error(501, "5.5.4", format!("Syntax error: {verb} takes no arguments"));
+            return self.error(
+                501,
+                "5.5.4",
+                format!("Syntax error: {verb} takes no arguments"),
+            );
         }
         if has_source_route(line) {
             return self.error(553, "5.1.3", "Source routes are not accepted");
         }
         if size_param_exceeds(line, self.server.cfg.smtp.max_message_size.0) {
             let max = self.server.cfg.smtp.max_message_size.0;
-            return self.error(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} octets)"));
+            return self.error(
+                552,
+                "5.3.4",
+                format!("Message size exceeds fixed maximum message size ({max} octets)"),
+            );
         }
         let host = self.server.cfg.server.hostname.clone();
         let rewritten = local_postmaster(line, &host);
@@ -45,8 +54,14 @@ impl<I: Intake> Session<I> {
             Request::Mail { from } => self.mail(from),
             Request::Rcpt { to } => self.rcpt(to),
             Request::Data => self.data_command(!input.is_empty()),
-            Request::Bdat { chunk_size, is_last } => self.bdat_command(chunk_size, is_last).await,
-            Request::Auth { mechanism, initial_response } => self.auth_command(mechanism, &initial_response),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat_command(chunk_size, is_last).await,
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth_command(mechanism, &initial_response),
             Request::StartTls => self.start_tls(input).await,
             Request::Rset => {
                 self.envelope = None;
@@ -64,7 +79,11 @@ impl<I: Intake> Session<I> {
                 Err(End::Quit)
             }
             Request::Vrfy { .. } => {
-                self.reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+                self.reply(
+                    252,
+                    "2.5.0",
+                    "Cannot VRFY user, but will accept message and attempt delivery",
+                );
                 Ok(())
             }
             Request::Expn { .. } => self.error(502, "5.5.1", "EXPN not supported"),
@@ -72,9 +91,10 @@ impl<I: Intake> Session<I> {
                 self.reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
                 Ok(())
             }
-            Request::Lhlo { .. } | Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
-                self.error(502, "5.5.1", "Command not implemented")
-            }
+            Request::Lhlo { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.error(502, "5.5.1", "Command not implemented"),
         }
     }
 
@@ -82,14 +102,22 @@ impl<I: Intake> Session<I> {
         use smtp_proto::Error as E;
         match e {
             E::UnknownCommand => self.error(500, "5.5.1", "Unknown command"),
-            E::InvalidSenderAddress | E::InvalidRecipientAddress => self.error(501, "5.1.3", "Bad address syntax"),
-            E::SyntaxError { syntax } => self.error(501, "5.5.2", format!("Syntax: {syntax}")),
-            E::InvalidParameter { param } => self.error(501, "5.5.4", format!("Invalid {param} parameter")),
-            E::UnsupportedParameter { param } => {
-                self.error(555, "5.5.4", format!("Unsupported parameter {}", printable(&param, 40)))
+            E::InvalidSenderAddress | E::InvalidRecipientAddress => {
+                self.error(501, "5.1.3", "Bad address syntax")
             }
+            E::SyntaxError { syntax } => self.error(501, "5.5.2", format!("Syntax: {syntax}")),
+            E::InvalidParameter { param } => {
+                self.error(501, "5.5.4", format!("Invalid {param} parameter"))
+            }
+            E::UnsupportedParameter { param } => self.error(
+                555,
+                "5.5.4",
+                format!("Unsupported parameter {}", printable(&param, 40)),
+            ),
             E::ResponseTooLong => self.error(500, "5.5.2", "Line too long"),
-            E::NeedsMoreData { .. } | E::InvalidResponse { .. } => self.error(500, "5.5.2", "Syntax error"),
+            E::NeedsMoreData { .. } | E::InvalidResponse { .. } => {
+                self.error(500, "5.5.2", "Syntax error")
+            }
         }
     }
 
@@ -111,8 +139,18 @@ impl<I: Intake> Session<I> {
     }
 
     fn ehlo_lines(&self, first: String) -> Vec<String> {
-        let mut lines = vec![first, "PIPELINING".to_string(), format!("SIZE {}", self.server.cfg.smtp.max_message_size.0)];
-        for ext in ["8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "DSN"] {
+        let mut lines = vec![
+            first,
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.server.cfg.smtp.max_message_size.0),
+        ];
+        for ext in [
+            "8BITMIME",
+            "SMTPUTF8",
+            "ENHANCEDSTATUSCODES",
+            "CHUNKING",
+            "DSN",
+        ] {
             lines.push(ext.to_string());
         }
         if self.server.tls.is_some() && !self.stream.is_tls() {
@@ -138,7 +176,11 @@ impl<I: Intake> Session<I> {
         }
         match self.open_envelope(from) {
             Ok(env) => {
-                let shown = env.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+                let shown = env
+                    .sender
+                    .as_ref()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
                 self.envelope = Some(env);
                 self.reply(250, "2.1.0", format!("Sender <{shown}> OK"));
                 Ok(())
@@ -148,29 +190,53 @@ impl<I: Intake> Session<I> {
     }
 
     fn open_envelope(&self, from: MailFrom<String>) -> Result<Envelope, Refusal> {
-        let unsupported = MAIL_BODY_BINARYMIME | MAIL_REQUIRETLS | MAIL_CONPERM | MAIL_BY_NOTIFY | MAIL_BY_RETURN;
-        if from.flags & unsupported != 0 || from.mtrk.is_some() || from.hold_for != 0 || from.hold_until != 0 || from.solicit.is_some() {
+        let unsupported =
+            MAIL_BODY_BINARYMIME | MAIL_REQUIRETLS | MAIL_CONPERM | MAIL_BY_NOTIFY | MAIL_BY_RETURN;
+        if from.flags & unsupported != 0
+            || from.mtrk.is_some()
+            || from.hold_for != 0
+            || from.hold_until != 0
+            || from.solicit.is_some()
+        {
             return Err((555, "5.5.4", "Unsupported MAIL parameter".into()));
         }
         let max = self.server.cfg.smtp.max_message_size.0;
         if from.size as u64 > max {
-            return Err((552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} octets)")));
+            return Err((
+                552,
+                "5.3.4",
+                format!("Message size exceeds fixed maximum message size ({max} octets)"),
+            ));
         }
         let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
-        let sender = if from.address.is_empty() { None } else { Some(parse_address(&from.address, smtputf8)?) };
+        let sender = if from.address.is_empty() {
+            None
+        } else {
+            Some(parse_address(&from.address, smtputf8)?)
+        };
         let env_id = match from.env_id {
             Some(id) if id.is_empty() || id.len() > 100 || id.chars().any(|c| c.is_control()) => {
                 return Err((501, "5.5.4", "Invalid ENVID parameter".into()));
             }
             other => other,
         };
-        let ret = match (from.flags & MAIL_RET_FULL != 0, from.flags & MAIL_RET_HDRS != 0) {
+        let ret = match (
+            from.flags & MAIL_RET_FULL != 0,
+            from.flags & MAIL_RET_HDRS != 0,
+        ) {
             (true, true) => return Err((501, "5.5.4", "Invalid RET parameter".into())),
             (true, false) => Some(DsnRet::Full),
             (false, true) => Some(DsnRet::Headers),
             (false, false) => None,
         };
-        Ok(Envelope { sender, smtputf8, env_id, ret, recipients: Vec::new(), chunked: None })
+        Ok(Envelope {
+            sender,
+            smtputf8,
+            env_id,
+            ret,
+            recipients: Vec::new(),
+            chunked: None,
+        })
     }
 
     fn rcpt(&mut self, to: RcptTo<String>) -> Result<(), End> {
@@ -185,7 +251,11 @@ impl<I: Intake> Session<I> {
             return Ok(());
         }
         if env.sender.is_none() && !env.recipients.is_empty() {
-            return self.error(550, "5.5.3", "Null sender (bounce) mail must have exactly one recipient");
+            return self.error(
+                550,
+                "5.5.3",
+                "Null sender (bounce) mail must have exactly one recipient",
+            );
         }
         let spec = match recipient_spec(to, env.smtputf8) {
             Ok(spec) => spec,
@@ -195,13 +265,18 @@ impl<I: Intake> Session<I> {
             RcptDecision::BounceIntake => {}
             RcptDecision::Relay if self.relay_allowed() => {}
             // RFC 5321 §4.5.1: the postmaster is reachable from anyone.
-            RcptDecision::Relay if is_local_postmaster(&spec.address, &self.server.cfg.server.hostname) => {}
+            RcptDecision::Relay
+                if is_local_postmaster(&spec.address, &self.server.cfg.server.hostname) => {}
             RcptDecision::Relay => {
                 tracing::info!(peer = %self.peer, rcpt = %spec.address, "smtp: relaying denied");
                 return self.error(550, "5.7.1", "Relaying denied");
             }
             RcptDecision::RejectSuppressed(reason) => {
-                return self.error(550, "5.1.1", format!("<{}>: recipient is suppressed ({reason})", spec.address));
+                return self.error(
+                    550,
+                    "5.1.1",
+                    format!("<{}>: recipient is suppressed ({reason})", spec.address),
+                );
             }
         }
         let shown = spec.address.to_string();
@@ -229,7 +304,8 @@ fn local_postmaster(line: &[u8], host: &str) -> Option<Vec<u8>> {
 
 /// The postmaster of this host, which any client may mail.
 fn is_local_postmaster(a: &Address, host: &str) -> bool {
-    a.as_str().eq_ignore_ascii_case(&format!("postmaster@{host}"))
+    a.as_str()
+        .eq_ignore_ascii_case(&format!("postmaster@{host}"))
 }
 
 /// True when `line` is a MAIL command whose `SIZE=` declares more than `max` octets, read
@@ -238,15 +314,28 @@ fn size_param_exceeds(line: &[u8], max: u64) -> bool {
     if line.len() < 5 || !line[..5].eq_ignore_ascii_case(b"MAIL ") {
         return false;
     }
-    let Some(gt) = line.iter().position(|&b| b == b'>') else { return false };
-    line[gt + 1..].split(|b| b.is_ascii_whitespace()).any(|param| {
-        let Some(value) = param.get(5..).filter(|_| param.len() > 5 && param[..5].eq_ignore_ascii_case(b"SIZE=")) else { return false };
-        if !value.iter().all(u8::is_ascii_digit) {
-            return false;
-        }
-        let digits = value.iter().skip_while(|&&b| b == b'0').count();
-        digits > 19 || std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok()).is_none_or(|n| n > max)
-    })
+    let Some(gt) = line.iter().position(|&b| b == b'>') else {
+        return false;
+    };
+    line[gt + 1..]
+        .split(|b| b.is_ascii_whitespace())
+        .any(|param| {
+            let Some(value) = param
+                .get(5..)
+                .filter(|_| param.len() > 5 && param[..5].eq_ignore_ascii_case(b"SIZE="))
+            else {
+                return false;
+            };
+            if !value.iter().all(u8::is_ascii_digit) {
+                return false;
+            }
+            let digits = value.iter().skip_while(|&&b| b == b'0').count();
+            digits > 19
+                || std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_none_or(|n| n > max)
+        })
 }
 
 /// Validates an envelope address: non-ASCII needs SMTPUTF8, then [`Address::parse`].
@@ -254,7 +343,13 @@ pub fn parse_address(raw: &str, smtputf8: bool) -> Result<Address, Refusal> {
     if !raw.is_ascii() && !smtputf8 {
         return Err((553, "5.6.7", "Non-ASCII address requires SMTPUTF8".into()));
     }
-    Address::parse(raw).map_err(|e| (553, "5.1.3", format!("Bad address <{}>: {e}", printable(raw, 100))))
+    Address::parse(raw).map_err(|e| {
+        (
+            553,
+            "5.1.3",
+            format!("Bad address <{}>: {e}", printable(raw, 100)),
+        )
+    })
 }
 
 fn recipient_spec(to: RcptTo<String>, smtputf8: bool) -> Result<RecipientSpec, Refusal> {
@@ -272,7 +367,8 @@ fn recipient_spec(to: RcptTo<String>, smtputf8: bool) -> Result<RecipientSpec, R
         // smtp-proto keeps only the address; the type it accepts is always rfc822.
         other => other.map(|o| format!("rfc822;{o}")),
     };
-    let notify_bits = to.flags & (RCPT_NOTIFY_NEVER | RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY);
+    let notify_bits = to.flags
+        & (RCPT_NOTIFY_NEVER | RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY);
     if notify_bits & RCPT_NOTIFY_NEVER != 0 && notify_bits != RCPT_NOTIFY_NEVER {
         return Err((501, "5.5.4", "NOTIFY=NEVER cannot be combined".into()));
     }
@@ -282,17 +378,25 @@ fn recipient_spec(to: RcptTo<String>, smtputf8: bool) -> Result<RecipientSpec, R
         failure: notify_bits & RCPT_NOTIFY_FAILURE != 0,
         delay: notify_bits & RCPT_NOTIFY_DELAY != 0,
     });
-    Ok(RecipientSpec { address, orcpt, notify })
+    Ok(RecipientSpec {
+        address,
+        orcpt,
+        notify,
+    })
 }
 
 /// `STARTTLS x`, `DATA x`, ...: smtp-proto ignores such arguments; we refuse them.
 fn bare_verb_with_argument(line: &[u8]) -> Option<&'static str> {
-    let text = std::str::from_utf8(line).ok()?.trim_end_matches(['\r', '\n']);
+    let text = std::str::from_utf8(line)
+        .ok()?
+        .trim_end_matches(['\r', '\n']);
     let (verb, rest) = text.split_once([' ', '\t'])?;
     if rest.trim().is_empty() {
         return None;
     }
-    BARE_VERBS.into_iter().find(|v| v.eq_ignore_ascii_case(verb))
+    BARE_VERBS
+        .into_iter()
+        .find(|v| v.eq_ignore_ascii_case(verb))
 }
 
 /// `MAIL FROM:<@hop:a@b>` / `RCPT TO:<@hop:a@b>`: smtp-proto drops the route silently;
@@ -310,7 +414,16 @@ fn has_source_route(line: &[u8]) -> bool {
 
 /// Client-supplied text made safe for replies, headers and logs: printable ASCII only, bounded.
 pub fn printable(s: &str, max: usize) -> String {
-    s.chars().take(max).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+    s.chars()
+        .take(max)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -319,19 +432,40 @@ mod size_tests {
 
     #[test]
     fn declared_sizes_are_compared_without_overflow() {
-        assert!(size_param_exceeds(b"MAIL FROM:<a@b> SIZE=50000000000000000000000", 1000));
-        assert!(size_param_exceeds(b"mail FROM:<a@b> BODY=8BITMIME size=1001", 1000));
+        assert!(size_param_exceeds(
+            b"MAIL FROM:<a@b> SIZE=50000000000000000000000",
+            1000
+        ));
+        assert!(size_param_exceeds(
+            b"mail FROM:<a@b> BODY=8BITMIME size=1001",
+            1000
+        ));
         assert!(!size_param_exceeds(b"MAIL FROM:<a@b> SIZE=1000", 1000));
-        assert!(!size_param_exceeds(b"MAIL FROM:<a@b> SIZE=00000000000000000000001000", 1000));
-        assert!(!size_param_exceeds(b"MAIL FROM:<a@b> SIZE=12ab", 1000), "left to the parser's syntax error");
+        assert!(!size_param_exceeds(
+            b"MAIL FROM:<a@b> SIZE=00000000000000000000001000",
+            1000
+        ));
+        assert!(
+            !size_param_exceeds(b"MAIL FROM:<a@b> SIZE=12ab", 1000),
+            "left to the parser's syntax error"
+        );
         assert!(!size_param_exceeds(b"RCPT TO:<a@b> SIZE=5000", 1000));
     }
 
     #[test]
     fn the_bare_postmaster_gets_this_hosts_domain() {
         use super::local_postmaster;
-        assert_eq!(local_postmaster(b"RCPT TO:<Postmaster> NOTIFY=NEVER", "relay.test").as_deref(), Some(&b"RCPT TO:<postmaster@relay.test> NOTIFY=NEVER"[..]));
-        assert_eq!(local_postmaster(b"RCPT TO:<postmaster@example.com>", "relay.test"), None);
-        assert_eq!(local_postmaster(b"MAIL FROM:<postmaster>", "relay.test"), None);
+        assert_eq!(
+            local_postmaster(b"RCPT TO:<Postmaster> NOTIFY=NEVER", "relay.test").as_deref(),
+            Some(&b"RCPT TO:<postmaster@relay.test> NOTIFY=NEVER"[..])
+        );
+        assert_eq!(
+            local_postmaster(b"RCPT TO:<postmaster@example.com>", "relay.test"),
+            None
+        );
+        assert_eq!(
+            local_postmaster(b"MAIL FROM:<postmaster>", "relay.test"),
+            None
+        );
     }
 }

@@ -4,10 +4,10 @@
 
 use tokio::time::Instant;
 
+use super::SmtpStats;
 use super::body::{BodyProblem, BodyReceiver, Framing};
 use super::commands::printable;
 use super::session::{End, Envelope, Phase, Session};
-use super::SmtpStats;
 use crate::inbound::intake::{Intake, IntakeError, RcptDecision, Submission};
 use crate::model::time::Timestamp;
 
@@ -25,7 +25,11 @@ impl<I: Intake> Session<I> {
         }
         if pipelined_after {
             tracing::info!(peer = %self.peer, "smtp: data sent before the 354 reply");
-            self.reply(554, "5.5.0", "Error: SMTP protocol synchronization (DATA must end a pipelined group)");
+            self.reply(
+                554,
+                "5.5.0",
+                "Error: SMTP protocol synchronization (DATA must end a pipelined group)",
+            );
             return Err(End::Protocol);
         }
         let max = self.max_size();
@@ -36,13 +40,17 @@ impl<I: Intake> Session<I> {
     }
 
     pub(super) async fn data_bytes(&mut self, input: &mut &[u8]) -> Result<(), End> {
-        let Phase::Data(rx) = &mut self.phase else { return Ok(()) };
+        let Phase::Data(rx) = &mut self.phase else {
+            return Ok(());
+        };
         let (used, done) = rx.ingest(input);
         *input = &input[used..];
         if !done {
             return Ok(());
         }
-        let Phase::Data(rx) = std::mem::replace(&mut self.phase, Phase::Command) else { return Ok(()) };
+        let Phase::Data(rx) = std::mem::replace(&mut self.phase, Phase::Command) else {
+            return Ok(());
+        };
         self.finish_message(*rx).await
     }
 
@@ -50,17 +58,30 @@ impl<I: Intake> Session<I> {
         let max = self.max_size();
         let refusal = match &mut self.envelope {
             None => Some((503, "5.5.1", "Need MAIL command".to_string())),
-            Some(env) if env.recipients.is_empty() => Some((503, "5.5.1", "Need RCPT command".to_string())),
+            Some(env) if env.recipients.is_empty() => {
+                Some((503, "5.5.1", "Need RCPT command".to_string()))
+            }
             Some(env) => {
-                let rx = env.chunked.get_or_insert_with(|| Box::new(BodyReceiver::new(Framing::Chunked, max)));
-                (rx.size().saturating_add(size as u64) > max as u64)
-                    .then(|| (552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} octets)")))
+                let rx = env
+                    .chunked
+                    .get_or_insert_with(|| Box::new(BodyReceiver::new(Framing::Chunked, max)));
+                (rx.size().saturating_add(size as u64) > max as u64).then(|| {
+                    (
+                        552,
+                        "5.3.4",
+                        format!("Message size exceeds fixed maximum message size ({max} octets)"),
+                    )
+                })
             }
         };
         if self.data_clock.is_none() {
             self.data_clock = Some((Instant::now(), 0));
         }
-        self.phase = Phase::Bdat { left: size, last, refusal };
+        self.phase = Phase::Bdat {
+            left: size,
+            last,
+            refusal,
+        };
         if size == 0 {
             return self.chunk_done().await;
         }
@@ -68,7 +89,9 @@ impl<I: Intake> Session<I> {
     }
 
     pub(super) async fn bdat_bytes(&mut self, input: &mut &[u8]) -> Result<(), End> {
-        let Phase::Bdat { left, refusal, .. } = &mut self.phase else { return Ok(()) };
+        let Phase::Bdat { left, refusal, .. } = &mut self.phase else {
+            return Ok(());
+        };
         let take = (*left).min(input.len());
         let (chunk, rest) = input.split_at(take);
         *left -= take;
@@ -87,7 +110,10 @@ impl<I: Intake> Session<I> {
 
     /// A whole BDAT chunk has been read: refuse, acknowledge, or finish the message.
     async fn chunk_done(&mut self) -> Result<(), End> {
-        let Phase::Bdat { last, refusal, .. } = std::mem::replace(&mut self.phase, Phase::Command) else { return Ok(()) };
+        let Phase::Bdat { last, refusal, .. } = std::mem::replace(&mut self.phase, Phase::Command)
+        else {
+            return Ok(());
+        };
         if let Some((code, enhanced, text)) = refusal {
             if code == 552 {
                 self.envelope = None;
@@ -103,7 +129,9 @@ impl<I: Intake> Session<I> {
             return Ok(());
         }
         rx.finish_chunked();
-        let Some(rx) = self.envelope.as_mut().and_then(|e| e.chunked.take()) else { return Ok(()) };
+        let Some(rx) = self.envelope.as_mut().and_then(|e| e.chunked.take()) else {
+            return Ok(());
+        };
         self.finish_message(*rx).await
     }
 
@@ -111,7 +139,9 @@ impl<I: Intake> Session<I> {
     async fn finish_message(&mut self, rx: BodyReceiver) -> Result<(), End> {
         self.data_clock = None;
         let max = self.max_size();
-        let Some(env) = self.envelope.take() else { return Ok(()) };
+        let Some(env) = self.envelope.take() else {
+            return Ok(());
+        };
         let body = match rx.into_body() {
             Ok(body) => body,
             Err(problem) => {
@@ -148,7 +178,11 @@ impl<I: Intake> Session<I> {
                 tracing::warn!(peer = %self.peer, trace_id, error = %e, "smtp: submission failed");
                 let (code, enhanced, text) = e.smtp_reply();
                 self.reply(code, enhanced, text);
-                if e == IntakeError::ShuttingDown { Err(End::Shutdown) } else { Ok(()) }
+                if e == IntakeError::ShuttingDown {
+                    Err(End::Shutdown)
+                } else {
+                    Ok(())
+                }
             }
         }
     }
@@ -161,13 +195,20 @@ impl<I: Intake> Session<I> {
             std::net::IpAddr::V6(v6) => format!("IPv6:{v6}"),
         };
         let host = &self.server.cfg.server.hostname;
-        let proto = protocol_name(self.esmtp, env.smtputf8, self.stream.is_tls(), self.auth_user.is_some());
+        let proto = protocol_name(
+            self.esmtp,
+            env.smtputf8,
+            self.stream.is_tls(),
+            self.auth_user.is_some(),
+        );
         let rcpt = match env.recipients.as_slice() {
             [one] => format!("\r\n\tfor <{}>", one.address),
             _ => String::new(),
         };
         let date = Timestamp::now().to_rfc5322();
-        format!("Received: from {helo} ([{ip}])\r\n\tby {host} (rebound) with {proto} id {trace_id}{rcpt};\r\n\t{date}\r\n")
+        format!(
+            "Received: from {helo} ([{ip}])\r\n\tby {host} (rebound) with {proto} id {trace_id}{rcpt};\r\n\t{date}\r\n"
+        )
     }
 
     /// The size limit of this transaction: `smtp.max_message_size`, or the smaller
@@ -176,9 +217,19 @@ impl<I: Intake> Session<I> {
     fn max_size(&self) -> usize {
         let cfg = &self.server.cfg;
         let all_returned = self.envelope.as_ref().is_some_and(|env| {
-            !env.recipients.is_empty() && env.recipients.iter().all(|r| self.server.intake.check_recipient(&r.address) == RcptDecision::BounceIntake)
+            !env.recipients.is_empty()
+                && env.recipients.iter().all(|r| {
+                    self.server.intake.check_recipient(&r.address) == RcptDecision::BounceIntake
+                })
         });
-        let max = if all_returned { cfg.smtp.max_message_size.0.min(cfg.bounces.max_report_size.0) } else { cfg.smtp.max_message_size.0 };
+        let max = if all_returned {
+            cfg.smtp
+                .max_message_size
+                .0
+                .min(cfg.bounces.max_report_size.0)
+        } else {
+            cfg.smtp.max_message_size.0
+        };
         usize::try_from(max).unwrap_or(usize::MAX)
     }
 }
@@ -190,13 +241,29 @@ fn protocol_name(esmtp: bool, utf8: bool, tls: bool, auth: bool) -> String {
         (true, true) => "UTF8SMTP",
         (true, false) => "ESMTP",
     };
-    format!("{base}{}{}", if tls { "S" } else { "" }, if auth { "A" } else { "" })
+    format!(
+        "{base}{}{}",
+        if tls { "S" } else { "" },
+        if auth { "A" } else { "" }
+    )
 }
 
 fn refusal_for(problem: BodyProblem, max: usize) -> (u16, &'static str, String) {
     match problem {
-        BodyProblem::TooBig => (552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} octets)")),
-        BodyProblem::HeaderLineTooLong => (500, "5.5.2", "Line too long (a header line exceeds 998 octets), message not accepted".to_string()),
-        BodyProblem::Loop => (554, "5.4.6", "Too many Received headers: mail loop detected".to_string()),
+        BodyProblem::TooBig => (
+            552,
+            "5.3.4",
+            format!("Message size exceeds fixed maximum message size ({max} octets)"),
+        ),
+        BodyProblem::HeaderLineTooLong => (
+            500,
+            "5.5.2",
+            "Line too long (a header line exceeds 998 octets), message not accepted".to_string(),
+        ),
+        BodyProblem::Loop => (
+            554,
+            "5.4.6",
+            "Too many Received headers: mail loop detected".to_string(),
+        ),
     }
 }

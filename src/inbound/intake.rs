@@ -6,8 +6,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use crate::model::address::Address;
 use crate::model::SuppressionReason;
+use crate::model::address::Address;
 use crate::model::dsn_request::{DsnNotify, DsnRet};
 
 /// What the SMTP session knows about its client when it asks the intake.
@@ -23,7 +23,6 @@ pub struct SessionInfo {
     pub relay_allowed: bool,
 }
 
-
 /// One accepted `RCPT TO`.
 #[derive(Debug, Clone)]
 pub struct RecipientSpec {
@@ -33,7 +32,6 @@ pub struct RecipientSpec {
     /// `None` when the client gave no NOTIFY (default behaviour: failures only).
     pub notify: Option<DsnNotify>,
 }
-
 
 /// A complete message handed over at the end of DATA/BDAT.
 #[derive(Debug, Clone)]
@@ -70,7 +68,9 @@ pub struct Receipt {
 impl Receipt {
     /// Only returned reports (every recipient at the bounce domain): no queue entry.
     pub fn report_received() -> Receipt {
-        Receipt { queue_id: String::new() }
+        Receipt {
+            queue_id: String::new(),
+        }
     }
 
     pub fn is_report(&self) -> bool {
@@ -79,7 +79,11 @@ impl Receipt {
 
     /// The text of the `250 2.0.0` reply to DATA.
     pub fn reply_text(&self) -> String {
-        if self.is_report() { "Ok: report received".into() } else { format!("Ok: queued as {}", self.queue_id) }
+        if self.is_report() {
+            "Ok: report received".into()
+        } else {
+            format!("Ok: queued as {}", self.queue_id)
+        }
     }
 }
 
@@ -101,8 +105,14 @@ impl IntakeError {
     /// The SMTP reply `(code, enhanced, text)` for this error.
     pub fn smtp_reply(&self) -> (u16, &'static str, &'static str) {
         match self {
-            IntakeError::InsufficientStorage => (452, "4.3.1", "Insufficient system storage, try again later"),
-            IntakeError::StorageFailed(_) => (451, "4.3.0", "Local error in processing, message not accepted, try again later"),
+            IntakeError::InsufficientStorage => {
+                (452, "4.3.1", "Insufficient system storage, try again later")
+            }
+            IntakeError::StorageFailed(_) => (
+                451,
+                "4.3.0",
+                "Local error in processing, message not accepted, try again later",
+            ),
             IntakeError::ShuttingDown => (421, "4.3.0", "Service shutting down, try again later"),
         }
     }

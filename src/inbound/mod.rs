@@ -86,7 +86,14 @@ impl<I: Intake> SmtpServer<I> {
             _ => None,
         };
         let anvil = anvil::Anvil::new(anvil::Limits::from_config(&cfg.smtp));
-        Ok(SmtpServer { cfg, intake, tls, stats: Arc::new(SmtpStats::default()), greeting_delay: Duration::ZERO, anvil })
+        Ok(SmtpServer {
+            cfg,
+            intake,
+            tls,
+            stats: Arc::new(SmtpStats::default()),
+            greeting_delay: Duration::ZERO,
+            anvil,
+        })
     }
 
     /// Waits this long before the 220 greeting; a client that talks first gets `554 5.5.0`.
@@ -106,17 +113,28 @@ impl<I: Intake> SmtpServer<I> {
     pub async fn serve(self: Arc<Self>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         for listener in listeners {
-            tracker.spawn(self.clone().accept_loop(listener, shutdown.clone(), tracker.clone()));
+            tracker.spawn(
+                self.clone()
+                    .accept_loop(listener, shutdown.clone(), tracker.clone()),
+            );
         }
         shutdown.cancelled().await;
         tracker.close();
         let limit = self.cfg.server.shutdown_timeout.0;
         if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
-            tracing::warn!(open = tracker.len(), "smtp: sessions still open after shutdown_timeout; giving up on them");
+            tracing::warn!(
+                open = tracker.len(),
+                "smtp: sessions still open after shutdown_timeout; giving up on them"
+            );
         }
     }
 
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken, tracker: TaskTracker) {
+    async fn accept_loop(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) {
         let local = listener.local_addr().ok();
         tracing::info!(?local, "smtp: listening");
         loop {
@@ -135,13 +153,22 @@ impl<I: Intake> SmtpServer<I> {
     }
 
     /// Starts a session, or refuses the connection when the global cap or a per-IP limit is reached.
-    fn admit(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, shutdown: &CancellationToken, tracker: &TaskTracker) {
+    fn admit(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
         let host = self.cfg.server.hostname.clone();
         let active = self.stats.sessions_active.load(Ordering::Relaxed);
         if active >= self.cfg.smtp.max_connections as u64 {
             SmtpStats::bump(&self.stats.connections_refused);
             tracing::warn!(%peer, active, "smtp: too many connections");
-            tracker.spawn(refuse(stream, format!("{host} Too many connections, try again later")));
+            tracker.spawn(refuse(
+                stream,
+                format!("{host} Too many connections, try again later"),
+            ));
             return;
         }
         let permit = match self.anvil.connect(peer.ip(), std::time::Instant::now()) {
@@ -157,7 +184,9 @@ impl<I: Intake> SmtpServer<I> {
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let guard = ActiveGuard(self.stats.clone());
-            session::Session::new(self.clone(), stream, peer, shutdown).run().await;
+            session::Session::new(self.clone(), stream, peer, shutdown)
+                .run()
+                .await;
             drop((guard, permit));
         });
     }

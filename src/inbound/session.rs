@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::body::BodyReceiver;
 use super::tls::Stream;
 use super::{SmtpServer, SmtpStats};
-use crate::model::address::Address;
 use crate::inbound::intake::{Intake, RecipientSpec, SessionInfo};
-use crate::model::dsn_request::{DsnRet};
+use crate::model::address::Address;
+use crate::model::dsn_request::DsnRet;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -53,7 +53,11 @@ pub enum Phase {
     Auth(AuthStep),
     Data(Box<BodyReceiver>),
     /// Inside a BDAT chunk: `left` octets still to read.
-    Bdat { left: usize, last: bool, refusal: Option<(u16, &'static str, String)> },
+    Bdat {
+        left: usize,
+        last: bool,
+        refusal: Option<(u16, &'static str, String)>,
+    },
 }
 
 /// The transaction opened by MAIL FROM.
@@ -91,8 +95,18 @@ pub struct Session<I: Intake> {
 }
 
 impl<I: Intake> Session<I> {
-    pub fn new(server: Arc<SmtpServer<I>>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) -> Self {
-        let relay_by_network = server.cfg.smtp.relay_networks.iter().any(|n| n.contains(&peer.ip()));
+    pub fn new(
+        server: Arc<SmtpServer<I>>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let relay_by_network = server
+            .cfg
+            .smtp
+            .relay_networks
+            .iter()
+            .any(|n| n.contains(&peer.ip()));
         let session_deadline = Instant::now() + server.cfg.smtp.session_timeout.0;
         Session {
             server,
@@ -123,8 +137,12 @@ impl<I: Intake> Session<I> {
         let _ = self.flush().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.shutdown()).await;
         match end {
-            Err(End::Io(e)) => tracing::debug!(peer = %self.peer, error = %e, "smtp: session ended by I/O error"),
-            Err(End::Tls(e)) => tracing::info!(peer = %self.peer, error = %e, "smtp: TLS handshake failed"),
+            Err(End::Io(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "smtp: session ended by I/O error")
+            }
+            Err(End::Tls(e)) => {
+                tracing::info!(peer = %self.peer, error = %e, "smtp: TLS handshake failed")
+            }
             Err(end) => tracing::debug!(peer = %self.peer, ?end, "smtp: session end"),
             Ok(()) => {}
         }
@@ -156,7 +174,11 @@ impl<I: Intake> Session<I> {
                 Ok(Ok(0)) => return Err(End::Eof),
                 Ok(Ok(_)) => {
                     tracing::info!(peer = %self.peer, "smtp: client talked before the greeting");
-                    self.reply(554, "5.5.0", "Error: SMTP protocol synchronization (talked before greeting)");
+                    self.reply(
+                        554,
+                        "5.5.0",
+                        "Error: SMTP protocol synchronization (talked before greeting)",
+                    );
                     return Err(End::Protocol);
                 }
                 Ok(Err(e)) => return Err(End::Io(e)),
@@ -219,7 +241,9 @@ impl<I: Intake> Session<I> {
             Phase::Data(_) => self.data_bytes(input).await,
             Phase::Bdat { .. } => self.bdat_bytes(input).await,
             Phase::Command => {
-                let Some(line) = self.take_line(input, MAX_COMMAND_LINE) else { return Ok(()) };
+                let Some(line) = self.take_line(input, MAX_COMMAND_LINE) else {
+                    return Ok(());
+                };
                 let done = match line {
                     Some(line) => self.command(&line, input).await,
                     None => self.error(500, "5.5.2", "Line too long"),
@@ -228,7 +252,9 @@ impl<I: Intake> Session<I> {
                 done
             }
             Phase::Auth(_) => {
-                let Some(line) = self.take_line(input, MAX_AUTH_LINE) else { return Ok(()) };
+                let Some(line) = self.take_line(input, MAX_AUTH_LINE) else {
+                    return Ok(());
+                };
                 let done = match line {
                     Some(line) => self.auth_response(&line),
                     None => self.error(500, "5.5.2", "Line too long"),
@@ -285,12 +311,18 @@ impl<I: Intake> Session<I> {
     pub(super) fn reply_lines(&mut self, code: u16, lines: &[String]) {
         for (i, line) in lines.iter().enumerate() {
             let sep = if i + 1 == lines.len() { ' ' } else { '-' };
-            self.out.extend_from_slice(format!("{code}{sep}{line}\r\n").as_bytes());
+            self.out
+                .extend_from_slice(format!("{code}{sep}{line}\r\n").as_bytes());
         }
     }
 
     /// A reply to a bad command; too many of them end the session.
-    pub(super) fn error(&mut self, code: u16, enhanced: &str, text: impl Display) -> Result<(), End> {
+    pub(super) fn error(
+        &mut self,
+        code: u16,
+        enhanced: &str,
+        text: impl Display,
+    ) -> Result<(), End> {
         self.reply(code, enhanced, text);
         self.errors += 1;
         if self.errors >= MAX_ERRORS {

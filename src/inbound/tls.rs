@@ -22,21 +22,32 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, SmtpError> 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| SmtpError::Tls { path: cert.display().to_string(), message: e.to_string() })?
+        .map_err(|e| SmtpError::Tls {
+            path: cert.display().to_string(),
+            message: e.to_string(),
+        })?
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
-        .map_err(|e| SmtpError::Tls { path: key.display().to_string(), message: key_problem(&e, cert) })?;
+        .map_err(|e| SmtpError::Tls {
+            path: key.display().to_string(),
+            message: key_problem(&e, cert),
+        })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, SmtpError> {
-    let bad = |message: String| SmtpError::Tls { path: path.display().to_string(), message };
+    let bad = |message: String| SmtpError::Tls {
+        path: path.display().to_string(),
+        message,
+    };
     let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read certificate: {e}")))?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
         .map_err(|e| bad(format!("bad PEM certificate: {e}")))?;
     if certs.is_empty() && has_private_key(&pem) {
-        return Err(bad("holds a private key, not a certificate (tls_cert and tls_key swapped?)".into()));
+        return Err(bad(
+            "holds a private key, not a certificate (tls_cert and tls_key swapped?)".into(),
+        ));
     }
     if certs.is_empty() {
         return Err(bad("no certificate found in PEM file".into()));
@@ -45,11 +56,21 @@ fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'stat
 }
 
 fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, SmtpError> {
-    let bad = |message: String| SmtpError::Tls { path: path.display().to_string(), message };
+    let bad = |message: String| SmtpError::Tls {
+        path: path.display().to_string(),
+        message,
+    };
     let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read private key: {e}")))?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .map_err(|e| bad(format!("bad PEM private key: {e}")))?
-        .ok_or_else(|| bad(if has_certificate(&pem) { "holds a certificate, not a private key (tls_cert and tls_key swapped?)" } else { "no private key found in PEM file" }.into()))
+        .ok_or_else(|| {
+            bad(if has_certificate(&pem) {
+                "holds a certificate, not a private key (tls_cert and tls_key swapped?)"
+            } else {
+                "no private key found in PEM file"
+            }
+            .into())
+        })
 }
 
 fn has_private_key(pem: &[u8]) -> bool {
@@ -63,7 +84,10 @@ fn has_certificate(pem: &[u8]) -> bool {
 /// The key was read but cannot serve the certificate.
 fn key_problem(e: &rustls::Error, cert: &Path) -> String {
     match e {
-        rustls::Error::InconsistentKeys(_) => format!("private key does not match the certificate in {}", cert.display()),
+        rustls::Error::InconsistentKeys(_) => format!(
+            "private key does not match the certificate in {}",
+            cert.display()
+        ),
         other => format!("unusable private key: {other}"),
     }
 }
@@ -87,7 +111,11 @@ fn gone() -> io::Error {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -97,7 +125,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

@@ -44,7 +44,9 @@ impl Address {
         if s.len() > 254 {
             return Err(AddressError::TooLong);
         }
-        if s.bytes().any(|b| b < 0x21 || b == 0x7f || b == b'<' || b == b'>') {
+        if s.bytes()
+            .any(|b| b < 0x21 || b == 0x7f || b == b'<' || b == b'>')
+        {
             return Err(AddressError::ForbiddenCharacter);
         }
         if s.starts_with('@') {
@@ -54,7 +56,10 @@ impl Address {
         let (local, domain) = (&s[..at], &s[at + 1..]);
         check_local(local)?;
         check_domain(domain)?;
-        Ok(Address { full: s.to_string(), at })
+        Ok(Address {
+            full: s.to_string(),
+            at,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -103,7 +108,10 @@ fn check_local(local: &str) -> Result<(), AddressError> {
     }
     if local.starts_with('"') {
         // Quoted local part: allowed, but no routing characters inside may hide another host.
-        if !local.ends_with('"') || local.len() < 2 || local[1..local.len() - 1].contains(['"', '\\']) {
+        if !local.ends_with('"')
+            || local.len() < 2
+            || local[1..local.len() - 1].contains(['"', '\\'])
+        {
             return Err(AddressError::BadLocalPart);
         }
         if local.contains(['@', '%', '!']) {
@@ -114,7 +122,11 @@ fn check_local(local: &str) -> Result<(), AddressError> {
     if local.contains(['@', '%', '!', ':']) {
         return Err(AddressError::Routing);
     }
-    if local.contains(['"', '\\', '(', ')', ',', ';', '[', ']']) || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+    if local.contains(['"', '\\', '(', ')', ',', ';', '[', ']'])
+        || local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+    {
         return Err(AddressError::BadLocalPart);
     }
     Ok(())
@@ -127,7 +139,10 @@ fn check_domain(domain: &str) -> Result<(), AddressError> {
     if let Some(lit) = domain.strip_prefix('[') {
         let lit = lit.strip_suffix(']').ok_or(AddressError::BadDomain)?;
         let ip = lit.strip_prefix("IPv6:").unwrap_or(lit);
-        return ip.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| AddressError::BadDomain);
+        return ip
+            .parse::<std::net::IpAddr>()
+            .map(|_| ())
+            .map_err(|_| AddressError::BadDomain);
     }
     if domain.contains(['%', '!', '@', ':', '[', ']']) {
         return Err(AddressError::Routing);
@@ -135,9 +150,18 @@ fn check_domain(domain: &str) -> Result<(), AddressError> {
     let ascii = normalise_domain(domain);
     let labels: Vec<&str> = ascii.split('.').collect();
     let ok = labels.iter().all(|l| {
-        !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
-    if ok { Ok(()) } else { Err(AddressError::BadDomain) }
+    if ok {
+        Ok(())
+    } else {
+        Err(AddressError::BadDomain)
+    }
 }
 
 /// Normalises an address string for suppression lookups without full validation
@@ -149,7 +173,11 @@ pub fn suppression_key(s: &str) -> Option<String> {
     if local.is_empty() || domain.is_empty() {
         return None;
     }
-    Some(format!("{}@{}", local.to_lowercase(), normalise_domain(domain)))
+    Some(format!(
+        "{}@{}",
+        local.to_lowercase(),
+        normalise_domain(domain)
+    ))
 }
 
 impl fmt::Display for Address {

@@ -3,7 +3,9 @@
 
 /// The (unfolded) value of the first header called `name` in the header block.
 pub fn header_value(msg: &[u8], name: &str) -> Option<String> {
-    let end = memchr::memmem::find(msg, b"\r\n\r\n").map(|i| i + 2).unwrap_or(msg.len());
+    let end = memchr::memmem::find(msg, b"\r\n\r\n")
+        .map(|i| i + 2)
+        .unwrap_or(msg.len());
     let head = &msg[..end];
     let mut value: Option<String> = None;
     for line in head.split(|&b| b == b'\n') {
@@ -16,8 +18,15 @@ pub fn header_value(msg: &[u8], name: &str) -> Option<String> {
             }
             return value;
         }
-        if line.len() > name.len() && line[name.len()] == b':' && line[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
-            value = Some(String::from_utf8_lossy(&line[name.len() + 1..]).trim().to_string());
+        if line.len() > name.len()
+            && line[name.len()] == b':'
+            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        {
+            value = Some(
+                String::from_utf8_lossy(&line[name.len() + 1..])
+                    .trim()
+                    .to_string(),
+            );
         }
     }
     value

@@ -176,7 +176,13 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [Action::Failed, Action::Delayed, Action::Delivered, Action::Relayed, Action::Expanded];
+    pub const ALL: [Action; 5] = [
+        Action::Failed,
+        Action::Delayed,
+        Action::Delivered,
+        Action::Relayed,
+        Action::Expanded,
+    ];
 
     /// The wire name (`"failed"` ...).
     pub fn as_str(self) -> &'static str {
@@ -192,7 +198,9 @@ impl Action {
     /// Reads an RFC 3464 action value (any case, surrounding space and comments ignored).
     pub fn parse(s: &str) -> Option<Action> {
         let word = s.split(['(', ';']).next().unwrap_or("").trim();
-        Action::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(word))
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(word))
     }
 }
 
@@ -353,7 +361,11 @@ pub struct EnhancedCode {
 
 impl EnhancedCode {
     pub const fn new(class: u8, subject: u16, detail: u16) -> Self {
-        EnhancedCode { class, subject, detail }
+        EnhancedCode {
+            class,
+            subject,
+            detail,
+        }
     }
 
     /// Parses `"5.1.1"`; `None` unless class is 2, 4 or 5 and the parts are 1-3 digits.
@@ -365,7 +377,11 @@ impl EnhancedCode {
         if it.next().is_some() || !matches!(class, 2 | 4 | 5) {
             return None;
         }
-        Some(EnhancedCode { class, subject, detail })
+        Some(EnhancedCode {
+            class,
+            subject,
+            detail,
+        })
     }
 }
 
@@ -400,12 +416,22 @@ pub struct Reply {
 impl Reply {
     /// A reply received from a server.
     pub fn remote(code: u16, enhanced: Option<EnhancedCode>, text: impl Into<String>) -> Self {
-        Reply { code, enhanced, text: text.into(), synthetic: false }
+        Reply {
+            code,
+            enhanced,
+            text: text.into(),
+            synthetic: false,
+        }
     }
 
     /// A reply made up by rebound for a local failure.
     pub fn local(code: u16, enhanced: EnhancedCode, text: impl Into<String>) -> Self {
-        Reply { code, enhanced: Some(enhanced), text: text.into(), synthetic: true }
+        Reply {
+            code,
+            enhanced: Some(enhanced),
+            text: text.into(),
+            synthetic: true,
+        }
     }
 
     pub fn is_positive(&self) -> bool {
@@ -563,7 +589,10 @@ impl SuppressionReason {
 
     /// Complaint and unsubscribe entries record a person's wish; removing them needs `--force`.
     pub fn needs_consent_to_remove(self) -> bool {
-        matches!(self, SuppressionReason::Complaint | SuppressionReason::Unsubscribe)
+        matches!(
+            self,
+            SuppressionReason::Complaint | SuppressionReason::Unsubscribe
+        )
     }
 }
 
@@ -618,9 +647,18 @@ mod tests {
     fn wire_names_round_trip() {
         for s in Status::ALL {
             assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
-        assert_eq!(serde_json::to_string(&Reason::FailedStartTls).unwrap(), "\"failedstarttls\"");
-        assert_eq!(serde_json::to_string(&SuppressionReason::HardBounce).unwrap(), "\"hard_bounce\"");
+        assert_eq!(
+            serde_json::to_string(&Reason::FailedStartTls).unwrap(),
+            "\"failedstarttls\""
+        );
+        assert_eq!(
+            serde_json::to_string(&SuppressionReason::HardBounce).unwrap(),
+            "\"hard_bounce\""
+        );
     }
 }

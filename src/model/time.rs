@@ -23,11 +23,17 @@ impl Timestamp {
     }
 
     pub fn plus(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     pub fn minus(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_sub(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_sub(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     /// Time elapsed from `earlier` to `self` (zero if `earlier` is later).
@@ -51,7 +57,9 @@ impl Timestamp {
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         let s = s.trim();
         if s.len() == 10 {
-            return humantime::parse_rfc3339_weak(&format!("{s} 00:00:00")).ok().map(Timestamp::from);
+            return humantime::parse_rfc3339_weak(&format!("{s} 00:00:00"))
+                .ok()
+                .map(Timestamp::from);
         }
         if let Ok(t) = humantime::parse_rfc3339_weak(s) {
             return Some(Timestamp::from(t));
@@ -94,11 +102,16 @@ fn rfc5322_from_rfc3339(s: &str) -> Option<String> {
     let mo: usize = s.get(5..7)?.parse().ok()?;
     let d: i64 = s.get(8..10)?.parse().ok()?;
     let hms = s.get(11..19)?;
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     let days = days_from_civil(y, mo as i64, d);
     let wd = DAYS[days.rem_euclid(7) as usize];
-    Some(format!("{wd}, {d:02} {} {y} {hms} +0000", MONTHS.get(mo.checked_sub(1)?)?))
+    Some(format!(
+        "{wd}, {d:02} {} {y} {hms} +0000",
+        MONTHS.get(mo.checked_sub(1)?)?
+    ))
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date.
@@ -141,7 +154,8 @@ impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
             let s = String::deserialize(d)?;
-            Timestamp::parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom(format!("bad RFC 3339 time {s:?}")))
+            Timestamp::parse_rfc3339(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("bad RFC 3339 time {s:?}")))
         } else {
             Ok(Timestamp(i64::deserialize(d)?))
         }
@@ -157,28 +171,46 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let n_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let n_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if n_end == 0 {
-            return Err(format!("bad duration {s:?}: expected a number like \"30s\", \"5m\", \"72h\", \"30d\""));
+            return Err(format!(
+                "bad duration {s:?}: expected a number like \"30s\", \"5m\", \"72h\", \"30d\""
+            ));
         }
-        let n: u64 = rest[..n_end].parse().map_err(|_| format!("bad duration {s:?}: number too large"))?;
+        let n: u64 = rest[..n_end]
+            .parse()
+            .map_err(|_| format!("bad duration {s:?}: number too large"))?;
         rest = &rest[n_end..];
-        let u_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..u_end];
         rest = &rest[u_end..];
         let ms: u64 = match unit {
             "ms" => 1,
-            "s" | "" if u_end == 0 && !rest.is_empty() => return Err(format!("bad duration {s:?}")),
+            "s" | "" if u_end == 0 && !rest.is_empty() => {
+                return Err(format!("bad duration {s:?}"));
+            }
             "s" => 1000,
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
             "w" => 7 * 86_400_000,
             "" => return Err(format!("bad duration {s:?}: missing unit (ms, s, m, h, d)")),
-            other => return Err(format!("bad duration {s:?}: unknown unit {other:?} (ms, s, m, h, d)")),
+            other => {
+                return Err(format!(
+                    "bad duration {s:?}: unknown unit {other:?} (ms, s, m, h, d)"
+                ));
+            }
         };
-        let add = n.checked_mul(ms).ok_or_else(|| format!("bad duration {s:?}: too large"))?;
-        total = total.checked_add(Duration::from_millis(add)).ok_or_else(|| format!("bad duration {s:?}: too large"))?;
+        let add = n
+            .checked_mul(ms)
+            .ok_or_else(|| format!("bad duration {s:?}: too large"))?;
+        total = total
+            .checked_add(Duration::from_millis(add))
+            .ok_or_else(|| format!("bad duration {s:?}: too large"))?;
     }
     Ok(total)
 }
@@ -186,7 +218,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Formats a duration the way config files write it (`"5m"`, `"72h"`, `"1500ms"`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis() as u64;
-    for (unit, size) in [("d", 86_400_000u64), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, size) in [
+        ("d", 86_400_000u64),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if ms > 0 && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
@@ -244,7 +281,10 @@ mod tests {
     #[test]
     fn durations_parse_and_format() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("72h").unwrap(), Duration::from_secs(72 * 3600));
+        assert_eq!(
+            parse_duration("72h").unwrap(),
+            Duration::from_secs(72 * 3600)
+        );
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("10").is_err());
@@ -256,17 +296,30 @@ mod tests {
 
     #[test]
     fn out_of_range_times_format_without_panicking() {
-        assert_eq!(Timestamp(-2_592_000_000).to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp(-2_592_000_000).to_rfc3339(),
+            "1970-01-01T00:00:00Z"
+        );
         assert_eq!(Timestamp(i64::MAX).to_rfc3339(), "9999-12-31T23:59:59Z");
-        assert!(Timestamp(i64::MIN).to_rfc5322().starts_with("Thu, 01 Jan 1970"));
+        assert!(
+            Timestamp(i64::MIN)
+                .to_rfc5322()
+                .starts_with("Thu, 01 Jan 1970")
+        );
     }
 
     #[test]
     fn rfc3339_round_trip() {
         let t = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-22T10:00:00Z");
-        assert_eq!(Timestamp::parse_rfc3339("2026-11-22T12:00:00+02:00"), Some(t));
-        assert_eq!(Timestamp::parse_rfc3339("2026-11-22").unwrap().to_rfc3339(), "2026-11-22T00:00:00Z");
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-22T12:00:00+02:00"),
+            Some(t)
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-22").unwrap().to_rfc3339(),
+            "2026-11-22T00:00:00Z"
+        );
         assert_eq!(t.to_rfc5322(), "Sun, 22 Nov 2026 10:00:00 +0000");
         assert!(Timestamp::parse_rfc3339("yesterday").is_none());
     }

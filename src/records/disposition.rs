@@ -11,11 +11,14 @@
 //! good?) and its class (is the *address* dead?); see [`report_effect`].
 
 use crate::classify::classify_reply;
-use crate::model::{Action, Class, Event, EventKind, Reason, Reply, Source, Status, Suppression, SuppressionReason, Verdict};
 use crate::daemon::state::Daemon;
+use crate::model::time::Timestamp;
+use crate::model::{
+    Action, Class, Event, EventKind, Reason, Reply, Source, Status, Suppression, SuppressionReason,
+    Verdict,
+};
 use crate::store::queue::MessageRecord;
 use crate::store::{StoreError, WriteSet};
-use crate::model::time::Timestamp;
 
 /// What became known about one (message, recipient).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +27,11 @@ pub enum Finding {
     Reply(Status),
     /// An authenticated returned report: its class, its action, and whether an ARF report
     /// is an opt-out (`Feedback-Type: opt-out`/`unsubscribe`).
-    Report { class: Class, action: Action, opt_out: bool },
+    Report {
+        class: Class,
+        action: Action,
+        opt_out: bool,
+    },
     /// The recipient unsubscribed (one-click or mailto).
     Unsubscribe,
     /// `delivery.max_age` passed without success.
@@ -42,17 +49,37 @@ pub struct Effect {
     pub suppress: Option<SuppressionReason>,
 }
 
-const fn eff(event: EventKind, status: Option<Status>, suppress: Option<SuppressionReason>) -> Effect {
-    Effect { event, status, suppress }
+const fn eff(
+    event: EventKind,
+    status: Option<Status>,
+    suppress: Option<SuppressionReason>,
+) -> Effect {
+    Effect {
+        event,
+        status,
+        suppress,
+    }
 }
 
 /// The whole table: every finding's effect.
 pub fn effect(f: Finding) -> Effect {
     match f {
-        Finding::Reply(Status::Bounced) => eff(EventKind::Bounced, Some(Status::Bounced), Some(SuppressionReason::HardBounce)),
+        Finding::Reply(Status::Bounced) => eff(
+            EventKind::Bounced,
+            Some(Status::Bounced),
+            Some(SuppressionReason::HardBounce),
+        ),
         Finding::Reply(s) => eff(s.into(), Some(s), None),
-        Finding::Report { class, action, opt_out } => report_effect(class, action, opt_out),
-        Finding::Unsubscribe => eff(EventKind::Unsubscribed, Some(Status::Unsubscribed), Some(SuppressionReason::Unsubscribe)),
+        Finding::Report {
+            class,
+            action,
+            opt_out,
+        } => report_effect(class, action, opt_out),
+        Finding::Unsubscribe => eff(
+            EventKind::Unsubscribed,
+            Some(Status::Unsubscribed),
+            Some(SuppressionReason::Unsubscribe),
+        ),
         Finding::Expired => eff(EventKind::Expired, Some(Status::Expired), None),
         Finding::Suppressed => eff(EventKind::Dropped, Some(Status::Dropped), None),
     }
@@ -66,14 +93,36 @@ pub fn effect(f: Finding) -> Effect {
 pub fn report_effect(class: Class, action: Action, opt_out: bool) -> Effect {
     use Action::{Delayed, Delivered, Expanded, Failed, Relayed};
     match (class, action, opt_out) {
-        (Class::Complaint, _, true) => eff(EventKind::Unsubscribed, Some(Status::Unsubscribed), Some(SuppressionReason::Unsubscribe)),
-        (Class::Complaint, _, false) => eff(EventKind::Complained, Some(Status::Complained), Some(SuppressionReason::Complaint)),
-        (Class::Hard, Failed, _) => eff(EventKind::Bounced, Some(Status::Bounced), Some(SuppressionReason::HardBounce)),
-        (Class::Soft | Class::Block, Failed, _) => eff(EventKind::Failed, Some(Status::Failed), None),
-        (Class::Hard | Class::Soft | Class::Block, Delayed, _) => eff(EventKind::Delayed, None, None),
+        (Class::Complaint, _, true) => eff(
+            EventKind::Unsubscribed,
+            Some(Status::Unsubscribed),
+            Some(SuppressionReason::Unsubscribe),
+        ),
+        (Class::Complaint, _, false) => eff(
+            EventKind::Complained,
+            Some(Status::Complained),
+            Some(SuppressionReason::Complaint),
+        ),
+        (Class::Hard, Failed, _) => eff(
+            EventKind::Bounced,
+            Some(Status::Bounced),
+            Some(SuppressionReason::HardBounce),
+        ),
+        (Class::Soft | Class::Block, Failed, _) => {
+            eff(EventKind::Failed, Some(Status::Failed), None)
+        }
+        (Class::Hard | Class::Soft | Class::Block, Delayed, _) => {
+            eff(EventKind::Delayed, None, None)
+        }
         // A success action outranks a failure class the words may have suggested.
-        (Class::Hard | Class::Soft | Class::Block | Class::Delivered, Delivered | Relayed | Expanded, _) => eff(EventKind::Delivered, Some(Status::Delivered), None),
-        (Class::Delivered, Failed | Delayed, _) => eff(EventKind::Delivered, Some(Status::Delivered), None),
+        (
+            Class::Hard | Class::Soft | Class::Block | Class::Delivered,
+            Delivered | Relayed | Expanded,
+            _,
+        ) => eff(EventKind::Delivered, Some(Status::Delivered), None),
+        (Class::Delivered, Failed | Delayed, _) => {
+            eff(EventKind::Delivered, Some(Status::Delivered), None)
+        }
         (Class::Autoreply, _, _) => eff(EventKind::Autoreply, None, None),
         (Class::Unclassified, _, _) => eff(EventKind::Unverified, None, None),
     }
@@ -82,7 +131,14 @@ pub fn report_effect(class: Class, action: Action, opt_out: bool) -> Effect {
 /// A 5xx reply whose reason clears by itself is retried like a 4xx (a full mailbox empties,
 /// a rate limit lifts); every other 5xx is final.
 pub fn retried_after_5xx(reason: Reason) -> bool {
-    matches!(reason, Reason::MailboxFull | Reason::SystemFull | Reason::TooManyConn | Reason::RateLimited | Reason::Speeding)
+    matches!(
+        reason,
+        Reason::MailboxFull
+            | Reason::SystemFull
+            | Reason::TooManyConn
+            | Reason::RateLimited
+            | Reason::Speeding
+    )
 }
 
 /// What one recipient's reply means.
@@ -119,8 +175,18 @@ pub fn replaces(current: Status, new: Status) -> bool {
 /// one), records `ev` (already described by the caller) and adds the suppression entry.
 /// Returns the recorded event, or `None` when the status could not change and the event
 /// would only repeat one already recorded.
-pub fn apply_effect(daemon: &Daemon, rec: &mut MessageRecord, idx: usize, effect: Effect, mut ev: Event, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<Option<Event>, StoreError> {
-    let Some(r) = rec.recipients.get_mut(idx) else { return Ok(None) };
+pub fn apply_effect(
+    daemon: &Daemon,
+    rec: &mut MessageRecord,
+    idx: usize,
+    effect: Effect,
+    mut ev: Event,
+    ws: &mut WriteSet,
+    events: &mut Vec<Event>,
+) -> Result<Option<Event>, StoreError> {
+    let Some(r) = rec.recipients.get_mut(idx) else {
+        return Ok(None);
+    };
     if let Some(s) = effect.status {
         if !replaces(r.status, s) {
             return Ok(None);
@@ -149,20 +215,29 @@ pub struct Outcome {
 
 /// Applies an attempt's outcomes to `rec` and returns the write set and events.
 /// Schedules the next attempt, or expires what is still pending when the plan says so.
-pub fn apply_attempt(daemon: &Daemon, rec: &mut MessageRecord, outcomes: &[Outcome], now: Timestamp) -> Result<(WriteSet, Vec<Event>), StoreError> {
+pub fn apply_attempt(
+    daemon: &Daemon,
+    rec: &mut MessageRecord,
+    outcomes: &[Outcome],
+    now: Timestamp,
+) -> Result<(WriteSet, Vec<Event>), StoreError> {
     let mut ws = WriteSet::new();
     let mut events = Vec::new();
     let old_due = rec.next_attempt;
     rec.attempts += 1;
     let next = daemon.retry.next_attempt(rec.received, rec.attempts, now);
     for o in outcomes {
-        let Some(r) = rec.recipients.get_mut(o.index) else { continue };
+        let Some(r) = rec.recipients.get_mut(o.index) else {
+            continue;
+        };
         let (status, verdict) = decide(&o.reply);
         let effect = effect(Finding::Reply(status));
         r.status = status;
         r.attempts += 1;
         r.last_diagnostic = Some(o.reply.diagnostic());
-        let mut ev = Event::new(effect.event, now).with_reply(&o.reply).with_verdict(&verdict);
+        let mut ev = Event::new(effect.event, now)
+            .with_reply(&o.reply)
+            .with_verdict(&verdict);
         fill(&mut ev, rec, o.index);
         ev.source = Some(Source::Delivery);
         ev.attempt = Some(rec.recipients[o.index].attempts);
@@ -172,7 +247,14 @@ pub fn apply_attempt(daemon: &Daemon, rec: &mut MessageRecord, outcomes: &[Outco
         }
         let ev = daemon.record(&mut ws, ev)?;
         if let Some(reason) = effect.suppress {
-            suppress(daemon, &mut ws, &rec.recipients[o.index].address, reason, &ev, &mut events)?;
+            suppress(
+                daemon,
+                &mut ws,
+                &rec.recipients[o.index].address,
+                reason,
+                &ev,
+                &mut events,
+            )?;
         }
         events.push(ev);
     }
@@ -185,13 +267,22 @@ pub fn apply_attempt(daemon: &Daemon, rec: &mut MessageRecord, outcomes: &[Outco
 }
 
 /// Marks every still-pending recipient `expired` (max_age passed).
-pub fn expire_pending(daemon: &Daemon, rec: &mut MessageRecord, now: Timestamp, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<(), StoreError> {
+pub fn expire_pending(
+    daemon: &Daemon,
+    rec: &mut MessageRecord,
+    now: Timestamp,
+    ws: &mut WriteSet,
+    events: &mut Vec<Event>,
+) -> Result<(), StoreError> {
     let max_age = crate::model::time::format_duration(daemon.retry.max_age);
     for i in 0..rec.recipients.len() {
         if rec.recipients[i].status.is_final() {
             continue;
         }
-        let last = rec.recipients[i].last_diagnostic.clone().unwrap_or_else(|| "no attempt completed".into());
+        let last = rec.recipients[i]
+            .last_diagnostic
+            .clone()
+            .unwrap_or_else(|| "no attempt completed".into());
         let effect = effect(Finding::Expired);
         rec.recipients[i].status = effect.status.unwrap_or(Status::Expired);
         let mut ev = Event::new(effect.event, now);
@@ -200,7 +291,9 @@ pub fn expire_pending(daemon: &Daemon, rec: &mut MessageRecord, now: Timestamp, 
         ev.class = Some(Class::Soft);
         ev.reason = Some(Reason::Expired);
         ev.attempt = Some(rec.recipients[i].attempts);
-        ev.diagnostic = Some(format!("delivery time expired after {max_age}; last: {last}"));
+        ev.diagnostic = Some(format!(
+            "delivery time expired after {max_age}; last: {last}"
+        ));
         events.push(daemon.record(ws, ev)?);
     }
     rec.next_attempt = None;
@@ -215,17 +308,33 @@ pub fn fill(ev: &mut Event, rec: &MessageRecord, index: usize) {
 }
 
 /// Adds `address` to the suppression list unless it is already there.
-pub fn suppress(daemon: &Daemon, ws: &mut WriteSet, address: &str, reason: SuppressionReason, cause: &Event, events: &mut Vec<Event>) -> Result<(), StoreError> {
+pub fn suppress(
+    daemon: &Daemon,
+    ws: &mut WriteSet,
+    address: &str,
+    reason: SuppressionReason,
+    cause: &Event,
+    events: &mut Vec<Event>,
+) -> Result<(), StoreError> {
     if daemon.store.suppression(address)?.is_some() {
         return Ok(());
     }
-    let entry = Suppression { address: address.to_string(), reason, time: cause.time, diagnostic: cause.diagnostic.clone(), event_id: Some(cause.id.clone()) };
+    let entry = Suppression {
+        address: address.to_string(),
+        reason,
+        time: cause.time,
+        diagnostic: cause.diagnostic.clone(),
+        event_id: Some(cause.id.clone()),
+    };
     ws.put_suppression(&entry);
     let mut ev = Event::new(EventKind::SuppressionAdded, cause.time);
     ev.recipient = Some(address.to_string());
     ev.queue_id = cause.queue_id.clone();
     ev.message_id = cause.message_id.clone();
-    ev.diagnostic = Some(format!("{reason}: {}", cause.diagnostic.clone().unwrap_or_default()));
+    ev.diagnostic = Some(format!(
+        "{reason}: {}",
+        cause.diagnostic.clone().unwrap_or_default()
+    ));
     ev.source = cause.source;
     events.push(daemon.record(ws, ev)?);
     Ok(())
@@ -244,11 +353,17 @@ mod tests {
     fn replies_map_to_statuses() {
         assert_eq!(decide(&r(250, "2.0.0", "ok")).0, Status::Delivered);
         assert_eq!(decide(&r(451, "4.7.1", "greylisted")).0, Status::Deferred);
-        assert_eq!(decide(&r(450, "4.1.1", "user unknown (temporary)")).0, Status::Deferred);
+        assert_eq!(
+            decide(&r(450, "4.1.1", "user unknown (temporary)")).0,
+            Status::Deferred
+        );
         assert_eq!(decide(&r(550, "5.1.1", "user unknown")).0, Status::Bounced);
         assert_eq!(decide(&r(552, "5.2.2", "mailbox full")).0, Status::Deferred);
         // A disabled mailbox at RCPT is final and not a dead address: failed, never retried for 72 h.
-        assert_eq!(decide(&r(550, "5.2.1", "mailbox disabled")).0, Status::Failed);
+        assert_eq!(
+            decide(&r(550, "5.2.1", "mailbox disabled")).0,
+            Status::Failed
+        );
         assert_eq!(decide(&r(554, "5.7.1", "spam")).0, Status::Failed);
     }
 
@@ -258,33 +373,153 @@ mod tests {
         use Action::*;
         use EventKind as K;
         let hard = Some(SuppressionReason::HardBounce);
-        type Row = (Class, Action, EventKind, Option<Status>, Option<SuppressionReason>);
+        type Row = (
+            Class,
+            Action,
+            EventKind,
+            Option<Status>,
+            Option<SuppressionReason>,
+        );
         let table: [Row; 35] = [
             (Class::Hard, Failed, K::Bounced, Some(Status::Bounced), hard),
             (Class::Hard, Delayed, K::Delayed, None, None),
-            (Class::Hard, Delivered, K::Delivered, Some(Status::Delivered), None),
-            (Class::Hard, Relayed, K::Delivered, Some(Status::Delivered), None),
-            (Class::Hard, Expanded, K::Delivered, Some(Status::Delivered), None),
+            (
+                Class::Hard,
+                Delivered,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Hard,
+                Relayed,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Hard,
+                Expanded,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
             (Class::Soft, Failed, K::Failed, Some(Status::Failed), None),
             (Class::Soft, Delayed, K::Delayed, None, None),
-            (Class::Soft, Delivered, K::Delivered, Some(Status::Delivered), None),
-            (Class::Soft, Relayed, K::Delivered, Some(Status::Delivered), None),
-            (Class::Soft, Expanded, K::Delivered, Some(Status::Delivered), None),
+            (
+                Class::Soft,
+                Delivered,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Soft,
+                Relayed,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Soft,
+                Expanded,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
             (Class::Block, Failed, K::Failed, Some(Status::Failed), None),
             (Class::Block, Delayed, K::Delayed, None, None),
-            (Class::Block, Delivered, K::Delivered, Some(Status::Delivered), None),
-            (Class::Block, Relayed, K::Delivered, Some(Status::Delivered), None),
-            (Class::Block, Expanded, K::Delivered, Some(Status::Delivered), None),
-            (Class::Delivered, Failed, K::Delivered, Some(Status::Delivered), None),
-            (Class::Delivered, Delayed, K::Delivered, Some(Status::Delivered), None),
-            (Class::Delivered, Delivered, K::Delivered, Some(Status::Delivered), None),
-            (Class::Delivered, Relayed, K::Delivered, Some(Status::Delivered), None),
-            (Class::Delivered, Expanded, K::Delivered, Some(Status::Delivered), None),
-            (Class::Complaint, Failed, K::Complained, Some(Status::Complained), Some(SuppressionReason::Complaint)),
-            (Class::Complaint, Delayed, K::Complained, Some(Status::Complained), Some(SuppressionReason::Complaint)),
-            (Class::Complaint, Delivered, K::Complained, Some(Status::Complained), Some(SuppressionReason::Complaint)),
-            (Class::Complaint, Relayed, K::Complained, Some(Status::Complained), Some(SuppressionReason::Complaint)),
-            (Class::Complaint, Expanded, K::Complained, Some(Status::Complained), Some(SuppressionReason::Complaint)),
+            (
+                Class::Block,
+                Delivered,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Block,
+                Relayed,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Block,
+                Expanded,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Delivered,
+                Failed,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Delivered,
+                Delayed,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Delivered,
+                Delivered,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Delivered,
+                Relayed,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Delivered,
+                Expanded,
+                K::Delivered,
+                Some(Status::Delivered),
+                None,
+            ),
+            (
+                Class::Complaint,
+                Failed,
+                K::Complained,
+                Some(Status::Complained),
+                Some(SuppressionReason::Complaint),
+            ),
+            (
+                Class::Complaint,
+                Delayed,
+                K::Complained,
+                Some(Status::Complained),
+                Some(SuppressionReason::Complaint),
+            ),
+            (
+                Class::Complaint,
+                Delivered,
+                K::Complained,
+                Some(Status::Complained),
+                Some(SuppressionReason::Complaint),
+            ),
+            (
+                Class::Complaint,
+                Relayed,
+                K::Complained,
+                Some(Status::Complained),
+                Some(SuppressionReason::Complaint),
+            ),
+            (
+                Class::Complaint,
+                Expanded,
+                K::Complained,
+                Some(Status::Complained),
+                Some(SuppressionReason::Complaint),
+            ),
             (Class::Autoreply, Failed, K::Autoreply, None, None),
             (Class::Autoreply, Delayed, K::Autoreply, None, None),
             (Class::Autoreply, Delivered, K::Autoreply, None, None),
@@ -297,21 +532,42 @@ mod tests {
             (Class::Unclassified, Expanded, K::Unverified, None, None),
         ];
         for (class, action, event, status, suppress) in table {
-            assert_eq!(report_effect(class, action, false), Effect { event, status, suppress }, "{class:?} {action:?}");
+            assert_eq!(
+                report_effect(class, action, false),
+                Effect {
+                    event,
+                    status,
+                    suppress
+                },
+                "{class:?} {action:?}"
+            );
         }
         for action in Action::ALL {
             let e = report_effect(Class::Complaint, action, true);
-            assert_eq!((e.event, e.status, e.suppress), (K::Unsubscribed, Some(Status::Unsubscribed), Some(SuppressionReason::Unsubscribe)));
+            assert_eq!(
+                (e.event, e.status, e.suppress),
+                (
+                    K::Unsubscribed,
+                    Some(Status::Unsubscribed),
+                    Some(SuppressionReason::Unsubscribe)
+                )
+            );
         }
     }
 
     #[test]
     fn other_findings_and_precedence() {
-        assert_eq!(effect(Finding::Reply(Status::Bounced)).suppress, Some(SuppressionReason::HardBounce));
+        assert_eq!(
+            effect(Finding::Reply(Status::Bounced)).suppress,
+            Some(SuppressionReason::HardBounce)
+        );
         assert_eq!(effect(Finding::Reply(Status::Failed)).suppress, None);
         assert_eq!(effect(Finding::Expired).status, Some(Status::Expired));
         assert_eq!(effect(Finding::Suppressed).event, EventKind::Dropped);
-        assert_eq!(effect(Finding::Unsubscribe).suppress, Some(SuppressionReason::Unsubscribe));
+        assert_eq!(
+            effect(Finding::Unsubscribe).suppress,
+            Some(SuppressionReason::Unsubscribe)
+        );
         assert!(replaces(Status::Delivered, Status::Failed));
         assert!(replaces(Status::Delivered, Status::Bounced));
         assert!(replaces(Status::Failed, Status::Bounced));

@@ -3,15 +3,13 @@
 //! ([`crate::inbound::accept`]), the sender DSNs ([`crate::delivery::sender_dsn`]) and the
 //! admin resend. Also the header completion every stored message gets (Message-ID, Date).
 
-
 use crate::daemon::state::Daemon;
 use crate::model::address::Address;
+use crate::model::dsn_request::{DsnNotify, DsnRet};
 use crate::model::headers::header_value;
 use crate::model::{Event, EventKind, Source, Status};
 use crate::store::queue::{MessageRecord, RcptRecord, new_queue_id};
 use crate::store::{StoreError, TreeId, WriteSet};
-use crate::model::dsn_request::{DsnNotify, DsnRet};
-
 
 /// True for addresses at the bounce domain (returned mail, never relayed).
 pub fn is_bounce_domain(daemon: &Daemon, a: &Address) -> bool {
@@ -38,7 +36,12 @@ pub struct NewMessage {
 
 /// Adds a new queue entry to `ws`: record, body, Message-ID index, schedule entry and one
 /// `queued` (or `dropped`, when suppressed) event per recipient. Returns the queue id.
-pub fn queue_message(daemon: &Daemon, new: NewMessage, ws: &mut WriteSet, events: &mut Vec<Event>) -> Result<u64, StoreError> {
+pub fn queue_message(
+    daemon: &Daemon,
+    new: NewMessage,
+    ws: &mut WriteSet,
+    events: &mut Vec<Event>,
+) -> Result<u64, StoreError> {
     let now = daemon.now();
     let id = new_queue_id(&daemon.store, now)?;
     let (body, message_id) = complete_headers(new.body, &daemon.cfg.server.hostname, now);
@@ -74,19 +77,35 @@ pub fn queue_message(daemon: &Daemon, new: NewMessage, ws: &mut WriteSet, events
                 Status::Queued
             }
         };
-        rec.recipients.push(RcptRecord { address, orcpt, notify, status, attempts: 0, last_diagnostic: None });
+        rec.recipients.push(RcptRecord {
+            address,
+            orcpt,
+            notify,
+            status,
+            attempts: 0,
+            last_diagnostic: None,
+        });
     }
     if !rec.is_finished() {
         rec.next_attempt = Some(now);
     }
     ws.put_message(&rec, None)?;
     ws.insert(TreeId::Bodies, id.to_be_bytes().to_vec(), body);
-    ws.insert(TreeId::MsgIds, message_id.into_bytes(), id.to_be_bytes().to_vec());
+    ws.insert(
+        TreeId::MsgIds,
+        message_id.into_bytes(),
+        id.to_be_bytes().to_vec(),
+    );
     Ok(id)
 }
 
 /// An event about one recipient of a queued message.
-pub fn base_event(kind: EventKind, now: crate::model::time::Timestamp, rec: &MessageRecord, rcpt: &str) -> Event {
+pub fn base_event(
+    kind: EventKind,
+    now: crate::model::time::Timestamp,
+    rec: &MessageRecord,
+    rcpt: &str,
+) -> Event {
     let mut ev = Event::new(kind, now);
     ev.queue_id = Some(rec.queue_id());
     ev.message_id = rec.message_id.clone();
@@ -105,8 +124,14 @@ pub fn suppressed_since(s: &crate::model::Suppression) -> String {
 /// fields (the `Received:` rebound prepended stays first); every other byte is kept. A
 /// generated id is 128 random bits: nothing in it can be derived from the queue id, the clock
 /// or another recipient's copy.
-pub fn complete_headers(body: Vec<u8>, host: &str, received: crate::model::time::Timestamp) -> (Vec<u8>, String) {
-    let kept = header_value(&body, "message-id").map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
+pub fn complete_headers(
+    body: Vec<u8>,
+    host: &str,
+    received: crate::model::time::Timestamp,
+) -> (Vec<u8>, String) {
+    let kept = header_value(&body, "message-id")
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty());
     let mut added = String::new();
     let mid = kept.unwrap_or_else(|| {
         let random: [u8; 16] = rand::random();
@@ -131,7 +156,9 @@ pub fn complete_headers(body: Vec<u8>, host: &str, received: crate::model::time:
 /// The offset just past the leading trace fields (`Received:`, `Return-Path:`, folded lines included).
 fn trace_end(msg: &[u8]) -> usize {
     let is_trace = |line: &[u8]| {
-        ["received:", "return-path:"].iter().any(|n| line.len() >= n.len() && line[..n.len()].eq_ignore_ascii_case(n.as_bytes()))
+        ["received:", "return-path:"]
+            .iter()
+            .any(|n| line.len() >= n.len() && line[..n.len()].eq_ignore_ascii_case(n.as_bytes()))
     };
     let mut at = 0;
     let mut in_trace = false;
@@ -152,7 +179,11 @@ fn trace_end(msg: &[u8]) -> usize {
 /// Free bytes for unprivileged users on the filesystem holding `dir`.
 pub fn free_space(dir: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
-    let path = if dir.exists() { dir.to_path_buf() } else { dir.parent()?.to_path_buf() };
+    let path = if dir.exists() {
+        dir.to_path_buf()
+    } else {
+        dir.parent()?.to_path_buf()
+    };
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
@@ -171,9 +202,24 @@ mod tests {
         let (b, m) = complete_headers(b"Subject: x\r\nMessage-Id: <a@b>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nhi\r\n".to_vec(), "h", T);
         assert_eq!(m, "<a@b>");
         assert_eq!(b, b"Subject: x\r\nMessage-Id: <a@b>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nhi\r\n");
-        let (b, m) = complete_headers(b"Subject: x\r\nDate: d\r\n\r\nMessage-ID: <not-a-header>\r\n".to_vec(), "relay.example", T);
-        assert!(m.starts_with('<') && m.ends_with("@relay.example>") && m.len() == "<@relay.example>".len() + 26, "{m}");
-        assert_eq!(b, format!("Message-ID: {m}\r\nSubject: x\r\nDate: d\r\n\r\nMessage-ID: <not-a-header>\r\n").into_bytes());
+        let (b, m) = complete_headers(
+            b"Subject: x\r\nDate: d\r\n\r\nMessage-ID: <not-a-header>\r\n".to_vec(),
+            "relay.example",
+            T,
+        );
+        assert!(
+            m.starts_with('<')
+                && m.ends_with("@relay.example>")
+                && m.len() == "<@relay.example>".len() + 26,
+            "{m}"
+        );
+        assert_eq!(
+            b,
+            format!(
+                "Message-ID: {m}\r\nSubject: x\r\nDate: d\r\n\r\nMessage-ID: <not-a-header>\r\n"
+            )
+            .into_bytes()
+        );
         // Two generated ids share nothing guessable.
         let (_, m2) = complete_headers(b"Subject: x\r\n\r\n".to_vec(), "relay.example", T);
         assert_ne!(m, m2);
@@ -185,13 +231,30 @@ mod tests {
         let app = "From: a@app.test\r\nSubject: hi\r\n\r\nDate: not a header\r\n";
         let (b, m) = complete_headers(format!("{received}{app}").into_bytes(), "relay.example", T);
         let date = format!("Date: {}\r\n", T.to_rfc5322());
-        assert_eq!(String::from_utf8(b).unwrap(), format!("{received}Message-ID: {m}\r\n{date}{app}"));
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            format!("{received}Message-ID: {m}\r\n{date}{app}")
+        );
         // A Date the app set is kept, and only the Message-ID is added.
-        let (b, m) = complete_headers(format!("{received}Date: Mon, 2 Nov 2026 09:00:00 +0100\r\n{app}").into_bytes(), "h", T);
-        assert_eq!(String::from_utf8(b).unwrap(), format!("{received}Message-ID: {m}\r\nDate: Mon, 2 Nov 2026 09:00:00 +0100\r\n{app}"));
+        let (b, m) = complete_headers(
+            format!("{received}Date: Mon, 2 Nov 2026 09:00:00 +0100\r\n{app}").into_bytes(),
+            "h",
+            T,
+        );
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            format!("{received}Message-ID: {m}\r\nDate: Mon, 2 Nov 2026 09:00:00 +0100\r\n{app}")
+        );
         // Return-Path and further Received fields are trace fields too.
-        let (b, _) = complete_headers(b"Return-Path: <x@y>\r\nreceived: a\r\n b\r\nMessage-ID: <k@k>\r\n\r\n".to_vec(), "h", T);
-        assert_eq!(String::from_utf8(b).unwrap(), format!("Return-Path: <x@y>\r\nreceived: a\r\n b\r\n{date}Message-ID: <k@k>\r\n\r\n"));
+        let (b, _) = complete_headers(
+            b"Return-Path: <x@y>\r\nreceived: a\r\n b\r\nMessage-ID: <k@k>\r\n\r\n".to_vec(),
+            "h",
+            T,
+        );
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            format!("Return-Path: <x@y>\r\nreceived: a\r\n b\r\n{date}Message-ID: <k@k>\r\n\r\n")
+        );
     }
 
     #[test]

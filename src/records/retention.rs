@@ -8,7 +8,12 @@ pub async fn purge_logged(daemon: &Daemon) {
     match &stats.error {
         Some(e) => tracing::error!(error = %e, "retention purge stopped early"),
         None if stats.events + stats.bodies + stats.messages > 0 => {
-            tracing::info!(events = stats.events, bodies = stats.bodies, messages = stats.messages, "retention purge")
+            tracing::info!(
+                events = stats.events,
+                bodies = stats.bodies,
+                messages = stats.messages,
+                "retention purge"
+            )
         }
         None => {}
     }

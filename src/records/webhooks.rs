@@ -14,8 +14,8 @@ use std::time::Duration;
 use ring::hmac;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::Event;
 use crate::daemon::state::Daemon;
+use crate::model::Event;
 use crate::store::{TreeId, WriteSet, unhex};
 
 /// Signs a body the way receivers verify it: lower-case hex HMAC-SHA256.
@@ -25,7 +25,9 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 
 /// Runs until `shutdown`.
 pub async fn run(daemon: Arc<Daemon>, secret: Vec<u8>, shutdown: CancellationToken) {
-    let Some(url) = daemon.cfg.webhooks.url.clone() else { return };
+    let Some(url) = daemon.cfg.webhooks.url.clone() else {
+        return;
+    };
     let mut backoff = Duration::from_secs(1);
     loop {
         if daemon.committer.is_poisoned() {
@@ -93,19 +95,38 @@ async fn next_batch(daemon: &Daemon, shutdown: &CancellationToken) -> Option<Vec
         }
     };
     let now = daemon.now();
-    let (stale, fresh): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| now.since(e.time) > cfg.max_age.0);
+    let (stale, fresh): (Vec<Event>, Vec<Event>) = events
+        .into_iter()
+        .partition(|e| now.since(e.time) > cfg.max_age.0);
     if !stale.is_empty() {
-        tracing::error!(events = stale.len(), "webhook events older than webhooks.max_age dropped from the outbox");
+        tracing::error!(
+            events = stale.len(),
+            "webhook events older than webhooks.max_age dropped from the outbox"
+        );
         remove(daemon, &stale);
     }
     Some(fresh)
 }
 
-async fn post_batch(url: &str, secret: &[u8], batch: &[Event], now: crate::model::time::Timestamp) -> Result<(), String> {
+async fn post_batch(
+    url: &str,
+    secret: &[u8],
+    batch: &[Event],
+    now: crate::model::time::Timestamp,
+) -> Result<(), String> {
     let body = serde_json::to_vec(batch).map_err(|e| e.to_string())?;
-    let headers = [("x-rebound-signature", sign(secret, &body)), ("x-rebound-timestamp", (now.millis() / 1000).to_string())];
-    let resp = crate::records::http_client::post(url, &headers, body, Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
-    if (200..300).contains(&resp.status) { Ok(()) } else { Err(format!("receiver answered {}", resp.status)) }
+    let headers = [
+        ("x-rebound-signature", sign(secret, &body)),
+        ("x-rebound-timestamp", (now.millis() / 1000).to_string()),
+    ];
+    let resp = crate::records::http_client::post(url, &headers, body, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    if (200..300).contains(&resp.status) {
+        Ok(())
+    } else {
+        Err(format!("receiver answered {}", resp.status))
+    }
 }
 
 fn remove(daemon: &Daemon, batch: &[Event]) {
@@ -126,6 +147,9 @@ mod tests {
     #[test]
     fn signature_is_hex_hmac_sha256() {
         // RFC 4231 test case 2.
-        assert_eq!(super::sign(b"Jefe", b"what do ya want for nothing?"), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            super::sign(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 }

@@ -50,7 +50,11 @@ impl Committer {
         let health = Arc::new(StoreHealth::default());
         let flushes = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(store, rx, health.clone(), flushes.clone()));
-        Committer { tx, health, flushes }
+        Committer {
+            tx,
+            health,
+            flushes,
+        }
     }
 
     /// Resolves once everything applied before this call is on disk.
@@ -69,8 +73,11 @@ impl Committer {
             return Err(StoreError::Poisoned);
         }
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Waiter { ws, reply }).map_err(|_| StoreError::Flush("commit task stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Flush("commit task stopped".into()))?
+        self.tx
+            .send(Waiter { ws, reply })
+            .map_err(|_| StoreError::Flush("commit task stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Flush("commit task stopped".into()))?
     }
 
     /// True while the store is faulted; the daemon must not acknowledge mail nor start deliveries.
@@ -95,7 +102,12 @@ impl Committer {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Waiter>, health: Arc<StoreHealth>, flushes: Arc<AtomicU64>) {
+async fn run(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<Waiter>,
+    health: Arc<StoreHealth>,
+    flushes: Arc<AtomicU64>,
+) {
     let mut prober = Prober::default();
     loop {
         let first = if health.restart_requested() {
@@ -127,8 +139,14 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Waiter>, health: Arc<
 }
 
 /// Applies and flushes one group and answers its waiters (all fail at once while faulted).
-async fn commit_batch(store: &Store, batch: Vec<Waiter>, health: &StoreHealth, flushes: &AtomicU64) {
-    let (replies, sets): (Vec<Reply>, Vec<Option<WriteSet>>) = batch.into_iter().map(|w| (w.reply, w.ws)).unzip();
+async fn commit_batch(
+    store: &Store,
+    batch: Vec<Waiter>,
+    health: &StoreHealth,
+    flushes: &AtomicU64,
+) {
+    let (replies, sets): (Vec<Reply>, Vec<Option<WriteSet>>) =
+        batch.into_iter().map(|w| (w.reply, w.ws)).unzip();
     let results = if health.is_faulted() {
         vec![Err(StoreError::Poisoned); replies.len()]
     } else {
@@ -136,7 +154,10 @@ async fn commit_batch(store: &Store, batch: Vec<Waiter>, health: &StoreHealth, f
     };
     flushes.fetch_add(1, Ordering::Relaxed);
     // A failed flush, or a write the disk refused (ENOSPC, EIO), stops all acknowledgements.
-    if let Some(Err(e)) = results.iter().find(|r| matches!(r, Err(StoreError::Flush(_) | StoreError::Db(_)))) {
+    if let Some(Err(e)) = results
+        .iter()
+        .find(|r| matches!(r, Err(StoreError::Flush(_) | StoreError::Db(_))))
+    {
         health.set_fault(&e.to_string());
     }
     for (reply, result) in replies.into_iter().zip(results) {
@@ -152,7 +173,10 @@ struct Prober {
 
 impl Default for Prober {
     fn default() -> Self {
-        Prober { wait: PROBE_FIRST, handle_failures: 0 }
+        Prober {
+            wait: PROBE_FIRST,
+            handle_failures: 0,
+        }
     }
 }
 
@@ -163,14 +187,21 @@ impl Prober {
         let s = store.clone();
         let probe = tokio::task::spawn_blocking(move || {
             if fail_point_active() {
-                return Err(ProbeFailure::Disk("injected failure (REBOUND_FAIL_FLUSH)".into()));
+                return Err(ProbeFailure::Disk(
+                    "injected failure (REBOUND_FAIL_FLUSH)".into(),
+                ));
             }
             s.probe_blocking()
         });
         let res = match tokio::time::timeout(PROBE_STALL, probe).await {
-            Ok(joined) => joined.unwrap_or_else(|e| Err(ProbeFailure::Disk(format!("probe panicked: {e}")))),
+            Ok(joined) => {
+                joined.unwrap_or_else(|e| Err(ProbeFailure::Disk(format!("probe panicked: {e}"))))
+            }
             Err(_) => {
-                health.require_restart(&format!("a probe write did not finish within {} s", PROBE_STALL.as_secs()));
+                health.require_restart(&format!(
+                    "a probe write did not finish within {} s",
+                    PROBE_STALL.as_secs()
+                ));
                 return;
             }
         };
@@ -194,7 +225,11 @@ impl Prober {
 /// Applies the group's write sets (together; one by one if that fails, so one bad
 /// set cannot fail the others), then flushes. One result per waiter, in order. When
 /// anything fails, every set applied is taken back and every waiter gets the error.
-async fn apply_and_flush(store: &Store, sets: Vec<Option<WriteSet>>, n: usize) -> Vec<Result<(), StoreError>> {
+async fn apply_and_flush(
+    store: &Store,
+    sets: Vec<Option<WriteSet>>,
+    n: usize,
+) -> Vec<Result<(), StoreError>> {
     let s = store.clone();
     let fail = fail_point_active();
     let joined = tokio::task::spawn_blocking(move || {
@@ -203,7 +238,13 @@ async fn apply_and_flush(store: &Store, sets: Vec<Option<WriteSet>>, n: usize) -
         // flush (sled can stall on a full disk); nothing in this group is acknowledged.
         let failed = results.iter().find_map(|r| r.clone().err());
         let failed = failed.or_else(|| {
-            let flushed = if fail { Err(StoreError::Flush("injected failure (REBOUND_FAIL_FLUSH)".into())) } else { s.flush_blocking() };
+            let flushed = if fail {
+                Err(StoreError::Flush(
+                    "injected failure (REBOUND_FAIL_FLUSH)".into(),
+                ))
+            } else {
+                s.flush_blocking()
+            };
             flushed.err()
         });
         match failed {
@@ -220,7 +261,10 @@ async fn apply_and_flush(store: &Store, sets: Vec<Option<WriteSet>>, n: usize) -
 
 /// Applies the sets as one transaction, or one by one when that fails; returns one result per
 /// set and the write sets undoing what was applied (in the order to apply them).
-fn apply_group(store: &Store, sets: Vec<Option<WriteSet>>) -> (Vec<Result<(), StoreError>>, Vec<WriteSet>) {
+fn apply_group(
+    store: &Store,
+    sets: Vec<Option<WriteSet>>,
+) -> (Vec<Result<(), StoreError>>, Vec<WriteSet>) {
     let mut all = WriteSet::new();
     let mut ends = Vec::with_capacity(sets.len());
     for ws in sets {
@@ -235,7 +279,9 @@ fn apply_group(store: &Store, sets: Vec<Option<WriteSet>>) -> (Vec<Result<(), St
     let mut results = Vec::with_capacity(ends.len());
     let mut undos = Vec::new();
     for end in ends {
-        let one = WriteSet { ops: rest.by_ref().take(end - start).collect() };
+        let one = WriteSet {
+            ops: rest.by_ref().take(end - start).collect(),
+        };
         start = end;
         results.push(store.apply_undoable(&one).map(|u| undos.push(u)));
     }
@@ -277,10 +323,19 @@ mod tests {
         committer.poison(&StoreError::Db("IO error: No space left on device".into()));
         let mut ws = WriteSet::new();
         ws.insert(TreeId::Bodies, b"1".to_vec(), b"x".to_vec());
-        assert!(matches!(committer.commit(ws.clone()).await, Err(StoreError::Poisoned)));
-        assert!(store.tree(TreeId::Bodies).is_empty(), "a refused write set is not applied");
+        assert!(matches!(
+            committer.commit(ws.clone()).await,
+            Err(StoreError::Poisoned)
+        ));
+        assert!(
+            store.tree(TreeId::Bodies).is_empty(),
+            "a refused write set is not applied"
+        );
         let fault = committer.health().fault().unwrap();
-        assert!(fault.reason.contains("No space left") && !fault.restart_needed, "{fault:?}");
+        assert!(
+            fault.reason.contains("No space left") && !fault.restart_needed,
+            "{fault:?}"
+        );
         // The disk is fine, so the first probe clears the fault.
         tokio::time::timeout(Duration::from_secs(10), async {
             while committer.is_poisoned() {
@@ -304,7 +359,11 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut ws = WriteSet::new();
                 ws.insert(TreeId::Bodies, i.to_be_bytes().to_vec(), vec![b'x'; 100]);
-                ws.insert(TreeId::MsgIds, format!("<{i}@t>").into_bytes(), i.to_be_bytes().to_vec());
+                ws.insert(
+                    TreeId::MsgIds,
+                    format!("<{i}@t>").into_bytes(),
+                    i.to_be_bytes().to_vec(),
+                );
                 ws.remove(TreeId::Bodies, 1000u64.to_be_bytes().to_vec());
                 c.commit(ws).await
             }));
@@ -316,6 +375,13 @@ mod tests {
         let flushes = committer.flush_count();
         assert!((1..=201).contains(&flushes), "{flushes} flushes");
         assert_eq!(store.tree(TreeId::Bodies).len(), 200);
-        assert_eq!(store.tree(TreeId::MsgIds).get(b"<199@t>").unwrap().as_deref(), Some(&199u64.to_be_bytes()[..]));
+        assert_eq!(
+            store
+                .tree(TreeId::MsgIds)
+                .get(b"<199@t>")
+                .unwrap()
+                .as_deref(),
+            Some(&199u64.to_be_bytes()[..])
+        );
     }
 }

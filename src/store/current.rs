@@ -24,8 +24,8 @@ use ring::digest;
 use super::queue::parse_queue_id;
 use super::{Store, StoreError, TreeId, WriteSet, unhex};
 use crate::model::address::suppression_key;
-use crate::model::{Event, Status};
 use crate::model::time::Timestamp;
+use crate::model::{Event, Status};
 
 /// One recipient's latest status-setting event, as the index holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +77,16 @@ impl Store {
     /// Adds to `ws` the index change for `ev` when it sets a recipient's status (the event must
     /// be stamped). The entry it replaces is read from the store: call once per event.
     pub fn index_current(&self, ws: &mut WriteSet, ev: &Event) -> Result<(), StoreError> {
-        let (Some(status), Some(qid), Some(rcpt)) = (ev.status.status(), ev.queue_id.as_deref().and_then(parse_queue_id), ev.recipient.as_deref()) else {
+        let (Some(status), Some(qid), Some(rcpt)) = (
+            ev.status.status(),
+            ev.queue_id.as_deref().and_then(parse_queue_id),
+            ev.recipient.as_deref(),
+        ) else {
             return Ok(());
         };
-        let Some(ek) = unhex(&ev.id).filter(|k| k.len() == 16) else { return Ok(()) };
+        let Some(ek) = unhex(&ev.id).filter(|k| k.len() == 16) else {
+            return Ok(());
+        };
         let mut key = qid.to_be_bytes().to_vec();
         key.extend_from_slice(&rcpt_hash(rcpt));
         if let Some(old) = self.tree(TreeId::Current).get(&key)?
@@ -105,10 +111,19 @@ impl Store {
     /// Adds to `ws` the removal of every index entry of the (message, recipient)s of `events`
     /// (erasure: their events are being deleted). Entries left behind by two changes in one
     /// write set are found too: the statuses that keep a row are read whole, keys only.
-    pub fn unindex_current(&self, ws: &mut WriteSet, events: &[Event]) -> Result<usize, StoreError> {
+    pub fn unindex_current(
+        &self,
+        ws: &mut WriteSet,
+        events: &[Event],
+    ) -> Result<usize, StoreError> {
         let mut keys = std::collections::HashSet::new();
         for ev in events {
-            let (Some(qid), Some(rcpt)) = (ev.queue_id.as_deref().and_then(parse_queue_id), ev.recipient.as_deref()) else { continue };
+            let (Some(qid), Some(rcpt)) = (
+                ev.queue_id.as_deref().and_then(parse_queue_id),
+                ev.recipient.as_deref(),
+            ) else {
+                continue;
+            };
             let mut key = qid.to_be_bytes().to_vec();
             key.extend_from_slice(&rcpt_hash(rcpt));
             keys.insert(key);
@@ -140,24 +155,44 @@ impl Store {
 
     /// Recipients whose latest status was set in `[since, until]` and is one `want` accepts,
     /// oldest first. Statuses `want` refuses are not read at all.
-    pub fn current_between(&self, since: Timestamp, until: Timestamp, want: impl Fn(Status) -> bool) -> Result<Vec<Current>, StoreError> {
+    pub fn current_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        want: impl Fn(Status) -> bool,
+    ) -> Result<Vec<Current>, StoreError> {
         let start = (since.millis().max(0) as u64).to_be_bytes();
-        let end = (until.millis().max(0) as u64).saturating_add(1).to_be_bytes();
+        let end = (until.millis().max(0) as u64)
+            .saturating_add(1)
+            .to_be_bytes();
         let current = self.tree(TreeId::Current);
         let mut out = Vec::new();
         for status in Status::ALL.into_iter().filter(|s| want(*s)) {
             let b = status_byte(status);
-            for item in self.tree(TreeId::CurrentByTime).range(by_time_key(b, &start, &[])..by_time_key(b, &end, &[])) {
+            for item in self
+                .tree(TreeId::CurrentByTime)
+                .range(by_time_key(b, &start, &[])..by_time_key(b, &end, &[]))
+            {
                 let (k, v) = item?;
-                let (Some(ms), Some(event)) = (k.get(1..9), v.get(..16)) else { continue };
+                let (Some(ms), Some(event)) = (k.get(1..9), v.get(..16)) else {
+                    continue;
+                };
                 // Two status changes of one recipient in one write set leave the first one's
                 // entry behind; only the entry `current` points at counts.
-                if current.get(&k[9..])?.is_none_or(|c| c.get(8..24) != Some(event)) {
+                if current
+                    .get(&k[9..])?
+                    .is_none_or(|c| c.get(8..24) != Some(event))
+                {
                     continue;
                 }
                 let time = Timestamp(u64::from_be_bytes(ms.try_into().unwrap_or_default()) as i64);
                 let row = v.get(17..).filter(|r| !r.is_empty()).map(<[u8]>::to_vec);
-                out.push(Current { time, status, event: event.try_into().unwrap_or_default(), row });
+                out.push(Current {
+                    time,
+                    status,
+                    event: event.try_into().unwrap_or_default(),
+                    row,
+                });
             }
         }
         out.sort_by_key(|c| (c.time, c.event));
@@ -171,11 +206,20 @@ impl Store {
         if !self.tree(TreeId::Current).is_empty() {
             return Ok(0);
         }
-        let mut latest: std::collections::HashMap<Vec<u8>, (Vec<u8>, u8)> = std::collections::HashMap::new();
+        let mut latest: std::collections::HashMap<Vec<u8>, (Vec<u8>, u8)> =
+            std::collections::HashMap::new();
         for item in self.tree(TreeId::Events).iter() {
             let (k, v) = item?;
-            let Ok(ev) = serde_json::from_slice::<Event>(&v) else { continue };
-            let (Some(status), Some(qid), Some(rcpt)) = (ev.status.status(), ev.queue_id.as_deref().and_then(parse_queue_id), ev.recipient.as_deref()) else { continue };
+            let Ok(ev) = serde_json::from_slice::<Event>(&v) else {
+                continue;
+            };
+            let (Some(status), Some(qid), Some(rcpt)) = (
+                ev.status.status(),
+                ev.queue_id.as_deref().and_then(parse_queue_id),
+                ev.recipient.as_deref(),
+            ) else {
+                continue;
+            };
             let mut key = qid.to_be_bytes().to_vec();
             key.extend_from_slice(&rcpt_hash(rcpt));
             latest.insert(key, (k.to_vec(), status_byte(status)));
@@ -200,12 +244,21 @@ impl Store {
 
     /// Adds to `ws` the removal of index entries whose status was set before `cutoff` (at most
     /// `limit` per status).
-    pub fn purge_current_before(&self, ws: &mut WriteSet, cutoff: Timestamp, limit: usize) -> Result<usize, StoreError> {
+    pub fn purge_current_before(
+        &self,
+        ws: &mut WriteSet,
+        cutoff: Timestamp,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
         let end = (cutoff.millis().max(0) as u64).to_be_bytes();
         let mut n = 0;
         for status in Status::ALL {
             let b = status_byte(status);
-            for item in self.tree(TreeId::CurrentByTime).range(by_time_key(b, &[], &[])..by_time_key(b, &end, &[])).take(limit) {
+            for item in self
+                .tree(TreeId::CurrentByTime)
+                .range(by_time_key(b, &[], &[])..by_time_key(b, &end, &[]))
+                .take(limit)
+            {
                 let (k, _) = item?;
                 ws.remove(TreeId::Current, k[9..].to_vec());
                 ws.remove(TreeId::CurrentByTime, k.to_vec());
@@ -223,7 +276,11 @@ impl Store {
     /// What a report row shows of an index entry: the row kept with it (the event's time to
     /// the millisecond), or the event itself for an entry written without one.
     pub fn row_of(&self, c: &Current) -> Result<Option<Event>, StoreError> {
-        match c.row.as_deref().and_then(|r| serde_json::from_slice::<Event>(r).ok()) {
+        match c
+            .row
+            .as_deref()
+            .and_then(|r| serde_json::from_slice::<Event>(r).ok())
+        {
             Some(mut e) => {
                 e.time = c.time;
                 Ok(Some(e))
@@ -250,22 +307,52 @@ mod tests {
     fn only_the_latest_status_of_each_recipient_is_indexed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        for (kind, ms, rcpt) in [(EventKind::Queued, 1000, "a@x.test"), (EventKind::Queued, 1000, "b@x.test"), (EventKind::Delivered, 2000, "A@X.test"), (EventKind::Resent, 2500, "b@x.test"), (EventKind::Bounced, 3000, "b@x.test")] {
+        for (kind, ms, rcpt) in [
+            (EventKind::Queued, 1000, "a@x.test"),
+            (EventKind::Queued, 1000, "b@x.test"),
+            (EventKind::Delivered, 2000, "A@X.test"),
+            (EventKind::Resent, 2500, "b@x.test"),
+            (EventKind::Bounced, 3000, "b@x.test"),
+        ] {
             let e = ev(&store, kind, ms, rcpt);
             let mut ws = WriteSet::new();
             ws.put_event(&e, false);
             store.index_current(&mut ws, &e).unwrap();
             store.apply(&ws).unwrap();
         }
-        let all = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
+        let all = store
+            .current_between(Timestamp(0), Timestamp(10_000), |_| true)
+            .unwrap();
         let got: Vec<(i64, Status)> = all.iter().map(|c| (c.time.millis(), c.status)).collect();
-        assert_eq!(got, vec![(2000, Status::Delivered), (3000, Status::Bounced)]);
-        assert_eq!(store.event_of(&all[1]).unwrap().unwrap().status, EventKind::Bounced);
-        assert!(store.current_between(Timestamp(2001), Timestamp(2999), |_| true).unwrap().is_empty());
+        assert_eq!(
+            got,
+            vec![(2000, Status::Delivered), (3000, Status::Bounced)]
+        );
+        assert_eq!(
+            store.event_of(&all[1]).unwrap().unwrap().status,
+            EventKind::Bounced
+        );
+        assert!(
+            store
+                .current_between(Timestamp(2001), Timestamp(2999), |_| true)
+                .unwrap()
+                .is_empty()
+        );
         let mut ws = WriteSet::new();
-        assert_eq!(store.purge_current_before(&mut ws, Timestamp(2500), 100).unwrap(), 1);
+        assert_eq!(
+            store
+                .purge_current_before(&mut ws, Timestamp(2500), 100)
+                .unwrap(),
+            1
+        );
         store.apply(&ws).unwrap();
-        assert_eq!(store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .current_between(Timestamp(0), Timestamp(10_000), |_| true)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -279,8 +366,13 @@ mod tests {
             store.index_current(&mut ws, &e).unwrap();
         }
         store.apply(&ws).unwrap();
-        let all = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
-        assert_eq!(all.iter().map(|c| c.status).collect::<Vec<_>>(), vec![Status::Expired]);
+        let all = store
+            .current_between(Timestamp(0), Timestamp(10_000), |_| true)
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|c| c.status).collect::<Vec<_>>(),
+            vec![Status::Expired]
+        );
     }
 
     #[test]
@@ -288,12 +380,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut ws = WriteSet::new();
-        for (kind, ms) in [(EventKind::Queued, 1000), (EventKind::Deferred, 2000), (EventKind::Expired, 3000)] {
+        for (kind, ms) in [
+            (EventKind::Queued, 1000),
+            (EventKind::Deferred, 2000),
+            (EventKind::Expired, 3000),
+        ] {
             ws.put_event(&ev(&store, kind, ms, "c@x.test"), false);
         }
         store.apply(&ws).unwrap();
         assert_eq!(store.backfill_current().unwrap(), 1);
-        let all = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
+        let all = store
+            .current_between(Timestamp(0), Timestamp(10_000), |_| true)
+            .unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].status, Status::Expired);
         assert_eq!(store.backfill_current().unwrap(), 0, "only once");
@@ -313,25 +411,70 @@ mod tests {
             store.index_current(&mut ws, e).unwrap();
         }
         store.apply(&ws).unwrap();
-        let all = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
-        assert!(all[0].row.is_some() && all[1].row.is_none(), "a row for the bounce, none for the delivery");
+        let all = store
+            .current_between(Timestamp(0), Timestamp(10_000), |_| true)
+            .unwrap();
+        assert!(
+            all[0].row.is_some() && all[1].row.is_none(),
+            "a row for the bounce, none for the delivery"
+        );
         // The row is read without the event: delete the event, the row stays readable.
         let mut ws = WriteSet::new();
         ws.delete_event(&gone);
         store.apply(&ws).unwrap();
         let row = store.row_of(&all[0]).unwrap().expect("the row");
-        assert_eq!((row.time, row.status, row.recipient.as_deref(), row.diagnostic.as_deref()), (Timestamp(1234), EventKind::Bounced, Some("Gone@X.test"), gone.diagnostic.as_deref()));
+        assert_eq!(
+            (
+                row.time,
+                row.status,
+                row.recipient.as_deref(),
+                row.diagnostic.as_deref()
+            ),
+            (
+                Timestamp(1234),
+                EventKind::Bounced,
+                Some("Gone@X.test"),
+                gone.diagnostic.as_deref()
+            )
+        );
         assert_eq!(row.remote_host, None, "only what a report row shows");
         assert!(store.event_of(&all[0]).unwrap().is_none());
         // An entry without a row (written before rows were kept) reads the event.
-        let old = Current { row: None, ..all[1].clone() };
-        assert_eq!(store.row_of(&old).unwrap().map(|e| e.id), Some(ok.id.clone()));
-        assert_eq!(store.tree_mentions(TreeId::CurrentByTime, "gone@x.test").unwrap(), 1, "the row names the address");
+        let old = Current {
+            row: None,
+            ..all[1].clone()
+        };
+        assert_eq!(
+            store.row_of(&old).unwrap().map(|e| e.id),
+            Some(ok.id.clone())
+        );
+        assert_eq!(
+            store
+                .tree_mentions(TreeId::CurrentByTime, "gone@x.test")
+                .unwrap(),
+            1,
+            "the row names the address"
+        );
         let mut ws = WriteSet::new();
-        assert_eq!(store.unindex_current(&mut ws, std::slice::from_ref(&gone)).unwrap(), 1);
+        assert_eq!(
+            store
+                .unindex_current(&mut ws, std::slice::from_ref(&gone))
+                .unwrap(),
+            1
+        );
         store.apply(&ws).unwrap();
-        assert_eq!(store.tree_mentions(TreeId::CurrentByTime, "gone@x.test").unwrap(), 0);
-        let left = store.current_between(Timestamp(0), Timestamp(10_000), |_| true).unwrap();
-        assert_eq!(left.iter().map(|c| c.status).collect::<Vec<_>>(), vec![Status::Delivered]);
+        assert_eq!(
+            store
+                .tree_mentions(TreeId::CurrentByTime, "gone@x.test")
+                .unwrap(),
+            0
+        );
+        let left = store
+            .current_between(Timestamp(0), Timestamp(10_000), |_| true)
+            .unwrap();
+        assert_eq!(
+            left.iter().map(|c| c.status).collect::<Vec<_>>(),
+            vec![Status::Delivered]
+        );
     }
 }

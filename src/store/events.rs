@@ -4,8 +4,8 @@
 //! cursor (the last event key seen).
 
 use super::{Store, StoreError, TreeId, WriteSet, hex, unhex};
-use crate::model::address::suppression_key;
 use crate::model::Event;
+use crate::model::address::suppression_key;
 use crate::model::time::Timestamp;
 
 /// A filter over the log. Empty fields match everything.
@@ -39,13 +39,25 @@ pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Roughly the bytes an event takes as JSON (its texts plus the fixed fields).
 fn approx_size(ev: &Event) -> usize {
-    let texts = [&ev.diagnostic, &ev.recipient, &ev.message_id, &ev.remote_host, &ev.rule, &ev.feedback_type];
-    320 + texts.iter().map(|t| t.as_deref().map_or(0, str::len)).sum::<usize>()
+    let texts = [
+        &ev.diagnostic,
+        &ev.recipient,
+        &ev.message_id,
+        &ev.remote_host,
+        &ev.rule,
+        &ev.feedback_type,
+    ];
+    320 + texts
+        .iter()
+        .map(|t| t.as_deref().map_or(0, str::len))
+        .sum::<usize>()
 }
 
 /// The time an event key (see [`event_key`]) carries, to the millisecond.
 pub(super) fn key_time(key: &[u8]) -> Option<Timestamp> {
-    key.get(..8).and_then(|b| b.try_into().ok()).map(|b| Timestamp(u64::from_be_bytes(b) as i64))
+    key.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(|b| Timestamp(u64::from_be_bytes(b) as i64))
 }
 
 /// The 16-byte key of an event: big-endian time in ms, then a unique sequence number.
@@ -57,7 +69,9 @@ pub fn event_key(time: Timestamp, seq: u64) -> [u8; 16] {
 }
 
 fn rcpt_index_key(rcpt: &str, key: &[u8]) -> Vec<u8> {
-    let mut k = suppression_key(rcpt).unwrap_or_else(|| rcpt.to_lowercase()).into_bytes();
+    let mut k = suppression_key(rcpt)
+        .unwrap_or_else(|| rcpt.to_lowercase())
+        .into_bytes();
     k.push(0);
     k.extend_from_slice(key);
     k
@@ -84,14 +98,26 @@ impl WriteSet {
         if let Some(r) = &ev.recipient {
             self.insert(TreeId::EvRcpt, rcpt_index_key(r, &key), Vec::new());
         }
-        if let Some(q) = ev.queue_id.as_deref().and_then(super::queue::parse_queue_id) {
+        if let Some(q) = ev
+            .queue_id
+            .as_deref()
+            .and_then(super::queue::parse_queue_id)
+        {
             self.insert(TreeId::EvMsg, msg_index_key(q, &key), Vec::new());
         }
-        self.insert(TreeId::EvStatus, status_index_key(ev.status.as_str(), &key), Vec::new());
+        self.insert(
+            TreeId::EvStatus,
+            status_index_key(ev.status.as_str(), &key),
+            Vec::new(),
+        );
         if outbox {
             self.insert(TreeId::Outbox, key.to_vec(), Vec::new());
         }
-        self.insert(TreeId::Events, key.to_vec(), serde_json::to_vec(ev).unwrap_or_default());
+        self.insert(
+            TreeId::Events,
+            key.to_vec(),
+            serde_json::to_vec(ev).unwrap_or_default(),
+        );
     }
 
     /// Removes an event and its index entries.
@@ -100,7 +126,11 @@ impl WriteSet {
         if let Some(r) = &ev.recipient {
             self.remove(TreeId::EvRcpt, rcpt_index_key(r, &key));
         }
-        if let Some(q) = ev.queue_id.as_deref().and_then(super::queue::parse_queue_id) {
+        if let Some(q) = ev
+            .queue_id
+            .as_deref()
+            .and_then(super::queue::parse_queue_id)
+        {
             self.remove(TreeId::EvMsg, msg_index_key(q, &key));
         }
         self.remove(TreeId::EvStatus, status_index_key(ev.status.as_str(), &key));
@@ -120,7 +150,9 @@ impl Store {
 
     /// Reads one event by id.
     pub fn event(&self, id: &str) -> Result<Option<Event>, StoreError> {
-        let Some(key) = unhex(id).filter(|k| k.len() == 16) else { return Ok(None) };
+        let Some(key) = unhex(id).filter(|k| k.len() == 16) else {
+            return Ok(None);
+        };
         self.event_by_key(&key)
     }
 
@@ -148,12 +180,23 @@ impl Store {
     pub fn query_events(&self, q: &EventQuery) -> Result<EventPage, StoreError> {
         let limit = q.limit.clamp(1, 10_000);
         let cursor = match &q.cursor {
-            Some(c) => Some(unhex(c).filter(|k| k.len() == 16).ok_or_else(|| StoreError::Db("bad cursor".into()))?),
+            Some(c) => Some(
+                unhex(c)
+                    .filter(|k| k.len() == 16)
+                    .ok_or_else(|| StoreError::Db("bad cursor".into()))?,
+            ),
             None => None,
         };
         let (tree, prefix) = self.choose_index(q);
         let lo = index_bound(&prefix, q.since.map(|t| event_key(t, 0).to_vec()));
-        let hi = index_bound(&prefix, Some(q.until.map(|t| event_key(t, u64::MAX).to_vec()).unwrap_or_else(|| vec![0xff; 16])));
+        let hi = index_bound(
+            &prefix,
+            Some(
+                q.until
+                    .map(|t| event_key(t, u64::MAX).to_vec())
+                    .unwrap_or_else(|| vec![0xff; 16]),
+            ),
+        );
         let (lo, hi) = match (&cursor, q.ascending) {
             (Some(c), true) => (index_bound(&prefix, Some(next_key(c))).max(lo), hi),
             (Some(c), false) => (lo, index_bound(&prefix, Some(prev_key(c))).min(hi)),
@@ -162,14 +205,24 @@ impl Store {
         let mut events = Vec::new();
         let (mut last, mut bytes, mut full) = (None, 0usize, false);
         if lo > hi {
-            return Ok(EventPage { events, next_cursor: None });
+            return Ok(EventPage {
+                events,
+                next_cursor: None,
+            });
         }
         let range = self.tree(tree).range(lo..=hi);
-        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if q.ascending { Box::new(range) } else { Box::new(range.rev()) };
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if q.ascending
+        {
+            Box::new(range)
+        } else {
+            Box::new(range.rev())
+        };
         for item in iter {
             let (k, _) = item?;
             let key = &k[k.len() - 16..];
-            let Some(ev) = self.event_by_key(key)? else { continue };
+            let Some(ev) = self.event_by_key(key)? else {
+                continue;
+            };
             if matches(&ev, q) {
                 last = Some(key.to_vec());
                 bytes += approx_size(&ev);
@@ -181,7 +234,10 @@ impl Store {
             }
         }
         let next_cursor = if full { last.map(|k| hex(&k)) } else { None };
-        Ok(EventPage { events, next_cursor })
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
     }
 
     fn choose_index(&self, q: &EventQuery) -> (TreeId, Vec<u8>) {
@@ -189,7 +245,9 @@ impl Store {
             return (TreeId::EvMsg, id.to_be_bytes().to_vec());
         }
         if let Some(r) = &q.recipient {
-            let mut p = suppression_key(r).unwrap_or_else(|| r.to_lowercase()).into_bytes();
+            let mut p = suppression_key(r)
+                .unwrap_or_else(|| r.to_lowercase())
+                .into_bytes();
             p.push(0);
             return (TreeId::EvRcpt, p);
         }
@@ -277,9 +335,14 @@ fn matches(ev: &Event, q: &EventQuery) -> bool {
         }
     }
     if let Some(id) = q.queue_id
-        && ev.queue_id.as_deref().and_then(super::queue::parse_queue_id) != Some(id) {
-            return false;
-        }
+        && ev
+            .queue_id
+            .as_deref()
+            .and_then(super::queue::parse_queue_id)
+            != Some(id)
+    {
+        return false;
+    }
     q.since.is_none_or(|t| ev.time >= t) && q.until.is_none_or(|t| ev.time <= t)
 }
 
@@ -308,19 +371,56 @@ mod tests {
             ev(&s, 1000 + i, "b@example.com", EventKind::Delivered, 2);
         }
         ev(&s, 5000, "A@Example.COM", EventKind::Bounced, 1);
-        let q = EventQuery { recipient: Some("a@example.com".into()), limit: 4, ..Default::default() };
+        let q = EventQuery {
+            recipient: Some("a@example.com".into()),
+            limit: 4,
+            ..Default::default()
+        };
         let p1 = s.query_events(&q).unwrap();
         assert_eq!(p1.events.len(), 4);
-        assert_eq!(p1.events[0].status, EventKind::Bounced, "newest first, case-insensitive match");
-        let p2 = s.query_events(&EventQuery { cursor: p1.next_cursor.clone(), ..q.clone() }).unwrap();
+        assert_eq!(
+            p1.events[0].status,
+            EventKind::Bounced,
+            "newest first, case-insensitive match"
+        );
+        let p2 = s
+            .query_events(&EventQuery {
+                cursor: p1.next_cursor.clone(),
+                ..q.clone()
+            })
+            .unwrap();
         assert_eq!(p2.events.len(), 4);
         assert!(p2.events[0].time < p1.events[3].time || p2.events[0].id < p1.events[3].id);
-        let all = s.query_events(&EventQuery { statuses: vec!["delivered".into()], limit: 100, ..Default::default() }).unwrap();
+        let all = s
+            .query_events(&EventQuery {
+                statuses: vec!["delivered".into()],
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(all.events.len(), 10);
-        assert!(all.events.iter().all(|e| e.recipient.as_deref() == Some("b@example.com")));
-        let window = s.query_events(&EventQuery { since: Some(Timestamp(1005)), until: Some(Timestamp(1006)), limit: 100, ..Default::default() }).unwrap();
+        assert!(
+            all.events
+                .iter()
+                .all(|e| e.recipient.as_deref() == Some("b@example.com"))
+        );
+        let window = s
+            .query_events(&EventQuery {
+                since: Some(Timestamp(1005)),
+                until: Some(Timestamp(1006)),
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(window.events.len(), 4);
-        let by_msg = s.query_events(&EventQuery { queue_id: Some(2), limit: 100, ascending: true, ..Default::default() }).unwrap();
+        let by_msg = s
+            .query_events(&EventQuery {
+                queue_id: Some(2),
+                limit: 100,
+                ascending: true,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(by_msg.events.len(), 10);
         assert!(by_msg.events.windows(2).all(|w| w[0].id < w[1].id));
     }
@@ -337,13 +437,25 @@ mod tests {
             ws.put_event(&e, false);
         }
         s.apply(&ws).unwrap();
-        let q = EventQuery { limit: 1000, ..Default::default() };
+        let q = EventQuery {
+            limit: 1000,
+            ..Default::default()
+        };
         let first = s.query_events(&q).unwrap();
-        assert!(first.events.len() < 30 && first.events.len() * 256 * 1024 >= PAGE_BYTES, "{}", first.events.len());
+        assert!(
+            first.events.len() < 30 && first.events.len() * 256 * 1024 >= PAGE_BYTES,
+            "{}",
+            first.events.len()
+        );
         let mut seen = first.events.len();
         let mut cursor = first.next_cursor.clone().expect("more to come");
         loop {
-            let page = s.query_events(&EventQuery { cursor: Some(cursor.clone()), ..q.clone() }).unwrap();
+            let page = s
+                .query_events(&EventQuery {
+                    cursor: Some(cursor.clone()),
+                    ..q.clone()
+                })
+                .unwrap();
             seen += page.events.len();
             match page.next_cursor {
                 Some(c) => cursor = c,

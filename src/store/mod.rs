@@ -23,11 +23,11 @@
 //! | `current`, `current_by_time` | see [`current`] | each recipient's latest status (the undelivered report) |
 
 mod commit;
-mod journal;
+pub mod current;
 pub mod events;
 pub mod health;
+mod journal;
 pub mod mta_sts;
-pub mod current;
 pub mod perms;
 pub mod queue;
 pub mod reports;
@@ -140,7 +140,12 @@ impl WriteSet {
 
 /// Trees whose sizes `/metrics` reports. Their entries are counted as write sets apply, so a
 /// scrape reads a number instead of walking a tree of a million records.
-const COUNTED: [TreeId; 4] = [TreeId::Messages, TreeId::Outbox, TreeId::Quarantine, TreeId::Unverified];
+const COUNTED: [TreeId; 4] = [
+    TreeId::Messages,
+    TreeId::Outbox,
+    TreeId::Quarantine,
+    TreeId::Unverified,
+];
 
 fn counted_slot(tree: TreeId) -> Option<usize> {
     COUNTED.iter().position(|c| *c == tree)
@@ -173,7 +178,10 @@ const FINGERPRINTED: [TreeId; 2] = [TreeId::Messages, TreeId::Events];
 fn fingerprint(trees: &[sled::Tree]) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::new();
     for t in FINGERPRINTED {
-        let last = trees[t as usize].last()?.map(|(k, _)| k.to_vec()).unwrap_or_default();
+        let last = trees[t as usize]
+            .last()?
+            .map(|(k, _)| k.to_vec())
+            .unwrap_or_default();
         out.extend_from_slice(&(last.len() as u16).to_be_bytes());
         out.extend_from_slice(&last);
     }
@@ -182,7 +190,10 @@ fn fingerprint(trees: &[sled::Tree]) -> Result<Vec<u8>, StoreError> {
 
 /// Removes the clean-close mark and returns the sizes it saved if the store is still as it was
 /// left, making the removal durable first: a crash from here on must not pass for a clean close.
-fn take_clean_close(db: &sled::Db, trees: &[sled::Tree]) -> Result<Option<[i64; COUNTED.len()]>, StoreError> {
+fn take_clean_close(
+    db: &sled::Db,
+    trees: &[sled::Tree],
+) -> Result<Option<[i64; COUNTED.len()]>, StoreError> {
     let Some(saved) = db.remove(CLEAN_CLOSE)? else {
         return Ok(None);
     };
@@ -210,10 +221,14 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
         let db = open_db(dir)?;
         perms::restrict(dir).map_err(StoreError::Db)?;
-        let trees = TREE_NAMES.iter().map(|(_, n)| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
+        let trees = TREE_NAMES
+            .iter()
+            .map(|(_, n)| db.open_tree(n))
+            .collect::<Result<Vec<_>, _>>()?;
         let saved = take_clean_close(&db, &trees)?;
         let sizes = saved.unwrap_or_else(|| COUNTED.map(|t| trees[t as usize].len() as i64));
         Ok(Store {
@@ -236,7 +251,11 @@ impl Store {
     /// will write to it any more; the next [`Store::open`] then skips the size count (a walk of
     /// every record) and the daemon its start-up scan.
     pub fn close_cleanly(&self) -> Result<(), StoreError> {
-        let mut saved: Vec<u8> = self.sizes.iter().flat_map(|s| s.load(Ordering::Relaxed).to_be_bytes()).collect();
+        let mut saved: Vec<u8> = self
+            .sizes
+            .iter()
+            .flat_map(|s| s.load(Ordering::Relaxed).to_be_bytes())
+            .collect();
         saved.extend(fingerprint(&self.trees)?);
         self.db.insert(CLEAN_CLOSE, saved)?;
         self.marked_clean.store(true, Ordering::SeqCst);
@@ -317,7 +336,8 @@ impl Store {
                     None => tx[i].remove(k.as_slice())?,
                 };
                 if let Some(slot) = counted_slot(*t) {
-                    d[slot] += i64::from(v.is_some() && old.is_none()) - i64::from(v.is_none() && old.is_some());
+                    d[slot] += i64::from(v.is_some() && old.is_none())
+                        - i64::from(v.is_none() && old.is_some());
                 }
                 if undoable {
                     u.ops.push((*t, k.clone(), old.map(|o| o.to_vec())));
@@ -337,12 +357,18 @@ impl Store {
         Ok(undo)
     }
 
-    fn apply_batch(&self, id: TreeId, ws: &WriteSet, undoable: bool) -> Result<WriteSet, StoreError> {
+    fn apply_batch(
+        &self,
+        id: TreeId,
+        ws: &WriteSet,
+        undoable: bool,
+    ) -> Result<WriteSet, StoreError> {
         let mut undo = WriteSet::new();
         let mut b = sled::Batch::default();
         for (_, k, v) in &ws.ops {
             if undoable {
-                undo.ops.push((id, k.clone(), self.tree(id).get(k)?.map(|o| o.to_vec())));
+                undo.ops
+                    .push((id, k.clone(), self.tree(id).get(k)?.map(|o| o.to_vec())));
             }
             match v {
                 Some(v) => b.insert(k.as_slice(), v.as_slice()),
@@ -356,7 +382,10 @@ impl Store {
 
     /// Blocking fsync of everything written so far. Only the [`Committer`] calls it.
     pub(crate) fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(|e| StoreError::Flush(e.to_string()))
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| StoreError::Flush(e.to_string()))
     }
 
     /// Checks that the data directory takes a write and an fsync again, then that the
@@ -365,7 +394,9 @@ impl Store {
     pub(crate) fn probe_blocking(&self) -> Result<(), ProbeFailure> {
         probe_dir(&self.dir).map_err(|e| ProbeFailure::Disk(e.to_string()))?;
         let handle = |e: StoreError| ProbeFailure::Handle(e.to_string());
-        self.db.insert(PROBE_KEY, &Timestamp::now().millis().to_be_bytes()[..]).map_err(|e| handle(e.into()))?;
+        self.db
+            .insert(PROBE_KEY, &Timestamp::now().millis().to_be_bytes()[..])
+            .map_err(|e| handle(e.into()))?;
         self.db.remove(PROBE_KEY).map_err(|e| handle(e.into()))?;
         self.flush_blocking().map_err(handle)
     }
@@ -378,7 +409,11 @@ impl Store {
     /// Moves an undecodable value aside so the rest of the queue keeps working.
     pub fn quarantine(&self, tree: TreeId, key: &[u8]) -> Result<(), StoreError> {
         let name = TREE_NAMES[tree as usize].1;
-        let value = self.tree(tree).get(key)?.map(|v| v.to_vec()).unwrap_or_default();
+        let value = self
+            .tree(tree)
+            .get(key)?
+            .map(|v| v.to_vec())
+            .unwrap_or_default();
         let mut qk = name.as_bytes().to_vec();
         qk.push(0);
         qk.extend_from_slice(key);
@@ -428,11 +463,18 @@ fn probe_dir(dir: &Path) -> std::io::Result<()> {
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let res = sled::Config::new().path(dir.join("db")).cache_capacity(8 * 1024 * 1024).flush_every_ms(Some(1000)).open();
+        let res = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(8 * 1024 * 1024)
+            .flush_every_ms(Some(1000))
+            .open();
         match res {
             Ok(db) => return Ok(db),
             // sled reports the lock conflict only as text inside an io::Error.
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             Err(e) => return Err(StoreError::Db(format!("{}: {e}", dir.display()))),
@@ -454,7 +496,10 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -516,15 +561,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (m, b) = (TreeId::Messages, TreeId::Bodies);
-        store.apply(&set(&[(m, b"1", Some(b"a")), (b, b"1", Some(b"x"))])).unwrap();
-        let undo = store.apply_undoable(&set(&[(m, b"1", Some(b"b")), (m, b"2", Some(b"c")), (m, b"2", Some(b"d")), (b, b"1", None)])).unwrap();
+        store
+            .apply(&set(&[(m, b"1", Some(b"a")), (b, b"1", Some(b"x"))]))
+            .unwrap();
+        let undo = store
+            .apply_undoable(&set(&[
+                (m, b"1", Some(b"b")),
+                (m, b"2", Some(b"c")),
+                (m, b"2", Some(b"d")),
+                (b, b"1", None),
+            ]))
+            .unwrap();
         assert_eq!(store.queue_len(), 2);
         store.apply(&undo).unwrap();
         assert_eq!(store.queue_len(), 1);
         assert_eq!(store.tree(m).get(b"1").unwrap().as_deref(), Some(&b"a"[..]));
         assert!(store.tree(m).get(b"2").unwrap().is_none());
         assert_eq!(store.tree(b).get(b"1").unwrap().as_deref(), Some(&b"x"[..]));
-        let undo = store.apply_undoable(&set(&[(b, b"1", Some(b"y")), (b, b"2", Some(b"z"))])).unwrap(); // the batch path
+        let undo = store
+            .apply_undoable(&set(&[(b, b"1", Some(b"y")), (b, b"2", Some(b"z"))]))
+            .unwrap(); // the batch path
         store.apply(&undo).unwrap();
         assert_eq!(store.tree(b).get(b"1").unwrap().as_deref(), Some(&b"x"[..]));
         assert!(store.tree(b).get(b"2").unwrap().is_none());
@@ -535,7 +591,12 @@ mod tests {
     fn a_clean_close_saves_the_sizes_for_the_next_open_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.apply(&set(&[(TreeId::Messages, b"1", Some(b"a")), (TreeId::Outbox, b"e", Some(b""))])).unwrap();
+        store
+            .apply(&set(&[
+                (TreeId::Messages, b"1", Some(b"a")),
+                (TreeId::Outbox, b"e", Some(b"")),
+            ]))
+            .unwrap();
         store.close_cleanly().unwrap();
         drop(store);
         let clean = Store::open(dir.path()).unwrap();
@@ -546,17 +607,24 @@ mod tests {
         assert!(!next.opened_clean(), "the mark is used once");
         // a write after a clean close (a straggler) removes the mark
         next.close_cleanly().unwrap();
-        next.apply(&set(&[(TreeId::Messages, b"2", Some(b"b"))])).unwrap();
+        next.apply(&set(&[(TreeId::Messages, b"2", Some(b"b"))]))
+            .unwrap();
         drop(next);
         let after_straggler = Store::open(dir.path()).unwrap();
         assert!(!after_straggler.opened_clean());
         assert_eq!(after_straggler.queue_len(), 2);
         // a program that ignores the mark (an older rebound) changes the fingerprint
         after_straggler.close_cleanly().unwrap();
-        after_straggler.tree(TreeId::Messages).insert(b"3", b"c").unwrap();
+        after_straggler
+            .tree(TreeId::Messages)
+            .insert(b"3", b"c")
+            .unwrap();
         drop(after_straggler);
         let foreign = Store::open(dir.path()).unwrap();
-        assert!(!foreign.opened_clean(), "a store changed behind the mark is checked");
+        assert!(
+            !foreign.opened_clean(),
+            "a store changed behind the mark is checked"
+        );
         assert_eq!(foreign.queue_len(), 3, "and its trees are counted");
     }
 }

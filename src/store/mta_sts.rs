@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::outbound::mta_sts::policy::Policy;
-use crate::store::{Store, StoreError};
 use crate::model::time::{SharedClock, SystemClock};
+use crate::store::{Store, StoreError};
 
 /// The tree's name.
 pub const TREE: &str = "mta_sts";
@@ -49,7 +49,10 @@ impl Store {
     /// The MTA-STS policy cache in this database, on the system clock until
     /// [`PolicyCache::with_clock`] gives it the daemon's.
     pub fn mta_sts_cache(&self) -> Result<PolicyCache, StoreError> {
-        Ok(PolicyCache { tree: self.db.open_tree(TREE)?, clock: std::sync::Arc::new(SystemClock) })
+        Ok(PolicyCache {
+            tree: self.db.open_tree(TREE)?,
+            clock: std::sync::Arc::new(SystemClock),
+        })
     }
 }
 
@@ -67,7 +70,9 @@ impl PolicyCache {
     /// The cached policy of `domain`, fresh or not. An undecodable entry is removed and
     /// reads as none (the next delivery fetches again).
     pub fn get(&self, domain: &str) -> Result<Option<CachedPolicy>, StoreError> {
-        let Some(raw) = self.tree.get(domain.as_bytes())? else { return Ok(None) };
+        let Some(raw) = self.tree.get(domain.as_bytes())? else {
+            return Ok(None);
+        };
         match serde_json::from_slice(&raw) {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
@@ -89,7 +94,9 @@ impl PolicyCache {
         let mut n = 0;
         for item in self.tree.iter() {
             let (k, v) = item?;
-            let expired = serde_json::from_slice::<CachedPolicy>(&v).map(|p| !p.is_fresh(now)).unwrap_or(true);
+            let expired = serde_json::from_slice::<CachedPolicy>(&v)
+                .map(|p| !p.is_fresh(now))
+                .unwrap_or(true);
             if expired {
                 self.tree.remove(k)?;
                 n += 1;
@@ -109,7 +116,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let entry = |id: &str, expires| CachedPolicy {
             id: id.into(),
-            policy: Policy { mode: PolicyMode::Enforce, mx: vec!["mx.a.test".into()], max_age: 60 },
+            policy: Policy {
+                mode: PolicyMode::Enforce,
+                mx: vec!["mx.a.test".into()],
+                max_age: 60,
+            },
             fetched: 1000,
             expires,
         };

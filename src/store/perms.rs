@@ -13,7 +13,8 @@ pub fn restrict(dir: &Path) -> Result<(), String> {
     }
     let mode = if meta.is_dir() { 0o700 } else { 0o600 };
     if meta.permissions().mode() & 0o777 != mode {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     if meta.is_dir() {
         for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {

@@ -6,8 +6,8 @@ use bincode::Options as _;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, TreeId, WriteSet};
-use crate::model::dsn_request::{DsnNotify, DsnRet};
 use crate::model::Status;
+use crate::model::dsn_request::{DsnNotify, DsnRet};
 use crate::model::time::Timestamp;
 
 /// Record format version; bump when [`MessageRecord`] changes shape.
@@ -56,18 +56,25 @@ impl MessageRecord {
     /// error, never a truncated write.
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         let mut v = vec![RECORD_VERSION];
-        v.extend(codec().serialize(self).map_err(|e| StoreError::Encode { tree: "messages", detail: e.to_string() })?);
+        v.extend(codec().serialize(self).map_err(|e| StoreError::Encode {
+            tree: "messages",
+            detail: e.to_string(),
+        })?);
         Ok(v)
     }
 
     /// Decodes a stored record; never panics on garbage (torn writes, poison records).
     pub fn decode(bytes: &[u8]) -> Result<MessageRecord, StoreError> {
-        let corrupt = |detail: String| StoreError::Corrupt { tree: "messages", detail };
+        let corrupt = |detail: String| StoreError::Corrupt {
+            tree: "messages",
+            detail,
+        };
         match bytes.split_first() {
             None => Err(corrupt("empty record".into())),
-            Some((&RECORD_VERSION, rest)) => {
-                codec().deserialize::<MessageRecord>(rest).map_err(|e| corrupt(e.to_string())).and_then(check_sane)
-            }
+            Some((&RECORD_VERSION, rest)) => codec()
+                .deserialize::<MessageRecord>(rest)
+                .map_err(|e| corrupt(e.to_string()))
+                .and_then(check_sane),
             Some((v, _)) => Err(corrupt(format!("unknown record version {v}"))),
         }
     }
@@ -87,12 +94,17 @@ impl MessageRecord {
 /// cannot make the decoder allocate without bound.
 fn codec() -> impl bincode::Options {
     use bincode::Options;
-    bincode::DefaultOptions::new().with_fixint_encoding().with_limit(64 * 1024 * 1024)
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(64 * 1024 * 1024)
 }
 
 fn check_sane(r: MessageRecord) -> Result<MessageRecord, StoreError> {
     if r.recipients.is_empty() || r.recipients.len() > 100_000 {
-        return Err(StoreError::Corrupt { tree: "messages", detail: "implausible recipient count".into() });
+        return Err(StoreError::Corrupt {
+            tree: "messages",
+            detail: "implausible recipient count".into(),
+        });
     }
     Ok(r)
 }
@@ -130,14 +142,23 @@ fn decode_schedule_key(k: &[u8]) -> Option<(Timestamp, u64)> {
 
 impl WriteSet {
     /// Stores (or updates) a message record and moves its schedule entry from `old_due` to its `next_attempt`.
-    pub fn put_message(&mut self, rec: &MessageRecord, old_due: Option<Timestamp>) -> Result<(), StoreError> {
+    pub fn put_message(
+        &mut self,
+        rec: &MessageRecord,
+        old_due: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
         let encoded = rec.encode()?;
         if let Some(old) = old_due
-            && Some(old) != rec.next_attempt {
-                self.remove(TreeId::Schedule, schedule_key(old, rec.id).to_vec());
-            }
+            && Some(old) != rec.next_attempt
+        {
+            self.remove(TreeId::Schedule, schedule_key(old, rec.id).to_vec());
+        }
         if let Some(due) = rec.next_attempt {
-            self.insert(TreeId::Schedule, schedule_key(due, rec.id).to_vec(), Vec::new());
+            self.insert(
+                TreeId::Schedule,
+                schedule_key(due, rec.id).to_vec(),
+                Vec::new(),
+            );
         }
         self.insert(TreeId::Messages, rec.id.to_be_bytes().to_vec(), encoded);
         Ok(())
@@ -158,7 +179,9 @@ impl WriteSet {
 impl Store {
     /// Reads a message record; a corrupt one is quarantined and reported as absent.
     pub fn message(&self, id: u64) -> Result<Option<MessageRecord>, StoreError> {
-        let Some(v) = self.tree(TreeId::Messages).get(id.to_be_bytes())? else { return Ok(None) };
+        let Some(v) = self.tree(TreeId::Messages).get(id.to_be_bytes())? else {
+            return Ok(None);
+        };
         match MessageRecord::decode(&v) {
             Ok(r) => Ok(Some(r)),
             Err(e) => {
@@ -171,19 +194,28 @@ impl Store {
 
     /// The queue id of the message with this `Message-ID` (as stored, angle brackets included).
     pub fn message_by_message_id(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
-        let found = self.tree(TreeId::MsgIds).get(message_id.trim().as_bytes())?;
+        let found = self
+            .tree(TreeId::MsgIds)
+            .get(message_id.trim().as_bytes())?;
         Ok(found.and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
     }
 
     pub fn body(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree(TreeId::Bodies).get(id.to_be_bytes())?.map(|v| v.to_vec()))
+        Ok(self
+            .tree(TreeId::Bodies)
+            .get(id.to_be_bytes())?
+            .map(|v| v.to_vec()))
     }
 
     /// Up to `limit` schedule entries due at or before `now`, oldest first.
     pub fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, u64)>, StoreError> {
         let end = schedule_key(now, u64::MAX);
         let mut out = Vec::new();
-        for item in self.tree(TreeId::Schedule).range(..=end.to_vec()).take(limit) {
+        for item in self
+            .tree(TreeId::Schedule)
+            .range(..=end.to_vec())
+            .take(limit)
+        {
             let (k, _) = item?;
             if let Some(e) = decode_schedule_key(&k) {
                 out.push(e);
@@ -194,12 +226,23 @@ impl Store {
 
     /// The earliest scheduled time, if anything is scheduled.
     pub fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.tree(TreeId::Schedule).first()?.and_then(|(k, _)| decode_schedule_key(&k)).map(|(t, _)| t))
+        Ok(self
+            .tree(TreeId::Schedule)
+            .first()?
+            .and_then(|(k, _)| decode_schedule_key(&k))
+            .map(|(t, _)| t))
     }
 
     /// Message records in id order starting after `after`, at most `limit`.
-    pub fn messages_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<MessageRecord>, StoreError> {
-        let start = after.map(|a| a.saturating_add(1)).unwrap_or(0).to_be_bytes();
+    pub fn messages_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let start = after
+            .map(|a| a.saturating_add(1))
+            .unwrap_or(0)
+            .to_be_bytes();
         let mut out = Vec::new();
         let mut bad = Vec::new();
         for item in self.tree(TreeId::Messages).range(start.to_vec()..) {
@@ -275,7 +318,14 @@ mod tests {
             ret: None,
             client: "127.0.0.1".into(),
             auth_user: None,
-            recipients: vec![RcptRecord { address: "x@example.net".into(), orcpt: None, notify: None, status: Status::Queued, attempts: 0, last_diagnostic: None }],
+            recipients: vec![RcptRecord {
+                address: "x@example.net".into(),
+                orcpt: None,
+                notify: None,
+                status: Status::Queued,
+                attempts: 0,
+                last_diagnostic: None,
+            }],
             attempts: 0,
             next_attempt: Some(Timestamp(5_000)),
             resent_from: None,
@@ -291,31 +341,65 @@ mod tests {
         let now = Timestamp(1_000_000_000);
         let mut ws = WriteSet::new();
         for id in 0..100_000u64 {
-            ws.insert(TreeId::Schedule, schedule_key(now.plus(std::time::Duration::from_secs(60 + id)), id).to_vec(), Vec::new());
+            ws.insert(
+                TreeId::Schedule,
+                schedule_key(now.plus(std::time::Duration::from_secs(60 + id)), id).to_vec(),
+                Vec::new(),
+            );
             if ws.len() >= 10_000 {
                 store.apply(&std::mem::take(&mut ws)).unwrap();
             }
         }
         for id in [200_001u64, 200_002, 200_003] {
-            ws.insert(TreeId::Schedule, schedule_key(now.minus(std::time::Duration::from_secs(id - 200_000)), id).to_vec(), Vec::new());
+            ws.insert(
+                TreeId::Schedule,
+                schedule_key(now.minus(std::time::Duration::from_secs(id - 200_000)), id).to_vec(),
+                Vec::new(),
+            );
         }
         store.apply(&ws).unwrap();
-        let due: Vec<u64> = store.due(now, 512).unwrap().into_iter().map(|(_, id)| id).collect();
-        assert_eq!(due, vec![200_003, 200_002, 200_001], "oldest first, nothing from the future");
-        assert_eq!(store.next_due().unwrap(), Some(now.minus(std::time::Duration::from_secs(3))));
-        assert_eq!(store.due(now.plus(std::time::Duration::from_secs(61)), 512).unwrap().len(), 5);
+        let due: Vec<u64> = store
+            .due(now, 512)
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        assert_eq!(
+            due,
+            vec![200_003, 200_002, 200_001],
+            "oldest first, nothing from the future"
+        );
+        assert_eq!(
+            store.next_due().unwrap(),
+            Some(now.minus(std::time::Duration::from_secs(3)))
+        );
+        assert_eq!(
+            store
+                .due(now.plus(std::time::Duration::from_secs(61)), 512)
+                .unwrap()
+                .len(),
+            5
+        );
     }
 
     #[test]
     fn records_round_trip_and_garbage_is_an_error() {
         let r = rec(7);
         assert_eq!(MessageRecord::decode(&r.encode().unwrap()).unwrap(), r);
-        for junk in [&b""[..], &b"\x01"[..], &b"\x01\xff\xff\xff\xff\xff\xff\xff\xff"[..], &b"\x09abc"[..]] {
+        for junk in [
+            &b""[..],
+            &b"\x01"[..],
+            &b"\x01\xff\xff\xff\xff\xff\xff\xff\xff"[..],
+            &b"\x09abc"[..],
+        ] {
             assert!(MessageRecord::decode(junk).is_err());
         }
         let enc = r.encode().unwrap();
         for cut in 0..enc.len() {
-            assert!(MessageRecord::decode(&enc[..cut]).is_err(), "truncated at {cut} decoded");
+            assert!(
+                MessageRecord::decode(&enc[..cut]).is_err(),
+                "truncated at {cut} decoded"
+            );
         }
     }
 
@@ -323,7 +407,13 @@ mod tests {
     fn a_record_the_codec_refuses_is_an_error_and_writes_nothing() {
         let mut r = rec(8);
         r.sender = "x".repeat(65 * 1024 * 1024);
-        assert!(matches!(r.encode(), Err(StoreError::Encode { tree: "messages", .. })));
+        assert!(matches!(
+            r.encode(),
+            Err(StoreError::Encode {
+                tree: "messages",
+                ..
+            })
+        ));
         let mut ws = WriteSet::new();
         assert!(ws.put_message(&r, None).is_err());
         let dir = tempfile::tempdir().unwrap();
@@ -343,10 +433,18 @@ mod tests {
             ws.put_message(&r, None).unwrap();
         }
         store.apply(&ws).unwrap();
-        let due: Vec<u64> = store.due(Timestamp(5000), 10).unwrap().into_iter().map(|(_, id)| id).collect();
+        let due: Vec<u64> = store
+            .due(Timestamp(5000), 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
         assert_eq!(due, vec![2, 1]);
         assert_eq!(store.next_due().unwrap(), Some(Timestamp(1000)));
-        store.tree(TreeId::Messages).insert(99u64.to_be_bytes(), &b"\x01garbage"[..]).unwrap();
+        store
+            .tree(TreeId::Messages)
+            .insert(99u64.to_be_bytes(), &b"\x01garbage"[..])
+            .unwrap();
         assert_eq!(store.message(99).unwrap(), None);
         assert_eq!(store.quarantined(), 1);
         assert_eq!(store.message(2).unwrap().unwrap().id, 2);

@@ -9,8 +9,8 @@
 
 use super::events::{event_key, key_time};
 use super::{Store, StoreError, TreeId, WriteSet, hex, unhex};
-use crate::model::address::suppression_key;
 use crate::model::Event;
+use crate::model::address::suppression_key;
 use crate::model::time::Timestamp;
 
 /// Most entries kept in the security log.
@@ -20,19 +20,31 @@ impl WriteSet {
     /// Adds an (already stamped) entry to the security log.
     pub fn put_unverified(&mut self, ev: &Event) {
         if let Some(key) = unhex(&ev.id) {
-            self.insert(TreeId::Unverified, key, serde_json::to_vec(ev).unwrap_or_default());
+            self.insert(
+                TreeId::Unverified,
+                key,
+                serde_json::to_vec(ev).unwrap_or_default(),
+            );
         }
     }
 
     /// Records that the report with this digest was applied at `time`.
     pub fn mark_applied(&mut self, digest: &[u8], time: Timestamp) {
-        self.insert(TreeId::Applied, digest.to_vec(), time.millis().to_be_bytes().to_vec());
+        self.insert(
+            TreeId::Applied,
+            digest.to_vec(),
+            time.millis().to_be_bytes().to_vec(),
+        );
     }
 
     /// Records an operator's removal of `address` from the suppression list at `time`.
     pub fn put_unblocked(&mut self, address: &str, time: Timestamp) {
         if let Some(k) = suppression_key(address) {
-            self.insert(TreeId::Unblocked, k.into_bytes(), time.millis().to_be_bytes().to_vec());
+            self.insert(
+                TreeId::Unblocked,
+                k.into_bytes(),
+                time.millis().to_be_bytes().to_vec(),
+            );
         }
     }
 }
@@ -51,7 +63,11 @@ impl Store {
     }
 
     /// Security-log entries, newest first, older than `cursor` (an entry id) when given.
-    pub fn unverified(&self, cursor: Option<&str>, limit: usize) -> Result<(Vec<Event>, Option<String>), StoreError> {
+    pub fn unverified(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<String>), StoreError> {
         let end = match cursor.and_then(unhex) {
             Some(k) => k,
             None => event_key(Timestamp(i64::MAX), u64::MAX).to_vec(),
@@ -59,7 +75,9 @@ impl Store {
         let mut out = Vec::new();
         for item in self.tree(TreeId::Unverified).range(..end).rev() {
             let (k, v) = item?;
-            let Ok(mut ev) = serde_json::from_slice::<Event>(&v) else { continue };
+            let Ok(mut ev) = serde_json::from_slice::<Event>(&v) else {
+                continue;
+            };
             // JSON carries seconds; the key carries the exact milliseconds.
             if let Some(t) = key_time(&k) {
                 ev.time = t;
@@ -80,7 +98,9 @@ impl Store {
         let mut n = 0;
         for item in self.tree(TreeId::Unverified).iter() {
             let (k, v) = item?;
-            let Ok(ev) = serde_json::from_slice::<Event>(&v) else { continue };
+            let Ok(ev) = serde_json::from_slice::<Event>(&v) else {
+                continue;
+            };
             let by_key = key.is_some() && ev.recipient.as_deref().and_then(suppression_key) == key;
             if by_key || String::from_utf8_lossy(&v).to_lowercase().contains(&needle) {
                 ws.remove(TreeId::Unverified, k.to_vec());
@@ -97,13 +117,21 @@ impl Store {
 
     /// When the report with this digest was applied, if it was.
     pub fn applied_at(&self, digest: &[u8]) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.tree(TreeId::Applied).get(digest)?.and_then(|v| read_time(&v)))
+        Ok(self
+            .tree(TreeId::Applied)
+            .get(digest)?
+            .and_then(|v| read_time(&v)))
     }
 
     /// When `address` was last removed from the suppression list by an operator.
     pub fn unblocked_at(&self, address: &str) -> Result<Option<Timestamp>, StoreError> {
-        let Some(k) = suppression_key(address) else { return Ok(None) };
-        Ok(self.tree(TreeId::Unblocked).get(k.as_bytes())?.and_then(|v| read_time(&v)))
+        let Some(k) = suppression_key(address) else {
+            return Ok(None);
+        };
+        Ok(self
+            .tree(TreeId::Unblocked)
+            .get(k.as_bytes())?
+            .and_then(|v| read_time(&v)))
     }
 }
 
@@ -132,7 +160,10 @@ mod tests {
         let last = format!("n{}", MAX_UNVERIFIED + 4);
         assert_eq!(page[0].diagnostic.as_deref(), Some(last.as_str()));
         let (page2, _) = store.unverified(next.as_deref(), 1).unwrap();
-        assert_eq!(page2[0].diagnostic.as_deref(), Some(format!("n{}", MAX_UNVERIFIED + 2).as_str()));
+        assert_eq!(
+            page2[0].diagnostic.as_deref(),
+            Some(format!("n{}", MAX_UNVERIFIED + 2).as_str())
+        );
         // The oldest five went.
         let (all, _) = store.unverified(None, MAX_UNVERIFIED + 10).unwrap();
         assert_eq!(all.last().unwrap().diagnostic.as_deref(), Some("n5"));
@@ -142,7 +173,14 @@ mod tests {
     fn erasure_reaches_the_security_log() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        for (i, (rcpt, diag)) in [("Pupil@Example.net", "x"), ("other@example.net", "mentions pupil@example.net"), ("other@example.net", "nothing")].iter().enumerate() {
+        for (i, (rcpt, diag)) in [
+            ("Pupil@Example.net", "x"),
+            ("other@example.net", "mentions pupil@example.net"),
+            ("other@example.net", "nothing"),
+        ]
+        .iter()
+        .enumerate()
+        {
             let mut ws = WriteSet::new();
             let mut ev = Event::new(EventKind::Unverified, Timestamp(1000 + i as i64));
             ev.recipient = Some(rcpt.to_string());
@@ -151,7 +189,12 @@ mod tests {
             store.apply(&ws).unwrap();
         }
         let mut ws = WriteSet::new();
-        assert_eq!(store.erase_unverified(&mut ws, "pupil@example.net").unwrap(), 2);
+        assert_eq!(
+            store
+                .erase_unverified(&mut ws, "pupil@example.net")
+                .unwrap(),
+            2
+        );
         store.apply(&ws).unwrap();
         let (left, _) = store.unverified(None, 10).unwrap();
         assert_eq!(left.len(), 1);
@@ -168,7 +211,10 @@ mod tests {
         store.apply(&ws).unwrap();
         assert_eq!(store.applied_at(b"digest-1").unwrap(), Some(Timestamp(5)));
         assert_eq!(store.applied_at(b"digest-2").unwrap(), None);
-        assert_eq!(store.unblocked_at("pupil@example.net").unwrap(), Some(Timestamp(9)));
+        assert_eq!(
+            store.unblocked_at("pupil@example.net").unwrap(),
+            Some(Timestamp(9))
+        );
         assert_eq!(store.unblocked_at("other@example.net").unwrap(), None);
     }
 }

@@ -14,13 +14,22 @@ impl Store {
     }
 
     /// Ids of stored bodies after `after` and below `before`, at most `limit`, in id order.
-    pub fn body_ids(&self, after: Option<u64>, before: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+    pub fn body_ids(
+        &self,
+        after: Option<u64>,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
         let start = after.map(|a| a.saturating_add(1)).unwrap_or(0);
         if start >= before {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        for item in self.tree(TreeId::Bodies).range(start.to_be_bytes()..before.to_be_bytes()).take(limit) {
+        for item in self
+            .tree(TreeId::Bodies)
+            .range(start.to_be_bytes()..before.to_be_bytes())
+            .take(limit)
+        {
             let (k, _) = item?;
             out.extend(id_of(&k));
         }
@@ -28,7 +37,11 @@ impl Store {
     }
 
     /// Bodies after `after` in id order, at most `limit`, with their ids.
-    pub fn bodies_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    pub fn bodies_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let Some(start) = (match after {
             Some(a) => a.checked_add(1),
             None => Some(0),
@@ -36,7 +49,11 @@ impl Store {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        for item in self.tree(TreeId::Bodies).range(start.to_be_bytes()..).take(limit) {
+        for item in self
+            .tree(TreeId::Bodies)
+            .range(start.to_be_bytes()..)
+            .take(limit)
+        {
             let (k, v) = item?;
             if let Some(id) = id_of(&k) {
                 out.push((id, v.to_vec()));

@@ -10,7 +10,11 @@ impl WriteSet {
     /// Adds or replaces the entry for `s.address`.
     pub fn put_suppression(&mut self, s: &Suppression) {
         if let Some(k) = suppression_key(&s.address) {
-            self.insert(TreeId::Suppressions, k.into_bytes(), serde_json::to_vec(s).unwrap_or_default());
+            self.insert(
+                TreeId::Suppressions,
+                k.into_bytes(),
+                serde_json::to_vec(s).unwrap_or_default(),
+            );
         }
     }
 
@@ -24,7 +28,9 @@ impl WriteSet {
 impl Store {
     /// The entry for an address, matched case-insensitively and IDN-equivalently.
     pub fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
-        let Some(k) = suppression_key(address) else { return Ok(None) };
+        let Some(k) = suppression_key(address) else {
+            return Ok(None);
+        };
         match self.tree(TreeId::Suppressions).get(k.as_bytes())? {
             Some(v) => Ok(serde_json::from_slice(&v).ok()),
             None => Ok(None),
@@ -32,7 +38,12 @@ impl Store {
     }
 
     /// Entries in address order after `cursor` (an address key), optionally of one reason.
-    pub fn suppressions(&self, reason: Option<SuppressionReason>, cursor: Option<&str>, limit: usize) -> Result<(Vec<Suppression>, Option<String>), StoreError> {
+    pub fn suppressions(
+        &self,
+        reason: Option<SuppressionReason>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Suppression>, Option<String>), StoreError> {
         let start = match cursor {
             Some(c) => {
                 let mut k = c.as_bytes().to_vec();
@@ -44,7 +55,9 @@ impl Store {
         let mut out = Vec::new();
         for item in self.tree(TreeId::Suppressions).range(start..) {
             let (k, v) = item?;
-            let Ok(s) = serde_json::from_slice::<Suppression>(&v) else { continue };
+            let Ok(s) = serde_json::from_slice::<Suppression>(&v) else {
+                continue;
+            };
             if reason.is_some_and(|r| r != s.reason) {
                 continue;
             }

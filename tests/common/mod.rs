@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rebound::inbound::accept::QueueIntake;
-use rebound::model::address::Address;
 use rebound::config::{Config, Secret};
-use rebound::records::disposition::{Outcome, apply_attempt};
-use rebound::inbound::intake::{Intake, RecipientSpec, SessionInfo, Submission};
-use rebound::model::{EnhancedCode, Reply};
 use rebound::daemon::Daemon;
+use rebound::inbound::accept::QueueIntake;
+use rebound::inbound::intake::{Intake, RecipientSpec, SessionInfo, Submission};
+use rebound::model::address::Address;
 use rebound::model::time::{ManualClock, Timestamp};
+use rebound::model::{EnhancedCode, Reply};
+use rebound::records::disposition::{Outcome, apply_attempt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -47,8 +47,18 @@ pub async fn rig_with(token: Option<&str>) -> Rig {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(rebound::api::serve(daemon.clone(), listener, shutdown.clone()));
-    Rig { daemon, clock, addr, dir, shutdown }
+    tokio::spawn(rebound::api::serve(
+        daemon.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    Rig {
+        daemon,
+        clock,
+        addr,
+        dir,
+        shutdown,
+    }
 }
 
 pub async fn rig() -> Rig {
@@ -69,18 +79,33 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
 /// One raw HTTP/1.1 request; `headers` are sent as given (Host included by the caller when wanted).
-pub async fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -93,22 +118,44 @@ pub async fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &
 }
 
 fn parse_response(buf: &[u8]) -> Resp {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     let mut body = buf[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    Resp { status, headers, body: String::from_utf8_lossy(&body).to_string() }
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).to_string(),
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if n == 0 {
             return out;
@@ -142,22 +189,53 @@ impl Rig {
     /// Queues a message through the SMTP intake path; returns its queue id.
     pub async fn submit(&self, rcpts: &[&str]) -> String {
         let sub = Submission {
-            session: SessionInfo { peer: "127.0.0.1:40000".parse().unwrap(), helo: "app".into(), tls: false, auth_user: None, relay_allowed: true },
+            session: SessionInfo {
+                peer: "127.0.0.1:40000".parse().unwrap(),
+                helo: "app".into(),
+                tls: false,
+                auth_user: None,
+                relay_allowed: true,
+            },
             sender: Some(Address::parse("app@example.org").unwrap()),
-            recipients: rcpts.iter().map(|r| RecipientSpec { address: Address::parse(r).unwrap(), orcpt: None, notify: None }).collect(),
+            recipients: rcpts
+                .iter()
+                .map(|r| RecipientSpec {
+                    address: Address::parse(r).unwrap(),
+                    orcpt: None,
+                    notify: None,
+                })
+                .collect(),
             env_id: None,
             ret: None,
-            body: format!("From: app@example.org\r\nTo: {}\r\nSubject: notice\r\n\r\nhello\r\n", rcpts.join(", ")).into_bytes(),
+            body: format!(
+                "From: app@example.org\r\nTo: {}\r\nSubject: notice\r\n\r\nhello\r\n",
+                rcpts.join(", ")
+            )
+            .into_bytes(),
         };
-        QueueIntake { daemon: self.daemon.clone() }.submit(sub).await.unwrap().queue_id
+        QueueIntake {
+            daemon: self.daemon.clone(),
+        }
+        .submit(sub)
+        .await
+        .unwrap()
+        .queue_id
     }
 
     /// Applies one attempt: `(recipient index, code, enhanced, text)` per recipient.
     pub async fn attempt(&self, id: &str, replies: &[(usize, u16, &str, &str)]) {
         let n = u64::from_str_radix(id, 16).unwrap();
         let mut rec = self.daemon.store.message(n).unwrap().unwrap();
-        let outcomes: Vec<Outcome> = replies.iter().map(|(i, c, e, t)| Outcome { index: *i, reply: Reply::remote(*c, EnhancedCode::parse(e), *t), remote_host: Some("mx.example.net".into()) }).collect();
-        let (ws, events) = apply_attempt(&self.daemon, &mut rec, &outcomes, self.daemon.now()).unwrap();
+        let outcomes: Vec<Outcome> = replies
+            .iter()
+            .map(|(i, c, e, t)| Outcome {
+                index: *i,
+                reply: Reply::remote(*c, EnhancedCode::parse(e), *t),
+                remote_host: Some("mx.example.net".into()),
+            })
+            .collect();
+        let (ws, events) =
+            apply_attempt(&self.daemon, &mut rec, &outcomes, self.daemon.now()).unwrap();
         self.daemon.commit(ws, &events).await.unwrap();
     }
 }

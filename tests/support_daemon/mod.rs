@@ -12,8 +12,8 @@ use std::time::Duration;
 use rebound::config::{Config, Dur};
 use rebound::daemon::{Running, start};
 use rebound::model::EventKind;
-use rebound::store::events::EventQuery;
 use rebound::model::time::SystemClock;
+use rebound::store::events::EventQuery;
 
 /// A config for tests: loopback port 0 everywhere, second-scale retries.
 pub fn test_config(dir: &std::path::Path) -> Config {
@@ -41,7 +41,10 @@ pub fn route_all(c: &mut Config, to: SocketAddr) {
 /// Every domain routed to a closed port, retries an hour apart within 72 h:
 /// a message stays deferred and waiting while the test looks at it.
 pub fn hourly_retries_to_nowhere(dir: &std::path::Path) -> Config {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut c = test_config(dir);
     route_all(&mut c, closed);
     c.delivery.retry = vec![Dur(Duration::from_secs(3600))];
@@ -50,11 +53,17 @@ pub fn hourly_retries_to_nowhere(dir: &std::path::Path) -> Config {
 }
 
 pub async fn start_daemon(cfg: Config) -> Running {
-    start(cfg, Arc::new(SystemClock)).await.expect("daemon starts")
+    start(cfg, Arc::new(SystemClock))
+        .await
+        .expect("daemon starts")
 }
 
 /// `test_config` on `dir` with every domain routed to `to`, changed by `adjust`, then started.
-pub async fn start_routed(dir: &std::path::Path, to: SocketAddr, adjust: impl FnOnce(&mut Config)) -> Running {
+pub async fn start_routed(
+    dir: &std::path::Path,
+    to: SocketAddr,
+    adjust: impl FnOnce(&mut Config),
+) -> Running {
     let mut cfg = test_config(dir);
     route_all(&mut cfg, to);
     adjust(&mut cfg);
@@ -71,14 +80,28 @@ pub fn python_send(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> (bo
         to,
         body
     );
-    let out = std::process::Command::new("python3").arg("-c").arg(&script).output().expect("python3 runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3 runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
 /// Like [`python_send`], from source address `src` (e.g. 127.0.0.2: loopback, but outside
 /// a `relay_networks` of 127.0.0.1/32, so the daemon sees an outside host).
-pub fn python_send_from(src: &str, addr: SocketAddr, from: &str, to: &[&str], body: &str) -> (bool, String) {
+pub fn python_send_from(
+    src: &str,
+    addr: SocketAddr,
+    from: &str,
+    to: &[&str],
+    body: &str,
+) -> (bool, String) {
     use std::io::Write;
     // The body goes through stdin: a report of megabytes does not fit in an argument.
     let script = format!(
@@ -104,7 +127,11 @@ pub fn python_send_from(src: &str, addr: SocketAddr, from: &str, to: &[&str], bo
     });
     let out = child.wait_with_output().expect("python3 runs");
     let _ = writer.join();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -115,16 +142,35 @@ pub fn security_log(r: &Running) -> Vec<rebound::model::Event> {
 
 /// The event kinds of one recipient, oldest first.
 pub fn history(r: &Running, rcpt: &str) -> Vec<String> {
-    let q = EventQuery { recipient: Some(rcpt.into()), limit: 1000, ascending: true, ..Default::default() };
-    r.daemon.store.query_events(&q).unwrap().events.iter().map(|e| e.status.as_str().to_string()).collect()
+    let q = EventQuery {
+        recipient: Some(rcpt.into()),
+        limit: 1000,
+        ascending: true,
+        ..Default::default()
+    };
+    r.daemon
+        .store
+        .query_events(&q)
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.status.as_str().to_string())
+        .collect()
 }
 
 /// Waits (bounded) until `rcpt` has an event of one of `kinds`; returns its history.
-pub async fn wait_for(r: &Running, rcpt: &str, kinds: &[EventKind], within: Duration) -> Vec<String> {
+pub async fn wait_for(
+    r: &Running,
+    rcpt: &str,
+    kinds: &[EventKind],
+    within: Duration,
+) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let h = history(r, rcpt);
-        if h.iter().any(|k| kinds.iter().any(|w| w.as_str() == k)) || tokio::time::Instant::now() > deadline {
+        if h.iter().any(|k| kinds.iter().any(|w| w.as_str() == k))
+            || tokio::time::Instant::now() > deadline
+        {
             return h;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -133,14 +179,30 @@ pub async fn wait_for(r: &Running, rcpt: &str, kinds: &[EventKind], within: Dura
 
 /// One HTTP/1.1 request to the admin API over a raw socket: `(status, body)`.
 /// `token` adds the bearer header; a non-empty `body` is sent as JSON.
-pub async fn api_request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+pub async fn api_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let code = out.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    (
+        code,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
 }

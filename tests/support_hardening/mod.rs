@@ -30,7 +30,12 @@ pub struct ProcConfig {
 
 impl ProcConfig {
     pub fn new(data_dir: &Path, route: SocketAddr) -> ProcConfig {
-        ProcConfig { data_dir: data_dir.to_path_buf(), route, smtp_extra: String::new(), delivery_extra: String::new() }
+        ProcConfig {
+            data_dir: data_dir.to_path_buf(),
+            route,
+            smtp_extra: String::new(),
+            delivery_extra: String::new(),
+        }
     }
 
     /// Writes the TOML file next to the data dir and returns its path.
@@ -65,11 +70,20 @@ impl Daemon {
     /// `Err` carries the stderr seen so far (e.g. a sled open failure).
     pub fn spawn(config: &Path, envs: &[(&str, &Path)]) -> Result<Daemon, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rebound"));
-        cmd.args(["serve", "--config"]).arg(config).env("NO_COLOR", "1").env("RUST_LOG", "info").env_remove("REBOUND_CONFIG");
+        cmd.args(["serve", "--config"])
+            .arg(config)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .env_remove("REBOUND_CONFIG");
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
         let stderr = child.stderr.take().ok_or("no stderr")?;
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -88,7 +102,12 @@ impl Daemon {
                 }
             }
         }
-        Ok(Daemon { child, smtp: smtp.unwrap(), api: api.unwrap(), log })
+        Ok(Daemon {
+            child,
+            smtp: smtp.unwrap(),
+            api: api.unwrap(),
+            log,
+        })
     }
 
     pub fn pid(&self) -> i32 {
@@ -144,12 +163,19 @@ impl Drop for Daemon {
     }
 }
 
-fn read_log(stderr: std::process::ChildStderr, log: Arc<Mutex<String>>, tx: mpsc::Sender<(&'static str, SocketAddr)>) {
+fn read_log(
+    stderr: std::process::ChildStderr,
+    log: Arc<Mutex<String>>,
+    tx: mpsc::Sender<(&'static str, SocketAddr)>,
+) {
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { return };
         for (what, marker) in [("smtp", "smtp listening on "), ("api", "api listening on ")] {
             if let Some(rest) = line.split(marker).nth(1)
-                && let Some(addr) = rest.split_whitespace().next().and_then(|a| a.trim_end_matches(',').parse().ok())
+                && let Some(addr) = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.trim_end_matches(',').parse().ok())
             {
                 let _ = tx.send((what, addr));
             }
@@ -172,7 +198,10 @@ impl Smtp {
         let w = TcpStream::connect_timeout(&addr, IO_GUARD)?;
         w.set_read_timeout(Some(IO_GUARD))?;
         w.set_write_timeout(Some(IO_GUARD))?;
-        let mut s = Smtp { r: BufReader::new(w.try_clone()?), w };
+        let mut s = Smtp {
+            r: BufReader::new(w.try_clone()?),
+            w,
+        };
         let greeting = s.reply()?;
         Ok((s, greeting))
     }
@@ -194,7 +223,10 @@ impl Smtp {
         loop {
             let mut line = String::new();
             if self.r.read_line(&mut line)? == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("closed after {lines:?}")));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("closed after {lines:?}"),
+                ));
             }
             let line = line.trim_end().to_string();
             let more = line.as_bytes().get(3) == Some(&b'-');
@@ -212,7 +244,12 @@ impl Smtp {
 
     /// MAIL, RCPTs, DATA and the already-stuffed `data` (terminator included).
     /// Returns every reply in order; stops at the first refusal before DATA.
-    pub fn transaction(&mut self, from: &str, rcpts: &[&str], data: &[u8]) -> std::io::Result<Vec<String>> {
+    pub fn transaction(
+        &mut self,
+        from: &str,
+        rcpts: &[&str],
+        data: &[u8],
+    ) -> std::io::Result<Vec<String>> {
         let mut out = vec![self.cmd(&format!("MAIL FROM:<{from}>"))?];
         if !out[0].starts_with('2') {
             return Ok(out);
@@ -269,26 +306,47 @@ pub fn api_get(api: SocketAddr, path: &str) -> Result<String, String> {
 /// `GET path` on the admin API with the bearer token; status code and body.
 pub fn api_status(api: SocketAddr, path: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect_timeout(&api, IO_GUARD).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(IO_GUARD)).map_err(|e| e.to_string())?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
+    s.set_read_timeout(Some(IO_GUARD))
+        .map_err(|e| e.to_string())?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
     let (head, body) = resp.split_once("\r\n\r\n").ok_or("no header end")?;
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("no status")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status")?;
     Ok((code, body.to_string()))
 }
 
 /// Runs a `rebound` CLI command with `--config`; returns (exit code, stdout, stderr).
 pub fn cli(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rebound")).args(args).arg("--config").arg(config).env_remove("REBOUND_CONFIG").output().expect("rebound runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_rebound"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("REBOUND_CONFIG")
+        .output()
+        .expect("rebound runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 /// A config file for the CLI pointing at a running daemon's API.
 pub fn cli_config(dir: &Path, api: SocketAddr) -> PathBuf {
     let p = dir.join("cli.toml");
-    std::fs::write(&p, format!("[api]\nurl = \"http://{api}\"\ntoken = \"{TOKEN}\"\n")).expect("cli config written");
+    std::fs::write(
+        &p,
+        format!("[api]\nurl = \"http://{api}\"\ntoken = \"{TOKEN}\"\n"),
+    )
+    .expect("cli config written");
     p
 }
 
@@ -298,7 +356,10 @@ pub fn seqs(messages: &[Vec<u8>]) -> Vec<u64> {
         .iter()
         .filter_map(|m| {
             let text = String::from_utf8_lossy(m);
-            text.lines().find_map(|l| l.strip_prefix("X-Seq: ").and_then(|n| n.trim().parse().ok()))
+            text.lines().find_map(|l| {
+                l.strip_prefix("X-Seq: ")
+                    .and_then(|n| n.trim().parse().ok())
+            })
         })
         .collect()
 }

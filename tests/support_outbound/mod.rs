@@ -13,9 +13,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use rebound::model::address::Address;
 use rebound::config::{DeliveryConfig, Dur, TlsPolicy};
 use rebound::delivery::outbound::Transaction;
+use rebound::model::address::Address;
 
 /// What the scripted server saw.
 #[derive(Debug, Default, Clone)]
@@ -128,7 +128,11 @@ async fn serve(sock: TcpStream, script: Script, rec: Arc<Mutex<Record>>) {
         _ => {}
     }
     let mut sock = sock;
-    if sock.write_all(b"220 scripted.test ESMTP\r\n").await.is_err() {
+    if sock
+        .write_all(b"220 scripted.test ESMTP\r\n")
+        .await
+        .is_err()
+    {
         return;
     }
     if let Some(plain) = converse(sock, &script, &rec, false).await
@@ -141,7 +145,12 @@ async fn serve(sock: TcpStream, script: Script, rec: Arc<Mutex<Record>>) {
 }
 
 /// Runs commands until QUIT/EOF (None) or STARTTLS (Some(stream) to upgrade).
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(stream: S, script: &Script, rec: &Mutex<Record>, in_tls: bool) -> Option<S> {
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    script: &Script,
+    rec: &Mutex<Record>,
+    in_tls: bool,
+) -> Option<S> {
     let mut io = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
@@ -151,7 +160,11 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(stream: S, script: &Script,
         }
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         rec.lock().unwrap().commands.push(text.clone());
-        let verb = text.split([' ', ':']).next().unwrap_or("").to_ascii_uppercase();
+        let verb = text
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
         if matches!(script.mode, Mode::ResetAt(v) if v == verb) {
             return None;
         }
@@ -161,12 +174,20 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(stream: S, script: &Script,
             "STARTTLS" if script.tls.is_some() && !in_tls => return starttls(io, script).await,
             "MAIL" => b"250 2.1.0 Ok\r\n".to_vec(),
             "RCPT" => {
-                let seen = rec.lock().unwrap().commands.iter().filter(|c| c.eq_ignore_ascii_case(&text)).count();
+                let seen = rec
+                    .lock()
+                    .unwrap()
+                    .commands
+                    .iter()
+                    .filter(|c| c.eq_ignore_ascii_case(&text))
+                    .count();
                 rcpt_reply(&text, seen)
             }
             "DATA" => data(&mut io, script, rec).await?,
             "RSET" | "NOOP" => b"250 2.0.0 Ok\r\n".to_vec(),
-            "AUTH" if text == format!("AUTH PLAIN {}", auth_plain("relayuser", "relaypass")) => b"235 2.7.0 Authentication successful\r\n".to_vec(),
+            "AUTH" if text == format!("AUTH PLAIN {}", auth_plain("relayuser", "relaypass")) => {
+                b"235 2.7.0 Authentication successful\r\n".to_vec()
+            }
             "AUTH" => b"535 5.7.8 Authentication credentials invalid\r\n".to_vec(),
             "QUIT" => {
                 let _ = io.get_mut().write_all(b"221 2.0.0 Bye\r\n").await;
@@ -198,7 +219,11 @@ fn ehlo_reply(script: &Script, in_tls: bool) -> String {
 /// The reply to `RCPT TO:<local@domain>`, chosen by the local part; `seen` counts
 /// this exact command so far (including this one), for recipients that recover.
 fn rcpt_reply(cmd: &str, seen: usize) -> Vec<u8> {
-    let addr = cmd.split_once('<').and_then(|(_, r)| r.split_once('>')).map(|(a, _)| a).unwrap_or("");
+    let addr = cmd
+        .split_once('<')
+        .and_then(|(_, r)| r.split_once('>'))
+        .map(|(a, _)| a)
+        .unwrap_or("");
     let local = addr.split('@').next().unwrap_or("");
     match local {
         "unknown" => b"550 5.1.1 User unknown\r\n".to_vec(),
@@ -207,7 +232,10 @@ fn rcpt_reply(cmd: &str, seen: usize) -> Vec<u8> {
         "fulltwice" if seen <= 2 => b"452 4.2.2 Mailbox full\r\n".to_vec(),
         "greyonce" if seen <= 1 => b"451 4.7.1 Greylisted, try again later\r\n".to_vec(),
         "grey" => b"451 4.7.1 Greylisted, try again later\r\n".to_vec(),
-        "denied509" => b"550-5.7.509 Access denied, sending domain\r\n550 5.7.509 does not pass DMARC\r\n".to_vec(),
+        "denied509" => {
+            b"550-5.7.509 Access denied, sending domain\r\n550 5.7.509 does not pass DMARC\r\n"
+                .to_vec()
+        }
         "endless" => b"250-still going\r\n".repeat(20_000),
         "oversized" => {
             let mut r = b"250 ".to_vec();
@@ -223,9 +251,23 @@ fn rcpt_reply(cmd: &str, seen: usize) -> Vec<u8> {
 
 /// 354, then the body up to CRLF.CRLF, recorded raw. `None`: drop the connection
 /// (ResetAt("DOT") or a recipient named `dropdata` in the last RCPTs).
-async fn data<S: AsyncRead + AsyncWrite + Unpin>(io: &mut BufReader<S>, script: &Script, rec: &Mutex<Record>) -> Option<Vec<u8>> {
-    io.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await.ok()?;
-    let drop_mid = rec.lock().unwrap().commands.iter().rev().take_while(|c| !c.to_ascii_uppercase().starts_with("MAIL")).any(|c| c.contains("<dropdata@"));
+async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut BufReader<S>,
+    script: &Script,
+    rec: &Mutex<Record>,
+) -> Option<Vec<u8>> {
+    io.get_mut()
+        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        .await
+        .ok()?;
+    let drop_mid = rec
+        .lock()
+        .unwrap()
+        .commands
+        .iter()
+        .rev()
+        .take_while(|c| !c.to_ascii_uppercase().starts_with("MAIL"))
+        .any(|c| c.contains("<dropdata@"));
     let mut raw = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -254,10 +296,15 @@ async fn data<S: AsyncRead + AsyncWrite + Unpin>(io: &mut BufReader<S>, script: 
 }
 
 /// 220 to STARTTLS, then hand the stream back for the handshake (or misbehave).
-async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(io: BufReader<S>, script: &Script) -> Option<S> {
+async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
+    io: BufReader<S>,
+    script: &Script,
+) -> Option<S> {
     let mut stream = io.into_inner();
     if script.starttls_garbage {
-        let _ = stream.write_all(b"220 2.0.0 Ready to start TLS\r\nthis is not a TLS handshake at all\r\n").await;
+        let _ = stream
+            .write_all(b"220 2.0.0 Ready to start TLS\r\nthis is not a TLS handshake at all\r\n")
+            .await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         return None;
     }
@@ -272,15 +319,19 @@ async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(io: BufReader<S>, script: &
 
 /// A TLS acceptor with a fresh self-signed certificate.
 pub fn tls_acceptor() -> TlsAcceptor {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "mx.test".to_string()]).unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "mx.test".to_string()])
+            .unwrap();
     let cert = rustls::pki_types::CertificateDer::from(ck.cert.der().to_vec());
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
     TlsAcceptor::from(Arc::new(config))
 }
 
@@ -318,8 +369,20 @@ pub async fn dns_server(records: Vec<hickory_server::proto::rr::Record>) -> Sock
     use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 
     let origin = Name::from_ascii("test.").unwrap();
-    let mut zone = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
-    let soa = SOA::new(Name::from_ascii("ns.test.").unwrap(), Name::from_ascii("admin.test.").unwrap(), 1, 3600, 600, 86400, 60);
+    let mut zone = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(
+        origin.clone(),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    );
+    let soa = SOA::new(
+        Name::from_ascii("ns.test.").unwrap(),
+        Name::from_ascii("admin.test.").unwrap(),
+        1,
+        3600,
+        600,
+        86400,
+        60,
+    );
     zone.upsert_mut(Rr::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1);
     for r in records {
         zone.upsert_mut(r, 1);
@@ -346,14 +409,24 @@ pub async fn dns_server(records: Vec<hickory_server::proto::rr::Record>) -> Sock
 pub fn mx(name: &str, pref: u16, exchange: &str) -> hickory_server::proto::rr::Record {
     use hickory_server::proto::rr::rdata::MX;
     use hickory_server::proto::rr::{Name, RData, Record as Rr};
-    let ex = if exchange == "." { Name::root() } else { Name::from_ascii(exchange).unwrap() };
-    Rr::from_rdata(Name::from_ascii(name).unwrap(), 60, RData::MX(MX::new(pref, ex)))
+    let ex = if exchange == "." {
+        Name::root()
+    } else {
+        Name::from_ascii(exchange).unwrap()
+    };
+    Rr::from_rdata(
+        Name::from_ascii(name).unwrap(),
+        60,
+        RData::MX(MX::new(pref, ex)),
+    )
 }
 
 pub fn a(name: &str, ip: &str) -> hickory_server::proto::rr::Record {
     use hickory_server::proto::rr::rdata::A;
     use hickory_server::proto::rr::{Name, RData, Record as Rr};
-    let IpAddr::V4(v4) = ip.parse::<IpAddr>().unwrap() else { panic!("IPv4 only") };
+    let IpAddr::V4(v4) = ip.parse::<IpAddr>().unwrap() else {
+        panic!("IPv4 only")
+    };
     Rr::from_rdata(Name::from_ascii(name).unwrap(), 60, RData::A(A(v4)))
 }
 

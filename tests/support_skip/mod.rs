@@ -14,7 +14,11 @@ pub fn in_ci() -> bool {
 #[track_caller]
 pub fn skip(what: &str, missing: &str, install: &str) {
     if in_ci() {
-        panic!("{what} did not run: {missing} is missing (CI=true, so this fails instead of skipping); {install}");
+        panic!(
+            "{what} did not run: {missing} is missing (CI=true, so this fails instead of skipping); {install}"
+        );
     }
-    eprintln!("!!!!! SKIPPED {what}: {missing} is missing; this check did not run ({install}) !!!!!");
+    eprintln!(
+        "!!!!! SKIPPED {what}: {missing} is missing; this check did not run ({install}) !!!!!"
+    );
 }

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rebound::model::address::Address;
 use rebound::config::{Config, Secret, SmtpUser};
 use rebound::inbound::intake::{Intake, IntakeError, RcptDecision, Receipt, Submission};
-use rebound::model::SuppressionReason;
 use rebound::inbound::{SmtpServer, SmtpStats};
+use rebound::model::SuppressionReason;
+use rebound::model::address::Address;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -44,13 +44,20 @@ impl MemIntake {
     }
 
     pub fn suppress(&self, addr: &str, reason: SuppressionReason) {
-        self.suppressed.lock().unwrap().insert(addr.to_string(), reason);
+        self.suppressed
+            .lock()
+            .unwrap()
+            .insert(addr.to_string(), reason);
     }
 }
 
 impl Intake for MemIntake {
     fn accepting(&self) -> Result<(), IntakeError> {
-        if self.storage_full.load(Ordering::SeqCst) { Err(IntakeError::InsufficientStorage) } else { Ok(()) }
+        if self.storage_full.load(Ordering::SeqCst) {
+            Err(IntakeError::InsufficientStorage)
+        } else {
+            Ok(())
+        }
     }
 
     fn check_recipient(&self, rcpt: &Address) -> RcptDecision {
@@ -69,7 +76,9 @@ impl Intake for MemIntake {
         }
         let n = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
         self.submissions.lock().unwrap().push(sub);
-        Ok(Receipt { queue_id: format!("Q{n:04}") })
+        Ok(Receipt {
+            queue_id: format!("Q{n:04}"),
+        })
     }
 }
 
@@ -94,7 +103,10 @@ pub fn base_config() -> Config {
 }
 
 pub fn with_user(cfg: &mut Config) {
-    cfg.smtp.users = vec![SmtpUser { name: "app".into(), password: Secret("correct horse".into()) }];
+    cfg.smtp.users = vec![SmtpUser {
+        name: "app".into(),
+        password: Secret("correct horse".into()),
+    }];
 }
 
 pub async fn start(cfg: Config) -> TestServer {
@@ -103,19 +115,32 @@ pub async fn start(cfg: Config) -> TestServer {
 
 pub async fn start_with(cfg: Config, greeting_delay: Duration) -> TestServer {
     let intake = Arc::new(MemIntake::default());
-    let server = SmtpServer::new(Arc::new(cfg), intake.clone()).expect("server").with_greeting_delay(greeting_delay);
+    let server = SmtpServer::new(Arc::new(cfg), intake.clone())
+        .expect("server")
+        .with_greeting_delay(greeting_delay);
     let stats = server.stats();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(Arc::new(server).serve(vec![listener], shutdown.clone()));
-    TestServer { addr, intake, stats, shutdown, handle, _dir: None }
+    TestServer {
+        addr,
+        intake,
+        stats,
+        shutdown,
+        handle,
+        _dir: None,
+    }
 }
 
 /// Starts a server with a fresh self-signed certificate for `localhost` and one AUTH user.
-pub async fn start_tls(mut cfg: Config) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
+pub async fn start_tls(
+    mut cfg: Config,
+) -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("rcgen");
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("rcgen");
     let cert_path: PathBuf = dir.path().join("cert.pem");
     let key_path: PathBuf = dir.path().join("key.pem");
     std::fs::write(&cert_path, ck.cert.pem()).expect("write cert");
@@ -136,7 +161,9 @@ pub struct Client<S> {
 impl Client<TcpStream> {
     pub async fn connect(addr: SocketAddr) -> Self {
         let tcp = TcpStream::connect(addr).await.expect("connect");
-        Client { io: BufReader::new(tcp) }
+        Client {
+            io: BufReader::new(tcp),
+        }
     }
 
     /// Connects and reads the greeting.
@@ -148,7 +175,10 @@ impl Client<TcpStream> {
     }
 
     /// STARTTLS already answered 220: performs the handshake trusting `cert`.
-    pub async fn into_tls(self, cert: &rustls::pki_types::CertificateDer<'static>) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
+    pub async fn into_tls(
+        self,
+        cert: &rustls::pki_types::CertificateDer<'static>,
+    ) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert.clone()).expect("root");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -159,8 +189,13 @@ impl Client<TcpStream> {
             .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-        let tls = connector.connect(name, self.io.into_inner()).await.expect("tls handshake");
-        Client { io: BufReader::new(tls) }
+        let tls = connector
+            .connect(name, self.io.into_inner())
+            .await
+            .expect("tls handshake");
+        Client {
+            io: BufReader::new(tls),
+        }
     }
 }
 
@@ -170,7 +205,10 @@ impl<S: AsyncRead + Unpin> Client<S> {
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();
-            let n = tokio::time::timeout(READ_GUARD, self.io.read_line(&mut line)).await.expect("reply guard").expect("read");
+            let n = tokio::time::timeout(READ_GUARD, self.io.read_line(&mut line))
+                .await
+                .expect("reply guard")
+                .expect("read");
             assert!(n > 0, "connection closed while waiting for a reply");
             let line = line.trim_end_matches(['\r', '\n']).to_string();
             let last = line.as_bytes().get(3) != Some(&b'-');
@@ -184,13 +222,19 @@ impl<S: AsyncRead + Unpin> Client<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub async fn send(&mut self, bytes: impl AsRef<[u8]>) {
-        self.io.get_mut().write_all(bytes.as_ref()).await.expect("write");
+        self.io
+            .get_mut()
+            .write_all(bytes.as_ref())
+            .await
+            .expect("write");
         self.io.get_mut().flush().await.expect("flush");
     }
 
     /// Reads one (possibly multi-line) reply; panics on EOF.
     pub async fn reply(&mut self) -> Vec<String> {
-        self.try_reply().await.expect("connection closed while waiting for a reply")
+        self.try_reply()
+            .await
+            .expect("connection closed while waiting for a reply")
     }
 
     /// Reads one reply, or `None` at EOF / connection reset.
@@ -198,7 +242,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();
-            let n = tokio::time::timeout(READ_GUARD, self.io.read_line(&mut line)).await.expect("reply guard").ok()?;
+            let n = tokio::time::timeout(READ_GUARD, self.io.read_line(&mut line))
+                .await
+                .expect("reply guard")
+                .ok()?;
             if n == 0 {
                 return None;
             }
@@ -220,7 +267,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// True once the server has closed the connection (after any pending replies are read).
     pub async fn closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        match tokio::time::timeout(READ_GUARD, tokio::io::AsyncReadExt::read_to_end(&mut self.io, &mut rest)).await {
+        match tokio::time::timeout(
+            READ_GUARD,
+            tokio::io::AsyncReadExt::read_to_end(&mut self.io, &mut rest),
+        )
+        .await
+        {
             Ok(Ok(_)) | Ok(Err(_)) => true,
             Err(_) => false,
         }

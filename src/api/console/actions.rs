@@ -14,7 +14,15 @@ use super::{Con, Console, auth};
 use crate::admin::{self, AdminError};
 
 /// What an action did: the notice and the audit outcome.
-fn finish(con: &Console, who: &Who, form: &Form, fallback: &str, action: &str, target: &str, res: Result<String, AdminError>) -> Response {
+fn finish(
+    con: &Console,
+    who: &Who,
+    form: &Form,
+    fallback: &str,
+    action: &str,
+    target: &str,
+    res: Result<String, AdminError>,
+) -> Response {
     let (notice, outcome) = match res {
         Ok(done) => ((false, done), "done".to_string()),
         Err(e) => ((true, e.to_string()), format!("refused: {e}")),
@@ -25,11 +33,17 @@ fn finish(con: &Console, who: &Who, form: &Form, fallback: &str, action: &str, t
 }
 
 fn required<'a>(form: &'a Form, field: &'static str) -> Result<&'a str, AdminError> {
-    form.get(field).ok_or_else(|| AdminError::bad(field, "is required"))
+    form.get(field)
+        .ok_or_else(|| AdminError::bad(field, "is required"))
 }
 
 /// `POST /ui/actions/resend`: `id`, `to` (empty: the original recipients).
-pub async fn resend(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+pub async fn resend(
+    axum::extract::State(con): Con,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let (who, form) = match auth::operator_form(&con, &headers, &uri, &body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -37,9 +51,17 @@ pub async fn resend(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri
     let id = form.get("id").unwrap_or("").to_string();
     let res = async {
         let id = required(&form, "id")?;
-        let to = form.get("to").map(|t| admin::parse_address("to", t)).transpose()?;
+        let to = form
+            .get("to")
+            .map(|t| admin::parse_address("to", t))
+            .transpose()?;
         let r = admin::resend(&con.daemon, id, to).await?;
-        Ok(format!("Message {} resent to {} as {}.", r.resent_from, r.recipients.join(", "), r.queue_id))
+        Ok(format!(
+            "Message {} resent to {} as {}.",
+            r.resent_from,
+            r.recipients.join(", "),
+            r.queue_id
+        ))
     }
     .await;
     let target = match form.get("to") {
@@ -50,7 +72,12 @@ pub async fn resend(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri
 }
 
 /// `POST /ui/actions/retry`: `id`.
-pub async fn retry(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+pub async fn retry(
+    axum::extract::State(con): Con,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let (who, form) = match auth::operator_form(&con, &headers, &uri, &body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -61,11 +88,24 @@ pub async fn retry(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri,
         Ok(format!("Message {} will be tried again now.", m.queue_id))
     }
     .await;
-    finish(&con, &who, &form, "/ui/queue", "retry", form.get("id").unwrap_or(""), res)
+    finish(
+        &con,
+        &who,
+        &form,
+        "/ui/queue",
+        "retry",
+        form.get("id").unwrap_or(""),
+        res,
+    )
 }
 
 /// `POST /ui/actions/delete`: `id`.
-pub async fn delete(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+pub async fn delete(
+    axum::extract::State(con): Con,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let (who, form) = match auth::operator_form(&con, &headers, &uri, &body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -73,15 +113,32 @@ pub async fn delete(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri
     let res = async {
         let id = required(&form, "id")?;
         let events = admin::delete(&con.daemon, id).await?;
-        Ok(format!("Message {} deleted; {} waiting recipient(s) recorded as dropped.", id.to_ascii_uppercase(), events.len()))
+        Ok(format!(
+            "Message {} deleted; {} waiting recipient(s) recorded as dropped.",
+            id.to_ascii_uppercase(),
+            events.len()
+        ))
     }
     .await;
-    finish(&con, &who, &form, "/ui/queue", "delete", form.get("id").unwrap_or(""), res)
+    finish(
+        &con,
+        &who,
+        &form,
+        "/ui/queue",
+        "delete",
+        form.get("id").unwrap_or(""),
+        res,
+    )
 }
 
 /// `POST /ui/actions/unblock`: `address`, and `consent=yes` for a complaint or unsubscribe
 /// entry (without it such an entry stays, and the refusal is recorded).
-pub async fn unblock(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+pub async fn unblock(
+    axum::extract::State(con): Con,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let (who, form) = match auth::operator_form(&con, &headers, &uri, &body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -100,6 +157,18 @@ pub async fn unblock(axum::extract::State(con): Con, headers: HeaderMap, uri: Ur
         Ok(format!("{} is no longer suppressed{how}; it will be mailed again.", old.address))
     }
     .await;
-    let action = if consent { "unblock_with_consent" } else { "unblock" };
-    finish(&con, &who, &form, "/ui/suppressions", action, form.get("address").unwrap_or(""), res)
+    let action = if consent {
+        "unblock_with_consent"
+    } else {
+        "unblock"
+    };
+    finish(
+        &con,
+        &who,
+        &form,
+        "/ui/suppressions",
+        action,
+        form.get("address").unwrap_or(""),
+        res,
+    )
 }

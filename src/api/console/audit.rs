@@ -38,7 +38,10 @@ pub struct Audit {
 
 impl Audit {
     pub fn new(path: PathBuf) -> Audit {
-        Audit { path, lock: Mutex::new(()) }
+        Audit {
+            path,
+            lock: Mutex::new(()),
+        }
     }
 
     /// Appends `e` (and logs it). A failure to write is logged, not returned: the action
@@ -53,7 +56,11 @@ impl Audit {
 
     fn append(&self, e: &Entry) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)?;
         let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
         line.push(b'\n');
         f.write_all(&line)
@@ -62,7 +69,9 @@ impl Audit {
     /// The latest `n` entries, newest first (read from the file's last 64 KB).
     pub fn recent(&self, n: usize) -> Vec<Entry> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Ok(mut f) = std::fs::File::open(&self.path) else { return Vec::new() };
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         if f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_err() {
             return Vec::new();
@@ -72,6 +81,10 @@ impl Audit {
             return Vec::new();
         }
         let text = String::from_utf8_lossy(&buf);
-        text.lines().rev().filter_map(|l| serde_json::from_str::<Entry>(l).ok()).take(n).collect()
+        text.lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
+            .take(n)
+            .collect()
     }
 }

@@ -14,7 +14,10 @@ pub fn new_token() -> String {
 /// True when `presented` is the `expected` token (constant time; empty never matches).
 pub fn matches(expected: &str, presented: Option<&str>) -> bool {
     match presented {
-        Some(p) if !p.is_empty() && !expected.is_empty() => crate::model::constant_time::eq(crate::model::constant_time::sha256(p.as_bytes()).as_ref(), crate::model::constant_time::sha256(expected.as_bytes()).as_ref()),
+        Some(p) if !p.is_empty() && !expected.is_empty() => crate::model::constant_time::eq(
+            crate::model::constant_time::sha256(p.as_bytes()).as_ref(),
+            crate::model::constant_time::sha256(expected.as_bytes()).as_ref(),
+        ),
         _ => false,
     }
 }

@@ -45,42 +45,83 @@ pub fn time(t: Timestamp) -> String {
 
 /// A status word (README "What happens to each recipient") as a coloured label.
 pub fn status(word: &str) -> String {
-    let class: String = word.chars().filter(|c| c.is_ascii_lowercase() || *c == '_').collect();
+    let class: String = word
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == '_')
+        .collect();
     format!("<span class=\"st st-{class}\">{}</span>", esc(word))
 }
 
 /// The hidden CSRF field of a form.
 pub fn csrf_field(who: &Who) -> String {
-    format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", super::csrf::FIELD, esc(&who.csrf))
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        super::csrf::FIELD,
+        esc(&who.csrf)
+    )
 }
 
 /// A POST form to `action` with hidden `fields`, the CSRF token and `extra` markup before the button.
-pub fn action_form(who: &Who, action: &str, fields: &[(&str, &str)], extra: &str, button: &str, class: &str) -> String {
-    let mut f = format!("<form method=\"post\" action=\"{}\" class=\"inline {}\">{}", esc(action), esc(class), csrf_field(who));
+pub fn action_form(
+    who: &Who,
+    action: &str,
+    fields: &[(&str, &str)],
+    extra: &str,
+    button: &str,
+    class: &str,
+) -> String {
+    let mut f = format!(
+        "<form method=\"post\" action=\"{}\" class=\"inline {}\">{}",
+        esc(action),
+        esc(class),
+        csrf_field(who)
+    );
     for (k, v) in fields {
-        f.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)));
+        f.push_str(&format!(
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            esc(k),
+            esc(v)
+        ));
     }
     f.push_str(extra);
-    f.push_str(&format!("<button type=\"submit\">{}</button></form>", esc(button)));
+    f.push_str(&format!(
+        "<button type=\"submit\">{}</button></form>",
+        esc(button)
+    ));
     f
 }
 
 /// A "next page" link to `path` with `query` (already encoded), or nothing.
 pub fn next_link(path: &str, query: Option<String>, label: &str) -> String {
     match query {
-        Some(q) => format!("<p class=\"paging\"><a rel=\"next\" href=\"{}?{}\">{} →</a></p>", esc(path), esc(&q), esc(label)),
+        Some(q) => format!(
+            "<p class=\"paging\"><a rel=\"next\" href=\"{}?{}\">{} →</a></p>",
+            esc(path),
+            esc(&q),
+            esc(label)
+        ),
         None => String::new(),
     }
 }
 
 /// The navigation entries: (path, label).
-const NAV: [(&str, &str); 5] = [("/ui/", "Dashboard"), ("/ui/undelivered", "Undelivered"), ("/ui/log", "Comms log"), ("/ui/suppressions", "Suppressions"), ("/ui/queue", "Queue")];
+const NAV: [(&str, &str); 5] = [
+    ("/ui/", "Dashboard"),
+    ("/ui/undelivered", "Undelivered"),
+    ("/ui/log", "Comms log"),
+    ("/ui/suppressions", "Suppressions"),
+    ("/ui/queue", "Queue"),
+];
 
 /// A whole page: layout around `body` (already escaped markup), for the signed-in `who`.
 pub fn page(who: &Who, current: &str, title: &str, body: &str) -> String {
     let mut nav = String::new();
     for (path, label) in NAV {
-        let cur = if path == current { " aria-current=\"page\"" } else { "" };
+        let cur = if path == current {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
         nav.push_str(&format!("<a href=\"{path}\"{cur}>{label}</a>"));
     }
     let notice = match &who.notice {
@@ -94,7 +135,13 @@ pub fn page(who: &Who, current: &str, title: &str, body: &str) -> String {
         esc(&who.user),
         esc(who.role.as_str())
     );
-    shell(title, &format!("<header><span class=\"brand\">rebound</span><nav>{nav}</nav>{signout}</header><main><h1>{}</h1>{notice}{body}</main>", esc(title)))
+    shell(
+        title,
+        &format!(
+            "<header><span class=\"brand\">rebound</span><nav>{nav}</nav>{signout}</header><main><h1>{}</h1>{notice}{body}</main>",
+            esc(title)
+        ),
+    )
 }
 
 /// The document around `inner`.
@@ -109,19 +156,37 @@ pub fn shell(title: &str, inner: &str) -> String {
 pub fn respond(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 /// A signed-in error page (`status`, a sentence saying what happened).
 pub fn error_page(who: &Who, status: StatusCode, message: &str) -> Response {
-    let body = format!("<p class=\"notice error\" role=\"alert\">{}</p><p><a href=\"/ui/\">Back to the dashboard</a></p>", esc(message));
-    respond(status, page(who, "", status.canonical_reason().unwrap_or("Error"), &body))
+    let body = format!(
+        "<p class=\"notice error\" role=\"alert\">{}</p><p><a href=\"/ui/\">Back to the dashboard</a></p>",
+        esc(message)
+    );
+    respond(
+        status,
+        page(who, "", status.canonical_reason().unwrap_or("Error"), &body),
+    )
 }
 
 /// A 303 to `to` (a local path), with extra headers.
@@ -135,13 +200,21 @@ pub fn see_other(to: &str, cookies: &[String]) -> Response {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
     }
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 /// `GET /ui/console.css`.
 pub async fn stylesheet() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], CSS).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
 }
 
 const CSS: &str = r#":root{--fg:#1d2330;--muted:#5b6473;--line:#d9dde5;--bg:#f6f7f9;--card:#fff;--accent:#1f5fbf;--bad:#b42318;--warn:#a15c07;--good:#137333}

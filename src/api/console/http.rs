@@ -17,14 +17,24 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
             return None;
         }
         let v = v.trim();
-        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
-        v.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',' && b != b'"' && b != b'\\').then_some(v)
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        v.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',' && b != b'"' && b != b'\\')
+            .then_some(v)
     })
 }
 
 /// A cookie's value from request headers (every `Cookie` header is read).
 pub fn cookie_from(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
-    headers.get_all(axum::http::header::COOKIE).iter().filter_map(|h| h.to_str().ok()).find_map(|h| cookie(h, name)).map(str::to_string)
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .find_map(|h| cookie(h, name))
+        .map(str::to_string)
 }
 
 /// A decoded form or query string: the first value of each field.
@@ -79,7 +89,14 @@ pub fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
 /// (`/ui/...`, no scheme, no `//`, no backslash), else `fallback`.
 pub fn local_path<'a>(back: Option<&'a str>, fallback: &'a str) -> &'a str {
     match back {
-        Some(b) if b.starts_with("/ui/") && !b.contains("//") && !b.contains('\\') && b.bytes().all(|c| c.is_ascii_graphic()) => b,
+        Some(b)
+            if b.starts_with("/ui/")
+                && !b.contains("//")
+                && !b.contains('\\')
+                && b.bytes().all(|c| c.is_ascii_graphic()) =>
+        {
+            b
+        }
         _ => fallback,
     }
 }

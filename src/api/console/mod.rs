@@ -51,10 +51,22 @@ pub struct Console {
 
 impl Console {
     pub fn new(daemon: Arc<Daemon>) -> Console {
-        let secure = daemon.cfg.api.url.as_deref().is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
+        let secure = daemon
+            .cfg
+            .api
+            .url
+            .as_deref()
+            .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
         let users = users::Users::new(&daemon.cfg);
         let audit = audit::Audit::new(daemon.cfg.server.data_dir.join(audit::FILE_NAME));
-        Console { daemon, sessions: session::Sessions::default(), users, secure, audit, limiter: auth::Limiter::default() }
+        Console {
+            daemon,
+            sessions: session::Sessions::default(),
+            users,
+            secure,
+            audit,
+            limiter: auth::Limiter::default(),
+        }
     }
 }
 

@@ -21,15 +21,99 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 pub const MAX_HEADERS: usize = 16 * 1024;
 
 /// Elements dropped with everything inside them.
-const DROP_WITH_CONTENT: [&str; 16] = ["script", "iframe", "object", "embed", "noscript", "template", "svg", "math", "title", "textarea", "xmp", "noembed", "noframes", "plaintext", "applet", "frameset"];
+const DROP_WITH_CONTENT: [&str; 16] = [
+    "script",
+    "iframe",
+    "object",
+    "embed",
+    "noscript",
+    "template",
+    "svg",
+    "math",
+    "title",
+    "textarea",
+    "xmp",
+    "noembed",
+    "noframes",
+    "plaintext",
+    "applet",
+    "frameset",
+];
 /// Elements kept (their allowed attributes only); every other tag is dropped, its text kept.
 const KEEP: [&str; 47] = [
-    "a", "abbr", "address", "article", "b", "blockquote", "body", "br", "caption", "center", "cite", "code", "col", "colgroup", "dd", "div", "dl", "dt", "em", "font", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "html",
-    "i", "img", "li", "ol", "p", "pre", "s", "section", "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tr",
+    "a",
+    "abbr",
+    "address",
+    "article",
+    "b",
+    "blockquote",
+    "body",
+    "br",
+    "caption",
+    "center",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "font",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "html",
+    "i",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "s",
+    "section",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tr",
 ];
 const KEEP_MORE: [&str; 8] = ["tfoot", "th", "thead", "u", "ul", "head", "style", "q"];
 /// Attributes kept (values re-escaped); `src` only on `img` and only `data:image/...`.
-const ATTRS: [&str; 21] = ["align", "alt", "bgcolor", "border", "cellpadding", "cellspacing", "class", "color", "colspan", "dir", "face", "height", "lang", "rowspan", "size", "style", "title", "valign", "width", "src", "span"];
+const ATTRS: [&str; 21] = [
+    "align",
+    "alt",
+    "bgcolor",
+    "border",
+    "cellpadding",
+    "cellspacing",
+    "class",
+    "color",
+    "colspan",
+    "dir",
+    "face",
+    "height",
+    "lang",
+    "rowspan",
+    "size",
+    "style",
+    "title",
+    "valign",
+    "width",
+    "src",
+    "span",
+];
 
 /// A tag as read: name (lower-case), closing or not, attributes (lower-case name, raw value).
 struct Tag {
@@ -104,12 +188,29 @@ fn read_tag(s: &str) -> Option<Tag> {
     let name = s[start..i].to_ascii_lowercase();
     let mut attrs = Vec::new();
     loop {
-        while b.get(i).is_some_and(|c| c.is_ascii_whitespace() || *c == b'/') {
+        while b
+            .get(i)
+            .is_some_and(|c| c.is_ascii_whitespace() || *c == b'/')
+        {
             i += 1;
         }
         match b.get(i) {
-            None => return Some(Tag { name, closing, attrs, len: s.len() }),
-            Some(b'>') => return Some(Tag { name, closing, attrs, len: i + 1 }),
+            None => {
+                return Some(Tag {
+                    name,
+                    closing,
+                    attrs,
+                    len: s.len(),
+                });
+            }
+            Some(b'>') => {
+                return Some(Tag {
+                    name,
+                    closing,
+                    attrs,
+                    len: i + 1,
+                });
+            }
             Some(_) => {}
         }
         let (attr, next) = read_attr(s, i);
@@ -122,7 +223,10 @@ fn read_tag(s: &str) -> Option<Tag> {
 fn read_attr(s: &str, mut i: usize) -> (Option<(String, String)>, usize) {
     let b = s.as_bytes();
     let start = i;
-    while b.get(i).is_some_and(|c| !c.is_ascii_whitespace() && !matches!(c, b'=' | b'>' | b'/')) {
+    while b
+        .get(i)
+        .is_some_and(|c| !c.is_ascii_whitespace() && !matches!(c, b'=' | b'>' | b'/'))
+    {
         i += 1;
     }
     if i == start {
@@ -146,7 +250,10 @@ fn read_attr(s: &str, mut i: usize) -> (Option<(String, String)>, usize) {
         },
         _ => {
             let st = i;
-            while b.get(i).is_some_and(|c| !c.is_ascii_whitespace() && *c != b'>') {
+            while b
+                .get(i)
+                .is_some_and(|c| !c.is_ascii_whitespace() && *c != b'>')
+            {
                 i += 1;
             }
             (&s[st..i], i)
@@ -217,10 +324,23 @@ fn render_tag(t: &Tag) -> String {
 }
 
 fn attr_ok(tag: &str, name: &str, value: &str) -> bool {
-    let squashed: String = value.chars().filter(|c| !c.is_whitespace() && !c.is_control()).collect::<String>().to_ascii_lowercase();
+    let squashed: String = value
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase();
     match name {
-        "src" => tag == "img" && squashed.starts_with("data:image/") && !squashed.starts_with("data:image/svg"),
-        "style" => !squashed.contains("url(") && !squashed.contains("expression(") && !squashed.contains("@import") && !squashed.contains("javascript:"),
+        "src" => {
+            tag == "img"
+                && squashed.starts_with("data:image/")
+                && !squashed.starts_with("data:image/svg")
+        }
+        "style" => {
+            !squashed.contains("url(")
+                && !squashed.contains("expression(")
+                && !squashed.contains("@import")
+                && !squashed.contains("javascript:")
+        }
         _ => !squashed.contains("javascript:") && !squashed.contains("vbscript:"),
     }
 }
@@ -253,7 +373,12 @@ fn inert_css(css: &str) -> String {
     let mut i = 0;
     while i < css.len() {
         let rest = &lower[i..];
-        let skip_to = |end: char, from: usize| rest[from..].find(end).map(|j| i + from + j + 1).unwrap_or(css.len());
+        let skip_to = |end: char, from: usize| {
+            rest[from..]
+                .find(end)
+                .map(|j| i + from + j + 1)
+                .unwrap_or(css.len())
+        };
         if rest.starts_with("url(") {
             out.push_str("none");
             i = skip_to(')', 4);
@@ -284,46 +409,77 @@ fn inert_css(css: &str) -> String {
 
 /// The raw header section of a message (up to the blank line, at most [`MAX_HEADERS`]), as text.
 pub fn header_text(body: &[u8]) -> String {
-    let end = memchr::memmem::find(body, b"\r\n\r\n").or_else(|| memchr::memmem::find(body, b"\n\n")).unwrap_or(body.len());
+    let end = memchr::memmem::find(body, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(body, b"\n\n"))
+        .unwrap_or(body.len());
     String::from_utf8_lossy(&body[..end.min(MAX_HEADERS)]).into_owned()
 }
 
 /// The decoded Subject of a message.
 pub fn subject(body: &[u8]) -> Option<String> {
     let head = &body[..body.len().min(MAX_HEADERS)];
-    mail_parser::MessageParser::new().parse_headers(head).and_then(|m| m.subject().map(str::to_string))
+    mail_parser::MessageParser::new()
+        .parse_headers(head)
+        .and_then(|m| m.subject().map(str::to_string))
 }
 
 /// The preview document of a stored message.
 pub fn document(body: &[u8]) -> String {
     let body = &body[..body.len().min(MAX_BODY)];
     let Some(msg) = mail_parser::MessageParser::new().parse(body) else {
-        return "<!doctype html><meta charset=\"utf-8\"><p>This message could not be read.</p>".into();
+        return "<!doctype html><meta charset=\"utf-8\"><p>This message could not be read.</p>"
+            .into();
     };
-    let inner = if msg.html_body_count() > 0 && msg.html_part(0).is_some_and(|p| matches!(p.body, mail_parser::PartType::Html(_))) {
+    let inner = if msg.html_body_count() > 0
+        && msg
+            .html_part(0)
+            .is_some_and(|p| matches!(p.body, mail_parser::PartType::Html(_)))
+    {
         msg.body_html(0).map(|h| sanitise(&h)).unwrap_or_default()
     } else {
-        format!("<pre style=\"white-space:pre-wrap;font:14px/1.4 monospace\">{}</pre>", esc(&msg.body_text(0).unwrap_or_default()))
+        format!(
+            "<pre style=\"white-space:pre-wrap;font:14px/1.4 monospace\">{}</pre>",
+            esc(&msg.body_text(0).unwrap_or_default())
+        )
     };
     format!("<!doctype html><html><head><meta charset=\"utf-8\"></head><body>{inner}</body></html>")
 }
 
 /// `GET /ui/messages/{id}/preview`.
-pub async fn serve(axum::extract::State(con): Con, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn serve(
+    axum::extract::State(con): Con,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if let Err(r) = auth::signed_in(&con, &headers, &uri) {
         return r;
     }
-    let found = crate::admin::parse_id(&id).ok().and_then(|n| con.daemon.store.body(n).ok().flatten());
+    let found = crate::admin::parse_id(&id)
+        .ok()
+        .and_then(|n| con.daemon.store.body(n).ok().flatten());
     let (status, doc) = match found {
         Some(b) => (StatusCode::OK, tokio::task::spawn_blocking(move || document(&b)).await.unwrap_or_default()),
         None => (StatusCode::NOT_FOUND, "<!doctype html><meta charset=\"utf-8\"><p>The body of this message is no longer stored.</p>".into()),
     };
     let mut r = (status, doc).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PREVIEW_CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PREVIEW_CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }

@@ -69,7 +69,14 @@ impl Sessions {
         {
             map.remove(&oldest);
         }
-        let s = Session { user: user.to_string(), role, csrf: super::csrf::new_token(), started: now, last_seen: now, notice: None };
+        let s = Session {
+            user: user.to_string(),
+            role,
+            csrf: super::csrf::new_token(),
+            started: now,
+            last_seen: now,
+            notice: None,
+        };
         map.insert(key(&id), s);
         id
     }
@@ -84,7 +91,13 @@ impl Sessions {
             return None;
         }
         s.last_seen = now;
-        Some(Who { id: id.to_string(), user: s.user.clone(), role: s.role, csrf: s.csrf.clone(), notice: s.notice.take() })
+        Some(Who {
+            id: id.to_string(),
+            user: s.user.clone(),
+            role: s.role,
+            csrf: s.csrf.clone(),
+            notice: s.notice.take(),
+        })
     }
 
     /// Leaves a notice for the session's next page.
@@ -97,7 +110,10 @@ impl Sessions {
 
     /// Ends a session.
     pub fn end(&self, id: &str) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(id));
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key(id));
     }
 
     pub fn len(&self) -> usize {
@@ -110,11 +126,18 @@ impl Sessions {
 }
 
 fn alive(s: &Session, now: Instant) -> bool {
-    now.saturating_duration_since(s.last_seen) < IDLE && now.saturating_duration_since(s.started) < MAX_AGE
+    now.saturating_duration_since(s.last_seen) < IDLE
+        && now.saturating_duration_since(s.started) < MAX_AGE
 }
 
 /// The `Set-Cookie` value for a cookie `name=value` on `path`; `max_age` 0 deletes it.
-pub fn set_cookie(name: &str, value: &str, path: &str, secure: bool, max_age: Option<u64>) -> String {
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    secure: bool,
+    max_age: Option<u64>,
+) -> String {
     let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict");
     if let Some(a) = max_age {
         c.push_str(&format!("; Max-Age={a}"));

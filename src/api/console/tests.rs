@@ -6,30 +6,57 @@ use std::time::{Duration, Instant};
 use super::html::esc;
 use super::http::{Form, cookie, local_path};
 use super::session::{IDLE, MAX_AGE, Sessions, Who, set_cookie};
-use super::users::{ConsoleUser, Role, TOKEN_USER, Users, UsersError, check_users, hash_password, verify_password};
+use super::users::{
+    ConsoleUser, Role, TOKEN_USER, Users, UsersError, check_users, hash_password, verify_password,
+};
 use super::{csrf, preview};
 use crate::config::{Config, Secret};
 
 const HOSTILE: &str = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>&amp;";
 
 fn who(role: Role) -> Who {
-    Who { id: "sid".into(), user: "<b>eve</b>".into(), role, csrf: "c".repeat(64), notice: Some((true, "<i>boom</i>".into())) }
+    Who {
+        id: "sid".into(),
+        user: "<b>eve</b>".into(),
+        role,
+        csrf: "c".repeat(64),
+        notice: Some((true, "<i>boom</i>".into())),
+    }
 }
 
 #[test]
 fn escaping_leaves_no_markup() {
-    assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    assert_eq!(
+        esc("<a href=\"x\">'&'</a>"),
+        "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    );
     assert_eq!(esc("tab\tnl\nnul\0bell\x07 é ✖"), "tab\tnl\nnulbell é ✖");
     let e = esc(HOSTILE);
-    assert!(!e.contains('<') && !e.contains('>') && !e.contains('"') && !e.contains('\''), "{e}");
+    assert!(
+        !e.contains('<') && !e.contains('>') && !e.contains('"') && !e.contains('\''),
+        "{e}"
+    );
 }
 
 #[test]
 fn cookies_are_read_by_name_only() {
-    assert_eq!(cookie("a=1; rebound_session=abc; b=2", "rebound_session"), Some("abc"));
-    assert_eq!(cookie("xrebound_session=evil; rebound_session=\"q1\"", "rebound_session"), Some("q1"));
+    assert_eq!(
+        cookie("a=1; rebound_session=abc; b=2", "rebound_session"),
+        Some("abc")
+    );
+    assert_eq!(
+        cookie(
+            "xrebound_session=evil; rebound_session=\"q1\"",
+            "rebound_session"
+        ),
+        Some("q1")
+    );
     assert_eq!(cookie("rebound_session", "rebound_session"), None);
-    assert_eq!(cookie("rebound_session=a b", "rebound_session"), None, "spaces are not a cookie value");
+    assert_eq!(
+        cookie("rebound_session=a b", "rebound_session"),
+        None,
+        "spaces are not a cookie value"
+    );
     assert_eq!(cookie("", "x"), None);
     let c = set_cookie("rebound_session", "v", "/ui", true, None);
     for part in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Secure"] {
@@ -47,16 +74,32 @@ fn forms_decode_and_keep_the_first_value() {
     assert_eq!(f.raw("name"), Some(" Vera "));
     assert_eq!(f.get("empty"), None);
     assert_eq!(f.get("bad"), Some("%zz%"));
-    assert_eq!(Form::parse(&[0xff, b'=', 0xfe]).get("\u{fffd}"), Some("\u{fffd}"));
-    let many: Vec<u8> = (0..500).flat_map(|i| format!("k{i}=v&").into_bytes()).collect();
+    assert_eq!(
+        Form::parse(&[0xff, b'=', 0xfe]).get("\u{fffd}"),
+        Some("\u{fffd}")
+    );
+    let many: Vec<u8> = (0..500)
+        .flat_map(|i| format!("k{i}=v&").into_bytes())
+        .collect();
     assert_eq!(Form::parse(&many).get("k63"), Some("v"));
     assert_eq!(Form::parse(&many).get("k64"), None, "at most 64 fields");
 }
 
 #[test]
 fn redirects_stay_on_the_console() {
-    assert_eq!(local_path(Some("/ui/log?recipient=a%40b"), "/ui/"), "/ui/log?recipient=a%40b");
-    for bad in ["https://evil.example/", "//evil.example/ui/", "/ui//evil", "/ui/\\evil", "/other", "/ui/a b", "javascript:alert(1)"] {
+    assert_eq!(
+        local_path(Some("/ui/log?recipient=a%40b"), "/ui/"),
+        "/ui/log?recipient=a%40b"
+    );
+    for bad in [
+        "https://evil.example/",
+        "//evil.example/ui/",
+        "/ui//evil",
+        "/ui/\\evil",
+        "/other",
+        "/ui/a b",
+        "javascript:alert(1)",
+    ] {
         assert_eq!(local_path(Some(bad), "/ui/"), "/ui/", "{bad}");
     }
     assert_eq!(local_path(None, "/ui/queue"), "/ui/queue");
@@ -71,7 +114,10 @@ fn csrf_tokens_match_only_themselves() {
     assert!(!csrf::matches(&t, Some(&t[..63])));
     assert!(!csrf::matches(&t, Some("")));
     assert!(!csrf::matches(&t, None));
-    assert!(!csrf::matches("", Some("")), "an empty expected token never matches");
+    assert!(
+        !csrf::matches("", Some("")),
+        "an empty expected token never matches"
+    );
 }
 
 #[test]
@@ -84,9 +130,19 @@ fn sessions_expire_when_idle_and_at_their_max_age() {
     assert_eq!(w.csrf.len(), 64);
     assert!(s.get("not-a-session", t0).is_none());
     s.notify(&id, (false, "done".into()));
-    assert_eq!(s.get(&id, t0 + Duration::from_secs(61)).unwrap().notice, Some((false, "done".into())));
-    assert_eq!(s.get(&id, t0 + Duration::from_secs(62)).unwrap().notice, None, "a notice is shown once");
-    assert!(s.get(&id, t0 + Duration::from_secs(62) + IDLE).is_none(), "idle too long");
+    assert_eq!(
+        s.get(&id, t0 + Duration::from_secs(61)).unwrap().notice,
+        Some((false, "done".into()))
+    );
+    assert_eq!(
+        s.get(&id, t0 + Duration::from_secs(62)).unwrap().notice,
+        None,
+        "a notice is shown once"
+    );
+    assert!(
+        s.get(&id, t0 + Duration::from_secs(62) + IDLE).is_none(),
+        "idle too long"
+    );
     assert!(s.is_empty(), "an expired session is forgotten");
     let busy = s.start("op", Role::Operator, t0);
     let mut t = t0;
@@ -94,7 +150,10 @@ fn sessions_expire_when_idle_and_at_their_max_age() {
         t += IDLE / 2;
         assert!(s.get(&busy, t).is_some());
     }
-    assert!(s.get(&busy, t0 + MAX_AGE).is_none(), "ends at its max age however busy");
+    assert!(
+        s.get(&busy, t0 + MAX_AGE).is_none(),
+        "ends at its max age however busy"
+    );
     let gone = s.start("x", Role::Operator, t0);
     s.end(&gone);
     assert!(s.get(&gone, t0).is_none());
@@ -109,13 +168,33 @@ fn passwords_and_the_token_sign_in_with_their_role() {
     assert!(!verify_password("not a hash", "x"));
     let mut cfg = Config::default();
     cfg.api.token = Some(Secret("the-token".into()));
-    cfg.api.users = vec![ConsoleUser { name: "Vera".into(), password_hash: Secret(hash.clone()), role: Role::Viewer }, ConsoleUser { name: "olga".into(), password_hash: Secret(hash), role: Role::Operator }];
+    cfg.api.users = vec![
+        ConsoleUser {
+            name: "Vera".into(),
+            password_hash: Secret(hash.clone()),
+            role: Role::Viewer,
+        },
+        ConsoleUser {
+            name: "olga".into(),
+            password_hash: Secret(hash),
+            role: Role::Operator,
+        },
+    ];
     let users = Users::new(&cfg);
-    assert_eq!(users.check("vera", "correct horse"), Some(("Vera".into(), Role::Viewer)));
-    assert_eq!(users.check("olga", "correct horse"), Some(("olga".into(), Role::Operator)));
+    assert_eq!(
+        users.check("vera", "correct horse"),
+        Some(("Vera".into(), Role::Viewer))
+    );
+    assert_eq!(
+        users.check("olga", "correct horse"),
+        Some(("olga".into(), Role::Operator))
+    );
     assert_eq!(users.check("olga", "wrong"), None);
     assert_eq!(users.check("nobody", "correct horse"), None);
-    assert_eq!(users.check("", "the-token"), Some((TOKEN_USER.into(), Role::Operator)));
+    assert_eq!(
+        users.check("", "the-token"),
+        Some((TOKEN_USER.into(), Role::Operator))
+    );
     assert_eq!(users.check("", "correct horse"), None);
     assert!(Role::Operator.can_act() && !Role::Viewer.can_act());
 }
@@ -123,23 +202,53 @@ fn passwords_and_the_token_sign_in_with_their_role() {
 #[test]
 fn the_users_config_is_checked() {
     let good = hash_password("pw").unwrap();
-    let u = |name: &str, hash: &str| ConsoleUser { name: name.into(), password_hash: Secret(hash.into()), role: Role::Viewer };
+    let u = |name: &str, hash: &str| ConsoleUser {
+        name: name.into(),
+        password_hash: Secret(hash.into()),
+        role: Role::Viewer,
+    };
     assert_eq!(check_users(&[u("a", &good), u("b", &good)]), Ok(()));
     assert_eq!(check_users(&[u(" ", &good)]), Err(UsersError::EmptyName));
-    assert_eq!(check_users(&[u("a", &good), u("A", &good)]), Err(UsersError::Duplicate("A".into())));
-    assert_eq!(check_users(&[u("api-token", &good)]), Err(UsersError::Reserved("api-token".into())));
-    assert_eq!(check_users(&[u("a", "plaintext")]), Err(UsersError::BadHash("a".into())));
-    let toml = format!("[[api.users]]\nname = \"vera\"\npassword_hash = \"{good}\"\nrole = \"viewer\"\n");
+    assert_eq!(
+        check_users(&[u("a", &good), u("A", &good)]),
+        Err(UsersError::Duplicate("A".into()))
+    );
+    assert_eq!(
+        check_users(&[u("api-token", &good)]),
+        Err(UsersError::Reserved("api-token".into()))
+    );
+    assert_eq!(
+        check_users(&[u("a", "plaintext")]),
+        Err(UsersError::BadHash("a".into()))
+    );
+    let toml =
+        format!("[[api.users]]\nname = \"vera\"\npassword_hash = \"{good}\"\nrole = \"viewer\"\n");
     let cfg = Config::from_str(&toml, "t").expect("a users entry parses");
     assert_eq!(cfg.api.users[0].role, Role::Viewer);
-    assert!(Config::from_str("[[api.users]]\nname = \"v\"\npassword_hash = \"x\"\nrole = \"viewer\"\n", "t").is_err(), "a bad hash is refused at load");
-    assert!(Config::from_str(&toml.replace("viewer", "admin"), "t").is_err(), "roles are viewer or operator");
-    assert!(!format!("{:?}", cfg.api.users[0]).contains("argon2"), "the hash is not printed");
+    assert!(
+        Config::from_str(
+            "[[api.users]]\nname = \"v\"\npassword_hash = \"x\"\nrole = \"viewer\"\n",
+            "t"
+        )
+        .is_err(),
+        "a bad hash is refused at load"
+    );
+    assert!(
+        Config::from_str(&toml.replace("viewer", "admin"), "t").is_err(),
+        "roles are viewer or operator"
+    );
+    assert!(
+        !format!("{:?}", cfg.api.users[0]).contains("argon2"),
+        "the hash is not printed"
+    );
 }
 
 /// Every tag left in sanitised HTML, with its attributes.
 fn tags(html: &str) -> Vec<String> {
-    html.split('<').skip(1).map(|t| t.split('>').next().unwrap_or("").to_ascii_lowercase()).collect()
+    html.split('<')
+        .skip(1)
+        .map(|t| t.split('>').next().unwrap_or("").to_ascii_lowercase())
+        .collect()
 }
 
 #[test]
@@ -152,63 +261,156 @@ fn the_sanitiser_removes_what_runs_or_loads() {
         <base href=//e.test/><link rel=stylesheet href=//e.test/s.css><p title='a\"b'>q</p><scr<script>ipt>alert(5)</script>";
     let clean = preview::sanitise(dirty);
     let lower = clean.to_ascii_lowercase();
-    for bad in ["<script", "onclick", "onerror", "javascript:", "e.test", "<iframe", "<object", "<svg", "<form", "<input", "<meta", "<base", "<link", "@import", "url("] {
+    for bad in [
+        "<script",
+        "onclick",
+        "onerror",
+        "javascript:",
+        "e.test",
+        "<iframe",
+        "<object",
+        "<svg",
+        "<form",
+        "<input",
+        "<meta",
+        "<base",
+        "<link",
+        "@import",
+        "url(",
+    ] {
         assert!(!lower.contains(bad), "{bad} survived: {clean}");
     }
     for t in tags(&clean) {
         assert!(!t.contains(" on"), "an event attribute survived: {t}");
     }
-    assert!(clean.contains("<p style=\"color:red\">Hi <b>there</b></p>"), "{clean}");
-    assert!(clean.contains("<img src=\"data:image/png;base64,AAAA\">"), "{clean}");
+    assert!(
+        clean.contains("<p style=\"color:red\">Hi <b>there</b></p>"),
+        "{clean}"
+    );
+    assert!(
+        clean.contains("<img src=\"data:image/png;base64,AAAA\">"),
+        "{clean}"
+    );
     assert!(clean.contains("<img alt=\"remote\">"), "{clean}");
     assert!(clean.contains("title=\"a&quot;b\""), "{clean}");
-    assert!(!clean.contains("alert(5)") || !lower.contains("<script"), "{clean}");
-    assert_eq!(preview::sanitise("a < b and c > d"), "a &lt; b and c &gt; d");
+    assert!(
+        !clean.contains("alert(5)") || !lower.contains("<script"),
+        "{clean}"
+    );
+    assert_eq!(
+        preview::sanitise("a < b and c > d"),
+        "a &lt; b and c &gt; d"
+    );
     assert_eq!(preview::sanitise("<p"), "<p>");
     assert_eq!(preview::sanitise("</"), "&lt;/");
 }
 
 #[test]
 fn the_preview_of_a_text_message_is_escaped_text() {
-    let doc = preview::document(b"Subject: hi\r\nContent-Type: text/plain\r\n\r\n<script>alert(1)</script> & more\r\n");
-    assert!(doc.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"), "{doc}");
-    let html = preview::document(b"Subject: hi\r\nContent-Type: text/html\r\n\r\n<p>ok</p><script>alert(1)</script>\r\n");
-    assert!(html.contains("<p>ok</p>") && !html.contains("<script"), "{html}");
-    assert_eq!(preview::header_text(b"Subject: a\r\nTo: b\r\n\r\nbody"), "Subject: a\r\nTo: b");
-    assert_eq!(preview::subject(b"Subject: =?utf-8?q?Term_dates?=\r\n\r\nx").as_deref(), Some("Term dates"));
-    assert!(preview::PREVIEW_CSP.starts_with("default-src 'none'; style-src 'unsafe-inline'; img-src data:"));
+    let doc = preview::document(
+        b"Subject: hi\r\nContent-Type: text/plain\r\n\r\n<script>alert(1)</script> & more\r\n",
+    );
+    assert!(
+        doc.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"),
+        "{doc}"
+    );
+    let html = preview::document(
+        b"Subject: hi\r\nContent-Type: text/html\r\n\r\n<p>ok</p><script>alert(1)</script>\r\n",
+    );
+    assert!(
+        html.contains("<p>ok</p>") && !html.contains("<script"),
+        "{html}"
+    );
+    assert_eq!(
+        preview::header_text(b"Subject: a\r\nTo: b\r\n\r\nbody"),
+        "Subject: a\r\nTo: b"
+    );
+    assert_eq!(
+        preview::subject(b"Subject: =?utf-8?q?Term_dates?=\r\n\r\nx").as_deref(),
+        Some("Term dates")
+    );
+    assert!(
+        preview::PREVIEW_CSP
+            .starts_with("default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+    );
 }
 
 #[test]
 fn pages_escape_hostile_data_and_hide_actions_from_viewers() {
     use crate::model::{Event, EventKind, Suppression, SuppressionReason};
-    let mut ev = Event::new(EventKind::Bounced, crate::model::time::Timestamp(1_700_000_000_000));
+    let mut ev = Event::new(
+        EventKind::Bounced,
+        crate::model::time::Timestamp(1_700_000_000_000),
+    );
     ev.id = HOSTILE.into();
     ev.recipient = Some(format!("{HOSTILE}@x.test"));
     ev.diagnostic = Some(HOSTILE.into());
     ev.queue_id = Some(HOSTILE.into());
     ev.remote_host = Some(HOSTILE.into());
-    let sup = Suppression { address: format!("{HOSTILE}@x.test"), reason: SuppressionReason::Complaint, time: ev.time, diagnostic: Some(HOSTILE.into()), event_id: Some(HOSTILE.into()) };
-    let f = super::pages::log::Filters { recipient: Some(HOSTILE.into()), message: Some(HOSTILE.into()), ..Default::default() };
+    let sup = Suppression {
+        address: format!("{HOSTILE}@x.test"),
+        reason: SuppressionReason::Complaint,
+        time: ev.time,
+        diagnostic: Some(HOSTILE.into()),
+        event_id: Some(HOSTILE.into()),
+    };
+    let f = super::pages::log::Filters {
+        recipient: Some(HOSTILE.into()),
+        message: Some(HOSTILE.into()),
+        ..Default::default()
+    };
     for role in [Role::Operator, Role::Viewer] {
         let w = who(role);
-        let sf = super::pages::suppressions::Filters { q: Some(HOSTILE.into()), ..Default::default() };
+        let sf = super::pages::suppressions::Filters {
+            q: Some(HOSTILE.into()),
+            ..Default::default()
+        };
         let pages = [
-            super::html::page(&w, "/ui/log", HOSTILE, &super::pages::log::render(&f, std::slice::from_ref(&ev), Some(HOSTILE))),
-            super::pages::suppressions::render(&w, &sf, std::slice::from_ref(&sup), Some(HOSTILE), 1, HOSTILE),
+            super::html::page(
+                &w,
+                "/ui/log",
+                HOSTILE,
+                &super::pages::log::render(&f, std::slice::from_ref(&ev), Some(HOSTILE)),
+            ),
+            super::pages::suppressions::render(
+                &w,
+                &sf,
+                std::slice::from_ref(&sup),
+                Some(HOSTILE),
+                1,
+                HOSTILE,
+            ),
         ];
         for p in &pages {
-            assert!(!p.contains("<script") && !p.contains("<img") && !p.contains("<b>eve") && !p.contains("<i>boom"), "unescaped: {p}");
-            assert!(!p.contains(HOSTILE) && !p.contains("\"'>"), "a value broke out: {p}");
+            assert!(
+                !p.contains("<script")
+                    && !p.contains("<img")
+                    && !p.contains("<b>eve")
+                    && !p.contains("<i>boom"),
+                "unescaped: {p}"
+            );
+            assert!(
+                !p.contains(HOSTILE) && !p.contains("\"'>"),
+                "a value broke out: {p}"
+            );
         }
-        assert_eq!(pages[1].contains("/ui/actions/unblock"), role == Role::Operator, "only operators get Remove block");
-        assert!(pages[1].contains("<s class=\"struck\""), "a complaint is struck through");
+        assert_eq!(
+            pages[1].contains("/ui/actions/unblock"),
+            role == Role::Operator,
+            "only operators get Remove block"
+        );
+        assert!(
+            pages[1].contains("<s class=\"struck\""),
+            "a complaint is struck through"
+        );
     }
 }
 
 #[test]
 fn the_chart_is_one_bar_per_hour() {
-    let svg = super::pages::dashboard::chart(&[0, 1, 5, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10]);
+    let svg = super::pages::dashboard::chart(&[
+        0, 1, 5, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10,
+    ]);
     assert_eq!(svg.matches("<rect").count(), 24);
     assert!(svg.contains("max 10/h") && !svg.contains("style=") && !svg.contains("<script"));
 }
@@ -220,11 +422,19 @@ async fn the_undelivered_page_pages_through_every_row_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::default();
     cfg.server.data_dir = dir.path().to_path_buf();
-    let daemon = crate::daemon::state::Daemon::open(std::sync::Arc::new(cfg), std::sync::Arc::new(crate::model::time::SystemClock)).unwrap();
+    let daemon = crate::daemon::state::Daemon::open(
+        std::sync::Arc::new(cfg),
+        std::sync::Arc::new(crate::model::time::SystemClock),
+    )
+    .unwrap();
     let now = daemon.now();
     let total = 2 * super::pages::undelivered::PAGE + 7;
     for i in 0..total + 5 {
-        let kind = if i < total { EventKind::Bounced } else { EventKind::Delivered };
+        let kind = if i < total {
+            EventKind::Bounced
+        } else {
+            EventKind::Delivered
+        };
         let mut e = Event::new(kind, now.minus(Duration::from_secs(60 + i as u64)));
         e.recipient = Some(format!("r{i}@x.test"));
         e.queue_id = Some(format!("{:X}", i + 1));
@@ -238,8 +448,14 @@ async fn the_undelivered_page_pages_through_every_row_once() {
     let mut seen = Vec::new();
     loop {
         let v = super::pages::undelivered::by_index(&daemon, &f).unwrap();
-        assert_eq!((v.total, v.summary.clone()), (total, vec![("bounced".to_string(), total)]));
-        assert!(v.rows.windows(2).all(|w| w[0].time >= w[1].time), "newest first");
+        assert_eq!(
+            (v.total, v.summary.clone()),
+            (total, vec![("bounced".to_string(), total)])
+        );
+        assert!(
+            v.rows.windows(2).all(|w| w[0].time >= w[1].time),
+            "newest first"
+        );
         seen.extend(v.rows.iter().map(|r| r.recipient.clone()));
         match v.next_cursor {
             Some(c) => f.cursor = Some(c),
@@ -247,14 +463,32 @@ async fn the_undelivered_page_pages_through_every_row_once() {
         }
     }
     let distinct: std::collections::HashSet<_> = seen.iter().collect();
-    assert_eq!((seen.len(), distinct.len()), (total, total), "every row once");
+    assert_eq!(
+        (seen.len(), distinct.len()),
+        (total, total),
+        "every row once"
+    );
     assert_eq!(seen[0], "r0@x.test");
     f.cursor = Some("nonsense".into());
     assert!(super::pages::undelivered::by_index(&daemon, &f).is_err());
-    let only = super::pages::undelivered::Filters { status: Some("failed".into()), ..Default::default() };
-    assert_eq!(super::pages::undelivered::by_index(&daemon, &only).unwrap().total, 0);
-    let bad = super::pages::undelivered::Filters { status: Some("delivered".into()), ..Default::default() };
-    assert!(super::pages::undelivered::by_index(&daemon, &bad).is_err(), "delivered is not an undelivered status");
+    let only = super::pages::undelivered::Filters {
+        status: Some("failed".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        super::pages::undelivered::by_index(&daemon, &only)
+            .unwrap()
+            .total,
+        0
+    );
+    let bad = super::pages::undelivered::Filters {
+        status: Some("delivered".into()),
+        ..Default::default()
+    };
+    assert!(
+        super::pages::undelivered::by_index(&daemon, &bad).is_err(),
+        "delivered is not an undelivered status"
+    );
 }
 
 #[tokio::test]
@@ -264,13 +498,24 @@ async fn the_log_sorts_by_time_across_every_page_and_refuses_a_per_page_sort() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::default();
     cfg.server.data_dir = dir.path().to_path_buf();
-    let daemon = crate::daemon::state::Daemon::open(std::sync::Arc::new(cfg), std::sync::Arc::new(crate::model::time::SystemClock)).unwrap();
+    let daemon = crate::daemon::state::Daemon::open(
+        std::sync::Arc::new(cfg),
+        std::sync::Arc::new(crate::model::time::SystemClock),
+    )
+    .unwrap();
     let now = daemon.now();
     let total = 2 * super::pages::log::PAGE + 9;
     let mut ws = WriteSet::new();
     for i in 0..total {
-        let kind = if i % 3 == 0 { EventKind::Bounced } else { EventKind::Delivered };
-        let mut e = Event::new(kind, now.minus(Duration::from_secs(60 + (i as u64 * 7919) % 5000)));
+        let kind = if i % 3 == 0 {
+            EventKind::Bounced
+        } else {
+            EventKind::Delivered
+        };
+        let mut e = Event::new(
+            kind,
+            now.minus(Duration::from_secs(60 + (i as u64 * 7919) % 5000)),
+        );
         e.recipient = Some(format!("r{i}@x.test"));
         e.queue_id = Some(format!("{:X}", i + 1));
         daemon.store.stamp_event(&mut e).unwrap();
@@ -278,7 +523,10 @@ async fn the_log_sorts_by_time_across_every_page_and_refuses_a_per_page_sort() {
     }
     daemon.store.apply(&ws).unwrap();
     for (sort, ascending) in [("oldest", true), ("newest", false)] {
-        let mut f = super::pages::log::Filters { sort: Some(sort.into()), ..Default::default() };
+        let mut f = super::pages::log::Filters {
+            sort: Some(sort.into()),
+            ..Default::default()
+        };
         let mut seen: Vec<Event> = Vec::new();
         loop {
             let (events, next) = super::pages::log::gather(&daemon, &f).unwrap();
@@ -289,16 +537,29 @@ async fn the_log_sorts_by_time_across_every_page_and_refuses_a_per_page_sort() {
             }
         }
         assert_eq!(seen.len(), total, "{sort}: every event, through the cursor");
-        let keys: Vec<(crate::model::time::Timestamp, String)> = seen.iter().map(|e| (e.time, e.id.clone())).collect();
+        let keys: Vec<(crate::model::time::Timestamp, String)> =
+            seen.iter().map(|e| (e.time, e.id.clone())).collect();
         let mut sorted = keys.clone();
         sorted.sort();
         if !ascending {
             sorted.reverse();
         }
-        assert_eq!(keys, sorted, "{sort}: ordered across every page, not within one");
+        assert_eq!(
+            keys, sorted,
+            "{sort}: ordered across every page, not within one"
+        );
     }
     for sort in ["recipient", "status", "nonsense"] {
-        let f = super::pages::log::Filters { sort: Some(sort.into()), ..Default::default() };
-        assert!(matches!(super::pages::log::gather(&daemon, &f), Err(crate::admin::AdminError::BadInput { param: "sort", .. })), "{sort} is refused");
+        let f = super::pages::log::Filters {
+            sort: Some(sort.into()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(
+                super::pages::log::gather(&daemon, &f),
+                Err(crate::admin::AdminError::BadInput { param: "sort", .. })
+            ),
+            "{sort} is refused"
+        );
     }
 }

@@ -11,13 +11,18 @@ pub use crate::config::users::{ConsoleUser, Role, TOKEN_USER, UsersError, check_
 /// Hashes a password with argon2id and a random salt (PHC string).
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// True when `password` matches the PHC `hash` (false for any malformed hash).
 pub fn verify_password(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(h) => argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Ok(h) => argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -34,7 +39,10 @@ pub struct Users {
 
 impl Users {
     pub fn new(cfg: &Config) -> Users {
-        Users { users: cfg.api.users.clone(), token: crate::api::Guard::new(cfg) }
+        Users {
+            users: cfg.api.users.clone(),
+            token: crate::api::Guard::new(cfg),
+        }
     }
 
     /// Who `name`/`secret` signs in as: an empty name means `secret` is the API token.
@@ -42,10 +50,18 @@ impl Users {
     pub fn check(&self, name: &str, secret: &str) -> Option<(String, Role)> {
         let name = name.trim();
         if name.is_empty() || name.eq_ignore_ascii_case(TOKEN_USER) {
-            return self.token.token_ok(secret.trim()).then(|| (TOKEN_USER.to_string(), Role::Operator));
+            return self
+                .token
+                .token_ok(secret.trim())
+                .then(|| (TOKEN_USER.to_string(), Role::Operator));
         }
-        match self.users.iter().find(|u| u.name.trim().eq_ignore_ascii_case(name)) {
-            Some(u) => verify_password(u.password_hash.expose(), secret).then(|| (u.name.trim().to_string(), u.role)),
+        match self
+            .users
+            .iter()
+            .find(|u| u.name.trim().eq_ignore_ascii_case(name))
+        {
+            Some(u) => verify_password(u.password_hash.expose(), secret)
+                .then(|| (u.name.trim().to_string(), u.role)),
             None => {
                 let _ = verify_password(DUMMY_HASH, secret);
                 None

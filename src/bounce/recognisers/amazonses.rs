@@ -176,14 +176,20 @@ mod tests {
     #[test]
     fn event_record_in_sns_envelope() {
         let inner = r#"{"eventType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"NoEmail","bouncedRecipients":[{"emailAddress":"gone@r.test"},{"emailAddress":"<also@r.test>"}]}}"#;
-        let envelope = serde_json::json!({"Type": "Notification", "MessageId": "m-1", "Message": inner});
-        let raw = format!("From: no-reply@sns.amazonaws.test\nSubject: AWS Notification Message\n\n{envelope}\n");
+        let envelope =
+            serde_json::json!({"Type": "Notification", "MessageId": "m-1", "Message": inner});
+        let raw = format!(
+            "From: no-reply@sns.amazonaws.test\nSubject: AWS Notification Message\n\n{envelope}\n"
+        );
         let ctx = Context::build(raw.as_bytes());
         assert!(detect(&ctx));
         let r = parse(&ctx).unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[1].recipient.as_deref(), Some("also@r.test"));
-        assert_eq!((r[0].reason, r[0].action.as_deref()), (Reason::UserUnknown, Some("failed")));
+        assert_eq!(
+            (r[0].reason, r[0].action.as_deref()),
+            (Reason::UserUnknown, Some("failed"))
+        );
         assert_eq!(r[0].status, EnhancedCode::parse("5.1.1"));
     }
 

@@ -25,13 +25,21 @@ fn detect(ctx: &Context) -> bool {
 }
 
 /// AOL's own replies for an address it does not have.
-const VERDICTS: Verdicts = &[("mailbox not found", Reason::UserUnknown, "aol.mailbox-not-found")];
+const VERDICTS: Verdicts = &[(
+    "mailbox not found",
+    Reason::UserUnknown,
+    "aol.mailbox-not-found",
+)];
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let mut found = scan(ctx, &LAYOUT);
     for r in &mut found {
         if let Some(d) = r.diagnostic.as_mut() {
-            *d = d.trim_start_matches("(reason:").trim_end_matches(')').trim().to_string();
+            *d = d
+                .trim_start_matches("(reason:")
+                .trim_end_matches(')')
+                .trim()
+                .to_string();
         }
     }
     own_verdicts(&mut found, VERDICTS);

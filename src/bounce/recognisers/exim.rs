@@ -72,7 +72,9 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
 
 /// The text of the failed-addresses block, after the last line that introduces it.
 fn failed_block(ctx: &Context) -> String {
-    let lines: Vec<&str> = region(ctx.notification(), &ctx.body_lower, &LAYOUT).lines().collect();
+    let lines: Vec<&str> = region(ctx.notification(), &ctx.body_lower, &LAYOUT)
+        .lines()
+        .collect();
     let intro = lines.iter().rposition(|l| {
         let l = l.to_ascii_lowercase();
         LAYOUT.start.iter().any(|m| l.contains(m))

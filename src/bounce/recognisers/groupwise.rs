@@ -30,7 +30,10 @@ fn rcpt(line: &str) -> Option<(String, String)> {
 
 const LAYOUT: Layout = Layout {
     start: &["was undeliverable to the following"],
-    end: &["possibly truncated original message follows", "original message follows"],
+    end: &[
+        "possibly truncated original message follows",
+        "original message follows",
+    ],
     rcpt,
     stop_at_blank: true,
 };
@@ -53,6 +56,9 @@ mod tests {
             The message that you sent was undeliverable to the following:\n\tb@gw.test (user not found)\n\n\
             Possibly truncated original message follows:\n\nTo: b@gw.test\n";
         let r = parse(&Context::build(raw)).unwrap();
-        assert_eq!((r[0].recipient.as_deref(), r[0].diagnostic.as_deref()), (Some("b@gw.test"), Some("user not found")));
+        assert_eq!(
+            (r[0].recipient.as_deref(), r[0].diagnostic.as_deref()),
+            (Some("b@gw.test"), Some("user not found"))
+        );
     }
 }

@@ -15,7 +15,8 @@ pub static RECOGNISER: Recogniser = Recogniser {
 
 fn detect(ctx: &Context) -> bool {
     ctx.notification_has("unable to deliver message to")
-        && (ctx.notification_has("received >>>") || ctx.notification_has("reason: unable to deliver")
+        && (ctx.notification_has("received >>>")
+            || ctx.notification_has("reason: unable to deliver")
             || ctx.header_has("x-mailer", "interscan"))
 }
 
@@ -28,7 +29,11 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
         if lower.starts_with("recipient:") || lower.starts_with("sent <<< rcpt to:") {
             rcpts.extend(all_addresses(t));
         } else if lower.starts_with("received >>>") || lower.starts_with("response from server:") {
-            diag.push(t.split_once(['>', ':']).map_or(t, |(_, v)| v).trim_start_matches(['>', ' ']));
+            diag.push(
+                t.split_once(['>', ':'])
+                    .map_or(t, |(_, v)| v)
+                    .trim_start_matches(['>', ' ']),
+            );
         } else if contains_ci(t, "unable to deliver message to") {
             if rcpts.is_empty() {
                 rcpts.extend(all_addresses(t));
@@ -41,7 +46,12 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let mut seen = std::collections::HashSet::new();
     rcpts.retain(|a| seen.insert(a.clone()));
     let diag = squeeze(&diag.join(" "));
-    Some(rcpts.into_iter().map(|a| RecipientReport::failed(Some(a), diag.clone())).collect())
+    Some(
+        rcpts
+            .into_iter()
+            .map(|a| RecipientReport::failed(Some(a), diag.clone()))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -56,6 +66,10 @@ mod tests {
             Response from server: 550 5.1.1 <e@tm.test>: Recipient address rejected: User unknown\n";
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 1);
-        assert!(r[0].diagnostic.as_deref().unwrap().starts_with("550 5.1.1"), "{:?}", r[0].diagnostic);
+        assert!(
+            r[0].diagnostic.as_deref().unwrap().starts_with("550 5.1.1"),
+            "{:?}",
+            r[0].diagnostic
+        );
     }
 }

@@ -29,9 +29,9 @@ use regex::Regex;
 
 use super::RecipientReport;
 use super::context::Context;
+use super::fields::{Field, clean_address, contains_ci, parse_fields_where, squeeze};
 use super::markers::{ORIGINAL_MARKERS, first_marker, line_start};
 use crate::model::Reason;
-use super::fields::{Field, clean_address, contains_ci, parse_fields_where, squeeze};
 
 /// One MTA/provider family: a cheap detection predicate and a parser.
 pub struct Recogniser {
@@ -83,7 +83,9 @@ pub type Verdicts = &'static [(&'static str, Reason, &'static str)];
 /// phrase in table order); the others are left to the classifier.
 pub fn own_verdicts(found: &mut [RecipientReport], verdicts: Verdicts) {
     for r in found.iter_mut().filter(|r| r.rule.is_empty()) {
-        let Some(d) = r.diagnostic.as_deref() else { continue };
+        let Some(d) = r.diagnostic.as_deref() else {
+            continue;
+        };
         if let Some((_, reason, rule)) = verdicts.iter().find(|(p, _, _)| contains_ci(d, p)) {
             (r.reason, r.rule) = (*reason, rule);
         }
@@ -233,7 +235,11 @@ pub fn original_in_text(body: &str, marker: Option<usize>) -> Vec<Field> {
         .lines()
         .find(|l| looks_like_field(l))
         .map_or(0, |l| l.as_ptr() as usize - rest.as_ptr() as usize);
-    parse_fields_where(&rest[from_field..], true, crate::bounce::context::is_original_field)
+    parse_fields_where(
+        &rest[from_field..],
+        true,
+        crate::bounce::context::is_original_field,
+    )
 }
 
 fn looks_like_field(line: &str) -> bool {

@@ -32,7 +32,9 @@ fn detect(ctx: &Context) -> bool {
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let lower = &ctx.body_lower;
     let at = lower.find(INTRO).or_else(|| lower.find(REJECTED))?;
-    let text = ctx.body.get(line_after(&ctx.body, at)..ctx.marker.unwrap_or(ctx.body.len()).max(at))?;
+    let text = ctx
+        .body
+        .get(line_after(&ctx.body, at)..ctx.marker.unwrap_or(ctx.body.len()).max(at))?;
     let mut reason = String::new();
     let mut out: Vec<RecipientReport> = Vec::new();
     for line in text.lines() {
@@ -40,9 +42,19 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
         if let Some(c) = ANGLE.captures(t) {
             let addr = clean_address(c.get(1).map_or("", |m| m.as_str()));
             let own = c.get(2).map_or("", |m| m.as_str());
-            let diag = if own.is_empty() { reason.clone() } else { format!("{reason} {own}") };
-            out.push(RecipientReport::failed(Some(addr).filter(|a| !a.is_empty()), squeeze(&diag)));
-        } else if let Some(why) = t.strip_prefix("Reason:").or_else(|| t.strip_prefix("reason:")) {
+            let diag = if own.is_empty() {
+                reason.clone()
+            } else {
+                format!("{reason} {own}")
+            };
+            out.push(RecipientReport::failed(
+                Some(addr).filter(|a| !a.is_empty()),
+                squeeze(&diag),
+            ));
+        } else if let Some(why) = t
+            .strip_prefix("Reason:")
+            .or_else(|| t.strip_prefix("reason:"))
+        {
             if let Some(last) = out.last_mut().filter(|r| r.diagnostic.is_none()) {
                 last.diagnostic = Some(squeeze(why)).filter(|d| !d.is_empty());
             }
@@ -68,6 +80,9 @@ mod tests {
             <c@ns.test>\n\nPlease reply to Postmaster@ns.test\nif you feel this message to be in error.\n";
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].diagnostic.as_deref(), Some("The user(s) account is temporarily over quota."));
+        assert_eq!(
+            r[0].diagnostic.as_deref(),
+            Some("The user(s) account is temporarily over quota.")
+        );
     }
 }

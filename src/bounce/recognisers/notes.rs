@@ -24,9 +24,21 @@ fn detect(ctx: &Context) -> bool {
 
 /// Domino's own words: the router looked the recipient up in the directory and did not find it.
 const VERDICTS: Verdicts = &[
-    ("not listed in domino directory", Reason::UserUnknown, "notes.not-listed"),
-    ("not listed in public name & address book", Reason::UserUnknown, "notes.not-listed"),
-    ("not listed in the domino directory", Reason::UserUnknown, "notes.not-listed"),
+    (
+        "not listed in domino directory",
+        Reason::UserUnknown,
+        "notes.not-listed",
+    ),
+    (
+        "not listed in public name & address book",
+        Reason::UserUnknown,
+        "notes.not-listed",
+    ),
+    (
+        "not listed in the domino directory",
+        Reason::UserUnknown,
+        "notes.not-listed",
+    ),
 ];
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
@@ -44,10 +56,19 @@ fn not_delivered_because(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let lower = text.to_ascii_lowercase();
     let from = lower.find(NOT_DELIVERED)? + NOT_DELIVERED.len();
     let because = from + lower.get(from..)?.find(BECAUSE)?;
-    let addrs: Vec<String> = text.get(from..because)?.lines().filter_map(find_address).collect();
+    let addrs: Vec<String> = text
+        .get(from..because)?
+        .lines()
+        .filter_map(find_address)
+        .collect();
     let rest = text.get(because + BECAUSE.len()..)?.trim_start();
     let reason = squeeze(rest.split("\n\n").next().unwrap_or(""));
-    Some(addrs.into_iter().map(|a| RecipientReport::failed(Some(a), reason.clone())).collect())
+    Some(
+        addrs
+            .into_iter()
+            .map(|a| RecipientReport::failed(Some(a), reason.clone()))
+            .collect(),
+    )
 }
 
 /// The "Failure Reasons" block: each reason line before the address it applies to.

@@ -33,8 +33,16 @@ fn detect(ctx: &Context) -> bool {
 /// qmail's own words for its local deliveries (qmail-local, qmail-send): they say the mailbox
 /// does not exist, whatever status digit follows them.
 const VERDICTS: Verdicts = &[
-    ("no mailbox here by that name", Reason::UserUnknown, "qmail.no-mailbox"),
-    ("this address no longer accepts mail", Reason::HasMoved, "qmail.no-longer-accepts"),
+    (
+        "no mailbox here by that name",
+        Reason::UserUnknown,
+        "qmail.no-mailbox",
+    ),
+    (
+        "this address no longer accepts mail",
+        Reason::HasMoved,
+        "qmail.no-longer-accepts",
+    ),
 ];
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {

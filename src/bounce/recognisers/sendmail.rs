@@ -4,7 +4,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{ORIGINAL_MARKERS, Recogniser, first_marker, inline_dsn, line_after, line_start, merge};
+use super::{
+    ORIGINAL_MARKERS, Recogniser, first_marker, inline_dsn, line_after, line_start, merge,
+};
 use crate::bounce::fields::{clean_address, find_address};
 use crate::bounce::{Context, RecipientReport};
 
@@ -134,10 +136,16 @@ mod tests {
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 2);
         let a = r[0].diagnostic.as_deref().unwrap();
-        assert!(a.contains("Relaying from your host") && !a.contains("No such mailbox"), "{a}");
+        assert!(
+            a.contains("Relaying from your host") && !a.contains("No such mailbox"),
+            "{a}"
+        );
         let b = r[1].diagnostic.as_deref().unwrap();
         assert!(b.starts_with("550 <b@two.test>... User unknown"), "{b}");
-        assert!(b.contains("<<< 550 No such mailbox") && b.contains("too long"), "{b}");
+        assert!(
+            b.contains("<<< 550 No such mailbox") && b.contains("too long"),
+            "{b}"
+        );
         assert!(!b.contains("Relaying"), "{b}");
     }
 }

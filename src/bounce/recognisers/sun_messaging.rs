@@ -32,7 +32,10 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
     let mut words = String::new();
     for line in ctx.notification().lines() {
         if let Some(a) = value(line, "recipient address:") {
-            out.push(RecipientReport::failed(Some(clean_address(a)).filter(|a| !a.is_empty()), ""));
+            out.push(RecipientReport::failed(
+                Some(clean_address(a)).filter(|a| !a.is_empty()),
+                "",
+            ));
             continue;
         }
         let Some(r) = out.last_mut() else { continue };
@@ -43,12 +46,21 @@ fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
         } else if let Some(d) = value(line, "diagnostic code:") {
             r.diagnostic = Some(squeeze(strip_type(d)));
         } else if let Some(m) = value(line, "remote system:") {
-            r.remote_mta = Some(strip_type(m).split_whitespace().next().unwrap_or("").to_string());
+            r.remote_mta = Some(
+                strip_type(m)
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            );
         } else if line.trim().is_empty() && r.diagnostic.is_none() && !words.is_empty() {
             r.diagnostic = Some(std::mem::take(&mut words));
         }
     }
-    if let Some(r) = out.last_mut().filter(|r| r.diagnostic.is_none() && !words.is_empty()) {
+    if let Some(r) = out
+        .last_mut()
+        .filter(|r| r.diagnostic.is_none() && !words.is_empty())
+    {
         r.diagnostic = Some(words);
     }
     // The address the sender used, not the server's rewrite of it.
@@ -71,7 +83,13 @@ mod tests {
             \x20 Diagnostic code: smtp;550 5.1.1 unknown or illegal alias: d@sun.test\n  Remote system: dns;mx.sun.test (TCP|192.0.2.1|25)\n";
         let r = parse(&Context::build(raw)).unwrap();
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].original_recipient.as_deref(), Some("d.person@sun.test"));
-        assert_eq!(r[0].diagnostic.as_deref(), Some("550 5.1.1 unknown or illegal alias: d@sun.test"));
+        assert_eq!(
+            r[0].original_recipient.as_deref(),
+            Some("d.person@sun.test")
+        );
+        assert_eq!(
+            r[0].diagnostic.as_deref(),
+            Some("550 5.1.1 unknown or illegal alias: d@sun.test")
+        );
     }
 }

@@ -29,16 +29,30 @@ fn detect(ctx: &Context) -> bool {
 
 /// Yahoo's own words (its help pages list them with their `[#NNN]` / `dd` codes).
 const VERDICTS: Verdicts = &[
-    ("user doesn't have a", Reason::UserUnknown, "yahoo.no-account"),
-    ("user doesn't have an", Reason::UserUnknown, "yahoo.no-account"),
-    ("this account has been disabled or discontinued", Reason::Suspend, "yahoo.disabled"),
+    (
+        "user doesn't have a",
+        Reason::UserUnknown,
+        "yahoo.no-account",
+    ),
+    (
+        "user doesn't have an",
+        Reason::UserUnknown,
+        "yahoo.no-account",
+    ),
+    (
+        "this account has been disabled or discontinued",
+        Reason::Suspend,
+        "yahoo.disabled",
+    ),
     ("mailbox is full", Reason::MailboxFull, "yahoo.mailbox-full"),
 ];
 
 /// The older one-line form: "Sorry, your message to ADDR cannot be delivered. REASON".
 static SORRY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)sorry, your message to <?([^<>\s]+@[^<>\s]+?)>? cannot be delivered\.?\s*(.*)$")
-        .expect("static regex")
+    Regex::new(
+        r"(?i)sorry, your message to <?([^<>\s]+@[^<>\s]+?)>? cannot be delivered\.?\s*(.*)$",
+    )
+    .expect("static regex")
 });
 
 fn sorry(line: &str) -> Option<(String, String)> {

@@ -13,7 +13,11 @@ pub fn encode_for_data(body: &[u8]) -> Vec<u8> {
             b'\r' | b'\n' => {
                 out.extend_from_slice(b"\r\n");
                 // CRLF is one line end; a lone CR or a lone LF is one too.
-                i += if b == b'\r' && body.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                i += if b == b'\r' && body.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 at_line_start = true;
                 continue;
             }
@@ -38,8 +42,14 @@ mod tests {
     fn crlf_only_dot_stuffed_single_terminator() {
         assert_eq!(encode_for_data(b"A: b\r\n.\r\n"), b"A: b\r\n..\r\n.\r\n");
         assert_eq!(encode_for_data(b"a\nb\rc\r\n"), b"a\r\nb\r\nc\r\n.\r\n");
-        assert_eq!(encode_for_data(b"x\n.\nMAIL FROM:<e@v>\r\n"), b"x\r\n..\r\nMAIL FROM:<e@v>\r\n.\r\n");
-        assert_eq!(encode_for_data(b"x\r\n.\r\r\ny"), b"x\r\n..\r\n\r\ny\r\n.\r\n");
+        assert_eq!(
+            encode_for_data(b"x\n.\nMAIL FROM:<e@v>\r\n"),
+            b"x\r\n..\r\nMAIL FROM:<e@v>\r\n.\r\n"
+        );
+        assert_eq!(
+            encode_for_data(b"x\r\n.\r\r\ny"),
+            b"x\r\n..\r\n\r\ny\r\n.\r\n"
+        );
         assert_eq!(encode_for_data(b".lead"), b"..lead\r\n.\r\n");
         assert_eq!(encode_for_data(b""), b".\r\n");
     }

@@ -11,15 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mail_send::{Credentials, SmtpClient};
-use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse};
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS,
+    EhloResponse,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::config::TlsPolicy;
-use crate::model::{EnhancedCode, Reply};
 use crate::delivery::outbound::mta_sts::{Failure, Requirement};
-use crate::delivery::outbound::reply::{ReplyReader, connect_failed, connection_lost, synthetic, timed_out, tls_failed};
+use crate::delivery::outbound::reply::{
+    ReplyReader, connect_failed, connection_lost, synthetic, timed_out, tls_failed,
+};
+use crate::model::{EnhancedCode, Reply};
 
 /// A byte stream to a server, plain TCP or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -83,12 +88,21 @@ pub struct OpenError {
 }
 
 fn next(reply: Reply) -> OpenError {
-    OpenError { reply, retry_plain: false, connected: true }
+    OpenError {
+        reply,
+        retry_plain: false,
+        connected: true,
+    }
 }
 
 /// Connects to `target` and runs the handshake. `use_tls = false` skips STARTTLS
 /// (the plain-text retry after a failed opportunistic handshake).
-pub async fn open(target: &Endpoint, s: &Settings, connector: &TlsConnector, use_tls: bool) -> Result<Connection, OpenError> {
+pub async fn open(
+    target: &Endpoint,
+    s: &Settings,
+    connector: &TlsConnector,
+    use_tls: bool,
+) -> Result<Connection, OpenError> {
     let t = s.command_timeout;
     let label = target.host.as_str();
     let mut client = SmtpClient::connect(target.addr, t).await.map_err(|e| {
@@ -96,10 +110,17 @@ pub async fn open(target: &Endpoint, s: &Settings, connector: &TlsConnector, use
             mail_send::Error::Timeout => format!("no answer within {t:?}"),
             e => e.to_string(),
         };
-        OpenError { reply: connect_failed(&format!("{label} ({})", target.addr), why), retry_plain: false, connected: false }
+        OpenError {
+            reply: connect_failed(&format!("{label} ({})", target.addr), why),
+            retry_plain: false,
+            connected: false,
+        }
     })?;
     let mut reader = ReplyReader::default();
-    let greeting = reader.read(&mut client.stream, t).await.map_err(|e| next(e.to_reply("the greeting")))?;
+    let greeting = reader
+        .read(&mut client.stream, t)
+        .await
+        .map_err(|e| next(e.to_reply("the greeting")))?;
     if !greeting.is_positive() {
         return Err(next(greeting));
     }
@@ -109,13 +130,21 @@ pub async fn open(target: &Endpoint, s: &Settings, connector: &TlsConnector, use
     }
     let wants_tls = use_tls && s.tls != TlsPolicy::Disabled;
     if wants_tls && caps.has_capability(EXT_START_TLS) {
-        let mut tls_client = start_tls(client, s, connector, label).await.inspect_err(|e| {
-            if let Some(req) = &target.sts {
-                req.failure(Failure::TlsFailed, label, &e.reply.text);
-            }
-        })?;
+        let mut tls_client = start_tls(client, s, connector, label)
+            .await
+            .inspect_err(|e| {
+                if let Some(req) = &target.sts {
+                    req.failure(Failure::TlsFailed, label, &e.reply.text);
+                }
+            })?;
         if let Some(req) = &target.sts
-            && let Err(why) = req.tls.check(sni(label), tls_client.tls_connection().peer_certificates().unwrap_or_default())
+            && let Err(why) = req.tls.check(
+                sni(label),
+                tls_client
+                    .tls_connection()
+                    .peer_certificates()
+                    .unwrap_or_default(),
+            )
         {
             req.failure(Failure::TlsFailed, label, &why);
         }
@@ -126,26 +155,44 @@ pub async fn open(target: &Endpoint, s: &Settings, connector: &TlsConnector, use
         req.failure(Failure::StarttlsMissing, label, "");
     }
     if s.tls == TlsPolicy::Required {
-        return Err(next(tls_failed(label, "the server does not offer STARTTLS and delivery.tls = \"required\"")));
+        return Err(next(tls_failed(
+            label,
+            "the server does not offer STARTTLS and delivery.tls = \"required\"",
+        )));
     }
     finish(client, &caps, false, target).await
 }
 
 /// An MTA-STS host under an enforced policy: STARTTLS with the validating connector, or
 /// an error that allows no plain-text retry (RFC 8461 §4.2).
-async fn open_validated(client: SmtpClient<TcpStream>, caps: &EhloResponse<String>, s: &Settings, req: &Requirement, target: &Endpoint) -> Result<Connection, OpenError> {
+async fn open_validated(
+    client: SmtpClient<TcpStream>,
+    caps: &EhloResponse<String>,
+    s: &Settings,
+    req: &Requirement,
+    target: &Endpoint,
+) -> Result<Connection, OpenError> {
     let label = target.host.as_str();
-    let refuse = |failure: Failure, detail: String| OpenError { reply: req.failure(failure, label, &detail), retry_plain: false, connected: true };
+    let refuse = |failure: Failure, detail: String| OpenError {
+        reply: req.failure(failure, label, &detail),
+        retry_plain: false,
+        connected: true,
+    };
     if !caps.has_capability(EXT_START_TLS) {
         return Err(refuse(Failure::StarttlsMissing, String::new()));
     }
-    let mut tls_client = client.start_tls(&req.tls.connector, sni(label)).await.map_err(|e| {
-        let why = match e {
-            mail_send::Error::UnexpectedReply(r) => format!("STARTTLS refused: {} {}", r.code, r.message),
-            e => e.to_string(),
-        };
-        refuse(Failure::TlsFailed, why)
-    })?;
+    let mut tls_client = client
+        .start_tls(&req.tls.connector, sni(label))
+        .await
+        .map_err(|e| {
+            let why = match e {
+                mail_send::Error::UnexpectedReply(r) => {
+                    format!("STARTTLS refused: {} {}", r.code, r.message)
+                }
+                e => e.to_string(),
+            };
+            refuse(Failure::TlsFailed, why)
+        })?;
     let caps = hello(&mut tls_client, s).await?;
     finish(tls_client, &caps, true, target).await
 }
@@ -157,24 +204,41 @@ fn sni(host: &str) -> &str {
 
 /// STARTTLS through mail-send. Anything the server sent after its 220 in plain text
 /// is dropped by mail-send's reader or breaks the handshake: it is never taken as a reply.
-async fn start_tls(client: SmtpClient<TcpStream>, s: &Settings, connector: &TlsConnector, host: &str) -> Result<SmtpClient<tokio_rustls::client::TlsStream<TcpStream>>, OpenError> {
+async fn start_tls(
+    client: SmtpClient<TcpStream>,
+    s: &Settings,
+    connector: &TlsConnector,
+    host: &str,
+) -> Result<SmtpClient<tokio_rustls::client::TlsStream<TcpStream>>, OpenError> {
     let sni = host.trim_start_matches('[').trim_end_matches(']');
     client.start_tls(connector, sni).await.map_err(|e| {
         let reply = match e {
-            mail_send::Error::UnexpectedReply(r) => tls_failed(host, format!("STARTTLS refused: {} {}", r.code, r.message)),
+            mail_send::Error::UnexpectedReply(r) => {
+                tls_failed(host, format!("STARTTLS refused: {} {}", r.code, r.message))
+            }
             e => tls_failed(host, e),
         };
-        OpenError { reply, retry_plain: s.tls != TlsPolicy::Required, connected: true }
+        OpenError {
+            reply,
+            retry_plain: s.tls != TlsPolicy::Required,
+            connected: true,
+        }
     })
 }
 
 /// EHLO, or HELO when EHLO gets a 5xx.
-async fn hello<T: AsyncRead + AsyncWrite + Unpin>(client: &mut SmtpClient<T>, s: &Settings) -> Result<EhloResponse<String>, OpenError> {
+async fn hello<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    s: &Settings,
+) -> Result<EhloResponse<String>, OpenError> {
     client.timeout = s.command_timeout;
     match client.ehlo(&s.hostname).await {
         Ok(caps) => Ok(caps),
         Err(mail_send::Error::UnexpectedReply(r)) if r.code >= 500 => {
-            let r = client.cmd(format!("HELO {}\r\n", s.hostname)).await.map_err(|e| next(from_mail_send(e, "HELO", s.command_timeout)))?;
+            let r = client
+                .cmd(format!("HELO {}\r\n", s.hostname))
+                .await
+                .map_err(|e| next(from_mail_send(e, "HELO", s.command_timeout)))?;
             if (200..300).contains(&r.code) {
                 Ok(EhloResponse::new(String::new()))
             } else {
@@ -186,20 +250,33 @@ async fn hello<T: AsyncRead + AsyncWrite + Unpin>(client: &mut SmtpClient<T>, s:
 }
 
 /// AUTH when credentials are set (over TLS only), then hands the stream over.
-async fn finish<T: Io + 'static>(mut client: SmtpClient<T>, caps: &EhloResponse<String>, tls: bool, target: &Endpoint) -> Result<Connection, OpenError> {
+async fn finish<T: Io + 'static>(
+    mut client: SmtpClient<T>,
+    caps: &EhloResponse<String>,
+    tls: bool,
+    target: &Endpoint,
+) -> Result<Connection, OpenError> {
     if let Some((user, password)) = &target.credentials {
         if !tls {
-            return Err(next(tls_failed(&target.host, "no STARTTLS: relayhost credentials are never sent in clear")));
+            return Err(next(tls_failed(
+                &target.host,
+                "no STARTTLS: relayhost credentials are never sent in clear",
+            )));
         }
         let mut offered = caps.clone();
         offered.auth_mechanisms &= AUTH_PLAIN | AUTH_LOGIN;
         let creds = Credentials::new(user.as_str(), password.as_str());
         if let Err(e) = client.authenticate(&creds, &offered).await {
             let why = match e {
-                mail_send::Error::AuthenticationFailed(r) | mail_send::Error::UnexpectedReply(r) => format!("{} {}", r.code, r.message),
+                mail_send::Error::AuthenticationFailed(r)
+                | mail_send::Error::UnexpectedReply(r) => format!("{} {}", r.code, r.message),
                 e => e.to_string(),
             };
-            return Err(next(synthetic(451, (4, 7, 8), format!("authentication to {} failed: {why}", target.host))));
+            return Err(next(synthetic(
+                451,
+                (4, 7, 8),
+                format!("authentication to {} failed: {why}", target.host),
+            )));
         }
     }
     Ok(Connection {
@@ -230,9 +307,13 @@ fn from_mail_send(e: mail_send::Error, step: &str, t: Duration) -> Reply {
         mail_send::Error::UnexpectedReply(r) => from_response(&r),
         mail_send::Error::Timeout => timed_out(step, t),
         mail_send::Error::Io(e) => connection_lost(step, e),
-        mail_send::Error::UnparseableReply => {
-            synthetic(451, (4, 5, 0), format!("protocol error during {step}: unparseable or oversized reply, or connection closed"))
-        }
+        mail_send::Error::UnparseableReply => synthetic(
+            451,
+            (4, 5, 0),
+            format!(
+                "protocol error during {step}: unparseable or oversized reply, or connection closed"
+            ),
+        ),
         e => synthetic(451, (4, 5, 0), format!("protocol error during {step}: {e}")),
     }
 }

@@ -11,8 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use crate::config::DeliveryConfig;
-use crate::model::Reply;
-use crate::delivery::outbound::client::{Connection, Settings, Endpoint, open};
+use crate::delivery::outbound::client::{Connection, Endpoint, Settings, open};
 use crate::delivery::outbound::mta_sts::{MtaSts, Requirement};
 use crate::delivery::outbound::mx::{AddrError, Dns};
 use crate::delivery::outbound::pool::{Pool, reap};
@@ -20,6 +19,7 @@ use crate::delivery::outbound::reply::synthetic;
 use crate::delivery::outbound::route::{BadHop, Route, Router};
 use crate::delivery::outbound::shaping::{Gate, Paused, Shaper, Slot, is_throttle};
 use crate::delivery::outbound::{RcptOutcome, Transaction};
+use crate::model::Reply;
 use crate::store::mta_sts::PolicyCache;
 
 /// Most addresses tried to get one connection.
@@ -54,7 +54,13 @@ struct Candidate {
 impl Candidate {
     fn key(&self) -> String {
         let validated = self.sts.as_ref().is_some_and(|r| r.enforce);
-        format!("{}:{}{}{}", self.host, self.port, if self.via_relayhost { "+auth" } else { "" }, if validated { "+sts" } else { "" })
+        format!(
+            "{}:{}{}{}",
+            self.host,
+            self.port,
+            if self.via_relayhost { "+auth" } else { "" },
+            if validated { "+sts" } else { "" }
+        )
     }
 }
 
@@ -78,8 +84,10 @@ impl Deliverer {
     pub fn new(cfg: &DeliveryConfig, hostname: &str) -> Result<Deliverer, OutboundError> {
         // Harmless if a provider is already installed; avoids a panic if two ever are linked.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let connector = mail_send::smtp::tls::build_tls_connector(true).map_err(OutboundError::Tls)?;
-        let dns = Dns::new(&cfg.nameservers, cfg.command_timeout.0).map_err(|e| OutboundError::Resolver(e.to_string()))?;
+        let connector =
+            mail_send::smtp::tls::build_tls_connector(true).map_err(OutboundError::Tls)?;
+        let dns = Dns::new(&cfg.nameservers, cfg.command_timeout.0)
+            .map_err(|e| OutboundError::Resolver(e.to_string()))?;
         let credentials = match (&cfg.relayhost_user, &cfg.relayhost_password) {
             (Some(u), Some(p)) => Some((u.clone(), p.expose().to_string())),
             _ => None,
@@ -120,12 +128,24 @@ impl Deliverer {
         self.start_reaper();
         let candidates = match self.candidates(domain).await {
             Ok(c) => c,
-            Err(reply) => return txs.iter().map(|tx| outcomes(tx, &vec![reply.clone(); tx.recipients.len()], None)).collect(),
+            Err(reply) => {
+                return txs
+                    .iter()
+                    .map(|tx| outcomes(tx, &vec![reply.clone(); tx.recipients.len()], None))
+                    .collect();
+            }
         };
-        let gate = self.shaper.gate(domain, candidates.first().map(|c| c.host.as_str()));
+        let gate = self
+            .shaper
+            .gate(domain, candidates.first().map(|c| c.host.as_str()));
         let _permits = match self.permits(&gate).await {
             Ok(p) => p,
-            Err(paused) => return txs.iter().map(|tx| outcomes(tx, &vec![held_back(&paused); tx.recipients.len()], None)).collect(),
+            Err(paused) => {
+                return txs
+                    .iter()
+                    .map(|tx| outcomes(tx, &vec![held_back(&paused); tx.recipients.len()], None))
+                    .collect();
+            }
         };
         let mut out = Vec::with_capacity(txs.len());
         let mut current: Option<(String, Connection)> = None;
@@ -138,7 +158,11 @@ impl Deliverer {
                 given_up = Some((held_back(&paused), None));
             }
             if let Some((reply, host)) = &given_up {
-                out.push(outcomes(tx, &vec![reply.clone(); tx.recipients.len()], host.as_deref()));
+                out.push(outcomes(
+                    tx,
+                    &vec![reply.clone(); tx.recipients.len()],
+                    host.as_deref(),
+                ));
                 continue;
             }
             let (key, mut conn) = match current.take() {
@@ -151,7 +175,11 @@ impl Deliverer {
                     }
                     Err(failure) => {
                         observe(&gate, std::slice::from_ref(&failure.0));
-                        out.push(outcomes(tx, &vec![failure.0.clone(); tx.recipients.len()], failure.1.as_deref()));
+                        out.push(outcomes(
+                            tx,
+                            &vec![failure.0.clone(); tx.recipients.len()],
+                            failure.1.as_deref(),
+                        ));
                         given_up = Some(failure);
                         continue;
                     }
@@ -177,7 +205,10 @@ impl Deliverer {
 
     fn start_reaper(&self) {
         if !self.reaper_started.swap(true, Ordering::AcqRel) {
-            tokio::spawn(reap(Arc::downgrade(&self.pool), self.settings.command_timeout));
+            tokio::spawn(reap(
+                Arc::downgrade(&self.pool),
+                self.settings.command_timeout,
+            ));
         }
     }
 
@@ -190,7 +221,10 @@ impl Deliverer {
 
     /// A place at the destination first (so waiting for a busy destination holds no global
     /// slot), then a global one; `Err` while the destination is paused.
-    async fn permits(&self, gate: &Arc<Gate>) -> Result<(Slot, Option<OwnedSemaphorePermit>), Paused> {
+    async fn permits(
+        &self,
+        gate: &Arc<Gate>,
+    ) -> Result<(Slot, Option<OwnedSemaphorePermit>), Paused> {
         let slot = gate.acquire().await?;
         let global = self.global.clone().acquire_owned().await.ok();
         Ok((slot, global))
@@ -199,23 +233,48 @@ impl Deliverer {
     /// The hosts to try for `domain`, best first; `Err` is the reply for every recipient.
     async fn candidates(&self, domain: &str) -> Result<Vec<Candidate>, Reply> {
         match self.router.route(domain) {
-            Route::Static(hop) => Ok(vec![Candidate { host: hop.host, port: hop.port, via_relayhost: false, implicit: false, sts: None }]),
-            Route::Relay(hop) => Ok(vec![Candidate { host: hop.host, port: hop.port, via_relayhost: self.credentials.is_some(), implicit: false, sts: None }]),
+            Route::Static(hop) => Ok(vec![Candidate {
+                host: hop.host,
+                port: hop.port,
+                via_relayhost: false,
+                implicit: false,
+                sts: None,
+            }]),
+            Route::Relay(hop) => Ok(vec![Candidate {
+                host: hop.host,
+                port: hop.port,
+                via_relayhost: self.credentials.is_some(),
+                implicit: false,
+                sts: None,
+            }]),
             Route::Mx => {
                 let hosts = self.dns.mx_hosts(domain).await?;
-                let implicit = hosts.len() == 1 && hosts[0].eq_ignore_ascii_case(domain.trim_end_matches('.'));
+                let implicit =
+                    hosts.len() == 1 && hosts[0].eq_ignore_ascii_case(domain.trim_end_matches('.'));
                 let hosts = match &self.mta_sts {
                     Some(sts) => sts.apply(domain, hosts).await?,
                     None => hosts.into_iter().map(|h| (h, None)).collect(),
                 };
-                Ok(hosts.into_iter().map(|(host, sts)| Candidate { host, port: self.mx_port, via_relayhost: false, implicit, sts }).collect())
+                Ok(hosts
+                    .into_iter()
+                    .map(|(host, sts)| Candidate {
+                        host,
+                        port: self.mx_port,
+                        via_relayhost: false,
+                        implicit,
+                        sts,
+                    })
+                    .collect())
             }
         }
     }
 
     /// A pooled connection to one of the candidates, else a new one: next address / next host
     /// on failure, at most [`MAX_ADDRESSES_TRIED`] addresses. `Err`: the last failure and host.
-    async fn connection(&self, candidates: &[Candidate]) -> Result<(String, Connection), (Reply, Option<String>)> {
+    async fn connection(
+        &self,
+        candidates: &[Candidate],
+    ) -> Result<(String, Connection), (Reply, Option<String>)> {
         for c in candidates {
             if let Some(conn) = self.pool.take(&c.key()) {
                 return Ok((c.key(), conn));
@@ -227,7 +286,14 @@ impl Deliverer {
             let addrs = match self.dns.addresses(&c.host).await {
                 Ok(a) => a,
                 Err(AddrError::NotFound(h)) if c.implicit => {
-                    return Err((synthetic(550, (5, 1, 2), format!("host unknown: {h} has no MX and no address records")), None));
+                    return Err((
+                        synthetic(
+                            550,
+                            (5, 1, 2),
+                            format!("host unknown: {h} has no MX and no address records"),
+                        ),
+                        None,
+                    ));
                 }
                 Err(e) => {
                     last = Some((synthetic(451, (4, 4, 3), e.to_string()), None));
@@ -242,7 +308,11 @@ impl Deliverer {
                 let target = Endpoint {
                     host: c.host.clone(),
                     addr: (ip, c.port).into(),
-                    credentials: if c.via_relayhost { self.credentials.clone() } else { None },
+                    credentials: if c.via_relayhost {
+                        self.credentials.clone()
+                    } else {
+                        None
+                    },
                     sts: c.sts.clone(),
                 };
                 match self.open_target(&target).await {
@@ -261,7 +331,9 @@ impl Deliverer {
             Ok(conn) => Ok(conn),
             Err(e) if e.retry_plain => {
                 tracing::info!(host = %target.host, reason = %e.reply.text, "STARTTLS failed; retrying in plain text");
-                open(target, &self.settings, &self.connector, false).await.map_err(|e| (e.reply, host(e.connected)))
+                open(target, &self.settings, &self.connector, false)
+                    .await
+                    .map_err(|e| (e.reply, host(e.connected)))
             }
             Err(e) => Err((e.reply, host(e.connected))),
         }
@@ -294,6 +366,10 @@ fn outcomes(tx: &Transaction, replies: &[Reply], host: Option<&str>) -> Vec<Rcpt
     tx.recipients
         .iter()
         .zip(replies)
-        .map(|(rcpt, reply)| RcptOutcome { recipient: rcpt.clone(), reply: reply.clone(), remote_host: host.map(str::to_string) })
+        .map(|(rcpt, reply)| RcptOutcome {
+            recipient: rcpt.clone(),
+            reply: reply.clone(),
+            remote_host: host.map(str::to_string),
+        })
         .collect()
 }

@@ -20,22 +20,43 @@ use mail_auth::common::crypto::{DkimKey, SigningKey};
 use mail_auth::common::headers::{HeaderStream, HeaderWriter, Writable, Writer};
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done, Signature};
 
-use crate::model::address::normalise_domain;
 use crate::config::{Config, DkimAlgorithm};
 use crate::daemon::state::Daemon;
-use crate::store::queue::MessageRecord;
+use crate::model::address::normalise_domain;
 use crate::model::time::Timestamp;
+use crate::store::queue::MessageRecord;
 
 pub use keys::{KeyError, LoadedKey};
 pub use rotation::{RotationError, RotationState};
 
 /// RFC 6376 §5.4.1's recommended header fields, and the MIME fields.
 pub const SIGNED_HEADERS: &[&str] = &[
-    "From", "Reply-To", "Subject", "Date", "To", "Cc",
-    "Resent-Date", "Resent-From", "Resent-Sender", "Resent-To", "Resent-Cc", "Resent-Message-ID",
-    "In-Reply-To", "References",
-    "List-Id", "List-Help", "List-Unsubscribe", "List-Subscribe", "List-Post", "List-Owner", "List-Archive", "List-Unsubscribe-Post",
-    "Message-ID", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+    "From",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "To",
+    "Cc",
+    "Resent-Date",
+    "Resent-From",
+    "Resent-Sender",
+    "Resent-To",
+    "Resent-Cc",
+    "Resent-Message-ID",
+    "In-Reply-To",
+    "References",
+    "List-Id",
+    "List-Help",
+    "List-Unsubscribe",
+    "List-Subscribe",
+    "List-Post",
+    "List-Owner",
+    "List-Archive",
+    "List-Unsubscribe-Post",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
 ];
 
 /// Signed once more than present, so a copy with one added is refused.
@@ -44,7 +65,11 @@ pub const OVERSIGNED: &[&str] = &["From", "Subject", "To", "Date"];
 /// The `h=` template: mail-auth signs every occurrence of a listed name and
 /// then each name again as absent when listed a second time.
 pub fn header_list() -> Vec<String> {
-    SIGNED_HEADERS.iter().chain(OVERSIGNED).map(|h| h.to_string()).collect()
+    SIGNED_HEADERS
+        .iter()
+        .chain(OVERSIGNED)
+        .map(|h| h.to_string())
+        .collect()
 }
 
 /// Why a signer could not be built or a message signed.
@@ -53,7 +78,10 @@ pub enum DkimError {
     #[error("DKIM key for {domain}: {source}")]
     Key { domain: String, source: KeyError },
     #[error("DKIM signing as {domain}: {source}")]
-    Sign { domain: String, source: mail_auth::Error },
+    Sign {
+        domain: String,
+        source: mail_auth::Error,
+    },
     #[error(transparent)]
     Rotation(#[from] RotationError),
 }
@@ -108,7 +136,10 @@ static BODY_REUSED: AtomicU64 = AtomicU64::new(0);
 /// `(computed, reused)` body hashes since start: a body hash is computed once per message
 /// (and shared by its RSA and Ed25519 signatures), reused for its other recipients' copies.
 pub fn body_hash_counts() -> (u64, u64) {
-    (BODY_HASHED.load(Ordering::Relaxed), BODY_REUSED.load(Ordering::Relaxed))
+    (
+        BODY_HASHED.load(Ordering::Relaxed),
+        BODY_REUSED.load(Ordering::Relaxed),
+    )
 }
 
 /// The header fields and body of a message exactly as mail-auth 0.13.3 splits them when
@@ -128,7 +159,9 @@ enum FieldScan {
 fn scan_field(message: &[u8], start_pos: usize, from: usize) -> FieldScan {
     let mut cur = from;
     while let Some(rest) = message.get(cur..) {
-        let Some(offset) = rest.iter().position(|b| *b == b':' || *b == b'\n') else { break };
+        let Some(offset) = rest.iter().position(|b| *b == b':' || *b == b'\n') else {
+            break;
+        };
         let (head, tail) = rest.split_at(offset);
         let pos = cur + offset;
         if tail.first() == Some(&b':') {
@@ -147,11 +180,18 @@ fn scan_field(message: &[u8], start_pos: usize, from: usize) -> FieldScan {
 fn scan_value(message: &[u8], colon: usize) -> FieldScan {
     let mut cur = colon + 1;
     while let Some(rest) = message.get(cur..) {
-        let Some(offset) = rest.iter().position(|b| *b == b'\n') else { break };
+        let Some(offset) = rest.iter().position(|b| *b == b'\n') else {
+            break;
+        };
         let pos = cur + offset;
         match message.get(pos + 1) {
             Some(b' ' | b'\t') => cur = pos + 1,
-            _ => return FieldScan::Named { colon, end: pos + 1 },
+            _ => {
+                return FieldScan::Named {
+                    colon,
+                    end: pos + 1,
+                };
+            }
         }
     }
     FieldScan::End { pos: message.len() }
@@ -159,7 +199,11 @@ fn scan_value(message: &[u8], colon: usize) -> FieldScan {
 
 impl<'x> HeaderIterator<'x> {
     fn new(message: &'x [u8]) -> Self {
-        HeaderIterator { message, pos: 0, start_pos: 0 }
+        HeaderIterator {
+            message,
+            pos: 0,
+            start_pos: 0,
+        }
     }
 }
 
@@ -185,7 +229,11 @@ impl<'x> HeaderStream<'x> for HeaderIterator<'x> {
     }
 
     fn body(&mut self) -> &'x [u8] {
-        if self.pos < self.message.len() { &self.message[self.pos..] } else { b"" }
+        if self.pos < self.message.len() {
+            &self.message[self.pos..]
+        } else {
+            b""
+        }
     }
 }
 
@@ -211,7 +259,12 @@ impl Writable for Signable<'_> {
 
 /// mail-auth's `DkimSigner::sign` with the body hash `bh` given (computed when `None`,
 /// then returned there) and `t=` from `now`.
-fn sign_with_body_hash(signer: &DkimSigner<DkimKey, Done>, message: &[u8], bh: &mut Option<Vec<u8>>, now: u64) -> mail_auth::Result<Signature> {
+fn sign_with_body_hash(
+    signer: &DkimSigner<DkimKey, Done>,
+    message: &[u8],
+    bh: &mut Option<Vec<u8>>,
+    now: u64,
+) -> mail_auth::Result<Signature> {
     let (_, headers, signed, body) = signer.template.canonicalize(HeaderIterator::new(message));
     if signed.is_empty() {
         return Err(mail_auth::Error::NoHeadersFound);
@@ -227,7 +280,10 @@ fn sign_with_body_hash(signer: &DkimSigner<DkimKey, Done>, message: &[u8], bh: &
     };
     sig.t = now;
     sig.h = signed;
-    sig.b = signer.key.sign(Signable { headers, signature: &sig })?;
+    sig.b = signer.key.sign(Signable {
+        headers,
+        signature: &sig,
+    })?;
     Ok(sig)
 }
 
@@ -263,13 +319,23 @@ impl Published {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("domains", &self.order).finish()
+        f.debug_struct("Signer")
+            .field("domains", &self.order)
+            .finish()
     }
 }
 
 /// The keys of `state.current` (and of a pending selector), loaded or created.
-fn load_domain(dir: &Path, domain: &str, algorithms: &[DkimAlgorithm], state: RotationState) -> Result<DomainKeys, DkimError> {
-    let key_err = |source| DkimError::Key { domain: domain.to_string(), source };
+fn load_domain(
+    dir: &Path,
+    domain: &str,
+    algorithms: &[DkimAlgorithm],
+    state: RotationState,
+) -> Result<DomainKeys, DkimError> {
+    let key_err = |source| DkimError::Key {
+        domain: domain.to_string(),
+        source,
+    };
     let (mut keys, mut records, mut pending) = (Vec::new(), Vec::new(), Vec::new());
     for &alg in algorithms {
         let loaded = keys::load_or_create(dir, domain, &state.current, alg).map_err(key_err)?;
@@ -280,13 +346,21 @@ fn load_domain(dir: &Path, domain: &str, algorithms: &[DkimAlgorithm], state: Ro
             .headers(header_list())
             .header_canonicalization(Canonicalization::Relaxed)
             .body_canonicalization(Canonicalization::Relaxed);
-        keys.push(DomainKey { algorithm: alg, signer: built });
+        keys.push(DomainKey {
+            algorithm: alg,
+            signer: built,
+        });
         if let Some(p) = &state.pending {
             let next = keys::load_or_create(dir, domain, &p.selector, alg).map_err(key_err)?;
             pending.push(Published::of(&next, &p.selector, domain));
         }
     }
-    Ok(DomainKeys { state, keys, records, pending })
+    Ok(DomainKeys {
+        state,
+        keys,
+        records,
+        pending,
+    })
 }
 
 /// Rotation checks run since start (each resolves a pending rotation's records once).
@@ -305,7 +379,15 @@ impl Signer {
             return Ok(None);
         }
         let dir = d.key_dir(&cfg.server.data_dir);
-        let mut signer = Signer { dir, selector: d.selector.clone(), algorithms: d.algorithms.clone(), order: Vec::new(), domains: HashMap::new(), bodies: Mutex::default(), hashed: AtomicU64::new(0) };
+        let mut signer = Signer {
+            dir,
+            selector: d.selector.clone(),
+            algorithms: d.algorithms.clone(),
+            order: Vec::new(),
+            domains: HashMap::new(),
+            bodies: Mutex::default(),
+            hashed: AtomicU64::new(0),
+        };
         for domain in d.domains.iter().map(|x| normalise_domain(x)) {
             if signer.domains.contains_key(&domain) {
                 continue;
@@ -316,18 +398,26 @@ impl Signer {
             }
             let state = RotationState::effective(stored, &d.selector);
             let keys = load_domain(&signer.dir, &domain, &signer.algorithms, state)?;
-            signer.domains.insert(domain.clone(), RwLock::new(Arc::new(keys)));
+            signer
+                .domains
+                .insert(domain.clone(), RwLock::new(Arc::new(keys)));
             signer.order.push(domain);
         }
         Ok(Some(signer))
     }
 
     fn keys_of(&self, domain: &str) -> Option<Arc<DomainKeys>> {
-        self.domains.get(domain).map(|k| k.read().unwrap_or_else(|e| e.into_inner()).clone())
+        self.domains
+            .get(domain)
+            .map(|k| k.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     fn each<T>(&self, f: impl Fn(&DomainKeys) -> Vec<T>) -> Vec<T> {
-        self.order.iter().filter_map(|d| self.keys_of(d)).flat_map(|k| f(&k)).collect()
+        self.order
+            .iter()
+            .filter_map(|d| self.keys_of(d))
+            .flat_map(|k| f(&k))
+            .collect()
     }
 
     /// The TXT record of each key signing now.
@@ -342,7 +432,8 @@ impl Signer {
 
     /// The rotation state of `domain` in effect (a fresh one when never rotated).
     pub fn state(&self, domain: &str) -> Option<RotationState> {
-        self.keys_of(&normalise_domain(domain)).map(|k| k.state.clone())
+        self.keys_of(&normalise_domain(domain))
+            .map(|k| k.state.clone())
     }
 
     /// The signing domains, normalised, in config order.
@@ -357,7 +448,11 @@ impl Signer {
 
     /// The signing domain for a From domain: itself, else its nearest listed parent.
     pub fn choose(&self, from_domain: &str) -> Option<&str> {
-        choose_domain(from_domain, |d| self.domains.contains_key(d)).and_then(|d| self.domains.get_key_value(d.as_str()).map(|(k, _)| k.as_str()))
+        choose_domain(from_domain, |d| self.domains.contains_key(d)).and_then(|d| {
+            self.domains
+                .get_key_value(d.as_str())
+                .map(|(k, _)| k.as_str())
+        })
     }
 
     /// `message` with its DKIM-Signature headers prepended; `None` when no listed domain matches its From.
@@ -368,10 +463,21 @@ impl Signer {
 
     /// [`Signer::sign`] at `now` (Unix seconds, `t=`), with the body hash in `bh` (computed
     /// and stored there when `None`); every signature of the copy shares it.
-    fn sign_at(&self, message: &[u8], now: u64, bh: &mut Option<Vec<u8>>) -> Result<Option<Vec<u8>>, DkimError> {
-        let Some(from) = from_domain(message) else { return Ok(None) };
-        let Some(domain) = self.choose(&from) else { return Ok(None) };
-        let Some(keys) = self.keys_of(domain) else { return Ok(None) };
+    fn sign_at(
+        &self,
+        message: &[u8],
+        now: u64,
+        bh: &mut Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, DkimError> {
+        let Some(from) = from_domain(message) else {
+            return Ok(None);
+        };
+        let Some(domain) = self.choose(&from) else {
+            return Ok(None);
+        };
+        let Some(keys) = self.keys_of(domain) else {
+            return Ok(None);
+        };
         let had = bh.is_some();
         let mut headers = Vec::new();
         let mut shared: Option<(Canonicalization, Option<Vec<u8>>)> = None;
@@ -383,7 +489,13 @@ impl Signer {
                 None => bh.clone(),
                 _ => None,
             };
-            let sig = sign_with_body_hash(&k.signer, message, &mut mine, now).map_err(|source| DkimError::Sign { domain: domain.to_string(), source })?;
+            let sig =
+                sign_with_body_hash(&k.signer, message, &mut mine, now).map_err(|source| {
+                    DkimError::Sign {
+                        domain: domain.to_string(),
+                        source,
+                    }
+                })?;
             if shared.is_none() {
                 *bh = mine.clone();
                 shared = Some((cb, mine));
@@ -394,8 +506,11 @@ impl Signer {
             BODY_HASHED.fetch_add(1, Ordering::Relaxed);
             self.hashed.fetch_add(1, Ordering::Relaxed);
         }
-        let mut out = Vec::with_capacity(message.len() + headers.iter().map(String::len).sum::<usize>());
-        headers.iter().for_each(|h| out.extend_from_slice(h.as_bytes()));
+        let mut out =
+            Vec::with_capacity(message.len() + headers.iter().map(String::len).sum::<usize>());
+        headers
+            .iter()
+            .for_each(|h| out.extend_from_slice(h.as_bytes()));
         out.extend_from_slice(message);
         Ok(Some(out))
     }
@@ -403,12 +518,24 @@ impl Signer {
     /// [`Signer::sign`] for one recipient's copy of message `key` (its queue id), at `now`:
     /// the body hash of an earlier copy of the same message is reused when the bodies are
     /// byte for byte the same (copies differ only in their headers).
-    pub fn sign_copy_of(&self, key: u64, copy: &Arc<Vec<u8>>, now: u64) -> Result<Option<Vec<u8>>, DkimError> {
+    pub fn sign_copy_of(
+        &self,
+        key: u64,
+        copy: &Arc<Vec<u8>>,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>, DkimError> {
         let body_at = body_offset(copy);
         let canonicalization = Canonicalization::Relaxed;
         let mut bh = {
             let cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
-            cache.iter().find(|c| c.key == key && c.canonicalization == canonicalization && c.copy[c.body_at..] == copy[body_at..]).map(|c| c.bh.clone())
+            cache
+                .iter()
+                .find(|c| {
+                    c.key == key
+                        && c.canonicalization == canonicalization
+                        && c.copy[c.body_at..] == copy[body_at..]
+                })
+                .map(|c| c.bh.clone())
         };
         let reused = bh.is_some();
         let signed = self.sign_at(copy, now, &mut bh)?;
@@ -417,8 +544,16 @@ impl Signer {
         } else if let Some(bh) = bh.filter(|_| signed.is_some() && copy.len() <= BODY_CACHE_BYTES) {
             let mut cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
             cache.retain(|c| c.key != key);
-            cache.push_back(CachedBody { key, copy: copy.clone(), body_at, canonicalization, bh });
-            while cache.len() > BODY_CACHE_ENTRIES || cache.iter().map(|c| c.copy.len()).sum::<usize>() > BODY_CACHE_BYTES {
+            cache.push_back(CachedBody {
+                key,
+                copy: copy.clone(),
+                body_at,
+                canonicalization,
+                bh,
+            });
+            while cache.len() > BODY_CACHE_ENTRIES
+                || cache.iter().map(|c| c.copy.len()).sum::<usize>() > BODY_CACHE_BYTES
+            {
                 cache.pop_front();
             }
         }
@@ -427,13 +562,17 @@ impl Signer {
 
     /// The algorithms configured for `domain`, in signing order.
     pub fn algorithms(&self, domain: &str) -> Vec<DkimAlgorithm> {
-        self.keys_of(domain).map(|k| k.keys.iter().map(|k| k.algorithm).collect()).unwrap_or_default()
+        self.keys_of(domain)
+            .map(|k| k.keys.iter().map(|k| k.algorithm).collect())
+            .unwrap_or_default()
     }
 
     /// Reads `domain`'s state file again and loads the keys it names when it changed
     /// (a `rebound dkim rotate` meanwhile). Blocking.
     pub fn refresh(&self, domain: &str) -> Result<bool, DkimError> {
-        let Some(slot) = self.domains.get(domain) else { return Ok(false) };
+        let Some(slot) = self.domains.get(domain) else {
+            return Ok(false);
+        };
         let state = RotationState::effective(rotation::load(&self.dir, domain)?, &self.selector);
         if self.keys_of(domain).is_some_and(|k| k.state == state) {
             return Ok(false);
@@ -451,15 +590,24 @@ impl Signer {
     /// Makes `domain`'s pending selector the signing one, at `now`, when the state on disk
     /// still names the pending rotation in use: the new keys are loaded, then the state is
     /// written through `save`, and only once that succeeded are the keys swapped. Blocking.
-    pub fn switch_with(&self, domain: &str, now: Timestamp, save: impl FnOnce(&Path, &str, &RotationState) -> Result<(), RotationError>) -> Result<bool, DkimError> {
-        let Some(slot) = self.domains.get(domain) else { return Ok(false) };
+    pub fn switch_with(
+        &self,
+        domain: &str,
+        now: Timestamp,
+        save: impl FnOnce(&Path, &str, &RotationState) -> Result<(), RotationError>,
+    ) -> Result<bool, DkimError> {
+        let Some(slot) = self.domains.get(domain) else {
+            return Ok(false);
+        };
         let _lock = rotation::lock(&self.dir, domain)?;
         let stored = RotationState::effective(rotation::load(&self.dir, domain)?, &self.selector);
         let in_use = self.keys_of(domain).map(|k| k.state.clone());
         if in_use.as_ref() != Some(&stored) {
             return Ok(false); // changed on disk meanwhile: the next refresh looks again
         }
-        let Some(next) = stored.switched(now) else { return Ok(false) };
+        let Some(next) = stored.switched(now) else {
+            return Ok(false);
+        };
         let keys = load_domain(&self.dir, domain, &self.algorithms, next.clone())?;
         save(&self.dir, domain, &next)?;
         *slot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
@@ -487,7 +635,9 @@ impl Signer {
                 }
                 Err(_) => continue,
             }
-            let Some(keys) = self.keys_of(&domain) else { continue };
+            let Some(keys) = self.keys_of(&domain) else {
+                continue;
+            };
             if keys.pending.is_empty() {
                 continue;
             }
@@ -499,7 +649,9 @@ impl Signer {
             let d = domain.clone();
             match tokio::task::spawn_blocking(move || s.switch(&d, Timestamp::now())).await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(domain, error = %e, "DKIM rotation not switched: still signing with the current selector"),
+                Ok(Err(e)) => {
+                    tracing::error!(domain, error = %e, "DKIM rotation not switched: still signing with the current selector")
+                }
                 Err(e) => tracing::error!(domain, error = %e, "DKIM rotation not switched"),
             }
         }
@@ -507,7 +659,12 @@ impl Signer {
 }
 
 /// Checks `signer`'s pending rotations every `interval` while it is in use.
-async fn watch(signer: Weak<Signer>, nameservers: Vec<SocketAddr>, interval: Duration, timeout: Duration) {
+async fn watch(
+    signer: Weak<Signer>,
+    nameservers: Vec<SocketAddr>,
+    interval: Duration,
+    timeout: Duration,
+) {
     loop {
         let Some(s) = signer.upgrade() else { return };
         s.check_rotations(&nameservers, timeout).await;
@@ -560,7 +717,11 @@ fn registry() -> &'static Registry {
 }
 
 fn registry_key(cfg: &Config) -> String {
-    format!("{:?}|{}", cfg.dkim, cfg.dkim.key_dir(&cfg.server.data_dir).display())
+    format!(
+        "{:?}|{}",
+        cfg.dkim,
+        cfg.dkim.key_dir(&cfg.server.data_dir).display()
+    )
 }
 
 /// Builds the signer for `cfg` now from disk (keys loaded or created, the rotation state
@@ -580,7 +741,11 @@ pub fn prepare(cfg: &Config) -> Result<Option<Arc<Signer>>, DkimError> {
             tracing::info!(key = %r.key_file.display(), "DKIM rotation pending; signing switches once this resolves: {}", r.zone_line);
         }
         if let Ok(h) = tokio::runtime::Handle::try_current() {
-            let (ns, every, timeout) = (cfg.delivery.nameservers.clone(), cfg.dkim.rotation_check.0, cfg.delivery.command_timeout.0);
+            let (ns, every, timeout) = (
+                cfg.delivery.nameservers.clone(),
+                cfg.dkim.rotation_check.0,
+                cfg.delivery.command_timeout.0,
+            );
             h.spawn(watch(Arc::downgrade(s), ns, every, timeout));
         }
     }
@@ -593,12 +758,19 @@ fn signer_for(cfg: &Config) -> Option<Arc<Signer>> {
     if cfg.dkim.domains.is_empty() {
         return None;
     }
-    if let Some(found) = registry().lock().unwrap_or_else(|e| e.into_inner()).get(&registry_key(cfg)) {
+    if let Some(found) = registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&registry_key(cfg))
+    {
         return found.clone();
     }
     prepare(cfg).unwrap_or_else(|e| {
         tracing::error!(error = %e, "DKIM signing is off: the keys could not be loaded");
-        registry().lock().unwrap_or_else(|e| e.into_inner()).insert(registry_key(cfg), None);
+        registry()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(registry_key(cfg), None);
         None
     })
 }
@@ -616,26 +788,48 @@ fn route_skips(cfg: &Config, domain: &str) -> bool {
         .find(|k| normalise_domain(k) == d)
         .map(|k| normalise_domain(k))
         .or_else(|| routes.contains_key("*").then(|| "*".to_string()))
-        .or_else(|| cfg.delivery.relayhost.as_ref().map(|_| "relayhost".to_string()));
-    route.is_some_and(|r| skip.iter().any(|s| (if s == "*" { s.clone() } else { normalise_domain(s) }) == r))
+        .or_else(|| {
+            cfg.delivery
+                .relayhost
+                .as_ref()
+                .map(|_| "relayhost".to_string())
+        });
+    route.is_some_and(|r| {
+        skip.iter().any(|s| {
+            (if s == "*" {
+                s.clone()
+            } else {
+                normalise_domain(s)
+            }) == r
+        })
+    })
 }
 
 /// Runs CPU-bound `f` (an RSA signature is ~0.7 ms) without stalling the other tasks
 /// of a multi-thread runtime's worker; inline elsewhere.
 fn off_the_workers<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
         _ => f(),
     }
 }
 
 /// One recipient's final copy for `domain`, signed unless it is a DSN, its route opts out,
 /// signing is off, or its From domain is not listed (counted).
-pub fn sign_copy(daemon: &Daemon, rec: &MessageRecord, domain: &str, body: Arc<Vec<u8>>) -> Arc<Vec<u8>> {
+pub fn sign_copy(
+    daemon: &Daemon,
+    rec: &MessageRecord,
+    domain: &str,
+    body: Arc<Vec<u8>>,
+) -> Arc<Vec<u8>> {
     if rec.is_dsn || route_skips(&daemon.cfg, domain) {
         return body;
     }
-    let Some(signer) = signer_for(&daemon.cfg) else { return body };
+    let Some(signer) = signer_for(&daemon.cfg) else {
+        return body;
+    };
     let now = u64::try_from(daemon.now().millis() / 1000).unwrap_or(0);
     match off_the_workers(|| signer.sign_copy_of(rec.id, &body, now)) {
         Ok(Some(signed)) => {
@@ -644,7 +838,10 @@ pub fn sign_copy(daemon: &Daemon, rec: &MessageRecord, domain: &str, body: Arc<V
         }
         Ok(None) => {
             UNSIGNED.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(queue_id = rec.id, "not DKIM-signed: From domain not in dkim.domains");
+            tracing::debug!(
+                queue_id = rec.id,
+                "not DKIM-signed: From domain not in dkim.domains"
+            );
             body
         }
         Err(e) => {
@@ -670,10 +867,22 @@ mod tests {
     #[test]
     fn organisational_domain_walk() {
         let listed = |d: &str| ["school.example", "deep.a.example"].contains(&d);
-        assert_eq!(choose_domain("school.example", listed).as_deref(), Some("school.example"));
-        assert_eq!(choose_domain("Mail.School.Example.", listed).as_deref(), Some("school.example"));
-        assert_eq!(choose_domain("x.y.mail.school.example", listed).as_deref(), Some("school.example"));
-        assert_eq!(choose_domain("x.deep.a.example", listed).as_deref(), Some("deep.a.example"));
+        assert_eq!(
+            choose_domain("school.example", listed).as_deref(),
+            Some("school.example")
+        );
+        assert_eq!(
+            choose_domain("Mail.School.Example.", listed).as_deref(),
+            Some("school.example")
+        );
+        assert_eq!(
+            choose_domain("x.y.mail.school.example", listed).as_deref(),
+            Some("school.example")
+        );
+        assert_eq!(
+            choose_domain("x.deep.a.example", listed).as_deref(),
+            Some("deep.a.example")
+        );
         assert_eq!(choose_domain("a.example", listed), None);
         assert_eq!(choose_domain("badschool.example", listed), None);
         assert_eq!(choose_domain("example", |_| false), None);
@@ -684,19 +893,51 @@ mod tests {
     #[test]
     fn header_list_covers_rfc6376_and_oversigns() {
         let h = header_list();
-        for name in ["From", "Reply-To", "Subject", "Date", "To", "Cc", "Resent-From", "In-Reply-To", "References", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Message-ID", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"] {
+        for name in [
+            "From",
+            "Reply-To",
+            "Subject",
+            "Date",
+            "To",
+            "Cc",
+            "Resent-From",
+            "In-Reply-To",
+            "References",
+            "List-Id",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "Message-ID",
+            "MIME-Version",
+            "Content-Type",
+            "Content-Transfer-Encoding",
+        ] {
             assert!(h.iter().any(|x| x == name), "{name} not signed");
         }
         for name in OVERSIGNED {
-            assert_eq!(h.iter().filter(|x| x == name).count(), 2, "{name} not over-signed");
+            assert_eq!(
+                h.iter().filter(|x| x == name).count(),
+                2,
+                "{name} not over-signed"
+            );
         }
-        assert!(!h.iter().any(|x| x.eq_ignore_ascii_case("Received") || x.eq_ignore_ascii_case("Return-Path")));
+        assert!(
+            !h.iter().any(
+                |x| x.eq_ignore_ascii_case("Received") || x.eq_ignore_ascii_case("Return-Path")
+            )
+        );
     }
 
     #[test]
     fn from_domain_of_display_name_forms() {
-        assert_eq!(from_domain(b"From: \"A, B\" <a@Mail.School.Example>\r\nTo: x@y\r\n\r\nhi\r\n").as_deref(), Some("mail.school.example"));
-        assert_eq!(from_domain(b"From: a@b.test\r\n\r\n").as_deref(), Some("b.test"));
+        assert_eq!(
+            from_domain(b"From: \"A, B\" <a@Mail.School.Example>\r\nTo: x@y\r\n\r\nhi\r\n")
+                .as_deref(),
+            Some("mail.school.example")
+        );
+        assert_eq!(
+            from_domain(b"From: a@b.test\r\n\r\n").as_deref(),
+            Some("b.test")
+        );
         assert_eq!(from_domain(b"To: x@y\r\n\r\nhi\r\n"), None);
     }
 
@@ -710,18 +951,38 @@ mod tests {
         let signed = s.sign(msg).unwrap().unwrap();
         let text = String::from_utf8(signed).unwrap();
         assert!(text.starts_with("DKIM-Signature: "), "{text}");
-        assert!(text.contains("d=school.example") && text.contains("s=rb1-ed25519;") && text.contains("a=ed25519-sha256"), "{text}");
+        assert!(
+            text.contains("d=school.example")
+                && text.contains("s=rb1-ed25519;")
+                && text.contains("a=ed25519-sha256"),
+            "{text}"
+        );
         assert_eq!(s.records()[0].name, "rb1-ed25519._domainkey.school.example");
         assert!(text.contains("c=relaxed/relaxed"), "{text}");
         assert!(text.ends_with(std::str::from_utf8(msg).unwrap()));
-        assert!(s.sign(b"From: a@elsewhere.test\r\n\r\nx\r\n").unwrap().is_none());
+        assert!(
+            s.sign(b"From: a@elsewhere.test\r\n\r\nx\r\n")
+                .unwrap()
+                .is_none()
+        );
         assert!(Signer::from_config(&Config::default()).unwrap().is_none());
     }
 
     /// The `s=` of each DKIM-Signature header of `signed`.
     fn selectors(signed: &[u8]) -> Vec<String> {
-        let text = String::from_utf8_lossy(signed).replace("\r\n ", " ").replace("\r\n\t", " ");
-        text.split("\r\n").filter(|l| l.starts_with("DKIM-Signature:")).map(|l| l.split(';').find_map(|t| t.trim().strip_prefix("s=")).unwrap().trim().to_string()).collect()
+        let text = String::from_utf8_lossy(signed)
+            .replace("\r\n ", " ")
+            .replace("\r\n\t", " ");
+        text.split("\r\n")
+            .filter(|l| l.starts_with("DKIM-Signature:"))
+            .map(|l| {
+                l.split(';')
+                    .find_map(|t| t.trim().strip_prefix("s="))
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            })
+            .collect()
     }
 
     #[test]
@@ -736,16 +997,40 @@ mod tests {
         // What `rebound dkim rotate` writes; the signer sees it at its next refresh.
         let pending = RotationState::fresh("rb1").begin(Timestamp(1_000));
         rotation::save(&keys, "school.example", &pending).unwrap();
-        assert!(!s.switch("school.example", Timestamp(2_000)).unwrap(), "not switched before the refresh saw the rotation");
+        assert!(
+            !s.switch("school.example", Timestamp(2_000)).unwrap(),
+            "not switched before the refresh saw the rotation"
+        );
         assert!(s.refresh("school.example").unwrap());
         assert!(!s.refresh("school.example").unwrap(), "nothing new");
-        assert_eq!(s.pending_records().iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["rb2-ed25519._domainkey.school.example"]);
-        assert_eq!(selectors(&s.sign(msg).unwrap().unwrap()), ["rb1-ed25519"], "pending: still the old key");
+        assert_eq!(
+            s.pending_records()
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["rb2-ed25519._domainkey.school.example"]
+        );
+        assert_eq!(
+            selectors(&s.sign(msg).unwrap().unwrap()),
+            ["rb1-ed25519"],
+            "pending: still the old key"
+        );
         // A failed write: no switch, on disk or in use.
-        let failing = |_: &Path, _: &str, _: &RotationState| Err(RotationError::Write { path: "x".into(), source: std::io::Error::other("disk full") });
-        assert!(s.switch_with("school.example", Timestamp(2_000), failing).is_err());
+        let failing = |_: &Path, _: &str, _: &RotationState| {
+            Err(RotationError::Write {
+                path: "x".into(),
+                source: std::io::Error::other("disk full"),
+            })
+        };
+        assert!(
+            s.switch_with("school.example", Timestamp(2_000), failing)
+                .is_err()
+        );
         assert_eq!(selectors(&s.sign(msg).unwrap().unwrap()), ["rb1-ed25519"]);
-        assert_eq!(rotation::load(&keys, "school.example").unwrap(), Some(pending.clone()));
+        assert_eq!(
+            rotation::load(&keys, "school.example").unwrap(),
+            Some(pending.clone())
+        );
         assert_eq!(s.state("school.example").unwrap(), pending);
         // Written: switched, and a new signer from disk agrees.
         assert!(s.switch("school.example", Timestamp(2_000)).unwrap());
@@ -754,17 +1039,33 @@ mod tests {
         assert_eq!(s.records()[0].name, "rb2-ed25519._domainkey.school.example");
         let fresh = Signer::from_config(&cfg).unwrap().unwrap();
         assert_eq!(fresh.records(), s.records());
-        assert_eq!(fresh.state("school.example").unwrap().retired[0].selector, "rb1");
+        assert_eq!(
+            fresh.state("school.example").unwrap().retired[0].selector,
+            "rb1"
+        );
         // Another dkim.selector in the config takes over from the rotation chain.
         cfg.dkim.selector = "manual1".into();
-        assert_eq!(Signer::from_config(&cfg).unwrap().unwrap().records()[0].name, "manual1-ed25519._domainkey.school.example");
+        assert_eq!(
+            Signer::from_config(&cfg).unwrap().unwrap().records()[0].name,
+            "manual1-ed25519._domainkey.school.example"
+        );
     }
 
     #[test]
     fn signatures_are_mail_auths_own_and_copies_share_one_body_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = cfg_with(dir.path(), vec![DkimAlgorithm::Ed25519Sha256, DkimAlgorithm::RsaSha256]);
-        if keys::load_or_create(&dir.path().join("dkim"), "school.example", "rb1", DkimAlgorithm::RsaSha256).is_err() {
+        let mut cfg = cfg_with(
+            dir.path(),
+            vec![DkimAlgorithm::Ed25519Sha256, DkimAlgorithm::RsaSha256],
+        );
+        if keys::load_or_create(
+            &dir.path().join("dkim"),
+            "school.example",
+            "rb1",
+            DkimAlgorithm::RsaSha256,
+        )
+        .is_err()
+        {
             cfg.dkim.algorithms = vec![DkimAlgorithm::Ed25519Sha256]; // no openssl here
         }
         let s = Signer::from_config(&cfg).unwrap().unwrap();
@@ -783,35 +1084,60 @@ mod tests {
                 // (RSA PKCS#1 v1.5 and Ed25519 signatures are deterministic).
                 let theirs = k.signer.sign(m).unwrap();
                 let mine = sign_with_body_hash(&k.signer, m, &mut None, theirs.t).unwrap();
-                assert_eq!(mine.to_header(), theirs.to_header(), "{}", String::from_utf8_lossy(m));
+                assert_eq!(
+                    mine.to_header(),
+                    theirs.to_header(),
+                    "{}",
+                    String::from_utf8_lossy(m)
+                );
             }
         }
         // Two copies of one message differing in a header: the body is hashed once.
         let body = b"Subject: x\r\nFrom: a@school.example\r\n\r\nthe same body\r\n".to_vec();
-        let copy = |token: &str| Arc::new([format!("X-Token: {token}\r\n").into_bytes(), body.clone()].concat());
+        let copy = |token: &str| {
+            Arc::new([format!("X-Token: {token}\r\n").into_bytes(), body.clone()].concat())
+        };
         let (first, second) = (copy("one"), copy("two"));
         let hashed = |s: &Signer| s.hashed.load(Ordering::Relaxed);
         let (before, reused) = (hashed(&s), body_hash_counts().1);
         let a = s.sign_copy_of(77, &first, 1_800_000_000).unwrap().unwrap();
-        assert_eq!(hashed(&s), before + 1, "one hash for every algorithm of the copy");
+        assert_eq!(
+            hashed(&s),
+            before + 1,
+            "one hash for every algorithm of the copy"
+        );
         let b = s.sign_copy_of(77, &second, 1_800_000_000).unwrap().unwrap();
         assert_eq!(hashed(&s), before + 1, "the second copy reuses it");
         assert!(body_hash_counts().1 > reused);
-        let theirs = s.sign_at(&second, 1_800_000_000, &mut None).unwrap().unwrap();
-        assert_eq!(b, theirs, "a reused body hash gives the signature a fresh hash gives");
+        let theirs = s
+            .sign_at(&second, 1_800_000_000, &mut None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            b, theirs,
+            "a reused body hash gives the signature a fresh hash gives"
+        );
         assert_ne!(a, b);
         // Same key, another body: hashed again, not reused.
-        let other = Arc::new(b"X-Token: three\r\nFrom: a@school.example\r\n\r\nanother body\r\n".to_vec());
+        let other =
+            Arc::new(b"X-Token: three\r\nFrom: a@school.example\r\n\r\nanother body\r\n".to_vec());
         let before = hashed(&s);
         let c = s.sign_copy_of(77, &other, 1_800_000_000).unwrap().unwrap();
         assert_eq!(hashed(&s), before + 1, "another body is hashed");
-        assert_eq!(c, s.sign_at(&other, 1_800_000_000, &mut None).unwrap().unwrap());
+        assert_eq!(
+            c,
+            s.sign_at(&other, 1_800_000_000, &mut None)
+                .unwrap()
+                .unwrap()
+        );
     }
 
     #[test]
     fn skip_routes_match_the_route_in_use() {
         let mut c = Config::default();
-        c.delivery.routes.insert("Gmail.test".into(), "127.0.0.1:25".into());
+        c.delivery
+            .routes
+            .insert("Gmail.test".into(), "127.0.0.1:25".into());
         c.dkim.skip_routes = vec!["gmail.test".into()];
         assert!(route_skips(&c, "gmail.test."));
         assert!(!route_skips(&c, "other.test"));

@@ -116,7 +116,13 @@ fn is_field_line(text: &[u8], first: bool) -> bool {
         return !first;
     }
     match memchr::memchr(b':', text) {
-        Some(colon) => text[..colon].trim_ascii_end().iter().all(|&b| (33..=126).contains(&b)) && colon > 0,
+        Some(colon) => {
+            text[..colon]
+                .trim_ascii_end()
+                .iter()
+                .all(|&b| (33..=126).contains(&b))
+                && colon > 0
+        }
         None => false,
     }
 }
@@ -139,10 +145,15 @@ fn fields(head: &[u8]) -> Vec<Field<'_>> {
             break;
         }
         match out.last_mut() {
-            Some(f) if text[0] == b' ' || text[0] == b'\t' => f.raw = &head[start - f.raw.len()..pos],
+            Some(f) if text[0] == b' ' || text[0] == b'\t' => {
+                f.raw = &head[start - f.raw.len()..pos]
+            }
             _ => {
                 let colon = memchr::memchr(b':', text).unwrap_or(text.len());
-                out.push(Field { raw: &head[start..pos], name: text[..colon].trim_ascii_end() });
+                out.push(Field {
+                    raw: &head[start..pos],
+                    name: text[..colon].trim_ascii_end(),
+                });
             }
         }
     }
@@ -157,13 +168,22 @@ fn is_named(f: &Field<'_>, name: &str) -> bool {
 fn field_value(fields: &[Field<'_>], name: &str) -> Option<String> {
     let f = fields.iter().find(|f| is_named(f, name))?;
     let colon = memchr::memchr(b':', f.raw)?;
-    let value: Vec<u8> = f.raw[colon + 1..].iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect();
+    let value: Vec<u8> = f.raw[colon + 1..]
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
     Some(String::from_utf8_lossy(&value).trim().to_string())
 }
 
 /// `type/subtype`, lower-cased.
 fn media_type(ctype: &str) -> String {
-    ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// The value of parameter `name` of a `Content-Type` value (quoted or not).
@@ -209,7 +229,9 @@ fn delimiter(line: &[u8], boundary: &[u8]) -> Option<bool> {
         Some(r) => (true, r),
         None => (false, rest),
     };
-    rest.iter().all(|&b| b == b' ' || b == b'\t').then_some(close)
+    rest.iter()
+        .all(|&b| b == b' ' || b == b'\t')
+        .then_some(close)
 }
 
 /// A multipart body with each part made conformant; `None` if it has no delimiter.
@@ -219,9 +241,15 @@ fn multipart(body: &[u8], boundary: &[u8], depth: usize) -> Option<Vec<u8>> {
     for line in lines(body) {
         let start = pos;
         pos += line.len();
-        let Some(close) = delimiter(line, boundary).filter(|_| !closed) else { continue };
+        let Some(close) = delimiter(line, boundary).filter(|_| !closed) else {
+            continue;
+        };
         let seg = &body[seg_start..start];
-        out.extend_from_slice(&if seen { entity(seg, false, depth) } else { cut_long_lines(seg) });
+        out.extend_from_slice(&if seen {
+            entity(seg, false, depth)
+        } else {
+            cut_long_lines(seg)
+        });
         out.extend_from_slice(line);
         (seen, closed, seg_start) = (true, close, pos);
     }
@@ -229,7 +257,11 @@ fn multipart(body: &[u8], boundary: &[u8], depth: usize) -> Option<Vec<u8>> {
         return None;
     }
     let rest = &body[seg_start..];
-    out.extend_from_slice(&if closed { cut_long_lines(rest) } else { entity(rest, false, depth) });
+    out.extend_from_slice(&if closed {
+        cut_long_lines(rest)
+    } else {
+        entity(rest, false, depth)
+    });
     Some(out)
 }
 
@@ -251,7 +283,9 @@ fn cut_long_lines(seg: &[u8]) -> Vec<u8> {
 
 /// A leaf whose body has an over-long line, re-encoded according to its CTE.
 fn leaf(head: &[u8], fields: &[Field<'_>], body: &[u8], is_message: bool) -> Vec<u8> {
-    let cte = field_value(fields, "content-transfer-encoding").unwrap_or_default().to_ascii_lowercase();
+    let cte = field_value(fields, "content-transfer-encoding")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match cte.as_str() {
         "base64" => [head, &rewrap_base64(body)].concat(),
         "quoted-printable" => [head, &soft_break_qp(body)].concat(),
@@ -263,7 +297,10 @@ fn leaf(head: &[u8], fields: &[Field<'_>], body: &[u8], is_message: bool) -> Vec
 /// CTE field (and `MIME-Version: 1.0` for a message without one), empty line last.
 fn qp_head(fields: &[Field<'_>], is_message: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    for f in fields.iter().filter(|f| !is_named(f, "content-transfer-encoding")) {
+    for f in fields
+        .iter()
+        .filter(|f| !is_named(f, "content-transfer-encoding"))
+    {
         out.extend_from_slice(f.raw);
         if !f.raw.ends_with(b"\n") {
             out.extend_from_slice(b"\r\n");
@@ -278,7 +315,11 @@ fn qp_head(fields: &[Field<'_>], is_message: bool) -> Vec<u8> {
 
 /// Base64 text re-wrapped at 76 characters a line (line ends dropped, nothing else).
 fn rewrap_base64(body: &[u8]) -> Vec<u8> {
-    let chars: Vec<u8> = body.iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect();
+    let chars: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
     let mut out = Vec::with_capacity(chars.len() + chars.len() / ENCODED_LINE * 2 + 2);
     for chunk in chars.chunks(ENCODED_LINE) {
         out.extend_from_slice(chunk);
@@ -336,7 +377,8 @@ fn encode_qp_line(text: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut col = 0;
     for (i, &b) in text.iter().enumerate() {
-        let literal = matches!(b, 33..=60 | 62..=126) || (matches!(b, b' ' | b'\t') && i + 1 < text.len());
+        let literal =
+            matches!(b, 33..=60 | 62..=126) || (matches!(b, b' ' | b'\t') && i + 1 < text.len());
         let width = if literal { 1 } else { 3 };
         if col + width > ENCODED_LINE - 1 {
             out.extend_from_slice(b"=\r\n");

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use crate::model::address::Address;
 use crate::model::Reply;
+use crate::model::address::Address;
 
 /// One SMTP transaction to run: MAIL FROM `mail_from`, RCPT each recipient, DATA `body`.
 #[derive(Debug, Clone)]
@@ -31,12 +31,12 @@ pub struct RcptOutcome {
 }
 
 pub mod body;
-pub mod dkim;
-pub mod long_lines;
 mod client;
 mod deliver;
-mod mx;
+pub mod dkim;
+pub mod long_lines;
 pub mod mta_sts;
+mod mx;
 mod pool;
 pub mod reply;
 pub mod route;
@@ -50,7 +50,11 @@ pub use mx::resolver;
 /// [`Deliverer`]-style SMTP client, or a test transport).
 pub trait Deliver: Send + Sync + 'static {
     /// Runs `txs` for recipients of `domain`; one outcome per recipient, in order.
-    fn deliver(&self, domain: &str, txs: Vec<Transaction>) -> impl std::future::Future<Output = Vec<Vec<RcptOutcome>>> + Send;
+    fn deliver(
+        &self,
+        domain: &str,
+        txs: Vec<Transaction>,
+    ) -> impl std::future::Future<Output = Vec<Vec<RcptOutcome>>> + Send;
 }
 
 impl Deliver for Deliverer {

@@ -6,14 +6,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig,
+};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use rand::seq::SliceRandom;
 
-use crate::model::Reply;
 use crate::delivery::outbound::reply::synthetic;
+use crate::model::Reply;
 
 /// Most MX hosts tried for one domain.
 pub const MAX_MX_HOSTS: usize = 5;
@@ -46,7 +48,10 @@ pub fn resolver(nameservers: &[SocketAddr], timeout: Duration) -> Result<TokioRe
                 NameServerConfig::new(ns.ip(), true, vec![udp, tcp])
             })
             .collect();
-        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), TokioRuntimeProvider::default())
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        )
     };
     let opts = builder.options_mut();
     opts.timeout = timeout;
@@ -63,7 +68,9 @@ pub struct Dns {
 impl Dns {
     /// The system resolver, or `nameservers` (UDP and TCP) when given.
     pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Dns, NetError> {
-        Ok(Dns { resolver: resolver(nameservers, timeout)? })
+        Ok(Dns {
+            resolver: resolver(nameservers, timeout)?,
+        })
     }
 
     /// The mail hosts of `domain`, best first; `Err` is the reply for every recipient.
@@ -75,10 +82,20 @@ impl Dns {
         let lookup = match self.resolver.mx_lookup(fqdn.as_str()).await {
             Ok(l) => l,
             Err(e) if e.is_nx_domain() => {
-                return Err(synthetic(550, (5, 1, 2), format!("host unknown: domain {domain} does not exist (NXDOMAIN)")));
+                return Err(synthetic(
+                    550,
+                    (5, 1, 2),
+                    format!("host unknown: domain {domain} does not exist (NXDOMAIN)"),
+                ));
             }
             Err(e) if e.is_no_records_found() => return Ok(vec![domain.to_string()]),
-            Err(e) => return Err(synthetic(451, (4, 4, 3), format!("MX lookup for {domain} failed: {e}"))),
+            Err(e) => {
+                return Err(synthetic(
+                    451,
+                    (4, 4, 3),
+                    format!("MX lookup for {domain} failed: {e}"),
+                ));
+            }
         };
         let mut mx: Vec<(u16, String, bool)> = lookup
             .answers()
@@ -101,7 +118,11 @@ impl Dns {
         match self.resolver.lookup_ip(fqdn(host).as_str()).await {
             Ok(l) => {
                 let ips: Vec<IpAddr> = l.iter().take(MAX_ADDRS_PER_HOST).collect();
-                if ips.is_empty() { Err(AddrError::NotFound(host.to_string())) } else { Ok(ips) }
+                if ips.is_empty() {
+                    Err(AddrError::NotFound(host.to_string()))
+                } else {
+                    Ok(ips)
+                }
             }
             Err(e) if e.is_no_records_found() => Err(AddrError::NotFound(host.to_string())),
             Err(e) => Err(AddrError::Temporary(host.to_string(), e.to_string())),
@@ -110,7 +131,11 @@ impl Dns {
 }
 
 fn fqdn(name: &str) -> String {
-    if name.ends_with('.') { name.to_string() } else { format!("{name}.") }
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
 }
 
 /// Null MX check, then preference order with equal preferences shuffled.
@@ -119,12 +144,20 @@ fn order_mx(domain: &str, mx: &mut Vec<(u16, String, bool)>) -> Result<Vec<Strin
         return Ok(vec![domain.to_string()]);
     }
     if mx.iter().all(|(_, _, root)| *root) {
-        return Err(synthetic(556, (5, 1, 10), format!("domain {domain} accepts no mail (null MX)")));
+        return Err(synthetic(
+            556,
+            (5, 1, 10),
+            format!("domain {domain} accepts no mail (null MX)"),
+        ));
     }
     mx.retain(|(_, _, root)| !root);
     mx.shuffle(&mut rand::thread_rng());
     mx.sort_by_key(|(pref, _, _)| *pref); // stable: equal preferences stay shuffled
-    Ok(mx.iter().take(MAX_MX_HOSTS).map(|(_, name, _)| name.trim_end_matches('.').to_string()).collect())
+    Ok(mx
+        .iter()
+        .take(MAX_MX_HOSTS)
+        .map(|(_, name, _)| name.trim_end_matches('.').to_string())
+        .collect())
 }
 
 #[cfg(test)]
@@ -134,8 +167,15 @@ mod tests {
     #[test]
     fn null_mx_is_permanent_and_order_follows_preference() {
         let err = order_mx("d.test", &mut vec![(0, ".".into(), true)]).unwrap_err();
-        assert_eq!(err.diagnostic(), "556 5.1.10 domain d.test accepts no mail (null MX)");
-        let mut mx = vec![(20, "b.".into(), false), (10, "a.".into(), false), (30, "c.".into(), false)];
+        assert_eq!(
+            err.diagnostic(),
+            "556 5.1.10 domain d.test accepts no mail (null MX)"
+        );
+        let mut mx = vec![
+            (20, "b.".into(), false),
+            (10, "a.".into(), false),
+            (30, "c.".into(), false),
+        ];
         assert_eq!(order_mx("d.test", &mut mx).unwrap(), vec!["a", "b", "c"]);
     }
 }

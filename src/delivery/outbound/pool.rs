@@ -22,7 +22,10 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(max_total: usize) -> Pool {
-        Pool { idle: Mutex::default(), max_total }
+        Pool {
+            idle: Mutex::default(),
+            max_total,
+        }
     }
 
     /// The most recently parked, unexpired connection to `key`.
@@ -56,7 +59,9 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         for list in idle.values_mut() {
-            let (old, fresh): (Vec<_>, Vec<_>) = list.drain(..).partition(|(_, since)| since.elapsed() >= IDLE_TIMEOUT);
+            let (old, fresh): (Vec<_>, Vec<_>) = list
+                .drain(..)
+                .partition(|(_, since)| since.elapsed() >= IDLE_TIMEOUT);
             *list = fresh;
             out.extend(old.into_iter().map(|(c, _)| c));
         }

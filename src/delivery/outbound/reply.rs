@@ -36,11 +36,17 @@ impl ReadError {
     /// The synthetic reply describing this failure while waiting for the reply to `step`.
     pub fn to_reply(&self, step: &str) -> Reply {
         match self {
-            ReadError::Timeout(_) => synthetic(451, (4, 4, 2), format!("timeout waiting for the reply to {step}: {self}")),
+            ReadError::Timeout(_) => synthetic(
+                451,
+                (4, 4, 2),
+                format!("timeout waiting for the reply to {step}: {self}"),
+            ),
             ReadError::Closed | ReadError::Io(_) => connection_lost(step, self),
-            ReadError::TooLong | ReadError::Malformed(_) => {
-                synthetic(451, (4, 5, 0), format!("protocol error in the reply to {step}: {self}"))
-            }
+            ReadError::TooLong | ReadError::Malformed(_) => synthetic(
+                451,
+                (4, 5, 0),
+                format!("protocol error in the reply to {step}: {self}"),
+            ),
         }
     }
 }
@@ -65,14 +71,21 @@ impl ReplyReader {
     }
 
     /// Reads one complete reply, waiting at most `timeout`.
-    pub async fn read<S: AsyncRead + Unpin + ?Sized>(&mut self, stream: &mut S, timeout: Duration) -> Result<Reply, ReadError> {
+    pub async fn read<S: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        stream: &mut S,
+        timeout: Duration,
+    ) -> Result<Reply, ReadError> {
         match tokio::time::timeout(timeout, self.read_unbounded(stream)).await {
             Ok(r) => r,
             Err(_) => Err(ReadError::Timeout(timeout)),
         }
     }
 
-    async fn read_unbounded<S: AsyncRead + Unpin + ?Sized>(&mut self, stream: &mut S) -> Result<Reply, ReadError> {
+    async fn read_unbounded<S: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        stream: &mut S,
+    ) -> Result<Reply, ReadError> {
         let mut chunk = [0u8; 4096];
         loop {
             if let Some(reply) = self.take_reply()? {
@@ -119,10 +132,15 @@ impl ReplyReader {
 fn parse_line(raw: &[u8]) -> Result<(u16, bool, String), ReadError> {
     let bad = || ReadError::Malformed(printable(raw));
     let digits = raw.get(..3).ok_or_else(bad)?;
-    if !digits.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&digits[0]) || digits[1] > b'5' {
+    if !digits.iter().all(u8::is_ascii_digit)
+        || !(b'2'..=b'5').contains(&digits[0])
+        || digits[1] > b'5'
+    {
         return Err(bad());
     }
-    let code = digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let code = digits
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
     match raw.get(3) {
         None => Ok((code, true, String::new())),
         Some(b' ') => Ok((code, true, printable(&raw[4..]))),
@@ -133,7 +151,10 @@ fn parse_line(raw: &[u8]) -> Result<(u16, bool, String), ReadError> {
 
 /// Lossy UTF-8 with control characters replaced by spaces.
 fn printable(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    String::from_utf8_lossy(raw)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Joins the lines and takes the enhanced code off their front when its class matches the reply code.
@@ -157,18 +178,30 @@ fn build_reply(code: u16, lines: &[String]) -> Reply {
 }
 
 /// A reply made up by rebound.
-pub fn synthetic(code: u16, (class, subject, detail): (u8, u16, u16), text: impl Into<String>) -> Reply {
+pub fn synthetic(
+    code: u16,
+    (class, subject, detail): (u8, u16, u16),
+    text: impl Into<String>,
+) -> Reply {
     Reply::local(code, EnhancedCode::new(class, subject, detail), text)
 }
 
 /// `451 4.4.2`: the connection broke while waiting for or sending `step`.
 pub fn connection_lost(step: &str, why: impl std::fmt::Display) -> Reply {
-    synthetic(451, (4, 4, 2), format!("connection lost during {step}: {why}"))
+    synthetic(
+        451,
+        (4, 4, 2),
+        format!("connection lost during {step}: {why}"),
+    )
 }
 
 /// `451 4.4.2`: a write or handshake did not complete in time.
 pub fn timed_out(step: &str, after: Duration) -> Reply {
-    synthetic(451, (4, 4, 2), format!("timeout after {after:?} during {step}"))
+    synthetic(
+        451,
+        (4, 4, 2),
+        format!("timeout after {after:?} during {step}"),
+    )
 }
 
 /// `451 4.4.1`: no connection could be made.
@@ -214,12 +247,27 @@ mod tests {
 
     #[tokio::test]
     async fn bad_input_is_an_error_not_a_reply() {
-        assert!(read_all(b"99x hello\r\n").await[0].as_ref().unwrap_err().contains("malformed"));
+        assert!(
+            read_all(b"99x hello\r\n").await[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("malformed")
+        );
         assert!(read_all(b"250-a\r\n251 b\r\n").await[0].is_err());
         let endless = b"250-xxxxxxxx\r\n".repeat(200);
-        assert!(read_all(&endless).await[0].as_ref().unwrap_err().contains("longer"));
+        assert!(
+            read_all(&endless).await[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("longer")
+        );
         let long = vec![b'2'; MAX_REPLY_BYTES + 10];
-        assert!(read_all(&long).await[0].as_ref().unwrap_err().contains("longer"));
+        assert!(
+            read_all(&long).await[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("longer")
+        );
     }
 
     #[tokio::test]

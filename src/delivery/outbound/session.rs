@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::model::Reply;
 use crate::delivery::outbound::Transaction;
 use crate::delivery::outbound::body::encode_for_data;
 use crate::delivery::outbound::client::{Connection, Settings};
 use crate::delivery::outbound::reply::{connection_lost, synthetic, timed_out};
+use crate::model::Reply;
 
 /// The replies of one transaction, one per recipient, and whether the connection may be reused.
 #[derive(Debug)]
@@ -24,7 +24,12 @@ impl Connection {
     /// Writes `bytes` within `t`; a failure is the synthetic reply for everyone still waiting.
     async fn send(&mut self, bytes: &[u8], t: Duration, step: &str) -> Result<(), Reply> {
         let io = &mut self.io;
-        match tokio::time::timeout(t, async { io.write_all(bytes).await?; io.flush().await }).await {
+        match tokio::time::timeout(t, async {
+            io.write_all(bytes).await?;
+            io.flush().await
+        })
+        .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(connection_lost(step, e)),
             Err(_) => Err(timed_out(step, t)),
@@ -32,7 +37,10 @@ impl Connection {
     }
 
     async fn reply(&mut self, t: Duration, step: &str) -> Result<Reply, Reply> {
-        self.reader.read(&mut self.io, t).await.map_err(|e| e.to_reply(step))
+        self.reader
+            .read(&mut self.io, t)
+            .await
+            .map_err(|e| e.to_reply(step))
     }
 
     async fn command(&mut self, cmd: &str, t: Duration, step: &str) -> Result<Reply, Reply> {
@@ -42,7 +50,8 @@ impl Connection {
 
     /// RSET; true when the server answered 250 and nothing unexpected is buffered.
     pub async fn reset(&mut self, s: &Settings) -> bool {
-        matches!(self.command("RSET\r\n", s.command_timeout, "RSET").await, Ok(r) if r.is_positive()) && !self.reader.has_surplus()
+        matches!(self.command("RSET\r\n", s.command_timeout, "RSET").await, Ok(r) if r.is_positive())
+            && !self.reader.has_surplus()
     }
 
     /// QUIT and close, ignoring whatever happens.
@@ -55,25 +64,53 @@ impl Connection {
     pub async fn run(&mut self, tx: &Transaction, s: &Settings) -> TxResult {
         let n = tx.recipients.len();
         if !sender_is_safe(&tx.mail_from) {
-            let r = synthetic(553, (5, 1, 7), format!("invalid envelope sender {:?}", tx.mail_from));
-            return TxResult { replies: vec![r; n], reusable: true };
+            let r = synthetic(
+                553,
+                (5, 1, 7),
+                format!("invalid envelope sender {:?}", tx.mail_from),
+            );
+            return TxResult {
+                replies: vec![r; n],
+                reusable: true,
+            };
         }
         if needs_smtputf8(tx) && !self.smtputf8 {
             // RFC 6531 §3.2: an internationalised address cannot be downgraded; it bounces.
-            let r = synthetic(553, (5, 6, 7), format!("{} does not support SMTPUTF8, which this message's addresses need", self.host));
-            return TxResult { replies: vec![r; n], reusable: true };
+            let r = synthetic(
+                553,
+                (5, 6, 7),
+                format!(
+                    "{} does not support SMTPUTF8, which this message's addresses need",
+                    self.host
+                ),
+            );
+            return TxResult {
+                replies: vec![r; n],
+                reusable: true,
+            };
         }
         let (mail, rcpts) = match self.envelope(tx, s).await {
             Ok(v) => v,
-            Err(r) => return TxResult { replies: vec![r; n], reusable: false },
+            Err(r) => {
+                return TxResult {
+                    replies: vec![r; n],
+                    reusable: false,
+                };
+            }
         };
         if !mail.is_positive() {
             let reusable = mail.code != 421 && self.reset(s).await;
-            return TxResult { replies: vec![mail; n], reusable };
+            return TxResult {
+                replies: vec![mail; n],
+                reusable,
+            };
         }
         if !rcpts.iter().any(Reply::is_positive) {
             let reusable = !rcpts.iter().any(|r| r.code == 421) && self.reset(s).await;
-            return TxResult { replies: rcpts, reusable };
+            return TxResult {
+                replies: rcpts,
+                reusable,
+            };
         }
         let (data_reply, ok, completed) = match self.data(tx, s).await {
             Ok((r, completed)) => (r, true, completed),
@@ -81,14 +118,30 @@ impl Connection {
         };
         // The reply after the body ends the transaction (RFC 5321 §4.1.1.4): the next MAIL
         // needs no RSET, which saves a round trip per message on a reused connection.
-        let reusable = ok && data_reply.code != 421 && (completed || self.reset(s).await) && !self.reader.has_surplus();
-        let replies = rcpts.into_iter().map(|r| if r.is_positive() { data_reply.clone() } else { r }).collect();
+        let reusable = ok
+            && data_reply.code != 421
+            && (completed || self.reset(s).await)
+            && !self.reader.has_surplus();
+        let replies = rcpts
+            .into_iter()
+            .map(|r| {
+                if r.is_positive() {
+                    data_reply.clone()
+                } else {
+                    r
+                }
+            })
+            .collect();
         TxResult { replies, reusable }
     }
 
     /// MAIL and the RCPTs (one write when pipelining), with every reply in order.
     /// `Err` is a transport failure: the connection is gone.
-    async fn envelope(&mut self, tx: &Transaction, s: &Settings) -> Result<(Reply, Vec<Reply>), Reply> {
+    async fn envelope(
+        &mut self,
+        tx: &Transaction,
+        s: &Settings,
+    ) -> Result<(Reply, Vec<Reply>), Reply> {
         let t = s.command_timeout;
         let mut mail = format!("MAIL FROM:<{}>", wire_address(&tx.mail_from));
         if self.size > 0 {
@@ -138,10 +191,16 @@ impl Connection {
         }
         let wire = encode_for_data(&tx.body);
         self.send(&wire, s.data_timeout, "the message body").await?;
-        let done = self.reply(s.data_timeout, "end of data").await.map_err(|r| {
-            let text = format!("{} (the message may have been delivered; it will be retried)", r.text);
-            Reply { text, ..r }
-        })?;
+        let done = self
+            .reply(s.data_timeout, "end of data")
+            .await
+            .map_err(|r| {
+                let text = format!(
+                    "{} (the message may have been delivered; it will be retried)",
+                    r.text
+                );
+                Reply { text, ..r }
+            })?;
         Ok((done, true))
     }
 }
@@ -149,7 +208,10 @@ impl Connection {
 /// True when an envelope address has a local part that is not ASCII (RFC 6531); a non-ASCII
 /// domain alone goes as its A-label.
 fn needs_smtputf8(tx: &Transaction) -> bool {
-    let sender_local = tx.mail_from.rsplit_once('@').map_or(tx.mail_from.as_str(), |(l, _)| l);
+    let sender_local = tx
+        .mail_from
+        .rsplit_once('@')
+        .map_or(tx.mail_from.as_str(), |(l, _)| l);
     !sender_local.is_ascii() || tx.recipients.iter().any(|r| !r.local_part().is_ascii())
 }
 
@@ -158,7 +220,10 @@ fn needs_smtputf8(tx: &Transaction) -> bool {
 fn wire_address(addr: &str) -> String {
     match addr.rsplit_once('@') {
         Some((local, domain)) if local.is_ascii() && !domain.is_ascii() => {
-            format!("{local}@{}", crate::model::address::normalise_domain(domain))
+            format!(
+                "{local}@{}",
+                crate::model::address::normalise_domain(domain)
+            )
         }
         _ => addr.to_string(),
     }
@@ -166,5 +231,8 @@ fn wire_address(addr: &str) -> String {
 
 /// The reverse path goes on the wire inside `<>`: no controls, spaces or brackets.
 fn sender_is_safe(s: &str) -> bool {
-    s.len() <= 512 && !s.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>')
+    s.len() <= 512
+        && !s
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>')
 }

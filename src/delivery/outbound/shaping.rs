@@ -25,9 +25,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::model::address::normalise_domain;
 use crate::config::DeliveryConfig;
 use crate::model::Reply;
+use crate::model::address::normalise_domain;
 
 /// Accepted transactions after which a lowered limit rises by one.
 pub const RECOVER_EVERY: u32 = 10;
@@ -56,19 +56,35 @@ impl Shaper {
         let base = cfg.per_domain_concurrency.max(1);
         let limits = |s: &crate::config::Shaping| Limits {
             connections: s.connections.unwrap_or(base).max(1),
-            interval: s.messages_per_minute.map(|m| Duration::from_secs(60) / m.max(1)),
+            interval: s
+                .messages_per_minute
+                .map(|m| Duration::from_secs(60) / m.max(1)),
             backoff: s.backoff.map_or(cfg.throttle_backoff.0, |d| d.0),
         };
-        let mut rules: Vec<(String, Limits)> = cfg.shaping.iter().map(|(k, s)| (normalise_domain(k), limits(s))).collect();
+        let mut rules: Vec<(String, Limits)> = cfg
+            .shaping
+            .iter()
+            .map(|(k, s)| (normalise_domain(k), limits(s)))
+            .collect();
         rules.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
-        let default = Limits { connections: base, interval: None, backoff: cfg.throttle_backoff.0 };
-        Shaper { rules, default, gates: Mutex::default() }
+        let default = Limits {
+            connections: base,
+            interval: None,
+            backoff: cfg.throttle_backoff.0,
+        };
+        Shaper {
+            rules,
+            default,
+            gates: Mutex::default(),
+        }
     }
 
     /// The gate for recipients of `domain` whose first next hop is `host`.
     pub fn gate(&self, domain: &str, host: Option<&str>) -> Arc<Gate> {
         let domain = normalise_domain(domain);
-        let rule = self.rule_for(&domain).or_else(|| host.and_then(|h| self.rule_for(&normalise_domain(h))));
+        let rule = self
+            .rule_for(&domain)
+            .or_else(|| host.and_then(|h| self.rule_for(&normalise_domain(h))));
         let (name, limits, ruled) = match rule {
             Some((name, limits)) => (name.to_string(), limits.clone(), true),
             None => (domain, self.default.clone(), false),
@@ -77,16 +93,27 @@ impl Shaper {
         if gates.len() > MAX_IDLE_GATES {
             gates.retain(|_, g| Arc::strong_count(g) > 1 || !g.is_idle());
         }
-        gates.entry(name.clone()).or_insert_with(|| Arc::new(Gate::new(name, limits, ruled))).clone()
+        gates
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(Gate::new(name, limits, ruled)))
+            .clone()
     }
 
     fn rule_for(&self, name: &str) -> Option<(&str, &Limits)> {
-        self.rules.iter().find(|(suffix, _)| suffix_match(name, suffix)).map(|(s, l)| (s.as_str(), l))
+        self.rules
+            .iter()
+            .find(|(suffix, _)| suffix_match(name, suffix))
+            .map(|(s, l)| (s.as_str(), l))
     }
 
     /// Every destination that has a rule, has been throttled or is busy now, by name.
     pub fn snapshot(&self) -> Vec<GateStats> {
-        let mut out: Vec<GateStats> = self.lock().values().map(|g| g.stats()).filter(|s| s.ruled || s.throttled > 0 || s.active > 0).collect();
+        let mut out: Vec<GateStats> = self
+            .lock()
+            .values()
+            .map(|g| g.stats())
+            .filter(|s| s.ruled || s.throttled > 0 || s.active > 0)
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
@@ -98,7 +125,10 @@ impl Shaper {
 
 /// `name` is `suffix` or ends with `.suffix`.
 fn suffix_match(name: &str, suffix: &str) -> bool {
-    name == suffix || name.strip_suffix(suffix).is_some_and(|head| head.ends_with('.'))
+    name == suffix
+        || name
+            .strip_suffix(suffix)
+            .is_some_and(|head| head.ends_with('.'))
 }
 
 /// What `/metrics` shows of one destination.
@@ -173,7 +203,13 @@ impl Gate {
             throttled: 0,
             held_back: 0,
         };
-        Gate { name, limits, ruled, state: Mutex::new(state), freed: Notify::new() }
+        Gate {
+            name,
+            limits,
+            ruled,
+            state: Mutex::new(state),
+            freed: Notify::new(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -204,7 +240,9 @@ impl Gate {
     /// Waits for this destination's next start time (`messages_per_minute`); `Err` if it
     /// was paused meanwhile.
     pub async fn pace(&self) -> Result<(), Paused> {
-        let Some(interval) = self.limits.interval else { return self.check() };
+        let Some(interval) = self.limits.interval else {
+            return self.check();
+        };
         let at = {
             let mut st = self.lock();
             let at = st.next_start.max(Instant::now());
@@ -227,7 +265,11 @@ impl Gate {
     fn paused(&self, st: &mut GateState, now: Instant) -> Option<Paused> {
         let until = st.paused_until.filter(|u| *u > now)?;
         st.held_back += 1;
-        Some(Paused { destination: self.name.clone(), remaining: until - now, cause: st.cause.clone() })
+        Some(Paused {
+            destination: self.name.clone(),
+            remaining: until - now,
+            cause: st.cause.clone(),
+        })
     }
 
     /// The destination answered with a throttling reply: pause, and lower the limit once
@@ -237,7 +279,11 @@ impl Gate {
         let backoff = self.limits.backoff;
         let mut st = self.lock();
         st.paused_until = Some(now + backoff);
-        st.cause = format!("{} {}", reply.code, reply.text.chars().take(200).collect::<String>());
+        st.cause = format!(
+            "{} {}",
+            reply.code,
+            reply.text.chars().take(200).collect::<String>()
+        );
         st.throttled += 1;
         st.successes = 0;
         if st.last_cut.is_none_or(|t| now >= t + backoff) {
@@ -254,7 +300,9 @@ impl Gate {
     pub fn succeeded(&self) {
         let mut st = self.lock();
         // Transactions finishing during the pause were started before the throttle.
-        if st.limit >= self.limits.connections || st.paused_until.is_some_and(|u| u > Instant::now()) {
+        if st.limit >= self.limits.connections
+            || st.paused_until.is_some_and(|u| u > Instant::now())
+        {
             return;
         }
         st.successes += 1;
@@ -268,7 +316,9 @@ impl Gate {
 
     fn is_idle(&self) -> bool {
         let st = self.lock();
-        st.active == 0 && st.limit == self.limits.connections && st.paused_until.is_none_or(|u| u <= Instant::now())
+        st.active == 0
+            && st.limit == self.limits.connections
+            && st.paused_until.is_none_or(|u| u <= Instant::now())
     }
 
     fn stats(&self) -> GateStats {
@@ -282,7 +332,9 @@ impl Gate {
             connections: self.limits.connections,
             throttled: st.throttled,
             held_back: st.held_back,
-            paused_for: st.paused_until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now)),
+            paused_for: st
+                .paused_until
+                .map_or(Duration::ZERO, |u| u.saturating_duration_since(now)),
         }
     }
 
@@ -323,7 +375,9 @@ pub fn is_throttle(reply: &Reply) -> bool {
     if reply.code == 421 {
         return true;
     }
-    let rate_code = reply.enhanced.is_some_and(|e| e.subject == 7 && e.detail == 28);
+    let rate_code = reply
+        .enhanced
+        .is_some_and(|e| e.subject == 7 && e.detail == 28);
     rate_code || THROTTLE_WORDS.iter().any(|w| text.contains(w))
 }
 
@@ -334,8 +388,14 @@ mod tests {
     use crate::model::EnhancedCode;
 
     fn cfg(rules: &[(&str, Shaping)]) -> DeliveryConfig {
-        let mut c = DeliveryConfig { per_domain_concurrency: 4, ..DeliveryConfig::default() };
-        c.shaping = rules.iter().map(|(k, s)| (k.to_string(), s.clone())).collect();
+        let mut c = DeliveryConfig {
+            per_domain_concurrency: 4,
+            ..DeliveryConfig::default()
+        };
+        c.shaping = rules
+            .iter()
+            .map(|(k, s)| (k.to_string(), s.clone()))
+            .collect();
         c
     }
 
@@ -345,14 +405,37 @@ mod tests {
 
     #[test]
     fn throttling_replies_are_told_from_other_soft_failures() {
-        assert!(is_throttle(&reply(421, Some((4, 7, 0)), "Try again later, closing connection")));
-        assert!(is_throttle(&reply(421, Some((4, 7, 28)), "Our system has detected an unusual rate of unsolicited mail")));
+        assert!(is_throttle(&reply(
+            421,
+            Some((4, 7, 0)),
+            "Try again later, closing connection"
+        )));
+        assert!(is_throttle(&reply(
+            421,
+            Some((4, 7, 28)),
+            "Our system has detected an unusual rate of unsolicited mail"
+        )));
         assert!(is_throttle(&reply(451, Some((4, 7, 28)), "rate limited")));
-        assert!(is_throttle(&reply(450, Some((4, 2, 1)), "The user you are trying to contact is receiving mail at a rate that prevents additional messages")));
-        assert!(is_throttle(&reply(452, None, "Too many connections from your IP")));
-        assert!(!is_throttle(&reply(451, Some((4, 7, 1)), "Greylisted, please try again later")));
+        assert!(is_throttle(&reply(
+            450,
+            Some((4, 2, 1)),
+            "The user you are trying to contact is receiving mail at a rate that prevents additional messages"
+        )));
+        assert!(is_throttle(&reply(
+            452,
+            None,
+            "Too many connections from your IP"
+        )));
+        assert!(!is_throttle(&reply(
+            451,
+            Some((4, 7, 1)),
+            "Greylisted, please try again later"
+        )));
         assert!(!is_throttle(&reply(452, Some((4, 2, 2)), "Mailbox full")));
-        assert!(!is_throttle(&reply(550, Some((5, 7, 28)), "rate limited")), "a 5xx is a refusal, not a request to slow down");
+        assert!(
+            !is_throttle(&reply(550, Some((5, 7, 28)), "rate limited")),
+            "a 5xx is a refusal, not a request to slow down"
+        );
         let mut synthetic = reply(421, None, "connection timed out");
         synthetic.synthetic = true;
         assert!(!is_throttle(&synthetic));
@@ -360,20 +443,44 @@ mod tests {
 
     #[test]
     fn the_longest_matching_rule_names_the_destination_by_domain_or_mx_host() {
-        let one = Shaping { connections: Some(2), ..Shaping::default() };
-        let s = Shaper::new(&cfg(&[("google.com", one.clone()), ("mail.google.com", one.clone()), ("outlook.com", one)]));
-        assert_eq!(s.gate("gmail.com", Some("gmail-smtp-in.l.google.com")).name(), "google.com");
-        assert_eq!(s.gate("x.example", Some("aspmx.mail.google.com")).name(), "mail.google.com");
+        let one = Shaping {
+            connections: Some(2),
+            ..Shaping::default()
+        };
+        let s = Shaper::new(&cfg(&[
+            ("google.com", one.clone()),
+            ("mail.google.com", one.clone()),
+            ("outlook.com", one),
+        ]));
+        assert_eq!(
+            s.gate("gmail.com", Some("gmail-smtp-in.l.google.com"))
+                .name(),
+            "google.com"
+        );
+        assert_eq!(
+            s.gate("x.example", Some("aspmx.mail.google.com")).name(),
+            "mail.google.com"
+        );
         assert_eq!(s.gate("OUTLOOK.com", None).name(), "outlook.com");
-        assert_eq!(s.gate("notgoogle.com", Some("mx.notgoogle.com")).name(), "notgoogle.com");
-        assert!(Arc::ptr_eq(&s.gate("gmail.com", Some("alt1.gmail-smtp-in.l.google.com")), &s.gate("googlemail.com", Some("gmail-smtp-in.l.google.com"))));
+        assert_eq!(
+            s.gate("notgoogle.com", Some("mx.notgoogle.com")).name(),
+            "notgoogle.com"
+        );
+        assert!(Arc::ptr_eq(
+            &s.gate("gmail.com", Some("alt1.gmail-smtp-in.l.google.com")),
+            &s.gate("googlemail.com", Some("gmail-smtp-in.l.google.com"))
+        ));
     }
 
     #[tokio::test]
     async fn a_throttle_halves_the_limit_once_pauses_and_successes_restore_it() {
         let s = Shaper::new(&cfg(&[]));
         let gate = s.gate("example.com", None);
-        let slots: Vec<Slot> = futures_util::future::join_all((0..4).map(|_| gate.acquire())).await.into_iter().map(|r| r.unwrap()).collect();
+        let slots: Vec<Slot> = futures_util::future::join_all((0..4).map(|_| gate.acquire()))
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
         let throttle = reply(421, Some((4, 7, 28)), "slow down");
         gate.throttled(&throttle);
         gate.throttled(&throttle); // a second in-flight copy hears the same: one cut only
@@ -392,13 +499,23 @@ mod tests {
         for _ in 0..RECOVER_EVERY * 5 {
             gate.succeeded();
         }
-        assert_eq!(gate.stats().limit, 4, "never above the configured connections");
+        assert_eq!(
+            gate.stats().limit,
+            4,
+            "never above the configured connections"
+        );
         assert_eq!(gate.stats().held_back, 2);
     }
 
     #[tokio::test]
     async fn a_full_gate_waits_for_a_free_place() {
-        let s = Shaper::new(&cfg(&[("example.com", Shaping { connections: Some(1), ..Shaping::default() })]));
+        let s = Shaper::new(&cfg(&[(
+            "example.com",
+            Shaping {
+                connections: Some(1),
+                ..Shaping::default()
+            },
+        )]));
         let gate = s.gate("example.com", None);
         let first = gate.acquire().await.unwrap();
         let waiting = tokio::spawn({
@@ -406,7 +523,10 @@ mod tests {
             async move { gate.acquire().await.map(|_| ()) }
         });
         tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "the second delivery waits while the only place is taken");
+        assert!(
+            !waiting.is_finished(),
+            "the second delivery waits while the only place is taken"
+        );
         drop(first);
         waiting.await.unwrap().unwrap();
         assert_eq!(gate.stats().active, 0);
@@ -414,14 +534,26 @@ mod tests {
 
     #[tokio::test]
     async fn messages_per_minute_spaces_the_starts() {
-        let s = Shaper::new(&cfg(&[("example.com", Shaping { messages_per_minute: Some(600), ..Shaping::default() })]));
+        let s = Shaper::new(&cfg(&[(
+            "example.com",
+            Shaping {
+                messages_per_minute: Some(600),
+                ..Shaping::default()
+            },
+        )]));
         let gate = s.gate("example.com", None);
         let first = gate.lock().next_start.max(Instant::now());
         for _ in 0..3 {
             gate.pace().await.unwrap();
         }
         let next = gate.lock().next_start;
-        assert!(next >= first + Duration::from_millis(300), "three starts book three 100 ms intervals");
-        assert!(Instant::now() >= first + Duration::from_millis(200), "the third start waited for its turn");
+        assert!(
+            next >= first + Duration::from_millis(300),
+            "three starts book three 100 ms intervals"
+        );
+        assert!(
+            Instant::now() >= first + Duration::from_millis(200),
+            "the third start waited for its turn"
+        );
     }
 }

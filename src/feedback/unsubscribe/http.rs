@@ -35,19 +35,38 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
 }
 
 /// Serves the unsubscribe routes on `listener` until `shutdown`.
-pub async fn serve(daemon: Arc<Daemon>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(daemon)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(daemon))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 fn check(daemon: &Daemon, token: &str) -> Result<UnsubToken, TokenError> {
-    verify_token(&daemon.verp, token, daemon.now(), daemon.cfg.bounces.tag_validity.0)
+    verify_token(
+        &daemon.verp,
+        token,
+        daemon.now(),
+        daemon.cfg.bounces.tag_validity.0,
+    )
 }
 
 /// The page for a refused token: 404 when expired, 400 when malformed or forged.
 fn refused(e: TokenError) -> Response {
     match e {
-        TokenError::Expired => page(StatusCode::NOT_FOUND, "Link expired", "This unsubscribe link has expired."),
-        TokenError::Malformed | TokenError::BadMac => page(StatusCode::BAD_REQUEST, "Invalid link", "This unsubscribe link is not valid."),
+        TokenError::Expired => page(
+            StatusCode::NOT_FOUND,
+            "Link expired",
+            "This unsubscribe link has expired.",
+        ),
+        TokenError::Malformed | TokenError::BadMac => page(
+            StatusCode::BAD_REQUEST,
+            "Invalid link",
+            "This unsubscribe link is not valid.",
+        ),
     }
 }
 
@@ -57,12 +76,25 @@ async fn confirm_page(State(daemon): State<Arc<Daemon>>, Path(token): Path<Strin
         Err(e) => return refused(e),
     };
     let who = match daemon.store.message(tok.queue_id) {
-        Ok(Some(rec)) => rec.recipients.get(tok.rcpt_index as usize).map(|r| mask(&r.address)),
+        Ok(Some(rec)) => rec
+            .recipients
+            .get(tok.rcpt_index as usize)
+            .map(|r| mask(&r.address)),
         Ok(None) => None,
-        Err(_) => return page(StatusCode::SERVICE_UNAVAILABLE, "Try again later", "The service is temporarily unavailable."),
+        Err(_) => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again later",
+                "The service is temporarily unavailable.",
+            );
+        }
     };
     let Some(who) = who else {
-        return page(StatusCode::NOT_FOUND, "Link expired", "This unsubscribe link is no longer valid.");
+        return page(
+            StatusCode::NOT_FOUND,
+            "Link expired",
+            "This unsubscribe link is no longer valid.",
+        );
     };
     // The token verified, so it holds only base32 characters: safe in HTML and in the URL.
     let form = format!(
@@ -74,9 +106,17 @@ async fn confirm_page(State(daemon): State<Arc<Daemon>>, Path(token): Path<Strin
     html(StatusCode::OK, "Unsubscribe", &form)
 }
 
-async fn one_click(State(daemon): State<Arc<Daemon>>, Path(token): Path<String>, body: Bytes) -> Response {
+async fn one_click(
+    State(daemon): State<Arc<Daemon>>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response {
     if !is_one_click(&body) {
-        return page(StatusCode::BAD_REQUEST, "Bad request", "Expected List-Unsubscribe=One-Click.");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "Expected List-Unsubscribe=One-Click.",
+        );
     }
     let tok = match check(&daemon, &token) {
         Ok(t) => t,
@@ -90,27 +130,49 @@ async fn one_click(State(daemon): State<Arc<Daemon>>, Path(token): Path<String>,
     };
     match applied {
         Applied::Done(events) => match daemon.commit(ws, &events).await {
-            Ok(()) => page(StatusCode::OK, "Unsubscribed", "You have been unsubscribed."),
+            Ok(()) => page(
+                StatusCode::OK,
+                "Unsubscribed",
+                "You have been unsubscribed.",
+            ),
             Err(e) => unavailable(&e),
         },
-        Applied::Already => page(StatusCode::OK, "Unsubscribed", "You were already unsubscribed."),
-        Applied::Gone => page(StatusCode::NOT_FOUND, "Link expired", "This unsubscribe link is no longer valid."),
+        Applied::Already => page(
+            StatusCode::OK,
+            "Unsubscribed",
+            "You were already unsubscribed.",
+        ),
+        Applied::Gone => page(
+            StatusCode::NOT_FOUND,
+            "Link expired",
+            "This unsubscribe link is no longer valid.",
+        ),
     }
 }
 
 fn unavailable(e: &crate::store::StoreError) -> Response {
     tracing::error!(error = %e, "unsubscribe could not be recorded");
-    page(StatusCode::SERVICE_UNAVAILABLE, "Try again later", "The unsubscribe could not be recorded; please try again.")
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again later",
+        "The unsubscribe could not be recorded; please try again.",
+    )
 }
 
 /// True when the body carries `List-Unsubscribe=One-Click`, form-urlencoded or multipart (RFC 8058 §3.1).
 pub fn is_one_click(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body);
-    if text.split('&').any(|kv| kv.trim() == "List-Unsubscribe=One-Click") {
+    if text
+        .split('&')
+        .any(|kv| kv.trim() == "List-Unsubscribe=One-Click")
+    {
         return true;
     }
     match text.find("name=\"List-Unsubscribe\"") {
-        Some(i) => text[i..].split("\r\n\r\n").nth(1).is_some_and(|v| v.trim_start().starts_with("One-Click")),
+        Some(i) => text[i..]
+            .split("\r\n\r\n")
+            .nth(1)
+            .is_some_and(|v| v.trim_start().starts_with("One-Click")),
         None => false,
     }
 }
@@ -118,7 +180,11 @@ pub fn is_one_click(body: &[u8]) -> bool {
 /// `jane@example.com` → `j***@example.com`: enough to recognise, not to harvest.
 fn mask(address: &str) -> String {
     let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
-    let first: String = local.chars().take(1).filter(|c| c.is_ascii_alphanumeric()).collect();
+    let first: String = local
+        .chars()
+        .take(1)
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     escape(&format!("{first}***@{domain}"))
 }
 
@@ -164,6 +230,9 @@ mod tests {
     fn masks_and_escapes() {
         assert_eq!(mask("jane@example.com"), "j***@example.com");
         assert_eq!(mask("<x>@a"), "***@a");
-        assert_eq!(escape("<a href=\"x\">&"), "&lt;a href=&quot;x&quot;&gt;&amp;");
+        assert_eq!(
+            escape("<a href=\"x\">&"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;"
+        );
     }
 }

@@ -14,11 +14,11 @@ use crate::admin::AdminError;
 use crate::api::console::audit::Entry;
 use crate::api::console::html::{self, esc, status, time};
 use crate::api::console::{Con, auth};
-use crate::model::Event;
 use crate::daemon::state::Daemon;
+use crate::model::Event;
+use crate::model::time::Timestamp;
 use crate::store::TreeId;
 use crate::store::events::{EventQuery, event_key};
-use crate::model::time::Timestamp;
 
 /// Waiting messages counted at most (beyond it the page says "more than").
 const COUNT_CAP: usize = 100_000;
@@ -46,10 +46,25 @@ pub struct Dash {
 pub fn gather(daemon: &Daemon) -> Result<Dash, AdminError> {
     let now = daemon.now();
     let report = super::undelivered::by_index(daemon, &super::undelivered::Filters::default())?;
-    let waiting = daemon.store.tree(TreeId::Schedule).iter().keys().take(COUNT_CAP).count();
+    let waiting = daemon
+        .store
+        .tree(TreeId::Schedule)
+        .iter()
+        .keys()
+        .take(COUNT_CAP)
+        .count();
     let mut recent = Vec::new();
     for st in ["bounced", "complained"] {
-        recent.extend(daemon.store.query_events(&EventQuery { statuses: vec![st.into()], limit: RECENT, ..Default::default() })?.events);
+        recent.extend(
+            daemon
+                .store
+                .query_events(&EventQuery {
+                    statuses: vec![st.into()],
+                    limit: RECENT,
+                    ..Default::default()
+                })?
+                .events,
+        );
     }
     recent.sort_by(|a, b| b.id.cmp(&a.id));
     recent.truncate(RECENT);
@@ -78,7 +93,13 @@ pub fn hourly_deliveries(daemon: &Daemon, now: Timestamp) -> Result<Vec<u64>, Ad
     let mut hours = vec![0u64; 24];
     for k in daemon.store.tree(TreeId::EvStatus).range(lo..=hi).keys() {
         let k = k.map_err(crate::store::StoreError::from)?;
-        let Some(ms) = k.get(prefix.len()..prefix.len() + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) else { continue };
+        let Some(ms) = k
+            .get(prefix.len()..prefix.len() + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+        else {
+            continue;
+        };
         let slot = (ms as i64 - first_hour).div_euclid(HOUR_MS);
         if let Some(h) = usize::try_from(slot).ok().and_then(|s| hours.get_mut(s)) {
             *h += 1;
@@ -98,25 +119,52 @@ pub async fn page(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri) 
         Err(r) => return r,
     };
     d.actions = con.audit.recent(10);
-    html::respond(StatusCode::OK, html::page(&who, "/ui/", "Dashboard", &render(&d)))
+    html::respond(
+        StatusCode::OK,
+        html::page(&who, "/ui/", "Dashboard", &render(&d)),
+    )
 }
 
 /// The page body.
 pub fn render(d: &Dash) -> String {
     let mut by_status = String::new();
     for (st, n) in &d.summary {
-        by_status.push_str(&format!("<li><a href=\"/ui/undelivered?status={}\">{}</a> {n}</li>", esc(st), status(st)));
+        by_status.push_str(&format!(
+            "<li><a href=\"/ui/undelivered?status={}\">{}</a> {n}</li>",
+            esc(st),
+            status(st)
+        ));
     }
     if by_status.is_empty() {
         by_status.push_str("<li class=\"muted\">none</li>");
     }
     let oldest = match d.oldest_due {
-        Some(t) if t <= d.now => format!("oldest due {} (overdue by {})", time(t), esc(&crate::model::time::format_duration(Duration::from_millis((d.now.millis() - t.millis()) as u64)))),
-        Some(t) => format!("next attempt {} (in {})", time(t), esc(&crate::model::time::format_duration(Duration::from_secs(((t.millis() - d.now.millis()) / 1000) as u64)))),
+        Some(t) if t <= d.now => format!(
+            "oldest due {} (overdue by {})",
+            time(t),
+            esc(&crate::model::time::format_duration(Duration::from_millis(
+                (d.now.millis() - t.millis()) as u64
+            )))
+        ),
+        Some(t) => format!(
+            "next attempt {} (in {})",
+            time(t),
+            esc(&crate::model::time::format_duration(Duration::from_secs(
+                ((t.millis() - d.now.millis()) / 1000) as u64
+            )))
+        ),
         None => "nothing scheduled".into(),
     };
-    let waiting = if d.waiting >= COUNT_CAP { format!("more than {COUNT_CAP}") } else { d.waiting.to_string() };
-    let hooks = if d.webhooks_on { format!("{} events waiting to be posted", d.backlog) } else { "webhooks are off (no [webhooks] url)".into() };
+    let waiting = if d.waiting >= COUNT_CAP {
+        format!("more than {COUNT_CAP}")
+    } else {
+        d.waiting.to_string()
+    };
+    let hooks = if d.webhooks_on {
+        format!("{} events waiting to be posted", d.backlog)
+    } else {
+        "webhooks are off (no [webhooks] url)".into()
+    };
     let delivered: u64 = d.hourly.iter().sum();
     let mut s = format!(
         "<div class=\"cards\"><section class=\"card\"><h2>Undelivered, last 30 days</h2><p class=\"big\"><a href=\"/ui/undelivered\">{}</a></p><ul>{by_status}</ul></section>\
@@ -160,7 +208,10 @@ fn actions(entries: &[Entry]) -> String {
 pub fn chart(hours: &[u64]) -> String {
     let max = hours.iter().copied().max().unwrap_or(0).max(1);
     let (w, h, bar) = (480u64, 120u64, 20u64);
-    let mut s = format!("<svg class=\"chart\" viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"Deliveries per hour over the last 24 hours\" xmlns=\"http://www.w3.org/2000/svg\">", h + 16);
+    let mut s = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"Deliveries per hour over the last 24 hours\" xmlns=\"http://www.w3.org/2000/svg\">",
+        h + 16
+    );
     for (i, n) in hours.iter().enumerate() {
         let bh = n * h / max;
         let x = i as u64 * bar;

@@ -16,15 +16,20 @@ use crate::admin::{self, AdminError, EventFilter};
 use crate::api::console::html::{self, esc, esc_opt, next_link, status, time};
 use crate::api::console::http::{Form, query_string};
 use crate::api::console::{Con, auth};
-use crate::model::Event;
 use crate::daemon::state::Daemon;
+use crate::model::Event;
 
 /// Rows per page.
 pub const PAGE: usize = 50;
 /// The orders offered: (value, label).
 const SORTS: [(&str, &str); 2] = [("newest", "Newest first"), ("oldest", "Oldest first")];
 /// The periods offered: (value, label).
-const PERIODS: [(&str, &str); 4] = [("7d", "Last 7 days"), ("30d", "Last 30 days"), ("all", "All kept"), ("range", "Dates below")];
+const PERIODS: [(&str, &str); 4] = [
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("all", "All kept"),
+    ("range", "Dates below"),
+];
 
 /// The page's parameters (README "Web console": `recipient`, `status`, `since`, `message`, `sort`; plus
 /// `from`/`to` for a range and `cursor`).
@@ -43,7 +48,16 @@ pub struct Filters {
 impl Filters {
     pub fn of(f: &Form) -> Filters {
         let g = |k| f.owned(k);
-        Filters { recipient: g("recipient"), status: g("status"), since: g("since"), from: g("from"), to: g("to"), message: g("message"), sort: g("sort"), cursor: g("cursor") }
+        Filters {
+            recipient: g("recipient"),
+            status: g("status"),
+            since: g("since"),
+            from: g("from"),
+            to: g("to"),
+            message: g("message"),
+            sort: g("sort"),
+            cursor: g("cursor"),
+        }
     }
 
     pub fn query(&self, cursor: Option<&str>, sort: Option<&str>) -> String {
@@ -62,11 +76,22 @@ impl Filters {
     /// The admin filter: the period (default 30 days) or the dates.
     fn event_filter(&self) -> EventFilter {
         let (since, until) = match self.since.as_deref().unwrap_or("30d") {
-            "range" => (date_bound(self.from.as_deref(), false), date_bound(self.to.as_deref(), true)),
+            "range" => (
+                date_bound(self.from.as_deref(), false),
+                date_bound(self.to.as_deref(), true),
+            ),
             "all" => (None, None),
             p => (Some(p.to_string()), None),
         };
-        EventFilter { recipient: self.recipient.clone(), status: self.status.clone(), message: self.message.clone(), since, until, limit: Some(PAGE.to_string()), cursor: self.cursor.clone() }
+        EventFilter {
+            recipient: self.recipient.clone(),
+            status: self.status.clone(),
+            message: self.message.clone(),
+            since,
+            until,
+            limit: Some(PAGE.to_string()),
+            cursor: self.cursor.clone(),
+        }
     }
 }
 
@@ -75,11 +100,24 @@ pub fn gather(daemon: &Daemon, f: &Filters) -> Result<(Vec<Event>, Option<String
     let mut filter = f.event_filter();
     let sort = f.sort.as_deref().unwrap_or("newest");
     if !SORTS.iter().any(|(v, _)| *v == sort) {
-        return Err(AdminError::bad("sort", format!("{sort:?} is not one of newest, oldest (the log is sorted by time across every page; filter by status or recipient instead)")));
+        return Err(AdminError::bad(
+            "sort",
+            format!(
+                "{sort:?} is not one of newest, oldest (the log is sorted by time across every page; filter by status or recipient instead)"
+            ),
+        ));
     }
     let page = if sort == "oldest" {
-        if let Some(m) = filter.message.as_deref().map(str::trim).filter(|m| m.starts_with('<')) {
-            let id = daemon.store.message_by_message_id(m)?.ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {m}")))?;
+        if let Some(m) = filter
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| m.starts_with('<'))
+        {
+            let id = daemon
+                .store
+                .message_by_message_id(m)?
+                .ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {m}")))?;
             filter.message = Some(crate::store::queue::format_queue_id(id));
         }
         let mut q = filter.to_query(daemon.now())?;
@@ -107,7 +145,15 @@ pub async fn page(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri) 
         Some(r) => format!("Comms log of {r}"),
         None => "Comms log".to_string(),
     };
-    html::respond(StatusCode::OK, html::page(&who, "/ui/log", &title, &render(&f, &events, next.as_deref())))
+    html::respond(
+        StatusCode::OK,
+        html::page(
+            &who,
+            "/ui/log",
+            &title,
+            &render(&f, &events, next.as_deref()),
+        ),
+    )
 }
 
 /// The page body.
@@ -117,14 +163,28 @@ pub fn render(f: &Filters, events: &[Event], next: Option<&str>) -> String {
         s.push_str("<p class=\"muted\">No event matches.</p>");
         return s;
     }
-    let time_sort = if f.sort.as_deref() == Some("oldest") { "newest" } else { "oldest" };
-    let head = |label: &str, sort: &str| format!("<th><a href=\"/ui/log?{}\">{}</a></th>", esc(&f.query(None, Some(sort))), esc(label));
+    let time_sort = if f.sort.as_deref() == Some("oldest") {
+        "newest"
+    } else {
+        "oldest"
+    };
+    let head = |label: &str, sort: &str| {
+        format!(
+            "<th><a href=\"/ui/log?{}\">{}</a></th>",
+            esc(&f.query(None, Some(sort))),
+            esc(label)
+        )
+    };
     s.push_str(&format!("<div class=\"scroll\"><table><thead><tr>{}<th>Status</th><th>Recipient</th><th>Diagnostic</th><th>Details</th></tr></thead><tbody>", head("Time", time_sort)));
     for e in events {
         s.push_str(&row(e));
     }
     s.push_str("</tbody></table></div>");
-    s.push_str(&next_link("/ui/log", next.map(|c| f.query(Some(c), None)), "More"));
+    s.push_str(&next_link(
+        "/ui/log",
+        next.map(|c| f.query(Some(c), None)),
+        "More",
+    ));
     s
 }
 
@@ -137,7 +197,11 @@ fn filter_form(f: &Filters) -> String {
     }
     let mut sorts = String::new();
     for (v, label) in SORTS {
-        let sel = if Some(v) == f.sort.as_deref() { " selected" } else { "" };
+        let sel = if Some(v) == f.sort.as_deref() {
+            " selected"
+        } else {
+            ""
+        };
         sorts.push_str(&format!("<option value=\"{v}\"{sel}>{label}</option>"));
     }
     let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
@@ -158,10 +222,20 @@ fn filter_form(f: &Filters) -> String {
 /// One event: the summary columns and the whole event in a `<details>`.
 pub fn row(e: &Event) -> String {
     let rcpt = match &e.recipient {
-        Some(r) => format!("<a href=\"/ui/log?{}\">{}</a>", esc(&query_string(&[("recipient", Some(r))])), esc(r)),
+        Some(r) => format!(
+            "<a href=\"/ui/log?{}\">{}</a>",
+            esc(&query_string(&[("recipient", Some(r))])),
+            esc(r)
+        ),
         None => "-".into(),
     };
-    format!("<tr><td>{}</td><td>{}</td><td>{rcpt}</td><td class=\"diag\">{}</td><td>{}</td></tr>", time(e.time), status(e.status.as_str()), esc_opt(e.diagnostic.as_deref()), details(e))
+    format!(
+        "<tr><td>{}</td><td>{}</td><td>{rcpt}</td><td class=\"diag\">{}</td><td>{}</td></tr>",
+        time(e.time),
+        status(e.status.as_str()),
+        esc_opt(e.diagnostic.as_deref()),
+        details(e)
+    )
 }
 
 /// The whole event as a definition list inside `<details>`.
@@ -189,9 +263,15 @@ pub fn details(e: &Event) -> String {
             dl.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(k), esc(&v)));
         }
     }
-    dl.push_str(&format!("<dt>Diagnostic</dt><dd>{}</dd></dl>", esc_opt(e.diagnostic.as_deref())));
+    dl.push_str(&format!(
+        "<dt>Diagnostic</dt><dd>{}</dd></dl>",
+        esc_opt(e.diagnostic.as_deref())
+    ));
     if let Some(q) = &e.queue_id {
-        dl.push_str(&format!("<p><a href=\"/ui/messages/{0}\">Message {0} and its preview</a></p>", esc(q)));
+        dl.push_str(&format!(
+            "<p><a href=\"/ui/messages/{0}\">Message {0} and its preview</a></p>",
+            esc(q)
+        ));
     }
     dl.push_str("</details>");
     dl

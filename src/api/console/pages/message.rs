@@ -21,15 +21,25 @@ pub struct Extra {
 }
 
 /// `GET /ui/messages/{id}`.
-pub async fn page(axum::extract::State(con): Con, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn page(
+    axum::extract::State(con): Con,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     let who = match auth::signed_in(&con, &headers, &uri) {
         Ok(w) => w,
         Err(r) => return r,
     };
     let got = read(&con, &who, move |daemon| {
         let view = admin::show(daemon, &id)?;
-        let body = crate::admin::parse_id(&view.queue_id).ok().and_then(|n| daemon.store.body(n).ok().flatten());
-        let extra = Extra { headers: body.as_deref().map(preview::header_text), subject: body.as_deref().and_then(preview::subject) };
+        let body = crate::admin::parse_id(&view.queue_id)
+            .ok()
+            .and_then(|n| daemon.store.body(n).ok().flatten());
+        let extra = Extra {
+            headers: body.as_deref().map(preview::header_text),
+            subject: body.as_deref().and_then(preview::subject),
+        };
         Ok((view, extra))
     })
     .await;
@@ -38,7 +48,15 @@ pub async fn page(axum::extract::State(con): Con, Path(id): Path<String>, header
         Err(r) => return r,
     };
     let back = format!("/ui/messages/{}", view.queue_id);
-    html::respond(StatusCode::OK, html::page(&who, "", &format!("Message {}", view.queue_id), &render(&who, &view, &extra, &back)))
+    html::respond(
+        StatusCode::OK,
+        html::page(
+            &who,
+            "",
+            &format!("Message {}", view.queue_id),
+            &render(&who, &view, &extra, &back),
+        ),
+    )
 }
 
 /// The page body.
@@ -55,7 +73,10 @@ pub fn render(who: &Who, m: &MessageView, extra: &Extra, back: &str) -> String {
         m.next_attempt.map(time).unwrap_or_else(|| "-".into())
     );
     if let Some(from) = &m.resent_from {
-        s.push_str(&format!("<dt>Resent from</dt><dd><a href=\"/ui/messages/{0}\">{0}</a></dd>", esc(from)));
+        s.push_str(&format!(
+            "<dt>Resent from</dt><dd><a href=\"/ui/messages/{0}\">{0}</a></dd>",
+            esc(from)
+        ));
     }
     s.push_str("</dl>");
     if auth::shows_actions(who) {
@@ -80,7 +101,10 @@ pub fn render(who: &Who, m: &MessageView, extra: &Extra, back: &str) -> String {
     s.push_str("</tbody></table></div><h2>Preview</h2>");
     match &extra.headers {
         Some(h) => {
-            s.push_str(&format!("<details><summary>Headers</summary><pre>{}</pre></details>", esc(h)));
+            s.push_str(&format!(
+                "<details><summary>Headers</summary><pre>{}</pre></details>",
+                esc(h)
+            ));
             s.push_str(&format!(
                 "<iframe class=\"preview\" sandbox src=\"/ui/messages/{}/preview\" title=\"Preview of the message body (no scripts, no remote images)\" referrerpolicy=\"no-referrer\" loading=\"lazy\"></iframe>",
                 esc(&m.queue_id)
@@ -94,13 +118,34 @@ pub fn render(who: &Who, m: &MessageView, extra: &Extra, back: &str) -> String {
 fn actions(who: &Who, m: &MessageView, back: &str) -> String {
     let mut s = String::from("<h2>Actions</h2><p>");
     if !m.finished {
-        s.push_str(&action_form(who, "/ui/actions/retry", &[("id", &m.queue_id), ("back", back)], "", "Retry now", "retry"));
+        s.push_str(&action_form(
+            who,
+            "/ui/actions/retry",
+            &[("id", &m.queue_id), ("back", back)],
+            "",
+            "Retry now",
+            "retry",
+        ));
         s.push(' ');
-        s.push_str(&action_form(who, "/ui/actions/delete", &[("id", &m.queue_id), ("back", "/ui/queue")], "", "Delete from the queue", "danger delete"));
+        s.push_str(&action_form(
+            who,
+            "/ui/actions/delete",
+            &[("id", &m.queue_id), ("back", "/ui/queue")],
+            "",
+            "Delete from the queue",
+            "danger delete",
+        ));
     }
     if m.body_kept {
         let input = "<input type=\"email\" name=\"to\" placeholder=\"corrected address (empty: the same recipients)\" aria-label=\"Resend to\">";
-        s.push_str(&action_form(who, "/ui/actions/resend", &[("id", &m.queue_id), ("back", back)], input, "Resend", "resend"));
+        s.push_str(&action_form(
+            who,
+            "/ui/actions/resend",
+            &[("id", &m.queue_id), ("back", back)],
+            input,
+            "Resend",
+            "resend",
+        ));
     }
     s.push_str("</p>");
     s

@@ -24,15 +24,27 @@ use crate::daemon::state::Daemon;
 static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// Runs `f` on the blocking pool, one at a time; an admin error becomes an error page.
-pub async fn read<T: Send + 'static>(con: &Arc<Console>, who: &Who, f: impl FnOnce(&Daemon) -> Result<T, AdminError> + Send + 'static) -> Result<T, Response> {
+pub async fn read<T: Send + 'static>(
+    con: &Arc<Console>,
+    who: &Who,
+    f: impl FnOnce(&Daemon) -> Result<T, AdminError> + Send + 'static,
+) -> Result<T, Response> {
     let Ok(_permit) = HEAVY.acquire().await else {
-        return Err(super::html::error_page(who, StatusCode::SERVICE_UNAVAILABLE, "The daemon is stopping."));
+        return Err(super::html::error_page(
+            who,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The daemon is stopping.",
+        ));
     };
     let daemon = con.daemon.clone();
     match tokio::task::spawn_blocking(move || f(&daemon)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(admin_error(who, &e)),
-        Err(e) => Err(super::html::error_page(who, StatusCode::INTERNAL_SERVER_ERROR, &format!("The page could not be built: {e}"))),
+        Err(e) => Err(super::html::error_page(
+            who,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("The page could not be built: {e}"),
+        )),
     }
 }
 
@@ -67,14 +79,39 @@ pub fn options(words: &[&str], current: Option<&str>, any: &str) -> String {
     let mut s = format!("<option value=\"\">{}</option>", super::html::esc(any));
     for w in words {
         let sel = if current == Some(*w) { " selected" } else { "" };
-        s.push_str(&format!("<option value=\"{0}\"{sel}>{0}</option>", super::html::esc(w)));
+        s.push_str(&format!(
+            "<option value=\"{0}\"{sel}>{0}</option>",
+            super::html::esc(w)
+        ));
     }
     s
 }
 
 /// The statuses the undelivered report shows (README "What happens to each recipient", all but delivered).
-pub const UNDELIVERED: [&str; 8] = ["bounced", "failed", "expired", "dropped", "complained", "unsubscribed", "deferred", "queued"];
+pub const UNDELIVERED: [&str; 8] = [
+    "bounced",
+    "failed",
+    "expired",
+    "dropped",
+    "complained",
+    "unsubscribed",
+    "deferred",
+    "queued",
+];
 /// Every event name the communications log filters on.
 pub const EVENTS: [&str; 14] = [
-    "queued", "deferred", "delivered", "bounced", "failed", "expired", "dropped", "complained", "unsubscribed", "delayed", "resent", "autoreply", "suppression_added", "suppression_removed",
+    "queued",
+    "deferred",
+    "delivered",
+    "bounced",
+    "failed",
+    "expired",
+    "dropped",
+    "complained",
+    "unsubscribed",
+    "delayed",
+    "resent",
+    "autoreply",
+    "suppression_added",
+    "suppression_removed",
 ];

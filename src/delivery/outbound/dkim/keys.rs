@@ -23,11 +23,21 @@ pub const RSA_BITS: u32 = 2048;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read DKIM key {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write DKIM key {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("DKIM key {path} is not a usable {kind} private key: {source}")]
-    Parse { path: PathBuf, kind: &'static str, source: mail_auth::Error },
+    Parse {
+        path: PathBuf,
+        kind: &'static str,
+        source: mail_auth::Error,
+    },
     #[error("DKIM key {path} holds no private key")]
     Empty { path: PathBuf },
     #[error(
@@ -62,18 +72,28 @@ impl LoadedKey {
     /// The zone-file line, the value split into strings of at most 255 bytes.
     pub fn zone_line(&self, selector: &str, domain: &str) -> String {
         let value = self.txt_value();
-        let parts: Vec<String> = value.as_bytes().chunks(255).map(|c| format!("\"{}\"", String::from_utf8_lossy(c))).collect();
+        let parts: Vec<String> = value
+            .as_bytes()
+            .chunks(255)
+            .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+            .collect();
         format!("{selector}._domainkey.{domain}. IN TXT {}", parts.join(" "))
     }
 }
 
 /// Where the key for (`domain`, `selector`, `algorithm`) lives.
 pub fn key_path(dir: &Path, domain: &str, selector: &str, algorithm: DkimAlgorithm) -> PathBuf {
-    dir.join(domain).join(format!("{selector}.{}.key", algorithm.file_tag()))
+    dir.join(domain)
+        .join(format!("{selector}.{}.key", algorithm.file_tag()))
 }
 
 /// Loads the key at its path, creating it first when the file is absent.
-pub fn load_or_create(dir: &Path, domain: &str, selector: &str, algorithm: DkimAlgorithm) -> Result<LoadedKey, KeyError> {
+pub fn load_or_create(
+    dir: &Path,
+    domain: &str,
+    selector: &str,
+    algorithm: DkimAlgorithm,
+) -> Result<LoadedKey, KeyError> {
     let path = key_path(dir, domain, selector, algorithm);
     let created = match std::fs::read(&path) {
         Ok(_) => false,
@@ -83,13 +103,27 @@ pub fn load_or_create(dir: &Path, domain: &str, selector: &str, algorithm: DkimA
         }
         Err(source) => return Err(KeyError::Read { path, source }),
     };
-    let bytes = std::fs::read(&path).map_err(|source| KeyError::Read { path: path.clone(), source })?;
+    let bytes = std::fs::read(&path).map_err(|source| KeyError::Read {
+        path: path.clone(),
+        source,
+    })?;
     let (key, public) = parse(&path, &bytes, algorithm)?;
-    Ok(LoadedKey { key, algorithm, public, path, created })
+    Ok(LoadedKey {
+        key,
+        algorithm,
+        public,
+        path,
+        created,
+    })
 }
 
 /// Loads the key at its path; `None` when the file is absent (never creates one).
-pub fn load_existing(dir: &Path, domain: &str, selector: &str, algorithm: DkimAlgorithm) -> Result<Option<LoadedKey>, KeyError> {
+pub fn load_existing(
+    dir: &Path,
+    domain: &str,
+    selector: &str,
+    algorithm: DkimAlgorithm,
+) -> Result<Option<LoadedKey>, KeyError> {
     let path = key_path(dir, domain, selector, algorithm);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -97,27 +131,53 @@ pub fn load_existing(dir: &Path, domain: &str, selector: &str, algorithm: DkimAl
         Err(source) => return Err(KeyError::Read { path, source }),
     };
     let (key, public) = parse(&path, &bytes, algorithm)?;
-    Ok(Some(LoadedKey { key, algorithm, public, path, created: false }))
+    Ok(Some(LoadedKey {
+        key,
+        algorithm,
+        public,
+        path,
+        created: false,
+    }))
 }
 
 fn create(path: &Path, algorithm: DkimAlgorithm) -> Result<(), KeyError> {
     let pem = match algorithm {
-        DkimAlgorithm::Ed25519Sha256 => pem_encode(&Ed25519Key::generate_pkcs8().map_err(KeyError::Ed25519Generate)?),
+        DkimAlgorithm::Ed25519Sha256 => {
+            pem_encode(&Ed25519Key::generate_pkcs8().map_err(KeyError::Ed25519Generate)?)
+        }
         DkimAlgorithm::RsaSha256 => generate_rsa_pem(path)?,
     };
-    write_private(path, &pem).map_err(|source| KeyError::Write { path: path.to_path_buf(), source })
+    write_private(path, &pem).map_err(|source| KeyError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// RSA through `openssl genpkey`, PKCS#8 PEM on its stdout (never a file of its choosing).
 fn generate_rsa_pem(path: &Path) -> Result<Vec<u8>, KeyError> {
-    let fail = |reason: String| KeyError::RsaGenerate { path: path.to_path_buf(), reason };
+    let fail = |reason: String| KeyError::RsaGenerate {
+        path: path.to_path_buf(),
+        reason,
+    };
     let out = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", &format!("rsa_keygen_bits:{RSA_BITS}"), "-outform", "PEM"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            &format!("rsa_keygen_bits:{RSA_BITS}"),
+            "-outform",
+            "PEM",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| fail(format!("running openssl: {e}")))?;
     if !out.status.success() || !out.stdout.starts_with(b"-----BEGIN") {
-        return Err(fail(format!("openssl {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(fail(format!(
+            "openssl {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(out.stdout)
 }
@@ -125,11 +185,19 @@ fn generate_rsa_pem(path: &Path) -> Result<Vec<u8>, KeyError> {
 /// Writes `bytes` to `path` with mode 0600 (directories 0700): temp file, fsync, rename, fsync dir.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_extension(format!("tmp.{}.{seq}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
@@ -155,23 +223,45 @@ fn pem_encode(der: &[u8]) -> Vec<u8> {
 }
 
 /// The private key DER in `bytes` (PEM or raw DER).
-fn key_der(path: &Path, bytes: &[u8], algorithm: DkimAlgorithm) -> Result<PrivateKeyDer<'static>, KeyError> {
+fn key_der(
+    path: &Path,
+    bytes: &[u8],
+    algorithm: DkimAlgorithm,
+) -> Result<PrivateKeyDer<'static>, KeyError> {
     if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        let found = rustls_pemfile::private_key(&mut &bytes[..]).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
-        return found.ok_or_else(|| KeyError::Empty { path: path.to_path_buf() });
+        let found =
+            rustls_pemfile::private_key(&mut &bytes[..]).map_err(|source| KeyError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        return found.ok_or_else(|| KeyError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     // Raw DER: PKCS#8 when it parses as such, else (RSA only) PKCS#1.
     let pkcs8 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bytes.to_vec()));
-    if algorithm == DkimAlgorithm::RsaSha256 && RsaKey::<Sha256>::from_key_der(pkcs8.clone_key()).is_err() {
-        return Ok(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(bytes.to_vec())));
+    if algorithm == DkimAlgorithm::RsaSha256
+        && RsaKey::<Sha256>::from_key_der(pkcs8.clone_key()).is_err()
+    {
+        return Ok(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(
+            bytes.to_vec(),
+        )));
     }
     Ok(pkcs8)
 }
 
 /// The signing key and its published public half.
-fn parse(path: &Path, bytes: &[u8], algorithm: DkimAlgorithm) -> Result<(DkimKey, Vec<u8>), KeyError> {
+fn parse(
+    path: &Path,
+    bytes: &[u8],
+    algorithm: DkimAlgorithm,
+) -> Result<(DkimKey, Vec<u8>), KeyError> {
     let der = key_der(path, bytes, algorithm)?;
-    let bad = |kind, source| KeyError::Parse { path: path.to_path_buf(), kind, source };
+    let bad = |kind, source| KeyError::Parse {
+        path: path.to_path_buf(),
+        kind,
+        source,
+    };
     match algorithm {
         DkimAlgorithm::RsaSha256 => {
             let key = RsaKey::<Sha256>::from_key_der(der).map_err(|e| bad("RSA", e))?;
@@ -180,11 +270,18 @@ fn parse(path: &Path, bytes: &[u8], algorithm: DkimAlgorithm) -> Result<(DkimKey
         }
         DkimAlgorithm::Ed25519Sha256 => {
             let PrivateKeyDer::Pkcs8(p8) = der else {
-                return Err(bad("Ed25519", mail_auth::Error::Crypto(mail_auth::common::crypto::CryptoError::Library("not PKCS#8".into()))));
+                return Err(bad(
+                    "Ed25519",
+                    mail_auth::Error::Crypto(mail_auth::common::crypto::CryptoError::Library(
+                        "not PKCS#8".into(),
+                    )),
+                ));
             };
             let raw = p8.secret_pkcs8_der();
             // ring writes PKCS#8 v2; OpenSSL writes v1, which only the unchecked reader takes.
-            let key = Ed25519Key::from_pkcs8_der(raw).or_else(|_| Ed25519Key::from_pkcs8_maybe_unchecked_der(raw)).map_err(|e| bad("Ed25519", e))?;
+            let key = Ed25519Key::from_pkcs8_der(raw)
+                .or_else(|_| Ed25519Key::from_pkcs8_maybe_unchecked_der(raw))
+                .map_err(|e| bad("Ed25519", e))?;
             let public = key.public_key();
             Ok((DkimKey::Ed25519(key), public))
         }
@@ -196,7 +293,11 @@ fn der_len(len: usize, out: &mut Vec<u8>) {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend(bytes);
     }
@@ -212,7 +313,9 @@ fn der(tag: u8, content: &[u8]) -> Vec<u8> {
 /// SubjectPublicKeyInfo around a PKCS#1 RSAPublicKey: what `p=` usually holds.
 fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
     // SEQUENCE { OID 1.2.840.113549.1.1.1, NULL }
-    const ALGORITHM: [u8; 15] = [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
+    const ALGORITHM: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
     let mut bits = vec![0u8];
     bits.extend_from_slice(pkcs1);
     let mut body = ALGORITHM.to_vec();
@@ -228,14 +331,33 @@ mod tests {
     #[test]
     fn ed25519_key_is_created_0600_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create(dir.path(), "school.example", "rb1", DkimAlgorithm::Ed25519Sha256).unwrap();
+        let first = load_or_create(
+            dir.path(),
+            "school.example",
+            "rb1",
+            DkimAlgorithm::Ed25519Sha256,
+        )
+        .unwrap();
         assert!(first.created);
-        assert_eq!(first.path, dir.path().join("school.example/rb1.ed25519.key"));
+        assert_eq!(
+            first.path,
+            dir.path().join("school.example/rb1.ed25519.key")
+        );
         let mode = std::fs::metadata(&first.path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dir_mode = std::fs::metadata(dir.path().join("school.example")).unwrap().permissions().mode() & 0o777;
+        let dir_mode = std::fs::metadata(dir.path().join("school.example"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dir_mode, 0o700);
-        let again = load_or_create(dir.path(), "school.example", "rb1", DkimAlgorithm::Ed25519Sha256).unwrap();
+        let again = load_or_create(
+            dir.path(),
+            "school.example",
+            "rb1",
+            DkimAlgorithm::Ed25519Sha256,
+        )
+        .unwrap();
         assert!(!again.created);
         assert_eq!(first.public, again.public);
         assert_eq!(first.public.len(), 32);
@@ -245,21 +367,39 @@ mod tests {
     #[test]
     fn rsa_key_is_created_0600_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let first = match load_or_create(dir.path(), "school.example", "rb1", DkimAlgorithm::RsaSha256) {
-            Err(KeyError::RsaGenerate { reason, .. }) if std::env::var("CI").as_deref() != Ok("true") => return eprintln!("no openssl here: {reason}"),
+        let first = match load_or_create(
+            dir.path(),
+            "school.example",
+            "rb1",
+            DkimAlgorithm::RsaSha256,
+        ) {
+            Err(KeyError::RsaGenerate { reason, .. })
+                if std::env::var("CI").as_deref() != Ok("true") =>
+            {
+                return eprintln!("no openssl here: {reason}");
+            }
             r => r.unwrap(),
         };
         assert!(first.created);
         let mode = std::fs::metadata(&first.path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let again = load_or_create(dir.path(), "school.example", "rb1", DkimAlgorithm::RsaSha256).unwrap();
+        let again = load_or_create(
+            dir.path(),
+            "school.example",
+            "rb1",
+            DkimAlgorithm::RsaSha256,
+        )
+        .unwrap();
         assert!(!again.created);
         assert_eq!(first.public, again.public);
         // SPKI of a 2048-bit key: 294 bytes, starting with SEQUENCE, long length.
         assert_eq!(first.public.len(), 294);
         assert_eq!(&first.public[..2], &[0x30, 0x82]);
         let line = first.zone_line("rb1", "school.example");
-        assert!(line.starts_with("rb1._domainkey.school.example. IN TXT \"v=DKIM1; k=rsa; p="), "{line}");
+        assert!(
+            line.starts_with("rb1._domainkey.school.example. IN TXT \"v=DKIM1; k=rsa; p="),
+            "{line}"
+        );
         assert!(line.split('"').all(|s| s.len() <= 255));
     }
 
@@ -278,12 +418,30 @@ mod tests {
     #[test]
     fn keys_an_operator_makes_with_openssl_load() {
         let dir = tempfile::tempdir().unwrap();
-        let Some(ed) = openssl(&["genpkey", "-algorithm", "ed25519"]) else { return };
-        write_private(&key_path(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256), &ed).unwrap();
-        assert_eq!(load_or_create(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256).unwrap().public.len(), 32);
-        let Some(pkcs1) = openssl(&["genrsa", "-traditional", "2048"]) else { return };
+        let Some(ed) = openssl(&["genpkey", "-algorithm", "ed25519"]) else {
+            return;
+        };
+        write_private(
+            &key_path(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256),
+            &ed,
+        )
+        .unwrap();
+        assert_eq!(
+            load_or_create(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256)
+                .unwrap()
+                .public
+                .len(),
+            32
+        );
+        let Some(pkcs1) = openssl(&["genrsa", "-traditional", "2048"]) else {
+            return;
+        };
         assert!(pkcs1.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"));
-        write_private(&key_path(dir.path(), "a.example", "s", DkimAlgorithm::RsaSha256), &pkcs1).unwrap();
+        write_private(
+            &key_path(dir.path(), "a.example", "s", DkimAlgorithm::RsaSha256),
+            &pkcs1,
+        )
+        .unwrap();
         let rsa = load_or_create(dir.path(), "a.example", "s", DkimAlgorithm::RsaSha256).unwrap();
         assert!(!rsa.created && rsa.public.len() == 294);
     }
@@ -293,10 +451,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = key_path(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256);
         write_private(&path, &Ed25519Key::generate_pkcs8().unwrap()).unwrap();
-        assert!(!load_or_create(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256).unwrap().created);
+        assert!(
+            !load_or_create(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256)
+                .unwrap()
+                .created
+        );
         std::fs::remove_file(&path).unwrap();
-        write_private(&path, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
-        assert!(load_or_create(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256).is_err());
+        write_private(
+            &path,
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        assert!(
+            load_or_create(dir.path(), "a.example", "s", DkimAlgorithm::Ed25519Sha256).is_err()
+        );
         // A second writer never replaces the key already there.
         write_private(&path, b"other").unwrap();
         assert!(std::fs::read(&path).unwrap().starts_with(b"-----BEGIN"));

@@ -68,17 +68,31 @@ pub struct Retired {
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
     #[error("cannot read DKIM rotation state {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("DKIM rotation state {path} is damaged: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("cannot write DKIM rotation state {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl RotationState {
     /// No rotation yet: signing with the configured selector.
     pub fn fresh(configured: &str) -> RotationState {
-        RotationState { configured: configured.to_string(), current: configured.to_string(), pending: None, retired: Vec::new() }
+        RotationState {
+            configured: configured.to_string(),
+            current: configured.to_string(),
+            pending: None,
+            retired: Vec::new(),
+        }
     }
 
     /// The state in effect: the stored one when it started from `configured`, else fresh.
@@ -100,15 +114,29 @@ impl RotationState {
     /// This state with a rotation to the next selector pending since `now`.
     pub fn begin(&self, now: Timestamp) -> RotationState {
         let selector = next_selector(&self.current, |s| self.used().any(|u| u == s));
-        RotationState { pending: Some(Pending { selector, since: now }), ..self.clone() }
+        RotationState {
+            pending: Some(Pending {
+                selector,
+                since: now,
+            }),
+            ..self.clone()
+        }
     }
 
     /// This state with the pending selector signing since `now`, the old one retired.
     pub fn switched(&self, now: Timestamp) -> Option<RotationState> {
         let pending = self.pending.as_ref()?;
         let mut retired = self.retired.clone();
-        retired.push(Retired { selector: self.current.clone(), switched: now });
-        Some(RotationState { configured: self.configured.clone(), current: pending.selector.clone(), pending: None, retired })
+        retired.push(Retired {
+            selector: self.current.clone(),
+            switched: now,
+        });
+        Some(RotationState {
+            configured: self.configured.clone(),
+            current: pending.selector.clone(),
+            pending: None,
+            retired,
+        })
     }
 
     /// When `r`'s record may be removed.
@@ -147,7 +175,9 @@ pub fn load(dir: &Path, domain: &str) -> Result<Option<RotationState>, RotationE
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(RotationError::Read { path, source }),
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|source| RotationError::Parse { path, source })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| RotationError::Parse { path, source })
 }
 
 /// Writes `state` durably: temporary file (0600), fsync, rename, fsync of the directory.
@@ -155,9 +185,17 @@ pub fn save(dir: &Path, domain: &str, state: &RotationState) -> Result<(), Rotat
     let path = state_path(dir, domain);
     let write = || -> std::io::Result<()> {
         let parent = path.parent().unwrap_or(Path::new("."));
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
         let tmp = parent.join(format!(".{STATE_FILE}.{}.tmp", std::process::id()));
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         let mut text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
         text.push(b'\n');
         f.write_all(&text)?;
@@ -169,7 +207,10 @@ pub fn save(dir: &Path, domain: &str, state: &RotationState) -> Result<(), Rotat
         }
         std::fs::File::open(parent)?.sync_all()
     };
-    write().map_err(|source| RotationError::Write { path: path.clone(), source })
+    write().map_err(|source| RotationError::Write {
+        path: path.clone(),
+        source,
+    })
 }
 
 /// An exclusive lock on `domain`'s rotation state, held until dropped (the CLI and the
@@ -179,66 +220,118 @@ pub struct StateLock(#[allow(dead_code)] std::fs::File);
 pub fn lock(dir: &Path, domain: &str) -> Result<StateLock, RotationError> {
     let path = dir.join(domain).join(LOCK_FILE);
     let open = || -> std::io::Result<std::fs::File> {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(domain))?;
-        let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir.join(domain))?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)?;
         // SAFETY: flock on a descriptor we own; it blocks until the other holder is done.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(f)
     };
-    open().map(StateLock).map_err(|source| RotationError::Write { path: path.clone(), source })
+    open()
+        .map(StateLock)
+        .map_err(|source| RotationError::Write {
+            path: path.clone(),
+            source,
+        })
 }
 
 /// Whether one of the TXT values `found` at a key's name publishes the key of `want`
 /// (`v=DKIM1; k=...; p=...`): same `k=` (default rsa) and same `p=`, spacing ignored.
 pub fn record_matches(want: &str, found: &[String]) -> bool {
     let tags = |v: &str| -> std::collections::BTreeMap<String, String> {
-        v.split(';').filter_map(|t| t.split_once('=')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.chars().filter(|c| !c.is_whitespace()).collect())).collect()
+        v.split(';')
+            .filter_map(|t| t.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.trim().to_ascii_lowercase(),
+                    v.chars().filter(|c| !c.is_whitespace()).collect(),
+                )
+            })
+            .collect()
     };
     let w = tags(want);
     found.iter().any(|v| {
         let f = tags(v);
-        f.get("p").is_some_and(|p| !p.is_empty()) && f.get("p") == w.get("p") && f.get("k").map_or("rsa", String::as_str) == w.get("k").map_or("rsa", String::as_str)
+        f.get("p").is_some_and(|p| !p.is_empty())
+            && f.get("p") == w.get("p")
+            && f.get("k").map_or("rsa", String::as_str) == w.get("k").map_or("rsa", String::as_str)
     })
 }
 
 /// The TXT values at `name` (each record's strings joined); `Err` says what was found instead.
-pub async fn txt_values(resolver: &hickory_resolver::TokioResolver, name: &str) -> Result<Vec<String>, String> {
+pub async fn txt_values(
+    resolver: &hickory_resolver::TokioResolver,
+    name: &str,
+) -> Result<Vec<String>, String> {
     use hickory_resolver::proto::rr::RData;
-    let lookup = resolver.txt_lookup(format!("{}.", name.trim_end_matches('.'))).await.map_err(|e| {
-        if e.is_nx_domain() {
-            "nothing found (NXDOMAIN)".to_string()
-        } else if e.is_no_records_found() {
-            "nothing found".to_string()
-        } else {
-            format!("lookup failed: {e}")
-        }
-    })?;
+    let lookup = resolver
+        .txt_lookup(format!("{}.", name.trim_end_matches('.')))
+        .await
+        .map_err(|e| {
+            if e.is_nx_domain() {
+                "nothing found (NXDOMAIN)".to_string()
+            } else if e.is_no_records_found() {
+                "nothing found".to_string()
+            } else {
+                format!("lookup failed: {e}")
+            }
+        })?;
     let values: Vec<String> = lookup
         .answers()
         .iter()
         .filter_map(|rec| match &rec.data {
-            RData::TXT(t) => Some(t.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
             _ => None,
         })
         .collect();
-    if values.is_empty() { Err("no TXT record found".into()) } else { Ok(values) }
+    if values.is_empty() {
+        Err("no TXT record found".into())
+    } else {
+        Ok(values)
+    }
 }
 
 /// Whether `record` resolves to our key: `Ok(())`, or what was found instead.
-pub async fn verify_published(resolver: &hickory_resolver::TokioResolver, record: &super::Published) -> Result<(), String> {
+pub async fn verify_published(
+    resolver: &hickory_resolver::TokioResolver,
+    record: &super::Published,
+) -> Result<(), String> {
     let found = txt_values(resolver, &record.name).await?;
     if record_matches(&record.value, &found) {
         Ok(())
     } else {
-        Err(format!("another key: found {}", found.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")))
+        Err(format!(
+            "another key: found {}",
+            found
+                .iter()
+                .map(|v| format!("\"{v}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     }
 }
 
 /// Whether every one of `records` resolves to our key, through `nameservers` (the system
 /// resolver when empty). A fresh resolver each time: no cached NXDOMAIN hides a new record.
-pub async fn all_published(records: &[super::Published], nameservers: &[std::net::SocketAddr], timeout: std::time::Duration) -> bool {
+pub async fn all_published(
+    records: &[super::Published],
+    nameservers: &[std::net::SocketAddr],
+    timeout: std::time::Duration,
+) -> bool {
     let resolver = match crate::delivery::outbound::resolver(nameservers, timeout) {
         Ok(r) => r,
         Err(e) => {
@@ -268,22 +361,52 @@ mod tests {
         assert_eq!(next_selector("rb2026a", none), "rb2026a2");
         assert_eq!(next_selector("rb2026a2", none), "rb2026a3");
         assert_eq!(next_selector("rb1", |s| s == "rb2"), "rb3");
-        let s = RotationState { retired: vec![Retired { selector: "rb3".into(), switched: Timestamp(0) }], ..RotationState::fresh("rb2") };
+        let s = RotationState {
+            retired: vec![Retired {
+                selector: "rb3".into(),
+                switched: Timestamp(0),
+            }],
+            ..RotationState::fresh("rb2")
+        };
         assert_eq!(s.begin(Timestamp(5)).pending.unwrap().selector, "rb4");
     }
 
     #[test]
     fn a_rotation_begins_switches_and_retires() {
         let s = RotationState::fresh("rb1").begin(Timestamp(1000));
-        assert_eq!(s.pending, Some(Pending { selector: "rb2".into(), since: Timestamp(1000) }));
+        assert_eq!(
+            s.pending,
+            Some(Pending {
+                selector: "rb2".into(),
+                since: Timestamp(1000)
+            })
+        );
         assert_eq!(s.current, "rb1");
         let done = s.switched(Timestamp(2000)).unwrap();
-        assert_eq!((done.current.as_str(), done.pending.is_none()), ("rb2", true));
-        assert_eq!(done.retired, vec![Retired { selector: "rb1".into(), switched: Timestamp(2000) }]);
-        assert!(done.switched(Timestamp(3000)).is_none(), "nothing pending, nothing to switch");
-        assert_eq!(RotationState::retire_after(&done.retired[0], std::time::Duration::from_secs(1)), Timestamp(3000));
+        assert_eq!(
+            (done.current.as_str(), done.pending.is_none()),
+            ("rb2", true)
+        );
+        assert_eq!(
+            done.retired,
+            vec![Retired {
+                selector: "rb1".into(),
+                switched: Timestamp(2000)
+            }]
+        );
+        assert!(
+            done.switched(Timestamp(3000)).is_none(),
+            "nothing pending, nothing to switch"
+        );
+        assert_eq!(
+            RotationState::retire_after(&done.retired[0], std::time::Duration::from_secs(1)),
+            Timestamp(3000)
+        );
         // Another configured selector: the config wins.
-        assert_eq!(RotationState::effective(Some(done.clone()), "other"), RotationState::fresh("other"));
+        assert_eq!(
+            RotationState::effective(Some(done.clone()), "other"),
+            RotationState::fresh("other")
+        );
         assert_eq!(RotationState::effective(Some(done.clone()), "rb1"), done);
     }
 
@@ -299,7 +422,10 @@ mod tests {
         let meta = std::fs::metadata(state_path(dir.path(), "a.test")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         std::fs::write(state_path(dir.path(), "a.test"), "{").unwrap();
-        assert!(matches!(load(dir.path(), "a.test"), Err(RotationError::Parse { .. })));
+        assert!(matches!(
+            load(dir.path(), "a.test"),
+            Err(RotationError::Parse { .. })
+        ));
     }
 
     #[test]
@@ -307,7 +433,13 @@ mod tests {
         let want = "v=DKIM1; k=ed25519; p=AAAA";
         assert!(record_matches(want, &["v=DKIM1;k=ed25519;p=AA AA".into()]));
         assert!(!record_matches(want, &["v=DKIM1; k=rsa; p=AAAA".into()]));
-        assert!(record_matches("v=DKIM1; k=rsa; p=B", &["x".into(), "v=DKIM1; p=B".into()]));
-        assert!(!record_matches("v=DKIM1; k=rsa; p=", &["v=DKIM1; p=".into()]), "a revoked key is not ours");
+        assert!(record_matches(
+            "v=DKIM1; k=rsa; p=B",
+            &["x".into(), "v=DKIM1; p=B".into()]
+        ));
+        assert!(
+            !record_matches("v=DKIM1; k=rsa; p=", &["v=DKIM1; p=".into()]),
+            "a revoked key is not ours"
+        );
     }
 }

@@ -59,21 +59,35 @@ fn a_long_plain_body_becomes_quoted_printable_and_round_trips() {
     let mut body = b"first line with = signs == and a trailing space \r\n".to_vec();
     body.extend(std::iter::repeat_n(&b"<p class=\"x\">caf\xc3\xa9 = 1</p>  \t"[..], 300).flatten());
     body.extend_from_slice(b"\r\n\r\nlast line, no trailing CRLF \t");
-    let msg = [&b"From: a@example.com\r\nSubject: long\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"[..], &body].concat();
+    let msg = [
+        &b"From: a@example.com\r\nSubject: long\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"[..],
+        &body,
+    ]
+    .concat();
     let out = conform(&msg).into_owned();
     assert!(max_line(&out) <= ENCODED_LINE);
     let head = head_of(&out);
-    assert_eq!(head, "From: a@example.com\r\nSubject: long\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
+    assert_eq!(
+        head,
+        "From: a@example.com\r\nSubject: long\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    );
     assert_eq!(decode_qp(body_of(&out)), body);
-    assert!(body_of(&out).starts_with(b"first line with =3D signs =3D=3D and a trailing space=20\r\n"));
+    assert!(
+        body_of(&out).starts_with(b"first line with =3D signs =3D=3D and a trailing space=20\r\n")
+    );
 }
 
 #[test]
 fn mime_version_is_not_doubled_and_headers_keep_their_case_and_folding() {
     let long = "y".repeat(1500);
-    let msg = format!("MIME-Version: 1.0\r\nContent-Type: text/html;\r\n charset=utf-8\r\ncontent-transfer-encoding: 7bit\r\n\r\n{long}\r\n");
+    let msg = format!(
+        "MIME-Version: 1.0\r\nContent-Type: text/html;\r\n charset=utf-8\r\ncontent-transfer-encoding: 7bit\r\n\r\n{long}\r\n"
+    );
     let out = conform(msg.as_bytes()).into_owned();
-    assert_eq!(head_of(&out), "MIME-Version: 1.0\r\nContent-Type: text/html;\r\n charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
+    assert_eq!(
+        head_of(&out),
+        "MIME-Version: 1.0\r\nContent-Type: text/html;\r\n charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    );
     assert_eq!(decode_qp(body_of(&out)), format!("{long}\r\n").as_bytes());
 }
 
@@ -83,14 +97,24 @@ fn base64_is_rewrapped_and_qp_soft_broken() {
     let msg = format!("Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n");
     let out = conform(msg.as_bytes()).into_owned();
     assert!(max_line(&out) <= ENCODED_LINE);
-    assert_eq!(String::from_utf8(body_of(&out).to_vec()).unwrap().replace("\r\n", ""), b64);
+    assert_eq!(
+        String::from_utf8(body_of(&out).to_vec())
+            .unwrap()
+            .replace("\r\n", ""),
+        b64
+    );
     let qp = "a=3Db=\t".repeat(300) + "==3D";
     let msg = format!("Content-Transfer-Encoding: Quoted-Printable\r\n\r\nshort=20\r\n{qp}\r\n");
     let out = conform(msg.as_bytes()).into_owned();
     assert!(max_line(&out) <= ENCODED_LINE);
     assert!(body_of(&out).starts_with(b"short=20\r\n"));
-    let unbroken = String::from_utf8(body_of(&out).to_vec()).unwrap().replace("=\r\n", "");
-    assert!(unbroken == format!("short=20\r\n{qp}\r\n"), "soft breaks changed the text");
+    let unbroken = String::from_utf8(body_of(&out).to_vec())
+        .unwrap()
+        .replace("=\r\n", "");
+    assert!(
+        unbroken == format!("short=20\r\n{qp}\r\n"),
+        "soft breaks changed the text"
+    );
 }
 
 #[test]
@@ -101,8 +125,15 @@ fn multipart_re_encodes_only_the_part_with_a_long_line() {
     );
     let out = String::from_utf8(conform(msg.as_bytes()).into_owned()).unwrap();
     assert!(max_line(out.as_bytes()) <= MAX_LINE);
-    let (before, html) = out.split_once("--b1\r\nContent-Type: text/html\r\n").unwrap();
-    assert_eq!(before, msg.split_once("--b1\r\nContent-Type: text/html\r\n").unwrap().0);
+    let (before, html) = out
+        .split_once("--b1\r\nContent-Type: text/html\r\n")
+        .unwrap();
+    assert_eq!(
+        before,
+        msg.split_once("--b1\r\nContent-Type: text/html\r\n")
+            .unwrap()
+            .0
+    );
     let (part, after) = html.split_once("\r\n--b1--").unwrap();
     assert_eq!(after, "\r\nepilogue\r\n");
     let (cte, qp) = part.split_once("\r\n\r\n").unwrap();
@@ -113,22 +144,33 @@ fn multipart_re_encodes_only_the_part_with_a_long_line() {
 #[test]
 fn nested_multipart_is_walked() {
     let long = "z=".repeat(800);
-    let inner = format!("--in\r\nContent-Type: text/plain\r\n\r\nok\r\n--in\r\n\r\n{long}\r\n--in--\r\n");
+    let inner =
+        format!("--in\r\nContent-Type: text/plain\r\n\r\nok\r\n--in\r\n\r\n{long}\r\n--in--\r\n");
     let msg = format!(
         "Content-Type: multipart/mixed; boundary=out\r\n\r\n--out\r\nContent-Type: multipart/alternative;\r\n\tboundary=\"in\"\r\n\r\n{inner}--out\r\nContent-Type: text/plain\r\n\r\nuntouched\r\n--out--\r\n"
     );
     let out = String::from_utf8(conform(msg.as_bytes()).into_owned()).unwrap();
     assert!(max_line(out.as_bytes()) <= MAX_LINE);
     assert!(out.starts_with("Content-Type: multipart/mixed; boundary=out\r\n\r\n--out\r\nContent-Type: multipart/alternative;\r\n\tboundary=\"in\"\r\n\r\n--in\r\nContent-Type: text/plain\r\n\r\nok\r\n--in\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"));
-    assert!(out.ends_with("\r\n--in--\r\n--out\r\nContent-Type: text/plain\r\n\r\nuntouched\r\n--out--\r\n"));
-    let qp = out.split("Content-Transfer-Encoding: quoted-printable\r\n\r\n").nth(1).unwrap().split("\r\n--in--").next().unwrap();
+    assert!(out.ends_with(
+        "\r\n--in--\r\n--out\r\nContent-Type: text/plain\r\n\r\nuntouched\r\n--out--\r\n"
+    ));
+    let qp = out
+        .split("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+        .nth(1)
+        .unwrap()
+        .split("\r\n--in--")
+        .next()
+        .unwrap();
     assert_eq!(decode_qp(qp.as_bytes()), long.as_bytes());
 }
 
 #[test]
 fn a_long_preamble_is_cut_and_a_multipart_without_delimiters_is_encoded_whole() {
     let long = "p".repeat(2500);
-    let msg = format!("Content-Type: multipart/mixed; boundary=b\r\n\r\n{long}\r\n--b\r\n\r\nx\r\n--b--\r\n");
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n{long}\r\n--b\r\n\r\nx\r\n--b--\r\n"
+    );
     let out = conform(msg.as_bytes()).into_owned();
     assert!(max_line(&out) <= MAX_LINE);
     assert!(out.ends_with(b"\r\n--b\r\n\r\nx\r\n--b--\r\n"));
@@ -141,12 +183,17 @@ fn a_long_preamble_is_cut_and_a_multipart_without_delimiters_is_encoded_whole() 
 #[test]
 fn an_encapsulated_message_is_walked_and_binary_is_re_encoded() {
     let long = "\u{0}\u{ff}".repeat(700);
-    let msg = format!("Content-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Transfer-Encoding: binary\r\n\r\n{long}\r\n");
+    let msg = format!(
+        "Content-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Transfer-Encoding: binary\r\n\r\n{long}\r\n"
+    );
     let out = conform(msg.as_bytes()).into_owned();
     assert!(max_line(&out) <= ENCODED_LINE);
     let expected_head = "Content-Type: message/rfc822\r\n\r\nSubject: inner\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n";
     assert!(out.starts_with(expected_head.as_bytes()));
-    assert_eq!(decode_qp(&out[expected_head.len()..]), format!("{long}\r\n").as_bytes());
+    assert_eq!(
+        decode_qp(&out[expected_head.len()..]),
+        format!("{long}\r\n").as_bytes()
+    );
 }
 
 #[test]
@@ -154,7 +201,10 @@ fn a_body_without_an_empty_line_after_the_headers_starts_at_the_first_non_field_
     let long = "h".repeat(1200);
     let msg = format!("Subject: x\r\n{long}\r\n");
     let out = conform(msg.as_bytes()).into_owned();
-    assert_eq!(head_of(&out), "Subject: x\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
+    assert_eq!(
+        head_of(&out),
+        "Subject: x\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    );
     assert_eq!(decode_qp(body_of(&out)), format!("{long}\r\n").as_bytes());
 }
 
@@ -196,7 +246,10 @@ fn random_message(rng: &mut Rng) -> Vec<u8> {
     let mut msg = Vec::new();
     for _ in 0..rng.below(40) {
         if rng.below(4) == 0 {
-            msg.extend(std::iter::repeat_n(b'a' + rng.below(26) as u8, rng.below(1500)));
+            msg.extend(std::iter::repeat_n(
+                b'a' + rng.below(26) as u8,
+                rng.below(1500),
+            ));
         } else {
             msg.extend_from_slice(PIECES[rng.below(PIECES.len())]);
         }
@@ -210,8 +263,16 @@ fn random_messages_never_gain_a_long_line_and_single_parts_round_trip() {
     for _ in 0..3000 {
         let msg = random_message(&mut rng);
         let out = conform(&msg);
-        let long_in: std::collections::HashSet<&[u8]> = lines(&msg).map(|l| split_eol(l).0).filter(|l| l.len() > MAX_LINE).collect();
-        assert!(lines(&out).map(|l| split_eol(l).0).all(|l| l.len() <= MAX_LINE || long_in.contains(l)), "a new long line from {msg:?}");
+        let long_in: std::collections::HashSet<&[u8]> = lines(&msg)
+            .map(|l| split_eol(l).0)
+            .filter(|l| l.len() > MAX_LINE)
+            .collect();
+        assert!(
+            lines(&out)
+                .map(|l| split_eol(l).0)
+                .all(|l| l.len() <= MAX_LINE || long_in.contains(l)),
+            "a new long line from {msg:?}"
+        );
         // The same bytes as the body of a plain message: no long line at all, and QP decodes back.
         let plain = [&b"Subject: p\r\n\r\n"[..], &msg].concat();
         let out = conform(&plain);

@@ -22,8 +22,8 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
 
 use crate::config::{DeliveryConfig, MtaStsMode};
-use crate::model::Reply;
 use crate::delivery::outbound::reply::synthetic;
+use crate::model::Reply;
 use crate::store::mta_sts::{CachedPolicy, PolicyCache};
 use policy::{Policy, PolicyMode};
 use tls::{RootsError, ValidatingTls};
@@ -65,7 +65,11 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub const ALL: [Failure; 3] = [Failure::MxNotListed, Failure::StarttlsMissing, Failure::TlsFailed];
+    pub const ALL: [Failure; 3] = [
+        Failure::MxNotListed,
+        Failure::StarttlsMissing,
+        Failure::TlsFailed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,7 +81,10 @@ impl Failure {
 }
 
 /// Failures by mode (0 enforce, 1 testing) and [`Failure`].
-static FAILURES: [[AtomicU64; 3]; 2] = [[const { AtomicU64::new(0) }; 3], [const { AtomicU64::new(0) }; 3]];
+static FAILURES: [[AtomicU64; 3]; 2] = [
+    [const { AtomicU64::new(0) }; 3],
+    [const { AtomicU64::new(0) }; 3],
+];
 /// Policy fetches that gave a policy / that failed.
 static FETCHED: AtomicU64 = AtomicU64::new(0);
 static FETCH_FAILED: AtomicU64 = AtomicU64::new(0);
@@ -87,7 +94,11 @@ pub fn failure_counts() -> Vec<(&'static str, &'static str, u64)> {
     let mut out = Vec::new();
     for (m, mode) in ["enforce", "testing"].into_iter().enumerate() {
         for (r, reason) in Failure::ALL.iter().enumerate() {
-            out.push((mode, reason.as_str(), FAILURES[m][r].load(Ordering::Relaxed)));
+            out.push((
+                mode,
+                reason.as_str(),
+                FAILURES[m][r].load(Ordering::Relaxed),
+            ));
         }
     }
     out
@@ -95,7 +106,10 @@ pub fn failure_counts() -> Vec<(&'static str, &'static str, u64)> {
 
 /// `(fetched, failed)` policy fetches since start.
 pub fn fetch_counts() -> (u64, u64) {
-    (FETCHED.load(Ordering::Relaxed), FETCH_FAILED.load(Ordering::Relaxed))
+    (
+        FETCHED.load(Ordering::Relaxed),
+        FETCH_FAILED.load(Ordering::Relaxed),
+    )
 }
 
 impl Requirement {
@@ -111,9 +125,27 @@ impl Requirement {
         let r = Failure::ALL.iter().position(|f| *f == failure).unwrap_or(0);
         FAILURES[m][r].fetch_add(1, Ordering::Relaxed);
         let reply = match failure {
-            Failure::MxNotListed => synthetic(451, (4, 7, 5), format!("{} does not list {host}", self.policy)),
-            Failure::StarttlsMissing => synthetic(451, (4, 7, 4), format!("{} requires STARTTLS, which {host} does not offer", self.policy)),
-            Failure::TlsFailed => synthetic(451, (4, 7, 5), format!("{} requires validated TLS: TLS with {host} failed: {detail}", self.policy)),
+            Failure::MxNotListed => synthetic(
+                451,
+                (4, 7, 5),
+                format!("{} does not list {host}", self.policy),
+            ),
+            Failure::StarttlsMissing => synthetic(
+                451,
+                (4, 7, 4),
+                format!(
+                    "{} requires STARTTLS, which {host} does not offer",
+                    self.policy
+                ),
+            ),
+            Failure::TlsFailed => synthetic(
+                451,
+                (4, 7, 5),
+                format!(
+                    "{} requires validated TLS: TLS with {host} failed: {detail}",
+                    self.policy
+                ),
+            ),
         };
         if self.enforce {
             tracing::warn!(host, reason = failure.as_str(), diagnostic = %reply.text, "MTA-STS policy refused a host");
@@ -156,7 +188,8 @@ impl MtaSts {
             }
             Err(e) => return Err(e.into()),
         };
-        let resolver = crate::delivery::outbound::resolver(&cfg.nameservers, cfg.command_timeout.0).map_err(|e| SetupError::Resolver(e.to_string()))?;
+        let resolver = crate::delivery::outbound::resolver(&cfg.nameservers, cfg.command_timeout.0)
+            .map_err(|e| SetupError::Resolver(e.to_string()))?;
         Ok(Some(MtaSts {
             mode: cfg.mta_sts,
             resolver,
@@ -184,9 +217,15 @@ impl MtaSts {
 
     /// The MX hosts of `domain` to try, in order, each with what its connection must meet.
     /// `Err` (enforce only): no host is listed by the policy; the reply for every recipient.
-    pub async fn apply(&self, domain: &str, hosts: Vec<String>) -> Result<Vec<(String, Option<Arc<Requirement>>)>, Reply> {
+    pub async fn apply(
+        &self,
+        domain: &str,
+        hosts: Vec<String>,
+    ) -> Result<Vec<(String, Option<Arc<Requirement>>)>, Reply> {
         let unchecked = |hosts: Vec<String>| hosts.into_iter().map(|h| (h, None)).collect();
-        let Some(cached) = self.policy(domain).await else { return Ok(unchecked(hosts)) };
+        let Some(cached) = self.policy(domain).await else {
+            return Ok(unchecked(hosts));
+        };
         let policy_mode = match cached.policy.mode {
             PolicyMode::None => MtaStsMode::Off,
             PolicyMode::Testing => MtaStsMode::Testing,
@@ -197,11 +236,19 @@ impl MtaSts {
             return Ok(unchecked(hosts));
         }
         let req = Arc::new(Requirement {
-            policy: format!("MTA-STS policy for {} (id {})", normalised(domain), cached.id),
+            policy: format!(
+                "MTA-STS policy for {} (id {})",
+                normalised(domain),
+                cached.id
+            ),
             enforce: effective == MtaStsMode::Enforce,
             tls: self.tls.clone(),
         });
-        let unlisted: Vec<&str> = hosts.iter().filter(|h| !cached.policy.allows(h)).map(String::as_str).collect();
+        let unlisted: Vec<&str> = hosts
+            .iter()
+            .filter(|h| !cached.policy.allows(h))
+            .map(String::as_str)
+            .collect();
         if !unlisted.is_empty() {
             let reply = req.failure(Failure::MxNotListed, &unlisted.join(", "), "");
             if req.enforce && unlisted.len() == hosts.len() {
@@ -241,7 +288,12 @@ impl MtaSts {
         match self.fetch(&domain).await {
             Ok(policy) => {
                 FETCHED.fetch_add(1, Ordering::Relaxed);
-                let entry = CachedPolicy { id, expires: now.saturating_add(policy.max_age), fetched: now, policy };
+                let entry = CachedPolicy {
+                    id,
+                    expires: now.saturating_add(policy.max_age),
+                    fetched: now,
+                    policy,
+                };
                 tracing::info!(domain, id = %entry.id, mode = entry.policy.mode.as_str(), max_age = entry.policy.max_age, "MTA-STS policy fetched");
                 self.remember(&domain, &entry);
                 Some(entry)
@@ -249,7 +301,10 @@ impl MtaSts {
             Err(e) => {
                 FETCH_FAILED.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(domain, error = %e, cached = cached.is_some(), "MTA-STS policy fetch failed");
-                self.failed.lock().unwrap_or_else(|p| p.into_inner()).insert(domain.clone(), now);
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(domain.clone(), now);
                 cached
             }
         }
@@ -260,10 +315,16 @@ impl MtaSts {
             match cache.get(domain) {
                 Ok(Some(p)) => return Some(p),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(domain, error = %e, "cannot read the MTA-STS policy cache"),
+                Err(e) => {
+                    tracing::warn!(domain, error = %e, "cannot read the MTA-STS policy cache")
+                }
             }
         }
-        self.memory.lock().unwrap_or_else(|p| p.into_inner()).get(domain).cloned()
+        self.memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(domain)
+            .cloned()
     }
 
     fn remember(&self, domain: &str, entry: &CachedPolicy) {
@@ -277,7 +338,10 @@ impl MtaSts {
             memory.clear();
         }
         memory.insert(domain.to_string(), entry.clone());
-        self.failed.lock().unwrap_or_else(|p| p.into_inner()).remove(domain);
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(domain);
     }
 
     fn backing_off(&self, domain: &str) -> bool {
@@ -289,13 +353,22 @@ impl MtaSts {
 
     /// The id of the domain's one valid `v=STSv1` TXT record; `Ok(None)`: none.
     async fn txt_id(&self, domain: &str) -> Result<Option<String>, String> {
-        match self.resolver.txt_lookup(format!("_mta-sts.{domain}.")).await {
+        match self
+            .resolver
+            .txt_lookup(format!("_mta-sts.{domain}."))
+            .await
+        {
             Ok(lookup) => {
                 let records: Vec<String> = lookup
                     .answers()
                     .iter()
                     .filter_map(|r| match &r.data {
-                        RData::TXT(t) => Some(t.txt_data.iter().map(|s| String::from_utf8_lossy(s)).collect::<String>()),
+                        RData::TXT(t) => Some(
+                            t.txt_data
+                                .iter()
+                                .map(|s| String::from_utf8_lossy(s))
+                                .collect::<String>(),
+                        ),
                         _ => None,
                     })
                     .collect();
@@ -309,10 +382,21 @@ impl MtaSts {
     /// GETs and parses `https://mta-sts.DOMAIN/.well-known/mta-sts.txt`.
     async fn fetch(&self, domain: &str) -> Result<Policy, String> {
         let host = format!("mta-sts.{domain}");
-        let ips = self.resolver.lookup_ip(format!("{host}.")).await.map_err(|e| format!("{host}: {e}"))?;
-        let addrs: Vec<SocketAddr> = ips.iter().take(3).map(|ip| SocketAddr::new(ip, self.port)).collect();
-        let body = fetch::fetch(&host, &addrs, self.tls.config.clone(), self.timeout).await.map_err(|e| e.to_string())?;
-        policy::parse_policy(&body).map_err(|e| format!("https://{host}{}: {e}", fetch::POLICY_PATH))
+        let ips = self
+            .resolver
+            .lookup_ip(format!("{host}."))
+            .await
+            .map_err(|e| format!("{host}: {e}"))?;
+        let addrs: Vec<SocketAddr> = ips
+            .iter()
+            .take(3)
+            .map(|ip| SocketAddr::new(ip, self.port))
+            .collect();
+        let body = fetch::fetch(&host, &addrs, self.tls.config.clone(), self.timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        policy::parse_policy(&body)
+            .map_err(|e| format!("https://{host}{}: {e}", fetch::POLICY_PATH))
     }
 }
 

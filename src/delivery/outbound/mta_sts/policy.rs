@@ -77,7 +77,9 @@ impl Policy {
 /// RFC 8461 §4.1: exact match, or `*.` standing for exactly one leftmost label.
 fn pattern_matches(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(parent) => host.split_once('.').is_some_and(|(first, rest)| !first.is_empty() && rest == parent),
+        Some(parent) => host
+            .split_once('.')
+            .is_some_and(|(first, rest)| !first.is_empty() && rest == parent),
         None => pattern == host,
     }
 }
@@ -105,7 +107,11 @@ pub fn parse_policy(bytes: &[u8]) -> Result<Policy, PolicyError> {
             continue;
         }
         let (key, value) = line.split_once(':').ok_or(PolicyError::BadLine(i + 1))?;
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
             return Err(PolicyError::BadLine(i + 1));
         }
         let value = value.trim_matches([' ', '\t']);
@@ -136,7 +142,10 @@ fn checked(f: Fields<'_>) -> Result<Policy, PolicyError> {
     if age.is_empty() || age.len() > 10 || !age.bytes().all(|b| b.is_ascii_digit()) {
         return Err(PolicyError::MaxAge(age.to_string()));
     }
-    let max_age = age.parse::<u64>().map_err(|_| PolicyError::MaxAge(age.to_string()))?.min(MAX_MAX_AGE);
+    let max_age = age
+        .parse::<u64>()
+        .map_err(|_| PolicyError::MaxAge(age.to_string()))?
+        .min(MAX_MAX_AGE);
     let mut mx = Vec::with_capacity(f.mx.len());
     for p in f.mx {
         if !valid_pattern(p) {
@@ -157,7 +166,11 @@ fn valid_pattern(p: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-') && !l.ends_with('-')
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
         })
 }
 
@@ -172,11 +185,18 @@ pub fn parse_record(txt: &str) -> Result<String, PolicyError> {
     for part in parts.filter(|p| !p.is_empty()) {
         let (name, value) = part.split_once('=').ok_or(PolicyError::Record)?;
         if name == "id" && id.is_none() {
-            if value.is_empty() || value.len() > 32 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            if value.is_empty()
+                || value.len() > 32
+                || !value.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
                 return Err(PolicyError::Record);
             }
             id = Some(value.to_string());
-        } else if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+        } else if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
             return Err(PolicyError::Record);
         }
     }
@@ -186,7 +206,10 @@ pub fn parse_record(txt: &str) -> Result<String, PolicyError> {
 /// The id from the TXT records of `_mta-sts.DOMAIN`: records not starting with `v=STSv1`
 /// are ignored, and anything but exactly one valid record means no policy (§3.1).
 pub fn record_id<'a>(records: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let sts: Vec<&str> = records.into_iter().filter(|r| r.starts_with("v=STSv1")).collect();
+    let sts: Vec<&str> = records
+        .into_iter()
+        .filter(|r| r.starts_with("v=STSv1"))
+        .collect();
     match sts.as_slice() {
         [one] => parse_record(one).ok(),
         _ => None,
@@ -202,12 +225,18 @@ mod tests {
         let text = b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmx: backupmx.example.com\r\nmax_age: 604800\r\n";
         let p = parse_policy(text).unwrap();
         assert_eq!(p.mode, PolicyMode::Enforce);
-        assert_eq!(p.mx, ["mail.example.com", "*.example.net", "backupmx.example.com"]);
+        assert_eq!(
+            p.mx,
+            ["mail.example.com", "*.example.net", "backupmx.example.com"]
+        );
         assert_eq!(p.max_age, 604800);
         assert!(p.allows("mail.example.com") && p.allows("MAIL.Example.COM."));
         assert!(p.allows("mx1.example.net"));
         assert!(!p.allows("example.net"), "a wildcard needs one label");
-        assert!(!p.allows("a.b.example.net"), "a wildcard stands for one label only");
+        assert!(
+            !p.allows("a.b.example.net"),
+            "a wildcard stands for one label only"
+        );
         assert!(!p.allows("mail.example.com.evil.test"));
         assert!(!p.allows("evilmail.example.com"));
     }
@@ -220,41 +249,114 @@ mod tests {
         assert_eq!(p.mx, ["mx.example.com"]);
         let none = parse_policy(b"version: STSv1\nmode: none\nmax_age: 0\n").unwrap();
         assert_eq!((none.mode, none.mx.len()), (PolicyMode::None, 0));
-        let capped = parse_policy(b"version: STSv1\nmode: enforce\nmx: a.test\nmax_age: 9999999999\n").unwrap();
+        let capped =
+            parse_policy(b"version: STSv1\nmode: enforce\nmx: a.test\nmax_age: 9999999999\n")
+                .unwrap();
         assert_eq!(capped.max_age, MAX_MAX_AGE);
     }
 
     #[test]
     fn malformed_policies_are_refused() {
         let base = |s: &str| parse_policy(s.as_bytes());
-        assert_eq!(base("mode: enforce\nmx: a.test\nmax_age: 1\n"), Err(PolicyError::Missing("version")));
-        assert_eq!(base("version: STSv2\nmode: enforce\nmx: a.test\nmax_age: 1\n"), Err(PolicyError::Version("STSv2".into())));
-        assert_eq!(base("version: STSv1\nmode: strict\nmx: a.test\nmax_age: 1\n"), Err(PolicyError::Mode("strict".into())));
-        assert_eq!(base("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: -1\n"), Err(PolicyError::MaxAge("-1".into())));
-        assert_eq!(base("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: 12345678901\n"), Err(PolicyError::MaxAge("12345678901".into())));
-        assert_eq!(base("version: STSv1\nmode: enforce\nmax_age: 1\n"), Err(PolicyError::Missing("mx")));
-        assert_eq!(base("version: STSv1\nmode: enforce\nmx: a.test\n"), Err(PolicyError::Missing("max_age")));
-        for bad in ["*.*.a.test", "a..test", "*", "-a.test", "a_b.test", "mx.test/x", "ünï.test", ""] {
-            assert!(matches!(base(&format!("version: STSv1\nmode: enforce\nmx: {bad}\nmax_age: 1\n")), Err(PolicyError::Mx(_))), "{bad}");
+        assert_eq!(
+            base("mode: enforce\nmx: a.test\nmax_age: 1\n"),
+            Err(PolicyError::Missing("version"))
+        );
+        assert_eq!(
+            base("version: STSv2\nmode: enforce\nmx: a.test\nmax_age: 1\n"),
+            Err(PolicyError::Version("STSv2".into()))
+        );
+        assert_eq!(
+            base("version: STSv1\nmode: strict\nmx: a.test\nmax_age: 1\n"),
+            Err(PolicyError::Mode("strict".into()))
+        );
+        assert_eq!(
+            base("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: -1\n"),
+            Err(PolicyError::MaxAge("-1".into()))
+        );
+        assert_eq!(
+            base("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: 12345678901\n"),
+            Err(PolicyError::MaxAge("12345678901".into()))
+        );
+        assert_eq!(
+            base("version: STSv1\nmode: enforce\nmax_age: 1\n"),
+            Err(PolicyError::Missing("mx"))
+        );
+        assert_eq!(
+            base("version: STSv1\nmode: enforce\nmx: a.test\n"),
+            Err(PolicyError::Missing("max_age"))
+        );
+        for bad in [
+            "*.*.a.test",
+            "a..test",
+            "*",
+            "-a.test",
+            "a_b.test",
+            "mx.test/x",
+            "ünï.test",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    base(&format!(
+                        "version: STSv1\nmode: enforce\nmx: {bad}\nmax_age: 1\n"
+                    )),
+                    Err(PolicyError::Mx(_))
+                ),
+                "{bad}"
+            );
         }
-        assert_eq!(base("version: STSv1\nthis line has no colon\n"), Err(PolicyError::BadLine(2)));
-        assert_eq!(base("<html><body>Not found</body></html>"), Err(PolicyError::BadLine(1)));
-        assert_eq!(parse_policy(b"version: STSv1\n\xff\xfe"), Err(PolicyError::NotText));
-        assert_eq!(parse_policy(&vec![b'a'; MAX_POLICY_BYTES + 1]), Err(PolicyError::TooLarge));
-        let many = format!("version: STSv1\nmode: enforce\nmax_age: 1\n{}", "mx: a.test\n".repeat(MAX_MX_PATTERNS + 1));
+        assert_eq!(
+            base("version: STSv1\nthis line has no colon\n"),
+            Err(PolicyError::BadLine(2))
+        );
+        assert_eq!(
+            base("<html><body>Not found</body></html>"),
+            Err(PolicyError::BadLine(1))
+        );
+        assert_eq!(
+            parse_policy(b"version: STSv1\n\xff\xfe"),
+            Err(PolicyError::NotText)
+        );
+        assert_eq!(
+            parse_policy(&vec![b'a'; MAX_POLICY_BYTES + 1]),
+            Err(PolicyError::TooLarge)
+        );
+        let many = format!(
+            "version: STSv1\nmode: enforce\nmax_age: 1\n{}",
+            "mx: a.test\n".repeat(MAX_MX_PATTERNS + 1)
+        );
         assert_eq!(base(&many), Err(PolicyError::TooManyMx));
     }
 
     #[test]
     fn txt_records() {
-        assert_eq!(parse_record("v=STSv1; id=20160831085700Z;").unwrap(), "20160831085700Z");
+        assert_eq!(
+            parse_record("v=STSv1; id=20160831085700Z;").unwrap(),
+            "20160831085700Z"
+        );
         assert_eq!(parse_record("v=STSv1;id=abc").unwrap(), "abc");
         assert_eq!(parse_record("v=STSv1; ext=1; id=x9 ;").unwrap(), "x9");
-        for bad in ["v=STSv1;", "v=STSv1; id=", "v=STSv1; id=a-b", "id=abc; v=STSv1", "v=STSv2; id=abc", "v=STSv1 id=abc", &format!("v=STSv1; id={}", "a".repeat(33))] {
+        for bad in [
+            "v=STSv1;",
+            "v=STSv1; id=",
+            "v=STSv1; id=a-b",
+            "id=abc; v=STSv1",
+            "v=STSv2; id=abc",
+            "v=STSv1 id=abc",
+            &format!("v=STSv1; id={}", "a".repeat(33)),
+        ] {
             assert_eq!(parse_record(bad), Err(PolicyError::Record), "{bad}");
         }
-        assert_eq!(record_id(["v=spf1 -all", "v=STSv1; id=one"]), Some("one".into()));
-        assert_eq!(record_id(["v=STSv1; id=one", "v=STSv1; id=two"]), None, "two STS records: no policy");
+        assert_eq!(
+            record_id(["v=spf1 -all", "v=STSv1; id=one"]),
+            Some("one".into())
+        );
+        assert_eq!(
+            record_id(["v=STSv1; id=one", "v=STSv1; id=two"]),
+            None,
+            "two STS records: no policy"
+        );
         assert_eq!(record_id(["v=spf1 -all"]), None);
     }
 }

@@ -43,7 +43,9 @@ pub fn roots(extra: Option<&Path>) -> Result<rustls::RootCertStore, RootsError> 
     }
     if let Some(path) = extra {
         for cert in ca_file_certs(path)? {
-            roots.add(cert).map_err(|e| RootsError::CaFile(path.display().to_string(), e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| RootsError::CaFile(path.display().to_string(), e.to_string()))?;
         }
     }
     Ok(roots)
@@ -54,9 +56,14 @@ pub fn roots(extra: Option<&Path>) -> Result<rustls::RootCertStore, RootsError> 
 fn ca_file_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, RootsError> {
     let shown = path.display().to_string();
     let pem = std::fs::read(path).map_err(|e| RootsError::CaFile(shown.clone(), e.to_string()))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice()).collect::<Result<Vec<_>, _>>().map_err(|e| RootsError::CaFile(shown.clone(), e.to_string()))?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RootsError::CaFile(shown.clone(), e.to_string()))?;
     if certs.is_empty() {
-        return Err(RootsError::CaFile(shown, "no PEM certificate in the file".into()));
+        return Err(RootsError::CaFile(
+            shown,
+            "no PEM certificate in the file".into(),
+        ));
     }
     Ok(certs)
 }
@@ -67,7 +74,12 @@ pub fn check_ca_file(path: &Path) -> Result<usize, RootsError> {
     let certs = ca_file_certs(path)?;
     let mut roots = rustls::RootCertStore::empty();
     for (i, cert) in certs.into_iter().enumerate() {
-        roots.add(cert).map_err(|e| RootsError::CaFile(path.display().to_string(), format!("certificate {}: {e}", i + 1)))?;
+        roots.add(cert).map_err(|e| {
+            RootsError::CaFile(
+                path.display().to_string(),
+                format!("certificate {}: {e}", i + 1),
+            )
+        })?;
     }
     Ok(roots.len())
 }
@@ -77,14 +89,20 @@ impl ValidatingTls {
     pub fn new(roots: rustls::RootCertStore) -> Result<ValidatingTls, RootsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = Arc::new(roots);
-        let verifier = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone()).build().map_err(|e| RootsError::Verifier(e.to_string()))?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| RootsError::Verifier(e.to_string()))?;
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| RootsError::Verifier(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let config = Arc::new(config);
-        Ok(ValidatingTls { connector: TlsConnector::from(config.clone()), config, verifier })
+        Ok(ValidatingTls {
+            connector: TlsConnector::from(config.clone()),
+            config,
+            verifier,
+        })
     }
 
     /// Would `chain` (leaf first) have passed validation for `host`? `Err` says why not.
@@ -94,6 +112,9 @@ impl ValidatingTls {
             return Err("no certificate presented".into());
         };
         let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-        self.verifier.verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now()).map(|_| ()).map_err(|e| e.to_string())
+        self.verifier
+            .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
