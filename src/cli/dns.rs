@@ -327,37 +327,11 @@ async fn check_one(
             Err(format!("found MX {}, want {}", found.join(", "), r.value))
         };
     }
-    let found = txt_values(resolver, &r.name).await?;
+    let found = crate::delivery::outbound::dkim::rotation::txt_values(resolver, &r.name).await?;
     match r.kind {
         Kind::Dkim | Kind::DkimOld => dkim_verdict(&r.value, &found),
         Kind::Spf => spf_verdict(&r.value, &found, egress),
         _ => dmarc_verdict(&found),
-    }
-}
-
-/// Each TXT record at `name`, its strings joined.
-async fn txt_values(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, String> {
-    let lookup = resolver
-        .txt_lookup(format!("{name}."))
-        .await
-        .map_err(lookup_error)?;
-    let values: Vec<String> = lookup
-        .answers()
-        .iter()
-        .filter_map(|rec| match &rec.data {
-            RData::TXT(t) => Some(
-                t.txt_data
-                    .iter()
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect();
-    if values.is_empty() {
-        Err("no TXT record found".into())
-    } else {
-        Ok(values)
     }
 }
 
