@@ -79,6 +79,16 @@ async fn metrics_move_when_mail_flows() {
     assert!(value(&after, "rebound_smtp_sessions_total") >= 1.0);
     assert!(value(&after, "rebound_flushes_total") >= 1.0);
     assert!(after.contains("# TYPE rebound_delivery_attempt_duration_seconds histogram"));
+    for name in [
+        "rebound_dkim_body_hashes_total",
+        "rebound_dkim_body_hash_reused_total",
+        "rebound_dkim_rotation_checks_total",
+    ] {
+        assert!(
+            after.contains(&format!("# TYPE {name} counter\n{name} ")),
+            "{name} missing"
+        );
+    }
     d.stop().await;
 }
 

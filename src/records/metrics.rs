@@ -142,6 +142,25 @@ pub fn render(daemon: &Daemon, smtp: SmtpGauges) -> String {
         "Recipient copies sent unsigned while DKIM signing is on (From domain not in dkim.domains, or a signing error) since start.",
         crate::delivery::outbound::dkim::unsigned_total(),
     );
+    let (hashed, reused) = crate::delivery::outbound::dkim::body_hash_counts();
+    counter(
+        &mut out,
+        "rebound_dkim_body_hashes_total",
+        "DKIM body hashes computed since start (one per message body, not per copy).",
+        hashed,
+    );
+    counter(
+        &mut out,
+        "rebound_dkim_body_hash_reused_total",
+        "Recipient copies signed with a body hash computed for an earlier copy since start.",
+        reused,
+    );
+    counter(
+        &mut out,
+        "rebound_dkim_rotation_checks_total",
+        "DNS checks of a pending DKIM key rotation since start.",
+        crate::delivery::outbound::dkim::rotation_checks(),
+    );
     mta_sts(&mut out);
     gauge(
         &mut out,
