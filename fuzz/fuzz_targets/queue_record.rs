@@ -7,7 +7,8 @@ use rebound::store::MessageRecord;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = MessageRecord::decode(data) {
-        let again = MessageRecord::decode(&r.encode()).expect("a decoded record re-encodes");
+        let bytes = r.encode().expect("a decoded record encodes");
+        let again = MessageRecord::decode(&bytes).expect("a decoded record re-encodes");
         assert_eq!(again, r);
     }
 });
