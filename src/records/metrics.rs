@@ -20,17 +20,29 @@ pub struct SmtpGauges {
 
 /// Renders every metric.
 pub fn render(daemon: &Daemon, smtp: SmtpGauges) -> String {
-    let c = &daemon.counters;
     let mut out = String::with_capacity(4096);
+    outcomes(&mut out, daemon);
+    queue(&mut out, daemon);
+    smtp_listener(&mut out, &smtp);
+    feedback(&mut out, daemon);
+    signing(&mut out);
+    storage(&mut out, daemon);
+    destinations(&mut out, daemon);
+    out
+}
+
+/// Recipients received and recorded outcomes, by status.
+fn outcomes(out: &mut String, daemon: &Daemon) {
+    let c = &daemon.counters;
     let received = c.received.load(Ordering::Relaxed);
     counter(
-        &mut out,
+        out,
         "rebound_recipients_received_total",
         "Recipients accepted for delivery (one per recipient of each message).",
         received,
     );
     counter(
-        &mut out,
+        out,
         "rebound_messages_received_total",
         "Deprecated alias of rebound_recipients_received_total (it counts recipients, not messages).",
         received,
@@ -56,145 +68,164 @@ pub fn render(daemon: &Daemon, smtp: SmtpGauges) -> String {
             v.load(Ordering::Relaxed)
         );
     }
+}
+
+/// The queue: its depth, the oldest due message and attempt latency.
+fn queue(out: &mut String, daemon: &Daemon) {
     let stored = daemon.store.queue_len() as u64;
     gauge(
-        &mut out,
+        out,
         "rebound_stored_messages",
         "Messages stored: waiting for delivery, and finished ones kept for resend.",
         stored,
     );
     gauge(
-        &mut out,
+        out,
         "rebound_queue_messages",
         "Deprecated alias of rebound_stored_messages (it includes finished messages).",
         stored,
     );
     gauge(
-        &mut out,
+        out,
         "rebound_queue_oldest_due_age_seconds",
         "Age of the oldest due schedule entry.",
         oldest_due_age(daemon),
     );
-    histogram(&mut out, daemon);
+    histogram(out, daemon);
+}
+
+/// The SMTP listener's sessions, refusals and AUTH lockouts.
+fn smtp_listener(out: &mut String, smtp: &SmtpGauges) {
     counter(
-        &mut out,
+        out,
         "rebound_smtp_sessions_total",
         "SMTP sessions accepted.",
         smtp.sessions_total,
     );
     gauge(
-        &mut out,
+        out,
         "rebound_smtp_sessions_active",
         "SMTP sessions open now.",
         smtp.sessions_active,
     );
     counter(
-        &mut out,
+        out,
         "rebound_smtp_connections_refused_total",
         "SMTP connections refused with 421 4.7.0 (global or per-IP caps).",
         smtp.connections_refused,
     );
     counter(
-        &mut out,
+        out,
         "rebound_smtp_connections_refused_per_ip_total",
         "SMTP connections refused by the per-IP connection or rate limit.",
         smtp.connections_refused_per_ip,
     );
     counter(
-        &mut out,
+        out,
         "rebound_smtp_auth_lockouts_total",
         "Client addresses locked out of AUTH after too many failures.",
         smtp.auth_lockouts,
     );
+}
+
+/// The webhook backlog, the suppression list and the security log.
+fn feedback(out: &mut String, daemon: &Daemon) {
+    let c = &daemon.counters;
     gauge(
-        &mut out,
+        out,
         "rebound_webhook_backlog",
         "Events waiting in the webhook outbox.",
         daemon.store.outbox_len() as u64,
     );
     gauge(
-        &mut out,
+        out,
         "rebound_suppressed_addresses",
         "Entries on the suppression list.",
         daemon.store.suppression_count() as u64,
     );
     counter(
-        &mut out,
+        out,
         "rebound_unverified_reports_total",
         "Returned reports not tied to a recipient by a signed tag or token (kept in the security log) since start.",
         c.unverified.load(Ordering::Relaxed),
     );
     gauge(
-        &mut out,
+        out,
         "rebound_unverified_log_entries",
         "Entries in the security log of untrusted returned reports.",
         daemon.store.unverified_count() as u64,
     );
+}
+
+/// DKIM signing and MTA-STS.
+fn signing(out: &mut String) {
     counter(
-        &mut out,
+        out,
         "rebound_dkim_signed_total",
         "Recipient copies DKIM-signed since start.",
         crate::delivery::outbound::dkim::signed_total(),
     );
     counter(
-        &mut out,
+        out,
         "rebound_dkim_unsigned_total",
         "Recipient copies sent unsigned while DKIM signing is on (From domain not in dkim.domains, or a signing error) since start.",
         crate::delivery::outbound::dkim::unsigned_total(),
     );
     let (hashed, reused) = crate::delivery::outbound::dkim::body_hash_counts();
     counter(
-        &mut out,
+        out,
         "rebound_dkim_body_hashes_total",
         "DKIM body hashes computed since start (one per message body, not per copy).",
         hashed,
     );
     counter(
-        &mut out,
+        out,
         "rebound_dkim_body_hash_reused_total",
         "Recipient copies signed with a body hash computed for an earlier copy since start.",
         reused,
     );
     counter(
-        &mut out,
+        out,
         "rebound_dkim_rotation_checks_total",
         "DNS checks of a pending DKIM key rotation since start.",
         crate::delivery::outbound::dkim::rotation_checks(),
     );
-    mta_sts(&mut out);
+    mta_sts(out);
+}
+
+/// The store: quarantined records, size on disk, flushes and faults.
+fn storage(out: &mut String, daemon: &Daemon) {
     gauge(
-        &mut out,
+        out,
         "rebound_quarantined_records",
         "Undecodable records moved aside.",
         daemon.store.quarantined() as u64,
     );
     gauge(
-        &mut out,
+        out,
         "rebound_db_size_bytes",
         "Size of the sled database on disk.",
         daemon.store.size_on_disk(),
     );
     counter(
-        &mut out,
+        out,
         "rebound_flushes_total",
         "Group-commit flushes (fsync) done.",
         daemon.committer.flush_count(),
     );
     let health = daemon.committer.health();
     gauge(
-        &mut out,
+        out,
         "rebound_store_faulted",
         "1 while the store cannot record anything (a write or flush failed): intake refuses, deliveries pause.",
         u64::from(health.is_faulted()),
     );
     counter(
-        &mut out,
+        out,
         "rebound_store_faults_total",
         "Storage faults (failed write or flush) since start.",
         health.faults_total(),
     );
-    destinations(&mut out, daemon);
-    out
 }
 
 /// Per-destination shaping: limits, throttling replies and recipients held back, for every
