@@ -151,63 +151,8 @@ fn with_rcpts(mut m: Value) -> Value {
 
 async fn queue(api: &ApiClient, out: &mut Out<'_>, q: QueueCmd) -> Res {
     match q {
-        QueueCmd::List { all, limit, cursor } => {
-            let v = api
-                .get(&format!(
-                    "/v1/queue{}",
-                    query(&[
-                        ("all", all.then(|| "true".into())),
-                        ("limit", limit.map(|n| n.to_string())),
-                        ("cursor", cursor)
-                    ])
-                ))
-                .await?;
-            if out.json {
-                out.json_lines(&items(&v));
-            } else {
-                out.table(
-                    &MSG_COLS,
-                    &items(&v).into_iter().map(with_rcpts).collect::<Vec<_>>(),
-                );
-            }
-            more(&v);
-        }
-        QueueCmd::Show { id } => {
-            let v = api.get(&format!("/v1/messages/{}", encode(&id))).await?;
-            out.object(
-                &v,
-                &[
-                    "queue_id",
-                    "received",
-                    "sender",
-                    "message_id",
-                    "client",
-                    "size",
-                    "attempts",
-                    "next_attempt",
-                    "finished",
-                    "body_kept",
-                    "resent_from",
-                ],
-            );
-            if !out.json {
-                out.line("");
-                out.table(
-                    &[
-                        ("RECIPIENT", "address"),
-                        ("STATUS", "status"),
-                        ("ATTEMPTS", "attempts"),
-                        ("LAST DIAGNOSTIC", "last_diagnostic"),
-                    ],
-                    &v["recipients"].as_array().cloned().unwrap_or_default(),
-                );
-                out.line("");
-                out.table(
-                    &EVENT_COLS,
-                    &v["events"].as_array().cloned().unwrap_or_default(),
-                );
-            }
-        }
+        QueueCmd::List { all, limit, cursor } => queue_list(api, out, all, limit, cursor).await,
+        QueueCmd::Show { id } => queue_show(api, out, &id).await,
         QueueCmd::Retry { id } => {
             let v = api
                 .call(
@@ -217,6 +162,7 @@ async fn queue(api: &ApiClient, out: &mut Out<'_>, q: QueueCmd) -> Res {
                 )
                 .await?;
             print_or(out, &v, || format!("{} is due now", cell(&v["queue_id"])));
+            Ok(())
         }
         QueueCmd::Delete { id } => {
             let v = api
@@ -233,7 +179,76 @@ async fn queue(api: &ApiClient, out: &mut Out<'_>, q: QueueCmd) -> Res {
                     cell(&v["deleted"])
                 )
             });
+            Ok(())
         }
+    }
+}
+
+/// `rebound queue list`: one page of queued messages, a row each.
+async fn queue_list(
+    api: &ApiClient,
+    out: &mut Out<'_>,
+    all: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Res {
+    let v = api
+        .get(&format!(
+            "/v1/queue{}",
+            query(&[
+                ("all", all.then(|| "true".into())),
+                ("limit", limit.map(|n| n.to_string())),
+                ("cursor", cursor)
+            ])
+        ))
+        .await?;
+    if out.json {
+        out.json_lines(&items(&v));
+    } else {
+        out.table(
+            &MSG_COLS,
+            &items(&v).into_iter().map(with_rcpts).collect::<Vec<_>>(),
+        );
+    }
+    more(&v);
+    Ok(())
+}
+
+/// `rebound queue show ID`: the message, then (as text) its recipients and its events.
+async fn queue_show(api: &ApiClient, out: &mut Out<'_>, id: &str) -> Res {
+    let v = api.get(&format!("/v1/messages/{}", encode(id))).await?;
+    out.object(
+        &v,
+        &[
+            "queue_id",
+            "received",
+            "sender",
+            "message_id",
+            "client",
+            "size",
+            "attempts",
+            "next_attempt",
+            "finished",
+            "body_kept",
+            "resent_from",
+        ],
+    );
+    if !out.json {
+        out.line("");
+        out.table(
+            &[
+                ("RECIPIENT", "address"),
+                ("STATUS", "status"),
+                ("ATTEMPTS", "attempts"),
+                ("LAST DIAGNOSTIC", "last_diagnostic"),
+            ],
+            &v["recipients"].as_array().cloned().unwrap_or_default(),
+        );
+        out.line("");
+        out.table(
+            &EVENT_COLS,
+            &v["events"].as_array().cloned().unwrap_or_default(),
+        );
     }
     Ok(())
 }
@@ -320,28 +335,7 @@ async fn suppressions(api: &ApiClient, out: &mut Out<'_>, s: SuppressionsCmd) ->
             reason,
             limit,
             cursor,
-        } => {
-            let v = api
-                .get(&format!(
-                    "/v1/suppressions{}",
-                    query(&[
-                        ("reason", reason),
-                        ("limit", limit.map(|n| n.to_string())),
-                        ("cursor", cursor)
-                    ])
-                ))
-                .await?;
-            out.table(
-                &[
-                    ("ADDRESS", "address"),
-                    ("REASON", "reason"),
-                    ("TIME", "time"),
-                    ("DIAGNOSTIC", "diagnostic"),
-                ],
-                &items(&v),
-            );
-            more(&v);
-        }
+        } => suppressions_list(api, out, reason, limit, cursor).await,
         SuppressionsCmd::Add {
             address,
             reason,
@@ -361,25 +355,12 @@ async fn suppressions(api: &ApiClient, out: &mut Out<'_>, s: SuppressionsCmd) ->
                     cell(&v["reason"])
                 )
             });
+            Ok(())
         }
         SuppressionsCmd::Remove { address, force } => {
-            let q = if force { "?force=true" } else { "" };
-            let v = api
-                .call(
-                    Method::DELETE,
-                    &format!("/v1/suppressions/{}{q}", encode(&address)),
-                    None,
-                )
-                .await?;
-            print_or(out, &v, || {
-                format!(
-                    "{} removed from the suppression list (was {})",
-                    cell(&v["removed"]["address"]),
-                    cell(&v["removed"]["reason"])
-                )
-            });
+            suppressions_remove(api, out, &address, force).await
         }
-        SuppressionsCmd::Import { file, format } => import(api, out, file, format).await?,
+        SuppressionsCmd::Import { file, format } => import(api, out, file, format).await,
         SuppressionsCmd::Export { format } => {
             let a = api
                 .send(
@@ -392,8 +373,64 @@ async fn suppressions(api: &ApiClient, out: &mut Out<'_>, s: SuppressionsCmd) ->
                 )
                 .await?;
             let _ = out.w.write_all(&a.body);
+            Ok(())
         }
     }
+}
+
+/// `rebound suppressions list`: one page of the suppression list.
+async fn suppressions_list(
+    api: &ApiClient,
+    out: &mut Out<'_>,
+    reason: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Res {
+    let v = api
+        .get(&format!(
+            "/v1/suppressions{}",
+            query(&[
+                ("reason", reason),
+                ("limit", limit.map(|n| n.to_string())),
+                ("cursor", cursor)
+            ])
+        ))
+        .await?;
+    out.table(
+        &[
+            ("ADDRESS", "address"),
+            ("REASON", "reason"),
+            ("TIME", "time"),
+            ("DIAGNOSTIC", "diagnostic"),
+        ],
+        &items(&v),
+    );
+    more(&v);
+    Ok(())
+}
+
+/// `rebound suppressions remove ADDRESS [--force]`.
+async fn suppressions_remove(
+    api: &ApiClient,
+    out: &mut Out<'_>,
+    address: &str,
+    force: bool,
+) -> Res {
+    let q = if force { "?force=true" } else { "" };
+    let v = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/suppressions/{}{q}", encode(address)),
+            None,
+        )
+        .await?;
+    print_or(out, &v, || {
+        format!(
+            "{} removed from the suppression list (was {})",
+            cell(&v["removed"]["address"]),
+            cell(&v["removed"]["reason"])
+        )
+    });
     Ok(())
 }
 
@@ -408,12 +445,7 @@ async fn import(
         code: "io".into(),
         message: format!("{}: {e}", file.display()),
     })?;
-    let jsonl = match format.as_deref() {
-        Some(f) => matches!(f, "jsonl" | "json" | "ndjson"),
-        None => file
-            .extension()
-            .is_some_and(|e| e == "jsonl" || e == "ndjson" || e == "json"),
-    };
+    let jsonl = is_jsonl(&file, format.as_deref());
     let ct = if jsonl {
         "application/x-ndjson"
     } else {
@@ -421,7 +453,7 @@ async fn import(
     };
     let chunks = import_chunks(&data, jsonl);
     let total_lines = data.iter().filter(|&&b| b == b'\n').count().max(1);
-    let (mut added, mut unchanged, mut errors, mut more) = (0u64, 0u64, Vec::new(), 0u64);
+    let mut tally = ImportTally::default();
     for chunk in &chunks {
         let v = api
             .send(
@@ -431,16 +463,7 @@ async fn import(
             )
             .await?
             .json()?;
-        added += v["added"].as_u64().unwrap_or(0);
-        unchanged += v["unchanged"].as_u64().unwrap_or(0);
-        more += v["more_errors"].as_u64().unwrap_or(0);
-        errors.extend(
-            v["errors"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| chunk.file_line(&cell(e))),
-        );
+        tally.add(&v, chunk);
         if chunks.len() > 1 {
             eprintln!(
                 "{}: {}/{} lines imported",
@@ -450,23 +473,71 @@ async fn import(
             );
         }
     }
-    for e in &errors {
-        eprintln!("{}: {e}", file.display());
+    tally.report(out, &file);
+    Ok(())
+}
+
+/// Whether an import file is JSON lines (`--format`, else its extension) rather than CSV.
+fn is_jsonl(file: &std::path::Path, format: Option<&str>) -> bool {
+    match format {
+        Some(f) => matches!(f, "jsonl" | "json" | "ndjson"),
+        None => file
+            .extension()
+            .is_some_and(|e| e == "jsonl" || e == "ndjson" || e == "json"),
     }
-    if more > 0 {
-        eprintln!(
-            "{}: and {more} more refused records (only the first of each request are listed)",
-            file.display()
+}
+
+/// What the import requests answered, summed over the chunks.
+#[derive(Default)]
+struct ImportTally {
+    added: u64,
+    unchanged: u64,
+    /// Refused records, each naming its line in the file.
+    errors: Vec<String>,
+    /// Refused records the answers counted but did not list.
+    more: u64,
+}
+
+impl ImportTally {
+    fn add(&mut self, v: &Value, chunk: &Chunk) {
+        self.added += v["added"].as_u64().unwrap_or(0);
+        self.unchanged += v["unchanged"].as_u64().unwrap_or(0);
+        self.more += v["more_errors"].as_u64().unwrap_or(0);
+        self.errors.extend(
+            v["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| chunk.file_line(&cell(e))),
         );
     }
-    let v = json!({"added": added, "unchanged": unchanged, "errors": errors, "more_errors": more});
-    print_or(out, &v, || {
-        format!(
-            "added {added}, unchanged {unchanged}, refused {}",
-            errors.len() as u64 + more
-        )
-    });
-    Ok(())
+
+    /// The refused records on stderr, the totals on stdout.
+    fn report(&self, out: &mut Out<'_>, file: &std::path::Path) {
+        let ImportTally {
+            added,
+            unchanged,
+            errors,
+            more,
+        } = self;
+        for e in errors {
+            eprintln!("{}: {e}", file.display());
+        }
+        if *more > 0 {
+            eprintln!(
+                "{}: and {more} more refused records (only the first of each request are listed)",
+                file.display()
+            );
+        }
+        let v =
+            json!({"added": added, "unchanged": unchanged, "errors": errors, "more_errors": more});
+        print_or(out, &v, || {
+            format!(
+                "added {added}, unchanged {unchanged}, refused {}",
+                errors.len() as u64 + more
+            )
+        });
+    }
 }
 
 /// One request's worth of an import file, and where it sits in the file.

@@ -151,36 +151,15 @@ fn rotate(cfg: &Config, domain: &str) -> CmdResult {
     Ok(0)
 }
 
+/// `rebound dkim status`: per domain the selector signing, its records resolved, a
+/// pending rotation and the replaced selectors.
 fn status(cfg: &Config, domains: &[String]) -> CmdResult {
-    let wanted: Vec<String> = if domains.is_empty() {
-        cfg.dkim
-            .domains
-            .iter()
-            .map(|d| normalise_domain(d.trim_end_matches('.')))
-            .collect()
-    } else {
-        domains
-            .iter()
-            .map(|d| listed(cfg, d))
-            .collect::<Result<_, _>>()?
-    };
+    let wanted = status_domains(cfg, domains)?;
     let signer = Signer::from_config(cfg)
         .map_err(failed)?
         .ok_or_else(|| usage("DKIM signing is off: dkim.domains is empty"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(failed)?;
-    let resolver = rt.block_on(async {
-        crate::delivery::outbound::resolver(
-            &cfg.delivery.nameservers,
-            cfg.delivery.command_timeout.0,
-        )
-        .ok()
-    });
+    let lookups = Lookups::new(cfg)?;
     let now = Timestamp::now();
-    let every = format_duration(cfg.dkim.rotation_check.0);
-    let grace = cfg.dkim.rotation_grace.0;
     for domain in wanted.iter().filter(|d| signer.domains().contains(d)) {
         let Some(state) = signer.state(domain) else {
             continue;
@@ -196,42 +175,102 @@ fn status(cfg: &Config, domains: &[String]) -> CmdResult {
             .into_iter()
             .filter(|r| r.name.ends_with(&format!("._domainkey.{domain}")))
             .collect();
-        rt.block_on(print_checks(resolver.as_ref(), &current, "current"));
+        lookups.print_checks(&current, "current");
         if let Some(p) = &state.pending {
-            println!(
-                "{domain}: rotation to {} pending since {}; signing switches once every record below resolves (checked every {every})",
-                p.selector, p.since
-            );
-            let pending: Vec<Published> = signer
-                .pending_records()
-                .into_iter()
-                .filter(|r| {
-                    r.selector == p.selector && r.name.ends_with(&format!("._domainkey.{domain}"))
-                })
-                .collect();
-            rt.block_on(print_checks(resolver.as_ref(), &pending, "pending"));
-            pending
-                .iter()
-                .for_each(|r| println!("    publish: {}", r.zone_line));
+            print_pending(cfg, &signer, &lookups, domain, p);
         }
         for r in &state.retired {
-            let until = RotationState::retire_after(r, grace);
-            let lines = retired_lines(cfg, domain, &r.selector);
-            if now >= until {
-                println!(
-                    "{domain}: {} replaced {}, retire-able since {until}; you may remove:",
-                    r.selector, r.switched
-                );
-            } else {
-                println!(
-                    "{domain}: {} replaced {}; keep its records until {until} (mail signed before the switch may still be in transit):",
-                    r.selector, r.switched
-                );
-            }
-            lines.iter().for_each(|l| println!("    {l}"));
+            print_retired(cfg, domain, r, now);
         }
     }
     Ok(0)
+}
+
+/// The domains `dkim status` reports on: those named (each must be in `dkim.domains`),
+/// else all of `dkim.domains`.
+fn status_domains(cfg: &Config, domains: &[String]) -> Result<Vec<String>, (i32, String)> {
+    if domains.is_empty() {
+        Ok(cfg
+            .dkim
+            .domains
+            .iter()
+            .map(|d| normalise_domain(d.trim_end_matches('.')))
+            .collect())
+    } else {
+        domains.iter().map(|d| listed(cfg, d)).collect()
+    }
+}
+
+/// The DNS lookups of `dkim status`, on a runtime of their own; without a resolver each
+/// record is printed as not checked.
+struct Lookups {
+    /// Declared first, so it is dropped before the runtime it was made on.
+    resolver: Option<hickory_resolver::TokioResolver>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Lookups {
+    fn new(cfg: &Config) -> Result<Lookups, (i32, String)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(failed)?;
+        let resolver = rt.block_on(async {
+            crate::delivery::outbound::resolver(
+                &cfg.delivery.nameservers,
+                cfg.delivery.command_timeout.0,
+            )
+            .ok()
+        });
+        Ok(Lookups { resolver, rt })
+    }
+
+    fn print_checks(&self, records: &[Published], what: &str) {
+        self.rt
+            .block_on(print_checks(self.resolver.as_ref(), records, what));
+    }
+}
+
+/// A pending rotation: since when, whether its records resolve yet, and what to publish.
+fn print_pending(
+    cfg: &Config,
+    signer: &Signer,
+    lookups: &Lookups,
+    domain: &str,
+    p: &rotation::Pending,
+) {
+    let every = format_duration(cfg.dkim.rotation_check.0);
+    println!(
+        "{domain}: rotation to {} pending since {}; signing switches once every record below resolves (checked every {every})",
+        p.selector, p.since
+    );
+    let pending: Vec<Published> = signer
+        .pending_records()
+        .into_iter()
+        .filter(|r| r.selector == p.selector && r.name.ends_with(&format!("._domainkey.{domain}")))
+        .collect();
+    lookups.print_checks(&pending, "pending");
+    pending
+        .iter()
+        .for_each(|r| println!("    publish: {}", r.zone_line));
+}
+
+/// A replaced selector: its records, to keep until the grace period ends or to remove after.
+fn print_retired(cfg: &Config, domain: &str, r: &rotation::Retired, now: Timestamp) {
+    let until = RotationState::retire_after(r, cfg.dkim.rotation_grace.0);
+    let lines = retired_lines(cfg, domain, &r.selector);
+    if now >= until {
+        println!(
+            "{domain}: {} replaced {}, retire-able since {until}; you may remove:",
+            r.selector, r.switched
+        );
+    } else {
+        println!(
+            "{domain}: {} replaced {}; keep its records until {until} (mail signed before the switch may still be in transit):",
+            r.selector, r.switched
+        );
+    }
+    lines.iter().for_each(|l| println!("    {l}"));
 }
 
 /// The zone lines of a replaced selector's keys still on disk (the name alone when a key file is gone).

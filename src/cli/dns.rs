@@ -14,7 +14,9 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
 
 use crate::config::Config;
+use crate::delivery::outbound::dkim::{self, Published, rotation::Retired};
 use crate::model::address::normalise_domain;
+use crate::model::time::Timestamp;
 
 /// Longest wait for one DNS answer in `--check`.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,7 +101,57 @@ pub fn run(cfg: &Config, domains: &[String], egress: &[IpAddr], check: bool) -> 
     }
 }
 
+/// Per sending domain its DKIM keys (current, pending, replaced), SPF and DMARC; the
+/// bounce domain's SPF (when it does not send) and MX.
 fn plan(cfg: &Config, domains: &[String], egress: &[IpAddr]) -> Result<Plan, DnsCmdError> {
+    let sending = sending_domains(cfg, domains)?;
+    let hostname = normalise_domain(&cfg.server.hostname);
+    let bounce = normalise_domain(&cfg.bounces.domain);
+    let spf = spf_value(egress);
+    let signer = dkim::prepare(cfg)?;
+    let published = signer.as_ref().map(|s| s.records()).unwrap_or_default();
+    let pending = signer
+        .as_ref()
+        .map(|s| s.pending_records())
+        .unwrap_or_default();
+    let now = Timestamp::now();
+    let mut out = Plan {
+        records: Vec::new(),
+        egress: egress.to_vec(),
+        hostname: hostname.clone(),
+        notes: Vec::new(),
+    };
+    for d in &sending {
+        out.add_dkim_keys(&published, &pending, d);
+        let retired = signer
+            .as_ref()
+            .and_then(|s| s.state(d))
+            .map(|st| st.retired)
+            .unwrap_or_default();
+        for r in retired {
+            out.add_retired_selector(cfg, d, &r, now);
+        }
+        out.records.push(txt(Kind::Spf, d, &spf));
+        out.records.push(txt(
+            Kind::Dmarc,
+            &format!("_dmarc.{d}"),
+            &format!("v=DMARC1; p=none; rua=mailto:dmarc@{d}"),
+        ));
+    }
+    if !sending.contains(&bounce) {
+        out.records.push(txt(Kind::Spf, &bounce, &spf));
+    }
+    out.records.push(Wanted {
+        kind: Kind::Mx,
+        name: bounce.clone(),
+        value: hostname.clone(),
+        zone_line: format!("{bounce}. IN MX 10 {hostname}."),
+    });
+    Ok(out)
+}
+
+/// The sending domains: those listed, else `dkim.domains`; normalised, each once, in order.
+fn sending_domains(cfg: &Config, domains: &[String]) -> Result<Vec<String>, DnsCmdError> {
     let listed: Vec<String> = if domains.is_empty() {
         cfg.dkim.domains.clone()
     } else {
@@ -114,27 +166,21 @@ fn plan(cfg: &Config, domains: &[String], egress: &[IpAddr]) -> Result<Plan, Dns
     if sending.is_empty() {
         return Err(DnsCmdError::NoDomains);
     }
-    let hostname = normalise_domain(&cfg.server.hostname);
-    let bounce = normalise_domain(&cfg.bounces.domain);
-    let spf = spf_value(egress);
-    let signer = crate::delivery::outbound::dkim::prepare(cfg)?;
-    let published = signer.as_ref().map(|s| s.records()).unwrap_or_default();
-    let pending = signer
-        .as_ref()
-        .map(|s| s.pending_records())
-        .unwrap_or_default();
-    let now = crate::model::time::Timestamp::now();
-    let (mut records, mut notes) = (Vec::new(), Vec::new());
-    for d in &sending {
-        let of_domain = |p: &&crate::delivery::outbound::dkim::Published| {
-            p.name.ends_with(&format!("._domainkey.{d}"))
-        };
+    Ok(sending)
+}
+
+impl Plan {
+    /// The DKIM keys `d` signs with, and those of a rotation still pending; a note when
+    /// `d` has no key at all.
+    fn add_dkim_keys(&mut self, published: &[Published], pending: &[Published], d: &str) {
+        let of_domain = |p: &&Published| p.name.ends_with(&format!("._domainkey.{d}"));
         let keys: Vec<_> = published.iter().filter(of_domain).collect();
         if keys.is_empty() {
-            notes.push(format!("; {d}: no DKIM key (add it to dkim.domains)"));
+            self.notes
+                .push(format!("; {d}: no DKIM key (add it to dkim.domains)"));
         }
         for p in keys {
-            records.push(Wanted {
+            self.records.push(Wanted {
                 kind: Kind::Dkim,
                 name: p.name.clone(),
                 value: p.value.clone(),
@@ -146,77 +192,49 @@ fn plan(cfg: &Config, domains: &[String], egress: &[IpAddr]) -> Result<Plan, Dns
                 "{} ; pending rotation to {}: signing switches once it resolves",
                 p.zone_line, p.selector
             );
-            records.push(Wanted {
+            self.records.push(Wanted {
                 kind: Kind::Dkim,
                 name: p.name.clone(),
                 value: p.value.clone(),
                 zone_line,
             });
         }
-        let retired = signer
-            .as_ref()
-            .and_then(|s| s.state(d))
-            .map(|st| st.retired)
-            .unwrap_or_default();
-        for r in retired {
-            let until = crate::delivery::outbound::dkim::RotationState::retire_after(
-                &r,
-                cfg.dkim.rotation_grace.0,
+    }
+
+    /// A selector rotation replaced: its keys stay wanted (advisory) while the grace period
+    /// runs; after it, a note lists the lines the operator may remove.
+    fn add_retired_selector(&mut self, cfg: &Config, d: &str, r: &Retired, now: Timestamp) {
+        let until = dkim::RotationState::retire_after(r, cfg.dkim.rotation_grace.0);
+        if now >= until {
+            self.notes.push(format!(
+                "; {d}: selector {} replaced {}, retire-able since {until}; you may remove:",
+                r.selector, r.switched
+            ));
+            self.notes.extend(
+                super::dkim::retired_lines(cfg, d, &r.selector)
+                    .into_iter()
+                    .map(|l| format!(";   {l}")),
             );
-            if now >= until {
-                notes.push(format!(
-                    "; {d}: selector {} replaced {}, retire-able since {until}; you may remove:",
-                    r.selector, r.switched
-                ));
-                notes.extend(
-                    super::dkim::retired_lines(cfg, d, &r.selector)
-                        .into_iter()
-                        .map(|l| format!(";   {l}")),
+            return;
+        }
+        for &alg in &cfg.dkim.algorithms {
+            let dir = cfg.dkim.key_dir(&cfg.server.data_dir);
+            let dns = alg.dns_selector(&r.selector);
+            if let Ok(Some(k)) = dkim::keys::load_existing(&dir, d, &r.selector, alg) {
+                let zone_line = format!(
+                    "{} ; replaced {}, keep until {until}",
+                    k.zone_line(&dns, d),
+                    r.switched
                 );
-                continue;
-            }
-            for &alg in &cfg.dkim.algorithms {
-                let dir = cfg.dkim.key_dir(&cfg.server.data_dir);
-                let dns = alg.dns_selector(&r.selector);
-                if let Ok(Some(k)) =
-                    crate::delivery::outbound::dkim::keys::load_existing(&dir, d, &r.selector, alg)
-                {
-                    let zone_line = format!(
-                        "{} ; replaced {}, keep until {until}",
-                        k.zone_line(&dns, d),
-                        r.switched
-                    );
-                    records.push(Wanted {
-                        kind: Kind::DkimOld,
-                        name: format!("{dns}._domainkey.{d}"),
-                        value: k.txt_value(),
-                        zone_line,
-                    });
-                }
+                self.records.push(Wanted {
+                    kind: Kind::DkimOld,
+                    name: format!("{dns}._domainkey.{d}"),
+                    value: k.txt_value(),
+                    zone_line,
+                });
             }
         }
-        records.push(txt(Kind::Spf, d, &spf));
-        records.push(txt(
-            Kind::Dmarc,
-            &format!("_dmarc.{d}"),
-            &format!("v=DMARC1; p=none; rua=mailto:dmarc@{d}"),
-        ));
     }
-    if !sending.contains(&bounce) {
-        records.push(txt(Kind::Spf, &bounce, &spf));
-    }
-    records.push(Wanted {
-        kind: Kind::Mx,
-        name: bounce.clone(),
-        value: hostname.clone(),
-        zone_line: format!("{bounce}. IN MX 10 {hostname}."),
-    });
-    Ok(Plan {
-        records,
-        egress: egress.to_vec(),
-        hostname,
-        notes,
-    })
 }
 
 /// `v=spf1 ip4:A ip6:B -all` for known egress addresses, else the `a mx` fallback.

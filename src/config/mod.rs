@@ -676,76 +676,89 @@ impl Config {
         }
     }
 
-    /// Checks what serde cannot: cross-field rules and value ranges.
+    /// Checks what serde cannot: cross-field rules and value ranges. The first setting
+    /// that fails is reported.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| {
-            Err(ConfigError::Invalid {
+        self.check_smtp_listener()
+            .and_then(|()| self.check_api())
+            .and_then(|()| self.check_message_size_and_delivery())
+            .and_then(|()| self.check_feedback())
+            .and_then(|()| self.check_dkim_and_smtp_users())
+            .map_err(|(key, message)| ConfigError::Invalid {
                 path: path.to_string(),
-                key: key.to_string(),
+                key,
                 message,
             })
-        };
+    }
+
+    /// `smtp.listen`, the TLS pair, `smtp.max_recipients` and the connection-rate window.
+    fn check_smtp_listener(&self) -> Result<(), Problem> {
         if self.smtp.listen.is_empty() {
-            return bad("smtp.listen", "at least one address is needed".into());
+            return problem("smtp.listen", "at least one address is needed");
         }
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
-            return bad(
-                "smtp.tls_cert",
-                "tls_cert and tls_key must be set together".into(),
-            );
+            return problem("smtp.tls_cert", "tls_cert and tls_key must be set together");
         }
         if self.smtp.max_recipients == 0 {
-            return bad("smtp.max_recipients", "must be at least 1".into());
+            return problem("smtp.max_recipients", "must be at least 1");
         }
         if self.smtp.max_recipients > usize::from(u16::MAX) {
             // A recipient's index travels in its 16-bit VERP tag.
-            return bad(
+            return problem(
                 "smtp.max_recipients",
                 format!("must be at most {}", u16::MAX),
             );
         }
         if self.smtp.connection_rate_window.0.is_zero() {
-            return bad(
-                "smtp.connection_rate_window",
-                "must be greater than zero".into(),
-            );
+            return problem("smtp.connection_rate_window", "must be greater than zero");
         }
+        Ok(())
+    }
+
+    /// The admin listener's limits and timeouts, and the console users.
+    fn check_api(&self) -> Result<(), Problem> {
         if self.api.max_connections == 0 {
-            return bad("api.max_connections", "must be at least 1".into());
+            return problem("api.max_connections", "must be at least 1");
         }
         if self.api.header_timeout.0.is_zero() || self.api.body_timeout.0.is_zero() {
-            return bad(
+            return problem(
                 "api.header_timeout",
-                "API timeouts must be greater than zero".into(),
+                "API timeouts must be greater than zero",
             );
         }
         if let Err(e) = crate::config::users::check_users(&self.api.users) {
-            return bad("api.users", e.to_string());
+            return problem("api.users", e.to_string());
         }
+        Ok(())
+    }
+
+    /// `smtp.max_message_size`, then `delivery`: retry delays, maximum age, concurrency,
+    /// shaping, routes and relayhost.
+    fn check_message_size_and_delivery(&self) -> Result<(), Problem> {
         if self.smtp.max_message_size.0 < 1024 {
-            return bad("smtp.max_message_size", "must be at least 1KB".into());
+            return problem("smtp.max_message_size", "must be at least 1KB");
         }
         if self.delivery.retry.is_empty() {
-            return bad("delivery.retry", "needs at least one delay".into());
+            return problem("delivery.retry", "needs at least one delay");
         }
         if self.delivery.retry.iter().any(|d| d.0.is_zero()) {
-            return bad("delivery.retry", "delays must be greater than zero".into());
+            return problem("delivery.retry", "delays must be greater than zero");
         }
         if self.delivery.max_age.0.is_zero() {
-            return bad("delivery.max_age", "must be greater than zero".into());
+            return problem("delivery.max_age", "must be greater than zero");
         }
         if self.delivery.concurrency == 0 || self.delivery.per_domain_concurrency == 0 {
-            return bad(
+            return problem(
                 "delivery.concurrency",
-                "concurrency limits must be at least 1".into(),
+                "concurrency limits must be at least 1",
             );
         }
         if let Some((key, message)) = self.delivery.shaping_problem() {
-            return bad(&key, message);
+            return problem(&key, message);
         }
         for (domain, hop) in &self.delivery.routes {
             if parse_host_port(hop, 25).is_none() {
-                return bad(
+                return problem(
                     &format!("delivery.routes.\"{domain}\""),
                     format!("{hop:?} is not host:port"),
                 );
@@ -754,10 +767,16 @@ impl Config {
         if let Some(r) = &self.delivery.relayhost
             && parse_host_port(r, 25).is_none()
         {
-            return bad("delivery.relayhost", format!("{r:?} is not host:port"));
+            return problem("delivery.relayhost", format!("{r:?} is not host:port"));
         }
+        Ok(())
+    }
+
+    /// Where feedback goes: `bounces.domain`, the webhook URL, batch size and statuses,
+    /// and the unsubscribe listener's public URL.
+    fn check_feedback(&self) -> Result<(), Problem> {
         if self.bounces.domain.is_empty() || self.bounces.domain.contains(['@', ' ']) {
-            return bad(
+            return problem(
                 "bounces.domain",
                 format!("{:?} is not a domain", self.bounces.domain),
             );
@@ -765,45 +784,43 @@ impl Config {
         if let Some(u) = &self.webhooks.url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return bad(
+            return problem(
                 "webhooks.url",
                 format!("{u:?} must start with http:// or https://"),
             );
         }
         if self.webhooks.batch_size == 0 {
-            return bad("webhooks.batch_size", "must be at least 1".into());
+            return problem("webhooks.batch_size", "must be at least 1");
         }
-        for s in &self.webhooks.statuses {
-            if !crate::model::Status::ALL.iter().any(|st| st.as_str() == s)
-                && ![
-                    "delayed",
-                    "resent",
-                    "autoreply",
-                    "unverified",
-                    "suppression_added",
-                    "suppression_removed",
-                ]
-                .contains(&s.as_str())
-            {
-                return bad("webhooks.statuses", format!("unknown status {s:?}"));
-            }
+        if let Some(s) = self
+            .webhooks
+            .statuses
+            .iter()
+            .find(|s| !is_webhook_status(s))
+        {
+            return problem("webhooks.statuses", format!("unknown status {s:?}"));
         }
         if self.unsubscribe.listen.is_some() && self.unsubscribe.base_url.is_none() {
-            return bad(
+            return problem(
                 "unsubscribe.base_url",
-                "needed when unsubscribe.listen is set".into(),
+                "needed when unsubscribe.listen is set",
             );
         }
+        Ok(())
+    }
+
+    /// The DKIM settings, then every SMTP AUTH user has a name and a password.
+    fn check_dkim_and_smtp_users(&self) -> Result<(), Problem> {
         if let Some((key, message)) = self.dkim.problem() {
-            return bad(key, message);
+            return problem(key, message);
         }
-        for u in &self.smtp.users {
-            if u.name.is_empty() || u.password.0.is_empty() {
-                return bad(
-                    "smtp.users",
-                    "every user needs a name and a password".into(),
-                );
-            }
+        if self
+            .smtp
+            .users
+            .iter()
+            .any(|u| u.name.is_empty() || u.password.0.is_empty())
+        {
+            return problem("smtp.users", "every user needs a name and a password");
         }
         Ok(())
     }
@@ -812,6 +829,28 @@ impl Config {
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
     }
+}
+
+/// A setting that fails a check: its key and what is wrong with it.
+type Problem = (String, String);
+
+/// `Err` naming `key` and `message`, for the checks of [`Config::validate`].
+fn problem(key: &str, message: impl Into<String>) -> Result<(), Problem> {
+    Err((key.to_string(), message.into()))
+}
+
+/// A word `webhooks.statuses` may name: a status, or an event that is not one.
+fn is_webhook_status(s: &str) -> bool {
+    crate::model::Status::ALL.iter().any(|st| st.as_str() == s)
+        || [
+            "delayed",
+            "resent",
+            "autoreply",
+            "unverified",
+            "suppression_added",
+            "suppression_removed",
+        ]
+        .contains(&s)
 }
 
 /// README "Sending to Gmail and Outlook" route form `"d" = { host = "h:p", sign = false }`: each such route becomes

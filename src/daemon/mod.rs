@@ -141,7 +141,6 @@ async fn mark_closed_cleanly(daemon: &Daemon, budget: Duration) {
     }
 }
 
-/// Starts every part of the daemon on the current runtime.
 /// A start-up error keeping its cause, `context` before it in the message.
 fn startup(
     context: &'static str,
@@ -153,12 +152,57 @@ fn startup(
     }
 }
 
+/// Starts every part of the daemon on the current runtime.
 pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonError> {
     preflight::check(&cfg)?;
     let deliverer =
         Arc::new(Deliverer::new(&cfg.delivery, &cfg.server.hostname).map_err(|e| startup("", e))?);
     let pid_lock = pidlock::acquire(&cfg.server.data_dir)?;
     let cfg = Arc::new(cfg);
+    let daemon = open_daemon(cfg.clone(), clock, &deliverer)?;
+    catch_up_records(&daemon).await?;
+    let listeners = Listeners::bind(&cfg).await?;
+    let smtp = Arc::new(
+        SmtpServer::new(
+            cfg.clone(),
+            Arc::new(QueueIntake {
+                daemon: daemon.clone(),
+            }),
+        )
+        .map_err(|e| startup("", e))?,
+    );
+    let smtp_stats = smtp.stats();
+    let _ = daemon.smtp_stats.set(smtp_stats.clone());
+    let _ = daemon.shaping.set(deliverer.shaper());
+    let shutdown = CancellationToken::new();
+    let attempts = TaskTracker::new();
+    let (smtp_addrs, api_addr, unsubscribe_addr) = (
+        listeners.smtp_addrs.clone(),
+        listeners.api_addr,
+        listeners.unsubscribe_addr,
+    );
+    let tasks = spawn_tasks(&daemon, smtp, deliverer, listeners, &shutdown, &attempts)?;
+    daemon.ready.store(true, Ordering::SeqCst);
+    Ok(Running {
+        smtp_addrs,
+        api_addr,
+        unsubscribe_addr,
+        daemon,
+        smtp_stats,
+        shutdown,
+        tasks,
+        attempts,
+        _pid_lock: pid_lock,
+    })
+}
+
+/// Opens the store into the shared state, hands the deliverer its MTA-STS policy cache,
+/// and loads or makes the DKIM keys (their TXT records are logged).
+fn open_daemon(
+    cfg: Arc<Config>,
+    clock: SharedClock,
+    deliverer: &Deliverer,
+) -> Result<Arc<Daemon>, DaemonError> {
     let daemon = Daemon::open(cfg.clone(), clock).map_err(|e| startup("", e))?;
     deliverer.use_policy_cache(
         daemon
@@ -167,7 +211,14 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
             .map_err(|e| startup("MTA-STS policy cache: ", e))?
             .with_clock(daemon.clock.clone()),
     );
-    crate::delivery::outbound::dkim::prepare(&cfg).map_err(|e| startup("", e))?; // keys loaded or made, TXT records logged
+    crate::delivery::outbound::dkim::prepare(&cfg).map_err(|e| startup("", e))?;
+    Ok(daemon)
+}
+
+/// Brings the store up to date before anything new comes in: builds the current-status
+/// index when it is missing, records delivery outcomes saved but not yet recorded, and
+/// scans the queue unless the last shutdown was clean.
+async fn catch_up_records(daemon: &Arc<Daemon>) -> Result<(), DaemonError> {
     let indexed = daemon
         .store
         .backfill_current()
@@ -178,7 +229,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
             "built the current-status index from the event log"
         );
     }
-    crate::delivery::scheduler::record_unrecorded(&daemon)
+    crate::delivery::scheduler::record_unrecorded(daemon)
         .await
         .map_err(|e| startup("saved delivery outcomes: ", e))?;
     if daemon.store.opened_clean() {
@@ -198,60 +249,81 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
             "queue recovered"
         );
     }
-    let mut smtp_listeners = Vec::new();
-    for addr in &cfg.smtp.listen {
-        smtp_listeners.push(bind_smtp(*addr).map_err(|source| DaemonError::Bind {
-            addr: *addr,
-            source,
-        })?);
-    }
-    let smtp_addrs: Vec<SocketAddr> = smtp_listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
-    let api_listener =
-        TcpListener::bind(cfg.api.listen)
+    Ok(())
+}
+
+/// The sockets the daemon listens on, bound before any task starts.
+struct Listeners {
+    smtp: Vec<TcpListener>,
+    smtp_addrs: Vec<SocketAddr>,
+    api: TcpListener,
+    api_addr: SocketAddr,
+    unsubscribe: Option<TcpListener>,
+    unsubscribe_addr: Option<SocketAddr>,
+}
+
+impl Listeners {
+    /// Binds `smtp.listen` (each address in turn), `api.listen` and `unsubscribe.listen`.
+    async fn bind(cfg: &Config) -> Result<Listeners, DaemonError> {
+        let mut smtp = Vec::new();
+        for addr in &cfg.smtp.listen {
+            smtp.push(bind_smtp(*addr).map_err(|source| DaemonError::Bind {
+                addr: *addr,
+                source,
+            })?);
+        }
+        let smtp_addrs: Vec<SocketAddr> = smtp.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let api = TcpListener::bind(cfg.api.listen)
             .await
             .map_err(|source| DaemonError::Bind {
                 addr: cfg.api.listen,
                 source,
             })?;
-    let api_addr = api_listener.local_addr().map_err(|e| startup("", e))?;
-    let unsub_listener = match cfg.unsubscribe.listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind { addr, source })?,
-        ),
-        None => None,
-    };
-    let unsubscribe_addr = unsub_listener.as_ref().and_then(|l| l.local_addr().ok());
-    let smtp = Arc::new(
-        SmtpServer::new(
-            cfg.clone(),
-            Arc::new(QueueIntake {
-                daemon: daemon.clone(),
-            }),
-        )
-        .map_err(|e| startup("", e))?,
-    );
-    let smtp_stats = smtp.stats();
-    let _ = daemon.smtp_stats.set(smtp_stats.clone());
-    let _ = daemon.shaping.set(deliverer.shaper());
-    let shutdown = CancellationToken::new();
-    let attempts = TaskTracker::new();
+        let api_addr = api.local_addr().map_err(|e| startup("", e))?;
+        let unsubscribe = match cfg.unsubscribe.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| DaemonError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let unsubscribe_addr = unsubscribe.as_ref().and_then(|l| l.local_addr().ok());
+        Ok(Listeners {
+            smtp,
+            smtp_addrs,
+            api,
+            api_addr,
+            unsubscribe,
+            unsubscribe_addr,
+        })
+    }
+}
+
+/// Spawns the long-running tasks: the SMTP server, the scheduler, the admin API, the
+/// retention loop, and when configured the unsubscribe listener, the admin unix socket
+/// and the webhook sender.
+fn spawn_tasks(
+    daemon: &Arc<Daemon>,
+    smtp: Arc<SmtpServer<QueueIntake>>,
+    deliverer: Arc<Deliverer>,
+    listeners: Listeners,
+    shutdown: &CancellationToken,
+    attempts: &TaskTracker,
+) -> Result<Vec<JoinHandle<()>>, DaemonError> {
+    let cfg = &daemon.cfg;
     let mut tasks = vec![
-        tokio::spawn(smtp.serve(smtp_listeners, shutdown.clone())),
+        tokio::spawn(smtp.serve(listeners.smtp, shutdown.clone())),
         tokio::spawn(crate::delivery::scheduler::run(
             daemon.clone(),
             deliverer,
             shutdown.clone(),
             attempts.clone(),
         )),
-        tokio::spawn(serve_api(daemon.clone(), api_listener, shutdown.clone())),
+        tokio::spawn(serve_api(daemon.clone(), listeners.api, shutdown.clone())),
         tokio::spawn(retention_loop(daemon.clone(), shutdown.clone())),
     ];
-    if let Some(listener) = unsub_listener {
+    if let Some(listener) = listeners.unsubscribe {
         tasks.push(tokio::spawn(serve_unsubscribe(
             daemon.clone(),
             listener,
@@ -259,37 +331,31 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, DaemonErr
         )));
     }
     if let Some(path) = cfg.api.socket.clone() {
-        let (r, sd) = (daemon.clone(), shutdown.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::api::serve_unix(r, path.clone(), sd).await {
-                tracing::error!(socket = %path.display(), error = %e, "admin API unix socket stopped");
-            }
-        }));
+        tasks.push(tokio::spawn(serve_api_socket(
+            daemon.clone(),
+            path,
+            shutdown.clone(),
+        )));
     }
     if cfg.webhooks.url.is_some() {
-        let secret = match &cfg.webhooks.secret {
-            Some(s) => s.expose().as_bytes().to_vec(),
-            None => load_or_create_secret(&cfg.server.data_dir.join("webhook.key"))
-                .map_err(|e| startup("", e))?
-                .into_bytes(),
-        };
+        let secret = webhook_secret(cfg)?;
         tasks.push(tokio::spawn(crate::records::webhooks::run(
             daemon.clone(),
             secret,
             shutdown.clone(),
         )));
     }
-    daemon.ready.store(true, Ordering::SeqCst);
-    Ok(Running {
-        smtp_addrs,
-        api_addr,
-        unsubscribe_addr,
-        daemon,
-        smtp_stats,
-        shutdown,
-        tasks,
-        attempts,
-        _pid_lock: pid_lock,
+    Ok(tasks)
+}
+
+/// The key webhooks are signed with: `webhooks.secret`, or `webhook.key` in the data
+/// directory (made on first use).
+fn webhook_secret(cfg: &Config) -> Result<Vec<u8>, DaemonError> {
+    Ok(match &cfg.webhooks.secret {
+        Some(s) => s.expose().as_bytes().to_vec(),
+        None => load_or_create_secret(&cfg.server.data_dir.join("webhook.key"))
+            .map_err(|e| startup("", e))?
+            .into_bytes(),
     })
 }
 
@@ -321,6 +387,13 @@ async fn serve_unsubscribe(
 ) {
     if let Err(e) = crate::feedback::unsubscribe::http::serve(daemon, listener, shutdown).await {
         tracing::error!(error = %e, "unsubscribe listener stopped");
+    }
+}
+
+/// Serves the admin API on the unix socket `api.socket`; a failure is logged.
+async fn serve_api_socket(daemon: Arc<Daemon>, path: PathBuf, shutdown: CancellationToken) {
+    if let Err(e) = crate::api::serve_unix(daemon, path.clone(), shutdown).await {
+        tracing::error!(socket = %path.display(), error = %e, "admin API unix socket stopped");
     }
 }
 
