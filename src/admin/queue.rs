@@ -228,7 +228,37 @@ pub async fn resend(
     refuse_suppressed(daemon, &targets)?;
     let now = daemon.now();
     let new_id = new_queue_id(&daemon.store, now)?;
-    let rec = MessageRecord {
+    let rec = resent_copy(&old, new_id, &targets, now, body.len());
+    let mut ws = WriteSet::new();
+    let events = record_resend(daemon, &mut ws, &old, &rec, &targets, now)?;
+    ws.put_message(&rec, None)?;
+    ws.insert(TreeId::Bodies, new_id.to_be_bytes().to_vec(), body);
+    if let Some(mid) = &rec.message_id {
+        ws.insert(
+            TreeId::MsgIds,
+            mid.as_bytes().to_vec(),
+            new_id.to_be_bytes().to_vec(),
+        );
+    }
+    daemon.commit(ws, &events).await?;
+    daemon.wake.notify_one();
+    Ok(ResendResult {
+        queue_id: rec.queue_id(),
+        resent_from: old.queue_id(),
+        recipients: targets,
+    })
+}
+
+/// The new message of a resend: `old`'s envelope and headers under `new_id`, due now, every
+/// target a fresh `queued` recipient.
+fn resent_copy(
+    old: &MessageRecord,
+    new_id: u64,
+    targets: &[String],
+    now: Timestamp,
+    size: usize,
+) -> MessageRecord {
+    MessageRecord {
         id: new_id,
         received: now,
         client: "admin".into(),
@@ -247,14 +277,24 @@ pub async fn resend(
         attempts: 0,
         next_attempt: Some(now),
         resent_from: Some(old.id),
-        size: body.len() as u64,
+        size: size as u64,
         ..old.clone()
-    };
-    let mut ws = WriteSet::new();
+    }
+}
+
+/// The events of a resend, into `ws`: `resent` for each original recipient (saying where
+/// the mail went again), `queued` for each target of the new message.
+fn record_resend(
+    daemon: &Daemon,
+    ws: &mut WriteSet,
+    old: &MessageRecord,
+    rec: &MessageRecord,
+    targets: &[String],
+    now: Timestamp,
+) -> Result<Vec<Event>, AdminError> {
     let mut events = Vec::new();
-    // The original recipients' log says where their mail went again.
     for r in &old.recipients {
-        let mut gone = base_event(EventKind::Resent, now, &old, &r.address);
+        let mut gone = base_event(EventKind::Resent, now, old, &r.address);
         gone.source = Some(Source::Admin);
         gone.linked_queue_id = Some(rec.queue_id());
         gone.diagnostic = Some(format!(
@@ -262,30 +302,15 @@ pub async fn resend(
             targets.join(", "),
             rec.queue_id()
         ));
-        events.push(daemon.record(&mut ws, gone)?);
+        events.push(daemon.record(ws, gone)?);
     }
-    for a in &targets {
-        let mut queued = base_event(EventKind::Queued, now, &rec, a);
+    for a in targets {
+        let mut queued = base_event(EventKind::Queued, now, rec, a);
         queued.source = Some(Source::Admin);
         queued.linked_queue_id = Some(old.queue_id());
-        events.push(daemon.record(&mut ws, queued)?);
+        events.push(daemon.record(ws, queued)?);
     }
-    ws.put_message(&rec, None)?;
-    ws.insert(TreeId::Bodies, new_id.to_be_bytes().to_vec(), body);
-    if let Some(mid) = &rec.message_id {
-        ws.insert(
-            TreeId::MsgIds,
-            mid.as_bytes().to_vec(),
-            new_id.to_be_bytes().to_vec(),
-        );
-    }
-    daemon.commit(ws, &events).await?;
-    daemon.wake.notify_one();
-    Ok(ResendResult {
-        queue_id: rec.queue_id(),
-        resent_from: old.queue_id(),
-        recipients: targets,
-    })
+    Ok(events)
 }
 
 fn refuse_suppressed(daemon: &Daemon, targets: &[String]) -> Result<(), AdminError> {

@@ -104,24 +104,12 @@ pub async fn run<D: Deliver>(
         }
         let started = match take_due(&daemon, &inflight) {
             Ok(due) => {
-                let n = due.len();
-                for (at, id) in due {
-                    let Ok(permit) = slots.clone().acquire_owned().await else {
-                        return;
-                    };
-                    let (daemon, transport, inflight, held) = (
-                        daemon.clone(),
-                        transport.clone(),
-                        inflight.clone(),
-                        held.clone(),
-                    );
-                    tracker.spawn(async move {
-                        let result = attempt(&daemon, transport.as_ref(), id, at).await;
-                        finish(&daemon, id, result, &inflight, &held);
-                        drop(permit);
-                    });
+                let started =
+                    start_attempts(due, &daemon, &transport, &inflight, &held, &slots, &tracker);
+                match started.await {
+                    Some(n) => n,
+                    None => return,
                 }
-                n
             }
             Err(e) => {
                 tracing::error!(error = %e, "scheduler cannot read the queue");
@@ -144,6 +132,35 @@ pub async fn run<D: Deliver>(
     tracker.close();
     tracker.wait().await;
     save_unrecorded(&daemon, &held);
+}
+
+/// Spawns one attempt per due message, each once a slot is free; the number started, or
+/// `None` when the slots are closed.
+async fn start_attempts<D: Deliver>(
+    due: Vec<(Timestamp, u64)>,
+    daemon: &Arc<Daemon>,
+    transport: &Arc<D>,
+    inflight: &InFlight,
+    held: &Held,
+    slots: &Arc<Semaphore>,
+    tracker: &TaskTracker,
+) -> Option<usize> {
+    let n = due.len();
+    for (at, id) in due {
+        let permit = slots.clone().acquire_owned().await.ok()?;
+        let (daemon, transport, inflight, held) = (
+            daemon.clone(),
+            transport.clone(),
+            inflight.clone(),
+            held.clone(),
+        );
+        tracker.spawn(async move {
+            let result = attempt(&daemon, transport.as_ref(), id, at).await;
+            finish(&daemon, id, result, &inflight, &held);
+            drop(permit);
+        });
+    }
+    Some(n)
 }
 
 /// Releases the message after its attempt, or keeps it in flight with its outcome held.

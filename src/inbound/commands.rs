@@ -23,23 +23,8 @@ type Refusal = (u16, &'static str, String);
 impl<I: Intake> Session<I> {
     /// Handles one complete command line; `input` is what follows it in the current batch.
     pub(super) async fn command(&mut self, line: &[u8], input: &mut &[u8]) -> Result<(), End> {
-        if let Some(verb) = bare_verb_with_argument(line) {
-            return self.error(
-                501,
-                "5.5.4",
-                format!("Syntax error: {verb} takes no arguments"),
-            );
-        }
-        if has_source_route(line) {
-            return self.error(553, "5.1.3", "Source routes are not accepted");
-        }
-        if size_param_exceeds(line, self.server.cfg.smtp.max_message_size.0) {
-            let max = self.server.cfg.smtp.max_message_size.0;
-            return self.error(
-                552,
-                "5.3.4",
-                format!("Message size exceeds fixed maximum message size ({max} octets)"),
-            );
+        if let Some((code, enhanced, text)) = self.refused_unparsed(line) {
+            return self.error(code, enhanced, text);
         }
         let host = self.server.cfg.server.hostname.clone();
         let rewritten = local_postmaster(line, &host);
@@ -48,6 +33,35 @@ impl<I: Intake> Session<I> {
             Ok(r) => r.into_owned(),
             Err(e) => return self.parse_error(e),
         };
+        self.dispatch(request, input).await
+    }
+
+    /// What the raw line alone earns a refusal for: an argument to a bare verb, a source
+    /// route, or a SIZE above `smtp.max_message_size`.
+    fn refused_unparsed(&self, line: &[u8]) -> Option<Refusal> {
+        if let Some(verb) = bare_verb_with_argument(line) {
+            return Some((
+                501,
+                "5.5.4",
+                format!("Syntax error: {verb} takes no arguments"),
+            ));
+        }
+        if has_source_route(line) {
+            return Some((553, "5.1.3", "Source routes are not accepted".into()));
+        }
+        let max = self.server.cfg.smtp.max_message_size.0;
+        if size_param_exceeds(line, max) {
+            return Some((
+                552,
+                "5.3.4",
+                format!("Message size exceeds fixed maximum message size ({max} octets)"),
+            ));
+        }
+        None
+    }
+
+    /// Runs one parsed command.
+    async fn dispatch(&mut self, request: Request<String>, input: &mut &[u8]) -> Result<(), End> {
         match request {
             Request::Ehlo { host } => self.hello(&host, true),
             Request::Helo { host } => self.hello(&host, false),

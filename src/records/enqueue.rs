@@ -62,21 +62,7 @@ pub fn queue_message(
         is_dsn: new.is_dsn,
     };
     for (address, orcpt, notify) in new.recipients {
-        let status = match daemon.store.suppression(&address)? {
-            Some(s) => {
-                let mut ev = base_event(EventKind::Dropped, now, &rec, &address);
-                ev.source = Some(new.source);
-                ev.diagnostic = Some(suppressed_since(&s));
-                events.push(daemon.record(ws, ev)?);
-                Status::Dropped
-            }
-            None => {
-                let mut ev = base_event(EventKind::Queued, now, &rec, &address);
-                ev.source = Some(new.source);
-                events.push(daemon.record(ws, ev)?);
-                Status::Queued
-            }
-        };
+        let status = first_status(daemon, ws, events, &rec, new.source, now, &address)?;
         rec.recipients.push(RcptRecord {
             address,
             orcpt,
@@ -97,6 +83,34 @@ pub fn queue_message(
         id.to_be_bytes().to_vec(),
     );
     Ok(id)
+}
+
+/// A new recipient's first status and its event, into `ws`: `dropped` when the address is
+/// suppressed (saying since when), else `queued`.
+fn first_status(
+    daemon: &Daemon,
+    ws: &mut WriteSet,
+    events: &mut Vec<Event>,
+    rec: &MessageRecord,
+    source: Source,
+    now: crate::model::time::Timestamp,
+    address: &str,
+) -> Result<Status, StoreError> {
+    Ok(match daemon.store.suppression(address)? {
+        Some(s) => {
+            let mut ev = base_event(EventKind::Dropped, now, rec, address);
+            ev.source = Some(source);
+            ev.diagnostic = Some(suppressed_since(&s));
+            events.push(daemon.record(ws, ev)?);
+            Status::Dropped
+        }
+        None => {
+            let mut ev = base_event(EventKind::Queued, now, rec, address);
+            ev.source = Some(source);
+            events.push(daemon.record(ws, ev)?);
+            Status::Queued
+        }
+    })
 }
 
 /// An event about one recipient of a queued message.

@@ -179,29 +179,8 @@ impl Store {
     /// Runs a query using the most selective index available.
     pub fn query_events(&self, q: &EventQuery) -> Result<EventPage, StoreError> {
         let limit = q.limit.clamp(1, 10_000);
-        let cursor = match &q.cursor {
-            Some(c) => Some(
-                unhex(c)
-                    .filter(|k| k.len() == 16)
-                    .ok_or_else(|| StoreError::Db("bad cursor".into()))?,
-            ),
-            None => None,
-        };
         let (tree, prefix) = self.choose_index(q);
-        let lo = index_bound(&prefix, q.since.map(|t| event_key(t, 0).to_vec()));
-        let hi = index_bound(
-            &prefix,
-            Some(
-                q.until
-                    .map(|t| event_key(t, u64::MAX).to_vec())
-                    .unwrap_or_else(|| vec![0xff; 16]),
-            ),
-        );
-        let (lo, hi) = match (&cursor, q.ascending) {
-            (Some(c), true) => (index_bound(&prefix, Some(next_key(c))).max(lo), hi),
-            (Some(c), false) => (lo, index_bound(&prefix, Some(prev_key(c))).min(hi)),
-            (None, _) => (lo, hi),
-        };
+        let (lo, hi) = query_range(q, &prefix)?;
         let mut events = Vec::new();
         let (mut last, mut bytes, mut full) = (None, 0usize, false);
         if lo > hi {
@@ -306,6 +285,33 @@ impl Store {
     pub fn event_count(&self) -> usize {
         self.tree(TreeId::Events).len()
     }
+}
+
+/// The keys of `prefix`'s index a query reads: its time bounds, narrowed past its cursor
+/// in the direction it reads.
+fn query_range(q: &EventQuery, prefix: &[u8]) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    let cursor = match &q.cursor {
+        Some(c) => Some(
+            unhex(c)
+                .filter(|k| k.len() == 16)
+                .ok_or_else(|| StoreError::Db("bad cursor".into()))?,
+        ),
+        None => None,
+    };
+    let lo = index_bound(prefix, q.since.map(|t| event_key(t, 0).to_vec()));
+    let hi = index_bound(
+        prefix,
+        Some(
+            q.until
+                .map(|t| event_key(t, u64::MAX).to_vec())
+                .unwrap_or_else(|| vec![0xff; 16]),
+        ),
+    );
+    Ok(match (&cursor, q.ascending) {
+        (Some(c), true) => (index_bound(prefix, Some(next_key(c))).max(lo), hi),
+        (Some(c), false) => (lo, index_bound(prefix, Some(prev_key(c))).min(hi)),
+        (None, _) => (lo, hi),
+    })
 }
 
 fn index_bound(prefix: &[u8], key: Option<Vec<u8>>) -> Vec<u8> {

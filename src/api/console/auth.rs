@@ -159,38 +159,44 @@ pub async fn login(axum::extract::State(con): Con, headers: HeaderMap, body: Byt
         .await
         .ok()
         .flatten();
-    let typed = form
-        .get("name")
-        .unwrap_or(super::users::TOKEN_USER)
-        .to_string();
     match checked {
-        Some((user, role)) => {
-            let id = con.sessions.start(&user, role, now);
-            record(&con, &user, role.as_str(), "sign_in", "", "done");
-            let cookies = [
-                set_cookie(COOKIE, &id, "/ui", con.secure, None),
-                set_cookie(LOGIN_COOKIE, "", "/ui/login", con.secure, Some(0)),
-            ];
-            see_other(&next, &cookies)
-        }
+        Some((user, role)) => start_session(&con, &user, role, now, &next),
         None => {
-            con.limiter.fail(now);
-            record(
-                &con,
-                &typed,
-                "",
-                "sign_in_failed",
-                "",
-                "wrong name, password or token",
-            );
-            login_form(
-                &con,
-                Some(&next),
-                Some("That name and password (or API token) did not match."),
-                StatusCode::UNAUTHORIZED,
-            )
+            let typed = form.get("name").unwrap_or(super::users::TOKEN_USER);
+            refuse_sign_in(&con, typed, now, &next)
         }
     }
+}
+
+/// A good sign-in: a new session, its cookie (the login form's cookie cleared), an audit
+/// entry, and on to `next`.
+fn start_session(con: &Console, user: &str, role: Role, now: Instant, next: &str) -> Response {
+    let id = con.sessions.start(user, role, now);
+    record(con, user, role.as_str(), "sign_in", "", "done");
+    let cookies = [
+        set_cookie(COOKIE, &id, "/ui", con.secure, None),
+        set_cookie(LOGIN_COOKIE, "", "/ui/login", con.secure, Some(0)),
+    ];
+    see_other(next, &cookies)
+}
+
+/// A failed sign-in: counted by the limiter, audited under the name typed, and the form again.
+fn refuse_sign_in(con: &Console, typed: &str, now: Instant, next: &str) -> Response {
+    con.limiter.fail(now);
+    record(
+        con,
+        typed,
+        "",
+        "sign_in_failed",
+        "",
+        "wrong name, password or token",
+    );
+    login_form(
+        con,
+        Some(next),
+        Some("That name and password (or API token) did not match."),
+        StatusCode::UNAUTHORIZED,
+    )
 }
 
 /// `POST /ui/logout`.

@@ -103,6 +103,33 @@ pub async fn open(
     connector: &TlsConnector,
     use_tls: bool,
 ) -> Result<Connection, OpenError> {
+    let label = target.host.as_str();
+    let mut client = connect_and_greet(target, s).await?;
+    let caps = hello(&mut client, s).await?;
+    if let Some(req) = target.sts.as_ref().filter(|r| r.enforce) {
+        return open_validated(client, &caps, s, req, target).await;
+    }
+    let wants_tls = use_tls && s.tls != TlsPolicy::Disabled;
+    if wants_tls && caps.has_capability(EXT_START_TLS) {
+        return open_with_starttls(client, s, connector, target).await;
+    }
+    if let Some(req) = target.sts.as_ref().filter(|_| wants_tls) {
+        req.failure(Failure::StarttlsMissing, label, "");
+    }
+    if s.tls == TlsPolicy::Required {
+        return Err(next(tls_failed(
+            label,
+            "the server does not offer STARTTLS and delivery.tls = \"required\"",
+        )));
+    }
+    finish(client, &caps, false, target).await
+}
+
+/// Connects to `target` and reads its greeting, which must be positive.
+async fn connect_and_greet(
+    target: &Endpoint,
+    s: &Settings,
+) -> Result<SmtpClient<TcpStream>, OpenError> {
     let t = s.command_timeout;
     let label = target.host.as_str();
     let mut client = SmtpClient::connect(target.addr, t).await.map_err(|e| {
@@ -124,43 +151,38 @@ pub async fn open(
     if !greeting.is_positive() {
         return Err(next(greeting));
     }
-    let caps = hello(&mut client, s).await?;
-    if let Some(req) = target.sts.as_ref().filter(|r| r.enforce) {
-        return open_validated(client, &caps, s, req, target).await;
+    Ok(client)
+}
+
+/// STARTTLS where it is offered and no MTA-STS policy is enforced; a failure is reported to
+/// a policy in testing mode, which does not refuse the connection for it.
+async fn open_with_starttls(
+    client: SmtpClient<TcpStream>,
+    s: &Settings,
+    connector: &TlsConnector,
+    target: &Endpoint,
+) -> Result<Connection, OpenError> {
+    let label = target.host.as_str();
+    let mut tls_client = start_tls(client, s, connector, label)
+        .await
+        .inspect_err(|e| {
+            if let Some(req) = &target.sts {
+                req.failure(Failure::TlsFailed, label, &e.reply.text);
+            }
+        })?;
+    if let Some(req) = &target.sts
+        && let Err(why) = req.tls.check(
+            sni(label),
+            tls_client
+                .tls_connection()
+                .peer_certificates()
+                .unwrap_or_default(),
+        )
+    {
+        req.failure(Failure::TlsFailed, label, &why);
     }
-    let wants_tls = use_tls && s.tls != TlsPolicy::Disabled;
-    if wants_tls && caps.has_capability(EXT_START_TLS) {
-        let mut tls_client = start_tls(client, s, connector, label)
-            .await
-            .inspect_err(|e| {
-                if let Some(req) = &target.sts {
-                    req.failure(Failure::TlsFailed, label, &e.reply.text);
-                }
-            })?;
-        if let Some(req) = &target.sts
-            && let Err(why) = req.tls.check(
-                sni(label),
-                tls_client
-                    .tls_connection()
-                    .peer_certificates()
-                    .unwrap_or_default(),
-            )
-        {
-            req.failure(Failure::TlsFailed, label, &why);
-        }
-        let caps = hello(&mut tls_client, s).await?;
-        return finish(tls_client, &caps, true, target).await;
-    }
-    if let Some(req) = target.sts.as_ref().filter(|_| wants_tls) {
-        req.failure(Failure::StarttlsMissing, label, "");
-    }
-    if s.tls == TlsPolicy::Required {
-        return Err(next(tls_failed(
-            label,
-            "the server does not offer STARTTLS and delivery.tls = \"required\"",
-        )));
-    }
-    finish(client, &caps, false, target).await
+    let caps = hello(&mut tls_client, s).await?;
+    finish(tls_client, &caps, true, target).await
 }
 
 /// An MTA-STS host under an enforced policy: STARTTLS with the validating connector, or

@@ -128,77 +128,78 @@ impl Deliverer {
         self.start_reaper();
         let candidates = match self.candidates(domain).await {
             Ok(c) => c,
-            Err(reply) => {
-                return txs
-                    .iter()
-                    .map(|tx| outcomes(tx, &vec![reply.clone(); tx.recipients.len()], None))
-                    .collect();
-            }
+            Err(reply) => return same_reply_for_all(&txs, &reply),
         };
         let gate = self
             .shaper
             .gate(domain, candidates.first().map(|c| c.host.as_str()));
         let _permits = match self.permits(&gate).await {
             Ok(p) => p,
-            Err(paused) => {
-                return txs
-                    .iter()
-                    .map(|tx| outcomes(tx, &vec![held_back(&paused); tx.recipients.len()], None))
-                    .collect();
-            }
+            Err(paused) => return same_reply_for_all(&txs, &held_back(&paused)),
         };
+        let mut run = Run::default();
         let mut out = Vec::with_capacity(txs.len());
-        let mut current: Option<(String, Connection)> = None;
-        let mut opened = 0;
-        let mut given_up: Option<(Reply, Option<String>)> = None;
         for tx in &txs {
-            if given_up.is_none()
-                && let Err(paused) = gate.pace().await
-            {
-                given_up = Some((held_back(&paused), None));
-            }
-            if let Some((reply, host)) = &given_up {
-                out.push(outcomes(
-                    tx,
-                    &vec![reply.clone(); tx.recipients.len()],
-                    host.as_deref(),
-                ));
-                continue;
-            }
-            let (key, mut conn) = match current.take() {
-                Some(c) => c,
-                None => match self.connection(&candidates).await {
-                    Ok(c) => {
-                        opened += 1;
-                        tracing::debug!(host = %c.1.host, tls = c.1.is_tls(), "connected");
-                        c
-                    }
-                    Err(failure) => {
-                        observe(&gate, std::slice::from_ref(&failure.0));
-                        out.push(outcomes(
-                            tx,
-                            &vec![failure.0.clone(); tx.recipients.len()],
-                            failure.1.as_deref(),
-                        ));
-                        given_up = Some(failure);
-                        continue;
-                    }
-                },
-            };
-            let result = conn.run(tx, &self.settings).await;
-            observe(&gate, &result.replies);
-            out.push(outcomes(tx, &result.replies, Some(&conn.host)));
-            if result.reusable {
-                current = Some((key, conn));
-            } else if opened >= MAX_CONNECTIONS_PER_CALL {
-                let text = "not attempted: earlier transactions to this destination kept failing; will retry";
-                given_up = Some((synthetic(451, (4, 4, 2), text), None));
-            }
+            out.push(self.deliver_one(&mut run, &gate, &candidates, tx).await);
         }
-        if let Some((key, conn)) = current
+        if let Some((key, conn)) = run.current
             && let Some(conn) = self.pool.put(key, conn)
         {
             conn.quit(self.settings.command_timeout).await;
+        }
+        out
+    }
+
+    /// Runs one transaction of a `deliver` call on the connection in hand, or on a new one;
+    /// once the call has given up, the reply that gave up stands for every recipient.
+    async fn deliver_one(
+        &self,
+        run: &mut Run,
+        gate: &Gate,
+        candidates: &[Candidate],
+        tx: &Transaction,
+    ) -> Vec<RcptOutcome> {
+        if run.given_up.is_none()
+            && let Err(paused) = gate.pace().await
+        {
+            run.given_up = Some((held_back(&paused), None));
+        }
+        if let Some((reply, host)) = &run.given_up {
+            return outcomes(
+                tx,
+                &vec![reply.clone(); tx.recipients.len()],
+                host.as_deref(),
+            );
+        }
+        let (key, mut conn) = match run.current.take() {
+            Some(c) => c,
+            None => match self.connection(candidates).await {
+                Ok(c) => {
+                    run.opened += 1;
+                    tracing::debug!(host = %c.1.host, tls = c.1.is_tls(), "connected");
+                    c
+                }
+                Err(failure) => {
+                    observe(gate, std::slice::from_ref(&failure.0));
+                    let out = outcomes(
+                        tx,
+                        &vec![failure.0.clone(); tx.recipients.len()],
+                        failure.1.as_deref(),
+                    );
+                    run.given_up = Some(failure);
+                    return out;
+                }
+            },
+        };
+        let result = conn.run(tx, &self.settings).await;
+        observe(gate, &result.replies);
+        let out = outcomes(tx, &result.replies, Some(&conn.host));
+        if result.reusable {
+            run.current = Some((key, conn));
+        } else if run.opened >= MAX_CONNECTIONS_PER_CALL {
+            let text =
+                "not attempted: earlier transactions to this destination kept failing; will retry";
+            run.given_up = Some((synthetic(451, (4, 4, 2), text), None));
         }
         out
     }
@@ -362,6 +363,24 @@ fn held_back(p: &Paused) -> Reply {
 }
 
 /// Pairs each recipient of `tx` with its reply.
+/// Where one `deliver` call stands between its transactions.
+#[derive(Default)]
+struct Run {
+    /// The connection the next transaction reuses, and its pool key.
+    current: Option<(String, Connection)>,
+    /// Connections opened so far.
+    opened: usize,
+    /// Set once the call stops trying: the reply for every recipient left, and the host.
+    given_up: Option<(Reply, Option<String>)>,
+}
+
+/// The same reply for every recipient of every transaction (nothing was attempted).
+fn same_reply_for_all(txs: &[Transaction], reply: &Reply) -> Vec<Vec<RcptOutcome>> {
+    txs.iter()
+        .map(|tx| outcomes(tx, &vec![reply.clone(); tx.recipients.len()], None))
+        .collect()
+}
+
 fn outcomes(tx: &Transaction, replies: &[Reply], host: Option<&str>) -> Vec<RcptOutcome> {
     tx.recipients
         .iter()

@@ -63,27 +63,7 @@ impl Connection {
     /// Runs `tx`; never fails as a whole: failures become per-recipient replies.
     pub async fn run(&mut self, tx: &Transaction, s: &Settings) -> TxResult {
         let n = tx.recipients.len();
-        if !sender_is_safe(&tx.mail_from) {
-            let r = synthetic(
-                553,
-                (5, 1, 7),
-                format!("invalid envelope sender {:?}", tx.mail_from),
-            );
-            return TxResult {
-                replies: vec![r; n],
-                reusable: true,
-            };
-        }
-        if needs_smtputf8(tx) && !self.smtputf8 {
-            // RFC 6531 §3.2: an internationalised address cannot be downgraded; it bounces.
-            let r = synthetic(
-                553,
-                (5, 6, 7),
-                format!(
-                    "{} does not support SMTPUTF8, which this message's addresses need",
-                    self.host
-                ),
-            );
+        if let Some(r) = self.cannot_send(tx) {
             return TxResult {
                 replies: vec![r; n],
                 reusable: true,
@@ -112,6 +92,36 @@ impl Connection {
                 reusable,
             };
         }
+        self.send_body(tx, s, rcpts).await
+    }
+
+    /// The permanent refusal for every recipient when `tx` cannot go on this connection at
+    /// all: an unsafe envelope sender, or addresses that need SMTPUTF8 the server lacks.
+    fn cannot_send(&self, tx: &Transaction) -> Option<Reply> {
+        if !sender_is_safe(&tx.mail_from) {
+            return Some(synthetic(
+                553,
+                (5, 1, 7),
+                format!("invalid envelope sender {:?}", tx.mail_from),
+            ));
+        }
+        if needs_smtputf8(tx) && !self.smtputf8 {
+            // RFC 6531 §3.2: an internationalised address cannot be downgraded; it bounces.
+            return Some(synthetic(
+                553,
+                (5, 6, 7),
+                format!(
+                    "{} does not support SMTPUTF8, which this message's addresses need",
+                    self.host
+                ),
+            ));
+        }
+        None
+    }
+
+    /// DATA and the body after at least one accepted RCPT: each accepted recipient gets the
+    /// reply to the body, each refused one keeps its RCPT reply.
+    async fn send_body(&mut self, tx: &Transaction, s: &Settings, rcpts: Vec<Reply>) -> TxResult {
         let (data_reply, ok, completed) = match self.data(tx, s).await {
             Ok((r, completed)) => (r, true, completed),
             Err(r) => (r, false, false),

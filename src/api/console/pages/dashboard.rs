@@ -127,34 +127,8 @@ pub async fn page(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri) 
 
 /// The page body.
 pub fn render(d: &Dash) -> String {
-    let mut by_status = String::new();
-    for (st, n) in &d.summary {
-        by_status.push_str(&format!(
-            "<li><a href=\"/ui/undelivered?status={}\">{}</a> {n}</li>",
-            esc(st),
-            status(st)
-        ));
-    }
-    if by_status.is_empty() {
-        by_status.push_str("<li class=\"muted\">none</li>");
-    }
-    let oldest = match d.oldest_due {
-        Some(t) if t <= d.now => format!(
-            "oldest due {} (overdue by {})",
-            time(t),
-            esc(&crate::model::time::format_duration(Duration::from_millis(
-                (d.now.millis() - t.millis()) as u64
-            )))
-        ),
-        Some(t) => format!(
-            "next attempt {} (in {})",
-            time(t),
-            esc(&crate::model::time::format_duration(Duration::from_secs(
-                ((t.millis() - d.now.millis()) / 1000) as u64
-            )))
-        ),
-        None => "nothing scheduled".into(),
-    };
+    let by_status = by_status(&d.summary);
+    let oldest = next_due(d.oldest_due, d.now);
     let waiting = if d.waiting >= COUNT_CAP {
         format!("more than {COUNT_CAP}")
     } else {
@@ -176,17 +150,60 @@ pub fn render(d: &Dash) -> String {
         esc(&hooks),
         chart(&d.hourly)
     );
-    s.push_str("<h2>Recent bounces and complaints</h2>");
-    if d.recent.is_empty() {
+    s.push_str(&recent(&d.recent));
+    s.push_str(&actions(&d.actions));
+    s
+}
+
+/// The undelivered count of each status, as list items linking to the report.
+fn by_status(summary: &[(String, usize)]) -> String {
+    let mut by_status = String::new();
+    for (st, n) in summary {
+        by_status.push_str(&format!(
+            "<li><a href=\"/ui/undelivered?status={}\">{}</a> {n}</li>",
+            esc(st),
+            status(st)
+        ));
+    }
+    if by_status.is_empty() {
+        by_status.push_str("<li class=\"muted\">none</li>");
+    }
+    by_status
+}
+
+/// The earliest due time: how overdue it is, or how soon it comes.
+fn next_due(oldest_due: Option<Timestamp>, now: Timestamp) -> String {
+    match oldest_due {
+        Some(t) if t <= now => format!(
+            "oldest due {} (overdue by {})",
+            time(t),
+            esc(&crate::model::time::format_duration(Duration::from_millis(
+                (now.millis() - t.millis()) as u64
+            )))
+        ),
+        Some(t) => format!(
+            "next attempt {} (in {})",
+            time(t),
+            esc(&crate::model::time::format_duration(Duration::from_secs(
+                ((t.millis() - now.millis()) / 1000) as u64
+            )))
+        ),
+        None => "nothing scheduled".into(),
+    }
+}
+
+/// The recent bounces and complaints, as a log table.
+fn recent(events: &[Event]) -> String {
+    let mut s = String::from("<h2>Recent bounces and complaints</h2>");
+    if events.is_empty() {
         s.push_str("<p class=\"muted\">None.</p>");
     } else {
         s.push_str("<div class=\"scroll\"><table><thead><tr><th>Time</th><th>Status</th><th>Recipient</th><th>Diagnostic</th><th>Details</th></tr></thead><tbody>");
-        for e in &d.recent {
+        for e in events {
             s.push_str(&super::log::row(e));
         }
         s.push_str("</tbody></table></div>");
     }
-    s.push_str(&actions(&d.actions));
     s
 }
 

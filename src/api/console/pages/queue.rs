@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 
 use super::read;
-use crate::admin::{self, QueuePage};
+use crate::admin::{self, MessageView, QueuePage};
 use crate::api::console::html::{self, action_form, esc, esc_opt, next_link, status, time};
 use crate::api::console::http::{Form, query_string};
 use crate::api::console::session::Who;
@@ -54,45 +54,7 @@ pub fn render(who: &Who, q: &QueuePage, back: &str) -> String {
     }
     s.push_str("</tr></thead><tbody>");
     for m in &q.items {
-        let rcpts: Vec<String> = m
-            .recipients
-            .iter()
-            .map(|r| format!("{} {}", esc(&r.address), status(r.status.as_str())))
-            .collect();
-        let diag = m
-            .recipients
-            .iter()
-            .filter_map(|r| r.last_diagnostic.as_deref())
-            .next_back();
-        s.push_str(&format!(
-            "<tr><td><a href=\"/ui/messages/{0}\">{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td class=\"diag\">{5}</td>",
-            esc(&m.queue_id),
-            time(m.received),
-            rcpts.join("<br>"),
-            m.attempts,
-            m.next_attempt.map(time).unwrap_or_else(|| "-".into()),
-            esc_opt(diag)
-        ));
-        if auth::shows_actions(who) {
-            let retry = action_form(
-                who,
-                "/ui/actions/retry",
-                &[("id", &m.queue_id), ("back", back)],
-                "",
-                "Retry now",
-                "retry",
-            );
-            let delete = action_form(
-                who,
-                "/ui/actions/delete",
-                &[("id", &m.queue_id), ("back", back)],
-                "",
-                "Delete",
-                "danger delete",
-            );
-            s.push_str(&format!("<td>{retry} {delete}</td>"));
-        }
-        s.push_str("</tr>");
+        s.push_str(&row(who, m, back));
     }
     s.push_str("</tbody></table></div>");
     s.push_str(&next_link(
@@ -102,5 +64,50 @@ pub fn render(who: &Who, q: &QueuePage, back: &str) -> String {
             .map(|c| query_string(&[("cursor", Some(c))])),
         "More",
     ));
+    s
+}
+
+/// One message: its recipients with their statuses, attempts, next attempt, the latest
+/// diagnostic, and the retry and delete buttons for those allowed to act.
+fn row(who: &Who, m: &MessageView, back: &str) -> String {
+    let rcpts: Vec<String> = m
+        .recipients
+        .iter()
+        .map(|r| format!("{} {}", esc(&r.address), status(r.status.as_str())))
+        .collect();
+    let diag = m
+        .recipients
+        .iter()
+        .filter_map(|r| r.last_diagnostic.as_deref())
+        .next_back();
+    let mut s = format!(
+        "<tr><td><a href=\"/ui/messages/{0}\">{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td class=\"diag\">{5}</td>",
+        esc(&m.queue_id),
+        time(m.received),
+        rcpts.join("<br>"),
+        m.attempts,
+        m.next_attempt.map(time).unwrap_or_else(|| "-".into()),
+        esc_opt(diag)
+    );
+    if auth::shows_actions(who) {
+        let retry = action_form(
+            who,
+            "/ui/actions/retry",
+            &[("id", &m.queue_id), ("back", back)],
+            "",
+            "Retry now",
+            "retry",
+        );
+        let delete = action_form(
+            who,
+            "/ui/actions/delete",
+            &[("id", &m.queue_id), ("back", back)],
+            "",
+            "Delete",
+            "danger delete",
+        );
+        s.push_str(&format!("<td>{retry} {delete}</td>"));
+    }
+    s.push_str("</tr>");
     s
 }
