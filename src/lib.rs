@@ -263,4 +263,283 @@ mod layout_tests {
             visit(m, &graph, &mut Vec::new(), &mut done);
         }
     }
+
+    /// Most lines a function outside tests may take after `cargo fmt`, from its `fn` line to
+    /// its closing brace.
+    const MAX_FN_LINES: usize = 60;
+
+    /// Functions in `src/bounce/` still over [`MAX_FN_LINES`], as `file::name`, until they
+    /// are split. The list may only shrink: an entry that is no longer long (or no longer
+    /// there) fails the test too, so take it out when its function is split.
+    const STILL_LONG_IN_BOUNCE: &[&str] = &["src/bounce/context.rs::collect_part"];
+
+    /// `text` with its comments, string literals and char literals turned into spaces
+    /// (newlines kept, so line numbers stay), so braces and words inside them do not count.
+    fn code_only(text: &str) -> String {
+        let c: Vec<char> = text.chars().collect();
+        let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+        let mut out = String::with_capacity(text.len());
+        let blank = |out: &mut String, span: &[char]| {
+            out.extend(span.iter().map(|&ch| if ch == '\n' { '\n' } else { ' ' }));
+        };
+        let mut i = 0;
+        while i < c.len() {
+            let start = i;
+            let before = if i == 0 { ' ' } else { c[i - 1] };
+            if c[i] == '/' && c.get(i + 1) == Some(&'/') {
+                while i < c.len() && c[i] != '\n' {
+                    i += 1;
+                }
+            } else if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+                let mut depth = 0;
+                while i < c.len() {
+                    if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            } else if c[i] == 'r'
+                && (!ident(before) || (before == 'b' && (i < 2 || !ident(c[i - 2]))))
+                && matches!(c.get(i + 1), Some('"' | '#'))
+            {
+                // r"..." or r#"..."#: ends at a quote followed by as many hashes.
+                let hashes = c[i + 1..].iter().take_while(|&&ch| ch == '#').count();
+                if c.get(i + 1 + hashes) != Some(&'"') {
+                    out.push(c[i]);
+                    i += 1;
+                    continue;
+                }
+                i += hashes + 2;
+                while i < c.len() {
+                    if c[i] == '"'
+                        && c[i + 1..]
+                            .iter()
+                            .take(hashes)
+                            .filter(|&&h| h == '#')
+                            .count()
+                            == hashes
+                    {
+                        i += 1 + hashes;
+                        break;
+                    }
+                    i += 1;
+                }
+            } else if c[i] == '"' {
+                i += 1;
+                while i < c.len() && c[i] != '"' {
+                    i += if c[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+            } else if c[i] == '\'' && c.get(i + 1) == Some(&'\\') {
+                // '\n', '\'', '\u{7d}': the quote, the backslash and the escaped character.
+                i += 3;
+                while i < c.len() && c[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+            } else if c[i] == '\'' && c.get(i + 2) == Some(&'\'') {
+                i += 3;
+            } else {
+                out.push(c[i]);
+                i += 1;
+                continue;
+            }
+            blank(&mut out, &c[start..i.min(c.len())]);
+        }
+        out
+    }
+
+    /// The index of the `}` closing the `{` at `open` (the end of `code` when unbalanced).
+    fn closing_brace(code: &[u8], open: usize) -> usize {
+        let mut depth = 0usize;
+        for (at, &b) in code.iter().enumerate().skip(open) {
+            match b {
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return at;
+                    }
+                }
+                _ => {}
+            }
+        }
+        code.len()
+    }
+
+    /// The first `{` or `;` after `from` outside parentheses and brackets: `Some` index of
+    /// the `{` that opens an item's body, `None` when the item ends at a `;` first.
+    fn body_start(code: &[u8], from: usize) -> Option<usize> {
+        let mut depth = 0i32;
+        for (at, &b) in code.iter().enumerate().skip(from) {
+            match b {
+                b'(' | b'[' => depth += 1,
+                b')' | b']' => depth -= 1,
+                b';' if depth == 0 => return None,
+                b'{' if depth == 0 => return Some(at),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The byte ranges of `code` that only tests compile: the item after each `#[cfg(test)]`
+    /// or `#[test]`, and every `mod tests { ... }`.
+    fn test_regions(code: &str) -> Vec<(usize, usize)> {
+        let bytes = code.as_bytes();
+        let mut regions = Vec::new();
+        for marker in ["#[cfg(test)]", "#[test]", "mod tests {"] {
+            for (at, _) in code.match_indices(marker) {
+                // From the `{` of `mod tests {`, from after the `]` of an attribute.
+                let from = at + marker.trim_end_matches('{').len();
+                if let Some(open) = body_start(bytes, from) {
+                    regions.push((at, closing_brace(bytes, open)));
+                }
+            }
+        }
+        regions
+    }
+
+    /// Every function of `text` outside test code: (name, line of `fn`, lines long).
+    fn functions(text: &str) -> Vec<(String, usize, usize)> {
+        let code = code_only(text);
+        let bytes = code.as_bytes();
+        let tests = test_regions(&code);
+        let line_of = |at: usize| code[..at].matches('\n').count() + 1;
+        let mut out = Vec::new();
+        for (at, _) in code.match_indices("fn ") {
+            if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+                continue;
+            }
+            if tests.iter().any(|&(lo, hi)| (lo..=hi).contains(&at)) {
+                continue;
+            }
+            let name: String = code[at + 3..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if name.is_empty() {
+                continue;
+            }
+            if let Some(open) = body_start(bytes, at) {
+                let close = closing_brace(bytes, open);
+                out.push((name, line_of(at), line_of(close) - line_of(at) + 1));
+            }
+        }
+        out
+    }
+
+    /// Files only tests compile: those a `#[cfg(test)] mod NAME;` declares.
+    fn test_files(files: &[PathBuf]) -> BTreeSet<PathBuf> {
+        let mut out = BTreeSet::new();
+        for f in files {
+            let code = code_only(&std::fs::read_to_string(f).unwrap());
+            let dir = match f.file_stem().and_then(|s| s.to_str()) {
+                Some("mod" | "lib" | "main") => f.parent().unwrap().to_path_buf(),
+                _ => f.with_extension(""),
+            };
+            for (at, _) in code.match_indices("#[cfg(test)]") {
+                let rest = code[at + "#[cfg(test)]".len()..].trim_start();
+                let rest = rest.strip_prefix("pub(crate) ").unwrap_or(rest);
+                let Some(decl) = rest.strip_prefix("mod ") else {
+                    continue;
+                };
+                let name: String = decl
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if decl[name.len()..].trim_start().starts_with(';') {
+                    out.insert(dir.join(format!("{name}.rs")));
+                    out.insert(dir.join(&name).join("mod.rs"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every function outside tests over [`MAX_FN_LINES`], as (`file::name`, `file:line`, lines).
+    fn long_functions() -> Vec<(String, String, usize)> {
+        let mut files = Vec::new();
+        rust_files(&src(), &mut files);
+        files.sort();
+        let skip = test_files(&files);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut long = Vec::new();
+        for f in files.iter().filter(|f| !skip.contains(*f)) {
+            let rel = f.strip_prefix(root).unwrap().display().to_string();
+            for (name, line, len) in functions(&std::fs::read_to_string(f).unwrap()) {
+                if len > MAX_FN_LINES {
+                    long.push((format!("{rel}::{name}"), format!("{rel}:{line}"), len));
+                }
+            }
+        }
+        long
+    }
+
+    #[test]
+    fn the_function_scanner_reads_past_strings_chars_comments_and_tests() {
+        let text = r##"
+fn counted<'a>(x: &'a str) -> [u8; 2] {
+    let _ = ("}", '}', '\'', b'{', r#"}"#, '\u{7d}');
+    // }
+    /* } /* } */ } */
+    [0; 2]
+}
+trait T { fn declared(&self); }
+#[cfg(test)]
+mod tests {
+    fn hidden() {}
+}
+"##;
+        let found = functions(text);
+        assert_eq!(
+            found,
+            vec![("counted".to_string(), 2, 6)],
+            "{}",
+            code_only(text)
+        );
+        let start = functions(&std::fs::read_to_string(src().join("daemon/mod.rs")).unwrap());
+        assert!(
+            start
+                .iter()
+                .any(|(name, _, len)| name == "start" && *len > 10),
+            "the scanner does not find daemon::start: {start:?}"
+        );
+        let mut files = Vec::new();
+        rust_files(&src(), &mut files);
+        assert!(test_files(&files).contains(&src().join("admin/tests.rs")));
+    }
+
+    #[test]
+    fn no_function_outside_tests_is_over_sixty_lines() {
+        let long = long_functions();
+        let too_long: Vec<String> = long
+            .iter()
+            .filter(|(id, _, _)| !STILL_LONG_IN_BOUNCE.contains(&id.as_str()))
+            .map(|(id, at, len)| {
+                let name = id.rsplit("::").next().unwrap();
+                format!("{at} fn {name}: {len} lines")
+            })
+            .collect();
+        assert!(
+            too_long.is_empty(),
+            "functions over {MAX_FN_LINES} lines (split them into named steps):\n{}",
+            too_long.join("\n")
+        );
+        for allowed in STILL_LONG_IN_BOUNCE {
+            assert!(allowed.starts_with("src/bounce/"), "{allowed}");
+            assert!(
+                long.iter().any(|(id, _, _)| id == allowed),
+                "{allowed} is no longer over {MAX_FN_LINES} lines: take it out of STILL_LONG_IN_BOUNCE"
+            );
+        }
+    }
 }
