@@ -1,5 +1,5 @@
 // The console walkthrough in Debian's chromium (playwright-core drives it), run by
-// tests/console.rs against a daemon it started. Every step checks what a person would
+// tests/admin/console.rs against a daemon it started. Every step checks what a person would
 // see; any failed check exits 1 with what was expected. Screenshots go to $SHOTS.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
