@@ -1,7 +1,8 @@
 //! The one daemon launcher: the whole daemon in-process on the real clock ([`start_daemon`],
-//! [`start_routed`]), its store read directly by [`history`], [`wait_for`] and
-//! [`security_log`]; or as a child `rebound serve` process ([`ChildDaemon`]: its addresses
-//! read from its log, SIGKILL or SIGTERM), and [`cli`] to run the `rebound` binary.
+//! [`start_routed`]) or on a `ManualClock` ([`start_on_clock`]), its store read directly by
+//! [`history`], [`wait_for`] and [`security_log`]; or as a child `rebound serve` process
+//! ([`ChildDaemon`]: its addresses read from its log, SIGKILL or SIGTERM); and [`cli`] to
+//! run the `rebound` binary.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -14,10 +15,16 @@ use std::time::Duration;
 use rebound::config::Config;
 use rebound::daemon::{Running, start};
 use rebound::model::EventKind;
-use rebound::model::time::SystemClock;
+use rebound::model::time::{ManualClock, SystemClock};
 use rebound::store::events::EventQuery;
 
 use super::config::{route_all, test_config};
+
+/// The daemon on an injected clock: its schedule (retries, expiry, retention) moves when
+/// the test advances `clock` (the scheduler looks at least once a second).
+pub async fn start_on_clock(cfg: Config, clock: ManualClock) -> Running {
+    start(cfg, Arc::new(clock)).await.expect("daemon starts")
+}
 
 /// The daemon on the system clock.
 pub async fn start_daemon(cfg: Config) -> Running {
