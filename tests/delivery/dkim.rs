@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::mx::unstuff;
 use crate::support::prelude::*;
 use rebound::config::DkimAlgorithm;
 
@@ -35,22 +36,6 @@ for path in sys.argv[2:]:
     print(json.dumps(res))
 "#;
 
-/// dkimpy with Ed25519 support (PyNaCl) importable; under CI its absence fails.
-fn dkimpy_ready() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import dkim, nacl"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        crate::support::skip::skip(
-            "DKIM verification with dkimpy",
-            "python3 module dkim (dkimpy) or nacl (PyNaCl)",
-            "python3 -m pip install --user dkimpy pynacl",
-        );
-    }
-    ok
-}
-
 /// Submits raw bytes with smtplib (bytes, so an 8-bit body passes unchanged).
 fn send_bytes(addr: SocketAddr, from: &str, to: &[&str], msg: &[u8]) {
     let hex: String = msg.iter().map(|b| format!("{b:02x}")).collect();
@@ -70,20 +55,6 @@ fn send_bytes(addr: SocketAddr, from: &str, to: &[&str], msg: &[u8]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The message as sent: terminator line removed, dot-stuffing undone.
-fn unstuff(raw: &[u8]) -> Vec<u8> {
-    let body = raw.strip_suffix(b".\r\n").unwrap_or(raw);
-    let mut out = Vec::with_capacity(body.len());
-    for line in body.split_inclusive(|b| *b == b'\n') {
-        out.extend_from_slice(
-            line.strip_prefix(b".")
-                .filter(|_| line.starts_with(b".."))
-                .unwrap_or(line),
-        );
-    }
-    out
 }
 
 /// dkimpy's verdict per signature of each message.
@@ -126,7 +97,7 @@ fn message(from: &str, to: &str, subject: &str, extra: &str, body: &[u8]) -> Vec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_copy_verifies_with_rsa_and_ed25519_and_tampering_fails() {
     let _counters = crate::support::counters::dkim().await;
-    if !dkimpy_ready() {
+    if !crate::support::skip::dkimpy_ready("DKIM verification with dkimpy") {
         return;
     }
     let mx = ScriptedMx::start(Script {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::mx::Dns;
+use crate::support::mx::unstuff;
 use crate::support::prelude::*;
 use rebound::config::{Config, DkimAlgorithm, Dur};
 
@@ -32,21 +33,6 @@ for i in range(n):
 print(json.dumps(res))
 "#;
 
-fn dkimpy_ready() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import dkim, nacl"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        crate::support::skip::skip(
-            "DKIM rotation with dkimpy",
-            "python3 module dkim (dkimpy) or nacl (PyNaCl)",
-            "python3 -m pip install --user dkimpy pynacl",
-        );
-    }
-    ok
-}
-
 /// dkimpy's verdict per signature, the keys taken from `records` (name -> TXT value).
 fn verify(records: &serde_json::Map<String, serde_json::Value>, message: &[u8]) -> Vec<bool> {
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -64,19 +50,6 @@ fn verify(records: &serde_json::Map<String, serde_json::Value>, message: &[u8]) 
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn unstuff(raw: &[u8]) -> Vec<u8> {
-    let body = raw.strip_suffix(b".\r\n").unwrap_or(raw);
-    let mut out = Vec::with_capacity(body.len());
-    for line in body.split_inclusive(|b| *b == b'\n') {
-        out.extend_from_slice(
-            line.strip_prefix(b".")
-                .filter(|_| line.starts_with(b".."))
-                .unwrap_or(line),
-        );
-    }
-    out
 }
 
 /// The `s=` of each DKIM-Signature, in order.
@@ -164,7 +137,7 @@ async fn send_one(d: &rebound::daemon::Running, mx: &ScriptedMx, subject: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a_restart() {
     let _counters = crate::support::counters::dkim().await;
-    if !dkimpy_ready() {
+    if !crate::support::skip::dkimpy_ready("DKIM rotation with dkimpy") {
         return;
     }
     let dns = Dns::start(Vec::new()).await;

@@ -3,7 +3,7 @@
 //! and a whole-daemon run with a body line over 998 octets.
 
 use crate::support::config::routed_to;
-use crate::support::mx::{Mode, Script, ScriptedMx, tls_acceptor, tx};
+use crate::support::mx::{Mode, Script, ScriptedMx, tls_acceptor, tx, unstuff};
 use rebound::config::TlsPolicy;
 use rebound::delivery::outbound::{Deliverer, RcptOutcome};
 
@@ -651,15 +651,6 @@ fn long_html_line(len: usize) -> String {
     s.truncate(len - "</body></html>".len());
     s.push_str("</body></html>");
     s
-}
-
-/// The message from the DATA bytes: terminator removed, dot-stuffing undone.
-fn unstuff(wire: &[u8]) -> Vec<u8> {
-    let body = wire.strip_suffix(b".\r\n").expect("terminated");
-    body.split_inclusive(|&b| b == b'\n')
-        .flat_map(|l| if l.starts_with(b"..") { &l[1..] } else { l })
-        .copied()
-        .collect()
 }
 
 /// Each leaf part decoded by Python's `email` package.

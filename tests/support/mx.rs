@@ -477,3 +477,13 @@ pub fn txt(name: &str, strings: &[&str]) -> hickory_server::proto::rr::Record {
         RData::TXT(TXT::new(strings.iter().map(|s| s.to_string()).collect())),
     )
 }
+
+/// A message as the MX recorded it (dot-stuffed, up to and including the terminator line)
+/// back to the bytes the sender meant; panics when the terminator is missing.
+pub fn unstuff(wire: &[u8]) -> Vec<u8> {
+    let body = wire.strip_suffix(b".\r\n").expect("terminated");
+    body.split_inclusive(|&b| b == b'\n')
+        .flat_map(|l| if l.starts_with(b"..") { &l[1..] } else { l })
+        .copied()
+        .collect()
+}

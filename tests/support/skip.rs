@@ -21,3 +21,21 @@ pub fn skip(what: &str, missing: &str, install: &str) {
         "!!!!! SKIPPED {what}: {missing} is missing; this check did not run ({install}) !!!!!"
     );
 }
+
+/// True when Python's dkimpy and PyNaCl (ed25519) can be imported; otherwise [`skip`]s
+/// `what` (a failure under `CI=true`).
+#[track_caller]
+pub fn dkimpy_ready(what: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import dkim, nacl"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(
+            what,
+            "python3 module dkim (dkimpy) or nacl (PyNaCl)",
+            "python3 -m pip install --user dkimpy pynacl",
+        );
+    }
+    ok
+}
