@@ -70,6 +70,15 @@ pub struct ApiClient {
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
+/// The base URL only; never the token.
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `api.url`, else `http://<api.listen>` (an unspecified listen address means loopback).
 pub fn base_url(cfg: &Config) -> String {
     if let Some(u) = &cfg.api.url {

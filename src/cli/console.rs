@@ -46,7 +46,9 @@ fn hash_password() -> i32 {
 }
 
 /// One line from stdin without its line end; on a terminal, prompted and not echoed.
+#[allow(unsafe_code)] // libc::isatty, libc::tcsetattr: each unsafe block has its SAFETY comment
 fn read_password() -> std::io::Result<String> {
+    // SAFETY: isatty only inspects descriptor 0; it has no preconditions.
     let tty = unsafe { libc::isatty(0) } == 1;
     let saved = if tty { echo_off() } else { None };
     if tty {
@@ -65,15 +67,16 @@ fn read_password() -> std::io::Result<String> {
 }
 
 /// Turns terminal echo off on stdin; the settings to restore.
+#[allow(unsafe_code)] // libc::tcgetattr, libc::tcsetattr: each unsafe block has its SAFETY comment
 fn echo_off() -> Option<libc::termios> {
-    // SAFETY: termios is plain data; tcgetattr fills it for descriptor 0 or fails.
-    unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(0, &mut t) != 0 {
-            return None;
-        }
-        let saved = t;
-        t.c_lflag &= !libc::ECHO;
-        (libc::tcsetattr(0, libc::TCSANOW, &t) == 0).then_some(saved)
+    // SAFETY: termios is plain data (integers), for which all zero bytes are a valid value.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` is a writable termios; tcgetattr fills it for descriptor 0 or fails.
+    if unsafe { libc::tcgetattr(0, &mut t) } != 0 {
+        return None;
     }
+    let saved = t;
+    t.c_lflag &= !libc::ECHO;
+    // SAFETY: `t` is the settings tcgetattr read, with echo cleared.
+    (unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) } == 0).then_some(saved)
 }

@@ -246,6 +246,7 @@ pub fn main() -> i32 {
 
 /// Runs the daemon with umask 077: files it creates later (sled's new segments, keys) are
 /// private too.
+#[allow(unsafe_code)] // libc::umask: each unsafe block has its SAFETY comment
 fn serve_private(cfg: Config, path: Option<PathBuf>) -> Result<(), crate::daemon::DaemonError> {
     // SAFETY: umask only sets the process file-creation mask; it cannot fail.
     unsafe { libc::umask(0o077) };

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -213,8 +213,11 @@ pub struct SmtpConfig {
 impl Default for SmtpConfig {
     fn default() -> Self {
         SmtpConfig {
-            listen: vec!["127.0.0.1:2525".parse().unwrap()],
-            relay_networks: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            relay_networks: vec![
+                IpNet::new_assert(Ipv4Addr::new(127, 0, 0, 0).into(), 8),
+                IpNet::from(IpAddr::from(Ipv6Addr::LOCALHOST)),
+            ],
             max_message_size: Size(25 * 1000 * 1000),
             max_recipients: 100,
             tls_cert: None,
@@ -444,7 +447,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            listen: "127.0.0.1:8025".parse().unwrap(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             token: None,
             url: None,
             socket: None,
@@ -943,6 +946,10 @@ mod tests {
         assert!(c.smtp.listen.iter().all(|a| a.ip().is_loopback()));
         assert!(c.api.listen.ip().is_loopback());
         assert_eq!(c.delivery.max_age.0, Duration::from_secs(72 * 3600));
+        let parsed = |v: &[&str]| v.iter().map(|n| n.parse().unwrap()).collect::<Vec<IpNet>>();
+        assert_eq!(c.smtp.relay_networks, parsed(&["127.0.0.0/8", "::1/128"]));
+        assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525".parse().unwrap()]);
+        assert_eq!(c.api.listen, "127.0.0.1:8025".parse().unwrap());
     }
 
     #[test]

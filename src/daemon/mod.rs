@@ -62,6 +62,9 @@ pub enum DaemonError {
 }
 
 /// A running daemon (in-process), with the addresses it actually bound.
+// Not `Debug` yet: with it, clippy's `err_expect` would ask tests/delivery/dkim.rs for
+// `expect_err` where it calls `start(..).await.err().expect(..)`; change that first.
+#[allow(missing_debug_implementations)]
 pub struct Running {
     pub smtp_addrs: Vec<SocketAddr>,
     pub api_addr: SocketAddr,

@@ -70,6 +70,7 @@ pub fn acquire(data_dir: &Path) -> Result<PidLock, PidLockError> {
     Ok(PidLock { file, path })
 }
 
+#[allow(unsafe_code)] // libc::flock: each unsafe block has its SAFETY comment
 fn try_lock(file: &File) -> std::io::Result<()> {
     // SAFETY: a valid, open descriptor; flock has no other preconditions.
     let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };

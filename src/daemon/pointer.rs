@@ -50,6 +50,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PointerError + '_ {
 }
 
 /// Where the pointer lives for this user (see the module docs).
+#[allow(unsafe_code)] // libc::getuid: each unsafe block has its SAFETY comment
 pub fn path() -> PathBuf {
     let var = |k: &str| {
         std::env::var_os(k)
@@ -113,6 +114,7 @@ impl DaemonPointer {
     }
 
     /// Whether the process it names still exists (a daemon killed with SIGKILL leaves its pointer).
+    #[allow(unsafe_code)] // libc::kill: each unsafe block has its SAFETY comment
     pub fn is_alive(&self) -> bool {
         let Ok(pid) = libc::pid_t::try_from(self.pid) else {
             return false;

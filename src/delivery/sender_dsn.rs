@@ -93,7 +93,7 @@ pub fn build(
 /// The recipients of `rec` that ended failed/bounced/expired in `events` and want to hear of it.
 pub fn failures<'a>(rec: &'a MessageRecord, events: &'a [Event]) -> Vec<Failure<'a>> {
     let qid = rec.queue_id();
-    let mut out: Vec<Failure> = Vec::new();
+    let mut out: Vec<Failure<'_>> = Vec::new();
     for ev in events {
         if !matches!(
             ev.status,
@@ -125,7 +125,7 @@ pub fn wants_failure(n: Option<DsnNotify>) -> bool {
 pub fn compose(
     host: &str,
     rec: &MessageRecord,
-    failed: &[Failure],
+    failed: &[Failure<'_>],
     original: Option<&[u8]>,
     full_limit: usize,
     now: Timestamp,
@@ -160,7 +160,7 @@ pub fn compose(
         .unwrap_or_default()
 }
 
-fn human_text(host: &str, rec: &MessageRecord, failed: &[Failure]) -> String {
+fn human_text(host: &str, rec: &MessageRecord, failed: &[Failure<'_>]) -> String {
     let mut t = format!(
         "This is the mail system at host {host}.\r\n\r\nYour message could not be delivered to one or more recipients.\r\n"
     );
@@ -181,7 +181,7 @@ fn human_text(host: &str, rec: &MessageRecord, failed: &[Failure]) -> String {
 }
 
 /// The `message/delivery-status` body: the per-message group, then one group per recipient.
-pub fn status_fields(host: &str, rec: &MessageRecord, failed: &[Failure]) -> String {
+pub fn status_fields(host: &str, rec: &MessageRecord, failed: &[Failure<'_>]) -> String {
     let mut out = String::new();
     field(&mut out, "Reporting-MTA", &format!("dns; {host}"));
     if let Some(envid) = &rec.env_id {

@@ -78,6 +78,16 @@ pub struct SmtpServer<I: Intake> {
     pub(crate) anvil: Arc<anvil::Anvil>,
 }
 
+impl<I: Intake> std::fmt::Debug for SmtpServer<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpServer")
+            .field("tls", &self.tls.is_some())
+            .field("stats", &self.stats)
+            .field("greeting_delay", &self.greeting_delay)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<I: Intake> SmtpServer<I> {
     /// Loads TLS cert/key from config if set (error names the file).
     pub fn new(cfg: Arc<Config>, intake: Arc<I>) -> Result<Self, SmtpError> {

@@ -48,6 +48,7 @@ pub enum End {
 }
 
 /// What the session is reading next.
+#[derive(Debug)]
 pub enum Phase {
     Command,
     Auth(AuthStep),
@@ -61,6 +62,7 @@ pub enum Phase {
 }
 
 /// The transaction opened by MAIL FROM.
+#[derive(Debug)]
 pub struct Envelope {
     pub sender: Option<Address>,
     pub smtputf8: bool,
@@ -92,6 +94,19 @@ pub struct Session<I: Intake> {
     session_deadline: Instant,
     /// Start of the current message transfer and bytes read since.
     pub(super) data_clock: Option<(Instant, u64)>,
+}
+
+impl<I: Intake> std::fmt::Debug for Session<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.peer)
+            .field("stream", &self.stream)
+            .field("phase", &self.phase)
+            .field("helo", &self.helo)
+            .field("auth_user", &self.auth_user)
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<I: Intake> Session<I> {

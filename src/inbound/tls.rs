@@ -100,6 +100,17 @@ pub enum Stream {
     Gone,
 }
 
+/// Which kind of connection, not its state.
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Plain(_) => "Stream::Plain",
+            Stream::Tls(_) => "Stream::Tls",
+            Stream::Gone => "Stream::Gone",
+        })
+    }
+}
+
 impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))

@@ -191,6 +191,7 @@ fn trace_end(msg: &[u8]) -> usize {
 }
 
 /// Free bytes for unprivileged users on the filesystem holding `dir`.
+#[allow(unsafe_code)] // libc::statvfs: each unsafe block has its SAFETY comment
 pub fn free_space(dir: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = if dir.exists() {
@@ -199,6 +200,7 @@ pub fn free_space(dir: &std::path::Path) -> Option<u64> {
         dir.parent()?.to_path_buf()
     };
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain data (integers), for which all zero bytes are a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };

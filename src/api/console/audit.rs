@@ -31,6 +31,7 @@ pub struct Entry {
 }
 
 /// The audit file.
+#[derive(Debug)]
 pub struct Audit {
     path: PathBuf,
     lock: Mutex<()>,

@@ -23,7 +23,7 @@ const MAX_FAILS: usize = 10;
 const FAIL_WINDOW: Duration = Duration::from_secs(60);
 
 /// Recent failed sign-ins (all names together: one console, few people).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Limiter(Mutex<VecDeque<Instant>>);
 
 impl Limiter {

@@ -39,6 +39,7 @@ use crate::daemon::state::Daemon;
 pub use users::{ConsoleUser, Role, UsersError, check_users, hash_password};
 
 /// What every console handler shares.
+#[derive(Debug)]
 pub struct Console {
     pub daemon: Arc<Daemon>,
     pub sessions: session::Sessions,

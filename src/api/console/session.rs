@@ -51,6 +51,14 @@ pub struct Sessions {
     map: Mutex<HashMap<[u8; 32], Session>>,
 }
 
+/// How many sessions there are (`None` while the map is busy); never their ids or tokens.
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let open = self.map.try_lock().map(|m| m.len()).ok();
+        f.debug_struct("Sessions").field("open", &open).finish()
+    }
+}
+
 fn key(id: &str) -> [u8; 32] {
     let d = crate::model::constant_time::sha256(id.as_bytes());
     let mut k = [0u8; 32];

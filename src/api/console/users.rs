@@ -37,6 +37,16 @@ pub struct Users {
     token: crate::api::Guard,
 }
 
+/// The user names only; never the password hashes or the API token.
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.users.iter().map(|u| u.name.as_str()).collect();
+        f.debug_struct("Users")
+            .field("users", &names)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Users {
     pub fn new(cfg: &Config) -> Users {
         Users {

@@ -80,6 +80,17 @@ pub struct Deliverer {
     shaper: Arc<Shaper>,
 }
 
+/// The settings only; never the relayhost credentials.
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field("settings", &self.settings)
+            .field("mx_port", &self.mx_port)
+            .field("mta_sts", &self.mta_sts)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Deliverer {
     pub fn new(cfg: &DeliveryConfig, hostname: &str) -> Result<Deliverer, OutboundError> {
         // Harmless if a provider is already installed; avoids a panic if two ever are linked.

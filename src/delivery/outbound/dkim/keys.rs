@@ -59,6 +59,17 @@ pub struct LoadedKey {
     pub created: bool,
 }
 
+/// Which key and where; never the private key.
+impl std::fmt::Debug for LoadedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedKey")
+            .field("algorithm", &self.algorithm)
+            .field("path", &self.path)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LoadedKey {
     /// The TXT value: `v=DKIM1; k=rsa; p=...`.
     pub fn txt_value(&self) -> String {

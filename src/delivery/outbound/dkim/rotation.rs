@@ -215,8 +215,10 @@ pub fn save(dir: &Path, domain: &str, state: &RotationState) -> Result<(), Rotat
 
 /// An exclusive lock on `domain`'s rotation state, held until dropped (the CLI and the
 /// daemon never read-modify-write the file at the same time).
+#[derive(Debug)]
 pub struct StateLock(#[allow(dead_code)] std::fs::File);
 
+#[allow(unsafe_code)] // libc::flock: each unsafe block has its SAFETY comment
 pub fn lock(dir: &Path, domain: &str) -> Result<StateLock, RotationError> {
     let path = dir.join(domain).join(LOCK_FILE);
     let open = || -> std::io::Result<std::fs::File> {

@@ -169,6 +169,16 @@ pub struct MtaSts {
     failed: Mutex<HashMap<String, u64>>,
 }
 
+impl std::fmt::Debug for MtaSts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MtaSts")
+            .field("mode", &self.mode)
+            .field("port", &self.port)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The system clock in Unix seconds (before a cache with the daemon's clock is attached).
 fn unix_now() -> u64 {
     u64::try_from(crate::model::time::Timestamp::now().millis() / 1000).unwrap_or(0)
