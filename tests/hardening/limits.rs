@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use crate::support::config::{child, closed_port, write};
 use crate::support::daemon::{ChildDaemon, start_routed};
-use crate::support::smtp::{Blocking as Smtp, stuffed};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use crate::support::smtp::{Blocking as Smtp, Client, stuffed};
 
 const IDLE: usize = 1000;
 
@@ -47,15 +45,6 @@ fn vm_rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Connects and reads the greeting line.
-async fn idle_client(addr: std::net::SocketAddr) -> BufReader<TcpStream> {
-    let mut c = BufReader::new(TcpStream::connect(addr).await.expect("connect"));
-    let mut line = String::new();
-    c.read_line(&mut line).await.expect("greeting");
-    assert!(line.starts_with("220 "), "{line}");
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_idle_connections_and_one_real_session() {
     if !ensure_fds(4 * IDLE as u64 + 256) {
@@ -79,7 +68,7 @@ async fn thousand_idle_connections_and_one_real_session() {
     let addr = d.smtp_addrs[0];
     let mut idle = Vec::with_capacity(IDLE);
     for _ in 0..IDLE {
-        idle.push(idle_client(addr).await);
+        idle.push(Client::greeted(addr).await);
     }
     assert!(
         d.smtp_stats.sessions_active.load(Ordering::SeqCst) >= IDLE as u64,
@@ -98,10 +87,7 @@ async fn thousand_idle_connections_and_one_real_session() {
     .unwrap();
     assert!(r.len() == 4 && r[3].starts_with("250 2.0.0"), "{r:?}");
     // The idle sessions are still there and still answer.
-    let c = idle.last_mut().unwrap();
-    c.get_mut().write_all(b"NOOP\r\n").await.unwrap();
-    let mut line = String::new();
-    c.read_line(&mut line).await.unwrap();
+    let line = idle.last_mut().unwrap().cmd("NOOP").await;
     assert!(line.starts_with("250"), "{line}");
     drop(idle);
     d.stop().await;
@@ -109,7 +95,7 @@ async fn thousand_idle_connections_and_one_real_session() {
 
 /// A client that enters DATA, then sends a long body a few bytes at a time and the terminator.
 async fn trickle(addr: std::net::SocketAddr, n: usize) -> String {
-    let mut c = idle_client(addr).await;
+    let mut c = Client::greeted(addr).await;
     let mut line = String::new();
     for cmd in [
         "EHLO t.test",
@@ -117,33 +103,22 @@ async fn trickle(addr: std::net::SocketAddr, n: usize) -> String {
         &format!("RCPT TO:<t{n}@example.net>"),
         "DATA",
     ] {
-        c.get_mut()
-            .write_all(format!("{cmd}\r\n").as_bytes())
-            .await
-            .unwrap();
-        loop {
-            line.clear();
-            c.read_line(&mut line).await.unwrap();
-            if line.as_bytes().get(3) != Some(&b'-') {
-                break;
-            }
-        }
+        line = c.cmd(cmd).await;
     }
     assert!(line.starts_with("354"), "{line}");
-    c.get_mut()
-        .write_all(b"Subject: slow\r\n\r\n")
-        .await
-        .unwrap();
+    c.send(b"Subject: slow\r\n\r\n").await;
     for _ in 0..40 {
-        if c.get_mut().write_all(b"slow bytes ").await.is_err() {
+        if c.write(b"slow bytes ").await.is_err() {
             return "closed".into();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = c.get_mut().write_all(b"\r\n.\r\n").await;
-    line.clear();
-    let _ = c.read_line(&mut line).await;
-    line
+    let _ = c.write(b"\r\n.\r\n").await;
+    // No reply at all after the terminator is a failure (the caller wants 250 or 421).
+    c.try_reply()
+        .await
+        .and_then(|mut r| r.pop())
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
