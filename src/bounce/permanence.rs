@@ -29,27 +29,36 @@ impl Stated {
     }
 }
 
+/// (The patterns are lower case: see [`stated_in_lower`].)
+///
 /// A notice that says it is only a warning: it wins over any other word in it (a warning quotes
 /// the failure that will become permanent if it persists).
 static WARNING_ONLY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)warning message only|this is a warning only|do not need to resend|no action is required on your part")
+    Regex::new(r"warning message only|this is a warning only|do not need to resend|no action is required on your part")
         .expect("static regex")
 });
 
 /// The MTA has given up (qmail, Exim, Sendmail, Postfix, Domino, GroupWise ... wording).
 static PERMANENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)permanent (fatal )?(error|failure)|failed permanently|permanently (failed|rejected|undeliverable)|i'?ve given up|i have given up|giving up|gave up|not going to try again|will not be retried|won'?t be retried|no further (delivery )?attempts|fatal error|could not be delivered for \d+ days")
+    Regex::new(r"permanent (fatal )?(error|failure)|failed permanently|permanently (failed|rejected|undeliverable)|i'?ve given up|i have given up|giving up|gave up|not going to try again|will not be retried|won'?t be retried|no further (delivery )?attempts|fatal error|could not be delivered for \d+ days")
         .expect("static regex")
 });
 
 /// The message is still queued (Sendmail, Exim, Postfix, Exchange delay wording).
 static TEMPORARY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)will be retried|will retry|will keep trying|will continue (to try|trying)|still (be )?trying|delivery attempts will continue|has not yet been delivered|message still undelivered|delivery (of your message )?(has been|is) (delayed|deferred)|message (has been |was )?deferred|delayed mail|delivery delayed")
+    Regex::new(r"will be retried|will retry|will keep trying|will continue (to try|trying)|still (be )?trying|delivery attempts will continue|has not yet been delivered|message still undelivered|delivery (of your message )?(has been|is) (delayed|deferred)|message (has been |was )?deferred|delayed mail|delivery delayed")
         .expect("static regex")
 });
 
 /// What `text` states, if anything: a warning, else given-up words, else still-trying words.
 pub fn stated_in(text: &str) -> Option<Stated> {
+    stated_in_lower(&text.to_ascii_lowercase())
+}
+
+/// [`stated_in`] for an ASCII-lower-cased text. The patterns above are lower case and matched
+/// case-sensitively on lower-cased text, so the regex engine can skip ahead on their literal
+/// prefixes (a `(?i)` pattern cannot, and costs about three times as much on these texts).
+fn stated_in_lower(text: &str) -> Option<Stated> {
     if WARNING_ONLY.is_match(text) {
         Some(Stated::Temporary)
     } else if PERMANENT.is_match(text) {
@@ -67,7 +76,12 @@ pub fn stated(ctx: &Context) -> Option<Stated> {
     if subject == Some(Stated::Temporary) {
         return subject;
     }
-    stated_in(ctx.notification()).or(subject)
+    let end = ctx.notification().len();
+    let words = match ctx.body_lower.get(..end) {
+        Some(lower) if ctx.body_lower.len() == ctx.body.len() => stated_in_lower(lower),
+        _ => stated_in(ctx.notification()),
+    };
+    words.or(subject)
 }
 
 /// Gives every record of a non-DSN notice without an action the one its words state: the

@@ -8,13 +8,17 @@
 
 use serde_json::Value;
 
-use super::Recogniser;
+use super::{Cues, Recogniser};
 use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
 use crate::model::{Class, EnhancedCode, Reason};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "amazonses",
+    cues: Cues {
+        phrases: &["notificationtype", "eventtype"],
+        fields: &[],
+    },
     detect,
     parse,
 };

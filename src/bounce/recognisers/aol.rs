@@ -2,12 +2,16 @@
 //! permanent fatal errors -----", each address on its own line with `(reason: 550 ...)` on the
 //! next, and no session transcript (a notice with one is read by the Sendmail recogniser).
 
-use super::{Layout, Recogniser, Verdicts, bare, own_verdicts, scan};
+use super::{Cues, Layout, Recogniser, Verdicts, bare, own_verdicts, scan};
 use crate::bounce::{Context, RecipientReport};
 use crate::model::Reason;
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "aol",
+    cues: Cues {
+        phrases: &["the following addresses had permanent fatal errors"],
+        fields: &[],
+    },
     detect,
     parse,
 };

@@ -4,11 +4,18 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Layout, Recogniser, captured_address, scan};
+use super::{Cues, Layout, Recogniser, captured_address, scan};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "dragonfly",
+    cues: Cues {
+        phrases: &[
+            "dragonfly mail agent",
+            "there was an error delivering your mail to",
+        ],
+        fields: &[],
+    },
     detect,
     parse,
 };

@@ -1,11 +1,18 @@
 //! Microsoft Exchange 5.5-2003 text NDRs: "did not reach the following recipient(s):" then
 //! `addr on DATE` lines, each followed by the reason.
 
-use super::{Layout, Recogniser, bare, scan};
+use super::{Cues, Layout, Recogniser, bare, scan};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "exchange",
+    cues: Cues {
+        phrases: &[
+            "did not reach the following recipient",
+            "following recipient(s) could not be reached",
+        ],
+        fields: &["x-ms-embedded-report"],
+    },
     detect,
     parse,
 };

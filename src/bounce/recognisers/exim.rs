@@ -1,12 +1,19 @@
 //! Exim (and hosts built on it: mail.ru, Yandex, GMX ...): the failed addresses, each indented
 //! on its own line, followed by the indented SMTP error.
 
-use super::{Layout, Recogniser, bare, region, scan};
+use super::{Cues, Layout, Recogniser, bare, region, scan};
 use crate::bounce::fields::{all_addresses, squeeze};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "exim",
+    cues: Cues {
+        phrases: &[
+            "created automatically by mail delivery software",
+            "address(es) failed",
+        ],
+        fields: &["x-failed-recipients"],
+    },
     detect,
     parse,
 };

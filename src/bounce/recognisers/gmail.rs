@@ -1,10 +1,17 @@
 //! Gmail's older plain-text NDR: "Delivery to the following recipient failed permanently".
 
-use super::{Layout, Recogniser, bare, scan};
+use super::{Cues, Layout, Recogniser, bare, scan};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "gmail",
+    cues: Cues {
+        phrases: &[
+            "delivery to the following recipient",
+            "google tried to deliver your message",
+        ],
+        fields: &[],
+    },
     detect,
     parse,
 };

@@ -1,12 +1,16 @@
 //! Google Groups: a post to a group that does not exist or does not accept the sender.
 
-use super::Recogniser;
+use super::{Cues, Recogniser};
 use crate::bounce::fields::all_addresses;
 use crate::bounce::{Context, RecipientReport};
 use crate::model::Reason;
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "googlegroups",
+    cues: Cues {
+        phrases: &["google groups"],
+        fields: &[],
+    },
     detect,
     parse,
 };

@@ -6,12 +6,16 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Layout, Recogniser, scan};
+use super::{Cues, Layout, Recogniser, scan};
 use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "groupwise",
+    cues: Cues {
+        phrases: &["the message that you sent was undeliverable to the following"],
+        fields: &[],
+    },
     detect,
     parse,
 };

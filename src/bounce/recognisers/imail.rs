@@ -5,12 +5,16 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Layout, Recogniser, scan};
+use super::{Cues, Layout, Recogniser, scan};
 use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "imail",
+    cues: Cues {
+        phrases: &[],
+        fields: &["x-mailer"],
+    },
     detect,
     parse,
 };

@@ -1,12 +1,16 @@
 //! Delivery-status fields written into the text itself (Amazon WorkMail, some gateways, broken
 //! MIME): `Final-Recipient:`, `Action:`, `Status:` lines inside a text part.
 
-use super::Recogniser;
+use super::{Cues, Recogniser};
 use crate::bounce::dsn::parse_dsn;
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "inline-dsn",
+    cues: Cues {
+        phrases: &["final-recipient:"],
+        fields: &[],
+    },
     detect,
     parse,
 };

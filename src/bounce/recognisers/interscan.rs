@@ -3,12 +3,16 @@
 //! server:`), or the older transcript form (`Sent <<< RCPT TO:<addr>`, `Received >>> 550 ...`,
 //! `Unable to deliver message to <addr>`).
 
-use super::Recogniser;
+use super::{Cues, Recogniser};
 use crate::bounce::fields::{all_addresses, contains_ci, squeeze};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "interscan",
+    cues: Cues {
+        phrases: &["unable to deliver message to"],
+        fields: &[],
+    },
     detect,
     parse,
 };
@@ -17,6 +21,7 @@ fn detect(ctx: &Context) -> bool {
     ctx.notification_has("unable to deliver message to")
         && (ctx.notification_has("received >>>")
             || ctx.notification_has("reason: unable to deliver")
+            || ctx.notification_has("message from interscan messaging security suite")
             || ctx.header_has("x-mailer", "interscan"))
 }
 

@@ -1,12 +1,16 @@
 //! Apache James style notices (also Verizon vtext): "Error: ...", "Error message below:" with the
 //! remote reply, then "Message details:" naming the envelope (`RCPT TO: addr`).
 
-use super::Recogniser;
+use super::{Cues, Recogniser};
 use crate::bounce::fields::{contains_ci, find_address};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "james",
+    cues: Cues {
+        phrases: &["error message below:"],
+        fields: &[],
+    },
     detect,
     parse,
 };

@@ -4,11 +4,15 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Layout, Recogniser, captured_address, scan};
+use super::{Cues, Layout, Recogniser, captured_address, scan};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "kddi",
+    cues: Cues {
+        phrases: &["could not be delivered to:"],
+        fields: &[],
+    },
     detect,
     parse,
 };

@@ -30,14 +30,28 @@ use regex::Regex;
 use super::RecipientReport;
 use super::context::Context;
 use super::fields::{Field, clean_address, contains_ci, parse_fields_where, squeeze};
-use super::markers::{ORIGINAL_MARKERS, first_marker, line_start};
+use super::markers::{first_end, first_marker, holds_original_marker, line_start};
 use crate::model::Reason;
 
-/// One MTA/provider family: a cheap detection predicate and a parser.
+/// One MTA/provider family: the cues that admit it, a detection predicate and a parser.
 pub struct Recogniser {
     pub name: &'static str,
+    /// What a message must show before `detect` is asked (see [`Cues`]).
+    pub cues: Cues,
     pub detect: fn(&Context) -> bool,
     pub parse: fn(&Context) -> Option<Vec<RecipientReport>>,
+}
+
+/// A recogniser's necessary signs: whenever its `detect` is true, the body holds at least one of
+/// `phrases` (lower case, anywhere in the body) or the message has one of the top-level
+/// `fields`. [`run`] finds every recogniser's phrases in one pass over the body (one
+/// Aho-Corasick automaton for the whole table) and asks `detect` only of the recognisers whose
+/// cue is present, instead of letting twenty predicates search the body one phrase at a time.
+/// The `cues_are_necessary` test checks the promise on every fixture, and debug builds (the
+/// fuzz targets) check it on every message.
+pub struct Cues {
+    pub phrases: &'static [&'static str],
+    pub fields: &'static [&'static str],
 }
 
 /// Tried in order; the first recogniser that detects the message and finds recipients wins.
@@ -66,13 +80,78 @@ pub static TABLE: &[&Recogniser] = &[
 
 pub use generic::generic;
 
-/// Runs the table.
+/// Runs the table: in table order, every recogniser whose cue is present and whose `detect`
+/// agrees parses the message; the first that finds recipients wins.
 pub fn run(ctx: &Context) -> Option<(&'static str, Vec<RecipientReport>)> {
-    TABLE.iter().filter(|r| (r.detect)(ctx)).find_map(|r| {
-        let found = (r.parse)(ctx)?;
-        (!found.is_empty()).then_some((r.name, found))
-    })
+    let cued = cued(ctx);
+    TABLE
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            let admitted = cued & (1 << i) != 0;
+            debug_assert!(
+                admitted || !(r.detect)(ctx),
+                "recogniser {} detects a message without any of its cues",
+                r.name
+            );
+            admitted && (r.detect)(ctx)
+        })
+        .find_map(|(_, r)| {
+            let found = (r.parse)(ctx)?;
+            (!found.is_empty()).then_some((r.name, found))
+        })
 }
+
+/// Bit `i` is set when `TABLE[i]`'s cue is present in `ctx`.
+fn cued(ctx: &Context) -> u32 {
+    const _: () = assert!(TABLE.len() <= 32, "one bit per recogniser");
+    if ctx.body_lower.len() != ctx.body.len() {
+        return u32::MAX; // no lower-cased body to search: ask every recogniser
+    }
+    let mut bits = 0u32;
+    for (i, r) in TABLE.iter().enumerate() {
+        if r.cues.fields.iter().any(|f| ctx.header(f).is_some()) {
+            bits |= 1 << i;
+        }
+    }
+    // Every occurrence's start, each search resuming one byte after the last match's start, so
+    // that a cue inside another cue's match is still seen (no cue is a prefix of another, so
+    // two cues never start at the same byte; see `cue_phrases_are_prefix_free`).
+    let hay = ctx.body_lower.as_bytes();
+    let mut from = 0;
+    while let Some(m) = CUES
+        .automaton
+        .find(aho_corasick::Input::new(hay).range(from..))
+    {
+        bits |= CUES.owner[m.pattern().as_usize()];
+        from = m.start() + 1;
+    }
+    bits
+}
+
+/// Every recogniser's phrases in one automaton; `owner[p]` is the bit of the recogniser that
+/// phrase `p` belongs to.
+struct CueIndex {
+    automaton: aho_corasick::AhoCorasick,
+    owner: Vec<u32>,
+}
+
+static CUES: LazyLock<CueIndex> = LazyLock::new(|| {
+    let mut phrases = Vec::new();
+    let mut owner = Vec::new();
+    for (i, r) in TABLE.iter().enumerate() {
+        for p in r.cues.phrases {
+            debug_assert_eq!(*p, p.to_ascii_lowercase(), "cues are lower case");
+            phrases.push(*p);
+            owner.push(1u32 << i);
+        }
+    }
+    let automaton = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(&phrases)
+        .expect("static cue phrases");
+    CueIndex { automaton, owner }
+});
 
 /// A format's own words for a verdict, as (phrase in lower case, reason, rule id): an MTA that
 /// states the cause in its own words and without a code (Domino's "not listed in Domino
@@ -146,7 +225,7 @@ pub(super) fn region<'a>(body: &'a str, lower: &str, layout: &Layout) -> &'a str
             None => return "",
         }
     };
-    let end = first_marker(lower, layout.end.iter().chain(ORIGINAL_MARKERS), begin)
+    let end = first_end(lower, layout.end, begin)
         .map_or(body.len(), |at| line_start(body, at).max(begin));
     &body[begin..end]
 }
@@ -214,7 +293,7 @@ pub fn near<'a>(body: &'a str, addr: &str) -> Option<&'a str> {
         }
         let next = line_end(end + 1);
         let line = &body[end + 1..next];
-        if line.trim().is_empty() || ORIGINAL_MARKERS.iter().any(|m| contains_ci(line, m)) {
+        if line.trim().is_empty() || holds_original_marker(line) {
             break;
         }
         end = next;
@@ -324,15 +403,17 @@ pub fn is_system_address(a: &str) -> bool {
 }
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:>>>\s*|(?-u:\b)smtp:|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+|smtp command[\s:-]*)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)")
+    Regex::new(r"(?:>>>\s*|(?-u:\b)smtp:|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+|smtp command[\s:-]*)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)")
         .expect("static regex")
 });
 
 /// The SMTP command a failure answered (`DATA`, `RCPT`, `MAIL`, `HELO`), when the text says so.
 pub fn smtp_command(text: &str) -> Option<&'static str> {
-    let c = COMMAND.captures(text)?;
-    let word = c.get(1)?.as_str().to_ascii_lowercase();
-    Some(match word.as_str() {
+    // Matched on lower-cased text by a case-sensitive pattern: the engine can then skip ahead on
+    // its literal prefixes, which a `(?i)` pattern cannot.
+    let lower = text.to_ascii_lowercase();
+    let c = COMMAND.captures(&lower)?;
+    Some(match c.get(1)?.as_str() {
         "data" | "end of data" => "DATA",
         "rcpt" | "rcpt to" => "RCPT",
         "mail" | "mail from" => "MAIL",
@@ -346,4 +427,80 @@ pub fn smtp_command(text: &str) -> Option<&'static str> {
 pub(super) fn captured_address(re: &regex::Regex, line: &str) -> Option<(String, String)> {
     let addr = crate::bounce::fields::clean_address(re.captures(line)?.get(1)?.as_str());
     (!addr.is_empty()).then(|| (addr, String::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `.eml` fixture, parsed into a context.
+    fn fixture_contexts() -> Vec<(String, Context)> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bounce");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("fixture directory") {
+            let path = entry.expect("fixture entry").path();
+            if path.extension().is_some_and(|e| e == "eml") {
+                let raw = std::fs::read(&path).expect("fixture");
+                out.push((path.display().to_string(), Context::build(&raw)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn cues_are_necessary() {
+        let contexts = fixture_contexts();
+        assert!(contexts.len() > 50, "fixtures found: {}", contexts.len());
+        let mut detected = 0;
+        for (file, ctx) in &contexts {
+            let bits = cued(ctx);
+            for (i, r) in TABLE.iter().enumerate() {
+                if (r.detect)(ctx) {
+                    detected += 1;
+                    assert!(bits & (1 << i) != 0, "{}: {file} has no cue", r.name);
+                }
+            }
+        }
+        assert!(detected > 40, "recognisers detected only {detected} times");
+    }
+
+    #[test]
+    fn cue_phrases_are_prefix_free() {
+        let phrases: Vec<&str> = TABLE.iter().flat_map(|r| r.cues.phrases).copied().collect();
+        for (i, a) in phrases.iter().enumerate() {
+            for (j, b) in phrases.iter().enumerate() {
+                assert!(
+                    i == j || !b.starts_with(a),
+                    "cue {a:?} is a prefix of {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cue_overlapping_another_is_seen() {
+        // DragonFly's cue ends in the "t" that starts Sun Messaging's: a search that resumed
+        // after the end of each match would miss the second.
+        let raw = b"From: MAILER-DAEMON@example.org\r\nSubject: failure notice\r\n\r\nDragonFly Mail Agenthis report relates to a message you sent\r\n";
+        let ctx = Context::build(raw);
+        let bits = cued(&ctx);
+        let index = |name: &str| TABLE.iter().position(|r| r.name == name).expect("in table");
+        assert!(bits & (1 << index("dragonfly")) != 0);
+        assert!(bits & (1 << index("sun-messaging")) != 0);
+        assert!(bits & (1 << index("gmail")) == 0, "no gmail cue here");
+    }
+
+    #[test]
+    fn the_first_original_marker_is_the_leftmost() {
+        let lower =
+            "intro\n--- below this line is a copy of the message.\nthis is a copy of the message";
+        let at = super::super::markers::first_original(lower, 0).expect("marker");
+        assert_eq!(at, lower.find("below").expect("in text"));
+        assert_eq!(
+            super::super::markers::first_original(lower, at + 1),
+            Some(lower.rfind("this is a copy").expect("in text"))
+        );
+        assert!(holds_original_marker("----- Original Message -----"));
+        assert!(!holds_original_marker("nothing here"));
+    }
 }

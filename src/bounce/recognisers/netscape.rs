@@ -7,12 +7,16 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Recogniser, line_after};
+use super::{Cues, Recogniser, line_after};
 use crate::bounce::fields::{clean_address, squeeze};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "netscape",
+    cues: Cues {
+        phrases: &[INTRO, REJECTED],
+        fields: &[],
+    },
     detect,
     parse,
 };

@@ -1,13 +1,17 @@
 //! IBM/HCL Notes and Domino: a "Failure Reasons" block in which each reason line comes before the
 //! address it applies to, then "Returned Message".
 
-use super::{Recogniser, Verdicts, bare, own_verdicts};
+use super::{Cues, Recogniser, Verdicts, bare, own_verdicts};
 use crate::bounce::fields::{find_address, squeeze};
 use crate::bounce::{Context, RecipientReport};
 use crate::model::Reason;
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "notes",
+    cues: Cues {
+        phrases: &[START, NOT_DELIVERED],
+        fields: &[],
+    },
     detect,
     parse,
 };

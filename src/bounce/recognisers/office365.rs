@@ -7,11 +7,15 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Recogniser, bare, merge};
+use super::{Cues, Recogniser, bare, merge};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "office365",
+    cues: Cues {
+        phrases: &["resolver.", "remote server returned '"],
+        fields: &["x-ms-exchange-message-is-ndr"],
+    },
     detect,
     parse,
 };

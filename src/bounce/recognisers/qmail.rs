@@ -1,11 +1,15 @@
 //! qmail and its descendants (netqmail, notqmail, Yahoo! Japan's qmail): `<addr>:` blocks.
 
-use super::{Layout, Recogniser, Verdicts, angle_colon, own_verdicts, scan};
+use super::{Cues, Layout, Recogniser, Verdicts, angle_colon, own_verdicts, scan};
 use crate::bounce::{Context, RecipientReport};
 use crate::model::Reason;
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "qmail",
+    cues: Cues {
+        phrases: &["qmail"],
+        fields: &[],
+    },
     detect,
     parse,
 };

@@ -4,14 +4,16 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{
-    ORIGINAL_MARKERS, Recogniser, first_marker, inline_dsn, line_after, line_start, merge,
-};
+use super::{Cues, Recogniser, first_end, first_marker, inline_dsn, line_after, line_start, merge};
 use crate::bounce::fields::{clean_address, find_address};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "sendmail",
+    cues: Cues {
+        phrases: &["transcript of session follows"],
+        fields: &[],
+    },
     detect,
     parse,
 };
@@ -73,8 +75,7 @@ fn transcript(body: &str, lower: &str) -> Vec<(String, String, bool)> {
         return out;
     };
     let mut begin = line_after(body, first);
-    let end = first_marker(lower, END.iter().chain(ORIGINAL_MARKERS), begin)
-        .map_or(body.len(), |at| line_start(body, at).max(begin));
+    let end = first_end(lower, END, begin).map_or(body.len(), |at| line_start(body, at).max(begin));
     // A later start line (the transcript after the list of failed addresses) starts afresh.
     while begin < end {
         let next = first_marker(lower, START.iter(), begin).filter(|&at| at < end);

@@ -4,12 +4,16 @@
 //! lines. The `Reason:` is the server's summary; the remote reply in `Diagnostic code:` is the
 //! one classified (its code says whether "rejected address" was the mailbox or a policy).
 
-use super::Recogniser;
+use super::{Cues, Recogniser};
 use crate::bounce::fields::{clean_address, squeeze, strip_type};
 use crate::bounce::{Context, RecipientReport};
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "sun-messaging",
+    cues: Cues {
+        phrases: &["this report relates to a message you sent"],
+        fields: &[],
+    },
     detect,
     parse,
 };

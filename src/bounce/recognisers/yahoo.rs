@@ -4,13 +4,20 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Layout, Recogniser, Verdicts, angle_colon, own_verdicts, scan};
+use super::{Cues, Layout, Recogniser, Verdicts, angle_colon, own_verdicts, scan};
 use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
 use crate::model::Reason;
 
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "yahoo",
+    cues: Cues {
+        phrases: &[
+            "we were unable to deliver your message to the following address",
+            "sorry, your message to",
+        ],
+        fields: &[],
+    },
     detect,
     parse,
 };
