@@ -251,19 +251,9 @@ fn collect_part<'a>(
     part: &'a mail_parser::MessagePart<'_>,
     nested_report: &mut Option<&'a [u8]>,
 ) {
-    let ct = part.content_type();
     let is = |t: &str, s: &str| part.is_content_type(t, s);
     if is("message", "x-rebound-embedded") {
-        let bytes = match &part.body {
-            PartType::Text(t) | PartType::Html(t) => t.as_bytes(),
-            PartType::Binary(b) | PartType::InlineBinary(b) => b.as_ref(),
-            PartType::Message(_) | PartType::Multipart(_) => return,
-        };
-        let fields = head_fields(bytes);
-        if nested_report.is_none() && is_report_head(&fields) {
-            *nested_report = Some(bytes);
-        }
-        set_original(ctx, fields);
+        collect_embedded(ctx, part, nested_report);
         return;
     }
     match &part.body {
@@ -280,30 +270,51 @@ fn collect_part<'a>(
         }
         PartType::Text(t) => push_body(&mut ctx.body, t),
         PartType::Html(t) => push_body(html, t),
-        PartType::Binary(b) | PartType::InlineBinary(b) => {
-            let sub = ct
-                .and_then(|c| c.subtype())
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            let main = ct.map(|c| c.ctype()).unwrap_or("").to_ascii_lowercase();
-            let text = || String::from_utf8_lossy(b).replace('\r', "");
-            match (main.as_str(), sub.as_str()) {
-                (_, "delivery-status" | "global-delivery-status") => ctx.dsn.push(text()),
-                (_, "feedback-report") => ctx.feedback = Some(text()),
-                (_, "rfc822-headers" | "global-headers") => {
-                    set_original(ctx, parse_fields_where(&text(), true, is_original_field))
-                }
-                ("message", "rfc822" | "global") => {
-                    set_original(ctx, parse_fields_where(&text(), true, is_original_field))
-                }
-                ("text", _) | ("", _) => push_body(&mut ctx.body, &text()),
-                _ => {}
-            }
-        }
+        PartType::Binary(b) | PartType::InlineBinary(b) => collect_binary(ctx, part, b),
         PartType::Message(m) => {
             set_original(ctx, fields_where(m, is_original_field));
         }
         PartType::Multipart(_) => {}
+    }
+}
+
+/// An original made opaque by [`super::opaque`]: its header fields become the original's, and
+/// when it is itself a delivery report its bytes go to `nested_report` (the first one only).
+fn collect_embedded<'a>(
+    ctx: &mut Context,
+    part: &'a mail_parser::MessagePart<'_>,
+    nested_report: &mut Option<&'a [u8]>,
+) {
+    let bytes = match &part.body {
+        PartType::Text(t) | PartType::Html(t) => t.as_bytes(),
+        PartType::Binary(b) | PartType::InlineBinary(b) => b.as_ref(),
+        PartType::Message(_) | PartType::Multipart(_) => return,
+    };
+    let fields = head_fields(bytes);
+    if nested_report.is_none() && is_report_head(&fields) {
+        *nested_report = Some(bytes);
+    }
+    set_original(ctx, fields);
+}
+
+/// A part mail-parser left undecoded as bytes: read by its declared type as a delivery status,
+/// a feedback report, the original's headers, or text.
+fn collect_binary(ctx: &mut Context, part: &mail_parser::MessagePart<'_>, b: &[u8]) {
+    let ct = part.content_type();
+    let sub = ct
+        .and_then(|c| c.subtype())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let main = ct.map(|c| c.ctype()).unwrap_or("").to_ascii_lowercase();
+    let text = || String::from_utf8_lossy(b).replace('\r', "");
+    match (main.as_str(), sub.as_str()) {
+        (_, "delivery-status" | "global-delivery-status") => ctx.dsn.push(text()),
+        (_, "feedback-report") => ctx.feedback = Some(text()),
+        (_, "rfc822-headers" | "global-headers") | ("message", "rfc822" | "global") => {
+            set_original(ctx, parse_fields_where(&text(), true, is_original_field))
+        }
+        ("text", _) | ("", _) => push_body(&mut ctx.body, &text()),
+        _ => {}
     }
 }
 

@@ -192,7 +192,7 @@ impl Evidence<'_> {
 /// Fills in codes from the diagnostic and classifies a record a recogniser left unclassified:
 /// the address and text tidied, the reply code and enhanced status read, the reason found (a
 /// recogniser's own verdict is kept), the class derived from it.
-fn finalise(r: &mut RecipientReport, evidence: &Evidence) {
+fn finalise(r: &mut RecipientReport, evidence: &Evidence<'_>) {
     tidy(r);
     if matches!(r.class, Class::Complaint | Class::Autoreply) {
         return;
@@ -270,7 +270,7 @@ fn fill_status(r: &mut RecipientReport, diag: &str, whole: &str, success: bool) 
 fn reason_of(
     r: &RecipientReport,
     diag: &str,
-    evidence: &Evidence,
+    evidence: &Evidence<'_>,
     success: bool,
 ) -> (Reason, &'static str) {
     if success {
@@ -298,7 +298,7 @@ fn reason_of(
 fn classify_failure(
     r: &RecipientReport,
     diag: &str,
-    evidence: &Evidence,
+    evidence: &Evidence<'_>,
 ) -> (Reason, &'static str) {
     let found = find_reason(r.reply_code, r.status, diag);
     let found = after_retries(r, diag, found);
@@ -356,7 +356,7 @@ fn temporary_dns(r: &RecipientReport, found: (Reason, &'static str)) -> (Reason,
 /// and that nothing confirms (see [`unconfirmed_unknown`]).
 fn unconfirmed(
     r: &RecipientReport,
-    evidence: &Evidence,
+    evidence: &Evidence<'_>,
     found: (Reason, &'static str),
 ) -> (Reason, &'static str) {
     let remote_words = r.reply_code.is_some_and(|c| c >= 500);
