@@ -315,6 +315,9 @@ fn spawn_tasks(
     attempts: &TaskTracker,
 ) -> Result<Vec<JoinHandle<()>>, DaemonError> {
     let cfg = &daemon.cfg;
+    // The API token exists before `start` returns (and so before the pointer and READY=1 tell
+    // the CLI where to find it), not only once the API task has run.
+    crate::api::api_token(cfg).map_err(|e| startup("api token", e))?;
     let mut tasks = vec![
         tokio::spawn(smtp.serve(listeners.smtp, shutdown.clone())),
         tokio::spawn(crate::delivery::scheduler::run(
