@@ -4,6 +4,7 @@
 //! handlers in [`crate::api`] are thin wrappers. Every state change goes through
 //! one write set and `relay.commit`, and records its own event.
 
+pub mod log;
 mod queue;
 mod report;
 mod retention;

@@ -49,6 +49,10 @@ pub struct EventFilter {
     pub until: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
+    /// The column the log is sorted by (see [`super::log`]); time by default.
+    pub sort: Option<String>,
+    /// `asc` or `desc` (see [`super::log::LogSort::parse`]).
+    pub order: Option<String>,
 }
 
 /// A time bound: RFC 3339 / a date, or a duration meaning "that long before `now`".
@@ -153,11 +157,11 @@ impl EventFilter {
     }
 }
 
-/// One page of the log, newest first.
+/// One page of the log in the filter's order (newest first by default, see [`super::log`]).
 pub fn events(daemon: &Daemon, filter: &EventFilter) -> Result<EventPage, AdminError> {
+    let sort = super::log::LogSort::parse(filter.sort.as_deref(), filter.order.as_deref())?;
     let filter = by_queue_id(daemon, filter)?;
-    let q = filter.to_query(daemon.now())?;
-    Ok(daemon.store.query_events(&q)?)
+    super::log::sorted_page(daemon, &filter, sort)
 }
 
 /// The filter with a `<Message-ID>` in `message` replaced by that message's queue id.

@@ -751,3 +751,93 @@ async fn event_filters_name_bad_parameters() {
     };
     assert_eq!(events(&k.daemon, &f).unwrap().events.len(), 1);
 }
+
+#[tokio::test]
+async fn a_sort_without_an_index_is_bounded_and_cursors_keep_to_their_order() {
+    use crate::model::Event;
+    use crate::store::WriteSet;
+    let k = kit();
+    let mut ws = WriteSet::new();
+    for i in 0..log::SORT_LIMIT + 1 {
+        let kind = if i % 100 == 0 {
+            EventKind::Bounced
+        } else {
+            EventKind::Delivered
+        };
+        let mut e = Event::new(kind, T0.minus(Duration::from_secs(i as u64)));
+        e.recipient = Some(format!("r{}@example.net", i % 700));
+        e.queue_id = Some(format!("{:X}", i + 1));
+        k.daemon.store.stamp_event(&mut e).unwrap();
+        ws.put_event(&e, false);
+    }
+    k.daemon.store.apply(&ws).unwrap();
+    let f = |sort: &str, status: Option<&str>| EventFilter {
+        sort: Some(sort.into()),
+        status: status.map(str::to_string),
+        limit: Some("1000".into()),
+        ..Default::default()
+    };
+    for sort in ["recipient", "message", "diagnostic"] {
+        match events(&k.daemon, &f(sort, None)) {
+            Err(AdminError::BadInput {
+                param: "sort",
+                message,
+            }) => {
+                assert!(message.contains("narrow"), "{message}")
+            }
+            other => panic!(
+                "{sort}: {} events over the limit: {other:?}",
+                log::SORT_LIMIT + 1
+            ),
+        }
+        let narrow = events(&k.daemon, &f(sort, Some("bounced"))).unwrap();
+        assert_eq!(
+            narrow.events.len(),
+            51,
+            "{sort}: the bounced ones are few enough"
+        );
+    }
+    let by_status = events(&k.daemon, &f("status", None)).unwrap();
+    assert_eq!(
+        by_status.events.len(),
+        1000,
+        "status reads its index, no bound"
+    );
+    assert_eq!(by_status.events[0].status, EventKind::Bounced, "A to Z");
+    let next = by_status.next_cursor.expect("more pages");
+    assert!(next.starts_with("status.asc."), "{next}");
+    let wrong = EventFilter {
+        cursor: Some(next.clone()),
+        order: Some("desc".into()),
+        ..f("status", None)
+    };
+    assert!(
+        matches!(
+            events(&k.daemon, &wrong),
+            Err(AdminError::BadInput {
+                param: "cursor",
+                ..
+            })
+        ),
+        "a cursor of another order is refused"
+    );
+    let time = EventFilter {
+        cursor: Some(next),
+        ..Default::default()
+    };
+    assert!(matches!(
+        events(&k.daemon, &time),
+        Err(AdminError::BadInput {
+            param: "cursor",
+            ..
+        })
+    ));
+    let bad_order = EventFilter {
+        order: Some("up".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        events(&k.daemon, &bad_order),
+        Err(AdminError::BadInput { param: "order", .. })
+    ));
+}

@@ -198,6 +198,8 @@ pub async fn events(State(daemon): Rel, q: Raw) -> ApiResult {
             "until",
             "limit",
             "cursor",
+            "sort",
+            "order",
         ],
     )?;
     let f = EventFilter {
@@ -208,6 +210,8 @@ pub async fn events(State(daemon): Rel, q: Raw) -> ApiResult {
         until: p.owned("until"),
         limit: p.owned("limit"),
         cursor: p.owned("cursor"),
+        sort: p.owned("sort"),
+        order: p.owned("order"),
     };
     let body = off_the_workers(&daemon, move |daemon| {
         let page = admin::events(daemon, &f)?;

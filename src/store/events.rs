@@ -38,7 +38,7 @@ pub struct EventPage {
 pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Roughly the bytes an event takes as JSON (its texts plus the fixed fields).
-fn approx_size(ev: &Event) -> usize {
+pub(super) fn approx_size(ev: &Event) -> usize {
     let texts = [
         &ev.diagnostic,
         &ev.recipient,
@@ -156,7 +156,7 @@ impl Store {
         self.event_by_key(&key)
     }
 
-    fn event_by_key(&self, key: &[u8]) -> Result<Option<Event>, StoreError> {
+    pub(super) fn event_by_key(&self, key: &[u8]) -> Result<Option<Event>, StoreError> {
         match self.tree(TreeId::Events).get(key)? {
             Some(v) => match serde_json::from_slice::<Event>(&v) {
                 Ok(mut e) => {
@@ -325,12 +325,12 @@ fn next_key(k: &[u8]) -> Vec<u8> {
     n.saturating_add(1).to_be_bytes().to_vec()
 }
 
-fn prev_key(k: &[u8]) -> Vec<u8> {
+pub(super) fn prev_key(k: &[u8]) -> Vec<u8> {
     let n = u128::from_be_bytes(k.try_into().unwrap_or([0; 16]));
     n.saturating_sub(1).to_be_bytes().to_vec()
 }
 
-fn matches(ev: &Event, q: &EventQuery) -> bool {
+pub(super) fn matches(ev: &Event, q: &EventQuery) -> bool {
     if !q.statuses.is_empty() && !q.statuses.iter().any(|s| s == ev.status.as_str()) {
         return false;
     }

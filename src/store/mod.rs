@@ -25,6 +25,7 @@
 mod commit;
 pub mod current;
 pub mod events;
+pub mod grouped;
 pub mod health;
 mod journal;
 pub mod mta_sts;

@@ -370,7 +370,15 @@ fn pages_escape_hostile_data_and_hide_actions_from_viewers() {
                 &w,
                 "/ui/log",
                 HOSTILE,
-                &super::pages::log::render(&f, std::slice::from_ref(&ev), Some(HOSTILE)),
+                &super::pages::log::render(
+                    &f,
+                    &super::pages::log::LogPage {
+                        events: vec![ev.clone()],
+                        next: Some(HOSTILE.into()),
+                        sort: crate::admin::log::LogSort::default(),
+                        notice: Some(HOSTILE.into()),
+                    },
+                ),
             ),
             super::pages::suppressions::render(
                 &w,
@@ -492,7 +500,7 @@ async fn the_undelivered_page_pages_through_every_row_once() {
 }
 
 #[tokio::test]
-async fn the_log_sorts_by_time_across_every_page_and_refuses_a_per_page_sort() {
+async fn the_log_sorts_by_every_column_across_every_page() {
     use crate::model::{Event, EventKind};
     use crate::store::WriteSet;
     let dir = tempfile::tempdir().unwrap();
@@ -517,49 +525,88 @@ async fn the_log_sorts_by_time_across_every_page_and_refuses_a_per_page_sort() {
             now.minus(Duration::from_secs(60 + (i as u64 * 7919) % 5000)),
         );
         e.recipient = Some(format!("r{i}@x.test"));
-        e.queue_id = Some(format!("{:X}", i + 1));
+        e.queue_id = Some(format!("{:X}", (i * 37) % 23 + 1));
+        e.diagnostic = Some(format!("{} diag", i % 5));
         daemon.store.stamp_event(&mut e).unwrap();
         ws.put_event(&e, false);
     }
     daemon.store.apply(&ws).unwrap();
-    for (sort, ascending) in [("oldest", true), ("newest", false)] {
-        let mut f = super::pages::log::Filters {
-            sort: Some(sort.into()),
-            ..Default::default()
-        };
-        let mut seen: Vec<Event> = Vec::new();
-        loop {
-            let (events, next) = super::pages::log::gather(&daemon, &f).unwrap();
-            seen.extend(events);
-            match next {
-                Some(c) => f.cursor = Some(c),
-                None => break,
-            }
-        }
-        assert_eq!(seen.len(), total, "{sort}: every event, through the cursor");
-        let keys: Vec<(crate::model::time::Timestamp, String)> =
-            seen.iter().map(|e| (e.time, e.id.clone())).collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        if !ascending {
-            sorted.reverse();
-        }
-        assert_eq!(
-            keys, sorted,
-            "{sort}: ordered across every page, not within one"
-        );
-    }
-    for sort in ["recipient", "status", "nonsense"] {
-        let f = super::pages::log::Filters {
-            sort: Some(sort.into()),
-            ..Default::default()
-        };
-        assert!(
-            matches!(
-                super::pages::log::gather(&daemon, &f),
-                Err(crate::admin::AdminError::BadInput { param: "sort", .. })
+    let key = |sort: &str, e: &Event| -> String {
+        match sort {
+            "status" => e.status.as_str().to_string(),
+            "recipient" => e.recipient.clone().unwrap_or_default(),
+            "message" => format!(
+                "{:016X}",
+                u64::from_str_radix(e.queue_id.as_deref().unwrap(), 16).unwrap()
             ),
-            "{sort} is refused"
-        );
+            "diagnostic" => e.diagnostic.clone().unwrap_or_default(),
+            _ => format!("{:020}", e.time.millis()),
+        }
+    };
+    for sort in [
+        "time",
+        "status",
+        "recipient",
+        "message",
+        "diagnostic",
+        "newest",
+        "oldest",
+    ] {
+        for order in ["asc", "desc"] {
+            let mut f = super::pages::log::Filters {
+                sort: Some(sort.into()),
+                order: Some(order.into()),
+                ..Default::default()
+            };
+            let mut seen: Vec<Event> = Vec::new();
+            loop {
+                let p = super::pages::log::gather(&daemon, &f).unwrap();
+                assert!(p.notice.is_none(), "{sort} {order}: {:?}", p.notice);
+                assert!(p.events.len() <= super::pages::log::PAGE);
+                seen.extend(p.events);
+                match p.next {
+                    Some(c) => f.cursor = Some(c),
+                    None => break,
+                }
+            }
+            let ids: std::collections::HashSet<_> = seen.iter().map(|e| e.id.clone()).collect();
+            assert_eq!(
+                (seen.len(), ids.len()),
+                (total, total),
+                "{sort} {order}: every event once"
+            );
+            let got: Vec<(String, String)> =
+                seen.iter().map(|e| (key(sort, e), e.id.clone())).collect();
+            let mut want = got.clone();
+            // the column in the order asked, ties newest first (for time: the event key itself)
+            want.sort_by(|a, b| {
+                let v = if order == "desc" {
+                    b.0.cmp(&a.0)
+                } else {
+                    a.0.cmp(&b.0)
+                };
+                v.then(if sort == "time" || sort == "newest" || sort == "oldest" {
+                    if order == "desc" {
+                        b.1.cmp(&a.1)
+                    } else {
+                        a.1.cmp(&b.1)
+                    }
+                } else {
+                    b.1.cmp(&a.1)
+                })
+            });
+            assert_eq!(got, want, "{sort} {order}: ordered across every page");
+        }
     }
+    let f = super::pages::log::Filters {
+        sort: Some("nonsense".into()),
+        ..Default::default()
+    };
+    assert!(
+        matches!(
+            super::pages::log::gather(&daemon, &f),
+            Err(crate::admin::AdminError::BadInput { param: "sort", .. })
+        ),
+        "an unknown column is refused"
+    );
 }

@@ -198,7 +198,10 @@ fn recent(events: &[Event]) -> String {
     if events.is_empty() {
         s.push_str("<p class=\"muted\">None.</p>");
     } else {
-        s.push_str("<div class=\"scroll\"><table><thead><tr><th>Time</th><th>Status</th><th>Recipient</th><th>Diagnostic</th><th>Details</th></tr></thead><tbody>");
+        s.push_str(&format!(
+            "<div class=\"scroll\"><table><thead>{}</thead><tbody>",
+            super::log::ROW_HEAD
+        ));
         for e in events {
             s.push_str(&super::log::row(e));
         }

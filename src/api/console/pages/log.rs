@@ -1,17 +1,20 @@
 //! `/ui/log`: the communications log for one address or for all
 //! ([`crate::admin::events`], what `rebound events` prints), filtered by status,
-//! period (last 7 days, 30 days, a date range) and message, newest first (or
-//! oldest first), paged by the store's cursor. Time is the one sort order: it is
-//! the log's own key, so it orders the whole filtered result across every page
-//! and the cursor pages through it. A sort by recipient or status would order only
-//! the page shown (or read the whole log first), so it is not offered: filter by
-//! status or recipient instead. Each row opens (`<details>`, no script) to the
-//! whole event and a link to its message and preview.
+//! period (last 7 days, 30 days, a date range) and message, newest first by
+//! default, paged by cursor. Every column header is a plain link that sorts by it
+//! (again: the other direction) and shows the current direction. Time and status
+//! order the whole filtered log across every page (their indexes); recipient,
+//! message and diagnostic order the filtered events when they are at most
+//! [`SORT_LIMIT`] (one address, a message, a status or a short period): a filter
+//! that matches more is shown newest first with a notice saying what to narrow
+//! (see [`crate::admin::log`]). Each row opens (`<details>`, no script) to the whole
+//! event and a link to its message and preview.
 
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 
 use super::{EVENTS, date_bound, options, read};
+use crate::admin::log::{COLUMNS, Column, LogSort, SORT_LIMIT};
 use crate::admin::{self, AdminError, EventFilter};
 use crate::api::console::html::{self, esc, esc_opt, next_link, status, time};
 use crate::api::console::http::{Form, query_string};
@@ -21,8 +24,6 @@ use crate::model::Event;
 
 /// Rows per page.
 pub const PAGE: usize = 50;
-/// The orders offered: (value, label).
-const SORTS: [(&str, &str); 2] = [("newest", "Newest first"), ("oldest", "Oldest first")];
 /// The periods offered: (value, label).
 const PERIODS: [(&str, &str); 4] = [
     ("7d", "Last 7 days"),
@@ -30,9 +31,17 @@ const PERIODS: [(&str, &str); 4] = [
     ("all", "All kept"),
     ("range", "Dates below"),
 ];
+/// The table's sortable columns: (sort word, header).
+const HEADERS: [(&str, &str); 5] = [
+    ("time", "Time"),
+    ("status", "Status"),
+    ("recipient", "Recipient"),
+    ("message", "Message"),
+    ("diagnostic", "Diagnostic"),
+];
 
-/// The page's parameters (README "Web console": `recipient`, `status`, `since`, `message`, `sort`; plus
-/// `from`/`to` for a range and `cursor`).
+/// The page's parameters (README "Web console": `recipient`, `status`, `since`, `message`,
+/// `sort`, `order`; plus `from`/`to` for a range and `cursor`).
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     pub recipient: Option<String>,
@@ -42,7 +51,18 @@ pub struct Filters {
     pub to: Option<String>,
     pub message: Option<String>,
     pub sort: Option<String>,
+    pub order: Option<String>,
     pub cursor: Option<String>,
+}
+
+/// One page as shown: its events, the next cursor, the order used, and a notice when the
+/// order asked for could not be used.
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    pub events: Vec<Event>,
+    pub next: Option<String>,
+    pub sort: LogSort,
+    pub notice: Option<String>,
 }
 
 impl Filters {
@@ -56,11 +76,17 @@ impl Filters {
             to: g("to"),
             message: g("message"),
             sort: g("sort"),
+            order: g("order"),
             cursor: g("cursor"),
         }
     }
 
-    pub fn query(&self, cursor: Option<&str>, sort: Option<&str>) -> String {
+    /// The query string of this page with another cursor, or (`sort` given) another order.
+    pub fn query(&self, cursor: Option<&str>, sort: Option<LogSort>) -> String {
+        let (s, o) = match sort {
+            Some(s) => (Some(s.word()), Some(s.order_word())),
+            None => (self.sort.as_deref(), self.order.as_deref()),
+        };
         query_string(&[
             ("recipient", self.recipient.as_deref()),
             ("status", self.status.as_deref()),
@@ -68,7 +94,8 @@ impl Filters {
             ("from", self.from.as_deref()),
             ("to", self.to.as_deref()),
             ("message", self.message.as_deref()),
-            ("sort", sort.or(self.sort.as_deref())),
+            ("sort", s),
+            ("order", o),
             ("cursor", cursor),
         ])
     }
@@ -91,42 +118,43 @@ impl Filters {
             until,
             limit: Some(PAGE.to_string()),
             cursor: self.cursor.clone(),
+            sort: self.sort.clone(),
+            order: self.order.clone(),
         }
     }
 }
 
-/// One page of events in the order asked for, and the next page's cursor.
-pub fn gather(daemon: &Daemon, f: &Filters) -> Result<(Vec<Event>, Option<String>), AdminError> {
-    let mut filter = f.event_filter();
-    let sort = f.sort.as_deref().unwrap_or("newest");
-    if !SORTS.iter().any(|(v, _)| *v == sort) {
-        return Err(AdminError::bad(
-            "sort",
-            format!(
-                "{sort:?} is not one of newest, oldest (the log is sorted by time across every page; filter by status or recipient instead)"
-            ),
-        ));
-    }
-    let page = if sort == "oldest" {
-        if let Some(m) = filter
-            .message
-            .as_deref()
-            .map(str::trim)
-            .filter(|m| m.starts_with('<'))
-        {
-            let id = daemon
-                .store
-                .message_by_message_id(m)?
-                .ok_or_else(|| AdminError::NotFound(format!("no message with Message-ID {m}")))?;
-            filter.message = Some(crate::store::queue::format_queue_id(id));
+/// One page of events in the order asked for. A sort the filter is too wide for
+/// ([`crate::admin::log::too_many`]) falls back to newest first, with a notice.
+pub fn gather(daemon: &Daemon, f: &Filters) -> Result<LogPage, AdminError> {
+    let sort = LogSort::parse(f.sort.as_deref(), f.order.as_deref())?;
+    let filter = f.event_filter();
+    match admin::events(daemon, &filter) {
+        Ok(page) => Ok(LogPage {
+            events: page.events,
+            next: page.next_cursor,
+            sort,
+            notice: None,
+        }),
+        Err(AdminError::BadInput { param: "sort", .. }) if f.cursor.is_none() => {
+            let newest = EventFilter {
+                sort: None,
+                order: None,
+                ..filter
+            };
+            let page = admin::events(daemon, &newest)?;
+            Ok(LogPage {
+                events: page.events,
+                next: page.next_cursor,
+                sort: LogSort::default(),
+                notice: Some(format!(
+                    "Sorting by {} orders at most {SORT_LIMIT} events, and this filter matches more: shown newest first. Narrow it to one recipient, a message, a status or a shorter period to sort by {0}.",
+                    sort.word()
+                )),
+            })
         }
-        let mut q = filter.to_query(daemon.now())?;
-        q.ascending = true;
-        daemon.store.query_events(&q)?
-    } else {
-        admin::events(daemon, &filter)?
-    };
-    Ok((page.events, page.next_cursor))
+        Err(e) => Err(e),
+    }
 }
 
 /// `GET /ui/log`.
@@ -137,7 +165,7 @@ pub async fn page(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri) 
     };
     let f = Filters::of(&Form::query(&uri));
     let f2 = f.clone();
-    let (events, next) = match read(&con, &who, move |daemon| gather(daemon, &f2)).await {
+    let shown = match read(&con, &who, move |daemon| gather(daemon, &f2)).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -147,77 +175,101 @@ pub async fn page(axum::extract::State(con): Con, headers: HeaderMap, uri: Uri) 
     };
     html::respond(
         StatusCode::OK,
-        html::page(
-            &who,
-            "/ui/log",
-            &title,
-            &render(&f, &events, next.as_deref()),
-        ),
+        html::page(&who, "/ui/log", &title, &render(&f, &shown)),
     )
 }
 
 /// The page body.
-pub fn render(f: &Filters, events: &[Event], next: Option<&str>) -> String {
-    let mut s = filter_form(f);
-    if events.is_empty() {
+pub fn render(f: &Filters, p: &LogPage) -> String {
+    let mut s = filter_form(f, p.sort);
+    if let Some(n) = &p.notice {
+        s.push_str(&format!(
+            "<p class=\"notice error\" role=\"status\">{}</p>",
+            esc(n)
+        ));
+    }
+    if p.events.is_empty() {
         s.push_str("<p class=\"muted\">No event matches.</p>");
         return s;
     }
-    let time_sort = if f.sort.as_deref() == Some("oldest") {
-        "newest"
-    } else {
-        "oldest"
-    };
-    let head = |label: &str, sort: &str| {
-        format!(
-            "<th><a href=\"/ui/log?{}\">{}</a></th>",
-            esc(&f.query(None, Some(sort))),
-            esc(label)
-        )
-    };
-    s.push_str(&format!("<div class=\"scroll\"><table><thead><tr>{}<th>Status</th><th>Recipient</th><th>Diagnostic</th><th>Details</th></tr></thead><tbody>", head("Time", time_sort)));
-    for e in events {
+    let heads: String = HEADERS
+        .iter()
+        .map(|(w, l)| header(f, p.sort, w, l))
+        .collect();
+    s.push_str(&format!(
+        "<div class=\"scroll\"><table><thead><tr>{heads}<th>Details</th></tr></thead><tbody>"
+    ));
+    for e in &p.events {
         s.push_str(&row(e));
     }
     s.push_str("</tbody></table></div>");
+    if !matches!(p.sort.column, Column::Time | Column::Status) {
+        s.push_str(&format!("<p class=\"muted\">Sorted by {} within the filtered events (at most {SORT_LIMIT}); ties newest first.</p>", p.sort.word()));
+    }
     s.push_str(&next_link(
         "/ui/log",
-        next.map(|c| f.query(Some(c), None)),
+        p.next.as_deref().map(|c| f.query(Some(c), Some(p.sort))),
         "More",
     ));
     s
 }
 
-fn filter_form(f: &Filters) -> String {
+/// A column header: a link sorting by the column (the other direction when it is the
+/// current one), with the current direction shown (▲ ascending, ▼ descending).
+fn header(f: &Filters, current: LogSort, word: &str, label: &str) -> String {
+    let column = COLUMNS
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map_or(Column::Time, |(_, c)| *c);
+    let is_current = current.column == column;
+    let next = LogSort {
+        column,
+        descending: if is_current {
+            !current.descending
+        } else {
+            column == Column::Time
+        },
+    };
+    let (mark, aria) = match (is_current, current.descending) {
+        (false, _) => ("", String::new()),
+        (true, true) => (" ▼", " aria-sort=\"descending\"".to_string()),
+        (true, false) => (" ▲", " aria-sort=\"ascending\"".to_string()),
+    };
+    format!(
+        "<th{aria}><a href=\"/ui/log?{}\" title=\"Sort by {}\">{}{mark}</a></th>",
+        esc(&f.query(None, Some(next))),
+        esc(&label.to_lowercase()),
+        esc(label)
+    )
+}
+
+fn filter_form(f: &Filters, sort: LogSort) -> String {
     let period = f.since.as_deref().unwrap_or("30d");
     let mut periods = String::new();
     for (v, label) in PERIODS {
         let sel = if v == period { " selected" } else { "" };
         periods.push_str(&format!("<option value=\"{v}\"{sel}>{label}</option>"));
     }
-    let mut sorts = String::new();
-    for (v, label) in SORTS {
-        let sel = if Some(v) == f.sort.as_deref() {
-            " selected"
-        } else {
-            ""
-        };
-        sorts.push_str(&format!("<option value=\"{v}\"{sel}>{label}</option>"));
-    }
     let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
     format!(
         "<form class=\"filters\" method=\"get\" action=\"/ui/log\"><label>Recipient <input type=\"search\" name=\"recipient\" value=\"{}\" placeholder=\"an address\"></label>\
          <label>Status <select name=\"status\">{}</select></label><label>Period <select name=\"since\">{periods}</select></label>\
          <label>From <input type=\"date\" name=\"from\" value=\"{}\"></label><label>To <input type=\"date\" name=\"to\" value=\"{}\"></label>\
-         <label>Message <input name=\"message\" value=\"{}\" placeholder=\"queue id or &lt;Message-ID&gt;\"></label><label>Order <select name=\"sort\">{sorts}</select></label>\
+         <label>Message <input name=\"message\" value=\"{}\" placeholder=\"queue id or &lt;Message-ID&gt;\"></label>\
+         <input type=\"hidden\" name=\"sort\" value=\"{}\"><input type=\"hidden\" name=\"order\" value=\"{}\">\
          <button type=\"submit\">Show</button></form>",
         v(&f.recipient),
         options(&EVENTS, f.status.as_deref(), "any status"),
         v(&f.from),
         v(&f.to),
-        v(&f.message)
+        v(&f.message),
+        sort.word(),
+        sort.order_word()
     )
 }
+
+/// The header of a table of [`row`]s where it is not sortable (a message's events, the dashboard).
+pub const ROW_HEAD: &str = "<tr><th>Time</th><th>Status</th><th>Recipient</th><th>Message</th><th>Diagnostic</th><th>Details</th></tr>";
 
 /// One event: the summary columns and the whole event in a `<details>`.
 pub fn row(e: &Event) -> String {
@@ -229,8 +281,12 @@ pub fn row(e: &Event) -> String {
         ),
         None => "-".into(),
     };
+    let msg = match &e.queue_id {
+        Some(q) => format!("<a href=\"/ui/messages/{0}\">{0}</a>", esc(q)),
+        None => "-".into(),
+    };
     format!(
-        "<tr><td>{}</td><td>{}</td><td>{rcpt}</td><td class=\"diag\">{}</td><td>{}</td></tr>",
+        "<tr><td>{}</td><td>{}</td><td>{rcpt}</td><td>{msg}</td><td class=\"diag\">{}</td><td>{}</td></tr>",
         time(e.time),
         status(e.status.as_str()),
         esc_opt(e.diagnostic.as_deref()),

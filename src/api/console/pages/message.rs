@@ -94,7 +94,7 @@ pub fn render(who: &Who, m: &MessageView, extra: &Extra, back: &str) -> String {
             esc_opt(r.last_diagnostic.as_deref())
         ));
     }
-    s.push_str("</tbody></table></div><h2>Events</h2><div class=\"scroll\"><table><thead><tr><th>Time</th><th>Status</th><th>Recipient</th><th>Diagnostic</th><th>Details</th></tr></thead><tbody>");
+    s.push_str(&format!("</tbody></table></div><h2>Events</h2><div class=\"scroll\"><table><thead>{}</thead><tbody>", super::log::ROW_HEAD));
     for e in m.events.as_deref().unwrap_or_default() {
         s.push_str(&super::log::row(e));
     }
