@@ -76,6 +76,19 @@ async fn main() {
             "comms log, oldest first",
             "/ui/log?sort=oldest&since=all".into(),
         ),
+        ("comms log, by status", "/ui/log?sort=status".into()),
+        (
+            "comms log, status Z-A, all",
+            "/ui/log?sort=status&order=desc&since=all".into(),
+        ),
+        (
+            "comms log, by recipient (wide)",
+            "/ui/log?sort=recipient".into(),
+        ),
+        (
+            "comms log, 1 rcpt by diag",
+            format!("/ui/log?recipient={bounced}&sort=diagnostic"),
+        ),
         ("message", "/ui/messages/32".into()),
         ("suppressions", "/ui/suppressions".into()),
         ("suppressions, search", "/ui/suppressions?q=user19".into()),
