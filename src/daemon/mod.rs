@@ -329,6 +329,11 @@ fn spawn_tasks(
         tokio::spawn(serve_api(daemon.clone(), listeners.api, shutdown.clone())),
         tokio::spawn(retention_loop(daemon.clone(), shutdown.clone())),
     ];
+    tasks.extend(crate::delivery::outbound::dkim::watch_rotations(
+        cfg,
+        daemon.clock.clone(),
+        shutdown.clone(),
+    ));
     if let Some(listener) = listeners.unsubscribe {
         tasks.push(tokio::spawn(serve_unsubscribe(
             daemon.clone(),

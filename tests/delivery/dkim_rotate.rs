@@ -13,6 +13,7 @@ use crate::support::mx::Dns;
 use crate::support::mx::unstuff;
 use crate::support::prelude::*;
 use rebound::config::{Config, DkimAlgorithm, Dur};
+use rebound::model::time::ManualClock;
 
 const VERIFY: &str = r#"
 import dkim, json, sys
@@ -407,4 +408,65 @@ async fn rotate_refuses_a_domain_that_is_not_signed() {
         out.stderr
     );
     assert!(!dir.path().join("data/dkim/other.test").exists());
+}
+
+/// The switch is dated by the daemon's clock (a `ManualClock` years ahead here), and the
+/// watcher stops with the daemon: no rotation check runs after `stop`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_switch_is_dated_by_the_daemon_clock_and_the_watcher_stops_with_it() {
+    let _counters = crate::support::counters::dkim().await;
+    let dns = Dns::start(Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.delivery.nameservers = vec![dns.addr];
+    cfg.dkim.domains = vec!["school.test".into()];
+    cfg.dkim.algorithms = vec![DkimAlgorithm::Ed25519Sha256];
+    cfg.dkim.rotation_check = Dur(Duration::from_millis(100));
+    let conf = config_file(dir.path(), &cfg, "7d");
+    let later = rebound::model::time::Timestamp(1_924_992_000_000); // 2031-01-01
+    let d = start_on_clock(cfg, ManualClock::new(later)).await;
+    let rotated = rebound(&conf, &["dkim", "rotate", "school.test"]).await;
+    assert_eq!(rotated.code, 0, "{}{}", rotated.stdout, rotated.stderr);
+    for l in rotated.stdout.lines().filter(|l| !l.starts_with(';')) {
+        dns.publish(l).await;
+    }
+    let key_dir = dir.path().join("data/dkim");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let state = loop {
+        let s = rebound::delivery::outbound::dkim::rotation::load(&key_dir, "school.test")
+            .unwrap()
+            .unwrap();
+        if s.current == "rb2" {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never switched: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(state.retired.len(), 1, "{state:?}");
+    assert_eq!(state.retired[0].switched, later, "{state:?}");
+
+    // A further rotation left unpublished keeps the watcher checking while the daemon runs...
+    let again = rebound(&conf, &["dkim", "rotate", "school.test"]).await;
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    let checks = rebound::delivery::outbound::dkim::rotation_checks();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while rebound::delivery::outbound::dkim::rotation_checks() < checks + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rotation check ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...and not once it has stopped.
+    d.stop().await;
+    let after_stop = rebound::delivery::outbound::dkim::rotation_checks();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        rebound::delivery::outbound::dkim::rotation_checks(),
+        after_stop,
+        "a rotation check ran after the daemon stopped"
+    );
 }

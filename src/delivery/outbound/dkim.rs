@@ -13,17 +13,18 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use mail_auth::common::crypto::{DkimKey, SigningKey};
 use mail_auth::common::headers::{HeaderStream, HeaderWriter, Writable, Writer};
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done, Signature};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DkimAlgorithm};
 use crate::daemon::state::Daemon;
 use crate::model::address::normalise_domain;
-use crate::model::time::Timestamp;
+use crate::model::time::{SharedClock, Timestamp};
 use crate::store::queue::MessageRecord;
 
 pub use keys::{KeyError, LoadedKey};
@@ -623,7 +624,12 @@ impl Signer {
 
     /// One pass of the rotation watcher: each domain's state re-read, and each pending
     /// rotation whose every record resolves (through `nameservers`) to our keys switched.
-    pub async fn check_rotations(self: &Arc<Self>, nameservers: &[SocketAddr], timeout: Duration) {
+    pub async fn check_rotations(
+        self: &Arc<Self>,
+        nameservers: &[SocketAddr],
+        timeout: Duration,
+        clock: &SharedClock,
+    ) {
         for domain in self.order.clone() {
             let s = self.clone();
             let d = domain.clone();
@@ -647,7 +653,8 @@ impl Signer {
             }
             let s = self.clone();
             let d = domain.clone();
-            match tokio::task::spawn_blocking(move || s.switch(&d, Timestamp::now())).await {
+            let now = clock.now();
+            match tokio::task::spawn_blocking(move || s.switch(&d, now)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::error!(domain, error = %e, "DKIM rotation not switched: still signing with the current selector")
@@ -658,18 +665,24 @@ impl Signer {
     }
 }
 
-/// Checks `signer`'s pending rotations every `interval` while it is in use.
-async fn watch(
-    signer: Weak<Signer>,
-    nameservers: Vec<SocketAddr>,
-    interval: Duration,
-    timeout: Duration,
-) {
+/// Checks the pending rotations of `cfg`'s signer (the one in the registry at each pass)
+/// every `dkim.rotation_check` until `shutdown`, switching at `clock`'s time (the daemon's).
+async fn watch(cfg: Arc<Config>, clock: SharedClock, shutdown: CancellationToken) {
+    let (nameservers, timeout) = (
+        cfg.delivery.nameservers.clone(),
+        cfg.delivery.command_timeout.0,
+    );
     loop {
-        let Some(s) = signer.upgrade() else { return };
-        s.check_rotations(&nameservers, timeout).await;
-        drop(s);
-        tokio::time::sleep(interval).await;
+        if let Some(signer) = signer_for(&cfg) {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = signer.check_rotations(&nameservers, timeout, &clock) => {}
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(cfg.dkim.rotation_check.0) => {}
+        }
     }
 }
 
@@ -725,9 +738,8 @@ fn registry_key(cfg: &Config) -> String {
 }
 
 /// Builds the signer for `cfg` now from disk (keys loaded or created, the rotation state
-/// read), logs each TXT record to publish, and, inside a tokio runtime, starts the rotation
-/// watcher (every `dkim.rotation_check`). Meant for daemon start; [`sign_copy`] builds one
-/// on first use otherwise.
+/// read) and logs each TXT record to publish. Meant for daemon start (which then starts
+/// [`watch_rotations`]); [`sign_copy`] builds one on first use otherwise.
 pub fn prepare(cfg: &Config) -> Result<Option<Arc<Signer>>, DkimError> {
     let key = registry_key(cfg);
     // Held while keys are made, so two starts never create the same file at once.
@@ -740,17 +752,21 @@ pub fn prepare(cfg: &Config) -> Result<Option<Arc<Signer>>, DkimError> {
         for r in s.pending_records() {
             tracing::info!(key = %r.key_file.display(), "DKIM rotation pending; signing switches once this resolves: {}", r.zone_line);
         }
-        if let Ok(h) = tokio::runtime::Handle::try_current() {
-            let (ns, every, timeout) = (
-                cfg.delivery.nameservers.clone(),
-                cfg.dkim.rotation_check.0,
-                cfg.delivery.command_timeout.0,
-            );
-            h.spawn(watch(Arc::downgrade(s), ns, every, timeout));
-        }
     }
     signers.insert(key, signer.clone());
     Ok(signer)
+}
+
+/// Starts the rotation watcher for `cfg`'s signer (made by [`prepare`]): every
+/// `dkim.rotation_check` it looks for the pending selectors' records through the configured
+/// resolver, switching at `clock`'s time, until `shutdown`. `None` when nothing is signed.
+pub fn watch_rotations(
+    cfg: &Arc<Config>,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    signer_for(cfg)?;
+    Some(tokio::spawn(watch(cfg.clone(), clock, shutdown)))
 }
 
 /// The signer for `cfg`; a failure is logged once and leaves signing off for this process.
