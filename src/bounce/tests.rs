@@ -140,6 +140,36 @@ fn user_unknown_under_another_cause_code_is_not_hard_unless_refused_at_rcpt() {
 }
 
 #[test]
+fn qmail_remote_sentences_give_the_stage() {
+    for (text, stage) in [
+        (
+            "192.0.2.7 does not like recipient. Remote host said: 550 User unknown",
+            "RCPT",
+        ),
+        ("Connected to 192.0.2.7 but sender was rejected.", "MAIL"),
+        ("Connected to 192.0.2.7 but my name was rejected.", "HELO"),
+        ("192.0.2.7 failed after I sent the message.", "DATA"),
+    ] {
+        assert_eq!(recognisers::smtp_command(text), Some(stage), "{text}");
+    }
+}
+
+#[test]
+fn qmail_giving_up_on_a_host_after_a_refusal_is_not_an_expiry() {
+    let raw = b"From: MAILER-DAEMON@q.test\nSubject: failure notice\n\nHi. This is the qmail-send program at q.test.\n\
+        I'm afraid I wasn't able to deliver your message to the following addresses.\n\
+        This is a permanent error; I've given up. Sorry it didn't work out.\n\n\
+        <a@x.test>:\n192.0.2.7 does not like recipient.\nRemote host said: 550 <a@x.test>... User unknown\nGiving up on 192.0.2.7.\n\n\
+        <b@y.test>:\n192.0.2.8 does not like recipient.\nRemote host said: 553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\nGiving up on 192.0.2.8.\n\n\
+        --- Below this line is a copy of the message.\n\nTo: a@x.test\n";
+    let r = parse(raw).recipients;
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].reason, Reason::UserUnknown, "{:?}", r[0]);
+    assert_eq!(r[0].class, Class::Hard);
+    assert_eq!(r[1].reason, Reason::NoRelaying, "{:?}", r[1]);
+}
+
+#[test]
 fn a_transcript_naming_smtp_rcpt_gives_the_stage() {
     assert_eq!(
         recognisers::smtp_command("SMTP:RCPT host 192.0.2.8: 553 5.3.0 No such user"),

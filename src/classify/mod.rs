@@ -73,7 +73,7 @@ pub fn find_reason(
     }
     let code_rule = enhanced.and_then(match_code);
     if let Some(r) = code_rule.filter(|r| r.strength == Strength::Strong) {
-        return (r.reason, r.id);
+        return other_cause_named(r, text).unwrap_or((r.reason, r.id));
     }
     if let Some(found) = match_text(text) {
         return found;
@@ -85,6 +85,43 @@ pub fn find_reason(
         Some((_, reason, id)) => (*reason, id),
         None => (Reason::Undefined, "none"),
     }
+}
+
+/// Causes that a reply names in words more precisely than a "no such mailbox" code beside them:
+/// some providers answer X.1.1 for a full mailbox, a rate limit or a policy block.
+const NAMED_CAUSES: &[Reason] = &[
+    Reason::MailboxFull,
+    Reason::RateLimited,
+    Reason::Speeding,
+    Reason::NoRelaying,
+    Reason::Blocked,
+    Reason::BadReputation,
+    Reason::SpamDetected,
+    Reason::VirusDetected,
+    Reason::PolicyViolation,
+    Reason::HasMoved,
+    Reason::Suspend,
+    Reason::MesgTooBig,
+    Reason::ExceedLimit,
+    Reason::TooManyConn,
+];
+
+/// Words saying the mailbox does not exist (narrower than the `text.userunknown` rule: not the
+/// RFC 5321 "mailbox unavailable" that servers also use for blocks).
+static NONEXISTENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"user unknown|unknown user|no such (user|mailbox|recipient|address|account|person)|(does not|doesn't|did not|not) exist|not found|unknown (recipient|address|mailbox|alias|account)|invalid (recipient|mailbox|address|user)|no mailbox|not a valid (mailbox|recipient|user|address)|(name|address) is not recognized")
+        .expect("static regex")
+});
+
+/// The text's own cause when a strong "mailbox does not exist" code (X.1.1) stands beside words
+/// naming another one ([`NAMED_CAUSES`]) and no words saying the mailbox does not exist.
+fn other_cause_named(r: &CodeRule, text: &str) -> Option<(Reason, &'static str)> {
+    if r.reason != Reason::UserUnknown {
+        return None;
+    }
+    let found = match_text(text).filter(|(reason, _)| NAMED_CAUSES.contains(reason))?;
+    let lower = truncate(text, MAX_TEXT).to_ascii_lowercase();
+    (!NONEXISTENT.is_match(&lower)).then_some(found)
 }
 
 /// The first text rule matching `text`, if any.

@@ -54,7 +54,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.mailboxfull",
         MailboxFull,
-        r"mail ?box (is )?(full|over)|over ?quota|quota (exceeded|full)|exceed(s|ed)? .*quota|\bquota\b|insufficient (disk )?(space|storage)|disk quota|storage (limit|full)|full mail ?box|mailbox.*(size limit|exceed)|user.*(is )?over the limit|not enough (space|storage)|mailbox is full|mail ?folder.*full",
+        r"mail ?box (is )?(full|over)|over ?quota|quota (exceeded|full)|exceed(s|ed)? .*quota|\bquota\b|insufficient (disk )?(space|storage)|disk quota|storage (limit|full)|full mail ?box|mail ?box (size )?(limit )?(exceed|has exceeded)|mail ?box size limit|exceeds? (its |the )?mail ?box|user.*(is )?over the limit|not enough (space|storage)|mailbox is full|mail ?folder.*full",
     ),
     text(
         "text.mesgtoobig",
@@ -69,7 +69,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.speeding",
         Speeding,
-        r"receiving mail at a rate|too fast|too quickly",
+        r"receiving mail at a rate|too fast|too quickly|\bspeeding\b",
     ),
     text(
         "text.ratelimited",
@@ -99,7 +99,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.norelaying",
         NoRelaying,
-        r"not configured to relay|insecure (mail )?relay|relay(ing)? (access )?(is )?(denied|not permitted|not allowed|prohibited|refused)|not permitted to relay|unable to relay|relay not permitted|we do not relay|not a gateway|no relaying|open relay|relay access|cannot relay|not allowed to relay|relaying (is )?(denied|not)",
+        r"not configured to relay|insecure (mail )?relay|relay(ing)? (access )?(is )?(denied|not permitted|not allowed|prohibited|refused)|not permitted to relay|unable to relay|relay not permitted|we do not relay|not a gateway|no relaying|open relay|relay access|cannot relay|not allowed to relay|relaying (is )?(denied|not)|allowed rcpthosts|control/rcpthosts",
     ),
     text(
         "text.no-mx",
@@ -205,7 +205,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.expired",
         Expired,
-        r"retry timeout|delivery time expired|message expired|giving up|gave up|could not be delivered for|has been delayed|retry time|queue(d)? (too long|time|lifetime)|too long in (the )?queue|not delivered within|undeliverable within|maximum time|time limit|expired|retry period|could not deliver.*(days|hours)|will be retried|(cannot|could not|can.t) send message for|still undeliver|retried for|requests to connect|failed \d+ attempts|aborted after [\d.]+ ?(hour|day|minute)",
+        r"retry timeout|delivery time expired|message expired|giving up(?:[.,;!]|\s*$)|gave up|could not be delivered for|has been delayed|retry time|queue(d)? (too long|time|lifetime)|too long in (the )?queue|not delivered within|undeliverable within|maximum time|time limit|expired|retry period|could not deliver.*(days|hours)|will be retried|(cannot|could not|can.t) send message for|still undeliver|retried for|requests to connect|failed \d+ attempts|aborted after [\d.]+ ?(hour|day|minute)",
     ),
     text(
         "text.networkerror",

@@ -23,6 +23,29 @@ fn reply(line: &str, synthetic: bool) -> Reply {
 }
 
 const CASES: &[(&str, Class, Reason)] = &[
+    // X.1.1 beside words naming another cause (providers misuse it): the words win...
+    ("550 5.1.1 Mailbox full", Soft, MailboxFull),
+    (
+        "550 5.1.1 Mailbox unavailable: rate limit exceeded",
+        Soft,
+        RateLimited,
+    ),
+    (
+        "550 5.1.1 Message rejected due to local policy",
+        Block,
+        PolicyViolation,
+    ),
+    // ...unless they also say the mailbox does not exist.
+    (
+        "550 5.1.1 User unknown; blocked by recipient policy",
+        Hard,
+        UserUnknown,
+    ),
+    (
+        "553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts",
+        Block,
+        NoRelaying,
+    ),
     (
         "250 2.0.0 OK queued as 12345",
         Class::Delivered,
