@@ -122,9 +122,19 @@ impl Context {
     /// True when the notification text (before the original-message marker) holds `needle`
     /// (lower-case ASCII), in any case.
     pub fn notification_has(&self, needle: &'static str) -> bool {
-        let end = self.marker.unwrap_or(self.body_lower.len());
-        let lower = self.body_lower.as_bytes().get(..end).unwrap_or_default();
-        super::fields::find_in_lower(lower, needle).is_some()
+        match self.notification_lower() {
+            Some(lower) => super::fields::find_in_lower(lower.as_bytes(), needle).is_some(),
+            None => contains_ci(self.notification(), needle),
+        }
+    }
+
+    /// [`Context::notification`] ASCII-lower-cased (the same byte offsets), when `body_lower`
+    /// mirrors the body.
+    pub fn notification_lower(&self) -> Option<&str> {
+        if self.body_lower.len() != self.body.len() {
+            return None;
+        }
+        self.body_lower.get(..self.notification().len())
     }
 
     /// True when the whole notification body holds `needle` (lower-case ASCII), in any case.

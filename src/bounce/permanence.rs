@@ -3,6 +3,7 @@
 //! I've given up"), Sendmail ("Warning: message still undelivered after 4 hours"), Exim ("This
 //! is a permanent error", "Delivery attempts will continue"), Postfix's text notices and the
 //! other plain-text formats state it in prose. These words, not the reason, decide the action.
+//! The patterns are lower case and matched on lower-cased text (see [`stated_in_lower`]).
 
 use std::sync::LazyLock;
 
@@ -29,8 +30,6 @@ impl Stated {
     }
 }
 
-/// (The patterns are lower case: see [`stated_in_lower`].)
-///
 /// A notice that says it is only a warning: it wins over any other word in it (a warning quotes
 /// the failure that will become permanent if it persists).
 static WARNING_ONLY: LazyLock<Regex> = LazyLock::new(|| {
@@ -76,10 +75,9 @@ pub fn stated(ctx: &Context) -> Option<Stated> {
     if subject == Some(Stated::Temporary) {
         return subject;
     }
-    let end = ctx.notification().len();
-    let words = match ctx.body_lower.get(..end) {
-        Some(lower) if ctx.body_lower.len() == ctx.body.len() => stated_in_lower(lower),
-        _ => stated_in(ctx.notification()),
+    let words = match ctx.notification_lower() {
+        Some(lower) => stated_in_lower(lower),
+        None => stated_in(ctx.notification()),
     };
     words.or(subject)
 }
