@@ -51,6 +51,12 @@ pub static TEXT_RULES: &[TextRule] = &[
         VirusDetected,
         r"virus|malware|\binfected\b|trojan",
     ),
+    // Before the block lists: "blocked because it contains a banned attachment" is about the content.
+    text(
+        "text.attachment",
+        ContentError,
+        r"(banned|prohibited|forbidden|dangerous|unsafe|blocked|disallowed) (attachment|file type|file extension)|attachment (type )?(is |was )?(not allowed|prohibited|blocked|banned|forbidden)",
+    ),
     text(
         "text.mailboxfull",
         MailboxFull,
@@ -89,7 +95,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.suspend",
         Suspend,
-        r"(mail ?box|account|address|user|recipient) (is |has been )?(currently )?(disabled|inactive|suspended|deactivated|locked|frozen|blocked for|expired|closed|not active)|(disabled|inactive|suspended|deactivated) (mail ?box|account|address|user)|temporarily disabled|temporar(y|ily) locked|account.*(has been|is) (disabled|suspended)|mailbox unavailable.*disabled",
+        r"(mail ?box|account|address|user|recipient) (is |has been )?(currently )?(disabled|inactive|suspended|deactivated|locked|frozen|blocked for|expired|closed|not active)|(disabled|inactive|suspended|deactivated) (mail ?box|account|address|user)|temporarily disabled|temporar(y|ily) locked|account.*(has been|is) (disabled|suspended)|mailbox unavailable.*disabled|due to inactivity|for inactivity",
     ),
     text(
         "text.hasmoved",
@@ -135,7 +141,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.userunknown",
         UserUnknown,
-        r"user unknown|unknown user|no such (user|mailbox|recipient|address|account|person|local user)|user (not found|doesn't exist|does not exist)|mailbox (not found|does not exist|doesn't exist|unavailable|not available)|invalid (recipient|mailbox|address|user|e-?mail)|(address|recipient|account|user|mailbox|addressee) (does not|doesn't|did not) exist|does not exist|doesn't exist|not a valid (mailbox|recipient|user|address)|recipient not found|unknown (recipient|local|address|mailbox|alias|account)|not our customer|bad destination|no mailbox|not a known user|unknown or illegal alias|recipient unknown|address (is )?(unknown|invalid)|doesn.t have an? .*account|wasn.t found|was not found at|not found at the destination|undeliverable address|no longer exists|not listed in|user not exist|unknown in relay recipient|cannot be found|couldn't be found|could not be found|no valid recipients|mailbox name not allowed|not have an account|user invalid|dosn't exist|unknown receiver|invalid final delivery|recipient name is not recognized",
+        r"user unknown|unknown user|no such (user|mailbox|recipient|address|account|person|local user)|user (not found|doesn't exist|does not exist)|mailbox (not found|does not exist|doesn't exist|unavailable|not available)|invalid (recipient|mailbox|address|user|e-?mail)|(address|recipient|account|user|mailbox|addressee) (does not|doesn't|did not) exist|does not exist|doesn't exist|not a valid (mailbox|recipient|user|address)|(recipient|mailbox|user) (address )?(is )?not valid|recipient not found|unknown (recipient|local|address|mailbox|alias|account)|not our customer|bad destination|no mailbox|not a known user|unknown or illegal alias|recipient unknown|address (is )?(unknown|invalid)|doesn.t have an? .*account|wasn.t found|was not found at|not found at the destination|undeliverable address|no longer exists|not listed in|user not exist|unknown in relay recipient|cannot be found|couldn't be found|could not be found|no valid recipients|mailbox name not allowed|not have an account|user invalid|dosn't exist|unknown receiver|invalid final delivery|recipient name is not recognized",
     ),
     text(
         "text.requireptr",
@@ -155,7 +161,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.blocked",
         Blocked,
-        r"blocked using|blocked by|\brbl\b|spamhaus|spamcop|dnsbl|black ?list|block ?list|listed (in|on|at|by)|\bbarracuda|sorbs|\b(ip|client host|client|your host|host)( address)?( \[?[\w.:\-]+\]?)? (is |was |has been )?(blocked|banned|blacklisted|refused|rejected|not allowed)|blacklisted|banned|not accepting connections|invalid ip|service refused|smtp server of your isp|your isp|service unavailable.*(client|host)|your (ip|network|server)|dynamic ip|dial-?up|residential|\bsc-00[1-4]\b|unwanted messages|messages from [\d.:a-f]+ weren.t sent|\(bl\)",
+        r"blocked using|blocked by|\brbl\b|spamhaus|spamcop|dnsbl|black ?list|block ?list|listed (in|on|at|by)|\bbarracuda|sorbs|\b(ip|client host|client|your host|host)( address)?( \[?[\w.:\-]+\]?)? (is |was |has been )?(blocked|banned|blacklisted|refused|rejected|not allowed)|blacklisted|banned|not accepting connections|invalid ip|service refused|smtp server of your isp|your isp|service unavailable.*(client|host)|your (ip|network|server)|dynamic ip|dial-?up|residential|\bsc-00[1-4]\b|unwanted messages|the ip you.re using|not authori[sz]ed to send (e-?mail )?directly|messages from [\d.:a-f]+ weren.t sent|\(bl\)",
     ),
     text(
         "text.spam",

@@ -23,6 +23,22 @@ fn reply(line: &str, synthetic: bool) -> Reply {
 }
 
 const CASES: &[(&str, Class, Reason)] = &[
+    (
+        "550 5.7.1 The IP you're using to send mail is not authorized to send email directly to our servers",
+        Block,
+        Blocked,
+    ),
+    (
+        "550 5.0.0 <a@b.test>... Recipient address not valid",
+        Hard,
+        UserUnknown,
+    ),
+    ("550 5.0.0 Account blocked due to inactivity", Soft, Suspend),
+    (
+        "554 5.7.1 This message has been blocked because it contains a banned attachment",
+        Block,
+        ContentError,
+    ),
     // X.1.1 beside words naming another cause (providers misuse it): the words win...
     ("550 5.1.1 Mailbox full", Soft, MailboxFull),
     (
