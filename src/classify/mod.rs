@@ -76,7 +76,10 @@ pub fn find_reason(
         return other_cause_named(r, text).unwrap_or((r.reason, r.id));
     }
     if let Some(found) = match_text(text) {
-        return found;
+        return match code_rule {
+            Some(r) if r.detail.is_some() && GENERIC_TEXT.contains(&found.1) => (r.reason, r.id),
+            _ => found,
+        };
     }
     if let Some(r) = code_rule {
         return (r.reason, r.id);
@@ -86,6 +89,10 @@ pub fn find_reason(
         None => (Reason::Undefined, "none"),
     }
 }
+
+/// Text rules whose words ("service unavailable", "policy", "address rejected") say less than
+/// any enhanced code's registered meaning: a code beside them decides.
+const GENERIC_TEXT: &[&str] = &["text.systemerror", "text.policy", "text.recipient-rejected"];
 
 /// Causes that a reply names in words more precisely than a "no such mailbox" code beside them:
 /// some providers answer X.1.1 for a full mailbox, a rate limit or a policy block.

@@ -60,7 +60,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.mailboxfull",
         MailboxFull,
-        r"mail ?box (is )?(full|over)|over ?quota|quota (exceeded|full)|exceed(s|ed)? .*quota|\bquota\b|insufficient (disk )?(space|storage)|disk quota|storage (limit|full)|full mail ?box|mail ?box (size )?(limit )?(exceed|has exceeded)|mail ?box size limit|exceeds? (its |the )?mail ?box|user.*(is )?over the limit|not enough (space|storage)|mailbox is full|mail ?folder.*full",
+        r"mail ?box (is )?(full|over)|over ?quota|quota (exceeded|full)|exceed(s|ed)? .*quota|\bquota\b|insufficient (space|storage)|disk quota|storage (limit|full)|full mail ?box|mail ?box (size )?(limit )?(exceed|has exceeded)|mail ?box size limit|exceeds? (its |the )?mail ?box|user.*(is )?over the limit|not enough (space|storage)|mailbox is full|mail ?folder.*full",
     ),
     text(
         "text.mesgtoobig",
@@ -70,7 +70,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.systemfull",
         SystemFull,
-        r"insufficient system (storage|resources)|mail system full|system (is )?full|disk (is )?full|out of disk space",
+        r"insufficient system (storage|resources)|insufficient disk space|mail system full|system (is )?full|disk (is )?full|out of disk space",
     ),
     text(
         "text.speeding",

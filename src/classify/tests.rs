@@ -39,6 +39,13 @@ const CASES: &[(&str, Class, Reason)] = &[
         Block,
         ContentError,
     ),
+    (
+        "452 4.4.5 Insufficient disk space; try again later",
+        Soft,
+        SystemFull,
+    ),
+    // A registered code says more than generic words beside it.
+    ("554 5.3.2 Service currently unavailable", Hard, NotAccept),
     // X.1.1 beside words naming another cause (providers misuse it): the words win...
     ("550 5.1.1 Mailbox full", Soft, MailboxFull),
     (
