@@ -303,7 +303,7 @@ fn classify_failure(
     let found = find_reason(r.reply_code, r.status, diag);
     let found = after_retries(r, diag, found);
     let found = delayed_vague(r, found);
-    let found = by_stage(r.smtp_command, r.status, found.0, found.1);
+    let found = by_stage(r.smtp_command, r.status, diag, found);
     let found = temporary_dns(r, found);
     unconfirmed(r, evidence, found)
 }
@@ -420,12 +420,14 @@ fn hold_unexplained(r: &mut RecipientReport, recognised: bool) {
 /// at MAIL FROM is about the sender; one at connection or greeting time is about the client.
 /// A "user unknown" text under a code naming another cause, and not said in answer to RCPT, is
 /// not proof the mailbox is gone: under X.2.1 ("mailbox disabled", RFC 3463) the mailbox exists
-/// but is switched off; under X.3.x (mail system) or X.7.x (policy) a filter used the wording.
+/// but is switched off, unless the words state outright that it does not exist ("no such user",
+/// "doesn't have a ... account": qmail and Yahoo say so under X.2.1); under X.3.x (mail system)
+/// or X.7.x (policy) a filter used the wording.
 fn by_stage(
     command: Option<&str>,
     status: Option<EnhancedCode>,
-    reason: Reason,
-    rule: &'static str,
+    diag: &str,
+    (reason, rule): (Reason, &'static str),
 ) -> (Reason, &'static str) {
     use Reason::*;
     if !rule.starts_with("text.") && !rule.starts_with("reply.") && rule != "none" {
@@ -443,6 +445,7 @@ fn by_stage(
         }
         (Some("MAIL"), UserUnknown | HostUnknown | MailboxFull) => (Rejected, "stage.mail"),
         (cmd, UserUnknown) if cmd != Some("RCPT") => match status.map(|s| (s.subject, s.detail)) {
+            Some((2, 1)) if crate::classify::states_mailbox_missing(diag) => (reason, rule),
             Some((2, 1)) => (Suspend, "code.x.2.1.disabled"),
             Some((3 | 7, _)) => (Filtered, "code.x.3-7.filtered"),
             _ => (reason, rule),

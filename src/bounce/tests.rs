@@ -130,6 +130,12 @@ fn user_unknown_under_another_cause_code_is_not_hard_unless_refused_at_rcpt() {
     let rc = &r.recipients[0];
     assert_eq!(rc.smtp_command, Some("RCPT"));
     assert_eq!((rc.class, rc.reason), (Class::Hard, Reason::UserUnknown));
+    let r = parse(&dsn_with("5.2.1", "; no such user here"));
+    assert_eq!(
+        (r.recipients[0].class, r.recipients[0].reason),
+        (Class::Hard, Reason::UserUnknown),
+        "X.2.1 with words stating the mailbox does not exist"
+    );
     let r = parse(&dsn_with("5.1.1", ""));
     assert_eq!(r.recipients[0].reason, Reason::UserUnknown);
     let r = parse(&dsn_with("5.7.1", ""));

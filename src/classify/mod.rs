@@ -120,6 +120,19 @@ static NONEXISTENT: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
+/// Words stating outright that the mailbox does not exist ("does not exist", "no such user",
+/// "doesn't have a ... account", "no mailbox here by that name"), unlike the bare "user unknown"
+/// that filters also print.
+static STATED_MISSING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(does not|doesn't|did not) exist|no such (user|mailbox|recipient|account|person)|doesn.t have an? .*account|no mailbox here|(user|mailbox|recipient|account) not found|not a valid (mailbox|recipient|user|address)")
+        .expect("static regex")
+});
+
+/// Whether `text` states outright that the mailbox does not exist (see [`STATED_MISSING`]).
+pub fn states_mailbox_missing(text: &str) -> bool {
+    STATED_MISSING.is_match(&truncate(text, MAX_TEXT).to_ascii_lowercase())
+}
+
 /// The text's own cause when a strong "mailbox does not exist" code (X.1.1) stands beside words
 /// naming another one ([`NAMED_CAUSES`]) and no words saying the mailbox does not exist.
 fn other_cause_named(r: &CodeRule, text: &str) -> Option<(Reason, &'static str)> {
