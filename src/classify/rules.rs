@@ -120,7 +120,7 @@ pub static TEXT_RULES: &[TextRule] = &[
     text(
         "text.hostunknown",
         HostUnknown,
-        r"host unknown|unknown host|domain (name )?(not found|does not exist|unknown|doesn't exist|is not valid)|no such domain|nxdomain|host not found|host or domain name not found|name or service not known|unrouteable|unroutable|no (mx|a) record|null mx|domain has no|unknown domain|invalid domain|host \S+ not found|domain (is )?not reachable|domain may not exist",
+        r"host unknown|unknown host|domain (name )?(not found|does not exist|unknown|doesn't exist|is not valid)|no such domain|nxdomain|host not found|host or domain name not found|name or service not known|unrouteable|unroutable|no (mx|a) record|null mx|domain has no|unknown domain|invalid domain|host \S+ not found|domain (is )?not reachable|domain may not exist|point to non-?existent hosts",
     ),
     text(
         "text.recipient-access-denied",

@@ -44,6 +44,11 @@ const CASES: &[(&str, Class, Reason)] = &[
         Soft,
         SystemFull,
     ),
+    (
+        "550 all relevant MX records point to non-existent hosts",
+        Hard,
+        HostUnknown,
+    ),
     // A registered code says more than generic words beside it.
     ("554 5.3.2 Service currently unavailable", Hard, NotAccept),
     // X.1.1 beside words naming another cause (providers misuse it): the words win...
