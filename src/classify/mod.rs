@@ -139,9 +139,12 @@ fn other_cause_named(r: &CodeRule, text: &str) -> Option<(Reason, &'static str)>
     if r.reason != Reason::UserUnknown {
         return None;
     }
-    let found = match_text(text).filter(|(reason, _)| NAMED_CAUSES.contains(reason))?;
+    // The common case (the words say the mailbox is missing) is settled by one pattern.
     let lower = truncate(text, MAX_TEXT).to_ascii_lowercase();
-    (!NONEXISTENT.is_match(&lower)).then_some(found)
+    if NONEXISTENT.is_match(&lower) {
+        return None;
+    }
+    match_text(text).filter(|(reason, _)| NAMED_CAUSES.contains(reason))
 }
 
 /// The first text rule matching `text`, if any.
