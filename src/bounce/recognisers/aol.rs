@@ -95,6 +95,7 @@ fn not_accepting(ctx: &Context) -> Option<Vec<RecipientReport>> {
         find_address(ctx.from()).and_then(|a| a.split_once('@').map(|(_, d)| d.to_string()))?;
     let names = text.get(from..)?.lines().map(str::trim);
     let found = names
+        .skip_while(|n| n.is_empty())
         .take_while(|n| !n.is_empty() && !n.contains(char::is_whitespace))
         .map(|n| {
             let addr = find_address(n).unwrap_or_else(|| complete(n, &to, &domain));
@@ -131,7 +132,7 @@ mod tests {
     #[test]
     fn screen_names_refusing_the_sender_are_filtered() {
         let raw = b"From: Mail Delivery Subsystem <MAILER-DAEMON@aol.test>\nSubject: Returned mail: see transcript for details\n\n\
-            Your mail to the following recipients could not be delivered because they are not accepting mail from s@a.test:\n\
+            Your mail to the following recipients could not be delivered because they are not accepting mail from s@a.test:\n\n\
             \tKiddo\n\tother@aol.test\n\n";
         let ctx = Context::build(raw);
         assert!(detect(&ctx));
