@@ -1,5 +1,7 @@
 //! Ipswitch IMail Server (`X-Mailer: <SMTP32 ...>`): one `reason: address` line per failed
-//! recipient, then "Original message follows."
+//! recipient, then "Original message follows." A notice whose header lost the `X-Mailer` is
+//! still IMail's when its subject is "Undeliverable Mail" and a line is one of IMail's own
+//! verdicts ("Unknown user: addr", "User mailbox exceeds allowed size: addr", ...).
 
 use std::sync::LazyLock;
 
@@ -12,7 +14,7 @@ use crate::bounce::{Context, RecipientReport};
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "imail",
     cues: Cues {
-        phrases: &[],
+        phrases: &["original message follows"],
         fields: &["x-mailer"],
     },
     detect,
@@ -50,8 +52,36 @@ fn reason_then_address(line: &str) -> Option<(String, String)> {
 }
 
 fn detect(ctx: &Context) -> bool {
-    ctx.header("x-mailer")
-        .is_some_and(|m| m.trim_start().starts_with("<SMTP32"))
+    let mailer = ctx
+        .header("x-mailer")
+        .is_some_and(|m| m.trim_start().starts_with("<SMTP32"));
+    mailer
+        || ctx
+            .subject
+            .trim()
+            .eq_ignore_ascii_case("undeliverable mail")
+            && ctx.body_has("original message follows")
+            && ctx.notification().lines().any(is_own_line)
+}
+
+/// IMail's own reasons, each put before the address it applies to.
+const OWN_REASONS: &[&str] = &[
+    "unknown user",
+    "user mailbox exceeds allowed size",
+    "invalid final delivery userid",
+    "unknown host",
+    "request failed due to security error",
+];
+
+/// `Unknown user: a@example.org` and the like, or `undeliverable to a@example.org`.
+fn is_own_line(line: &str) -> bool {
+    if UNDELIVERABLE_TO.is_match(line) {
+        return true;
+    }
+    REASON_ADDRESS.captures(line).is_some_and(|c| {
+        let reason = c.get(1).map_or("", |m| m.as_str().trim());
+        OWN_REASONS.iter().any(|r| reason.eq_ignore_ascii_case(r))
+    })
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
@@ -99,6 +129,25 @@ mod tests {
     fn other_mailers_are_not_claimed() {
         let raw =
             b"From: postmaster@x.test\nX-Mailer: Microsoft Outlook\n\nUnknown user: a@x.test\n";
+        assert!(!detect(&Context::build(raw)));
+    }
+
+    #[test]
+    fn the_body_shape_is_enough_without_the_mailer_field() {
+        let raw = b"From: Postmaster <postmaster@imail.test>\nSubject: Undeliverable Mail\n\n\
+            Unknown user: pupil@imail.test\n\nOriginal message follows.\n\nTo: pupil@imail.test\n";
+        let ctx = Context::build(raw);
+        assert!(detect(&ctx));
+        let r = parse(&ctx).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].recipient.as_deref(), Some("pupil@imail.test"));
+        assert_eq!(r[0].diagnostic.as_deref(), Some("Unknown user"));
+    }
+
+    #[test]
+    fn an_other_reason_line_without_the_mailer_is_not_claimed() {
+        let raw = b"From: Postmaster <postmaster@x.test>\nSubject: Undeliverable Mail\n\n\
+            Delivery to this address failed: a@x.test\n\nOriginal message follows.\n";
         assert!(!detect(&Context::build(raw)));
     }
 }

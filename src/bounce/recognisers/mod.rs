@@ -20,6 +20,7 @@ mod notes;
 mod office365;
 mod qmail;
 mod sendmail;
+mod smtp32;
 mod sun_messaging;
 mod yahoo;
 
@@ -70,6 +71,7 @@ pub static TABLE: &[&Recogniser] = &[
     &dragonfly::RECOGNISER,
     &notes::RECOGNISER,
     &imail::RECOGNISER,
+    &smtp32::RECOGNISER,
     &gmail::RECOGNISER,
     &yahoo::RECOGNISER,
     &office365::RECOGNISER,

@@ -1,4 +1,8 @@
-//! Yahoo! Mail: "Sorry, we were unable to deliver your message to the following address." then `<addr>:` blocks.
+//! Yahoo! Mail: "Sorry, we were unable to deliver your message to the following address." then
+//! `<addr>:` blocks; its older qmail-based notices: "Message from yahoo.com." and "Unable to
+//! deliver message to the following address(es).", then `<addr>:` blocks ("Sorry your message
+//! to addr cannot be delivered. This account has been disabled or discontinued [#102].") and
+//! "--- Original message follows.".
 
 use std::sync::LazyLock;
 
@@ -15,6 +19,7 @@ pub static RECOGNISER: Recogniser = Recogniser {
         phrases: &[
             "we were unable to deliver your message to the following address",
             "sorry, your message to",
+            "message from yahoo",
         ],
         fields: &[],
     },
@@ -23,8 +28,14 @@ pub static RECOGNISER: Recogniser = Recogniser {
 };
 
 const LAYOUT: Layout = Layout {
-    start: &["unable to deliver your message to the following address"],
-    end: &["--- below this line is a copy"],
+    start: &[
+        "unable to deliver your message to the following address",
+        "unable to deliver message to the following address",
+    ],
+    end: &[
+        "--- below this line is a copy",
+        "--- original message follows",
+    ],
     rcpt: angle_colon,
     stop_at_blank: true,
 };
@@ -32,6 +43,8 @@ const LAYOUT: Layout = Layout {
 fn detect(ctx: &Context) -> bool {
     ctx.body_has("we were unable to deliver your message to the following address")
         || ctx.body_has("sorry, your message to") && ctx.body_has("cannot be delivered")
+        || ctx.notification_has("message from yahoo")
+            && ctx.notification_has("unable to deliver message to the following address")
 }
 
 /// Yahoo's own words (its help pages list them with their `[#NNN]` / `dd` codes).
@@ -57,7 +70,7 @@ const VERDICTS: Verdicts = &[
 /// The older one-line form: "Sorry, your message to ADDR cannot be delivered. REASON".
 static SORRY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)sorry, your message to <?([^<>\s]+@[^<>\s]+?)>? cannot be delivered\.?\s*(.*)$",
+        r"(?i)sorry,? your message to <?([^<>\s]+@[^<>\s]+?)>? cannot be delivered\.?\s*(.*)$",
     )
     .expect("static regex")
 });
@@ -70,7 +83,10 @@ fn sorry(line: &str) -> Option<(String, String)> {
 
 const OLD_LAYOUT: Layout = Layout {
     start: &[],
-    end: &["--- below this line is a copy"],
+    end: &[
+        "--- below this line is a copy",
+        "--- original message follows",
+    ],
     rcpt: sorry,
     stop_at_blank: true,
 };
@@ -99,6 +115,31 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .starts_with("Remote host said: 554")
+        );
+    }
+
+    #[test]
+    fn the_old_layout_gives_yahoos_own_verdicts() {
+        let raw = b"From: MAILER-DAEMON@yahoo.test\nSubject: failure delivery\n\n\
+            Message from yahoo.test.\nUnable to deliver message to the following address(es).\n\n\
+            <gone@yahoo.test>:\nSorry your message to gone@yahoo.test cannot be delivered. \
+            This user doesn't have a yahoo.test account (gone@yahoo.test) [0]\n\n\
+            <off@yahoo.test>:\nSorry your message to off@yahoo.test cannot be delivered. \
+            This account has been disabled or discontinued [#102].\n\n\
+            --- Original message follows.\n\nTo: gone@yahoo.test\n";
+        let ctx = Context::build(raw);
+        assert!(detect(&ctx));
+        let r = parse(&ctx).unwrap();
+        let got: Vec<_> = r
+            .iter()
+            .map(|r| (r.recipient.as_deref(), r.reason))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("gone@yahoo.test"), Reason::UserUnknown),
+                (Some("off@yahoo.test"), Reason::Suspend),
+            ]
         );
     }
 }
