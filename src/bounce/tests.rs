@@ -146,7 +146,7 @@ fn user_unknown_under_another_cause_code_is_not_hard_unless_refused_at_rcpt() {
 }
 
 #[test]
-fn qmail_remote_sentences_give_the_stage() {
+fn sentences_only_one_stage_produces_give_the_stage() {
     for (text, stage) in [
         (
             "192.0.2.7 does not like recipient. Remote host said: 550 User unknown",
@@ -155,6 +155,10 @@ fn qmail_remote_sentences_give_the_stage() {
         ("Connected to 192.0.2.7 but sender was rejected.", "MAIL"),
         ("Connected to 192.0.2.7 but my name was rejected.", "HELO"),
         ("192.0.2.7 failed after I sent the message.", "DATA"),
+        (
+            "host mx[192.0.2.9] said: 550 5.1.1 <a@b.test>: User unknown in local recipient table",
+            "RCPT",
+        ),
     ] {
         assert_eq!(recognisers::smtp_command(text), Some(stage), "{text}");
     }

@@ -408,7 +408,7 @@ pub fn is_system_address(a: &str) -> bool {
 }
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:>>>\s*|(?-u:\b)smtp:|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+|smtp command[\s:-]*)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)|(does not like recipient|does not like sender|but sender was rejected|but my name was rejected|failed after i sent the message|failed on data command)")
+    Regex::new(r"(?:>>>\s*|(?-u:\b)smtp:|after\s+|in reply to\s+(?:end of\s+)?|did not like our\s+(?:final\s+)?|while sending\s+|response to\s+|smtp command[\s:-]*)(data|end of data|rcpt to|rcpt|mail from|mail|helo|ehlo|initial connection)(?-u:\b)|(does not like recipient|does not like sender|but sender was rejected|but my name was rejected|failed after i sent the message|failed on data command|in (?:local recipient|virtual mailbox|virtual alias|relay recipient) table)")
         .expect("static regex")
 });
 
@@ -419,7 +419,7 @@ pub fn smtp_command(text: &str) -> Option<&'static str> {
     let lower = text.to_ascii_lowercase();
     let c = COMMAND.captures(&lower)?;
     if let Some(said) = c.get(2) {
-        return Some(qmail_stage(said.as_str()));
+        return Some(sentence_stage(said.as_str()));
     }
     Some(match c.get(1)?.as_str() {
         "data" | "end of data" => "DATA",
@@ -430,13 +430,16 @@ pub fn smtp_command(text: &str) -> Option<&'static str> {
     })
 }
 
-/// The command behind qmail-remote's own sentence about a refusal (qmail-remote.c: "HOST does
-/// not like recipient." after RCPT, "... but sender was rejected." after MAIL, "... but my name
-/// was rejected." after HELO, "HOST failed after I sent the message." after the data), which
-/// precede the quoted "Remote host said:" reply instead of naming the command.
-fn qmail_stage(said: &str) -> &'static str {
+/// The command behind a sentence only one stage produces: qmail-remote's own words about a
+/// refusal (qmail-remote.c: "HOST does not like recipient." after RCPT, "... but sender was
+/// rejected." after MAIL, "... but my name was rejected." after HELO, "HOST failed after I sent
+/// the message." after the data), which precede the quoted "Remote host said:" reply instead of
+/// naming the command; and Postfix smtpd's recipient table lookups ("User unknown in local
+/// recipient table", "... in virtual mailbox table"), which it answers to RCPT only.
+fn sentence_stage(said: &str) -> &'static str {
     match said {
         "does not like recipient" => "RCPT",
+        s if s.ends_with(" table") => "RCPT",
         "does not like sender" | "but sender was rejected" => "MAIL",
         "but my name was rejected" => "HELO",
         _ => "DATA",
