@@ -116,6 +116,19 @@ fn config_file(dir: &Path, cfg: &Config, grace: &str) -> PathBuf {
     path
 }
 
+/// Waits (up to 20 s) until the daemon's rotation watcher has run two more checks.
+async fn two_more_checks() {
+    let checks = rebound::delivery::outbound::dkim::rotation_checks();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while rebound::delivery::outbound::dkim::rotation_checks() < checks + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rotation check ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Sends one message from school.test and returns the copy the MX received.
 async fn send_one(d: &rebound::daemon::Running, mx: &ScriptedMx, subject: &str) -> Vec<u8> {
     let before = mx.record().messages.len();
@@ -222,15 +235,7 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
     }
 
     // The daemon has looked rb2 up (twice, so once after seeing the rotation) and not found it.
-    let checks = rebound::delivery::outbound::dkim::rotation_checks();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while rebound::delivery::outbound::dkim::rotation_checks() < checks + 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no rotation check ran"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    two_more_checks().await;
     let before = send_one(&d, &mx, "before").await;
     assert_eq!(selectors(&before), ["rb1", "rb1-ed25519"]);
     assert_eq!(verify(&keys, &before), [true, true]);
@@ -281,10 +286,7 @@ async fn signing_switches_once_the_new_records_resolve_and_the_switch_survives_a
 
     // Only the RSA record published: still rb1 (every record must resolve).
     dns.publish(lines[0]).await;
-    let checks = rebound::delivery::outbound::dkim::rotation_checks();
-    while rebound::delivery::outbound::dkim::rotation_checks() < checks + 2 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    two_more_checks().await;
     assert_eq!(
         selectors(&send_one(&d, &mx, "half").await),
         ["rb1", "rb1-ed25519"]
@@ -451,15 +453,7 @@ async fn the_switch_is_dated_by_the_daemon_clock_and_the_watcher_stops_with_it()
     // A further rotation left unpublished keeps the watcher checking while the daemon runs...
     let again = rebound(&conf, &["dkim", "rotate", "school.test"]).await;
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
-    let checks = rebound::delivery::outbound::dkim::rotation_checks();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while rebound::delivery::outbound::dkim::rotation_checks() < checks + 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no rotation check ran"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    two_more_checks().await;
     // ...and not once it has stopped.
     d.stop().await;
     let after_stop = rebound::delivery::outbound::dkim::rotation_checks();
