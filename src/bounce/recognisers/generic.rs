@@ -3,7 +3,9 @@
 //! named in the notification, each with the text around it.
 
 use super::{is_header_line, is_system_address, looks_like_bounce, original_in_text, text_near};
-use crate::bounce::fields::{Field, all_addresses, field, find_address, find_reply_code, squeeze};
+use crate::bounce::fields::{
+    Field, all_addresses, field, find_address, find_ci, find_reply_code, squeeze,
+};
 use crate::bounce::{Context, RecipientReport};
 use crate::classify::match_text;
 use crate::model::Reason;
@@ -78,7 +80,7 @@ fn recipients(ctx: &Context, region: &str, original: &[Field]) -> Vec<String> {
         rcpts = region
             .lines()
             .filter(|l| !is_header_line(l))
-            .flat_map(all_addresses)
+            .flat_map(|l| all_addresses(without_alias(l)))
             .filter(|a| !skip.contains(a) && !is_system_address(a))
             .take(MAX * 4)
             .collect();
@@ -90,6 +92,15 @@ fn recipients(ctx: &Context, region: &str, original: &[Field]) -> Vec<String> {
     rcpts.retain(|a| seen.insert(a.clone()));
     rcpts.truncate(MAX);
     rcpts
+}
+
+/// The line up to Postfix's `(expanded from <alias>)`, which names the address the failed one
+/// was expanded from, not a second failed recipient.
+fn without_alias(line: &str) -> &str {
+    match find_ci(line, "(expanded from") {
+        Some(i) => &line[..i],
+        None => line,
+    }
 }
 
 fn has_code_or_words(d: &str) -> bool {
@@ -128,6 +139,15 @@ mod tests {
                 .unwrap()
                 .contains("550 mailbox unavailable")
         );
+    }
+
+    #[test]
+    fn an_expanded_from_alias_is_not_a_recipient() {
+        let raw = b"From: MAILER-DAEMON@mx.test\nTo: s@a.test\nSubject: Undelivered Mail Returned to Sender\n\n\
+            This is the mail system at host mx.test.\n\n<m@b.test> (expanded from <list@a.test>): mail for b.test\n    loops back to myself\n";
+        let r = generic(&Context::build(raw)).unwrap();
+        let got: Vec<_> = r.iter().map(|r| r.recipient.as_deref()).collect();
+        assert_eq!(got, [Some("m@b.test")]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::bounce::{Context, RecipientReport};
 pub static RECOGNISER: Recogniser = Recogniser {
     name: "office365",
     cues: Cues {
-        phrases: &["resolver.", "remote server returned '"],
+        phrases: &["resolver.", "remote server returned '", ADMIN_BLOCK],
         fields: &["x-ms-exchange-message-is-ndr"],
     },
     detect,
@@ -26,10 +26,15 @@ static QUOTED_REPLY: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
+/// The heading of the administrators' block of an English Exchange 2007+ NDR, which may carry
+/// neither the NDR header (a relayed or re-sent notice) nor a `RESOLVER.` code (a remote reply).
+const ADMIN_BLOCK: &str = "diagnostic information for administrators";
+
 fn detect(ctx: &Context) -> bool {
     ctx.header("x-ms-exchange-message-is-ndr").is_some()
         || ctx.body_has("RESOLVER.")
         || ctx.body_has("Remote Server returned '")
+        || ctx.body_has(ADMIN_BLOCK)
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
@@ -81,6 +86,20 @@ mod tests {
             crate::classify::find_reason(Some(550), None, d).0,
             Reason::UserUnknown
         );
+    }
+
+    #[test]
+    fn the_administrator_block_alone_admits_the_notice() {
+        let raw = b"From: Microsoft Exchange <MicrosoftExchange1@ex.test>\nSubject: Undeliverable: hi\n\n\
+            Delivery has failed to these recipients or groups:\n\nPete (pete@r.test)\nYour message wasn't delivered.\n\n\
+            Diagnostic information for administrators:\n\nGenerating server: ex.test\n\n\
+            pete@r.test\nmx.r.test #550 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using Spamhaus ##\n";
+        let ctx = Context::build(raw);
+        assert!(detect(&ctx));
+        let r = parse(&ctx).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].recipient.as_deref(), Some("pete@r.test"));
+        assert!(r[0].diagnostic.as_deref().unwrap().starts_with("550 5.7.1"));
     }
 
     #[test]
