@@ -45,7 +45,7 @@ static PERMANENT: LazyLock<Regex> = LazyLock::new(|| {
 
 /// The message is still queued (Sendmail, Exim, Postfix, Exchange delay wording).
 static TEMPORARY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"will be retried|will retry|will keep trying|will continue (to try|trying)|still (be )?trying|delivery attempts will continue|has not yet been delivered|message still undelivered|delivery (of your message )?(has been|is) (delayed|deferred)|message (has been |was )?deferred|delayed mail|delivery delayed")
+    Regex::new(r"will be retried|will retry|will keep trying|will continue (to try|trying)|still (be )?trying|delivery attempts will continue|has not yet been delivered|message still undelivered|delivery (of your message )?(has been|is) (delayed|deferred)|message (has been |was )?deferred|delayed mail|delivery delayed|recipients? was delayed")
         .expect("static regex")
 });
 
@@ -113,6 +113,10 @@ mod tests {
         );
         assert_eq!(
             stated_in("**  THIS IS A WARNING MESSAGE ONLY  ** giving up on host x"),
+            Some(Stated::Temporary)
+        );
+        assert_eq!(
+            stated_in("Delivery of your message to the following recipients was delayed:"),
             Some(Stated::Temporary)
         );
         assert_eq!(stated_in("550 5.1.1 user unknown"), None);
