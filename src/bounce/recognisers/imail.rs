@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Cues, Layout, Recogniser, scan};
+use super::{Cues, Layout, Recogniser, captured_address, scan};
 use crate::bounce::fields::clean_address;
 use crate::bounce::{Context, RecipientReport};
 
@@ -33,17 +33,18 @@ static REASON_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*([A-Za-z][^:<>@]*\s[^:<>@]*[A-Za-z0-9]):\s*<?([^<>\s@]+@[^<>\s]+?)>?\s*$")
         .expect("static regex")
 });
-/// `undeliverable to a@example.org`, the remote reply on the lines after it.
-static UNDELIVERABLE_TO: LazyLock<Regex> = LazyLock::new(|| {
+
+/// `undeliverable to a@example.org`, the remote reply on the lines after it (IMail's and
+/// SMTP32's layouts both use it).
+pub(super) static UNDELIVERABLE_TO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*undeliverable to\s+<?([^<>\s@]+@[^<>\s]+?)>?\s*$").expect("static regex")
 });
 
 /// `Unknown user: a@example.org` gives the address and the reason before it; `undeliverable to
 /// a@example.org` gives the address, its reason following on the next lines.
 fn reason_then_address(line: &str) -> Option<(String, String)> {
-    if let Some(c) = UNDELIVERABLE_TO.captures(line) {
-        let addr = clean_address(c.get(1)?.as_str());
-        return (!addr.is_empty()).then(|| (addr, String::new()));
+    if let Some(found) = captured_address(&UNDELIVERABLE_TO, line) {
+        return Some(found);
     }
     let c = REASON_ADDRESS.captures(line)?;
     let addr = clean_address(c.get(2)?.as_str());

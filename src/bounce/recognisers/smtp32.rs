@@ -5,10 +5,7 @@
 //! the remote reply), then "--- Original message follows.". Its reason-first layout
 //! (`Unknown user: addr`) is read by the IMail recogniser, which comes first in the table.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-
+use super::imail::UNDELIVERABLE_TO;
 use super::{Cues, Layout, Recogniser, bare, captured_address, scan};
 use crate::bounce::fields::contains_ci;
 use crate::bounce::{Context, RecipientReport};
@@ -30,11 +27,6 @@ const LAYOUT: Layout = Layout {
     rcpt: address_line,
     stop_at_blank: true,
 };
-
-/// `undeliverable to a@example.org`, the remote reply on the lines after it.
-static UNDELIVERABLE_TO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*undeliverable to\s+<?([^<>\s@]+@[^<>\s]+?)>?\s*$").expect("static regex")
-});
 
 /// A line that is an address (its reason on the lines after it).
 fn address_line(line: &str) -> Option<(String, String)> {
