@@ -267,6 +267,12 @@ impl std::hash::Hasher for AddressHasher {
     }
 }
 
+/// True when `text` starts with `prefix`, ASCII case-insensitively.
+pub fn starts_with_ci(text: &str, prefix: &str) -> bool {
+    text.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
 /// True when `haystack` contains `needle`, ASCII case-insensitively.
 pub fn contains_ci(haystack: &str, needle: &str) -> bool {
     find_ci(haystack, needle).is_some()

@@ -111,7 +111,7 @@ fn has_code_or_words(d: &str) -> bool {
 fn is_quoted_header(d: &str) -> bool {
     ["to:", "cc:"]
         .iter()
-        .any(|p| d.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+        .any(|p| crate::bounce::fields::starts_with_ci(d, p))
 }
 
 fn truncated(s: &str, max: usize) -> String {

@@ -386,7 +386,7 @@ pub(crate) fn is_header_line(line: &str) -> bool {
         "(envelope-from",
     ]
     .iter()
-    .any(|p| l.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+    .any(|p| crate::bounce::fields::starts_with_ci(l, p))
         || contains_ci(line, "message-id")
 }
 

@@ -7,7 +7,7 @@
 
 use super::imail::UNDELIVERABLE_TO;
 use super::{Cues, Layout, Recogniser, bare, captured_address, scan};
-use crate::bounce::fields::contains_ci;
+use crate::bounce::fields::{contains_ci, starts_with_ci};
 use crate::bounce::{Context, RecipientReport};
 use crate::model::Reason;
 
@@ -66,11 +66,6 @@ fn has_own_block(ctx: &Context) -> bool {
                 || contains_ci(next, "generated response")
         }
     })
-}
-
-fn starts_with_ci(text: &str, prefix: &str) -> bool {
-    text.get(..prefix.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
