@@ -144,16 +144,19 @@ fn other_cause_named(r: &CodeRule, text: &str) -> Option<(Reason, &'static str)>
     if NONEXISTENT.is_match(&lower) {
         return None;
     }
-    match_text(text).filter(|(reason, _)| NAMED_CAUSES.contains(reason))
+    match_lower(&lower).filter(|(reason, _)| NAMED_CAUSES.contains(reason))
 }
 
 /// The first text rule matching `text`, if any.
 pub fn match_text(text: &str) -> Option<(Reason, &'static str)> {
+    match_lower(&truncate(text, MAX_TEXT).to_ascii_lowercase())
+}
+
+/// [`match_text`] on text already truncated and ASCII-lower-cased.
+fn match_lower(text: &str) -> Option<(Reason, &'static str)> {
     if text.is_empty() {
         return None;
     }
-    let text = truncate(text, MAX_TEXT).to_ascii_lowercase();
-    let text = text.as_str();
     TEXT_RULES
         .iter()
         .zip(TEXT_REGEXES.iter())
