@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{Cues, Recogniser, Verdicts, line_after, own_verdicts};
-use crate::bounce::fields::{clean_address, squeeze};
+use crate::bounce::fields::{clean_address, squeeze, starts_with_ci};
 use crate::bounce::{Context, RecipientReport};
 use crate::model::Reason;
 
@@ -103,9 +103,8 @@ fn recipient(c: &regex::Captures<'_>, reason: &str) -> RecipientReport {
 
 /// The text after a `Reason:` label.
 fn reason_line(t: &str) -> Option<&str> {
-    t.get(..7)
-        .filter(|p| p.eq_ignore_ascii_case("reason:"))
-        .map(|_| &t[7..])
+    const REASON: &str = "reason:";
+    starts_with_ci(t, REASON).then(|| &t[REASON.len()..])
 }
 
 #[cfg(test)]

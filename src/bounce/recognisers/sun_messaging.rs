@@ -26,9 +26,7 @@ fn detect(ctx: &Context) -> bool {
 /// The value after `name` (case-insensitive) at the start of `line`.
 fn value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     let t = line.trim_start();
-    t.get(..name.len())
-        .filter(|p| p.eq_ignore_ascii_case(name))
-        .map(|_| t[name.len()..].trim())
+    crate::bounce::fields::starts_with_ci(t, name).then(|| t[name.len()..].trim())
 }
 
 fn parse(ctx: &Context) -> Option<Vec<RecipientReport>> {
